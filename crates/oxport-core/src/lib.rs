@@ -1,0 +1,36 @@
+//! oxport-core: the bottom layers of oxport.
+//!
+//! * [`dtype`] — PyTorch's dtypes (with the serialized `ScalarType` codes), scalars, type promotion.
+//! * [`sym`] — symbolic integers (`SymInt`) that meta functions compute over, and guard recording.
+//! * [`tensor`] — strided tensors whose views share storage, plus the raw CPU kernels.
+//! * [`ops`] — THE op registry: one entry per ATen overload with its PyTorch schema, meta function and
+//!   CPU kernel. Every user-facing tensor operation dispatches through it.
+//!
+//! ```
+//! use oxport_core::prelude::*;
+//! let x = Tensor::arange_f32(6).view(&[2, 3])?;
+//! let y = x.t()?.relu()?.sum_all()?;
+//! assert_eq!(y.item_f64()?, 15.0);
+//! # Ok::<(), oxport_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod dtype;
+pub mod error;
+pub mod ops;
+pub mod sym;
+pub mod tensor;
+
+pub use dtype::{DType, Scalar};
+pub use error::{Error, Result};
+pub use sym::SymInt;
+pub use tensor::Tensor;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::dtype::{DType, Scalar};
+    pub use crate::error::{Error, Result};
+    pub use crate::ops::Operand;
+    pub use crate::sym::SymInt;
+    pub use crate::tensor::{Generator, Tensor};
+}

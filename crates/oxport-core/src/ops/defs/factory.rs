@@ -1,0 +1,96 @@
+//! Tensor factories: full, zeros, ones, *_like, arange.
+use super::*;
+use crate::dtype::Scalar;
+
+pub(super) fn register(r: &mut Builder) {
+    r.op("aten.full.default", meta_factory, factory);
+    r.op("aten.zeros.default", meta_factory, factory);
+    r.op("aten.ones.default", meta_factory, factory);
+    r.op("aten.full_like.default", meta_like, factory);
+    r.op("aten.zeros_like.default", meta_like, factory);
+    r.op("aten.ones_like.default", meta_like, factory);
+    r.op("aten.arange.default", meta_arange, arange);
+    r.op("aten.arange.start", meta_arange, arange);
+    r.op("aten.arange.start_step", meta_arange, arange);
+}
+
+fn fill_value<T>(a: &Args<T>) -> Result<Scalar> {
+    Ok(match a.schema.name.as_str() {
+        "aten::full" | "aten::full_like" => a.scalar("fill_value")?,
+        "aten::ones" | "aten::ones_like" => Scalar::Int(1),
+        _ => Scalar::Int(0),
+    })
+}
+
+fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let sizes = a.symints("size")?.to_vec();
+    for s in &sizes {
+        if s.guard_lt(&SymInt::Int(0)) {
+            return Err(Error::shape(format!(
+                "Trying to create tensor with negative dimension {s}: {}",
+                shape_str(&sizes)
+            )));
+        }
+    }
+    let default = if a.schema.name == "aten::full" { fill_value(a)?.natural_dtype() } else { DType::F32 };
+    one(a.opt_dtype("dtype")?.unwrap_or(default), sizes)
+}
+
+fn meta_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    one(a.opt_dtype("dtype")?.unwrap_or(t.dtype), t.sizes.clone())
+}
+
+fn factory(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    out1(Tensor::filled(&out_sizes(outs, 0)?, fill_value(a)?, out_dtype(outs, 0)?))
+}
+
+fn arange_params<T>(a: &Args<T>) -> Result<(Scalar, Scalar, Scalar)> {
+    let start = if a.schema.arg_index("start").is_some() { a.scalar("start")? } else { Scalar::Int(0) };
+    let step = if a.schema.arg_index("step").is_some() { a.scalar("step")? } else { Scalar::Int(1) };
+    Ok((start, a.scalar("end")?, step))
+}
+
+fn arange_len(start: f64, end: f64, step: f64) -> Result<usize> {
+    if step == 0.0 {
+        return Err(Error::value("step must be nonzero"));
+    }
+    if !start.is_finite() || !end.is_finite() {
+        return Err(Error::value(format!("unsupported range: {start} -> {end}")));
+    }
+    if (step > 0.0 && end < start) || (step < 0.0 && end > start) {
+        return Err(Error::value("upper bound and larger bound inconsistent with step sign"));
+    }
+    let n = ((end - start) / step).ceil();
+    if n > crate::tensor::MAX_NUMEL as f64 {
+        return Err(Error::value(format!("arange would create {n} elements")));
+    }
+    Ok(n as usize)
+}
+
+fn meta_arange(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (start, end, step) = arange_params(a)?;
+    let any_float = [start, end, step].iter().any(|s| s.is_float());
+    let dt = a.opt_dtype("dtype")?.unwrap_or(if any_float { DType::F32 } else { DType::I64 });
+    // The length uses the arguments as given; integer aranges then truncate start and step
+    // (PyTorch's accscalar_t is int64 there), so a truncated step of 0 is an error too.
+    let n = arange_len(start.to_f64(), end.to_f64(), step.to_f64())?;
+    if !dt.is_floating_point() && step.to_i64() == 0 {
+        return Err(Error::value("step must be nonzero"));
+    }
+    one(dt, vec![SymInt::from(n)])
+}
+
+fn arange(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(outs, 0)?;
+    let n = out_sizes(outs, 0)?[0];
+    let (start, _, step) = arange_params(a)?;
+    let t = if dt.is_floating_point() {
+        let (s, st) = (start.to_f64(), step.to_f64());
+        as_dtype(&Tensor::from_vec((0..n).map(|i| s + st * i as f64).collect::<Vec<f64>>(), &[n])?, dt)
+    } else {
+        let (s, st) = (start.to_i64(), step.to_i64());
+        as_dtype(&Tensor::from_vec((0..n as i64).map(|i| s.wrapping_add(st.wrapping_mul(i))).collect::<Vec<i64>>(), &[n])?, dt)
+    };
+    out1(t)
+}

@@ -1,0 +1,922 @@
+//! Neural-network ops: convolution, pooling, batch/layer norm, attention, embedding, LSTM.
+use super::linalg::{batched_matmul, matmul_tensors};
+use super::*;
+use crate::dtype::Scalar;
+use crate::tensor::kernels::conv::{conv2d, Conv2dParams};
+use crate::tensor::kernels::matmul::Scalar as FloatScalar;
+use crate::tensor::kernels::pool;
+use crate::tensor::Element;
+
+pub(super) fn register(r: &mut Builder) {
+    r.op("aten.conv2d.default", meta_conv, conv_kernel);
+    r.op("aten.convolution.default", meta_conv, conv_kernel);
+    r.op("aten.max_pool2d.default", meta_pool, |a, o| max_pool(a, o, false));
+    r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| max_pool(a, o, true));
+    r.op("aten.avg_pool2d.default", meta_pool, avg_pool);
+    r.op("aten.adaptive_avg_pool2d.default", meta_adaptive, adaptive_avg_pool);
+    r.op("aten._adaptive_avg_pool2d.default", meta_adaptive, adaptive_avg_pool);
+    r.op("aten.batch_norm.default", meta_batch_norm, batch_norm);
+    r.op("aten._native_batch_norm_legit_no_training.default", meta_batch_norm, batch_norm);
+    r.op("aten.layer_norm.default", meta_layer_norm, layer_norm);
+    r.op("aten.native_layer_norm.default", meta_layer_norm, layer_norm);
+    r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa);
+    r.op("aten.embedding.default", meta_embedding, embedding);
+    r.op("aten.lstm.input", meta_lstm, lstm);
+}
+
+fn require_float(op: &str, t: &TensorMeta) -> Result<()> {
+    if !t.dtype.is_floating_point() {
+        return Err(Error::DTypeNotSupported { op: op.to_string(), dtype: t.dtype });
+    }
+    Ok(())
+}
+
+/// Expands an `int[N]` argument given as one value (`[3]`) to N values, like PyTorch's `expand_param_if_needed`.
+fn expand_param(v: Vec<i64>, n: usize, name: &str) -> Result<Vec<i64>> {
+    match v.len() {
+        1 => Ok(vec![v[0]; n]),
+        l if l == n => Ok(v),
+        l => Err(Error::value(format!("expected {name} to be a single integer value or a list of {n} values to match the convolution dimensions, but got {name}={v:?} (len {l})"))),
+    }
+}
+
+// ---- convolution -------------------------------------------------------------------------------------
+
+struct ConvArgs {
+    stride: Vec<i64>,
+    padding: Vec<i64>,
+    dilation: Vec<i64>,
+    groups: i64,
+}
+
+fn conv_args<T>(a: &Args<T>, spatial: usize) -> Result<ConvArgs> {
+    if a.schema.name == "aten::convolution" && a.bool("transposed")? {
+        return Err(Error::value("transposed convolution is not supported by oxport yet"));
+    }
+    let c = ConvArgs {
+        stride: expand_param(a.ints("stride")?, spatial, "stride")?,
+        padding: expand_param(a.ints("padding")?, spatial, "padding")?,
+        dilation: expand_param(a.ints("dilation")?, spatial, "dilation")?,
+        groups: a.int("groups")?,
+    };
+    if c.stride.iter().any(|&s| s <= 0) {
+        return Err(Error::value("non-positive stride is not supported"));
+    }
+    if c.padding.iter().any(|&s| s < 0) {
+        return Err(Error::value("negative padding is not supported"));
+    }
+    if c.dilation.iter().any(|&s| s <= 0) {
+        return Err(Error::value("dilation should be greater than zero"));
+    }
+    if c.groups <= 0 {
+        return Err(Error::value("non-positive groups is not supported"));
+    }
+    Ok(c)
+}
+
+fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
+    let nd = w.dim();
+    if !(3..=4).contains(&nd) {
+        return Err(Error::shape(format!("oxport supports 1-D and 2-D convolution; weight has {nd} dims")));
+    }
+    let spatial = nd - 2;
+    let unbatched = x.dim() == nd - 1;
+    if x.dim() != nd && !unbatched {
+        return Err(Error::shape(format!(
+            "Expected {}D (unbatched) or {}D (batched) input to conv{}d, but got input of size: {}",
+            nd - 1,
+            nd,
+            spatial,
+            shape_str(&x.sizes)
+        )));
+    }
+    if x.dtype != w.dtype {
+        return Err(Error::DType(format!(
+            "Input type ({}) and weight type ({}) should be the same",
+            x.dtype, w.dtype
+        )));
+    }
+    require_float("conv2d", x)?;
+    let c = conv_args(a, spatial)?;
+    let xs: Vec<SymInt> = if unbatched { std::iter::once(SymInt::Int(1)).chain(x.sizes.iter().cloned()).collect() } else { x.sizes.clone() };
+    let g = SymInt::Int(c.groups);
+    let cin = xs[1].clone();
+    if !w.sizes[1].mul(&g).guard_eq(&cin) {
+        let ws = shape_str(&w.sizes);
+        return Err(Error::shape(format!(
+            "Given groups={}, weight of size {ws}, expected input{} to have {} channels, but got {} channels instead",
+            c.groups,
+            shape_str(&xs),
+            w.sizes[1].mul(&g),
+            cin
+        )));
+    }
+    if !w.sizes[0].modulo(&g).guard_eq(&SymInt::Int(0)) {
+        return Err(Error::shape(format!("Given groups={}, expected weight to be divisible by {} at dimension 0, but got weight of size {} instead", c.groups, c.groups, shape_str(&w.sizes))));
+    }
+    if let Some(b) = a.opt_tensor("bias")? {
+        if b.dim() != 1 || !b.sizes[0].guard_eq(&w.sizes[0]) {
+            return Err(Error::shape(format!(
+                "Given weight of size {}, expected bias to be 1-dimensional with {} elements, but got bias of size {} instead",
+                shape_str(&w.sizes),
+                w.sizes[0],
+                shape_str(&b.sizes)
+            )));
+        }
+    }
+    let mut out = vec![xs[0].clone(), w.sizes[0].clone()];
+    for i in 0..spatial {
+        let padded = xs[2 + i].add(&SymInt::Int(2 * c.padding[i]));
+        let eff = w.sizes[2 + i].sub(&SymInt::Int(1)).mul(&SymInt::Int(c.dilation[i])).add(&SymInt::Int(1));
+        if padded.guard_lt(&eff) {
+            let pads: Vec<String> = (0..spatial).map(|j| xs[2 + j].add(&SymInt::Int(2 * c.padding[j])).to_string()).collect();
+            let ks: Vec<String> = (0..spatial).map(|j| w.sizes[2 + j].sub(&SymInt::Int(1)).mul(&SymInt::Int(c.dilation[j])).add(&SymInt::Int(1)).to_string()).collect();
+            return Err(Error::shape(format!(
+                "Calculated padded input size per channel: ({}). Kernel size: ({}). Kernel size can't be greater than actual input size",
+                pads.join(" x "),
+                ks.join(" x ")
+            )));
+        }
+        out.push(padded.sub(&eff).floor_div(&SymInt::Int(c.stride[i])).add(&SymInt::Int(1)));
+    }
+    if unbatched {
+        out.remove(0);
+    }
+    one(x.dtype, out)
+}
+
+fn conv_typed<T: Element + FloatScalar>(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    p: &Conv2dParams,
+    out_n: usize,
+) -> Result<Tensor> {
+    let x = x.contiguous_untraced();
+    let w = w.contiguous_untraced();
+    let mut out = vec![T::default(); out_n];
+    let bias = b.map(|b| b.to_vec::<T>()).transpose()?;
+    x.with_contiguous::<T, _>(|xd| {
+        w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, &mut out))
+    })??;
+    Tensor::from_vec(out, &[out_n])
+}
+
+fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
+    let spatial = w.dim() - 2;
+    let c = conv_args(a, spatial)?;
+    let batched = x.dim() == w.dim();
+    let n = if batched { x.sizes()[0] } else { 1 };
+    let off = usize::from(batched);
+    // 1-D convolution runs as 2-D with H = 1.
+    let (xs, ws, p) = if spatial == 1 {
+        (
+            [n, x.sizes()[off], 1, x.sizes()[off + 1]],
+            [w.sizes()[0], w.sizes()[1], 1, w.sizes()[2]],
+            Conv2dParams {
+                stride: [1, c.stride[0] as usize],
+                padding: [0, c.padding[0] as usize],
+                dilation: [1, c.dilation[0] as usize],
+                groups: c.groups as usize,
+            },
+        )
+    } else {
+        (
+            [n, x.sizes()[off], x.sizes()[off + 1], x.sizes()[off + 2]],
+            [w.sizes()[0], w.sizes()[1], w.sizes()[2], w.sizes()[3]],
+            Conv2dParams {
+                stride: [c.stride[0] as usize, c.stride[1] as usize],
+                padding: [c.padding[0] as usize, c.padding[1] as usize],
+                dilation: [c.dilation[0] as usize, c.dilation[1] as usize],
+                groups: c.groups as usize,
+            },
+        )
+    };
+    let numel: usize = sizes.iter().product();
+    let compute = if dt == DType::F64 { DType::F64 } else { DType::F32 };
+    let (xc, wc) = (as_dtype(x, compute), as_dtype(w, compute));
+    let bc = a.opt_tensor("bias")?.map(|b| as_dtype(b, compute));
+    let flat = if compute == DType::F64 {
+        conv_typed::<f64>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
+    } else {
+        conv_typed::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
+    };
+    out1(as_dtype(&flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?, dt))
+}
+
+// ---- pooling -----------------------------------------------------------------------------------------
+
+struct PoolArgs {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+}
+
+fn pair(v: Vec<i64>, name: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    let bad = || Error::value(format!("{name} must either be a single int, or a tuple of two ints"));
+    match v.len() {
+        0 => default.ok_or_else(bad),
+        1 | 2 => {
+            let (x, y) = (v[0], *v.last().expect("non-empty"));
+            if x < 0 || y < 0 {
+                return Err(Error::value(format!("{name} must be non-negative")));
+            }
+            Ok([x as usize, y as usize])
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn pool_args<T>(a: &Args<T>) -> Result<PoolArgs> {
+    let kernel = pair(a.ints("kernel_size")?, "kernel_size", None)?;
+    let stride = pair(a.ints("stride")?, "stride", Some(kernel))?;
+    let padding = pair(a.ints("padding")?, "padding", None)?;
+    let dilation = if a.schema.arg_index("dilation").is_some() { pair(a.ints("dilation")?, "dilation", None)? } else { [1, 1] };
+    if kernel.contains(&0) {
+        return Err(Error::value("kernel size should be greater than zero"));
+    }
+    if stride.contains(&0) {
+        return Err(Error::value("stride should be greater than zero"));
+    }
+    if dilation.contains(&0) {
+        return Err(Error::value("dilation should be greater than zero"));
+    }
+    for i in 0..2 {
+        let eff = dilation[i] * (kernel[i] - 1) + 1;
+        if padding[i] * 2 > eff {
+            return Err(Error::value(format!(
+                "pad should be at most half of effective kernel size, but got pad={}, kernel_size={} and dilation={}",
+                padding[i], kernel[i], dilation[i]
+            )));
+        }
+    }
+    Ok(PoolArgs { kernel, stride, padding, dilation, ceil_mode: a.bool("ceil_mode")? })
+}
+
+fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    if x.dim() != 3 && x.dim() != 4 {
+        return Err(Error::shape(format!(
+            "non-empty 3D or 4D (batch mode) tensor expected for input, but got: {}",
+            shape_str(&x.sizes)
+        )));
+    }
+    if x.dtype == DType::Bool || (a.schema.name == "aten::avg_pool2d" && x.dtype.is_integral() && x.dtype != DType::I64) {
+        return Err(Error::DTypeNotSupported { op: a.schema.name.clone(), dtype: x.dtype });
+    }
+    let p = pool_args(a)?;
+    let nd = x.dim();
+    let mut out = x.sizes.clone();
+    for i in 0..2 {
+        let size = x.sizes[nd - 2 + i].hint() as usize;
+        let o = pool::pool_out_size(size, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], p.ceil_mode);
+        if o == 0 || o > size + 2 * p.padding[i] {
+            return Err(Error::shape(format!(
+                "Given input size: ({}). Calculated output size: ({}). Output size is too small",
+                x.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x"),
+                o
+            )));
+        }
+        out[nd - 2 + i] = SymInt::from(o);
+    }
+    let m = TensorMeta::contiguous(x.dtype, out.clone());
+    if a.schema.name == "aten::max_pool2d_with_indices" {
+        Ok(vec![Value::Tensor(m), Value::Tensor(TensorMeta::contiguous(DType::I64, out))])
+    } else {
+        Ok(vec![Value::Tensor(m)])
+    }
+}
+
+/// `[N, C, H, W]` of a 3-D or 4-D pooling input.
+fn nchw(x: &Tensor) -> [usize; 4] {
+    let s = x.sizes();
+    if s.len() == 3 {
+        [1, s[0], s[1], s[2]]
+    } else {
+        [s[0], s[1], s[2], s[3]]
+    }
+}
+
+/// Runs a float-only pooling closure in the compute dtype and casts back.
+fn pool_float(
+    x: &Tensor,
+    out_dt: DType,
+    sizes: &[usize],
+    f32f: impl FnOnce(&[f32], &mut [f32]),
+    f64f: impl FnOnce(&[f64], &mut [f64]),
+) -> Result<Tensor> {
+    let n: usize = sizes.iter().product();
+    let r = if out_dt == DType::F64 {
+        let mut out = vec![0f64; n];
+        x.with_contiguous::<f64, _>(|d| f64f(d, &mut out))?;
+        Tensor::from_vec(out, sizes)?
+    } else {
+        let mut out = vec![0f32; n];
+        as_dtype(x, DType::F32).with_contiguous::<f32, _>(|d| f32f(d, &mut out))?;
+        Tensor::from_vec(out, sizes)?
+    };
+    Ok(as_dtype(&r, out_dt))
+}
+
+fn max_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>], with_indices: bool) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let p = pool_args(a)?;
+    let s = nchw(x);
+    let n: usize = sizes.iter().product();
+    let mut idx = vec![0i64; n];
+    let values = if dt.is_floating_point() {
+        pool_float(
+            x,
+            dt,
+            &sizes,
+            |d, o| pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, Some(&mut idx)),
+            |d, o| pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, None),
+        )?
+    } else {
+        // Integer inputs: f64 holds every value up to 2^53 exactly.
+        let r = pool_float(&as_dtype(x, DType::F64), DType::F64, &sizes, |_, _| {}, |d, o| {
+            pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, None)
+        })?;
+        as_dtype(&r, dt)
+    };
+    if !with_indices {
+        return out1(values);
+    }
+    if dt == DType::F64 || !dt.is_floating_point() {
+        // Recompute indices on the f64 path (the closures above only fill them on the f32 path).
+        let xd = as_dtype(x, DType::F64);
+        let mut tmp = vec![0f64; n];
+        xd.with_contiguous::<f64, _>(|d| {
+            pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, &mut tmp, Some(&mut idx))
+        })?;
+    }
+    Ok(vec![Value::Tensor(values), Value::Tensor(Tensor::from_vec(idx, &sizes)?)])
+}
+
+fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let p = pool_args(a)?;
+    let s = nchw(x);
+    let cip = a.bool("count_include_pad")?;
+    let div = a.opt_int("divisor_override")?;
+    if div == Some(0) {
+        return Err(Error::value("divisor must be not zero"));
+    }
+    let src = if dt.is_floating_point() { x.clone() } else { as_dtype(x, DType::F64) };
+    let r = pool_float(
+        &src,
+        if dt.is_floating_point() { dt } else { DType::F64 },
+        &sizes,
+        |d, o| pool::avg_pool2d(d, s, p.kernel, p.stride, p.padding, p.ceil_mode, cip, div, o),
+        |d, o| pool::avg_pool2d(d, s, p.kernel, p.stride, p.padding, p.ceil_mode, cip, div, o),
+    )?;
+    out1(if dt.is_floating_point() {
+        r
+    } else {
+        // Integer average pooling truncates toward zero like PyTorch's integer division.
+        as_dtype(&r, dt)
+    })
+}
+
+fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    if x.dim() != 3 && x.dim() != 4 {
+        return Err(Error::shape(format!(
+            "adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {}",
+            shape_str(&x.sizes)
+        )));
+    }
+    require_float("adaptive_avg_pool2d", x)?;
+    let os = expand_param(a.ints("output_size")?, 2, "output_size")?;
+    if os.iter().any(|&v| v < 0) {
+        return Err(Error::value("adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0"));
+    }
+    let mut out = x.sizes.clone();
+    let nd = out.len();
+    out[nd - 2] = SymInt::Int(os[0]);
+    out[nd - 1] = SymInt::Int(os[1]);
+    one(x.dtype, out)
+}
+
+fn adaptive_avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let s = nchw(x);
+    let nd = sizes.len();
+    let ohw = [sizes[nd - 2], sizes[nd - 1]];
+    out1(pool_float(
+        x,
+        dt,
+        &sizes,
+        |d, o| pool::adaptive_avg_pool2d(d, s, ohw, o),
+        |d, o| pool::adaptive_avg_pool2d(d, s, ohw, o),
+    )?)
+}
+
+// ---- normalisation -----------------------------------------------------------------------------------
+
+fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = a.tensor("input")?;
+    require_float("batch_norm", x)?;
+    if x.dim() < 2 {
+        return Err(Error::shape(format!("batch_norm: expected at least 2-D input, got {}-D", x.dim())));
+    }
+    let c = &x.sizes[1];
+    for name in ["weight", "bias", "running_mean", "running_var"] {
+        if let Some(t) = a.opt_tensor(name)? {
+            if t.dim() != 1 || !t.sizes[0].guard_eq(c) {
+                return Err(Error::shape(format!(
+                    "running_mean should contain {c} elements not {}",
+                    t.numel()
+                )
+                .replace("running_mean", name)));
+            }
+        }
+    }
+    let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
+    if !training && (a.opt_tensor("running_mean")?.is_none() || a.opt_tensor("running_var")?.is_none()) {
+        return Err(Error::value("running_mean and running_var must be defined in evaluation mode"));
+    }
+    let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
+    if a.schema.name == "aten::batch_norm" {
+        return Ok(vec![Value::Tensor(out)]);
+    }
+    let empty = TensorMeta::contiguous(x.dtype, vec![SymInt::Int(0)]);
+    Ok(vec![Value::Tensor(out), Value::Tensor(empty.clone()), Value::Tensor(empty)])
+}
+
+/// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
+fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result<Tensor> {
+    let sizes = x.sizes().to_vec();
+    let c = sizes[1];
+    let inner: usize = sizes[2..].iter().product();
+    let mut v = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    for (i, e) in v.iter_mut().enumerate() {
+        let ch = (i / inner.max(1)) % c.max(1);
+        *e = *e * scale[ch] + shift[ch];
+    }
+    Ok(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
+}
+
+fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("input")?;
+    let dt = x.dtype();
+    let c = x.sizes()[1];
+    let eps = a.float("eps")?;
+    let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
+    let vec_or = |name: &str, d: f64| -> Result<Vec<f64>> {
+        Ok(match a.opt_tensor(name)? {
+            Some(t) => as_dtype(t, DType::F64).to_vec::<f64>()?,
+            None => vec![d; c],
+        })
+    };
+    let (w, b) = (vec_or("weight", 1.0)?, vec_or("bias", 0.0)?);
+    let (mean, var) = if training {
+        // Batch statistics over all dims but 1; running stats are updated in place like PyTorch.
+        let (data, seg) = crate::tensor::kernels::reduce::segments::<f64>(
+            &as_dtype(x, DType::F64),
+            &std::iter::once(0).chain(2..x.dim()).collect::<Vec<_>>(),
+        );
+        let n = seg as f64;
+        let mean: Vec<f64> = data.chunks(seg.max(1)).map(|s| s.iter().sum::<f64>() / n).collect();
+        let var: Vec<f64> =
+            data.chunks(seg.max(1)).zip(&mean).map(|(s, m)| s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).collect();
+        let mom = a.float("momentum")?;
+        if let (Some(rm), Some(rv)) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?) {
+            let old_m = as_dtype(rm, DType::F64).to_vec::<f64>()?;
+            let old_v = as_dtype(rv, DType::F64).to_vec::<f64>()?;
+            let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+            let nm: Vec<f64> = old_m.iter().zip(&mean).map(|(o, m)| (1.0 - mom) * o + mom * m).collect();
+            let nv: Vec<f64> = old_v.iter().zip(&var).map(|(o, v)| (1.0 - mom) * o + mom * v * unbias).collect();
+            rm.assign_untraced(&Tensor::from_vec(nm, &[c])?)?;
+            rv.assign_untraced(&Tensor::from_vec(nv, &[c])?)?;
+        }
+        (mean, var)
+    } else {
+        (vec_or("running_mean", 0.0)?, vec_or("running_var", 1.0)?)
+    };
+    let scale: Vec<f64> = (0..c).map(|i| w[i] / (var[i] + eps).sqrt()).collect();
+    let shift: Vec<f64> = (0..c).map(|i| b[i] - mean[i] * scale[i]).collect();
+    let y = channel_affine(x, &scale, &shift, dt)?;
+    if outs.len() == 1 {
+        return out1(y);
+    }
+    let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
+    Ok(vec![Value::Tensor(y), Value::Tensor(empty.clone()), Value::Tensor(empty)])
+}
+
+fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = a.tensor("input")?;
+    require_float("layer_norm", x)?;
+    let ns = a.symints("normalized_shape")?;
+    let nd = x.dim();
+    let bad = || {
+        Error::shape(format!(
+            "Given normalized_shape={}, expected input with shape [*, {}], but got input of size{}",
+            shape_str(ns),
+            ns.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            shape_str(&x.sizes)
+        ))
+    };
+    if ns.is_empty() || ns.len() > nd {
+        return Err(bad());
+    }
+    for (i, s) in ns.iter().enumerate() {
+        if !x.sizes[nd - ns.len() + i].guard_eq(s) {
+            return Err(bad());
+        }
+    }
+    for name in ["weight", "bias"] {
+        if let Some(t) = a.opt_tensor(name)? {
+            if t.sizes != ns {
+                return Err(Error::shape(format!(
+                    "Expected {name} to be of same shape as normalized_shape, but got {name} of shape {} and normalized_shape = {}",
+                    shape_str(&t.sizes),
+                    shape_str(ns)
+                )));
+            }
+        }
+    }
+    let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
+    if a.schema.name == "aten::layer_norm" {
+        return Ok(vec![Value::Tensor(out)]);
+    }
+    let mut stat = x.sizes[..nd - ns.len()].to_vec();
+    stat.extend(std::iter::repeat_n(SymInt::Int(1), ns.len()));
+    let stat_dt = x.dtype;
+    Ok(vec![
+        Value::Tensor(out),
+        Value::Tensor(TensorMeta::contiguous(stat_dt, stat.clone())),
+        Value::Tensor(TensorMeta::contiguous(stat_dt, stat)),
+    ])
+}
+
+fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("input")?;
+    let dt = x.dtype();
+    let ns = a.ints("normalized_shape")?;
+    let eps = a.float("eps")?;
+    let seg: usize = ns.iter().map(|&v| v as usize).product();
+    let mut data = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    let w = a.opt_tensor("weight")?.map(|t| as_dtype(t, DType::F64).to_vec::<f64>()).transpose()?;
+    let b = a.opt_tensor("bias")?.map(|t| as_dtype(t, DType::F64).to_vec::<f64>()).transpose()?;
+    let nseg = if seg == 0 { 0 } else { data.len() / seg };
+    let mut means = Vec::with_capacity(nseg);
+    let mut rstds = Vec::with_capacity(nseg);
+    if seg > 0 {
+        for s in data.chunks_mut(seg) {
+            let m = s.iter().sum::<f64>() / seg as f64;
+            let v = s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / seg as f64;
+            let r = 1.0 / (v + eps).sqrt();
+            for (i, e) in s.iter_mut().enumerate() {
+                let mut y = (*e - m) * r;
+                if let Some(w) = &w {
+                    y *= w[i];
+                }
+                if let Some(b) = &b {
+                    y += b[i];
+                }
+                *e = y;
+            }
+            means.push(m);
+            rstds.push(r);
+        }
+    }
+    let y = as_dtype(&Tensor::from_vec(data, x.sizes())?, dt);
+    if outs.len() == 1 {
+        return out1(y);
+    }
+    let stat = out_sizes(outs, 1)?;
+    Ok(vec![
+        Value::Tensor(y),
+        Value::Tensor(as_dtype(&Tensor::from_vec(means, &stat)?, out_dtype(outs, 1)?)),
+        Value::Tensor(as_dtype(&Tensor::from_vec(rstds, &stat)?, out_dtype(outs, 2)?)),
+    ])
+}
+
+// ---- attention ---------------------------------------------------------------------------------------
+
+fn meta_sdpa(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+    if q.dtype != k.dtype || q.dtype != v.dtype {
+        return Err(Error::DType(format!(
+            "Expected query, key, and value to have the same dtype, but got query.dtype: {} key.dtype: {} and value.dtype: {} instead.",
+            q.dtype.name(), k.dtype.name(), v.dtype.name()
+        )));
+    }
+    require_float("scaled_dot_product_attention", q)?;
+    if q.dim() < 2 || k.dim() < 2 || v.dim() < 2 {
+        return Err(Error::shape("scaled_dot_product_attention: query, key and value must be at least 2-D"));
+    }
+    if a.float("dropout_p")? > 0.0 {
+        return Err(Error::value("scaled_dot_product_attention with dropout_p > 0 needs randomness; oxport runs inference only (dropout_p=0)"));
+    }
+    let (dq, dk) = (q.dim(), k.dim());
+    if !q.sizes[dq - 1].guard_eq(&k.sizes[dk - 1]) {
+        return Err(Error::shape(format!(
+            "mat1 and mat2 shapes cannot be multiplied: query last dim {} != key last dim {}",
+            q.sizes[dq - 1], k.sizes[dk - 1]
+        )));
+    }
+    let mut out = q.sizes.clone();
+    let nd = out.len();
+    out[nd - 1] = v.sizes[v.dim() - 1].clone();
+    one(q.dtype, out)
+}
+
+/// `t.repeat_interleave(rep, dim=-3)` as an expand of a new unit dim, then a contiguous copy.
+fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
+    let nd = t.dim();
+    let mut sizes = t.sizes().to_vec();
+    let mut strides = t.strides().to_vec();
+    sizes.insert(nd - 2, rep);
+    strides.insert(nd - 2, 0);
+    let expanded = t.restride(&sizes, &strides, t.storage_offset())?.contiguous_untraced();
+    let mut merged = t.sizes().to_vec();
+    merged[nd - 3] *= rep;
+    expanded.restride(&merged, &crate::tensor::contiguous_strides(&merged), 0)
+}
+
+fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(outs, 0)?;
+    let compute = if dt == DType::F64 { DType::F64 } else { DType::F32 };
+    let q = as_dtype(a.tensor("query")?, compute);
+    let mut k = as_dtype(a.tensor("key")?, compute);
+    let mut v = as_dtype(a.tensor("value")?, compute);
+    let e = *q.sizes().last().expect("at least 2-D");
+    let scale = a.opt_float("scale")?.unwrap_or(1.0 / (e as f64).sqrt());
+    if a.bool("enable_gqa")? && q.dim() >= 3 && k.dim() >= 3 {
+        // Repeat key/value heads to match the query heads (dim -3).
+        let (hq, hk) = (q.sizes()[q.dim() - 3], k.sizes()[k.dim() - 3]);
+        if hk != 0 && hq != hk && hq % hk == 0 {
+            let rep = (hq / hk) as i64;
+            k = repeat_heads(&k, rep as usize)?;
+            v = repeat_heads(&v, rep as usize)?;
+        }
+    }
+    let kt = {
+        let nd = k.dim();
+        let mut sizes = k.sizes().to_vec();
+        let mut strides = k.strides().to_vec();
+        sizes.swap(nd - 1, nd - 2);
+        strides.swap(nd - 1, nd - 2);
+        k.restride(&sizes, &strides, k.storage_offset())?
+    };
+    let qs: Vec<SymInt> = q.sizes().iter().map(|&s| SymInt::from(s)).collect();
+    let ks: Vec<SymInt> = kt.sizes().iter().map(|&s| SymInt::from(s)).collect();
+    let qb: &[SymInt] = &qs[..qs.len() - 2];
+    let kb: &[SymInt] = &ks[..ks.len() - 2];
+    let batch = usize_sizes(&broadcast_shapes(&[qb, kb])?)?;
+    let (l, s) = (q.sizes()[q.dim() - 2], kt.sizes()[kt.dim() - 1]);
+    let mut score_sizes = batch.clone();
+    score_sizes.extend([l, s]);
+    let scores = matmul_tensors(&q, &kt, compute, &score_sizes)?;
+    let mut sc = as_dtype(&scores, DType::F64).to_vec::<f64>()?;
+    for x in sc.iter_mut() {
+        *x *= scale;
+    }
+    // Additive bias from the mask and causality.
+    let mut bias = vec![0f64; l * s];
+    let mut has_bias = false;
+    if a.bool("is_causal")? {
+        has_bias = true;
+        for i in 0..l {
+            for j in 0..s {
+                if j > i {
+                    bias[i * s + j] = f64::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    if has_bias {
+        for chunk in sc.chunks_mut(l * s) {
+            for (x, b) in chunk.iter_mut().zip(&bias) {
+                *x += b;
+            }
+        }
+    }
+    if let Some(m) = a.opt_tensor("attn_mask")? {
+        let mb = if m.dtype() == DType::Bool {
+            let mm = m.to_vec::<bool>()?;
+            Tensor::from_vec(mm.into_iter().map(|b| if b { 0.0 } else { f64::NEG_INFINITY }).collect::<Vec<f64>>(), m.sizes())?
+        } else {
+            as_dtype(m, DType::F64)
+        };
+        let st = crate::tensor::kernels::elementwise::broadcast_strides(&mb, &score_sizes);
+        let mv = mb.restride(&score_sizes, &st, mb.storage_offset())?.to_vec::<f64>()?;
+        for (x, b) in sc.iter_mut().zip(mv) {
+            *x += b;
+        }
+    }
+    // Softmax over the last dim; fully masked rows give 0 (PyTorch's math kernel on CPU).
+    for row in sc.chunks_mut(s.max(1)) {
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if m == f64::NEG_INFINITY {
+            row.iter_mut().for_each(|x| *x = 0.0);
+            continue;
+        }
+        let mut sum = 0.0;
+        for x in row.iter_mut() {
+            *x = (*x - m).exp();
+            sum += *x;
+        }
+        row.iter_mut().for_each(|x| *x /= sum);
+    }
+    let attn = as_dtype(&Tensor::from_vec(sc, &score_sizes)?, compute);
+    let r = batched_matmul(&attn, &v, compute)?;
+    let sizes = out_sizes(outs, 0)?;
+    out1(as_dtype(&r.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?, dt))
+}
+
+// ---- embedding ---------------------------------------------------------------------------------------
+
+fn meta_embedding(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (w, idx) = (a.tensor("weight")?, a.tensor("indices")?);
+    if w.dim() != 2 {
+        return Err(Error::shape("'weight' must be 2-D"));
+    }
+    if idx.dtype != DType::I64 && idx.dtype != DType::I32 {
+        return Err(Error::DType(format!(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got torch.{}Tensor instead (while checking arguments for embedding)",
+            idx.dtype
+        )));
+    }
+    let mut sizes = idx.sizes.clone();
+    sizes.push(w.sizes[1].clone());
+    one(w.dtype, sizes)
+}
+
+fn embedding(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let (w, idx) = (a.tensor("weight")?, a.tensor("indices")?);
+    let sizes = out_sizes(outs, 0)?;
+    let (rows, d) = (w.sizes()[0], w.sizes()[1]);
+    let ids = as_dtype(idx, DType::I64).to_vec::<i64>()?;
+    let out = Tensor::filled(&sizes, Scalar::Int(0), w.dtype());
+    for (i, &id) in ids.iter().enumerate() {
+        if id < 0 || id as usize >= rows {
+            return Err(Error::value("index out of range in self"));
+        }
+        let src = w.restride(&[d], &[w.strides()[1]], w.storage_offset() + id as usize * w.strides()[0])?;
+        out.restride(&[d], &[1], i * d)?.assign_untraced(&src)?;
+    }
+    out1(out)
+}
+
+// ---- LSTM --------------------------------------------------------------------------------------------
+
+fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = a.tensor("input")?;
+    let hx = a.tensors("hx")?;
+    if hx.len() != 2 {
+        return Err(Error::value(format!("lstm expects two hidden states (h0, c0), got {}", hx.len())));
+    }
+    if x.dim() != 3 && x.dim() != 2 {
+        return Err(Error::shape(format!("lstm: Expected input to be 2D or 3D, got {}D instead", x.dim())));
+    }
+    if a.bool("train")? && a.float("dropout")? > 0.0 {
+        return Err(Error::value("lstm with dropout in training mode needs randomness; oxport runs inference only"));
+    }
+    let layers = a.int("num_layers")?;
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
+    let per = if a.bool("has_biases")? { 4 } else { 2 };
+    let params = a.tensors("params")?;
+    if params.len() as i64 != layers * dirs * per {
+        return Err(Error::value(format!(
+            "lstm: expected {} parameter tensors, got {}",
+            layers * dirs * per,
+            params.len()
+        )));
+    }
+    let h = &hx[0];
+    let hidden = h.sizes[h.dim() - 1].clone();
+    let mut out = x.sizes.clone();
+    let nd = out.len();
+    out[nd - 1] = hidden.mul(&SymInt::Int(dirs));
+    Ok(vec![
+        Value::Tensor(TensorMeta::contiguous(x.dtype, out)),
+        Value::Tensor(TensorMeta::contiguous(x.dtype, hx[0].sizes.clone())),
+        Value::Tensor(TensorMeta::contiguous(x.dtype, hx[1].sizes.clone())),
+    ])
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One direction of one layer: x is [T, B, In] (time-major, f64), returns ([T, B, H], h_T, c_T).
+fn lstm_direction(
+    x: &Tensor,
+    h0: Vec<f64>,
+    c0: Vec<f64>,
+    w: &[Tensor],
+    reverse: bool,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (t_len, b, _) = (x.sizes()[0], x.sizes()[1], x.sizes()[2]);
+    let hsz = h0.len() / b.max(1);
+    let w_ih = as_dtype(&w[0], DType::F64);
+    let w_hh = as_dtype(&w[1], DType::F64);
+    let bias: Vec<f64> = if w.len() == 4 {
+        let (bi, bh) = (as_dtype(&w[2], DType::F64).to_vec::<f64>()?, as_dtype(&w[3], DType::F64).to_vec::<f64>()?);
+        bi.iter().zip(&bh).map(|(p, q)| p + q).collect()
+    } else {
+        vec![0.0; 4 * hsz]
+    };
+    // Input projections for all steps at once: [T*B, In] @ W_ih^T.
+    let xin = x.restride(&[t_len * b, x.sizes()[2]], &[x.sizes()[2], 1], 0)?;
+    let wt = w_ih.restride(&[w_ih.sizes()[1], w_ih.sizes()[0]], &[w_ih.strides()[1], w_ih.strides()[0]], w_ih.storage_offset())?;
+    let gx = batched_matmul(&xin, &wt, DType::F64)?.to_vec::<f64>()?;
+    let whh_t = w_hh.restride(&[w_hh.sizes()[1], w_hh.sizes()[0]], &[w_hh.strides()[1], w_hh.strides()[0]], w_hh.storage_offset())?;
+    let (mut h, mut c) = (h0, c0);
+    let mut out = vec![0f64; t_len * b * hsz];
+    for step in 0..t_len {
+        let t = if reverse { t_len - 1 - step } else { step };
+        let hm = Tensor::from_vec(h.clone(), &[b, hsz])?;
+        let gh = batched_matmul(&hm, &whh_t, DType::F64)?.to_vec::<f64>()?;
+        for bi in 0..b {
+            for j in 0..hsz {
+                let g = |k: usize| gx[(t * b + bi) * 4 * hsz + k * hsz + j] + gh[bi * 4 * hsz + k * hsz + j] + bias[k * hsz + j];
+                let (i_g, f_g, g_g, o_g) = (sigmoid(g(0)), sigmoid(g(1)), g(2).tanh(), sigmoid(g(3)));
+                let cn = f_g * c[bi * hsz + j] + i_g * g_g;
+                c[bi * hsz + j] = cn;
+                h[bi * hsz + j] = o_g * cn.tanh();
+                out[(t * b + bi) * hsz + j] = h[bi * hsz + j];
+            }
+        }
+    }
+    Ok((out, h, c))
+}
+
+fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("input")?;
+    let dt = x.dtype();
+    let batch_first = a.bool("batch_first")?;
+    let unbatched = x.dim() == 2;
+    let layers = a.int("num_layers")? as usize;
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
+    let per = if a.bool("has_biases")? { 4 } else { 2 };
+    let params = a.tensors("params")?;
+    let hx = a.tensors("hx")?;
+    // Time-major [T, B, In] in f64.
+    let mut cur = as_dtype(x, DType::F64);
+    if unbatched {
+        cur = cur.restride(&[cur.sizes()[0], 1, cur.sizes()[1]], &[cur.strides()[0], 0, cur.strides()[1]], cur.storage_offset())?;
+    } else if batch_first {
+        let (s, st) = (cur.sizes().to_vec(), cur.strides().to_vec());
+        cur = cur.restride(&[s[1], s[0], s[2]], &[st[1], st[0], st[2]], cur.storage_offset())?;
+    }
+    let mut cur = cur.contiguous_untraced();
+    let (t_len, b) = (cur.sizes()[0], cur.sizes()[1]);
+    let h0 = as_dtype(&hx[0], DType::F64).to_vec::<f64>()?;
+    let c0 = as_dtype(&hx[1], DType::F64).to_vec::<f64>()?;
+    let hsz = *hx[0].sizes().last().expect("hidden has a last dim");
+    let mut hn = Vec::new();
+    let mut cn = Vec::new();
+    for layer in 0..layers {
+        let mut outs_dir = Vec::new();
+        for d in 0..dirs {
+            let idx = layer * dirs + d;
+            let w = &params[idx * per..(idx + 1) * per];
+            let sl = |v: &[f64]| v[idx * b * hsz..(idx + 1) * b * hsz].to_vec();
+            let (o, h, c) = lstm_direction(&cur, sl(&h0), sl(&c0), w, d == 1)?;
+            outs_dir.push(o);
+            hn.extend(h);
+            cn.extend(c);
+        }
+        let mut next = vec![0f64; t_len * b * hsz * dirs];
+        for t in 0..t_len {
+            for bi in 0..b {
+                for (d, o) in outs_dir.iter().enumerate() {
+                    let dst = ((t * b + bi) * dirs + d) * hsz;
+                    next[dst..dst + hsz].copy_from_slice(&o[(t * b + bi) * hsz..(t * b + bi + 1) * hsz]);
+                }
+            }
+        }
+        cur = Tensor::from_vec(next, &[t_len, b, hsz * dirs])?;
+    }
+    let out_sz = out_sizes(outs, 0)?;
+    let output = if unbatched {
+        cur.restride(&out_sz, &crate::tensor::contiguous_strides(&out_sz), 0)?
+    } else if batch_first {
+        cur.restride(&[b, t_len, hsz * dirs], &[hsz * dirs, b * hsz * dirs, 1], 0)?.contiguous_untraced()
+    } else {
+        cur
+    };
+    Ok(vec![
+        Value::Tensor(as_dtype(&output, dt)),
+        Value::Tensor(as_dtype(&Tensor::from_vec(hn, &out_sizes(outs, 1)?)?, dt)),
+        Value::Tensor(as_dtype(&Tensor::from_vec(cn, &out_sizes(outs, 2)?)?, dt)),
+    ])
+}

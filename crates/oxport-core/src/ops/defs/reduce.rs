@@ -1,0 +1,265 @@
+//! Reductions (sum, mean, amax, any, max.dim, argmax) and softmax / log_softmax.
+use super::*;
+use crate::tensor::kernels::reduce::{along_dim, reduce_segments, segments};
+use num_traits::Float;
+
+pub(super) fn register(r: &mut Builder) {
+    r.op("aten.sum.default", meta_reduce, |a, o| reduce(a, o, Red::Sum));
+    r.op("aten.sum.dim_IntList", meta_reduce, |a, o| reduce(a, o, Red::Sum));
+    r.op("aten.mean.default", meta_reduce, |a, o| reduce(a, o, Red::Mean));
+    r.op("aten.mean.dim", meta_reduce, |a, o| reduce(a, o, Red::Mean));
+    r.op("aten.amax.default", meta_reduce, |a, o| reduce(a, o, Red::Max));
+    r.op("aten.any.dim", meta_reduce, |a, o| reduce(a, o, Red::Any));
+    r.op("aten.any.default", meta_reduce, |a, o| reduce(a, o, Red::Any));
+    r.op("aten.max.dim", meta_max_dim, max_dim);
+    r.op("aten.argmax.default", meta_argmax, argmax);
+    r.op("aten._softmax.default", meta_softmax, |a, o| softmax(a, o, false));
+    r.op("aten.softmax.int", meta_softmax, |a, o| softmax(a, o, false));
+    r.op("aten._log_softmax.default", meta_softmax, |a, o| softmax(a, o, true));
+    r.op("aten.log_softmax.int", meta_softmax, |a, o| softmax(a, o, true));
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Red {
+    Sum,
+    Mean,
+    Max,
+    Any,
+}
+
+/// The reduced dims of a reduction call (all dims when `dim` is absent, None or empty).
+fn reduced_dims<T>(a: &Args<T>, nd: usize) -> Result<Vec<usize>> {
+    let dims: Vec<i64> = match a.schema.arg_index("dim") {
+        None => vec![],
+        Some(_) => match a.get("dim")? {
+            Value::None => vec![],
+            Value::Int(i) => vec![i.as_int().ok_or_else(|| Error::Symbolic("symbolic dim".into()))?],
+            _ => a.ints("dim")?,
+        },
+    };
+    if dims.is_empty() {
+        return Ok((0..nd).collect());
+    }
+    let mut out = Vec::new();
+    for d in dims {
+        let w = wrap_dim(d, nd)?;
+        if out.contains(&w) {
+            return Err(Error::value(format!("dim {w} appears multiple times in the list of dims")));
+        }
+        out.push(w);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn keepdim<T>(a: &Args<T>) -> Result<bool> {
+    Ok(a.schema.arg_index("keepdim").is_some() && a.bool("keepdim")?)
+}
+
+fn reduced_sizes(sizes: &[SymInt], dims: &[usize], keep: bool) -> Vec<SymInt> {
+    let mut out = Vec::new();
+    for (i, s) in sizes.iter().enumerate() {
+        if dims.contains(&i) {
+            if keep {
+                out.push(SymInt::Int(1));
+            }
+        } else {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let dims = reduced_dims(a, t.dim())?;
+    let name = a.schema.name.as_str();
+    let explicit = if a.schema.arg_index("dtype").is_some() { a.opt_dtype("dtype")? } else { None };
+    let dt = match name {
+        "aten::sum" => explicit.unwrap_or(if t.dtype.is_floating_point() { t.dtype } else { DType::I64 }),
+        "aten::mean" => {
+            let dt = explicit.unwrap_or(t.dtype);
+            if !dt.is_floating_point() {
+                return Err(Error::DType(format!(
+                    "mean(): could not infer output dtype. {} dtype must be either a floating point or complex dtype. Got: {}",
+                    if explicit.is_some() { "Optional" } else { "Input" },
+                    dt
+                )));
+            }
+            dt
+        }
+        "aten::any" => DType::Bool,
+        _ => {
+            for &d in &dims {
+                if t.sizes[d].as_int() == Some(0) {
+                    return Err(Error::shape(format!(
+                        "amax(): Expected reduction dim {d} to have non-zero size."
+                    )));
+                }
+            }
+            t.dtype
+        }
+    };
+    one(dt, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
+}
+
+fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let dims = reduced_dims(a, t.dim())?;
+    let n_out: usize = sizes.iter().product();
+    let r = if red == Red::Any {
+        let (data, seg) = segments::<bool>(&as_dtype(t, DType::Bool), &dims);
+        Tensor::from_vec(reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)), &sizes)?
+    } else if dt.is_floating_point() || red == Red::Mean {
+        let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
+        let v = match red {
+            Red::Sum => reduce_segments(&data, seg, n_out, |s| s.iter().sum::<f64>()),
+            Red::Mean => reduce_segments(&data, seg, n_out, |s| s.iter().sum::<f64>() / s.len() as f64),
+            _ => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().copied().fold(f64::NEG_INFINITY, |m, x| if x.is_nan() || m.is_nan() { f64::NAN } else { m.max(x) })
+            }),
+        };
+        as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
+    } else {
+        let (data, seg) = segments::<i64>(&as_dtype(t, DType::I64), &dims);
+        let v = match red {
+            Red::Sum => reduce_segments(&data, seg, n_out, |s| s.iter().fold(0i64, |x, &y| x.wrapping_add(y))),
+            _ => reduce_segments(&data, seg, n_out, |s| s.iter().copied().max().unwrap_or(i64::MIN)),
+        };
+        as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
+    };
+    out1(r)
+}
+
+fn meta_max_dim(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let d = wrap(a.int("dim")?, t)?;
+    if t.dim() > 0 && t.sizes[d].as_int() == Some(0) {
+        return Err(Error::shape(format!(
+            "max(): Expected reduction dim {d} to have non-zero size."
+        )));
+    }
+    let dims: Vec<usize> = if t.dim() == 0 { vec![] } else { vec![d] };
+    let sizes = reduced_sizes(&t.sizes, &dims, a.bool("keepdim")?);
+    Ok(vec![
+        Value::Tensor(TensorMeta::contiguous(t.dtype, sizes.clone())),
+        Value::Tensor(TensorMeta::contiguous(DType::I64, sizes)),
+    ])
+}
+
+/// (index, value) of the first maximum; NaN counts as the maximum (PyTorch).
+fn argmax_of(s: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, &x) in s.iter().enumerate() {
+        if x.is_nan() {
+            return (i, x);
+        }
+        if i == 0 || x > best.1 {
+            best = (i, x);
+        }
+    }
+    best
+}
+
+fn max_dim(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let sizes = out_sizes(outs, 0)?;
+    let dims = if t.dim() == 0 { vec![] } else { vec![wrap_dim(a.int("dim")?, t.dim())?] };
+    let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
+    let n: usize = sizes.iter().product();
+    let best = reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64);
+    let vals: Vec<f64> = best.iter().enumerate().map(|(k, &i)| data[k * seg + i as usize]).collect();
+    Ok(vec![
+        Value::Tensor(as_dtype(&Tensor::from_vec(vals, &sizes)?, t.dtype())),
+        Value::Tensor(Tensor::from_vec(best, &sizes)?),
+    ])
+}
+
+fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let sizes = match a.opt_int("dim")? {
+        None => {
+            if t.numel().as_int() == Some(0) {
+                return Err(Error::shape("argmax(): Expected reduction dim to be specified for input.numel() == 0."));
+            }
+            if a.bool("keepdim")? {
+                vec![SymInt::Int(1); t.dim()]
+            } else {
+                vec![]
+            }
+        }
+        Some(d) => {
+            let d = wrap(d, t)?;
+            let dims: Vec<usize> = if t.dim() == 0 { vec![] } else { vec![d] };
+            reduced_sizes(&t.sizes, &dims, a.bool("keepdim")?)
+        }
+    };
+    one(DType::I64, sizes)
+}
+
+fn argmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let sizes = out_sizes(outs, 0)?;
+    let dims: Vec<usize> = match a.opt_int("dim")? {
+        None => (0..t.dim()).collect(),
+        Some(_) if t.dim() == 0 => vec![],
+        Some(d) => vec![wrap_dim(d, t.dim())?],
+    };
+    let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
+    let n: usize = sizes.iter().product();
+    out1(Tensor::from_vec(reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64), &sizes)?)
+}
+
+fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    wrap(a.int("dim")?, t)?;
+    let mut dt = t.dtype;
+    if a.schema.arg_index("half_to_float").is_some() && a.bool("half_to_float")? {
+        dt = DType::F32;
+    } else if a.schema.arg_index("dtype").is_some() {
+        dt = a.opt_dtype("dtype")?.unwrap_or(t.dtype);
+    }
+    if !dt.is_floating_point() {
+        return Err(Error::DTypeNotSupported { op: "softmax_lastdim_kernel_impl".into(), dtype: dt });
+    }
+    one(dt, t.sizes.clone())
+}
+
+fn softmax_seg<F: Float>(s: &mut [F], log: bool) {
+    let m = s.iter().copied().fold(F::neg_infinity(), |m, x| if x > m || x.is_nan() { x } else { m });
+    let mut sum = F::zero();
+    for x in s.iter_mut() {
+        let e = (*x - m).exp();
+        if log {
+            sum = sum + e;
+            *x = *x - m;
+        } else {
+            *x = e;
+            sum = sum + e;
+        }
+    }
+    if log {
+        let ls = sum.ln();
+        s.iter_mut().for_each(|x| *x = *x - ls);
+    } else {
+        s.iter_mut().for_each(|x| *x = *x / sum);
+    }
+}
+
+fn softmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>], log: bool) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(outs, 0)?;
+    let t = a.tensor("self")?;
+    if t.dim() == 0 {
+        let v = if log { 0.0 } else { 1.0 };
+        return out1(Tensor::scalar_of(crate::Scalar::Float(v), dt));
+    }
+    let d = wrap_dim(a.int("dim")?, t.dim())?;
+    let r = if dt == DType::F64 {
+        along_dim::<f64>(&as_dtype(t, DType::F64), d, |s| softmax_seg(s, log))
+    } else {
+        along_dim::<f32>(&as_dtype(t, DType::F32), d, |s| softmax_seg(s, log))
+    };
+    out1(as_dtype(&r, dt))
+}

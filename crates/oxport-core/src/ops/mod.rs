@@ -1,0 +1,17 @@
+//! THE op registry (design principle 1) and the user-facing tensor API that dispatches through it.
+//!
+//! * [`schema`] parses PyTorch schema strings from the generated `schemas.txt`.
+//! * [`value`] holds argument values ([`Value`]), tensor metadata ([`TensorMeta`]) and schema binding.
+//! * [`registry`] maps `aten.add.Tensor` → [`OpDef`] (schema, meta function, kernel).
+//! * `defs/` declares each overload once, grouped by family.
+//! * [`api`] gives `Tensor` its methods (`x.add(&y)`, `x.view(&[2, 3])`), each one registry call.
+pub mod api;
+mod defs;
+pub mod registry;
+pub mod schema;
+pub mod value;
+
+pub use api::Operand;
+pub use registry::{call, registry, OpDef, Registry};
+pub use schema::FunctionSchema;
+pub use value::{Args, TensorMeta, Value};

@@ -1,0 +1,143 @@
+//! The op registry: one [`OpDef`] per supported ATen overload.
+use super::schema::FunctionSchema;
+use super::value::{Args, TensorMeta, Value};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// Computes output metadata (dtype, symbolic sizes) from input metadata, validating shapes and dtypes.
+pub type MetaFn = fn(&Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>>;
+/// Computes outputs on the CPU. Receives the outputs' metadata as computed by the meta function.
+pub type KernelFn = fn(&Args<Tensor>, &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>>;
+
+/// Everything oxport knows about one ATen overload.
+pub struct OpDef {
+    /// `aten.add.Tensor`
+    pub name: &'static str,
+    /// PyTorch's schema, from the generated table.
+    pub schema: FunctionSchema,
+    /// Tagged `core` in PyTorch (part of the Core ATen opset).
+    pub is_core: bool,
+    /// Meta function.
+    pub meta: MetaFn,
+    /// CPU kernel.
+    pub kernel: KernelFn,
+}
+
+impl std::fmt::Debug for OpDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpDef").field("name", &self.name).field("schema", &self.schema.text).finish()
+    }
+}
+
+impl OpDef {
+    /// Runs the meta function on real tensors' metadata.
+    pub fn meta_of(&self, args: &Args<Tensor>) -> Result<Vec<Value<TensorMeta>>> {
+        let meta_args =
+            Args { schema: args.schema, values: args.values.iter().map(|v| v.map_tensors(&mut TensorMeta::of)).collect() };
+        (self.meta)(&meta_args)
+    }
+    /// Runs the op eagerly: meta (validation, output shapes) then kernel.
+    pub fn run(&self, args: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+        let outs = self.meta_of(args)?;
+        (self.kernel)(args, &outs)
+    }
+}
+
+/// The table of all registered overloads.
+#[derive(Debug, Default)]
+pub struct Registry {
+    ops: HashMap<&'static str, OpDef>,
+    errors: Vec<String>,
+}
+
+/// The schema table generated from PyTorch by `tools/gen_schemas.py`.
+pub const SCHEMA_TABLE: &str = include_str!("schemas.txt");
+
+impl Registry {
+    /// The overload called `name` (e.g. `aten.add.Tensor`).
+    pub fn get(&self, name: &str) -> Result<&OpDef> {
+        self.ops.get(name).ok_or_else(|| Error::UnknownOp(name.to_string()))
+    }
+    /// All overloads, sorted by name.
+    pub fn ops(&self) -> Vec<&OpDef> {
+        let mut v: Vec<&OpDef> = self.ops.values().collect();
+        v.sort_by_key(|o| o.name);
+        v
+    }
+    /// Problems found while building the registry (a registration without a schema, a bad schema line).
+    /// Empty in a consistent build; a test checks it.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+}
+
+/// Collects registrations; see `defs/*.rs`.
+pub struct Builder {
+    schemas: BTreeMap<String, (bool, FunctionSchema)>,
+    reg: Registry,
+}
+
+impl Builder {
+    fn new() -> Self {
+        let mut reg = Registry::default();
+        let mut schemas = BTreeMap::new();
+        for line in SCHEMA_TABLE.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let mut parts = line.splitn(3, '\t');
+            let (Some(name), Some(tag), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
+                reg.errors.push(format!("malformed schema line: {line}"));
+                continue;
+            };
+            match FunctionSchema::parse(text) {
+                Ok(s) => {
+                    schemas.insert(name.to_string(), (tag == "core", s));
+                }
+                Err(e) => reg.errors.push(e.to_string()),
+            }
+        }
+        Builder { schemas, reg }
+    }
+    /// Declares overload `name` with its meta function and kernel.
+    pub fn op(&mut self, name: &'static str, meta: MetaFn, kernel: KernelFn) {
+        match self.schemas.remove(name) {
+            Some((is_core, schema)) => {
+                self.reg.ops.insert(name, OpDef { name, schema, is_core, meta, kernel });
+            }
+            None => self.reg.errors.push(format!(
+                "{name} is registered but has no schema in schemas.txt (run tools/gen_schemas.py)"
+            )),
+        }
+    }
+    fn finish(mut self) -> Registry {
+        for name in self.schemas.keys() {
+            self.reg.errors.push(format!("{name} has a schema but no registration"));
+        }
+        self.reg
+    }
+}
+
+/// The process-wide registry.
+pub fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| {
+        let mut b = Builder::new();
+        super::defs::register_all(&mut b);
+        b.finish()
+    })
+}
+
+/// Calls overload `op` eagerly with positional and keyword arguments.
+///
+/// ```
+/// use oxport_core::ops::{call, Value};
+/// use oxport_core::Tensor;
+/// let x = Tensor::arange_f32(3);
+/// let out = call("aten.add.Tensor", vec![Value::from(&x), Value::from(&x)], vec![("alpha".into(), Value::Int(2.into()))])?;
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+pub fn call(op: &str, positional: Vec<Value<Tensor>>, kwargs: Vec<(String, Value<Tensor>)>) -> Result<Vec<Value<Tensor>>> {
+    let def = registry().get(op)?;
+    let args = Args::bind(&def.schema, positional, kwargs)?;
+    def.run(&args)
+}

@@ -1,0 +1,408 @@
+//! Symbolic integers for sizes.
+//!
+//! Meta functions compute output shapes over [`SymInt`], so that the same function serves eager execution
+//! (every size is an `Int`) and export with dynamic shapes (some sizes are expressions over symbols such as
+//! `s77`). A decision that depends on a symbol's value (`s0 == 1`?) is taken on the symbol's *hint* (its
+//! example value) and recorded as a guard in the current [`GuardSink`], exactly like PyTorch's ShapeEnv.
+//!
+//! This module is a leaf: it depends on nothing else in oxport. The shape environment that owns symbols,
+//! ranges and guards during export builds on it.
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+/// A symbolic expression over size symbols.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SymExpr {
+    /// An integer constant.
+    Const(i64),
+    /// A free symbol with its hint (the example value it was created from).
+    Symbol {
+        /// Name as PyTorch prints it (`s77`, `u0`).
+        name: Arc<str>,
+        /// Example value used to take decisions.
+        hint: i64,
+    },
+    /// Sum of terms.
+    Add(Vec<SymExpr>),
+    /// Product of factors.
+    Mul(Vec<SymExpr>),
+    /// `a // b` (floor division).
+    FloorDiv(Box<SymExpr>, Box<SymExpr>),
+    /// `a % b` (Python modulo).
+    Mod(Box<SymExpr>, Box<SymExpr>),
+    /// `max(a, b)`.
+    Max(Box<SymExpr>, Box<SymExpr>),
+    /// `min(a, b)`.
+    Min(Box<SymExpr>, Box<SymExpr>),
+}
+
+impl SymExpr {
+    /// Evaluates with every symbol at its hint.
+    pub fn hint(&self) -> i64 {
+        match self {
+            SymExpr::Const(c) => *c,
+            SymExpr::Symbol { hint, .. } => *hint,
+            SymExpr::Add(t) => t.iter().map(|e| e.hint()).fold(0i64, |a, b| a.wrapping_add(b)),
+            SymExpr::Mul(t) => t.iter().map(|e| e.hint()).fold(1i64, |a, b| a.wrapping_mul(b)),
+            SymExpr::FloorDiv(a, b) => floor_div(a.hint(), b.hint()),
+            SymExpr::Mod(a, b) => py_mod(a.hint(), b.hint()),
+            SymExpr::Max(a, b) => a.hint().max(b.hint()),
+            SymExpr::Min(a, b) => a.hint().min(b.hint()),
+        }
+    }
+    fn as_const(&self) -> Option<i64> {
+        match self {
+            SymExpr::Const(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
+/// Python floor division (rounds toward negative infinity); division by zero yields 0 rather than panicking.
+pub fn floor_div(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        return 0;
+    }
+    let q = a.wrapping_div(b);
+    if (a % b != 0) && ((a < 0) != (b < 0)) {
+        q - 1
+    } else {
+        q
+    }
+}
+
+/// Python modulo (result has the sign of the divisor); modulo zero yields 0 rather than panicking.
+pub fn py_mod(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        return 0;
+    }
+    let r = a.wrapping_rem(b);
+    if r != 0 && ((r < 0) != (b < 0)) {
+        r + b
+    } else {
+        r
+    }
+}
+
+impl fmt::Display for SymExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymExpr::Const(c) => write!(f, "{c}"),
+            SymExpr::Symbol { name, .. } => f.write_str(name),
+            SymExpr::Add(terms) => {
+                // sympy prints symbolic terms first and the constant last: `s0 + 1`.
+                let mut first = true;
+                for t in terms.iter().filter(|t| t.as_const().is_none()).chain(terms.iter().filter(|t| t.as_const().is_some())) {
+                    match t.as_const() {
+                        Some(c) if !first && c < 0 => write!(f, " - {}", -c)?,
+                        _ => {
+                            if !first {
+                                f.write_str(" + ")?;
+                            }
+                            write!(f, "{t}")?;
+                        }
+                    }
+                    first = false;
+                }
+                Ok(())
+            }
+            SymExpr::Mul(factors) => {
+                let mut first = true;
+                for t in factors {
+                    if !first {
+                        f.write_str("*")?;
+                    }
+                    first = false;
+                    if matches!(t, SymExpr::Add(_)) {
+                        write!(f, "({t})")?;
+                    } else {
+                        write!(f, "{t}")?;
+                    }
+                }
+                Ok(())
+            }
+            SymExpr::FloorDiv(a, b) => write!(f, "(({a})//({b}))"),
+            SymExpr::Mod(a, b) => write!(f, "Mod({a}, {b})"),
+            SymExpr::Max(a, b) => write!(f, "Max({a}, {b})"),
+            SymExpr::Min(a, b) => write!(f, "Min({a}, {b})"),
+        }
+    }
+}
+
+/// A size: a concrete integer or a symbolic expression.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SymInt {
+    /// A concrete (static) size.
+    Int(i64),
+    /// A symbolic size.
+    Sym(Arc<SymExpr>),
+}
+
+impl SymInt {
+    /// A fresh symbol with a hint.
+    pub fn symbol(name: &str, hint: i64) -> SymInt {
+        SymInt::Sym(Arc::new(SymExpr::Symbol { name: name.into(), hint }))
+    }
+    /// The concrete value, if static.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            SymInt::Int(i) => Some(*i),
+            SymInt::Sym(_) => None,
+        }
+    }
+    /// The value with every symbol at its hint.
+    pub fn hint(&self) -> i64 {
+        match self {
+            SymInt::Int(i) => *i,
+            SymInt::Sym(e) => e.hint(),
+        }
+    }
+    /// True if this size is symbolic.
+    pub fn is_symbolic(&self) -> bool {
+        matches!(self, SymInt::Sym(_))
+    }
+    fn expr(&self) -> SymExpr {
+        match self {
+            SymInt::Int(i) => SymExpr::Const(*i),
+            SymInt::Sym(e) => (**e).clone(),
+        }
+    }
+    fn from_expr(e: SymExpr) -> SymInt {
+        match e {
+            SymExpr::Const(c) => SymInt::Int(c),
+            e => SymInt::Sym(Arc::new(e)),
+        }
+    }
+
+    /// `self + other`, simplified (constants folded, sums flattened).
+    pub fn add(&self, other: &SymInt) -> SymInt {
+        if let (Some(a), Some(b)) = (self.as_int(), other.as_int()) {
+            return SymInt::Int(a.wrapping_add(b));
+        }
+        let mut terms = Vec::new();
+        let mut c = 0i64;
+        for e in [self.expr(), other.expr()] {
+            match e {
+                SymExpr::Add(ts) => {
+                    for t in ts {
+                        match t {
+                            SymExpr::Const(k) => c = c.wrapping_add(k),
+                            t => terms.push(t),
+                        }
+                    }
+                }
+                SymExpr::Const(k) => c = c.wrapping_add(k),
+                t => terms.push(t),
+            }
+        }
+        if c != 0 {
+            terms.push(SymExpr::Const(c));
+        }
+        if terms.len() == 1 {
+            return SymInt::from_expr(terms.pop().expect("one term"));
+        }
+        SymInt::from_expr(SymExpr::Add(terms))
+    }
+    /// `self - other`.
+    pub fn sub(&self, other: &SymInt) -> SymInt {
+        self.add(&other.mul(&SymInt::Int(-1)))
+    }
+    /// `self * other`, simplified.
+    pub fn mul(&self, other: &SymInt) -> SymInt {
+        if let (Some(a), Some(b)) = (self.as_int(), other.as_int()) {
+            return SymInt::Int(a.wrapping_mul(b));
+        }
+        let mut factors = Vec::new();
+        let mut c = 1i64;
+        for e in [self.expr(), other.expr()] {
+            match e {
+                SymExpr::Mul(fs) => {
+                    for t in fs {
+                        match t {
+                            SymExpr::Const(k) => c = c.wrapping_mul(k),
+                            t => factors.push(t),
+                        }
+                    }
+                }
+                SymExpr::Const(k) => c = c.wrapping_mul(k),
+                t => factors.push(t),
+            }
+        }
+        if c == 0 {
+            return SymInt::Int(0);
+        }
+        if c != 1 {
+            factors.insert(0, SymExpr::Const(c));
+        }
+        if factors.len() == 1 {
+            return SymInt::from_expr(factors.pop().expect("one factor"));
+        }
+        SymInt::from_expr(SymExpr::Mul(factors))
+    }
+    /// `self // other` (floor division).
+    pub fn floor_div(&self, other: &SymInt) -> SymInt {
+        match (self.as_int(), other.as_int()) {
+            (Some(a), Some(b)) => SymInt::Int(floor_div(a, b)),
+            (_, Some(1)) => self.clone(),
+            _ => SymInt::from_expr(SymExpr::FloorDiv(Box::new(self.expr()), Box::new(other.expr()))),
+        }
+    }
+    /// `self % other` (Python modulo).
+    pub fn modulo(&self, other: &SymInt) -> SymInt {
+        match (self.as_int(), other.as_int()) {
+            (Some(a), Some(b)) => SymInt::Int(py_mod(a, b)),
+            (_, Some(1)) => SymInt::Int(0),
+            _ => SymInt::from_expr(SymExpr::Mod(Box::new(self.expr()), Box::new(other.expr()))),
+        }
+    }
+    /// `max(self, other)`.
+    pub fn max(&self, other: &SymInt) -> SymInt {
+        match (self.as_int(), other.as_int()) {
+            (Some(a), Some(b)) => SymInt::Int(a.max(b)),
+            _ if self == other => self.clone(),
+            _ => SymInt::from_expr(SymExpr::Max(Box::new(self.expr()), Box::new(other.expr()))),
+        }
+    }
+    /// `min(self, other)`.
+    pub fn min(&self, other: &SymInt) -> SymInt {
+        match (self.as_int(), other.as_int()) {
+            (Some(a), Some(b)) => SymInt::Int(a.min(b)),
+            _ if self == other => self.clone(),
+            _ => SymInt::from_expr(SymExpr::Min(Box::new(self.expr()), Box::new(other.expr()))),
+        }
+    }
+
+    /// Decides `self == other`; a decision on symbols is recorded as a guard.
+    pub fn guard_eq(&self, other: &SymInt) -> bool {
+        if self == other {
+            return true;
+        }
+        let v = self.hint() == other.hint();
+        if self.is_symbolic() || other.is_symbolic() {
+            record_guard(Guard { lhs: self.clone(), rel: if v { Rel::Eq } else { Rel::Ne }, rhs: other.clone() });
+        }
+        v
+    }
+    /// Decides `self < other`; a decision on symbols is recorded as a guard.
+    pub fn guard_lt(&self, other: &SymInt) -> bool {
+        let v = self.hint() < other.hint();
+        if self.is_symbolic() || other.is_symbolic() {
+            record_guard(Guard { lhs: self.clone(), rel: if v { Rel::Lt } else { Rel::Ge }, rhs: other.clone() });
+        }
+        v
+    }
+    /// Decides `self == 1` (used by broadcasting); recorded as a guard when symbolic.
+    pub fn guard_is_one(&self) -> bool {
+        self.guard_eq(&SymInt::Int(1))
+    }
+}
+
+impl From<i64> for SymInt {
+    fn from(v: i64) -> Self {
+        SymInt::Int(v)
+    }
+}
+impl From<usize> for SymInt {
+    fn from(v: usize) -> Self {
+        SymInt::Int(v as i64)
+    }
+}
+
+impl fmt::Display for SymInt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymInt::Int(i) => write!(f, "{i}"),
+            SymInt::Sym(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A comparison relation in a guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rel {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `>=`
+    Ge,
+}
+
+/// A decision taken on symbolic sizes: `lhs rel rhs` held for the example inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// Left side.
+    pub lhs: SymInt,
+    /// Relation that held.
+    pub rel: Rel,
+    /// Right side.
+    pub rhs: SymInt,
+}
+
+impl fmt::Display for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.rel {
+            Rel::Eq => "==",
+            Rel::Ne => "!=",
+            Rel::Lt => "<",
+            Rel::Ge => ">=",
+        };
+        write!(f, "{} {op} {}", self.lhs, self.rhs)
+    }
+}
+
+/// Collects guards while installed (see [`with_guard_sink`]).
+#[derive(Debug, Default)]
+pub struct GuardSink {
+    /// Guards in the order they were taken.
+    pub guards: Vec<Guard>,
+}
+
+thread_local! {
+    static SINK: RefCell<Option<GuardSink>> = const { RefCell::new(None) };
+}
+
+fn record_guard(g: Guard) {
+    SINK.with(|s| {
+        if let Some(sink) = s.borrow_mut().as_mut() {
+            if !sink.guards.contains(&g) {
+                sink.guards.push(g);
+            }
+        }
+    });
+}
+
+/// Runs `f` with a fresh guard sink on this thread and returns its result with the guards it took.
+pub fn with_guard_sink<R>(f: impl FnOnce() -> R) -> (R, Vec<Guard>) {
+    let prev = SINK.with(|s| s.borrow_mut().replace(GuardSink::default()));
+    let r = f();
+    let sink = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), prev));
+    (r, sink.map(|s| s.guards).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn arithmetic_simplifies_and_prints_like_sympy() {
+        let s0 = SymInt::symbol("s0", 5);
+        let e = s0.add(&SymInt::Int(1)).add(&SymInt::Int(2));
+        assert_eq!(e.to_string(), "s0 + 3");
+        assert_eq!(e.hint(), 8);
+        assert_eq!(s0.mul(&SymInt::Int(4)).to_string(), "4*s0");
+        assert_eq!(s0.sub(&SymInt::Int(1)).to_string(), "s0 - 1");
+        assert_eq!(SymInt::Int(7).floor_div(&SymInt::Int(-2)), SymInt::Int(-4));
+        assert_eq!(SymInt::Int(-7).modulo(&SymInt::Int(3)), SymInt::Int(2));
+    }
+    #[test]
+    fn decisions_on_symbols_are_guards() {
+        let s0 = SymInt::symbol("s0", 5);
+        let (r, guards) = with_guard_sink(|| (s0.guard_is_one(), s0.guard_eq(&s0), SymInt::Int(3).guard_is_one()));
+        assert_eq!(r, (false, true, false));
+        assert_eq!(guards.len(), 1);
+        assert_eq!(guards[0].to_string(), "s0 != 1");
+    }
+}

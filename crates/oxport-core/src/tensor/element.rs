@@ -1,0 +1,307 @@
+//! Typed buffers and the [`Element`] trait that maps Rust types to dtypes.
+use crate::dtype::DType;
+use half::{bf16, f16};
+
+/// The bytes of a storage, typed by dtype (keeps alignment right and kernels safe).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum Buffer {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Bool(Vec<bool>),
+    BF16(Vec<bf16>),
+}
+
+impl Buffer {
+    /// The buffer's dtype.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Buffer::U8(_) => DType::U8,
+            Buffer::I8(_) => DType::I8,
+            Buffer::I16(_) => DType::I16,
+            Buffer::I32(_) => DType::I32,
+            Buffer::I64(_) => DType::I64,
+            Buffer::F16(_) => DType::F16,
+            Buffer::F32(_) => DType::F32,
+            Buffer::F64(_) => DType::F64,
+            Buffer::Bool(_) => DType::Bool,
+            Buffer::BF16(_) => DType::BF16,
+        }
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        crate::dispatch_buffer!(self, v => v.len())
+    }
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A zero-filled buffer.
+    pub fn zeros(dtype: DType, n: usize) -> Buffer {
+        crate::dispatch_dtype!(dtype, T => T::into_buffer(vec![T::default(); n]))
+    }
+}
+
+/// Runs `$body` with `$v` bound to the typed `Vec` inside a [`Buffer`] (or `&mut` when given `mut`).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_buffer {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            $crate::tensor::Buffer::U8($v) => $body,
+            $crate::tensor::Buffer::I8($v) => $body,
+            $crate::tensor::Buffer::I16($v) => $body,
+            $crate::tensor::Buffer::I32($v) => $body,
+            $crate::tensor::Buffer::I64($v) => $body,
+            $crate::tensor::Buffer::F16($v) => $body,
+            $crate::tensor::Buffer::F32($v) => $body,
+            $crate::tensor::Buffer::F64($v) => $body,
+            $crate::tensor::Buffer::Bool($v) => $body,
+            $crate::tensor::Buffer::BF16($v) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with the type alias `$T` set to the Rust element type of `$dtype`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::dtype::DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            $crate::dtype::DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            $crate::dtype::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::dtype::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::dtype::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::dtype::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::dtype::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::dtype::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            $crate::dtype::DType::Bool => {
+                type $T = bool;
+                $body
+            }
+            $crate::dtype::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+        }
+    };
+}
+
+/// A Rust type that is a tensor element.
+pub trait Element: Copy + Send + Sync + Default + PartialOrd + std::fmt::Debug + 'static {
+    /// The dtype of this element type.
+    const DTYPE: DType;
+    /// True for floating-point types.
+    const IS_FLOAT: bool;
+    /// The typed data, if the buffer has this type.
+    fn slice(b: &Buffer) -> Option<&[Self]>;
+    /// The typed data, mutably, if the buffer has this type.
+    fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]>;
+    /// Wraps a vector into a buffer.
+    fn into_buffer(v: Vec<Self>) -> Buffer;
+    /// Takes the vector back out of a buffer of this type.
+    fn from_buffer(b: Buffer) -> Option<Vec<Self>>;
+    /// Converts to f64 (bool → 0/1).
+    fn to_f64(self) -> f64;
+    /// Converts from f64 (C-style cast for integers).
+    fn from_f64(v: f64) -> Self;
+    /// Converts to i64 (C-style truncation for floats).
+    fn to_i64(self) -> i64;
+    /// Converts from i64 (wrapping for narrower integers).
+    fn from_i64(v: i64) -> Self;
+    /// `value != 0` (NaN is non-zero, as in C).
+    fn is_nonzero(self) -> bool;
+}
+
+macro_rules! impl_int_element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            const IS_FLOAT: bool = false;
+            fn slice(b: &Buffer) -> Option<&[Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_buffer(v: Vec<Self>) -> Buffer {
+                Buffer::$variant(v)
+            }
+            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                // C++ static_cast<int>(double) truncates; go through i64 so narrow types wrap like C.
+                (v as i64) as $t
+            }
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                v as $t
+            }
+            fn is_nonzero(self) -> bool {
+                self != 0
+            }
+        }
+    };
+}
+impl_int_element!(u8, U8);
+impl_int_element!(i8, I8);
+impl_int_element!(i16, I16);
+impl_int_element!(i32, I32);
+impl_int_element!(i64, I64);
+
+macro_rules! impl_float_element {
+    ($t:ty, $variant:ident, $to:expr, $from:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            const IS_FLOAT: bool = true;
+            fn slice(b: &Buffer) -> Option<&[Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_buffer(v: Vec<Self>) -> Buffer {
+                Buffer::$variant(v)
+            }
+            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn to_f64(self) -> f64 {
+                let f: fn($t) -> f64 = $to;
+                f(self)
+            }
+            fn from_f64(v: f64) -> Self {
+                let f: fn(f64) -> $t = $from;
+                f(v)
+            }
+            fn to_i64(self) -> i64 {
+                self.to_f64() as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                Self::from_f64(v as f64)
+            }
+            fn is_nonzero(self) -> bool {
+                self.to_f64() != 0.0
+            }
+        }
+    };
+}
+impl_float_element!(f32, F32, |x| x as f64, |v| v as f32);
+impl_float_element!(f64, F64, |x| x, |v| v);
+// PyTorch converts double -> float -> half; mirror the double rounding.
+impl_float_element!(f16, F16, |x| x.to_f64(), |v| f16::from_f32(v as f32));
+impl_float_element!(bf16, BF16, |x| x.to_f64(), |v| bf16::from_f32(v as f32));
+
+impl Element for bool {
+    const DTYPE: DType = DType::Bool;
+    const IS_FLOAT: bool = false;
+    fn slice(b: &Buffer) -> Option<&[Self]> {
+        match b {
+            Buffer::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
+        match b {
+            Buffer::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_buffer(v: Vec<Self>) -> Buffer {
+        Buffer::Bool(v)
+    }
+    fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
+        match b {
+            Buffer::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn to_f64(self) -> f64 {
+        self as i64 as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v != 0
+    }
+    fn is_nonzero(self) -> bool {
+        self
+    }
+}
+
+/// Converts one element between types with PyTorch's cast semantics.
+#[inline]
+pub fn cast_element<S: Element, D: Element>(v: S) -> D {
+    if D::DTYPE == DType::Bool {
+        D::from_i64(v.is_nonzero() as i64)
+    } else if S::IS_FLOAT {
+        if D::IS_FLOAT {
+            D::from_f64(v.to_f64())
+        } else {
+            D::from_i64(v.to_f64() as i64)
+        }
+    } else if D::IS_FLOAT {
+        D::from_f64(v.to_i64() as f64)
+    } else {
+        D::from_i64(v.to_i64())
+    }
+}

@@ -1,0 +1,160 @@
+//! Every op case recorded from real PyTorch (`tools/gen_op_fixtures.py` → `tests/fixtures/ops/`) runs
+//! through the registry and must match: exact for integers/bools, within the case's rtol/atol for floats
+//! (defaults rtol 1e-5, atol 1e-6), same dtype and shape; cases where PyTorch raises must raise.
+use oxport_core::ops::{call, Value};
+use oxport_core::{DType, Tensor};
+use serde_json::Value as J;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ops")
+}
+
+fn num(j: &J) -> f64 {
+    match j {
+        J::String(s) if s == "nan" => f64::NAN,
+        J::String(s) if s == "inf" => f64::INFINITY,
+        J::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        _ => j.as_f64().expect("number"),
+    }
+}
+
+fn load_tensor(j: &J) -> Tensor {
+    let file = j["tensor"].as_str().expect("tensor file");
+    let mut t = Tensor::read_npy(fixtures().join(file)).expect("fixture .npy loads");
+    let dtype = DType::from_name(j["dtype"].as_str().expect("dtype")).expect("known dtype");
+    if t.dtype() != dtype {
+        t = t.cast_untraced(dtype); // bf16 travels as exact f32
+    }
+    if let Some(v) = j.get("view") {
+        let u = |k: &str| v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect::<Vec<_>>();
+        t = t.restride(&u("size"), &u("stride"), v["offset"].as_u64().unwrap() as usize).expect("fixture view is valid");
+    }
+    t
+}
+
+fn arg(j: &J) -> Value<Tensor> {
+    let (k, v) = j.as_object().unwrap().iter().find(|(k, _)| *k != "dtype" || j.get("tensor").is_none()).unwrap();
+    match k.as_str() {
+        "tensor" | "view" => Value::Tensor(load_tensor(j)),
+        "int" => Value::Int(v.as_i64().unwrap().into()),
+        "float" => Value::Float(num(v)),
+        "bool" => Value::Bool(v.as_bool().unwrap()),
+        "none" => Value::None,
+        "ints" => Value::Ints(v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap().into()).collect()),
+        "floats" => Value::Floats(v.as_array().unwrap().iter().map(num).collect()),
+        "bools" => Value::Bools(v.as_array().unwrap().iter().map(|x| x.as_bool().unwrap()).collect()),
+        "str" => Value::Str(v.as_str().unwrap().to_string()),
+        "dtype" => Value::ScalarType(DType::from_name(v.as_str().unwrap()).unwrap()),
+        "tensors" => Value::Tensors(v.as_array().unwrap().iter().map(load_tensor).collect()),
+        "opt_tensors" => Value::OptTensors(
+            v.as_array().unwrap().iter().map(|x| if x.get("none").is_some() { None } else { Some(load_tensor(x)) }).collect(),
+        ),
+        other => panic!("unknown fixture arg kind {other}"),
+    }
+}
+
+fn check_tensor(got: &Tensor, j: &J, rtol: f64, atol: f64) -> Result<(), String> {
+    let want = load_tensor(j);
+    if got.dtype() != want.dtype() {
+        return Err(format!("dtype {} != expected {}", got.dtype().name(), want.dtype().name()));
+    }
+    if got.sizes() != want.sizes() {
+        return Err(format!("sizes {:?} != expected {:?}", got.sizes(), want.sizes()));
+    }
+    let (g, w) = (got.to_vec_f64(), want.to_vec_f64());
+    let exact = !want.dtype().is_floating_point();
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let ok = if exact {
+            a == b
+        } else {
+            (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs()
+        };
+        if !ok {
+            return Err(format!("element {i}: got {a}, expected {b}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_value(got: &Value<Tensor>, j: &J, rtol: f64, atol: f64) -> Result<(), String> {
+    match (got, j.get("tensors")) {
+        (Value::Tensors(ts), Some(list)) => {
+            let list = list.as_array().unwrap();
+            if ts.len() != list.len() {
+                return Err(format!("{} tensors, expected {}", ts.len(), list.len()));
+            }
+            ts.iter().zip(list).try_for_each(|(t, j)| check_tensor(t, j, rtol, atol))
+        }
+        (Value::Tensor(t), None) => check_tensor(t, j, rtol, atol),
+        (v, _) => Err(format!("got a {}, expected {j}", v.kind())),
+    }
+}
+
+#[test]
+fn every_op_case_matches_pytorch() {
+    let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("run tools/gen_op_fixtures.py");
+    let manifest: J = serde_json::from_str(&text).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    let mut failures = Vec::new();
+    let mut message_mismatch = Vec::new();
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let op = case["op"].as_str().unwrap();
+        let pos: Vec<Value<Tensor>> = case["args"].as_array().unwrap().iter().map(arg).collect();
+        let kw: Vec<(String, Value<Tensor>)> =
+            case["kwargs"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), arg(v))).collect();
+        let rtol = case.get("rtol").and_then(J::as_f64).unwrap_or(1e-5);
+        let atol = case.get("atol").and_then(J::as_f64).unwrap_or(1e-6);
+        // Keep the inputs to check in-place mutation afterwards.
+        let inputs = pos.clone();
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(op, pos, kw))) {
+            Ok(r) => r,
+            Err(_) => {
+                failures.push(format!("{id}: PANIC"));
+                continue;
+            }
+        };
+        if let Some(err) = case.get("error") {
+            match result {
+                Ok(_) => failures.push(format!("{id}: expected error \"{}\", got success", err.as_str().unwrap())),
+                Err(e) => {
+                    let want = err.as_str().unwrap();
+                    if !want.ends_with(&e.to_string()) && !e.to_string().ends_with(want) {
+                        message_mismatch.push(format!("{id}:\n    ours:    {e}\n    pytorch: {want}"));
+                    }
+                }
+            }
+            continue;
+        }
+        let outs = match result {
+            Ok(o) => o,
+            Err(e) => {
+                failures.push(format!("{id}: error {e}"));
+                continue;
+            }
+        };
+        let expected = case["outputs"].as_array().unwrap();
+        if outs.len() != expected.len() {
+            failures.push(format!("{id}: {} outputs, expected {}", outs.len(), expected.len()));
+            continue;
+        }
+        for (k, (g, w)) in outs.iter().zip(expected).enumerate() {
+            if let Err(m) = check_value(g, w, rtol, atol) {
+                failures.push(format!("{id}: output {k}: {m}"));
+            }
+        }
+        if let Some(m) = case.get("mutated").and_then(J::as_object) {
+            for (k, w) in m {
+                let i: usize = k.parse().unwrap();
+                if let Err(msg) = check_value(&inputs[i], w, rtol, atol) {
+                    failures.push(format!("{id}: mutated arg {i}: {msg}"));
+                }
+            }
+        }
+    }
+    if !message_mismatch.is_empty() {
+        eprintln!("{} error messages differ from PyTorch's:\n{}", message_mismatch.len(), message_mismatch.join("\n"));
+    }
+    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}

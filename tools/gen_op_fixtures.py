@@ -1,0 +1,1165 @@
+#!/usr/bin/env python3
+"""Generate per-op oracle fixtures by running real PyTorch ATen overloads.
+
+Writes tests/fixtures/ops/cases.json plus one small .npy per tensor.
+The output is deterministic: every case seeds torch's RNG from a hash of its
+id, files are named after the case id, JSON keys are sorted and the directory
+is wiped of old *.npy files first.  Re-running gives byte-identical files.
+
+Run:  ~/.cache/oxport/venv/bin/python tools/gen_op_fixtures.py
+
+Manifest format (one entry of "cases"):
+  {"id": "add.Tensor/broadcast_f32", "op": "aten.add.Tensor",
+   "args": [ARG...], "kwargs": {name: ARG}, "outputs": [OUT...],
+   "mutated": {"0": OUT},        # in-place ops: positional arg i after the call
+   "rtol": .., "atol": ..,       # only when different from 1e-5 / 1e-6
+   "error": "first line of the exception"}   # instead of outputs
+See tools/README.md for ARG / OUT encodings.
+
+Randomness ops are deliberately not covered (no deterministic oracle):
+  aten.native_dropout, aten.dropout / aten.dropout_ with train=True,
+  aten.rand*, aten.randn*, aten.bernoulli*.
+Every aten overload in tools/data/model_ops.txt has at least one case
+(checked at the end of main()).
+"""
+import json
+import math
+import os
+import re
+import sys
+import zlib
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+A = torch.ops.aten
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "ops")
+MODEL_OPS = os.path.join(HERE, "data", "model_ops.txt")
+
+f32, f64, f16, bf16 = torch.float32, torch.float64, torch.float16, torch.bfloat16
+i64, i32, i16, i8, u8, b8 = torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool
+nan, inf = float("nan"), float("inf")
+INT64_MAX = 9223372036854775807
+
+DTYPE_NAMES = {
+    f32: "float32", f64: "float64", f16: "float16", bf16: "bfloat16",
+    i64: "int64", i32: "int32", i16: "int16", i8: "int8", u8: "uint8", b8: "bool",
+}
+FLOAT_DTYPES = (f32, f64, f16, bf16)
+
+# ops whose f32 results depend on accumulation order -> looser tolerance
+ACCUM_OPS = {
+    "conv2d.default", "convolution.default", "linear.default", "addmm.default", "mm.default",
+    "bmm.default", "matmul.default", "batch_norm.default",
+    "_native_batch_norm_legit_no_training.default", "layer_norm.default",
+    "native_layer_norm.default", "avg_pool2d.default", "adaptive_avg_pool2d.default",
+    "_adaptive_avg_pool2d.default", "mean.dim", "mean.default", "sum.default", "sum.dim_IntList",
+    "_softmax.default", "softmax.int", "_log_softmax.default", "log_softmax.int",
+    "scaled_dot_product_attention.default", "lstm.input", "gelu.default", "pow.Tensor_Tensor",
+    "pow.Tensor_Scalar",
+}
+
+CASES = []
+SEEN_IDS = set()
+SEEN_SLUGS = set()
+COVERED = set()
+
+
+# ---------------------------------------------------------------- encoding
+def fenc(x):
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def to_numpy(t):
+    t = t.detach().contiguous()
+    if t.dtype == bf16:
+        return t.to(f32).numpy()  # exact
+    return t.numpy()
+
+
+class Recorder:
+    def __init__(self, cid):
+        self.cid = cid
+        self.slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", cid)
+        assert self.slug not in SEEN_SLUGS, f"slug collision {self.slug}"
+        SEEN_SLUGS.add(self.slug)
+
+    def save(self, t, role):
+        fname = f"{self.slug}.{role}.npy"
+        np.save(os.path.join(OUT_DIR, fname), to_numpy(t), allow_pickle=False)
+        return fname
+
+    def tensor_arg(self, t, role):
+        dt = DTYPE_NAMES[t.dtype]
+        st = t.untyped_storage()
+        n_storage = st.nbytes() // t.element_size()
+        plain = t.is_contiguous() and t.storage_offset() == 0 and n_storage == t.numel()
+        if plain:
+            return {"tensor": self.save(t, role), "dtype": dt}
+        base = torch.empty(0, dtype=t.dtype).set_(st, 0, (n_storage,), (1,)).clone()
+        assert n_storage <= 4096, f"{self.cid}: base buffer too large ({n_storage})"
+        return {
+            "tensor": self.save(base, role), "dtype": dt,
+            "view": {"size": list(t.shape), "stride": list(t.stride()), "offset": t.storage_offset()},
+        }
+
+    def arg(self, v, role):
+        if isinstance(v, torch.Tensor):
+            return self.tensor_arg(v, role)
+        if v is None:
+            return {"none": None}
+        if isinstance(v, bool):
+            return {"bool": v}
+        if isinstance(v, int):
+            return {"int": v}
+        if isinstance(v, float):
+            return {"float": fenc(v)}
+        if isinstance(v, str):
+            return {"str": v}
+        if isinstance(v, torch.dtype):
+            return {"dtype": DTYPE_NAMES[v]}
+        if isinstance(v, (list, tuple)):
+            v = list(v)
+            if v and all(isinstance(x, torch.Tensor) for x in v):
+                return {"tensors": [self.tensor_arg(x, f"{role}_{j}") for j, x in enumerate(v)]}
+            if v and any(isinstance(x, torch.Tensor) for x in v):
+                return {"opt_tensors": [self.arg(x, f"{role}_{j}") for j, x in enumerate(v)]}
+            if v and all(isinstance(x, bool) for x in v):
+                return {"bools": v}
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                return {"ints": v}
+            if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                return {"floats": [fenc(x) for x in v]}
+        raise TypeError(f"{self.cid}: cannot encode arg {v!r}")
+
+    def out(self, v, role):
+        if isinstance(v, torch.Tensor):
+            return {"tensor": self.save(v, role), "dtype": DTYPE_NAMES[v.dtype]}
+        if isinstance(v, (list, tuple)):
+            return {"tensors": [self.out(x, f"{role}_{j}") for j, x in enumerate(v)]}
+        if isinstance(v, bool):
+            return {"bool": v}
+        if isinstance(v, int):
+            return {"int": v}
+        if isinstance(v, float):
+            return {"float": fenc(v)}
+        raise TypeError(f"{self.cid}: cannot encode output {v!r}")
+
+
+def op_name(op):
+    return str(op)[len("aten."):]
+
+
+def _float_dtypes(v, acc):
+    if isinstance(v, torch.Tensor):
+        if v.dtype in FLOAT_DTYPES:
+            acc.add(v.dtype)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _float_dtypes(x, acc)
+    return acc
+
+
+def default_tol(name, float_dts):
+    if not float_dts:
+        return None
+    accum = name in ACCUM_OPS
+    if bf16 in float_dts:
+        return (2e-2, 2e-2) if accum else (1.6e-2, 1e-2)
+    if f16 in float_dts:
+        return (5e-3, 5e-3) if accum else (2e-3, 1e-3)
+    if f32 in float_dts:
+        return (1e-4, 1e-5) if accum else None  # None -> harness default 1e-5 / 1e-6
+    return (1e-9, 1e-10) if accum else (1e-10, 1e-12)  # float64 only
+
+
+def record(cid, op, args, kwargs, err, tol):
+    assert cid not in SEEN_IDS, f"duplicate id {cid}"
+    SEEN_IDS.add(cid)
+    name = op_name(op)
+    COVERED.add(str(op))
+    rec = Recorder(cid)
+    case = {
+        "id": cid, "op": str(op),
+        "args": [rec.arg(a, f"a{i}") for i, a in enumerate(args)],
+        "kwargs": {k: rec.arg(v, f"k_{k}") for k, v in kwargs.items()},
+    }
+    try:
+        result = op(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        if not err:
+            raise RuntimeError(f"case {cid} raised unexpectedly: {e}") from e
+        case["error"] = str(e).strip().splitlines()[0]
+        CASES.append(case)
+        return
+    if err:
+        raise RuntimeError(f"case {cid} was expected to raise but returned {result!r}")
+
+    returns = op._schema.returns
+    if len(returns) == 1:
+        outs = [result]
+    else:
+        outs = list(result)
+    case["outputs"] = [rec.out(o, f"o{i}") for i, o in enumerate(outs)]
+    float_dts = _float_dtypes(outs, set())
+
+    mutated = {}
+    for i, a in enumerate(op._schema.arguments):
+        if a.kwarg_only or i >= len(args):
+            continue
+        if a.alias_info is not None and a.alias_info.is_write:
+            mutated[str(i)] = rec.out(args[i], f"m{i}")
+            _float_dtypes(args[i], float_dts)
+    if mutated:
+        case["mutated"] = mutated
+
+    if tol is None:
+        tol = default_tol(name, float_dts)
+    if tol is not None:
+        case["rtol"], case["atol"] = tol
+    CASES.append(case)
+
+
+def K(op, name, err=False, tol=None):
+    """K(op, "name")(*args, **kwargs) records one case.
+
+    The RNG is seeded from the case id *before* the call's arguments are
+    evaluated (Python evaluates K(...) first), so random inputs are stable
+    regardless of the order / number of other cases."""
+    cid = f"{op_name(op)}/{name}"
+    torch.manual_seed(zlib.crc32(cid.encode()))
+
+    def run(*args, **kwargs):
+        record(cid, op, args, kwargs, err, tol)
+
+    return run
+
+
+# ---------------------------------------------------------------- inputs
+def rn(*shape, dtype=f32):
+    return torch.randn(*shape, dtype=f64 if dtype == f64 else f32).to(dtype)
+
+
+def ri(lo, hi, *shape, dtype=i64):
+    return torch.randint(lo, hi, shape, dtype=dtype)
+
+
+def rb(*shape):
+    return torch.rand(*shape) > 0.5
+
+
+def rpos(*shape, dtype=f32):
+    return (torch.rand(*shape, dtype=f64 if dtype == f64 else f32) * 3 + 0.05).to(dtype)
+
+
+def tt(values, dtype=f32):
+    return torch.tensor(values, dtype=dtype)
+
+
+SPECIAL = [nan, inf, -inf, 0.0, -0.0, 1.0, -1.5, 2.5, 3.0, -3.0, 1e-3, -7.0]
+
+
+def special(dtype=f32):
+    return tt(SPECIAL, dtype)
+
+
+def lin(lo, hi, n, dtype=f32):
+    return torch.linspace(lo, hi, n, dtype=f64).to(dtype)
+
+
+# ---------------------------------------------------------------- cases
+def conv_cases():
+    op = A.conv2d.default
+    K(op, "basic_bias")(rn(1, 3, 6, 6), rn(4, 3, 3, 3), rn(4))
+    K(op, "no_bias_defaults")(rn(2, 3, 5, 5), rn(4, 3, 3, 3))
+    K(op, "bias_none_stride2_pad1")(rn(1, 3, 7, 7), rn(4, 3, 3, 3), None, [2, 2], [1, 1])
+    K(op, "dilation2")(rn(1, 2, 8, 8), rn(3, 2, 3, 3), rn(3), [1, 1], [2, 2], [2, 2], 1)
+    K(op, "depthwise_groups4")(rn(1, 4, 6, 6), rn(4, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], 4)
+    K(op, "groups2")(rn(1, 4, 5, 5), rn(6, 2, 3, 3), rn(6), [1, 1], [0, 0], [1, 1], 2)
+    K(op, "pointwise_1x1")(rn(1, 8, 3, 3), rn(5, 8, 1, 1), rn(5))
+    K(op, "rect_kernel_asym_stride_pad")(rn(1, 2, 7, 6), rn(3, 2, 3, 2), rn(3), [2, 1], [1, 0], [1, 2])
+    K(op, "unbatched_3d_input")(rn(3, 5, 5), rn(2, 3, 3, 3), rn(2))
+    K(op, "f64")(rn(1, 2, 5, 5, dtype=f64), rn(3, 2, 3, 3, dtype=f64), rn(3, dtype=f64), [1, 1], [1, 1])
+    K(op, "channels_last_input")(rn(1, 5, 5, 3).permute(0, 3, 1, 2), rn(2, 3, 3, 3), rn(2))
+    K(op, "kernel_equals_input")(rn(1, 2, 3, 3), rn(4, 2, 3, 3), rn(4))
+    K(op, "channel_mismatch", err=True)(rn(1, 3, 5, 5), rn(4, 2, 3, 3))
+    K(op, "kernel_too_large", err=True)(rn(1, 1, 2, 2), rn(1, 1, 3, 3))
+
+    op = A.convolution.default
+    K(op, "conv2d_bias")(rn(1, 3, 6, 6), rn(4, 3, 3, 3), rn(4), [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    K(op, "conv2d_nobias_stride2")(rn(2, 2, 7, 7), rn(3, 2, 3, 3), None, [2, 2], [0, 0], [1, 1], False, [0, 0], 1)
+    K(op, "groups_stride_dilation")(rn(1, 4, 9, 9), rn(4, 2, 3, 3), rn(4), [2, 2], [2, 2], [2, 2], False, [0, 0], 2)
+    K(op, "depthwise_5x5_pad2")(rn(1, 3, 6, 6), rn(3, 1, 5, 5), None, [1, 1], [2, 2], [1, 1], False, [0, 0], 3)
+    K(op, "conv1d_3d_input")(rn(2, 3, 10), rn(4, 3, 3), rn(4), [1], [1], [1], False, [0], 1)
+    K(op, "conv1d_stride2_dil2_groups")(rn(1, 4, 12), rn(6, 2, 3), rn(6), [2], [0], [2], False, [0], 2)
+    K(op, "f64")(rn(1, 2, 4, 4, dtype=f64), rn(2, 2, 2, 2, dtype=f64), rn(2, dtype=f64), [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+    K(op, "transposed_weight_view")(rn(1, 2, 5, 5), rn(2, 3, 3, 3).transpose(0, 1), rn(3), [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    K(op, "group_mismatch", err=True)(rn(1, 3, 5, 5), rn(4, 1, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 2)
+
+
+def linalg_cases():
+    op = A.linear.default
+    K(op, "2d_bias")(rn(4, 5), rn(3, 5), rn(3))
+    K(op, "3d_input")(rn(2, 3, 5), rn(4, 5), rn(4))
+    K(op, "no_bias_omitted")(rn(3, 6), rn(2, 6))
+    K(op, "bias_none")(rn(3, 6), rn(2, 6), None)
+    K(op, "1d_input")(rn(5), rn(3, 5), rn(3))
+    K(op, "f64")(rn(2, 4, dtype=f64), rn(3, 4, dtype=f64), rn(3, dtype=f64))
+    K(op, "noncontig_input")(rn(5, 4).t(), rn(3, 5), rn(3))
+    K(op, "batch1_row")(rn(1, 8), rn(6, 8), rn(6))
+    K(op, "in_features_mismatch", err=True)(rn(2, 4), rn(3, 5))
+
+    op = A.addmm.default
+    K(op, "bias_1d")(rn(4), rn(3, 5), rn(5, 4))
+    K(op, "bias_2d")(rn(3, 4), rn(3, 5), rn(5, 4))
+    K(op, "bias_row_broadcast")(rn(1, 4), rn(3, 5), rn(5, 4))
+    K(op, "beta_alpha_kwargs")(rn(4), rn(3, 5), rn(5, 4), beta=0.5, alpha=2.0)
+    K(op, "beta0_ignores_nan")(tt([nan, inf, 1.0, 2.0]), rn(3, 5), rn(5, 4), beta=0)
+    K(op, "mat2_transposed_view")(rn(4), rn(2, 6), rn(4, 6).t())
+    K(op, "int64")(ri(-3, 4, 3), ri(-3, 4, 2, 4), ri(-3, 4, 4, 3))
+    K(op, "f64")(rn(3, dtype=f64), rn(2, 4, dtype=f64), rn(4, 3, dtype=f64))
+    K(op, "inner_mismatch", err=True)(rn(4), rn(3, 5), rn(6, 4))
+
+    op = A.mm.default
+    K(op, "basic")(rn(3, 4), rn(4, 5))
+    K(op, "both_transposed_views")(rn(4, 3).t(), rn(5, 4).t())
+    K(op, "int64")(ri(-5, 5, 2, 3), ri(-5, 5, 3, 2))
+    K(op, "inner_dim_zero")(rn(3, 0), rn(0, 2))
+    K(op, "f64")(rn(2, 3, dtype=f64), rn(3, 2, dtype=f64))
+    K(op, "vector_like_1xk")(rn(1, 7), rn(7, 1))
+    K(op, "inner_mismatch", err=True)(rn(3, 4), rn(5, 2))
+    K(op, "dtype_mismatch", err=True)(rn(3, 4), rn(4, 2, dtype=f64))
+
+    op = A.bmm.default
+    K(op, "basic")(rn(2, 3, 4), rn(2, 4, 5))
+    K(op, "transposed_views")(rn(2, 4, 3).transpose(1, 2), rn(2, 5, 4).transpose(1, 2))
+    K(op, "batch_permuted_view")(rn(3, 2, 4).permute(1, 0, 2), rn(2, 4, 3))
+    K(op, "f64")(rn(2, 2, 3, dtype=f64), rn(2, 3, 2, dtype=f64))
+    K(op, "batch_mismatch", err=True)(rn(2, 3, 4), rn(3, 4, 5))
+
+    op = A.matmul.default
+    K(op, "1d_1d")(rn(5), rn(5))
+    K(op, "1d_2d")(rn(4), rn(4, 3))
+    K(op, "2d_1d")(rn(3, 4), rn(4))
+    K(op, "2d_2d")(rn(3, 4), rn(4, 2))
+    K(op, "3d_2d")(rn(2, 3, 4), rn(4, 5))
+    K(op, "1d_3d")(rn(4), rn(2, 4, 3))
+    K(op, "3d_1d")(rn(2, 3, 4), rn(4))
+    K(op, "batched_broadcast")(rn(2, 1, 3, 4), rn(3, 4, 2))
+    K(op, "batched_noncontig")(rn(2, 4, 3).transpose(-1, -2), rn(2, 4, 2))
+    K(op, "int64_2d")(ri(-4, 4, 2, 3), ri(-4, 4, 3, 2))
+    K(op, "1d_1d_mismatch", err=True)(rn(3), rn(4))
+    K(op, "batch_not_broadcastable", err=True)(rn(2, 3, 4), rn(3, 4, 5))
+
+
+def binary_cases():
+    for nm, op, opS in (("add", A.add.Tensor, A.add.Scalar), ("sub", A.sub.Tensor, A.sub.Scalar),
+                        ("mul", A.mul.Tensor, A.mul.Scalar), ("div", A.div.Tensor, A.div.Scalar)):
+        K(op, "broadcast_f32")(rn(2, 3), rn(3))
+        K(op, "broadcast_both")(rn(3, 1), rn(1, 4))
+        K(op, "same_shape_f64")(rn(2, 3, dtype=f64), rn(2, 3, dtype=f64))
+        K(op, "int64_int64")(ri(-5, 6, 2, 3), ri(1, 6, 2, 3))
+        K(op, "int_tensor_wrapped_float")(ri(-5, 6, 4, dtype=i32), 2.5)
+        K(op, "int_tensor_wrapped_int")(ri(-5, 6, 4), 3)
+        K(op, "f32_wrapped_int")(rn(2, 2), 6)
+        K(op, "f16_wrapped_float")(rn(5, dtype=f16), 2.5)
+        K(op, "f16_f32_promote")(rn(3, dtype=f16), rn(3))
+        K(op, "bf16_f16_promote")(rn(3, dtype=bf16), rn(3, dtype=f16))
+        K(op, "bf16_bf16")(rn(2, 3, dtype=bf16), rn(2, 3, dtype=bf16))
+        K(op, "uint8_int8_promote")(ri(0, 10, 4, dtype=u8), ri(1, 5, 4, dtype=i8))
+        K(op, "f32_with_0d_f64")(rn(3), tt(1.5, f64))
+        K(op, "int_with_0d_f32")(ri(-3, 4, 3), tt(0.5))
+        K(op, "int32_with_0d_int64")(ri(-3, 4, 3, dtype=i32), tt(4, i64))
+        K(op, "0d_f32_0d_f64")(tt(1.25), tt(0.5, f64))
+        K(op, "bool_wrapped_int", err=(nm == "sub"))(rb(4), 2)
+        K(op, "noncontig_transpose_expand")(rn(3, 2).t(), rn(3, 1).expand(3, 2).t())
+        K(op, "sliced_step")(rn(12)[1:10:2], rn(5))
+        K(op, "empty")(rn(0, 3), rn(3))
+        K(op, "size1_dims")(rn(1, 1), rn(1))
+        K(op, "specials")(special(), tt([1.0, -1.0, 0.0, 2.0, inf, nan, 0.0, -0.0, -inf, 3.0, 1.0, 0.5]))
+        K(op, "not_broadcastable", err=True)(rn(2, 3), rn(4))
+        K(opS, "f32_int")(rn(2, 3), 2)
+        K(opS, "f32_float")(rn(4), -1.5)
+        K(opS, "int_float")(ri(-4, 5, 4), 2.5)
+        K(opS, "int_int")(ri(-4, 5, 4), 3)
+        K(opS, "f16_float")(rn(3, dtype=f16), 0.5)
+        K(opS, "noncontig")(rn(3, 4).t(), 2.0)
+    # op-specific
+    K(A.add.Tensor, "alpha_kwarg_f32")(rn(3), rn(3), alpha=2.0)
+    K(A.add.Tensor, "alpha_kwarg_int")(ri(-3, 3, 4), ri(-3, 3, 4), alpha=2)
+    K(A.add.Tensor, "alpha_int_with_float_wrapped")(ri(-3, 3, 4), 1.5, alpha=3)
+    K(A.add.Tensor, "bool_bool")(rb(5), rb(5))
+    K(A.add.Tensor, "float_alpha_on_int", err=True)(ri(0, 3, 3), ri(0, 3, 3), alpha=1.5)
+    K(A.add.Scalar, "alpha_kwarg")(rn(3), 2, alpha=-1)
+    K(A.sub.Tensor, "alpha_kwarg")(rn(3), rn(3), alpha=0.5)
+    K(A.sub.Tensor, "bool_bool", err=True)(rb(3), rb(3))
+    K(A.mul.Tensor, "bool_bool")(rb(6), rb(6))
+    K(A.mul.Tensor, "scale_like_sdpa")(rn(2, 3, 4), 0.3535533905932738)
+    K(A.mul.Tensor, "gate_broadcast_nchw")(rn(1, 4, 1, 1), rn(1, 4, 3, 3))
+    K(A.mul.Scalar, "by_zero_specials")(special(), 0.0)
+    K(A.div.Tensor, "int_true_division")(ri(-9, 10, 6), tt([2, -4, 3, 5, 7, 1]))
+    K(A.div.Tensor, "by_zero")(tt([1.0, -1.0, 0.0, nan]), tt([0.0, 0.0, 0.0, 0.0]))
+    K(A.div.Tensor, "int_by_zero")(tt([1, -1, 0], i64), tt([0, 0, 0], i64))
+    K(A.div.Tensor, "hardswish_div6")(rn(1, 6), 6)
+    K(A.div.Scalar, "int_odd_values")(tt([-9, -3, 1, 7, 0], i64), 2)
+
+
+def inplace_cases():
+    op = A.add_.Tensor
+    K(op, "same_shape")(rn(2, 3), rn(2, 3))
+    K(op, "broadcast_other")(rn(2, 3), rn(3))
+    K(op, "alpha")(rn(4), rn(4), alpha=2.0)
+    K(op, "wrapped_scalar")(rn(4), 1.5)
+    K(op, "int_self_int_other")(ri(-5, 5, 4), ri(-5, 5, 4))
+    K(op, "f32_self_int_other")(rn(4), ri(-5, 5, 4))
+    K(op, "on_transposed_view")(rn(3, 2).t(), rn(2, 3))
+    K(op, "on_slice_view")(rn(4, 4)[1:3], rn(4))
+    K(op, "int_self_float_other", err=True)(ri(0, 4, 3), rn(3))
+    K(op, "broadcast_into_self", err=True)(rn(3), rn(2, 3))
+
+    op = A.mul_.Tensor
+    K(op, "same_shape")(rn(2, 3), rn(2, 3))
+    K(op, "broadcast_other")(rn(2, 3), rn(2, 1))
+    K(op, "wrapped_scalar")(rn(5), 0.5)
+    K(op, "on_transposed_view")(rn(4, 3).t(), rn(3, 4))
+    K(op, "on_strided_slice_view")(rn(10)[::2], rn(5))
+    K(op, "int_by_int")(ri(-4, 4, 5, dtype=i32), 3)
+    K(op, "int_by_float", err=True)(ri(0, 4, 3), 1.5)
+
+    K(A.relu_.default, "f32")(rn(3, 4))
+    K(A.relu_.default, "specials")(special())
+    K(A.relu_.default, "on_view")(rn(4, 3).t())
+    K(A.relu_.default, "int")(ri(-5, 5, 6))
+    K(A.hardswish_.default, "f32")(lin(-4, 4, 17))
+    K(A.hardswish_.default, "noncontig")(rn(3, 4).t())
+    K(A.hardswish_.default, "specials")(special())
+    K(A.dropout_.default, "eval")(rn(2, 5), 0.2, False)
+    K(A.dropout_.default, "eval_p0")(rn(6), 0.0, False)
+
+    op = A.copy_.default
+    K(op, "same_shape")(rn(2, 3), rn(2, 3))
+    K(op, "broadcast_src")(rn(2, 3), rn(3))
+    K(op, "f32_into_int64")(ri(0, 2, 5), tt([1.7, -1.7, 2.5, -0.2, 9.99]))
+    K(op, "int_into_f16")(rn(4, dtype=f16), ri(-100, 100, 4))
+    K(op, "into_transposed_view")(rn(3, 2).t(), rn(2, 3))
+    K(op, "from_noncontig_src")(rn(2, 3), rn(3, 2).t())
+    K(op, "bool_into_f32")(rn(4), rb(4))
+    K(op, "not_broadcastable", err=True)(rn(2, 3), rn(4))
+
+
+def unary_cases():
+    for op in (A.relu.default, A.sigmoid.default, A.tanh.default, A.hardswish.default,
+               A.hardsigmoid.default, A.sin.default, A.cos.default, A.exp.default,
+               A.log.default, A.sqrt.default, A.rsqrt.default, A.neg.default):
+        nm = op_name(op)
+        domain_pos = nm.split(".")[0] in ("log", "sqrt", "rsqrt")
+        K(op, "f32")(rpos(3, 4) if domain_pos else rn(3, 4) * 3)
+        K(op, "specials")(special())
+        K(op, "f64")(rpos(5, dtype=f64) if domain_pos else rn(5, dtype=f64) * 3)
+        K(op, "f16")(rpos(6, dtype=f16) if domain_pos else (rn(6) * 3).to(f16))
+        K(op, "bf16")(rpos(6, dtype=bf16) if domain_pos else (rn(6) * 3).to(bf16))
+        K(op, "noncontig")((rpos(4, 3) if domain_pos else rn(4, 3)).t())
+        K(op, "empty")(rn(0, 2))
+        K(op, "0d")(tt(0.75))
+        if nm.split(".")[0] not in ("relu", "neg", "hardswish", "hardsigmoid"):
+            K(op, "int64_to_float")(ri(1 if domain_pos else -5, 6, 5))
+        else:
+            if nm.startswith(("relu", "neg")):
+                K(op, "int64")(ri(-5, 6, 7))
+    K(A.relu.default, "int32")(ri(-5, 6, 7, dtype=i32))
+    K(A.relu.default, "bool", err=True)(rb(3))
+    K(A.neg.default, "int8")(tt([-128, -1, 0, 1, 127], i8))
+    K(A.neg.default, "bool", err=True)(rb(3))
+    K(A.sigmoid.default, "extremes")(tt([-100.0, -20.0, -1e-8, 20.0, 100.0, 88.8, -88.8]))
+    K(A.tanh.default, "extremes")(tt([-100.0, -10.0, -1e-8, 10.0, 100.0]))
+    K(A.exp.default, "overflow")(tt([88.0, 89.0, -104.0, -110.0, 709.0]))
+    K(A.exp.default, "bool_to_float")(rb(4))
+    K(A.log.default, "domain")(tt([-1.0, 0.0, -0.0, 1e-40, 1.0, inf]))
+    K(A.sqrt.default, "domain")(tt([-1.0, 0.0, -0.0, 4.0, inf]))
+    K(A.rsqrt.default, "domain")(tt([-1.0, 0.0, -0.0, 4.0, inf]))
+    K(A.hardswish.default, "breakpoints")(lin(-4, 4, 17))
+    K(A.hardsigmoid.default, "breakpoints")(lin(-4, 4, 17))
+    K(A.hardswish.default, "int", err=True)(ri(-3, 3, 4))
+
+    op = A.gelu.default
+    K(op, "none_default")(rn(3, 4) * 2)
+    K(op, "none_explicit_kwarg")(rn(5) * 2, approximate="none")
+    K(op, "tanh_kwarg")(rn(3, 4) * 2, approximate="tanh")
+    K(op, "specials")(special())
+    K(op, "specials_tanh")(special(), approximate="tanh")
+    K(op, "f64")(rn(5, dtype=f64) * 2)
+    K(op, "f64_tanh")(rn(5, dtype=f64) * 2, approximate="tanh")
+    K(op, "bf16")((rn(6) * 2).to(bf16))
+    K(op, "noncontig")(rn(4, 3).t())
+    K(op, "bad_approximate", err=True)(rn(3), approximate="fast")
+
+    op = A.clamp.default
+    K(op, "min_only_int_scalar")(rn(3, 4) * 5, 0)
+    K(op, "max_only_kwarg_none_min")(rn(3, 4) * 5, None, 6)
+    K(op, "both")(rn(3, 4), -0.5, 0.5)
+    K(op, "kwargs")(rn(6), min=-1.0, max=1.0)
+    K(op, "max_only_kwarg")(rn(6) * 10, max=6)
+    K(op, "nan_input_propagates")(special(), -1.0, 1.0)
+    K(op, "min_greater_than_max")(rn(5), 1.0, -1.0)
+    K(op, "int_tensor_int_bounds")(ri(-10, 10, 8), -3, 4)
+    K(op, "int_tensor_float_min")(ri(-10, 10, 6), 0.5)
+    K(op, "f16")(rn(6, dtype=f16) * 4, 0, 6)
+    K(op, "noncontig")(rn(4, 3).t() * 3, -1, 1)
+    K(op, "inf_bounds")(rn(5), -inf, inf)
+    K(op, "no_bounds", err=True)(rn(3), None, None)
+
+    op = A.pow.Tensor_Scalar
+    K(op, "square_int_exp")(rn(3, 4), 2)
+    K(op, "sqrt_float_exp")(tt([4.0, 2.0, 0.0, -1.0, inf]), 0.5)
+    K(op, "negative_exp")(tt([2.0, 0.0, -0.0, -2.0, 0.5]), -1)
+    K(op, "zero_exp_nan")(special(), 0)
+    K(op, "cube_specials")(special(), 3.0)
+    K(op, "int_tensor_int_exp")(ri(-4, 5, 6), 2)
+    K(op, "int_tensor_float_exp")(ri(0, 5, 6), 2.5)
+    K(op, "int32_cube")(ri(-4, 5, 6, dtype=i32), 3)
+    K(op, "f16")(rpos(5, dtype=f16), 2.0)
+    K(op, "int_negative_exp", err=True)(ri(1, 5, 3), -1)
+    op = A.pow.Tensor_Tensor
+    K(op, "broadcast")(rpos(2, 3), rn(3))
+    K(op, "int_int")(ri(-3, 4, 5), ri(0, 4, 5))
+    K(op, "int_base_float_exp")(ri(1, 5, 4), tt([0.5, 1.5, -1.0, 2.0]))
+    K(op, "negative_base_fractional")(tt([-2.0, -8.0, 2.0]), tt([0.5, 1.0 / 3.0, 2.0]))
+    K(op, "f64")(rpos(4, dtype=f64), rn(4, dtype=f64))
+    K(op, "f32_with_0d_f64_exp")(rpos(4), tt(2.0, f64))
+
+
+def norm_cases():
+    op = A.batch_norm.default
+
+    def bn_stats(c, dtype=f32):
+        return rn(c, dtype=dtype), rn(c, dtype=dtype), rn(c, dtype=dtype) * 0.1, rpos(c, dtype=dtype)
+
+    w, b, m, v = bn_stats(3)
+    K(op, "eval_nchw")(rn(2, 3, 4, 4), *bn_stats(3), False, 0.1, 1e-5, False)
+    K(op, "eval_mobilenet_eps")(rn(1, 4, 3, 3), *bn_stats(4), False, 0.01, 0.001, False)
+    mm, vv = rn(3) * 0.1, rpos(3)
+    K(op, "eval_no_affine")(rn(2, 3, 3, 3), None, None, mm, vv, False, 0.1, 1e-5, True)
+    K(op, "eval_2d_input")(rn(4, 3), *bn_stats(3), False, 0.1, 1e-5, False)
+    K(op, "eval_3d_input")(rn(2, 3, 5), *bn_stats(3), False, 0.1, 1e-5, False)
+    K(op, "eval_f64")(rn(1, 2, 3, 3, dtype=f64), *bn_stats(2, f64), False, 0.1, 1e-5, False)
+    K(op, "eval_channels_last")(rn(1, 3, 3, 3).permute(0, 3, 1, 2), *bn_stats(3), False, 0.1, 1e-5, False)
+    K(op, "channel_mismatch", err=True)(rn(1, 3, 2, 2), *bn_stats(4), False, 0.1, 1e-5, False)
+
+    op = A._native_batch_norm_legit_no_training.default
+    K(op, "nchw")(rn(2, 3, 4, 4), *bn_stats(3), 0.1, 1e-5)
+    K(op, "mobilenet_eps")(rn(1, 4, 3, 3), *bn_stats(4), 0.01, 0.001)
+    K(op, "no_affine")(rn(2, 3, 3), None, None, rn(3) * 0.1, rpos(3), 0.1, 1e-5)
+    K(op, "2d_input")(rn(4, 3), *bn_stats(3), 0.1, 1e-5)
+    K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), *bn_stats(2, f64), 0.1, 1e-5)
+
+    op = A.layer_norm.default
+    K(op, "affine_last_dim")(rn(2, 4, 8), [8], rn(8), rn(8), 1e-5, False)
+    K(op, "vit_eps")(rn(1, 3, 16), [16], rn(16), rn(16), 1e-6, False)
+    K(op, "no_affine_defaults")(rn(3, 6), [6])
+    K(op, "two_dim_shape")(rn(2, 3, 4), [3, 4], rn(3, 4), rn(3, 4))
+    K(op, "weight_only")(rn(4, 5), [5], rn(5), None)
+    K(op, "f64")(rn(3, 5, dtype=f64), [5], rn(5, dtype=f64), rn(5, dtype=f64), 1e-5)
+    K(op, "noncontig")(rn(8, 3).t(), [8], rn(8), rn(8))
+    K(op, "constant_row")(torch.ones(2, 6), [6], None, None, 1e-5)
+    K(op, "shape_mismatch", err=True)(rn(2, 5), [4])
+
+    op = A.native_layer_norm.default
+    K(op, "affine")(rn(2, 4, 8), [8], rn(8), rn(8), 1e-5)
+    K(op, "no_affine")(rn(3, 6), [6], None, None, 1e-5)
+    K(op, "two_dim_shape")(rn(2, 3, 4), [3, 4], rn(3, 4), rn(3, 4), 1e-6)
+    K(op, "f64")(rn(3, 5, dtype=f64), [5], rn(5, dtype=f64), rn(5, dtype=f64), 1e-5)
+
+
+def pool_cases():
+    for op in (A.max_pool2d.default, A.max_pool2d_with_indices.default):
+        K(op, "k3_s3_model")(rn(1, 2, 9, 9), [3, 3], [3, 3])
+        K(op, "k3_s2_p1_resnet")(rn(1, 2, 8, 8), [3, 3], [2, 2], [1, 1])
+        K(op, "k2_stride_default_empty")(rn(2, 2, 6, 6), [2, 2])
+        K(op, "stride_explicit_empty")(rn(1, 1, 5, 5), [2, 2], [])
+        K(op, "dilation2")(rn(1, 2, 7, 7), [2, 2], [1, 1], [0, 0], [2, 2])
+        K(op, "ceil_mode")(rn(1, 2, 7, 7), [2, 2], [2, 2], [0, 0], [1, 1], True)
+        K(op, "ceil_mode_pad")(rn(1, 1, 6, 6), [3, 3], [2, 2], [1, 1], [1, 1], True)
+        K(op, "rect_kernel_stride")(rn(1, 2, 6, 7), [2, 3], [1, 2])
+        K(op, "unbatched_3d")(rn(2, 6, 6), [2, 2])
+        K(op, "nan_and_inf")(tt([[[[nan, 1.0, 2.0, -inf], [0.0, -1.0, inf, 3.0],
+                                    [-inf, -inf, 1.0, 2.0], [-inf, -inf, nan, 5.0]]]]), [2, 2])
+        K(op, "all_neg_with_padding")(-rpos(1, 1, 4, 4), [3, 3], [2, 2], [1, 1])
+        K(op, "noncontig_channels_last")(rn(1, 5, 5, 2).permute(0, 3, 1, 2), [2, 2], [1, 1])
+        K(op, "f64")(rn(1, 1, 4, 4, dtype=f64), [2, 2])
+        K(op, "pad_too_large", err=True)(rn(1, 1, 5, 5), [2, 2], [2, 2], [2, 2])
+
+    op = A.avg_pool2d.default
+    K(op, "k2")(rn(1, 2, 6, 6), [2, 2])
+    K(op, "k3_s2_p1_include_pad")(rn(1, 2, 7, 7), [3, 3], [2, 2], [1, 1], False, True)
+    K(op, "k3_s2_p1_exclude_pad")(rn(1, 2, 7, 7), [3, 3], [2, 2], [1, 1], False, False)
+    K(op, "ceil_mode_include_pad")(rn(1, 1, 6, 6), [3, 3], [2, 2], [1, 1], True, True)
+    K(op, "ceil_mode_exclude_pad")(rn(1, 1, 6, 6), [3, 3], [2, 2], [1, 1], True, False)
+    K(op, "ceil_mode_no_pad")(rn(1, 1, 5, 5), [2, 2], [2, 2], [0, 0], True)
+    K(op, "divisor_override")(rn(1, 2, 4, 4), [2, 2], [2, 2], [0, 0], False, True, 3)
+    K(op, "divisor_override_with_pad")(rn(1, 1, 5, 5), [3, 3], [2, 2], [1, 1], False, True, 5)
+    K(op, "rect")(rn(2, 1, 5, 6), [2, 3], [1, 3])
+    K(op, "unbatched_3d")(rn(2, 4, 4), [2, 2])
+    K(op, "f64")(rn(1, 1, 4, 4, dtype=f64), [2, 2], [1, 1])
+    K(op, "noncontig")(rn(1, 4, 4, 2).permute(0, 3, 1, 2), [2, 2])
+    K(op, "pad_too_large", err=True)(rn(1, 1, 5, 5), [2, 2], [2, 2], [2, 2])
+
+    for op in (A.adaptive_avg_pool2d.default, A._adaptive_avg_pool2d.default):
+        K(op, "global_1x1")(rn(1, 3, 5, 5), [1, 1])
+        K(op, "non_divisible_7_to_3")(rn(1, 2, 7, 7), [3, 3])
+        K(op, "rect_5x7_to_2x3")(rn(2, 1, 5, 7), [2, 3])
+        K(op, "upsample_2_to_4")(rn(1, 1, 2, 2), [4, 4])
+        K(op, "identity_size")(rn(1, 2, 3, 3), [3, 3])
+        K(op, "unbatched_3d")(rn(2, 6, 6), [2, 2])
+        K(op, "f64")(rn(1, 1, 5, 5, dtype=f64), [2, 2])
+        K(op, "noncontig")(rn(1, 4, 4, 2).permute(0, 3, 1, 2), [1, 1])
+
+
+def reduction_cases():
+    op = A.mean.dim
+    K(op, "hw_keepdim_model")(rn(1, 3, 4, 4), [-1, -2], True)
+    K(op, "single_dim")(rn(3, 4), [1])
+    K(op, "dim0_no_keepdim")(rn(3, 4, 2), [0])
+    K(op, "multi_dims_keepdim")(rn(2, 3, 4), [0, 2], True)
+    K(op, "dtype_kwarg_f64")(rn(3, 4), [1], dtype=f64)
+    K(op, "dim_none_all")(rn(3, 4), None)
+    K(op, "dim_empty_list_all")(rn(2, 3), [])
+    K(op, "f16")(rn(4, 5, dtype=f16), [1])
+    K(op, "bf16")(rn(4, 5, dtype=bf16), [-1], True)
+    K(op, "noncontig")(rn(4, 3).t(), [1])
+    K(op, "with_nan_inf")(tt([[1.0, nan], [inf, 1.0], [inf, -inf]]), [1])
+    K(op, "empty_reduced_dim")(rn(3, 0), [1])
+    K(op, "int_input", err=True)(ri(0, 5, 3, 4), [1])
+    K(op, "dim_out_of_range", err=True)(rn(3, 4), [2])
+
+    op = A.mean.default
+    K(op, "f32")(rn(3, 4))
+    K(op, "f64")(rn(5, dtype=f64))
+    K(op, "dtype_kwarg")(rn(3, 3), dtype=f64)
+    K(op, "noncontig")(rn(4, 3).t())
+    K(op, "int_input", err=True)(ri(0, 5, 4))
+
+    op = A.sum.default
+    K(op, "f32")(rn(3, 4))
+    K(op, "int32_to_int64")(ri(-100, 100, 10, dtype=i32))
+    K(op, "bool_to_int64")(rb(9))
+    K(op, "uint8_to_int64")(ri(200, 256, 6, dtype=u8))
+    K(op, "dtype_kwarg_f64")(rn(5), dtype=f64)
+    K(op, "empty")(rn(0))
+    K(op, "f16")(rn(8, dtype=f16))
+    K(op, "noncontig")(rn(4, 3).t())
+
+    op = A.sum.dim_IntList
+    K(op, "dim1")(rn(3, 4), [1])
+    K(op, "dims_0_2_keepdim")(rn(2, 3, 4), [0, 2], True)
+    K(op, "negative_dim")(rn(2, 3, 4), [-1])
+    K(op, "dim_none")(rn(2, 3), None)
+    K(op, "int8_to_int64")(ri(-100, 100, 3, 4, dtype=i8), [1])
+    K(op, "bool_to_int64")(rb(3, 4), [0])
+    K(op, "dtype_kwarg")(ri(-5, 5, 3, 4), [1], dtype=f32)
+    K(op, "keepdim_kwarg")(rn(3, 4), [0], keepdim=True)
+    K(op, "with_nan")(tt([[1.0, nan], [inf, -inf], [1.0, 2.0]]), [1])
+    K(op, "noncontig")(rn(4, 3).t(), [0])
+    K(op, "empty_reduced_dim")(rn(2, 0), [1])
+    K(op, "duplicate_dims", err=True)(rn(2, 3), [0, 0])
+
+    op = A.amax.default
+    K(op, "all_dims_default")(rn(3, 4))
+    K(op, "dim1_keepdim")(rn(3, 4), [1], True)
+    K(op, "multi_dims")(rn(2, 3, 4), [0, -1])
+    K(op, "nan_propagates")(tt([[1.0, nan, 3.0], [-inf, -inf, -inf]]), [1])
+    K(op, "int")(ri(-50, 50, 3, 5), [0])
+    K(op, "noncontig")(rn(4, 3).t(), [1])
+    K(op, "bool")(rb(3, 4), [1])
+    K(op, "empty_reduced_dim", err=True)(rn(2, 0), [1])
+
+    op = A.max.dim
+    K(op, "dim1")(rn(3, 5), 1)
+    K(op, "dim0_keepdim")(rn(3, 5), 0, True)
+    K(op, "negative_dim")(rn(2, 3, 4), -2)
+    K(op, "ties_first_index")(tt([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]]), 1)
+    K(op, "nan")(tt([[1.0, nan, 3.0], [inf, -inf, nan], [-inf, -inf, -inf]]), 1)
+    K(op, "int")(ri(-10, 10, 4, 3), 0)
+    K(op, "noncontig")(rn(4, 3).t(), 1)
+    K(op, "0d")(tt(2.5), 0)
+
+    op = A.argmax.default
+    K(op, "flat_default")(rn(3, 4))
+    K(op, "dim1")(rn(3, 4), 1)
+    K(op, "dim0_keepdim")(rn(3, 4), 0, True)
+    K(op, "negative_dim_kwarg")(rn(2, 3, 4), dim=-1)
+    K(op, "ties_first_index")(tt([[5.0, 1.0, 5.0], [0.0, 0.0, 0.0]]), 1)
+    K(op, "nan")(tt([1.0, nan, 3.0, nan]))
+    K(op, "int")(ri(-10, 10, 6))
+    K(op, "noncontig")(rn(4, 3).t(), 1)
+    K(op, "empty", err=True)(rn(0))
+
+    op = A.any.dim
+    K(op, "bool_keepdim_model")(rb(2, 3, 4) & rb(2, 3, 4) & rb(2, 3, 4), -1, True)
+    K(op, "bool_dim0")(rb(3, 4), 0)
+    K(op, "float_input")(tt([[0.0, 0.0], [0.0, -0.5], [nan, 0.0]]), 1)
+    K(op, "uint8_keeps_dtype")(tt([[0, 0], [0, 3]], u8), 1)
+    K(op, "int64_input")(tt([[0, 0], [0, 3]], i64), 1)
+    K(op, "empty_reduced_dim")(torch.zeros(3, 0, dtype=b8), 1)
+    K(op, "all_false")(torch.zeros(2, 5, dtype=b8), 1)
+    K(op, "noncontig")(rb(4, 3).t(), 0)
+
+    op = A.any.default
+    K(op, "bool")(rb(3, 4))
+    K(op, "all_false")(torch.zeros(5, dtype=b8))
+    K(op, "float")(tt([0.0, -0.0, 1e-30]))
+    K(op, "float_nan")(tt([0.0, nan]))
+    K(op, "empty")(torch.zeros(0, dtype=b8))
+    K(op, "int32")(tt([0, 0, 7], i32))
+    K(op, "uint8")(tt([0, 0, 7], u8))
+
+
+def softmax_cases():
+    for op in (A._softmax.default, A._log_softmax.default):
+        K(op, "last_dim")(rn(2, 3, 5), -1, False)
+        K(op, "dim0")(rn(4, 3), 0, False)
+        K(op, "masked_neg_inf")(tt([[1.0, -inf, 2.0], [-inf, -inf, 0.5]]), 1, False)
+        K(op, "all_neg_inf_row")(tt([[-inf, -inf], [1.0, 1.0]]), 1, False)
+        K(op, "large_values")(tt([[1000.0, 1001.0, 999.0], [-1000.0, 0.0, 1000.0]]), -1, False)
+        K(op, "f64")(rn(3, 4, dtype=f64), 1, False)
+        K(op, "noncontig")(rn(5, 3).t(), -1, False)
+        K(op, "with_nan")(tt([[1.0, nan, 2.0], [0.0, 1.0, 2.0]]), 1, False)
+        K(op, "0d")(tt(3.0), 0, False)
+        K(op, "f16_half_to_float")(rn(2, 4, dtype=f16), 1, False)
+    for op in (A.softmax.int, A.log_softmax.int):
+        K(op, "last_dim")(rn(2, 3, 5), -1)
+        K(op, "dim1")(rn(3, 4, 2), 1)
+        K(op, "dtype_kwarg_f64")(rn(3, 4), 1, dtype=f64)
+        K(op, "dtype_positional_f32_from_f16")(rn(3, 4, dtype=f16), 1, f32)
+        K(op, "bf16")(rn(3, 4, dtype=bf16), -1)
+        K(op, "masked_neg_inf")(tt([[0.5, -inf, 2.0, -inf]]), -1)
+        K(op, "noncontig")(rn(4, 3).t(), 0)
+        K(op, "empty_other_dim")(rn(0, 3), 1)
+        K(op, "int_input", err=True)(ri(0, 3, 3, 4), 1)
+        K(op, "dim_out_of_range", err=True)(rn(3, 4), 2)
+
+
+def sdpa_cases():
+    op = A.scaled_dot_product_attention.default
+    K(op, "basic")(rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 2, 4, 8))
+    K(op, "lq_ne_lk")(rn(2, 2, 3, 4), rn(2, 2, 5, 4), rn(2, 2, 5, 4))
+    K(op, "value_dim_differs")(rn(1, 2, 3, 4), rn(1, 2, 5, 4), rn(1, 2, 5, 6))
+    K(op, "bool_mask_broadcast")(rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 2, 4, 8),
+                                 torch.tril(torch.ones(4, 4, dtype=b8)) | rb(4, 4))
+    K(op, "bool_mask_full_shape")(rn(2, 1, 3, 4), rn(2, 1, 5, 4), rn(2, 1, 5, 4),
+                                  (rb(2, 1, 3, 5) | torch.eye(3, 5, dtype=b8)))
+    K(op, "bool_mask_fully_masked_row")(rn(1, 1, 3, 4), rn(1, 1, 3, 4), rn(1, 1, 3, 4),
+                                        tt([[True, False, True], [False, False, False], [True, True, True]], b8))
+    K(op, "float_mask")(rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 1, 4, 4))
+    K(op, "float_mask_neg_inf")(rn(1, 1, 3, 4), rn(1, 1, 3, 4), rn(1, 1, 3, 4),
+                                tt([[0.0, -inf, 0.0], [0.0, 0.0, -inf], [-inf, 0.5, 0.0]]))
+    K(op, "is_causal")(rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 2, 4, 8), None, 0.0, True)
+    K(op, "is_causal_kwarg_lq_lt_lk")(rn(1, 1, 3, 4), rn(1, 1, 5, 4), rn(1, 1, 5, 4), is_causal=True)
+    K(op, "scale_kwarg")(rn(1, 2, 4, 8), rn(1, 2, 4, 8), rn(1, 2, 4, 8), scale=0.5)
+    K(op, "mask_and_scale")(rn(1, 2, 3, 4), rn(1, 2, 3, 4), rn(1, 2, 3, 4), rn(3, 3), 0.0, False, scale=1.0)
+    K(op, "3d_inputs")(rn(2, 4, 8), rn(2, 4, 8), rn(2, 4, 8))
+    K(op, "noncontig_transposed_heads")(rn(1, 4, 2, 8).transpose(1, 2), rn(1, 4, 2, 8).transpose(1, 2),
+                                        rn(1, 4, 2, 8).transpose(1, 2))
+    K(op, "f64")(rn(1, 1, 3, 4, dtype=f64), rn(1, 1, 3, 4, dtype=f64), rn(1, 1, 3, 4, dtype=f64))
+    K(op, "causal_with_mask", err=True)(rn(1, 1, 3, 4), rn(1, 1, 3, 4), rn(1, 1, 3, 4),
+                                        torch.ones(3, 3, dtype=b8), 0.0, True)
+
+
+def shape_cases():
+    op = A.cat.default
+    K(op, "dim0_default")([rn(2, 3), rn(1, 3)])
+    K(op, "dim1")([rn(1, 1, 4), rn(1, 3, 4)], 1)
+    K(op, "negative_dim")([rn(2, 2), rn(2, 3), rn(2, 1)], -1)
+    K(op, "single_tensor")([rn(2, 3)])
+    K(op, "mixed_int_float")([ri(-3, 3, 2, 2), rn(2, 2)], 1)
+    K(op, "mixed_bool_int32")([rb(3), ri(-3, 3, 2, dtype=i32)])
+    K(op, "mixed_f16_bf16")([rn(2, dtype=f16), rn(3, dtype=bf16)])
+    K(op, "mixed_f32_f64")([rn(2, 2), rn(1, 2, dtype=f64)])
+    K(op, "legacy_empty_1d_skipped")([rn(2, 3), torch.empty(0), rn(2, 2)], 1)
+    K(op, "legacy_empty_1d_first")([torch.empty(0), rn(2, 3)])
+    K(op, "zero_size_along_dim")([rn(0, 3), rn(2, 3)])
+    K(op, "noncontig_inputs")([rn(3, 2).t(), rn(2, 4)[:, ::2]], 1)
+    K(op, "int64")([ri(0, 9, 2), ri(0, 9, 3)])
+    K(op, "rank_mismatch", err=True)([rn(2, 3), rn(1, 2, 3)])
+    K(op, "shape_mismatch", err=True)([rn(2, 3), rn(2, 4)], 0)
+    K(op, "dim_out_of_range", err=True)([rn(2, 3), rn(2, 3)], 2)
+
+    op = A.stack.default
+    K(op, "dim0")([rn(2, 3), rn(2, 3), rn(2, 3)])
+    K(op, "dim_last_negative")([rn(2, 3), rn(2, 3)], -1)
+    K(op, "dim1")([rn(2, 3), rn(2, 3)], 1)
+    K(op, "mixed_dtypes")([ri(0, 5, 3), rn(3)])
+    K(op, "0d_tensors")([tt(1.0), tt(2.0), tt(3.0)])
+    K(op, "noncontig")([rn(3, 2).t(), rn(2, 3)], 0)
+    K(op, "shape_mismatch", err=True)([rn(2, 3), rn(3, 2)])
+
+    op = A.split_with_sizes.default
+    K(op, "lstm_gates")(rn(1, 2, 16), [4, 4, 4, 4], 2)
+    K(op, "dim0_default")(rn(5, 2), [2, 3])
+    K(op, "negative_dim")(rn(2, 6), [1, 0, 5], -1)
+    K(op, "noncontig")(rn(4, 3).t(), [1, 3], 1)
+    K(op, "sizes_mismatch", err=True)(rn(5, 2), [2, 2])
+
+    op = A.split.Tensor
+    K(op, "even")(rn(6, 2), 2)
+    K(op, "uneven_last_chunk")(rn(7, 2), 3)
+    K(op, "size_larger_than_dim")(rn(2, 3), 5)
+    K(op, "dim_negative")(rn(2, 5), 2, -1)
+    K(op, "noncontig")(rn(4, 3).t(), 2, 1)
+
+    op = A.unbind.int
+    K(op, "dim0_default")(rn(3, 2))
+    K(op, "dim_negative")(rn(2, 3, 2), -1)
+    K(op, "size1_dim")(rn(1, 4), 0)
+    K(op, "noncontig")(rn(4, 3).t(), 1)
+
+    for op in (A.view.default, A._unsafe_view.default):
+        K(op, "flatten_minus1")(rn(2, 3, 2), [-1])
+        K(op, "infer_middle")(rn(4, 6), [2, -1, 3])
+        K(op, "0d_to_1")(tt(5.0), [1])
+        K(op, "to_0d")(rn(1, 1), [])
+        K(op, "int64")(ri(0, 9, 2, 6), [3, 4])
+        K(op, "zero_size")(rn(0, 4), [2, 0, 2])
+        K(op, "invalid_shape", err=True)(rn(3, 4), [5, -1])
+    K(A.view.default, "sliced_rows_compatible")(rn(4, 3)[1:3], [-1])
+    K(A.view.default, "expanded_compatible")(rn(3, 1).expand(3, 4), [3, 2, 2])
+    K(A.view.default, "transposed_incompatible", err=True)(rn(3, 4).t(), [12])
+    K(A.view.default, "two_minus1", err=True)(rn(3, 4), [-1, -1])
+
+    op = A.reshape.default
+    K(op, "contiguous")(rn(2, 3, 4), [6, 4])
+    K(op, "minus1")(rn(2, 3, 4), [-1, 3])
+    K(op, "noncontig_copies")(rn(3, 4).t(), [12])
+    K(op, "expanded")(rn(3, 1).expand(3, 4), [2, 6])
+    K(op, "permuted_model")(rn(2, 3, 2, 4).permute(2, 0, 1, 3), [12, 4])
+    K(op, "zero_size")(rn(0, 3), [3, 0])
+    K(op, "0d")(tt(2.0), [1, 1])
+    K(op, "zero_numel_minus1", err=True)(rn(0, 3), [-1, 0])
+    K(op, "invalid", err=True)(rn(2, 3), [4, 2])
+
+    op = A.permute.default
+    K(op, "rotate")(rn(2, 3, 4), [2, 0, 1])
+    K(op, "negative_dims")(rn(2, 3, 4), [-1, 0, 1])
+    K(op, "identity")(rn(2, 3), [0, 1])
+    K(op, "5d_model")(rn(1, 2, 2, 3, 4), [3, 1, 2, 0, 4])
+    K(op, "noncontig")(rn(3, 4).t(), [1, 0])
+    K(op, "repeated_dim", err=True)(rn(2, 3), [0, 0])
+    K(op, "wrong_len", err=True)(rn(2, 3), [0])
+
+    op = A.transpose.int
+    K(op, "01")(rn(2, 3), 0, 1)
+    K(op, "negative_dim_model")(rn(1, 2, 2, 3, 4), 0, -2)
+    K(op, "same_dim")(rn(2, 3), 1, 1)
+    K(op, "1d")(rn(4), 0, -1)
+    K(op, "0d")(tt(1.5), 0, 0)
+    K(op, "dim_out_of_range", err=True)(rn(2, 3), 0, 2)
+
+    op = A.t.default
+    K(op, "2d")(rn(2, 3))
+    K(op, "1d")(rn(4))
+    K(op, "0d")(tt(3.0))
+    K(op, "noncontig")(rn(4, 6)[:, ::2])
+    K(op, "3d", err=True)(rn(2, 2, 2))
+
+    op = A.expand.default
+    K(op, "minus1_model")(rn(1, 1, 4), [2, -1, -1])
+    K(op, "new_leading_dims")(rn(3, 1), [2, 3, 4])
+    K(op, "same_size")(rn(2, 3), [2, 3])
+    K(op, "0d")(tt(7.0), [2, 2])
+    K(op, "implicit_kwarg")(rn(1, 3), [4, 3], implicit=True)
+    K(op, "noncontig")(rn(3, 1, 2).permute(2, 1, 0), [2, 5, 3])
+    K(op, "bool")(rb(1, 3), [2, 3])
+    K(op, "non_singleton", err=True)(rn(2, 3), [4, 3])
+
+    op = A.select.int
+    K(op, "dim1_index0_model")(rn(2, 3, 4), 1, 0)
+    K(op, "negative_index")(rn(3, 4), 0, -1)
+    K(op, "negative_dim")(rn(2, 3, 4), -1, 2)
+    K(op, "1d_to_0d")(rn(5), 0, 3)
+    K(op, "noncontig")(rn(4, 3).t(), 1, 2)
+    K(op, "index_out_of_range", err=True)(rn(3, 4), 0, 5)
+
+    op = A.slice.Tensor
+    K(op, "model_0_0_1")(rn(5, 2, 3), 0, 0, 1)
+    K(op, "model_0_1_2")(rn(5, 2, 3), 0, 1, 2)
+    K(op, "negative_start")(rn(6, 2), 0, -2)
+    K(op, "negative_end")(rn(6, 2), 0, 1, -1)
+    K(op, "end_beyond_size")(rn(4, 3), 1, 1, 100)
+    K(op, "step2")(rn(7, 2), 0, 0, 7, 2)
+    K(op, "step3_kwarg")(rn(2, 10), dim=1, start=1, step=3)
+    K(op, "end_int64_max")(rn(5, 3), 0, 2, INT64_MAX)
+    K(op, "start_none_end_none")(rn(3, 4), 1, None, None)
+    K(op, "defaults_only")(rn(4, 2))
+    K(op, "start_after_end_empty")(rn(5), 0, 4, 2)
+    K(op, "start_below_neg_size")(rn(5), 0, -100, 3)
+    K(op, "dim_negative")(rn(2, 3, 6), -1, 1, 5, 2)
+    K(op, "noncontig")(rn(4, 6).t(), 1, 1, 3)
+    K(op, "step_zero", err=True)(rn(5), 0, 0, 5, 0)
+
+    op = A.squeeze.dim
+    K(op, "size1_dim")(rn(3, 1, 4), 1)
+    K(op, "not_size1_noop")(rn(3, 2), 0)
+    K(op, "negative_model")(rn(3, 4, 2, 1, 5), -2)
+    K(op, "0d")(tt(1.0), 0)
+    K(op, "dim_out_of_range", err=True)(rn(3, 1), 2)
+    op = A.squeeze.dims
+    K(op, "single")(rn(1, 2, 3), [0])
+    K(op, "negative_model")(rn(3, 4, 1, 5), [-2])
+    K(op, "multi_mixed")(rn(1, 3, 1, 2, 1), [0, 1, -1])
+    K(op, "empty_list_noop")(rn(1, 2), [])
+    op = A.squeeze.default
+    K(op, "all_ones")(rn(1, 3, 1, 2, 1))
+    K(op, "all_size1_to_0d")(rn(1, 1))
+    K(op, "nothing_to_squeeze")(rn(2, 3))
+    K(op, "with_zero_dim")(rn(1, 0, 1))
+
+    op = A.unsqueeze.default
+    K(op, "dim0")(rn(2, 3), 0)
+    K(op, "last")(rn(2, 3), 2)
+    K(op, "negative")(rn(2, 3), -1)
+    K(op, "negative_middle")(rn(2, 3), -2)
+    K(op, "0d")(tt(4.0), 0)
+    K(op, "noncontig")(rn(3, 2).t(), 1)
+    K(op, "dim_out_of_range", err=True)(rn(2, 3), 4)
+
+    op = A.flatten.using_ints
+    K(op, "start1_model")(rn(2, 3, 1, 1), 1)
+    K(op, "defaults")(rn(2, 3, 4))
+    K(op, "middle")(rn(2, 3, 4, 5), 1, 2)
+    K(op, "negative")(rn(2, 3, 4), -2, -1)
+    K(op, "0d")(tt(2.0))
+    K(op, "noncontig")(rn(4, 3, 2).permute(2, 0, 1), 1)
+    K(op, "start_after_end", err=True)(rn(2, 3, 4), 2, 1)
+
+    op = A.unflatten.int
+    K(op, "negative_dim_model")(rn(2, 3, 12), -1, [3, 4])
+    K(op, "minus1_size")(rn(6, 2), 0, [2, -1])
+    K(op, "single_size")(rn(4, 5), 1, [5])
+    K(op, "noncontig")(rn(6, 2).t(), 1, [3, 2])
+    K(op, "size_mismatch", err=True)(rn(2, 6), 1, [4, 2])
+
+    for op in (A.clone.default, A.alias.default) + ((A.contiguous.default,) if hasattr(A, "contiguous") else ()):
+        K(op, "contiguous_input")(rn(2, 3))
+        K(op, "transposed_input")(rn(3, 2).t())
+        K(op, "expanded_input")(rn(3, 1).expand(3, 2))
+        K(op, "int64")(ri(-5, 5, 4))
+        K(op, "bool")(rb(3))
+        K(op, "0d")(tt(1.5))
+    K(A.clone.default, "permuted_model")(rn(2, 3, 2, 4).permute(2, 0, 1, 3))
+    K(A.clone.default, "bf16_view")(rn(4, 2, dtype=bf16).t())
+
+
+def factory_cases():
+    op = A.full.default
+    K(op, "dtype_kwarg_model")([1, 2, 3], 0, dtype=f32)
+    K(op, "int_fill_infers_int64")([2, 3], 7)
+    K(op, "float_fill_infers_f32")([2, 2], 2.5)
+    K(op, "bool_fill_infers_bool")([3], True)
+    K(op, "neg_inf_fill")([2], -inf)
+    K(op, "nan_fill_f64")([2], nan, dtype=f64)
+    K(op, "float_fill_int_dtype")([3], 2.7, dtype=i32)
+    K(op, "0d")([], 3.0)
+    K(op, "zero_size")([0, 3], 1.0)
+    K(op, "bf16")([2, 2], 0.1, dtype=bf16)
+    K(op, "negative_size", err=True)([-1, 2], 0.0)
+
+    for op, nm in ((A.zeros.default, "zeros"), (A.ones.default, "ones")):
+        K(op, "default_f32")([2, 3])
+        K(op, "dtype_kwarg_model")([1, 2, 3], dtype=f32)
+        K(op, "int64")([4], dtype=i64)
+        K(op, "bool")([2, 2], dtype=b8)
+        K(op, "f16")([3], dtype=f16)
+        K(op, "0d")([])
+        K(op, "zero_size")([3, 0])
+    for op in (A.zeros_like.default, A.ones_like.default):
+        K(op, "preserve_f32")(rn(2, 3))
+        K(op, "preserve_int")(ri(0, 3, 4, dtype=i32))
+        K(op, "dtype_kwarg")(rn(3), dtype=i64)
+        K(op, "noncontig_input")(rn(3, 2).t())
+        K(op, "0d")(tt(3.0))
+    op = A.full_like.default
+    K(op, "int_fill_model")(rn(2, 3), 0)
+    K(op, "neg_inf")(rn(2, 2), -inf)
+    K(op, "int_tensor_float_fill_truncates")(ri(0, 5, 3), 2.7)
+    K(op, "dtype_kwarg")(rn(3), 1, dtype=b8)
+    K(op, "f16")(rn(2, dtype=f16), 65504.0)
+    K(op, "noncontig_input")(rn(3, 2).t(), 5.0)
+
+    op = A.arange.default
+    K(op, "int_end")(5)
+    K(op, "float_end")(4.5)
+    K(op, "dtype_kwarg_f32")(6, dtype=f32)
+    K(op, "dtype_kwarg_f64")(3, dtype=f64)
+    K(op, "zero")(0)
+    K(op, "negative_end", err=True)(-3)
+    op = A.arange.start
+    K(op, "int")(2, 7)
+    K(op, "negative_int")(-3, 2)
+    K(op, "float")(-1.5, 2.0)
+    K(op, "dtype_kwarg")(1, 5, dtype=i32)
+    K(op, "empty")(3, 3)
+    op = A.arange.start_step
+    K(op, "int_step3")(0, 10, 3)
+    K(op, "int_negative_step")(10, 0, -3)
+    K(op, "float_step")(0, 1, 0.1)
+    K(op, "float_negative_step")(1.0, 0.0, -0.25)
+    K(op, "float_args_int_dtype")(0.5, 5, 1.5, dtype=i64)
+    K(op, "int_args_f64_dtype")(0, 5, 2, dtype=f64)
+    K(op, "bf16_dtype")(0, 3, 0.5, dtype=bf16)
+    K(op, "step_zero", err=True)(0, 5, 0)
+    K(op, "wrong_sign_step", err=True)(0, 5, -1)
+
+
+def compare_cases():
+    for nm in ("eq", "ne", "lt", "gt", "le", "ge"):
+        opT = getattr(A, nm).Tensor
+        opS = getattr(A, nm).Scalar
+        K(opS, "f32_float")(rn(3, 4), 0.5 if nm not in ("eq", "ne") else 0.0)
+        K(opS, "specials_vs_neg_inf_model")(special(), -inf)
+        K(opS, "specials_vs_nan")(special(), nan)
+        K(opS, "specials_vs_zero")(special(), 0.0)
+        K(opS, "int_tensor_float_scalar")(ri(0, 5, 6), 2.5)
+        K(opS, "int_tensor_int_scalar")(tt([0, 1, 2, 3, 2], i64), 2)
+        K(opS, "f16_scalar")(tt([0.1, 0.2, 0.3], f16), 0.1)
+        K(opS, "bool_tensor")(tt([True, False], b8), True)
+        K(opS, "noncontig")(ri(-2, 3, 3, 2, dtype=i32).t(), 0)
+        K(opT, "broadcast")(ri(-2, 3, 3, 1).float(), ri(-2, 3, 4).float())
+        K(opT, "specials_elementwise")(special(), tt([nan, inf, inf, -0.0, 0.0, 1.0, -1.5, 2.0, nan, -inf, 1e-3, -7.0]))
+        K(opT, "int_vs_float_promote")(tt([1, 2, 3], i64), tt([1.0, 2.5, 2.9]))
+        K(opT, "0d_other")(ri(0, 4, 5), tt(2))
+        K(opT, "bool_vs_bool")(rb(4), rb(4))
+        K(opT, "f16_vs_f32")(tt([0.1, 0.2], f16), tt([0.1, 0.2]))
+        K(opT, "not_broadcastable", err=True)(rn(3), rn(4))
+
+    op = A.logical_not.default
+    K(op, "bool")(rb(2, 3))
+    K(op, "float")(tt([0.0, -0.0, 1.0, nan, inf]))
+    K(op, "int")(tt([0, 1, -2], i64))
+    K(op, "uint8")(tt([0, 255], u8))
+    K(op, "noncontig")(rb(4, 3).t())
+    K(op, "empty")(torch.zeros(0, dtype=b8))
+
+    op = A.where.self
+    K(op, "broadcast_cond_model")(rb(2, 3, 1), rn(2, 3, 4), rn(2, 3, 4))
+    K(op, "broadcast_all")(rb(3, 1), rn(1, 4), rn(3, 4))
+    K(op, "mixed_int_float")(rb(4), ri(-5, 5, 4), rn(4))
+    K(op, "0d_f32_other")(rb(4), rn(4), tt(0.0))
+    K(op, "0d_self_neg_inf")(rb(2, 2), tt(-inf), rn(2, 2))
+    K(op, "0d_tensor_other")(rb(3), rn(3), tt(-1.0, f64))
+    K(op, "int_int")(rb(5), ri(0, 9, 5, dtype=i32), ri(0, 9, 5, dtype=i64))
+    K(op, "noncontig")(rb(3, 2).t(), rn(3, 2).t(), rn(2, 3))
+    K(op, "nan_values")(tt([True, False, True], b8), tt([nan, 1.0, inf]), tt([0.0, nan, 2.0]))
+    K(op, "uint8_cond")(tt([1, 0], u8), rn(2), rn(2))
+    K(op, "not_broadcastable", err=True)(rb(3), rn(4), rn(4))
+
+
+def conversion_cases():
+    op = A.to.dtype
+    K(op, "f32_to_int32_trunc")(tt([1.7, -1.7, 2.5, -2.5, 0.0, 100.9]), i32)
+    K(op, "f32_to_bool")(tt([0.0, -0.0, 0.5, nan, -inf]), b8)
+    K(op, "int_to_f16")(tt([1, 2049, 65504, -3], i64), f16)
+    K(op, "f32_to_bf16_rne")(tt([1.00390625, 1.01171875, 3.14159, -0.1, 1e-40, 3e38]), bf16)
+    K(op, "f32_to_f16_overflow")(tt([65504.0, 65520.0, 1e5, -1e5, 6e-8, 1e-9]), f16)
+    K(op, "bool_to_f32")(rb(5), f32)
+    K(op, "f64_to_f32")(rn(4, dtype=f64), f32)
+    K(op, "same_dtype")(rn(3), f32)
+    K(op, "same_dtype_copy_true")(rn(3), f32, False, True)
+    K(op, "int64_to_uint8_wraps")(tt([-1, 256, 257, 100], i64), u8)
+    K(op, "int64_to_int8_wraps")(tt([128, -129, 127], i64), i8)
+    K(op, "bf16_to_f32")(rn(4, dtype=bf16), f32)
+    K(op, "noncontig")(rn(3, 2).t(), f64)
+    op = A._to_copy.default
+    K(op, "dtype_kwarg")(tt([1.9, -1.9, 0.0]), dtype=i64)
+    K(op, "no_dtype_plain_copy")(rn(2, 3))
+    K(op, "noncontig")(rn(3, 2).t(), dtype=f16)
+    K(op, "bool_to_int")(rb(4), dtype=i32)
+    K(op, "f16_to_f32")(rn(4, dtype=f16), dtype=f32)
+    K(op, "uint8_to_f32")(ri(0, 256, 4, dtype=u8), dtype=f32)
+
+
+def misc_cases():
+    op = A.dropout.default
+    K(op, "eval_p0_1")(rn(2, 5), 0.1, False)
+    K(op, "eval_p0")(rn(3, 4), 0.0, False)
+    K(op, "eval_noncontig")(rn(4, 3).t(), 0.5, False)
+
+    op = A.embedding.default
+    K(op, "2d_indices")(rn(10, 4), ri(0, 10, 2, 3))
+    K(op, "1d_indices")(rn(6, 3), tt([5, 0, 5, 2], i64))
+    K(op, "int32_indices")(rn(6, 3), tt([1, 2, 3], i32))
+    K(op, "padding_idx")(rn(5, 2), tt([0, 1, 0], i64), 0)
+    K(op, "0d_index")(rn(5, 2), tt(3, i64))
+    K(op, "empty_indices")(rn(5, 2), torch.zeros(0, dtype=i64))
+    K(op, "noncontig_weight")(rn(3, 6).t(), tt([0, 5], i64))
+    K(op, "index_out_of_range", err=True)(rn(5, 2), tt([0, 5], i64))
+
+    op = A.lstm.input
+    I, H, B, T = 3, 4, 2, 3
+
+    def params(bias=True):
+        s = 1.0 / math.sqrt(H)
+        p = [(torch.rand(4 * H, I) * 2 - 1) * s, (torch.rand(4 * H, H) * 2 - 1) * s]
+        if bias:
+            p += [(torch.rand(4 * H) * 2 - 1) * s, (torch.rand(4 * H) * 2 - 1) * s]
+        return p
+
+    z = lambda: torch.zeros(1, B, H)  # noqa: E731
+    K(op, "batch_first_zero_state")(rn(B, T, I), [z(), z()], params(), True, 1, 0.0, False, False, True)
+    K(op, "seq_first_zero_state")(rn(T, B, I), [z(), z()], params(), True, 1, 0.0, False, False, False)
+    K(op, "batch_first_random_state")(rn(B, T, I), [rn(1, B, H), rn(1, B, H)], params(), True, 1, 0.0, False, False, True)
+    K(op, "no_bias")(rn(B, T, I), [z(), z()], params(False), False, 1, 0.0, False, False, True)
+    K(op, "single_step_batch1")(rn(1, 1, I), [torch.zeros(1, 1, H), torch.zeros(1, 1, H)], params(), True, 1, 0.0, False, False, True)
+
+
+# ---------------------------------------------------------------- main
+def main():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for f in os.listdir(OUT_DIR):
+        if f.endswith(".npy") or f == "cases.json":
+            os.remove(os.path.join(OUT_DIR, f))
+
+    for fn in (conv_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
+               pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
+               factory_cases, compare_cases, conversion_cases, misc_cases):
+        fn()
+
+    # one case per line: compact, diff-friendly, still plain JSON (keys sorted)
+    with open(os.path.join(OUT_DIR, "cases.json"), "w") as f:
+        f.write('{"cases": [\n')
+        for i, c in enumerate(CASES):
+            f.write(json.dumps(c, sort_keys=True, allow_nan=False))
+            f.write(",\n" if i + 1 < len(CASES) else "\n")
+        f.write('], "torch_version": %s}\n' % json.dumps(torch.__version__.split("+")[0]))
+
+    # coverage check against the ops the reference models use
+    missing = []
+    if os.path.exists(MODEL_OPS):
+        with open(MODEL_OPS) as f:
+            needed = [l.strip() for l in f if l.strip()]
+        missing = [o for o in needed if o not in COVERED]
+
+    per_op = {}
+    for c in CASES:
+        per_op.setdefault(c["op"], [0, 0])
+        per_op[c["op"]][1 if "error" in c else 0] += 1
+    print(f"{len(CASES)} cases, {len(per_op)} ops, {sum(v[1] for v in per_op.values())} error cases")
+    for o in sorted(per_op):
+        ok, er = per_op[o]
+        print(f"  {o:55s} {ok + er:3d}" + (f"  ({er} error)" if er else ""))
+    if missing:
+        print("MISSING model ops:", missing)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
