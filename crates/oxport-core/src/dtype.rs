@@ -98,6 +98,21 @@ impl DType {
             DType::BF16 => "BFloat16",
         }
     }
+    /// The C++ type name PyTorch prints in some messages (`float`, `double`, `long int`, `c10::Half`).
+    pub fn cpp_type_name(self) -> &'static str {
+        match self {
+            DType::U8 => "unsigned char",
+            DType::I8 => "signed char",
+            DType::I16 => "short int",
+            DType::I32 => "int",
+            DType::I64 => "long int",
+            DType::F16 => "c10::Half",
+            DType::F32 => "float",
+            DType::F64 => "double",
+            DType::Bool => "bool",
+            DType::BF16 => "c10::BFloat16",
+        }
+    }
     /// Parses `float32`, `torch.float32`, `float`, `long`, ... .
     pub fn from_name(name: &str) -> Option<DType> {
         let n = name.strip_prefix("torch.").unwrap_or(name);
@@ -279,7 +294,7 @@ pub fn format_python_float(x: f64) -> String {
     let sci = format!("{x:e}");
     let (mantissa, exp) = sci.split_once('e').expect("{:e} always has an exponent");
     let exp: i32 = exp.parse().expect("exponent is an integer");
-    if (-5..16).contains(&exp) {
+    if (-4..16).contains(&exp) {
         let s = format!("{x}");
         if s.contains('.') {
             s

@@ -133,11 +133,44 @@ pub fn registry() -> &'static Registry {
 /// use oxport_core::ops::{call, Value};
 /// use oxport_core::Tensor;
 /// let x = Tensor::arange_f32(3);
-/// let out = call("aten.add.Tensor", vec![Value::from(&x), Value::from(&x)], vec![("alpha".into(), Value::Int(2.into()))])?;
+/// let out = call("aten.add.Tensor", vec![Value::from(&x), Value::from(&x)], vec![("alpha".into(), Value::from(2i64))])?;
+/// let Value::Tensor(y) = &out[0] else { unreachable!() };
+/// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 3.0, 6.0]);
 /// # Ok::<(), oxport_core::Error>(())
 /// ```
 pub fn call(op: &str, positional: Vec<Value<Tensor>>, kwargs: Vec<(String, Value<Tensor>)>) -> Result<Vec<Value<Tensor>>> {
     let def = registry().get(op)?;
     let args = Args::bind(&def.schema, positional, kwargs)?;
     def.run(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_and_schema_table_agree() {
+        let reg = registry();
+        assert!(reg.errors().is_empty(), "registry errors: {:#?}", reg.errors());
+        for op in reg.ops() {
+            assert_eq!(op.schema.op_name(), op.name, "schema text names another overload");
+        }
+    }
+
+    #[test]
+    fn every_op_exported_by_the_reference_models_is_registered() {
+        // tools/collect_ops.py writes the ATen overloads that torch.export (training IR and after
+        // run_decompositions) emits for the seed programs, resnet18, mobilenet_v3_small, vit_b_16,
+        // TransformerEncoder, LSTM and the GPT block.
+        let list = include_str!("../../../../tools/data/model_ops.txt");
+        let missing: Vec<&str> =
+            list.lines().filter(|l| !l.trim().is_empty()).filter(|l| registry().get(l).is_err()).collect();
+        assert!(missing.is_empty(), "not in the registry: {missing:?}");
+    }
+
+    #[test]
+    fn unknown_op_is_an_error() {
+        let e = call("aten.nonexistent.default", vec![], vec![]).unwrap_err();
+        assert_eq!(e.to_string(), "operator 'aten.nonexistent.default' is not in oxport's op registry");
+    }
 }

@@ -59,7 +59,7 @@ fn arange_len(start: f64, end: f64, step: f64) -> Result<usize> {
         return Err(Error::value(format!("unsupported range: {start} -> {end}")));
     }
     if (step > 0.0 && end < start) || (step < 0.0 && end > start) {
-        return Err(Error::value("upper bound and larger bound inconsistent with step sign"));
+        return Err(Error::value("upper bound and lower bound inconsistent with step sign"));
     }
     let n = ((end - start) / step).ceil();
     if n > crate::tensor::MAX_NUMEL as f64 {

@@ -21,8 +21,8 @@ fn check_same_dtype(x: DType, y: DType) -> Result<()> {
     if x != y {
         return Err(Error::DType(format!(
             "expected m1 and m2 to have the same dtype, but got: {} != {}",
-            x.name(),
-            y.name()
+            x.cpp_type_name(),
+            y.cpp_type_name()
         )));
     }
     if x == DType::Bool {

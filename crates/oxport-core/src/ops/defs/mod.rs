@@ -111,7 +111,7 @@ pub(crate) fn broadcast_shapes(shapes: &[&[SymInt]]) -> Result<Vec<SymInt>> {
                     o,
                     names[k.min(3)],
                     d,
-                    i
+                    off + i
                 )));
             }
         }
@@ -145,16 +145,5 @@ pub(crate) fn usize_sizes(s: &[SymInt]) -> Result<Vec<usize>> {
     s.iter()
         .map(|x| x.as_int().filter(|v| *v >= 0).map(|v| v as usize).ok_or_else(|| Error::Symbolic(format!("size {x} is not concrete"))))
         .collect()
-}
-
-/// Runs overload `op` eagerly and returns its first output tensor — for composite kernels (sdpa, lstm).
-/// Goes straight to the registry's kernels, never through a dispatch hook.
-pub(crate) fn run1(op: &str, positional: Vec<Value<Tensor>>) -> Result<Tensor> {
-    let def = super::registry::registry().get(op)?;
-    let args = Args::bind(&def.schema, positional, vec![])?;
-    match def.run(&args)?.into_iter().next() {
-        Some(Value::Tensor(t)) => Ok(t),
-        _ => Err(Error::value(format!("{op} returned no tensor"))),
-    }
 }
 

@@ -435,7 +435,7 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         return Err(Error::shape(format!("batch_norm: expected at least 2-D input, got {}-D", x.dim())));
     }
     let c = &x.sizes[1];
-    for name in ["weight", "bias", "running_mean", "running_var"] {
+    for name in ["running_mean", "running_var", "weight", "bias"] {
         if let Some(t) = a.opt_tensor(name)? {
             if t.dim() != 1 || !t.sizes[0].guard_eq(c) {
                 return Err(Error::shape(format!(
@@ -620,6 +620,9 @@ fn meta_sdpa(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     require_float("scaled_dot_product_attention", q)?;
     if q.dim() < 2 || k.dim() < 2 || v.dim() < 2 {
         return Err(Error::shape("scaled_dot_product_attention: query, key and value must be at least 2-D"));
+    }
+    if a.bool("is_causal")? && a.opt_tensor("attn_mask")?.is_some() {
+        return Err(Error::value("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True"));
     }
     if a.float("dropout_p")? > 0.0 {
         return Err(Error::value("scaled_dot_product_attention with dropout_p > 0 needs randomness; oxport runs inference only (dropout_p=0)"));

@@ -1,7 +1,7 @@
 //! Pointwise ops: unary math, activations, arithmetic with broadcasting and type promotion, comparisons,
 //! `where`, `clamp`, `pow`, in-place variants and inference-mode dropout.
 use super::*;
-use crate::dtype::{promote_types, Scalar};
+use crate::dtype::Scalar;
 use crate::tensor::kernels::elementwise::{binary_map, ternary_map, unary_map};
 use crate::tensor::{scalar_to, Element};
 use half::{bf16, f16};
@@ -42,13 +42,17 @@ pub(super) fn register(r: &mut Builder) {
     activation!("aten.hardswish.default", "aten.hardswish_.default", x => x * hard_gate(x));
     activation!("aten.hardsigmoid.default", "", x => hard_gate(x));
 
-    r.op("aten.gelu.default", meta_float_only, |a, o| {
+    r.op("aten.gelu.default", meta_gelu, |a, o| {
         if a.str("approximate")? == "tanh" {
             unary_float(a, o, gelu_tanh::<f32>, gelu_tanh::<f64>)
         } else {
-            unary_float(a, o, |x| x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)), |x| {
-                x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
-            })
+            // PyTorch's CPU kernel yields NaN for ±inf (inf * 0 inside its vectorised erf); mirror it.
+            unary_float(
+                a,
+                o,
+                |x| if x.is_infinite() { f32::NAN } else { x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)) },
+                |x| if x.is_infinite() { f64::NAN } else { x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)) },
+            )
         }
     });
     r.op("aten.relu.default", meta_same_non_bool, relu);
@@ -99,6 +103,9 @@ pub(super) fn register(r: &mut Builder) {
 }
 
 fn hard_gate<F: Float>(x: F) -> F {
+    if x.is_nan() {
+        return x; // Float::max/min would drop the NaN; PyTorch propagates it.
+    }
     ((x + c(3.0)).max(F::zero()).min(c(6.0))) / c(6.0)
 }
 
@@ -120,15 +127,27 @@ fn meta_unary_float(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_float_only(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if !t.dtype.is_floating_point() {
-        return Err(Error::DTypeNotSupported { op: a.schema.op_name(), dtype: t.dtype });
+        // The kernel name PyTorch reports, e.g. "hardswish_cpu".
+        let kernel = match a.schema.name.as_str() {
+            "aten::gelu" => "GeluKernelImpl".to_string(),
+            n => format!("{}_cpu", n.trim_start_matches("aten::").trim_end_matches('_')),
+        };
+        return Err(Error::DTypeNotSupported { op: kernel, dtype: t.dtype });
     }
     one(t.dtype, t.sizes.clone())
+}
+
+fn meta_gelu(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    if !matches!(a.str("approximate")?, "none" | "tanh") {
+        return Err(Error::value("approximate argument must be either none or tanh."));
+    }
+    meta_float_only(a)
 }
 
 fn meta_same_non_bool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if t.dtype == DType::Bool {
-        return Err(Error::DTypeNotSupported { op: "clamp_min_scalar_cpu".into(), dtype: t.dtype });
+        return Err(Error::value("Boolean inputs not supported for relu"));
     }
     one(t.dtype, t.sizes.clone())
 }
@@ -155,8 +174,18 @@ fn meta_binary(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 fn check_alpha(a: &Args<TensorMeta>, dt: DType) -> Result<()> {
     let alpha = a.scalar("alpha")?;
-    if dt == DType::Bool && a.schema.name == "aten::sub" {
-        return Err(Error::value("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead."));
+    if a.schema.name.starts_with("aten::sub") {
+        let is_bool = |o: Operand<&TensorMeta>| match o {
+            Operand::Tensor(t) => t.dtype == DType::Bool,
+            Operand::Scalar(s) => matches!(s, Scalar::Bool(_)),
+        };
+        let (x, y) = (is_bool(a.operand("self")?), is_bool(a.operand("other")?));
+        if x && y {
+            return Err(Error::value("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead."));
+        }
+        if x || y {
+            return Err(Error::value("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."));
+        }
     }
     if !dt.is_floating_point() && alpha.is_float() {
         return Err(Error::value("For integral input tensors, argument alpha must not be a floating point number."));
@@ -267,13 +296,12 @@ fn meta_pow_scalar(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 fn meta_pow_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
-    let t = meta_self(a)?;
-    let e = a.tensor("exponent")?;
-    one(promote_types(t.dtype, e.dtype), broadcast_shapes(&[&t.sizes, &e.sizes])?)
+    let (t, e) = (a.operand("self")?, a.operand("exponent")?);
+    one(result_type(&[&t, &e]), broadcast_shapes(&[operand_sizes(&t), operand_sizes(&e)])?)
 }
 
 fn meta_dropout(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
-    let t = a.tensor("input")?;
+    let t = a.tensor("input").or_else(|_| a.tensor("self"))?;
     let p = a.float("p")?;
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::value(format!("dropout probability has to be between 0 and 1, but got {p}")));
@@ -549,5 +577,5 @@ fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>
 
 fn dropout(a: &Args<Tensor>, _outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     // train=False (checked by the meta): identity. PyTorch returns the input itself for dropout(train=False).
-    out1(a.tensor("input")?.clone())
+    out1(a.tensor("input").or_else(|_| a.tensor("self"))?.clone())
 }

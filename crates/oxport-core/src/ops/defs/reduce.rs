@@ -88,7 +88,7 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             }
             dt
         }
-        "aten::any" => DType::Bool,
+        "aten::any" => if t.dtype == DType::U8 { DType::U8 } else { DType::Bool },
         _ => {
             for &d in &dims {
                 if t.sizes[d].as_int() == Some(0) {
@@ -111,7 +111,7 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
     let n_out: usize = sizes.iter().product();
     let r = if red == Red::Any {
         let (data, seg) = segments::<bool>(&as_dtype(t, DType::Bool), &dims);
-        Tensor::from_vec(reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)), &sizes)?
+        as_dtype(&Tensor::from_vec(reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)), &sizes)?, dt)
     } else if dt.is_floating_point() || red == Red::Mean {
         let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
         let v = match red {
@@ -222,7 +222,8 @@ fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         dt = a.opt_dtype("dtype")?.unwrap_or(t.dtype);
     }
     if !dt.is_floating_point() {
-        return Err(Error::DTypeNotSupported { op: "softmax_lastdim_kernel_impl".into(), dtype: dt });
+        let kernel = if a.schema.name.contains("log_softmax") { "log_softmax_lastdim_kernel_impl" } else { "softmax_lastdim_kernel_impl" };
+        return Err(Error::DTypeNotSupported { op: kernel.into(), dtype: dt });
     }
     one(dt, t.sizes.clone())
 }

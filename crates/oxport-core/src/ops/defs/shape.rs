@@ -72,6 +72,12 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
     let bad = || Error::shape(format!("shape '{}' is invalid for input of size {}", shape_str(shape), numel));
     let mut out = shape.to_vec();
     if let Some(i) = infer {
+        if known.guard_eq(&SymInt::Int(0)) && numel.guard_eq(&SymInt::Int(0)) {
+            return Err(Error::shape(format!(
+                "cannot reshape tensor of 0 elements into shape {} because the unspecified dimension size -1 can be any value and is ambiguous",
+                shape_str(shape)
+            )));
+        }
         if known.guard_eq(&SymInt::Int(0)) || !numel.modulo(&known).guard_eq(&SymInt::Int(0)) {
             return Err(bad());
         }
