@@ -4,7 +4,11 @@ use oxport::prelude::*;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "oxport", version, about = "torch.export in Rust: export, inspect and run ATen programs")]
+#[command(
+    name = "oxport",
+    version,
+    about = "torch.export in Rust: export, inspect and run ATen programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,12 +45,21 @@ fn demo(seed: u64) -> Result<()> {
     let start = std::time::Instant::now();
     let a = x.conv2d(&weight, Some(&bias), &[1, 1], &[1, 1], &[1, 1], 1)?;
     a.add_(&constant)?;
-    let out = a.relu()?.max_pool2d(&[3, 3], &[], &[0, 0], &[1, 1], false)?;
+    let out = a
+        .relu()?
+        .max_pool2d(&[3, 3], &[], &[0, 0], &[1, 1], false)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let v = out.to_vec::<f32>()?;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-    println!("conv_relu_maxpool (eager): input [1, 3, 256, 256] -> output {:?} {}", out.sizes(), out.dtype().name());
-    println!("output mean {mean:.6}, max {:.6}, {ms:.2} ms", v.iter().cloned().fold(f32::MIN, f32::max));
+    println!(
+        "conv_relu_maxpool (eager): input [1, 3, 256, 256] -> output {:?} {}",
+        out.sizes(),
+        out.dtype().name()
+    );
+    println!(
+        "output mean {mean:.6}, max {:.6}, {ms:.2} ms",
+        v.iter().cloned().fold(f32::MIN, f32::max)
+    );
     Ok(())
 }
 

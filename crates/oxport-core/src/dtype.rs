@@ -66,7 +66,10 @@ impl DType {
     }
     /// True for the integer types (not bool).
     pub fn is_integral(self) -> bool {
-        matches!(self, DType::U8 | DType::I8 | DType::I16 | DType::I32 | DType::I64)
+        matches!(
+            self,
+            DType::U8 | DType::I8 | DType::I16 | DType::I32 | DType::I64
+        )
     }
     /// The name PyTorch prints (`torch.float32` without the `torch.` prefix).
     pub fn name(self) -> &'static str {
@@ -288,7 +291,11 @@ pub fn format_python_float(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Shortest round-trip digits, then Python's choice between fixed and scientific notation.
     let sci = format!("{x:e}");
@@ -348,8 +355,11 @@ impl ResultTypeState {
     }
     /// The result dtype (`torch.result_type`).
     pub fn result(&self) -> DType {
-        combine_categories(self.dim_result, combine_categories(self.zero_result, self.wrapped_result))
-            .unwrap_or(DType::F32)
+        combine_categories(
+            self.dim_result,
+            combine_categories(self.zero_result, self.wrapped_result),
+        )
+        .unwrap_or(DType::F32)
     }
 }
 

@@ -43,8 +43,14 @@ impl SymExpr {
         match self {
             SymExpr::Const(c) => *c,
             SymExpr::Symbol { hint, .. } => *hint,
-            SymExpr::Add(t) => t.iter().map(|e| e.hint()).fold(0i64, |a, b| a.wrapping_add(b)),
-            SymExpr::Mul(t) => t.iter().map(|e| e.hint()).fold(1i64, |a, b| a.wrapping_mul(b)),
+            SymExpr::Add(t) => t
+                .iter()
+                .map(|e| e.hint())
+                .fold(0i64, |a, b| a.wrapping_add(b)),
+            SymExpr::Mul(t) => t
+                .iter()
+                .map(|e| e.hint())
+                .fold(1i64, |a, b| a.wrapping_mul(b)),
             SymExpr::FloorDiv(a, b) => floor_div(a.hint(), b.hint()),
             SymExpr::Mod(a, b) => py_mod(a.hint(), b.hint()),
             SymExpr::Max(a, b) => a.hint().max(b.hint()),
@@ -93,7 +99,11 @@ impl fmt::Display for SymExpr {
             SymExpr::Add(terms) => {
                 // sympy prints symbolic terms first and the constant last: `s0 + 1`.
                 let mut first = true;
-                for t in terms.iter().filter(|t| t.as_const().is_none()).chain(terms.iter().filter(|t| t.as_const().is_some())) {
+                for t in terms
+                    .iter()
+                    .filter(|t| t.as_const().is_none())
+                    .chain(terms.iter().filter(|t| t.as_const().is_some()))
+                {
                     match t.as_const() {
                         Some(c) if !first && c < 0 => write!(f, " - {}", -c)?,
                         _ => {
@@ -142,7 +152,10 @@ pub enum SymInt {
 impl SymInt {
     /// A fresh symbol with a hint.
     pub fn symbol(name: &str, hint: i64) -> SymInt {
-        SymInt::Sym(Arc::new(SymExpr::Symbol { name: name.into(), hint }))
+        SymInt::Sym(Arc::new(SymExpr::Symbol {
+            name: name.into(),
+            hint,
+        }))
     }
     /// The concrete value, if static.
     pub fn as_int(&self) -> Option<i64> {
@@ -245,7 +258,10 @@ impl SymInt {
         match (self.as_int(), other.as_int()) {
             (Some(a), Some(b)) => SymInt::Int(floor_div(a, b)),
             (_, Some(1)) => self.clone(),
-            _ => SymInt::from_expr(SymExpr::FloorDiv(Box::new(self.expr()), Box::new(other.expr()))),
+            _ => SymInt::from_expr(SymExpr::FloorDiv(
+                Box::new(self.expr()),
+                Box::new(other.expr()),
+            )),
         }
     }
     /// `self % other` (Python modulo).
@@ -280,7 +296,11 @@ impl SymInt {
         }
         let v = self.hint() == other.hint();
         if self.is_symbolic() || other.is_symbolic() {
-            record_guard(Guard { lhs: self.clone(), rel: if v { Rel::Eq } else { Rel::Ne }, rhs: other.clone() });
+            record_guard(Guard {
+                lhs: self.clone(),
+                rel: if v { Rel::Eq } else { Rel::Ne },
+                rhs: other.clone(),
+            });
         }
         v
     }
@@ -288,7 +308,11 @@ impl SymInt {
     pub fn guard_lt(&self, other: &SymInt) -> bool {
         let v = self.hint() < other.hint();
         if self.is_symbolic() || other.is_symbolic() {
-            record_guard(Guard { lhs: self.clone(), rel: if v { Rel::Lt } else { Rel::Ge }, rhs: other.clone() });
+            record_guard(Guard {
+                lhs: self.clone(),
+                rel: if v { Rel::Lt } else { Rel::Ge },
+                rhs: other.clone(),
+            });
         }
         v
     }
@@ -301,6 +325,11 @@ impl SymInt {
 impl From<i64> for SymInt {
     fn from(v: i64) -> Self {
         SymInt::Int(v)
+    }
+}
+impl From<i32> for SymInt {
+    fn from(v: i32) -> Self {
+        SymInt::Int(v as i64)
     }
 }
 impl From<usize> for SymInt {
@@ -400,7 +429,13 @@ mod tests {
     #[test]
     fn decisions_on_symbols_are_guards() {
         let s0 = SymInt::symbol("s0", 5);
-        let (r, guards) = with_guard_sink(|| (s0.guard_is_one(), s0.guard_eq(&s0), SymInt::Int(3).guard_is_one()));
+        let (r, guards) = with_guard_sink(|| {
+            (
+                s0.guard_is_one(),
+                s0.guard_eq(&s0),
+                SymInt::Int(3).guard_is_one(),
+            )
+        });
         assert_eq!(r, (false, true, false));
         assert_eq!(guards.len(), 1);
         assert_eq!(guards[0].to_string(), "s0 != 1");

@@ -28,28 +28,67 @@ fn load_tensor(j: &J) -> Tensor {
         t = t.cast_untraced(dtype); // bf16 travels as exact f32
     }
     if let Some(v) = j.get("view") {
-        let u = |k: &str| v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect::<Vec<_>>();
-        t = t.restride(&u("size"), &u("stride"), v["offset"].as_u64().unwrap() as usize).expect("fixture view is valid");
+        let u = |k: &str| {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect::<Vec<_>>()
+        };
+        t = t
+            .restride(
+                &u("size"),
+                &u("stride"),
+                v["offset"].as_u64().unwrap() as usize,
+            )
+            .expect("fixture view is valid");
     }
     t
 }
 
 fn arg(j: &J) -> Value<Tensor> {
-    let (k, v) = j.as_object().unwrap().iter().find(|(k, _)| *k != "dtype" || j.get("tensor").is_none()).unwrap();
+    let (k, v) = j
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| *k != "dtype" || j.get("tensor").is_none())
+        .unwrap();
     match k.as_str() {
         "tensor" | "view" => Value::Tensor(load_tensor(j)),
         "int" => Value::Int(v.as_i64().unwrap().into()),
         "float" => Value::Float(num(v)),
         "bool" => Value::Bool(v.as_bool().unwrap()),
         "none" => Value::None,
-        "ints" => Value::Ints(v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap().into()).collect()),
+        "ints" => Value::Ints(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap().into())
+                .collect(),
+        ),
         "floats" => Value::Floats(v.as_array().unwrap().iter().map(num).collect()),
-        "bools" => Value::Bools(v.as_array().unwrap().iter().map(|x| x.as_bool().unwrap()).collect()),
+        "bools" => Value::Bools(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_bool().unwrap())
+                .collect(),
+        ),
         "str" => Value::Str(v.as_str().unwrap().to_string()),
         "dtype" => Value::ScalarType(DType::from_name(v.as_str().unwrap()).unwrap()),
         "tensors" => Value::Tensors(v.as_array().unwrap().iter().map(load_tensor).collect()),
         "opt_tensors" => Value::OptTensors(
-            v.as_array().unwrap().iter().map(|x| if x.get("none").is_some() { None } else { Some(load_tensor(x)) }).collect(),
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    if x.get("none").is_some() {
+                        None
+                    } else {
+                        Some(load_tensor(x))
+                    }
+                })
+                .collect(),
         ),
         other => panic!("unknown fixture arg kind {other}"),
     }
@@ -58,10 +97,18 @@ fn arg(j: &J) -> Value<Tensor> {
 fn check_tensor(got: &Tensor, j: &J, rtol: f64, atol: f64) -> Result<(), String> {
     let want = load_tensor(j);
     if got.dtype() != want.dtype() {
-        return Err(format!("dtype {} != expected {}", got.dtype().name(), want.dtype().name()));
+        return Err(format!(
+            "dtype {} != expected {}",
+            got.dtype().name(),
+            want.dtype().name()
+        ));
     }
     if got.sizes() != want.sizes() {
-        return Err(format!("sizes {:?} != expected {:?}", got.sizes(), want.sizes()));
+        return Err(format!(
+            "sizes {:?} != expected {:?}",
+            got.sizes(),
+            want.sizes()
+        ));
     }
     let (g, w) = (got.to_vec_f64(), want.to_vec_f64());
     let exact = !want.dtype().is_floating_point();
@@ -85,7 +132,9 @@ fn check_value(got: &Value<Tensor>, j: &J, rtol: f64, atol: f64) -> Result<(), S
             if ts.len() != list.len() {
                 return Err(format!("{} tensors, expected {}", ts.len(), list.len()));
             }
-            ts.iter().zip(list).try_for_each(|(t, j)| check_tensor(t, j, rtol, atol))
+            ts.iter()
+                .zip(list)
+                .try_for_each(|(t, j)| check_tensor(t, j, rtol, atol))
         }
         (Value::Tensor(t), None) => check_tensor(t, j, rtol, atol),
         (v, _) => Err(format!("got a {}, expected {j}", v.kind())),
@@ -94,7 +143,8 @@ fn check_value(got: &Value<Tensor>, j: &J, rtol: f64, atol: f64) -> Result<(), S
 
 #[test]
 fn every_op_case_matches_pytorch() {
-    let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("run tools/gen_op_fixtures.py");
+    let text = std::fs::read_to_string(fixtures().join("cases.json"))
+        .expect("run tools/gen_op_fixtures.py");
     let manifest: J = serde_json::from_str(&text).unwrap();
     let cases = manifest["cases"].as_array().unwrap();
     let mut failures = Vec::new();
@@ -103,26 +153,35 @@ fn every_op_case_matches_pytorch() {
         let id = case["id"].as_str().unwrap();
         let op = case["op"].as_str().unwrap();
         let pos: Vec<Value<Tensor>> = case["args"].as_array().unwrap().iter().map(arg).collect();
-        let kw: Vec<(String, Value<Tensor>)> =
-            case["kwargs"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), arg(v))).collect();
+        let kw: Vec<(String, Value<Tensor>)> = case["kwargs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), arg(v)))
+            .collect();
         let rtol = case.get("rtol").and_then(J::as_f64).unwrap_or(1e-5);
         let atol = case.get("atol").and_then(J::as_f64).unwrap_or(1e-6);
         // Keep the inputs to check in-place mutation afterwards.
         let inputs = pos.clone();
-        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(op, pos, kw))) {
-            Ok(r) => r,
-            Err(_) => {
-                failures.push(format!("{id}: PANIC"));
-                continue;
-            }
-        };
+        let result =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(op, pos, kw))) {
+                Ok(r) => r,
+                Err(_) => {
+                    failures.push(format!("{id}: PANIC"));
+                    continue;
+                }
+            };
         if let Some(err) = case.get("error") {
             match result {
-                Ok(_) => failures.push(format!("{id}: expected error \"{}\", got success", err.as_str().unwrap())),
+                Ok(_) => failures.push(format!(
+                    "{id}: expected error \"{}\", got success",
+                    err.as_str().unwrap()
+                )),
                 Err(e) => {
                     let want = err.as_str().unwrap();
                     if !want.ends_with(&e.to_string()) && !e.to_string().ends_with(want) {
-                        message_mismatch.push(format!("{id}:\n    ours:    {e}\n    pytorch: {want}"));
+                        message_mismatch
+                            .push(format!("{id}:\n    ours:    {e}\n    pytorch: {want}"));
                     }
                 }
             }
@@ -137,7 +196,11 @@ fn every_op_case_matches_pytorch() {
         };
         let expected = case["outputs"].as_array().unwrap();
         if outs.len() != expected.len() {
-            failures.push(format!("{id}: {} outputs, expected {}", outs.len(), expected.len()));
+            failures.push(format!(
+                "{id}: {} outputs, expected {}",
+                outs.len(),
+                expected.len()
+            ));
             continue;
         }
         for (k, (g, w)) in outs.iter().zip(expected).enumerate() {
@@ -154,6 +217,16 @@ fn every_op_case_matches_pytorch() {
             }
         }
     }
-    failures.extend(message_mismatch.into_iter().map(|m| format!("error message differs from PyTorch's: {m}")));
-    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    failures.extend(
+        message_mismatch
+            .into_iter()
+            .map(|m| format!("error message differs from PyTorch's: {m}")),
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -16,3 +16,8 @@ pub use oxport_core::*;
 pub mod prelude {
     pub use oxport_core::prelude::*;
 }
+
+/// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

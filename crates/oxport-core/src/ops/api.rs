@@ -57,7 +57,11 @@ impl From<Operand> for Value<Tensor> {
 type Kw = Vec<(&'static str, Value<Tensor>)>;
 
 fn run(op: &str, pos: Vec<Value<Tensor>>, kw: Kw) -> Result<Vec<Value<Tensor>>> {
-    call(op, pos, kw.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    call(
+        op,
+        pos,
+        kw.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    )
 }
 
 fn first(op: &str, outs: Vec<Value<Tensor>>) -> Result<Tensor> {
@@ -74,7 +78,9 @@ fn op1(op: &str, pos: Vec<Value<Tensor>>, kw: Kw) -> Result<Tensor> {
 fn tensors(op: &str, outs: Vec<Value<Tensor>>) -> Result<Vec<Tensor>> {
     match outs.into_iter().next() {
         Some(Value::Tensors(ts)) => Ok(ts),
-        _ => Err(Error::value(format!("{op} did not return a list of tensors"))),
+        _ => Err(Error::value(format!(
+            "{op} did not return a list of tensors"
+        ))),
     }
 }
 
@@ -217,24 +223,47 @@ impl Tensor {
     }
 
     /// `self + alpha * other`.
-    pub fn add_scaled(&self, other: impl Into<Operand>, alpha: impl Into<Scalar>) -> Result<Tensor> {
-        op1("aten.add.Tensor", vec![t(self), other.into().into()], vec![("alpha", Value::Scalar(alpha.into()))])
+    pub fn add_scaled(
+        &self,
+        other: impl Into<Operand>,
+        alpha: impl Into<Scalar>,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.add.Tensor",
+            vec![t(self), other.into().into()],
+            vec![("alpha", Value::Scalar(alpha.into()))],
+        )
     }
     /// `self ** exponent` (number → `pow.Tensor_Scalar`, tensor → `pow.Tensor_Tensor`).
     pub fn pow(&self, exponent: impl Into<Operand>) -> Result<Tensor> {
         match exponent.into() {
-            value::Operand::Scalar(s) => op1("aten.pow.Tensor_Scalar", vec![t(self), Value::Scalar(s)], vec![]),
-            value::Operand::Tensor(e) => op1("aten.pow.Tensor_Tensor", vec![t(self), Value::Tensor(e)], vec![]),
+            value::Operand::Scalar(s) => op1(
+                "aten.pow.Tensor_Scalar",
+                vec![t(self), Value::Scalar(s)],
+                vec![],
+            ),
+            value::Operand::Tensor(e) => op1(
+                "aten.pow.Tensor_Tensor",
+                vec![t(self), Value::Tensor(e)],
+                vec![],
+            ),
         }
     }
     /// `torch.clamp(self, min, max)`.
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
-        let s = |v: Option<f64>| v.map(|x| Value::Scalar(Scalar::Float(x))).unwrap_or(Value::None);
+        let s = |v: Option<f64>| {
+            v.map(|x| Value::Scalar(Scalar::Float(x)))
+                .unwrap_or(Value::None)
+        };
         op1("aten.clamp.default", vec![t(self), s(min), s(max)], vec![])
     }
     /// `F.gelu(self, approximate=...)` with `"none"` or `"tanh"`.
     pub fn gelu(&self, approximate: &str) -> Result<Tensor> {
-        op1("aten.gelu.default", vec![t(self)], vec![("approximate", Value::from(approximate))])
+        op1(
+            "aten.gelu.default",
+            vec![t(self)],
+            vec![("approximate", Value::from(approximate))],
+        )
     }
     /// `torch.where(condition, self, other)`.
     pub fn where_cond(condition: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
@@ -242,7 +271,11 @@ impl Tensor {
     }
     /// `F.dropout(self, p, train)`; oxport supports `train=false` (identity).
     pub fn dropout(&self, p: f64, train: bool) -> Result<Tensor> {
-        op1("aten.dropout.default", vec![t(self), Value::Float(p), Value::Bool(train)], vec![])
+        op1(
+            "aten.dropout.default",
+            vec![t(self), Value::Float(p), Value::Bool(train)],
+            vec![],
+        )
     }
 
     // ---- views and copies ----
@@ -261,7 +294,11 @@ impl Tensor {
     }
     /// `Tensor.transpose(dim0, dim1)`.
     pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<Tensor> {
-        op1("aten.transpose.int", vec![t(self), i(dim0), i(dim1)], vec![])
+        op1(
+            "aten.transpose.int",
+            vec![t(self), i(dim0), i(dim1)],
+            vec![],
+        )
     }
     /// `Tensor.expand(size)` (`-1` keeps a size).
     pub fn expand(&self, size: &[i64]) -> Result<Tensor> {
@@ -272,9 +309,19 @@ impl Tensor {
         op1("aten.select.int", vec![t(self), i(dim), i(index)], vec![])
     }
     /// `self[start:end:step]` along `dim` (`None` = open end).
-    pub fn slice(&self, dim: i64, start: Option<i64>, end: Option<i64>, step: i64) -> Result<Tensor> {
+    pub fn slice(
+        &self,
+        dim: i64,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+    ) -> Result<Tensor> {
         let o = |v: Option<i64>| v.map(i).unwrap_or(Value::None);
-        op1("aten.slice.Tensor", vec![t(self), i(dim), o(start), o(end), i(step)], vec![])
+        op1(
+            "aten.slice.Tensor",
+            vec![t(self), i(dim), o(start), o(end), i(step)],
+            vec![],
+        )
     }
     /// `Tensor.squeeze(dim)`.
     pub fn squeeze_dim(&self, dim: i64) -> Result<Tensor> {
@@ -290,19 +337,45 @@ impl Tensor {
     }
     /// `Tensor.flatten(start_dim, end_dim)`.
     pub fn flatten(&self, start_dim: i64, end_dim: i64) -> Result<Tensor> {
-        op1("aten.flatten.using_ints", vec![t(self), i(start_dim), i(end_dim)], vec![])
+        op1(
+            "aten.flatten.using_ints",
+            vec![t(self), i(start_dim), i(end_dim)],
+            vec![],
+        )
     }
     /// `Tensor.unflatten(dim, sizes)`.
     pub fn unflatten(&self, dim: i64, sizes: &[i64]) -> Result<Tensor> {
-        op1("aten.unflatten.int", vec![t(self), i(dim), il(sizes)], vec![])
+        op1(
+            "aten.unflatten.int",
+            vec![t(self), i(dim), il(sizes)],
+            vec![],
+        )
     }
     /// `torch.as_strided(self, size, stride, storage_offset)`.
-    pub fn as_strided(&self, size: &[i64], stride: &[i64], storage_offset: Option<i64>) -> Result<Tensor> {
-        op1("aten.as_strided.default", vec![t(self), il(size), il(stride), storage_offset.map(i).unwrap_or(Value::None)], vec![])
+    pub fn as_strided(
+        &self,
+        size: &[i64],
+        stride: &[i64],
+        storage_offset: Option<i64>,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.as_strided.default",
+            vec![
+                t(self),
+                il(size),
+                il(stride),
+                storage_offset.map(i).unwrap_or(Value::None),
+            ],
+            vec![],
+        )
     }
     /// `Tensor.to(dtype)` (returns `self` when the dtype already matches).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        op1("aten.to.dtype", vec![t(self), Value::ScalarType(dtype)], vec![])
+        op1(
+            "aten.to.dtype",
+            vec![t(self), Value::ScalarType(dtype)],
+            vec![],
+        )
     }
     /// In-place `copy_(src)` (broadcasts and casts `src`).
     pub fn copy_(&self, src: &Tensor) -> Result<Tensor> {
@@ -310,7 +383,14 @@ impl Tensor {
     }
     /// `torch.split(self, split_size, dim)`.
     pub fn split(&self, split_size: i64, dim: i64) -> Result<Vec<Tensor>> {
-        tensors("aten.split.Tensor", run("aten.split.Tensor", vec![t(self), i(split_size), i(dim)], vec![])?)
+        tensors(
+            "aten.split.Tensor",
+            run(
+                "aten.split.Tensor",
+                vec![t(self), i(split_size), i(dim)],
+                vec![],
+            )?,
+        )
     }
     /// `torch.split(self, [sizes], dim)`.
     pub fn split_with_sizes(&self, sizes: &[i64], dim: i64) -> Result<Vec<Tensor>> {
@@ -319,34 +399,68 @@ impl Tensor {
     }
     /// `torch.unbind(self, dim)`.
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
-        tensors("aten.unbind.int", run("aten.unbind.int", vec![t(self), i(dim)], vec![])?)
+        tensors(
+            "aten.unbind.int",
+            run("aten.unbind.int", vec![t(self), i(dim)], vec![])?,
+        )
     }
 
     // ---- reductions ----
 
     /// `Tensor.sum(dims, keepdim)`.
     pub fn sum(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
-        op1("aten.sum.dim_IntList", vec![t(self), il(dims), Value::Bool(keepdim)], vec![])
+        op1(
+            "aten.sum.dim_IntList",
+            vec![t(self), il(dims), Value::Bool(keepdim)],
+            vec![],
+        )
     }
     /// `Tensor.mean(dims, keepdim)`.
     pub fn mean(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
-        op1("aten.mean.dim", vec![t(self), il(dims), Value::Bool(keepdim)], vec![])
+        op1(
+            "aten.mean.dim",
+            vec![t(self), il(dims), Value::Bool(keepdim)],
+            vec![],
+        )
     }
     /// `Tensor.amax(dims, keepdim)`.
     pub fn amax(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
-        op1("aten.amax.default", vec![t(self), il(dims), Value::Bool(keepdim)], vec![])
+        op1(
+            "aten.amax.default",
+            vec![t(self), il(dims), Value::Bool(keepdim)],
+            vec![],
+        )
     }
     /// `Tensor.any(dim, keepdim)`.
     pub fn any(&self, dim: i64, keepdim: bool) -> Result<Tensor> {
-        op1("aten.any.dim", vec![t(self), i(dim), Value::Bool(keepdim)], vec![])
+        op1(
+            "aten.any.dim",
+            vec![t(self), i(dim), Value::Bool(keepdim)],
+            vec![],
+        )
     }
     /// `Tensor.max(dim, keepdim)` → (values, indices).
     pub fn max_dim(&self, dim: i64, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        pair("aten.max.dim", run("aten.max.dim", vec![t(self), i(dim), Value::Bool(keepdim)], vec![])?)
+        pair(
+            "aten.max.dim",
+            run(
+                "aten.max.dim",
+                vec![t(self), i(dim), Value::Bool(keepdim)],
+                vec![],
+            )?,
+        )
     }
     /// `Tensor.argmax(dim, keepdim)`.
     pub fn argmax(&self, dim: Option<i64>, keepdim: bool) -> Result<Tensor> {
-        op1("aten.argmax.default", vec![t(self), dim.map(i).unwrap_or(Value::None), Value::Bool(keepdim)], vec![])
+        op1(
+            "aten.argmax.default",
+            vec![
+                t(self),
+                dim.map(i).unwrap_or(Value::None),
+                Value::Bool(keepdim),
+            ],
+            vec![],
+        )
     }
     /// `Tensor.softmax(dim)`.
     pub fn softmax(&self, dim: i64) -> Result<Tensor> {
@@ -373,11 +487,19 @@ impl Tensor {
     }
     /// `torch.addmm(self, mat1, mat2)`.
     pub fn addmm(&self, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor> {
-        op1("aten.addmm.default", vec![t(self), t(mat1), t(mat2)], vec![])
+        op1(
+            "aten.addmm.default",
+            vec![t(self), t(mat1), t(mat2)],
+            vec![],
+        )
     }
     /// `F.linear(self, weight, bias)`.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        op1("aten.linear.default", vec![t(self), t(weight), opt_t(bias)], vec![])
+        op1(
+            "aten.linear.default",
+            vec![t(self), t(weight), opt_t(bias)],
+            vec![],
+        )
     }
     /// `F.conv2d(self, weight, bias, stride, padding, dilation, groups)`.
     pub fn conv2d(
@@ -391,51 +513,133 @@ impl Tensor {
     ) -> Result<Tensor> {
         op1(
             "aten.conv2d.default",
-            vec![t(self), t(weight), opt_t(bias), il(stride), il(padding), il(dilation), i(groups)],
+            vec![
+                t(self),
+                t(weight),
+                opt_t(bias),
+                il(stride),
+                il(padding),
+                il(dilation),
+                i(groups),
+            ],
             vec![],
         )
     }
     /// `F.max_pool2d(self, kernel_size, stride, padding, dilation, ceil_mode)`; empty stride = kernel size.
-    pub fn max_pool2d(&self, kernel: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Result<Tensor> {
+    pub fn max_pool2d(
+        &self,
+        kernel: &[i64],
+        stride: &[i64],
+        padding: &[i64],
+        dilation: &[i64],
+        ceil_mode: bool,
+    ) -> Result<Tensor> {
         op1(
             "aten.max_pool2d.default",
-            vec![t(self), il(kernel), il(stride), il(padding), il(dilation), Value::Bool(ceil_mode)],
+            vec![
+                t(self),
+                il(kernel),
+                il(stride),
+                il(padding),
+                il(dilation),
+                Value::Bool(ceil_mode),
+            ],
             vec![],
         )
     }
     /// `F.avg_pool2d(self, kernel_size, stride, padding, ceil_mode, count_include_pad)`.
-    pub fn avg_pool2d(&self, kernel: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool) -> Result<Tensor> {
+    pub fn avg_pool2d(
+        &self,
+        kernel: &[i64],
+        stride: &[i64],
+        padding: &[i64],
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Result<Tensor> {
         op1(
             "aten.avg_pool2d.default",
-            vec![t(self), il(kernel), il(stride), il(padding), Value::Bool(ceil_mode), Value::Bool(count_include_pad)],
+            vec![
+                t(self),
+                il(kernel),
+                il(stride),
+                il(padding),
+                Value::Bool(ceil_mode),
+                Value::Bool(count_include_pad),
+            ],
             vec![],
         )
     }
     /// `F.adaptive_avg_pool2d(self, output_size)`.
     pub fn adaptive_avg_pool2d(&self, output_size: &[i64]) -> Result<Tensor> {
-        op1("aten.adaptive_avg_pool2d.default", vec![t(self), il(output_size)], vec![])
+        op1(
+            "aten.adaptive_avg_pool2d.default",
+            vec![t(self), il(output_size)],
+            vec![],
+        )
     }
     /// `F.batch_norm` in inference mode (running statistics).
-    pub fn batch_norm(&self, weight: Option<&Tensor>, bias: Option<&Tensor>, running_mean: &Tensor, running_var: &Tensor, eps: f64) -> Result<Tensor> {
+    pub fn batch_norm(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
         op1(
             "aten.batch_norm.default",
-            vec![t(self), opt_t(weight), opt_t(bias), t(running_mean), t(running_var), Value::Bool(false), Value::Float(0.1), Value::Float(eps), Value::Bool(false)],
+            vec![
+                t(self),
+                opt_t(weight),
+                opt_t(bias),
+                t(running_mean),
+                t(running_var),
+                Value::Bool(false),
+                Value::Float(0.1),
+                Value::Float(eps),
+                Value::Bool(false),
+            ],
             vec![],
         )
     }
     /// `F.layer_norm(self, normalized_shape, weight, bias, eps)`.
-    pub fn layer_norm(&self, normalized_shape: &[i64], weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    pub fn layer_norm(
+        &self,
+        normalized_shape: &[i64],
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
         op1(
             "aten.layer_norm.default",
-            vec![t(self), il(normalized_shape), opt_t(weight), opt_t(bias), Value::Float(eps)],
+            vec![
+                t(self),
+                il(normalized_shape),
+                opt_t(weight),
+                opt_t(bias),
+                Value::Float(eps),
+            ],
             vec![],
         )
     }
     /// `F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=...)`.
-    pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, attn_mask: Option<&Tensor>, is_causal: bool) -> Result<Tensor> {
+    pub fn scaled_dot_product_attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        attn_mask: Option<&Tensor>,
+        is_causal: bool,
+    ) -> Result<Tensor> {
         op1(
             "aten.scaled_dot_product_attention.default",
-            vec![t(q), t(k), t(v), opt_t(attn_mask), Value::Float(0.0), Value::Bool(is_causal)],
+            vec![
+                t(q),
+                t(k),
+                t(v),
+                opt_t(attn_mask),
+                Value::Float(0.0),
+                Value::Bool(is_causal),
+            ],
             vec![],
         )
     }
@@ -456,41 +660,82 @@ impl Tensor {
     }
     /// `torch.zeros(size, dtype)`.
     pub fn zeros(size: &[i64], dtype: DType) -> Result<Tensor> {
-        op1("aten.zeros.default", vec![il(size)], vec![("dtype", Value::ScalarType(dtype))])
+        op1(
+            "aten.zeros.default",
+            vec![il(size)],
+            vec![("dtype", Value::ScalarType(dtype))],
+        )
     }
     /// `torch.ones(size, dtype)`.
     pub fn ones(size: &[i64], dtype: DType) -> Result<Tensor> {
-        op1("aten.ones.default", vec![il(size)], vec![("dtype", Value::ScalarType(dtype))])
+        op1(
+            "aten.ones.default",
+            vec![il(size)],
+            vec![("dtype", Value::ScalarType(dtype))],
+        )
     }
     /// `torch.full_like(self, value)`.
     pub fn full_like(&self, value: impl Into<Scalar>) -> Result<Tensor> {
-        op1("aten.full_like.default", vec![t(self), Value::Scalar(value.into())], vec![])
+        op1(
+            "aten.full_like.default",
+            vec![t(self), Value::Scalar(value.into())],
+            vec![],
+        )
     }
     /// `torch.arange(start, end, step, dtype)`; dtype `None` infers i64 or f32 like PyTorch.
-    pub fn arange(start: impl Into<Scalar>, end: impl Into<Scalar>, step: impl Into<Scalar>, dtype: Option<DType>) -> Result<Tensor> {
+    pub fn arange(
+        start: impl Into<Scalar>,
+        end: impl Into<Scalar>,
+        step: impl Into<Scalar>,
+        dtype: Option<DType>,
+    ) -> Result<Tensor> {
         op1(
             "aten.arange.start_step",
-            vec![Value::Scalar(start.into()), Value::Scalar(end.into()), Value::Scalar(step.into())],
+            vec![
+                Value::Scalar(start.into()),
+                Value::Scalar(end.into()),
+                Value::Scalar(step.into()),
+            ],
             vec![("dtype", dtype.map(Value::ScalarType).unwrap_or(Value::None))],
         )
     }
     /// `torch.cat(tensors, dim)`.
     pub fn cat(tensors: &[&Tensor], dim: i64) -> Result<Tensor> {
-        op1("aten.cat.default", vec![Value::Tensors(tensors.iter().map(|x| (*x).clone()).collect()), i(dim)], vec![])
+        op1(
+            "aten.cat.default",
+            vec![
+                Value::Tensors(tensors.iter().map(|x| (*x).clone()).collect()),
+                i(dim),
+            ],
+            vec![],
+        )
     }
     /// `torch.stack(tensors, dim)`.
     pub fn stack(tensors: &[&Tensor], dim: i64) -> Result<Tensor> {
-        op1("aten.stack.default", vec![Value::Tensors(tensors.iter().map(|x| (*x).clone()).collect()), i(dim)], vec![])
+        op1(
+            "aten.stack.default",
+            vec![
+                Value::Tensors(tensors.iter().map(|x| (*x).clone()).collect()),
+                i(dim),
+            ],
+            vec![],
+        )
     }
     /// `torch.randn(size, generator=g)` as f32. Not an ATen op: a constant under export, like a weight.
     pub fn randn(size: &[usize], g: &mut Generator) -> Result<Tensor> {
         let n = crate::tensor::checked_numel(size)?;
-        Tensor::from_vec((0..n).map(|_| g.normal() as f32).collect::<Vec<f32>>(), size)
+        Tensor::from_vec(
+            (0..n).map(|_| g.normal() as f32).collect::<Vec<f32>>(),
+            size,
+        )
     }
     /// `torch.rand(size, generator=g)` (uniform in [0, 1)) as f32.
     pub fn rand(size: &[usize], g: &mut Generator) -> Result<Tensor> {
         let n = crate::tensor::checked_numel(size)?;
-        Tensor::from_vec((0..n).map(|_| g.uniform() as f32).collect::<Vec<f32>>(), size)
+        Tensor::from_vec(
+            (0..n).map(|_| g.uniform() as f32).collect::<Vec<f32>>(),
+            size,
+        )
     }
     /// A one-element tensor's value as `T` (reads data: not traceable).
     pub fn item_as<T: Element>(&self) -> Result<T> {

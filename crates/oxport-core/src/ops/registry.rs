@@ -27,20 +27,40 @@ pub struct OpDef {
 
 impl std::fmt::Debug for OpDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpDef").field("name", &self.name).field("schema", &self.schema.text).finish()
+        f.debug_struct("OpDef")
+            .field("name", &self.name)
+            .field("schema", &self.schema.text)
+            .finish()
     }
 }
 
 impl OpDef {
     /// Runs the meta function on real tensors' metadata.
     pub fn meta_of(&self, args: &Args<Tensor>) -> Result<Vec<Value<TensorMeta>>> {
-        let meta_args =
-            Args { schema: args.schema, values: args.values.iter().map(|v| v.map_tensors(&mut TensorMeta::of)).collect() };
+        let meta_args = Args {
+            schema: args.schema,
+            values: args
+                .values
+                .iter()
+                .map(|v| v.map_tensors(&mut TensorMeta::of))
+                .collect(),
+        };
         (self.meta)(&meta_args)
     }
     /// Runs the op eagerly: meta (validation, output shapes) then kernel.
     pub fn run(&self, args: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
         let outs = self.meta_of(args)?;
+        // Refuse absurd outputs before a kernel allocates them.
+        for o in &outs {
+            let metas: &[TensorMeta] = match o {
+                Value::Tensor(m) => std::slice::from_ref(m),
+                Value::Tensors(ms) => ms,
+                _ => &[],
+            };
+            for m in metas {
+                crate::tensor::checked_numel(&m.concrete_sizes()?)?;
+            }
+        }
         (self.kernel)(args, &outs)
     }
 }
@@ -58,7 +78,9 @@ pub const SCHEMA_TABLE: &str = include_str!("schemas.txt");
 impl Registry {
     /// The overload called `name` (e.g. `aten.add.Tensor`).
     pub fn get(&self, name: &str) -> Result<&OpDef> {
-        self.ops.get(name).ok_or_else(|| Error::UnknownOp(name.to_string()))
+        self.ops
+            .get(name)
+            .ok_or_else(|| Error::UnknownOp(name.to_string()))
     }
     /// All overloads, sorted by name.
     pub fn ops(&self) -> Vec<&OpDef> {
@@ -83,9 +105,13 @@ impl Builder {
     fn new() -> Self {
         let mut reg = Registry::default();
         let mut schemas = BTreeMap::new();
-        for line in SCHEMA_TABLE.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in SCHEMA_TABLE
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let mut parts = line.splitn(3, '\t');
-            let (Some(name), Some(tag), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(name), Some(tag), Some(text)) = (parts.next(), parts.next(), parts.next())
+            else {
                 reg.errors.push(format!("malformed schema line: {line}"));
                 continue;
             };
@@ -102,7 +128,16 @@ impl Builder {
     pub fn op(&mut self, name: &'static str, meta: MetaFn, kernel: KernelFn) {
         match self.schemas.remove(name) {
             Some((is_core, schema)) => {
-                self.reg.ops.insert(name, OpDef { name, schema, is_core, meta, kernel });
+                self.reg.ops.insert(
+                    name,
+                    OpDef {
+                        name,
+                        schema,
+                        is_core,
+                        meta,
+                        kernel,
+                    },
+                );
             }
             None => self.reg.errors.push(format!(
                 "{name} is registered but has no schema in schemas.txt (run tools/gen_schemas.py)"
@@ -111,7 +146,9 @@ impl Builder {
     }
     fn finish(mut self) -> Registry {
         for name in self.schemas.keys() {
-            self.reg.errors.push(format!("{name} has a schema but no registration"));
+            self.reg
+                .errors
+                .push(format!("{name} has a schema but no registration"));
         }
         self.reg
     }
@@ -138,7 +175,11 @@ pub fn registry() -> &'static Registry {
 /// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 3.0, 6.0]);
 /// # Ok::<(), oxport_core::Error>(())
 /// ```
-pub fn call(op: &str, positional: Vec<Value<Tensor>>, kwargs: Vec<(String, Value<Tensor>)>) -> Result<Vec<Value<Tensor>>> {
+pub fn call(
+    op: &str,
+    positional: Vec<Value<Tensor>>,
+    kwargs: Vec<(String, Value<Tensor>)>,
+) -> Result<Vec<Value<Tensor>>> {
     let def = registry().get(op)?;
     let args = Args::bind(&def.schema, positional, kwargs)?;
     def.run(&args)
@@ -151,9 +192,17 @@ mod tests {
     #[test]
     fn registry_and_schema_table_agree() {
         let reg = registry();
-        assert!(reg.errors().is_empty(), "registry errors: {:#?}", reg.errors());
+        assert!(
+            reg.errors().is_empty(),
+            "registry errors: {:#?}",
+            reg.errors()
+        );
         for op in reg.ops() {
-            assert_eq!(op.schema.op_name(), op.name, "schema text names another overload");
+            assert_eq!(
+                op.schema.op_name(),
+                op.name,
+                "schema text names another overload"
+            );
         }
     }
 
@@ -163,14 +212,20 @@ mod tests {
         // run_decompositions) emits for the seed programs, resnet18, mobilenet_v3_small, vit_b_16,
         // TransformerEncoder, LSTM and the GPT block.
         let list = include_str!("../../../../tools/data/model_ops.txt");
-        let missing: Vec<&str> =
-            list.lines().filter(|l| !l.trim().is_empty()).filter(|l| registry().get(l).is_err()).collect();
+        let missing: Vec<&str> = list
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| registry().get(l).is_err())
+            .collect();
         assert!(missing.is_empty(), "not in the registry: {missing:?}");
     }
 
     #[test]
     fn unknown_op_is_an_error() {
         let e = call("aten.nonexistent.default", vec![], vec![]).unwrap_err();
-        assert_eq!(e.to_string(), "operator 'aten.nonexistent.default' is not in oxport's op registry");
+        assert_eq!(
+            e.to_string(),
+            "operator 'aten.nonexistent.default' is not in oxport's op registry"
+        );
     }
 }

@@ -123,7 +123,11 @@ impl FunctionSchema {
     /// `aten.add.Tensor` / `aten.sin.default`: the OpOverload name used in graphs.
     pub fn op_name(&self) -> String {
         let (ns, base) = self.name.split_once("::").unwrap_or(("aten", &self.name));
-        let ov = if self.overload.is_empty() { "default" } else { &self.overload };
+        let ov = if self.overload.is_empty() {
+            "default"
+        } else {
+            &self.overload
+        };
         format!("{ns}.{base}.{ov}")
     }
     /// Index of the argument called `name`.
@@ -132,12 +136,19 @@ impl FunctionSchema {
     }
     /// True if some argument is written in place (`Tensor(a!)`).
     pub fn is_mutable(&self) -> bool {
-        self.arguments.iter().any(|a| a.alias.as_ref().is_some_and(|x| x.is_write))
+        self.arguments
+            .iter()
+            .any(|a| a.alias.as_ref().is_some_and(|x| x.is_write))
     }
 
     /// Parses a schema string.
     pub fn parse(text: &str) -> Result<FunctionSchema> {
-        Parser { s: text.as_bytes(), i: 0, text }.schema()
+        Parser {
+            s: text.as_bytes(),
+            i: 0,
+            text,
+        }
+        .schema()
     }
 }
 
@@ -149,7 +160,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, msg: &str) -> Error {
-        Error::Value(format!("cannot parse schema '{}' at byte {}: {msg}", self.text, self.i))
+        Error::Value(format!(
+            "cannot parse schema '{}' at byte {}: {msg}",
+            self.text, self.i
+        ))
     }
     fn ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i] == b' ' {
@@ -178,7 +192,9 @@ impl Parser<'_> {
     fn ident(&mut self) -> Result<String> {
         self.ws();
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+        {
             self.i += 1;
         }
         if start == self.i {
@@ -192,7 +208,11 @@ impl Parser<'_> {
             return Err(self.err("expected '::'"));
         }
         let base = self.ident()?;
-        let overload = if self.eat(b'.') { self.ident()? } else { String::new() };
+        let overload = if self.eat(b'.') {
+            self.ident()?
+        } else {
+            String::new()
+        };
         self.expect(b'(')?;
         let mut arguments = Vec::new();
         let mut kwarg_only = false;
@@ -233,7 +253,13 @@ impl Parser<'_> {
         if self.i != self.s.len() {
             return Err(self.err("trailing text"));
         }
-        Ok(FunctionSchema { name: format!("{ns}::{base}"), overload, arguments, returns, text: self.text.to_string() })
+        Ok(FunctionSchema {
+            name: format!("{ns}::{base}"),
+            overload,
+            arguments,
+            returns,
+            text: self.text.to_string(),
+        })
     }
     fn alias(&mut self) -> Result<Option<AliasInfo>> {
         if self.peek() != Some(b'(') {
@@ -278,7 +304,13 @@ impl Parser<'_> {
             _ => BaseType::Other,
         };
         let mut alias = self.alias()?;
-        let mut ty = ArgType { base, base_name, list: None, optional: false, elem_optional: false };
+        let mut ty = ArgType {
+            base,
+            base_name,
+            list: None,
+            optional: false,
+            elem_optional: false,
+        };
         if self.peek() == Some(b'?') {
             self.i += 1;
             ty.optional = true;
@@ -289,7 +321,15 @@ impl Parser<'_> {
             while self.peek().is_some_and(|c| c.is_ascii_digit()) {
                 self.i += 1;
             }
-            let n = if self.i > start { Some(self.text[start..self.i].parse().map_err(|_| self.err("bad list size"))?) } else { None };
+            let n = if self.i > start {
+                Some(
+                    self.text[start..self.i]
+                        .parse()
+                        .map_err(|_| self.err("bad list size"))?,
+                )
+            } else {
+                None
+            };
             if self.peek() != Some(b']') {
                 return Err(self.err("expected ']'"));
             }
@@ -307,13 +347,26 @@ impl Parser<'_> {
         }
         self.ws();
         let mut name = String::new();
-        if self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        {
             name = self.ident()?;
         } else if with_name {
             return Err(self.err("expected an argument name"));
         }
-        let default = if with_name && self.eat(b'=') { Some(self.default_value()?) } else { None };
-        Ok(SchemaArg { name, ty, default, kwarg_only: false, alias })
+        let default = if with_name && self.eat(b'=') {
+            Some(self.default_value()?)
+        } else {
+            None
+        };
+        Ok(SchemaArg {
+            name,
+            ty,
+            default,
+            kwarg_only: false,
+            alias,
+        })
     }
     fn default_value(&mut self) -> Result<DefaultValue> {
         self.ws();
@@ -334,9 +387,19 @@ impl Parser<'_> {
                     }
                 }
                 if items.iter().all(|v| matches!(v, DefaultValue::Int(_))) {
-                    Ok(DefaultValue::IntList(items.into_iter().map(|v| if let DefaultValue::Int(i) = v { i } else { 0 }).collect()))
+                    Ok(DefaultValue::IntList(
+                        items
+                            .into_iter()
+                            .map(|v| if let DefaultValue::Int(i) = v { i } else { 0 })
+                            .collect(),
+                    ))
                 } else if items.iter().all(|v| matches!(v, DefaultValue::Bool(_))) {
-                    Ok(DefaultValue::BoolList(items.into_iter().map(|v| matches!(v, DefaultValue::Bool(true))).collect()))
+                    Ok(DefaultValue::BoolList(
+                        items
+                            .into_iter()
+                            .map(|v| matches!(v, DefaultValue::Bool(true)))
+                            .collect(),
+                    ))
                 } else {
                     Ok(DefaultValue::FloatList(
                         items
@@ -363,14 +426,18 @@ impl Parser<'_> {
             Some(c) if c == b'-' || c.is_ascii_digit() || c == b'.' => {
                 let start = self.i;
                 self.i += 1;
-                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'+') {
+                while self.peek().is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'+'
+                }) {
                     self.i += 1;
                 }
                 let lit = &self.text[start..self.i];
                 if let Ok(i) = lit.parse::<i64>() {
                     Ok(DefaultValue::Int(i))
                 } else {
-                    lit.parse::<f64>().map(DefaultValue::Float).map_err(|_| self.err("bad number"))
+                    lit.parse::<f64>()
+                        .map(DefaultValue::Float)
+                        .map_err(|_| self.err("bad number"))
                 }
             }
             _ => {
@@ -391,7 +458,10 @@ mod tests {
     use super::*;
     #[test]
     fn parses_typical_schemas() {
-        let s = FunctionSchema::parse("aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor").unwrap();
+        let s = FunctionSchema::parse(
+            "aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor",
+        )
+        .unwrap();
         assert_eq!(s.op_name(), "aten.add.Tensor");
         assert_eq!(s.arguments.len(), 3);
         assert!(s.arguments[2].kwarg_only);
@@ -399,17 +469,27 @@ mod tests {
         let s = FunctionSchema::parse("aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]").unwrap();
         assert_eq!(s.returns[0].ty.list, Some(None));
         assert_eq!(s.arguments[0].alias.as_ref().unwrap().set, "a");
-        let s = FunctionSchema::parse("aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)").unwrap();
+        let s = FunctionSchema::parse(
+            "aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)",
+        )
+        .unwrap();
         assert!(s.is_mutable());
         let s = FunctionSchema::parse("aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor").unwrap();
         assert_eq!(s.arguments[1].ty.list, Some(Some(1)));
         assert!(s.arguments[1].ty.optional);
-        let s = FunctionSchema::parse("aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor").unwrap();
+        let s =
+            FunctionSchema::parse("aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor")
+                .unwrap();
         assert!(s.arguments[1].ty.elem_optional && !s.arguments[1].ty.optional);
         let s = FunctionSchema::parse("aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)").unwrap();
         assert_eq!(s.returns[1].name, "indices");
-        let s = FunctionSchema::parse("aten::gelu(Tensor self, *, str approximate='none') -> Tensor").unwrap();
-        assert_eq!(s.arguments[1].default, Some(DefaultValue::Str("none".into())));
+        let s =
+            FunctionSchema::parse("aten::gelu(Tensor self, *, str approximate='none') -> Tensor")
+                .unwrap();
+        assert_eq!(
+            s.arguments[1].default,
+            Some(DefaultValue::Str("none".into()))
+        );
         let s = FunctionSchema::parse("aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor").unwrap();
         assert_eq!(s.arguments[4].default, Some(DefaultValue::Float(0.0)));
         assert!(FunctionSchema::parse("aten::x(Tensor").is_err());

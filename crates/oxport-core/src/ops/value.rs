@@ -39,7 +39,12 @@ impl TensorMeta {
     /// A contiguous tensor of `dtype` and `sizes`.
     pub fn contiguous(dtype: DType, sizes: Vec<SymInt>) -> TensorMeta {
         let strides = contiguous_sym_strides(&sizes);
-        TensorMeta { dtype, sizes, strides, offset: SymInt::Int(0) }
+        TensorMeta {
+            dtype,
+            sizes,
+            strides,
+            offset: SymInt::Int(0),
+        }
     }
     /// The metadata of a real tensor.
     pub fn of(t: &Tensor) -> TensorMeta {
@@ -61,7 +66,9 @@ impl TensorMeta {
             .map(|s| match s.as_int() {
                 Some(v) if v >= 0 => Ok(v as usize),
                 Some(v) => Err(Error::shape(format!("negative size {v}"))),
-                None => Err(Error::Symbolic(format!("size {s} is symbolic where a concrete size is required"))),
+                None => Err(Error::Symbolic(format!(
+                    "size {s} is symbolic where a concrete size is required"
+                ))),
             })
             .collect()
     }
@@ -136,7 +143,9 @@ impl<T> Value<T> {
         match self {
             Value::Tensor(t) => Value::Tensor(f(t)),
             Value::Tensors(ts) => Value::Tensors(ts.iter().map(&mut *f).collect()),
-            Value::OptTensors(ts) => Value::OptTensors(ts.iter().map(|t| t.as_ref().map(&mut *f)).collect()),
+            Value::OptTensors(ts) => {
+                Value::OptTensors(ts.iter().map(|t| t.as_ref().map(&mut *f)).collect())
+            }
             Value::None => Value::None,
             Value::Int(v) => Value::Int(v.clone()),
             Value::Ints(v) => Value::Ints(v.clone()),
@@ -231,7 +240,9 @@ fn default_to_value<T>(d: &DefaultValue, arg: &SchemaArg) -> Value<T> {
             (_, Some(_)) => Value::Ints(vec![SymInt::Int(*i); list_len.unwrap_or(1)]),
             (BaseType::Float, None) => Value::Float(*i as f64),
             (BaseType::Scalar, None) => Value::Scalar(Scalar::Int(*i)),
-            (BaseType::ScalarType, None) => DType::from_code(*i).map(Value::ScalarType).unwrap_or(Value::None),
+            (BaseType::ScalarType, None) => DType::from_code(*i)
+                .map(Value::ScalarType)
+                .unwrap_or(Value::None),
             // c10::MemoryFormat: 0 = Contiguous, 1 = Preserve, 2 = ChannelsLast, 3 = ChannelsLast3d.
             (BaseType::MemoryFormat, None) => Value::MemoryFormat(match i {
                 1 => MemoryFormat::PreserveFormat,
@@ -271,7 +282,7 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         msg: format!("argument '{}' must be {}, not {}", arg.name, ty, v.kind()),
     };
     if matches!(v, Value::None) {
-        return if ty.optional || (ty.base == BaseType::Tensor && ty.list.is_none() && ty.optional) {
+        return if ty.optional {
             Ok(Value::None)
         } else {
             Err(bad(&v))
@@ -288,14 +299,16 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         }
         (BaseType::Tensor, true, v @ (Value::Tensors(_) | Value::OptTensors(_))) => v,
         (BaseType::Int | BaseType::SymInt, false, Value::Int(i)) => Value::Int(i),
-        (BaseType::Int | BaseType::SymInt, false, Value::Scalar(Scalar::Int(i))) => Value::Int(SymInt::Int(i)),
-        (BaseType::Int | BaseType::SymInt, true, Value::Ints(v)) => {
-            match ty.list.flatten() {
-                Some(n) if v.len() == 1 && n > 1 => Value::Ints(vec![v[0].clone(); n]),
-                _ => Value::Ints(v),
-            }
+        (BaseType::Int | BaseType::SymInt, false, Value::Scalar(Scalar::Int(i))) => {
+            Value::Int(SymInt::Int(i))
         }
-        (BaseType::Int | BaseType::SymInt, true, Value::Int(i)) => Value::Ints(vec![i; ty.list.flatten().unwrap_or(1)]),
+        (BaseType::Int | BaseType::SymInt, true, Value::Ints(v)) => match ty.list.flatten() {
+            Some(n) if v.len() == 1 && n > 1 => Value::Ints(vec![v[0].clone(); n]),
+            _ => Value::Ints(v),
+        },
+        (BaseType::Int | BaseType::SymInt, true, Value::Int(i)) => {
+            Value::Ints(vec![i; ty.list.flatten().unwrap_or(1)])
+        }
         (BaseType::Float, false, Value::Float(f)) => Value::Float(f),
         (BaseType::Float, false, Value::Int(i)) => Value::Float(i.hint() as f64),
         (BaseType::Float, false, Value::Scalar(s)) => Value::Float(s.to_f64()),
@@ -318,13 +331,21 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
 
 impl<'s, T> Args<'s, T> {
     /// Binds positional and keyword values to `schema`, filling defaults and coercing types.
-    pub fn bind(schema: &'s FunctionSchema, positional: Vec<Value<T>>, kwargs: Vec<(String, Value<T>)>) -> Result<Self> {
+    pub fn bind(
+        schema: &'s FunctionSchema,
+        positional: Vec<Value<T>>,
+        kwargs: Vec<(String, Value<T>)>,
+    ) -> Result<Self> {
         let op = schema.op_name();
         let n_positional_max = schema.arguments.iter().filter(|a| !a.kwarg_only).count();
         if positional.len() > n_positional_max {
             return Err(Error::Schema {
                 op,
-                msg: format!("takes {} positional arguments but {} were given", n_positional_max, positional.len()),
+                msg: format!(
+                    "takes {} positional arguments but {} were given",
+                    n_positional_max,
+                    positional.len()
+                ),
             });
         }
         let mut slots: Vec<Option<Value<T>>> = (0..schema.arguments.len()).map(|_| None).collect();
@@ -333,10 +354,16 @@ impl<'s, T> Args<'s, T> {
         }
         for (name, v) in kwargs {
             let Some(i) = schema.arg_index(&name) else {
-                return Err(Error::Schema { op, msg: format!("got an unexpected keyword argument '{name}'") });
+                return Err(Error::Schema {
+                    op,
+                    msg: format!("got an unexpected keyword argument '{name}'"),
+                });
             };
             if slots[i].is_some() {
-                return Err(Error::Schema { op, msg: format!("got multiple values for argument '{name}'") });
+                return Err(Error::Schema {
+                    op,
+                    msg: format!("got multiple values for argument '{name}'"),
+                });
             }
             slots[i] = Some(v);
         }
@@ -347,7 +374,10 @@ impl<'s, T> Args<'s, T> {
                 None => match &arg.default {
                     Some(d) => default_to_value(d, arg),
                     None => {
-                        return Err(Error::Schema { op, msg: format!("missing required argument '{}'", arg.name) })
+                        return Err(Error::Schema {
+                            op,
+                            msg: format!("missing required argument '{}'", arg.name),
+                        })
                     }
                 },
             };
@@ -363,7 +393,10 @@ impl<'s, T> Args<'s, T> {
         })
     }
     fn type_err(&self, name: &str, want: &str) -> Error {
-        Error::Schema { op: self.schema.op_name(), msg: format!("argument '{name}' is not {want}") }
+        Error::Schema {
+            op: self.schema.op_name(),
+            msg: format!("argument '{name}' is not {want}"),
+        }
     }
     /// The raw bound value.
     pub fn get(&self, name: &str) -> Result<&Value<T>> {
@@ -507,5 +540,6 @@ impl<'s, T> Args<'s, T> {
 }
 
 fn concrete(i: &SymInt) -> Result<i64> {
-    i.as_int().ok_or_else(|| Error::Symbolic(format!("expected a concrete int, got symbolic {i}")))
+    i.as_int()
+        .ok_or_else(|| Error::Symbolic(format!("expected a concrete int, got symbolic {i}")))
 }

@@ -31,7 +31,9 @@ pub struct Storage {
 impl Storage {
     /// Wraps a buffer.
     pub fn new(buf: Buffer) -> Self {
-        Storage { buf: RwLock::new(buf) }
+        Storage {
+            buf: RwLock::new(buf),
+        }
     }
     /// Locks the buffer for reading. (Lock poisoning cannot leave the data half-typed, so it is ignored.)
     pub fn read(&self) -> RwLockReadGuard<'_, Buffer> {
@@ -65,10 +67,14 @@ pub struct Tensor {
 pub fn checked_numel(sizes: &[usize]) -> Result<usize> {
     let mut n: usize = 1;
     for &s in sizes {
-        n = n.checked_mul(s).ok_or_else(|| Error::shape(format!("size {sizes:?} overflows")))?;
+        n = n
+            .checked_mul(s)
+            .ok_or_else(|| Error::shape(format!("size {sizes:?} overflows")))?;
     }
     if n > MAX_NUMEL {
-        return Err(Error::shape(format!("size {sizes:?} has {n} elements, more than oxport allows ({MAX_NUMEL})")));
+        return Err(Error::shape(format!(
+            "size {sizes:?} has {n} elements, more than oxport allows ({MAX_NUMEL})"
+        )));
     }
     Ok(n)
 }
@@ -262,7 +268,12 @@ impl Tensor {
         }
         let buf = self.storage.read();
         let src = T::slice(&buf).expect("storage dtype matches tensor dtype");
-        Ok(strided::gather(src, &self.sizes, &self.strides, self.offset))
+        Ok(strided::gather(
+            src,
+            &self.sizes,
+            &self.strides,
+            self.offset,
+        ))
     }
 
     /// The elements in logical order converted to f64.
@@ -348,7 +359,11 @@ impl Tensor {
     /// Reads a typed contiguous slice of this tensor's elements without copying when possible.
     pub fn with_contiguous<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
         if T::DTYPE != self.dtype {
-            return Err(Error::DType(format!("expected {} but got {}", T::DTYPE.name(), self.dtype.name())));
+            return Err(Error::DType(format!(
+                "expected {} but got {}",
+                T::DTYPE.name(),
+                self.dtype.name()
+            )));
         }
         if self.is_contiguous() {
             let buf = self.storage.read();
@@ -376,7 +391,8 @@ impl Tensor {
     /// Writes this tensor to an `.npy` file.
     pub fn write_npy(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let p = path.as_ref();
-        std::fs::write(p, self.to_npy_bytes()).map_err(|e| Error::Io(format!("{}: {e}", p.display())))
+        std::fs::write(p, self.to_npy_bytes())
+            .map_err(|e| Error::Io(format!("{}: {e}", p.display())))
     }
 }
 
@@ -393,9 +409,17 @@ pub fn scalar_to<T: Element>(s: Scalar) -> T {
 pub fn wrap_dim(dim: i64, ndim: usize) -> Result<usize> {
     let n = ndim.max(1) as i64;
     if dim < -n || dim >= n {
-        return Err(Error::DimOutOfRange { dim, min: -n, max: n - 1 });
+        return Err(Error::DimOutOfRange {
+            dim,
+            min: -n,
+            max: n - 1,
+        });
     }
-    Ok(if dim < 0 { (dim + n) as usize } else { dim as usize })
+    Ok(if dim < 0 {
+        (dim + n) as usize
+    } else {
+        dim as usize
+    })
 }
 
 /// `[2, 3]` formatting used in PyTorch's messages.
@@ -406,7 +430,14 @@ pub fn fmt_shape<T: fmt::Display>(s: &[T]) -> String {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor(dtype={}, sizes={:?}, strides={:?}, offset={})", self.dtype.name(), self.sizes, self.strides, self.offset)?;
+        write!(
+            f,
+            "Tensor(dtype={}, sizes={:?}, strides={:?}, offset={})",
+            self.dtype.name(),
+            self.sizes,
+            self.strides,
+            self.offset
+        )?;
         if self.numel() <= 16 {
             write!(f, " {:?}", self.to_vec_f64())?;
         }

@@ -195,7 +195,9 @@ pub enum NpyError {
     #[error("not a .npy file: bad magic string (expected b\"\\x93NUMPY\")")]
     BadMagic,
     /// The input ends before the end of the header.
-    #[error("truncated .npy header: need at least {needed} bytes but input is only {actual} bytes")]
+    #[error(
+        "truncated .npy header: need at least {needed} bytes but input is only {actual} bytes"
+    )]
     TruncatedHeader {
         /// Bytes needed to read the header (so far as known).
         needed: usize,

@@ -21,7 +21,10 @@ impl Generator {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
             z ^ (z >> 31)
         };
-        Generator { s: [next(), next(), next(), next()], spare_normal: None }
+        Generator {
+            s: [next(), next(), next(), next()],
+            spare_normal: None,
+        }
     }
     /// The next raw 64-bit value.
     pub fn next_u64(&mut self) -> u64 {

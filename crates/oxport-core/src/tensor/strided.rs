@@ -23,7 +23,13 @@ pub fn gather<T: Copy>(src: &[T], sizes: &[usize], strides: &[usize], offset: us
 }
 
 /// Writes `values` (row-major) into the elements of a strided view.
-pub fn scatter<T: Copy>(dst: &mut [T], sizes: &[usize], strides: &[usize], offset: usize, values: &[T]) {
+pub fn scatter<T: Copy>(
+    dst: &mut [T],
+    sizes: &[usize],
+    strides: &[usize],
+    offset: usize,
+    values: &[T],
+) {
     let mut k = 0;
     for_each_run(sizes, &[strides], &[offset], |offs, len, inner| {
         let (o, s) = (offs[0], inner[0]);
@@ -81,14 +87,14 @@ pub fn for_each_run(
             }
             d -= 1;
             idx[d] += 1;
-            for j in 0..nops {
-                cur[j] += outer[d].1[j];
+            for (c, s) in cur.iter_mut().zip(&outer[d].1) {
+                *c += s;
             }
             if idx[d] < outer[d].0 {
                 break;
             }
-            for j in 0..nops {
-                cur[j] -= outer[d].1[j] * outer[d].0;
+            for (c, s) in cur.iter_mut().zip(&outer[d].1) {
+                *c -= s * outer[d].0;
             }
             idx[d] = 0;
         }

@@ -32,7 +32,11 @@ fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             )));
         }
     }
-    let default = if a.schema.name == "aten::full" { fill_value(a)?.natural_dtype() } else { DType::F32 };
+    let default = if a.schema.name == "aten::full" {
+        fill_value(a)?.natural_dtype()
+    } else {
+        DType::F32
+    };
     one(a.opt_dtype("dtype")?.unwrap_or(default), sizes)
 }
 
@@ -42,12 +46,24 @@ fn meta_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 fn factory(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    out1(Tensor::filled(&out_sizes(outs, 0)?, fill_value(a)?, out_dtype(outs, 0)?))
+    out1(Tensor::filled(
+        &out_sizes(outs, 0)?,
+        fill_value(a)?,
+        out_dtype(outs, 0)?,
+    ))
 }
 
 fn arange_params<T>(a: &Args<T>) -> Result<(Scalar, Scalar, Scalar)> {
-    let start = if a.schema.arg_index("start").is_some() { a.scalar("start")? } else { Scalar::Int(0) };
-    let step = if a.schema.arg_index("step").is_some() { a.scalar("step")? } else { Scalar::Int(1) };
+    let start = if a.schema.arg_index("start").is_some() {
+        a.scalar("start")?
+    } else {
+        Scalar::Int(0)
+    };
+    let step = if a.schema.arg_index("step").is_some() {
+        a.scalar("step")?
+    } else {
+        Scalar::Int(1)
+    };
     Ok((start, a.scalar("end")?, step))
 }
 
@@ -59,7 +75,9 @@ fn arange_len(start: f64, end: f64, step: f64) -> Result<usize> {
         return Err(Error::value(format!("unsupported range: {start} -> {end}")));
     }
     if (step > 0.0 && end < start) || (step < 0.0 && end > start) {
-        return Err(Error::value("upper bound and lower bound inconsistent with step sign"));
+        return Err(Error::value(
+            "upper bound and lower bound inconsistent with step sign",
+        ));
     }
     let n = ((end - start) / step).ceil();
     if n > crate::tensor::MAX_NUMEL as f64 {
@@ -71,7 +89,9 @@ fn arange_len(start: f64, end: f64, step: f64) -> Result<usize> {
 fn meta_arange(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (start, end, step) = arange_params(a)?;
     let any_float = [start, end, step].iter().any(|s| s.is_float());
-    let dt = a.opt_dtype("dtype")?.unwrap_or(if any_float { DType::F32 } else { DType::I64 });
+    let dt = a
+        .opt_dtype("dtype")?
+        .unwrap_or(if any_float { DType::F32 } else { DType::I64 });
     // The length uses the arguments as given; integer aranges then truncate start and step
     // (PyTorch's accscalar_t is int64 there), so a truncated step of 0 is an error too.
     let n = arange_len(start.to_f64(), end.to_f64(), step.to_f64())?;
@@ -87,10 +107,24 @@ fn arange(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     let (start, _, step) = arange_params(a)?;
     let t = if dt.is_floating_point() {
         let (s, st) = (start.to_f64(), step.to_f64());
-        as_dtype(&Tensor::from_vec((0..n).map(|i| s + st * i as f64).collect::<Vec<f64>>(), &[n])?, dt)
+        as_dtype(
+            &Tensor::from_vec(
+                (0..n).map(|i| s + st * i as f64).collect::<Vec<f64>>(),
+                &[n],
+            )?,
+            dt,
+        )
     } else {
         let (s, st) = (start.to_i64(), step.to_i64());
-        as_dtype(&Tensor::from_vec((0..n as i64).map(|i| s.wrapping_add(st.wrapping_mul(i))).collect::<Vec<i64>>(), &[n])?, dt)
+        as_dtype(
+            &Tensor::from_vec(
+                (0..n as i64)
+                    .map(|i| s.wrapping_add(st.wrapping_mul(i)))
+                    .collect::<Vec<i64>>(),
+                &[n],
+            )?,
+            dt,
+        )
     };
     out1(t)
 }

@@ -7,10 +7,18 @@ use rayon::prelude::*;
 
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.mm.default", meta_mm, |a, o| {
-        out1(batched_matmul(a.tensor("self")?, a.tensor("mat2")?, out_dtype(o, 0)?)?)
+        out1(batched_matmul(
+            a.tensor("self")?,
+            a.tensor("mat2")?,
+            out_dtype(o, 0)?,
+        )?)
     });
     r.op("aten.bmm.default", meta_mm, |a, o| {
-        out1(batched_matmul(a.tensor("self")?, a.tensor("mat2")?, out_dtype(o, 0)?)?)
+        out1(batched_matmul(
+            a.tensor("self")?,
+            a.tensor("mat2")?,
+            out_dtype(o, 0)?,
+        )?)
     });
     r.op("aten.addmm.default", meta_addmm, addmm);
     r.op("aten.matmul.default", meta_matmul, matmul);
@@ -26,7 +34,10 @@ fn check_same_dtype(x: DType, y: DType) -> Result<()> {
         )));
     }
     if x == DType::Bool {
-        return Err(Error::DTypeNotSupported { op: "addmm_impl_cpu_".into(), dtype: x });
+        return Err(Error::DTypeNotSupported {
+            op: "addmm_impl_cpu_".into(),
+            dtype: x,
+        });
     }
     Ok(())
 }
@@ -36,10 +47,18 @@ fn meta_mm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let batched = a.schema.name == "aten::bmm";
     let want = if batched { 3 } else { 2 };
     if x.dim() != want {
-        return Err(Error::shape(if batched { "batch1 must be a 3D tensor".into() } else { "self must be a matrix".to_string() }));
+        return Err(Error::shape(if batched {
+            "batch1 must be a 3D tensor".into()
+        } else {
+            "self must be a matrix".to_string()
+        }));
     }
     if y.dim() != want {
-        return Err(Error::shape(if batched { "batch2 must be a 3D tensor".into() } else { "mat2 must be a matrix".to_string() }));
+        return Err(Error::shape(if batched {
+            "batch2 must be a 3D tensor".into()
+        } else {
+            "mat2 must be a matrix".to_string()
+        }));
     }
     check_same_dtype(x.dtype, y.dtype)?;
     if batched {
@@ -49,7 +68,10 @@ fn meta_mm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
                 x.sizes[0], x.sizes[2], y.sizes[0], y.sizes[1]
             )));
         }
-        return one(x.dtype, vec![x.sizes[0].clone(), x.sizes[1].clone(), y.sizes[2].clone()]);
+        return one(
+            x.dtype,
+            vec![x.sizes[0].clone(), x.sizes[1].clone(), y.sizes[2].clone()],
+        );
     }
     if !x.sizes[1].guard_eq(&y.sizes[0]) {
         return Err(Error::shape(format!(
@@ -63,7 +85,10 @@ fn meta_mm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_addmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (m1, m2, bias) = (a.tensor("mat1")?, a.tensor("mat2")?, meta_self(a)?);
     if m1.dim() != 2 || m2.dim() != 2 {
-        return Err(Error::shape(format!("mat1 must be a matrix, got {}-D tensor", m1.dim())));
+        return Err(Error::shape(format!(
+            "mat1 must be a matrix, got {}-D tensor",
+            m1.dim()
+        )));
     }
     if !m1.sizes[1].guard_eq(&m2.sizes[0]) {
         return Err(Error::shape(format!(
@@ -100,10 +125,18 @@ fn matmul_shapes(x: &[SymInt], y: &[SymInt]) -> Result<Vec<SymInt>> {
         } else {
             format!(
                 "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})",
-                if dx == 1 { SymInt::Int(1) } else { x[..dx - 1].iter().fold(SymInt::Int(1), |p, s| p.mul(s)) },
+                if dx == 1 {
+                    SymInt::Int(1)
+                } else {
+                    x[..dx - 1].iter().fold(SymInt::Int(1), |p, s| p.mul(s))
+                },
                 k_x,
                 k_y,
-                if dy == 1 { SymInt::Int(1) } else { y[dy - 1].clone() }
+                if dy == 1 {
+                    SymInt::Int(1)
+                } else {
+                    y[dy - 1].clone()
+                }
             )
         }));
     }
@@ -128,7 +161,10 @@ fn meta_matmul(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_linear(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     if w.dim() != 2 && w.dim() != 1 {
-        return Err(Error::shape(format!("linear: weight must be 1-D or 2-D, got {}-D", w.dim())));
+        return Err(Error::shape(format!(
+            "linear: weight must be 1-D or 2-D, got {}-D",
+            w.dim()
+        )));
     }
     check_same_dtype(x.dtype, w.dtype)?;
     let wt: Vec<SymInt> = w.sizes.iter().rev().cloned().collect();
@@ -142,7 +178,13 @@ fn meta_linear(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 /// `a @ b` for a: [.., m, k], b: [.., k, n] with broadcast batch dims (both at least 2-D), in `dtype`.
 pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, dtype: DType) -> Result<Tensor> {
-    let compute = if dtype == DType::F64 { DType::F64 } else if dtype.is_floating_point() { DType::F32 } else { DType::I64 };
+    let compute = if dtype == DType::F64 {
+        DType::F64
+    } else if dtype.is_floating_point() {
+        DType::F32
+    } else {
+        DType::I64
+    };
     let (a, b) = (as_dtype(a, compute), as_dtype(b, compute));
     let r = match compute {
         DType::F32 => matmul_float::<f32>(&a, &b),
@@ -155,8 +197,14 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, dtype: DType) -> Result<Ten
 fn batch_layout(a: &Tensor, b: &Tensor) -> Result<(Vec<usize>, usize, usize, usize)> {
     let (da, db) = (a.dim(), b.dim());
     let (m, k, n) = (a.sizes()[da - 2], a.sizes()[da - 1], b.sizes()[db - 1]);
-    let ba: Vec<SymInt> = a.sizes()[..da - 2].iter().map(|&s| SymInt::from(s)).collect();
-    let bb: Vec<SymInt> = b.sizes()[..db - 2].iter().map(|&s| SymInt::from(s)).collect();
+    let ba: Vec<SymInt> = a.sizes()[..da - 2]
+        .iter()
+        .map(|&s| SymInt::from(s))
+        .collect();
+    let bb: Vec<SymInt> = b.sizes()[..db - 2]
+        .iter()
+        .map(|&s| SymInt::from(s))
+        .collect();
     let batch = usize_sizes(&broadcast_shapes(&[&ba, &bb])?)?;
     Ok((batch, m, k, n))
 }
@@ -166,7 +214,13 @@ fn batch_offsets(t: &Tensor, batch: &[usize]) -> Vec<usize> {
     let nb = t.dim() - 2;
     let off = batch.len() - nb;
     let st: Vec<usize> = (0..batch.len())
-        .map(|d| if d < off || t.sizes()[d - off] == 1 { 0 } else { t.strides()[d - off] })
+        .map(|d| {
+            if d < off || t.sizes()[d - off] == 1 {
+                0
+            } else {
+                t.strides()[d - off]
+            }
+        })
         .collect();
     if batch.is_empty() {
         return vec![t.storage_offset()];
@@ -201,11 +255,37 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
         // nothing to compute
     } else if nbatch > 1 && m * n * k < (1 << 18) {
         out.par_chunks_mut(mn).enumerate().for_each(|(i, c)| {
-            gemm_strided(m, k, n, &sa[oa[i]..], a_rs, a_cs, &sb[ob[i]..], b_rs, b_cs, c, false, false);
+            gemm_strided(
+                m,
+                k,
+                n,
+                &sa[oa[i]..],
+                a_rs,
+                a_cs,
+                &sb[ob[i]..],
+                b_rs,
+                b_cs,
+                c,
+                false,
+                false,
+            );
         });
     } else {
         for (i, c) in out.chunks_mut(mn).enumerate() {
-            gemm_strided(m, k, n, &sa[oa[i]..], a_rs, a_cs, &sb[ob[i]..], b_rs, b_cs, c, false, true);
+            gemm_strided(
+                m,
+                k,
+                n,
+                &sa[oa[i]..],
+                a_rs,
+                a_cs,
+                &sb[ob[i]..],
+                b_rs,
+                b_cs,
+                c,
+                false,
+                true,
+            );
         }
     }
     let mut sizes = batch;
@@ -220,14 +300,21 @@ fn matmul_int(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (va, vb) = (a.storage().read(), b.storage().read());
     let (sa, sb) = (i64::slice(&va).expect("i64"), i64::slice(&vb).expect("i64"));
     let (da, db) = (a.dim(), b.dim());
-    let (ars, acs, brs, bcs) = (a.strides()[da - 2], a.strides()[da - 1], b.strides()[db - 2], b.strides()[db - 1]);
+    let (ars, acs, brs, bcs) = (
+        a.strides()[da - 2],
+        a.strides()[da - 1],
+        b.strides()[db - 2],
+        b.strides()[db - 1],
+    );
     let mut out = vec![0i64; nbatch * m * n];
     for bi in 0..nbatch {
         for i in 0..m {
             for j in 0..n {
                 let mut acc = 0i64;
                 for p in 0..k {
-                    acc = acc.wrapping_add(sa[oa[bi] + i * ars + p * acs].wrapping_mul(sb[ob[bi] + p * brs + j * bcs]));
+                    acc = acc.wrapping_add(
+                        sa[oa[bi] + i * ars + p * acs].wrapping_mul(sb[ob[bi] + p * brs + j * bcs]),
+                    );
                 }
                 out[(bi * m + i) * n + j] = acc;
             }
@@ -243,19 +330,38 @@ fn unsqueeze_view(t: &Tensor, d: usize) -> Tensor {
     let mut strides = t.strides().to_vec();
     sizes.insert(d, 1);
     strides.insert(d, 1);
-    t.restride(&sizes, &strides, t.storage_offset()).expect("unsqueeze is always valid")
+    t.restride(&sizes, &strides, t.storage_offset())
+        .expect("unsqueeze is always valid")
 }
 
 /// `torch.matmul` semantics via the batched core (1-D operands get a unit dim that is removed after).
-pub(crate) fn matmul_tensors(x: &Tensor, y: &Tensor, dtype: DType, out: &[usize]) -> Result<Tensor> {
-    let xa = if x.dim() == 1 { unsqueeze_view(x, 0) } else { x.clone() };
-    let yb = if y.dim() == 1 { unsqueeze_view(y, 1) } else { y.clone() };
+pub(crate) fn matmul_tensors(
+    x: &Tensor,
+    y: &Tensor,
+    dtype: DType,
+    out: &[usize],
+) -> Result<Tensor> {
+    let xa = if x.dim() == 1 {
+        unsqueeze_view(x, 0)
+    } else {
+        x.clone()
+    };
+    let yb = if y.dim() == 1 {
+        unsqueeze_view(y, 1)
+    } else {
+        y.clone()
+    };
     let r = batched_matmul(&xa, &yb, dtype)?;
-    Ok(r.restride(out, &contiguous_strides(out), 0)?)
+    r.restride(out, &contiguous_strides(out), 0)
 }
 
 fn matmul(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    out1(matmul_tensors(a.tensor("self")?, a.tensor("other")?, out_dtype(outs, 0)?, &out_sizes(outs, 0)?)?)
+    out1(matmul_tensors(
+        a.tensor("self")?,
+        a.tensor("other")?,
+        out_dtype(outs, 0)?,
+        &out_sizes(outs, 0)?,
+    )?)
 }
 
 fn transpose_last2(w: &Tensor) -> Tensor {
@@ -267,7 +373,8 @@ fn transpose_last2(w: &Tensor) -> Tensor {
     let mut strides = w.strides().to_vec();
     sizes.swap(nd - 1, nd - 2);
     strides.swap(nd - 1, nd - 2);
-    w.restride(&sizes, &strides, w.storage_offset()).expect("transpose is always valid")
+    w.restride(&sizes, &strides, w.storage_offset())
+        .expect("transpose is always valid")
 }
 
 /// Adds `bias` (broadcast) into a contiguous `out` in place; both already in the output dtype.
@@ -317,7 +424,16 @@ fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     let r = matmul_tensors(x, &w, dt, &mm_sizes)?;
     match a.opt_tensor("bias")? {
         Some(b) => {
-            let r = if mm_sizes == sizes { r } else { r.restride(&sizes, &crate::tensor::kernels::elementwise::broadcast_strides(&r, &sizes), 0)?.contiguous_untraced() };
+            let r = if mm_sizes == sizes {
+                r
+            } else {
+                r.restride(
+                    &sizes,
+                    &crate::tensor::kernels::elementwise::broadcast_strides(&r, &sizes),
+                    0,
+                )?
+                .contiguous_untraced()
+            };
             out1(add_bias(r, b, Number::Int(1), Number::Int(1))?)
         }
         None => out1(r),

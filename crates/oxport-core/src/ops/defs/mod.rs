@@ -38,7 +38,9 @@ pub(crate) fn out1(t: Tensor) -> Result<Vec<Value<Tensor>>> {
 pub(crate) fn out_sizes(outs: &[Value<TensorMeta>], i: usize) -> Result<Vec<usize>> {
     match outs.get(i) {
         Some(Value::Tensor(m)) => m.concrete_sizes(),
-        _ => Err(Error::value(format!("meta function produced no tensor output {i}"))),
+        _ => Err(Error::value(format!(
+            "meta function produced no tensor output {i}"
+        ))),
     }
 }
 
@@ -46,7 +48,9 @@ pub(crate) fn out_sizes(outs: &[Value<TensorMeta>], i: usize) -> Result<Vec<usiz
 pub(crate) fn out_dtype(outs: &[Value<TensorMeta>], i: usize) -> Result<DType> {
     match outs.get(i) {
         Some(Value::Tensor(m)) => Ok(m.dtype),
-        _ => Err(Error::value(format!("meta function produced no tensor output {i}"))),
+        _ => Err(Error::value(format!(
+            "meta function produced no tensor output {i}"
+        ))),
     }
 }
 
@@ -143,7 +147,11 @@ pub(crate) fn c<F: num_traits::Float>(v: f64) -> F {
 /// Returns `true` when both metas' concrete sizes are equal (used by kernels' fast paths).
 pub(crate) fn usize_sizes(s: &[SymInt]) -> Result<Vec<usize>> {
     s.iter()
-        .map(|x| x.as_int().filter(|v| *v >= 0).map(|v| v as usize).ok_or_else(|| Error::Symbolic(format!("size {x} is not concrete"))))
+        .map(|x| {
+            x.as_int()
+                .filter(|v| *v >= 0)
+                .map(|v| v as usize)
+                .ok_or_else(|| Error::Symbolic(format!("size {x} is not concrete")))
+        })
         .collect()
 }
-

@@ -10,15 +10,35 @@ use crate::tensor::Element;
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.conv2d.default", meta_conv, conv_kernel);
     r.op("aten.convolution.default", meta_conv, conv_kernel);
-    r.op("aten.max_pool2d.default", meta_pool, |a, o| max_pool(a, o, false));
-    r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| max_pool(a, o, true));
+    r.op("aten.max_pool2d.default", meta_pool, |a, o| {
+        max_pool(a, o, false)
+    });
+    r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
+        max_pool(a, o, true)
+    });
     r.op("aten.avg_pool2d.default", meta_pool, avg_pool);
-    r.op("aten.adaptive_avg_pool2d.default", meta_adaptive, adaptive_avg_pool);
-    r.op("aten._adaptive_avg_pool2d.default", meta_adaptive, adaptive_avg_pool);
+    r.op(
+        "aten.adaptive_avg_pool2d.default",
+        meta_adaptive,
+        adaptive_avg_pool,
+    );
+    r.op(
+        "aten._adaptive_avg_pool2d.default",
+        meta_adaptive,
+        adaptive_avg_pool,
+    );
     r.op("aten.batch_norm.default", meta_batch_norm, batch_norm);
-    r.op("aten._native_batch_norm_legit_no_training.default", meta_batch_norm, batch_norm);
+    r.op(
+        "aten._native_batch_norm_legit_no_training.default",
+        meta_batch_norm,
+        batch_norm,
+    );
     r.op("aten.layer_norm.default", meta_layer_norm, layer_norm);
-    r.op("aten.native_layer_norm.default", meta_layer_norm, layer_norm);
+    r.op(
+        "aten.native_layer_norm.default",
+        meta_layer_norm,
+        layer_norm,
+    );
     r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa);
     r.op("aten.embedding.default", meta_embedding, embedding);
     r.op("aten.lstm.input", meta_lstm, lstm);
@@ -26,7 +46,10 @@ pub(super) fn register(r: &mut Builder) {
 
 fn require_float(op: &str, t: &TensorMeta) -> Result<()> {
     if !t.dtype.is_floating_point() {
-        return Err(Error::DTypeNotSupported { op: op.to_string(), dtype: t.dtype });
+        return Err(Error::DTypeNotSupported {
+            op: op.to_string(),
+            dtype: t.dtype,
+        });
     }
     Ok(())
 }
@@ -51,7 +74,9 @@ struct ConvArgs {
 
 fn conv_args<T>(a: &Args<T>, spatial: usize) -> Result<ConvArgs> {
     if a.schema.name == "aten::convolution" && a.bool("transposed")? {
-        return Err(Error::value("transposed convolution is not supported by oxport yet"));
+        return Err(Error::value(
+            "transposed convolution is not supported by oxport yet",
+        ));
     }
     let c = ConvArgs {
         stride: expand_param(a.ints("stride")?, spatial, "stride")?,
@@ -78,7 +103,9 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let nd = w.dim();
     if !(3..=4).contains(&nd) {
-        return Err(Error::shape(format!("oxport supports 1-D and 2-D convolution; weight has {nd} dims")));
+        return Err(Error::shape(format!(
+            "oxport supports 1-D and 2-D convolution; weight has {nd} dims"
+        )));
     }
     let spatial = nd - 2;
     let unbatched = x.dim() == nd - 1;
@@ -99,7 +126,13 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     require_float("conv2d", x)?;
     let c = conv_args(a, spatial)?;
-    let xs: Vec<SymInt> = if unbatched { std::iter::once(SymInt::Int(1)).chain(x.sizes.iter().cloned()).collect() } else { x.sizes.clone() };
+    let xs: Vec<SymInt> = if unbatched {
+        std::iter::once(SymInt::Int(1))
+            .chain(x.sizes.iter().cloned())
+            .collect()
+    } else {
+        x.sizes.clone()
+    };
     let g = SymInt::Int(c.groups);
     let cin = xs[1].clone();
     if !w.sizes[1].mul(&g).guard_eq(&cin) {
@@ -128,17 +161,35 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let mut out = vec![xs[0].clone(), w.sizes[0].clone()];
     for i in 0..spatial {
         let padded = xs[2 + i].add(&SymInt::Int(2 * c.padding[i]));
-        let eff = w.sizes[2 + i].sub(&SymInt::Int(1)).mul(&SymInt::Int(c.dilation[i])).add(&SymInt::Int(1));
+        let eff = w.sizes[2 + i]
+            .sub(&SymInt::Int(1))
+            .mul(&SymInt::Int(c.dilation[i]))
+            .add(&SymInt::Int(1));
         if padded.guard_lt(&eff) {
-            let pads: Vec<String> = (0..spatial).map(|j| xs[2 + j].add(&SymInt::Int(2 * c.padding[j])).to_string()).collect();
-            let ks: Vec<String> = (0..spatial).map(|j| w.sizes[2 + j].sub(&SymInt::Int(1)).mul(&SymInt::Int(c.dilation[j])).add(&SymInt::Int(1)).to_string()).collect();
+            let pads: Vec<String> = (0..spatial)
+                .map(|j| xs[2 + j].add(&SymInt::Int(2 * c.padding[j])).to_string())
+                .collect();
+            let ks: Vec<String> = (0..spatial)
+                .map(|j| {
+                    w.sizes[2 + j]
+                        .sub(&SymInt::Int(1))
+                        .mul(&SymInt::Int(c.dilation[j]))
+                        .add(&SymInt::Int(1))
+                        .to_string()
+                })
+                .collect();
             return Err(Error::shape(format!(
                 "Calculated padded input size per channel: ({}). Kernel size: ({}). Kernel size can't be greater than actual input size",
                 pads.join(" x "),
                 ks.join(" x ")
             )));
         }
-        out.push(padded.sub(&eff).floor_div(&SymInt::Int(c.stride[i])).add(&SymInt::Int(1)));
+        out.push(
+            padded
+                .sub(&eff)
+                .floor_div(&SymInt::Int(c.stride[i]))
+                .add(&SymInt::Int(1)),
+        );
     }
     if unbatched {
         out.remove(0);
@@ -199,7 +250,11 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
         )
     };
     let numel: usize = sizes.iter().product();
-    let compute = if dt == DType::F64 { DType::F64 } else { DType::F32 };
+    let compute = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     let (xc, wc) = (as_dtype(x, compute), as_dtype(w, compute));
     let bc = a.opt_tensor("bias")?.map(|b| as_dtype(b, compute));
     let flat = if compute == DType::F64 {
@@ -207,7 +262,10 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
     } else {
         conv_typed::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
     };
-    out1(as_dtype(&flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?, dt))
+    out1(as_dtype(
+        &flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
+        dt,
+    ))
 }
 
 // ---- pooling -----------------------------------------------------------------------------------------
@@ -221,7 +279,11 @@ struct PoolArgs {
 }
 
 fn pair(v: Vec<i64>, name: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
-    let bad = || Error::value(format!("{name} must either be a single int, or a tuple of two ints"));
+    let bad = || {
+        Error::value(format!(
+            "{name} must either be a single int, or a tuple of two ints"
+        ))
+    };
     match v.len() {
         0 => default.ok_or_else(bad),
         1 | 2 => {
@@ -239,7 +301,11 @@ fn pool_args<T>(a: &Args<T>) -> Result<PoolArgs> {
     let kernel = pair(a.ints("kernel_size")?, "kernel_size", None)?;
     let stride = pair(a.ints("stride")?, "stride", Some(kernel))?;
     let padding = pair(a.ints("padding")?, "padding", None)?;
-    let dilation = if a.schema.arg_index("dilation").is_some() { pair(a.ints("dilation")?, "dilation", None)? } else { [1, 1] };
+    let dilation = if a.schema.arg_index("dilation").is_some() {
+        pair(a.ints("dilation")?, "dilation", None)?
+    } else {
+        [1, 1]
+    };
     if kernel.contains(&0) {
         return Err(Error::value("kernel size should be greater than zero"));
     }
@@ -258,7 +324,13 @@ fn pool_args<T>(a: &Args<T>) -> Result<PoolArgs> {
             )));
         }
     }
-    Ok(PoolArgs { kernel, stride, padding, dilation, ceil_mode: a.bool("ceil_mode")? })
+    Ok(PoolArgs {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode: a.bool("ceil_mode")?,
+    })
 }
 
 fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -269,19 +341,35 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             shape_str(&x.sizes)
         )));
     }
-    if x.dtype == DType::Bool || (a.schema.name == "aten::avg_pool2d" && x.dtype.is_integral() && x.dtype != DType::I64) {
-        return Err(Error::DTypeNotSupported { op: a.schema.name.clone(), dtype: x.dtype });
+    if x.dtype == DType::Bool
+        || (a.schema.name == "aten::avg_pool2d" && x.dtype.is_integral() && x.dtype != DType::I64)
+    {
+        return Err(Error::DTypeNotSupported {
+            op: a.schema.name.clone(),
+            dtype: x.dtype,
+        });
     }
     let p = pool_args(a)?;
     let nd = x.dim();
     let mut out = x.sizes.clone();
     for i in 0..2 {
         let size = x.sizes[nd - 2 + i].hint() as usize;
-        let o = pool::pool_out_size(size, p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], p.ceil_mode);
+        let o = pool::pool_out_size(
+            size,
+            p.kernel[i],
+            p.stride[i],
+            p.padding[i],
+            p.dilation[i],
+            p.ceil_mode,
+        );
         if o == 0 || o > size + 2 * p.padding[i] {
             return Err(Error::shape(format!(
                 "Given input size: ({}). Calculated output size: ({}). Output size is too small",
-                x.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x"),
+                x.sizes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x"),
                 o
             )));
         }
@@ -289,7 +377,10 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     let m = TensorMeta::contiguous(x.dtype, out.clone());
     if a.schema.name == "aten::max_pool2d_with_indices" {
-        Ok(vec![Value::Tensor(m), Value::Tensor(TensorMeta::contiguous(DType::I64, out))])
+        Ok(vec![
+            Value::Tensor(m),
+            Value::Tensor(TensorMeta::contiguous(DType::I64, out)),
+        ])
     } else {
         Ok(vec![Value::Tensor(m)])
     }
@@ -326,7 +417,11 @@ fn pool_float(
     Ok(as_dtype(&r, out_dt))
 }
 
-fn max_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>], with_indices: bool) -> Result<Vec<Value<Tensor>>> {
+fn max_pool(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+    with_indices: bool,
+) -> Result<Vec<Value<Tensor>>> {
     let x = a.tensor("self")?;
     let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
@@ -339,14 +434,54 @@ fn max_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>], with_indices: bool) ->
             x,
             dt,
             &sizes,
-            |d, o| pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, Some(&mut idx)),
-            |d, o| pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, None),
+            |d, o| {
+                pool::max_pool2d(
+                    d,
+                    s,
+                    p.kernel,
+                    p.stride,
+                    p.padding,
+                    p.dilation,
+                    p.ceil_mode,
+                    o,
+                    Some(&mut idx),
+                )
+            },
+            |d, o| {
+                pool::max_pool2d(
+                    d,
+                    s,
+                    p.kernel,
+                    p.stride,
+                    p.padding,
+                    p.dilation,
+                    p.ceil_mode,
+                    o,
+                    None,
+                )
+            },
         )?
     } else {
         // Integer inputs: f64 holds every value up to 2^53 exactly.
-        let r = pool_float(&as_dtype(x, DType::F64), DType::F64, &sizes, |_, _| {}, |d, o| {
-            pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, o, None)
-        })?;
+        let r = pool_float(
+            &as_dtype(x, DType::F64),
+            DType::F64,
+            &sizes,
+            |_, _| {},
+            |d, o| {
+                pool::max_pool2d(
+                    d,
+                    s,
+                    p.kernel,
+                    p.stride,
+                    p.padding,
+                    p.dilation,
+                    p.ceil_mode,
+                    o,
+                    None,
+                )
+            },
+        )?;
         as_dtype(&r, dt)
     };
     if !with_indices {
@@ -357,10 +492,23 @@ fn max_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>], with_indices: bool) ->
         let xd = as_dtype(x, DType::F64);
         let mut tmp = vec![0f64; n];
         xd.with_contiguous::<f64, _>(|d| {
-            pool::max_pool2d(d, s, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode, &mut tmp, Some(&mut idx))
+            pool::max_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.dilation,
+                p.ceil_mode,
+                &mut tmp,
+                Some(&mut idx),
+            )
         })?;
     }
-    Ok(vec![Value::Tensor(values), Value::Tensor(Tensor::from_vec(idx, &sizes)?)])
+    Ok(vec![
+        Value::Tensor(values),
+        Value::Tensor(Tensor::from_vec(idx, &sizes)?),
+    ])
 }
 
 fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
@@ -374,13 +522,45 @@ fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Te
     if div == Some(0) {
         return Err(Error::value("divisor must be not zero"));
     }
-    let src = if dt.is_floating_point() { x.clone() } else { as_dtype(x, DType::F64) };
+    let src = if dt.is_floating_point() {
+        x.clone()
+    } else {
+        as_dtype(x, DType::F64)
+    };
     let r = pool_float(
         &src,
-        if dt.is_floating_point() { dt } else { DType::F64 },
+        if dt.is_floating_point() {
+            dt
+        } else {
+            DType::F64
+        },
         &sizes,
-        |d, o| pool::avg_pool2d(d, s, p.kernel, p.stride, p.padding, p.ceil_mode, cip, div, o),
-        |d, o| pool::avg_pool2d(d, s, p.kernel, p.stride, p.padding, p.ceil_mode, cip, div, o),
+        |d, o| {
+            pool::avg_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.ceil_mode,
+                cip,
+                div,
+                o,
+            )
+        },
+        |d, o| {
+            pool::avg_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.ceil_mode,
+                cip,
+                div,
+                o,
+            )
+        },
     )?;
     out1(if dt.is_floating_point() {
         r
@@ -401,7 +581,9 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     require_float("adaptive_avg_pool2d", x)?;
     let os = expand_param(a.ints("output_size")?, 2, "output_size")?;
     if os.iter().any(|&v| v < 0) {
-        return Err(Error::value("adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0"));
+        return Err(Error::value(
+            "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0",
+        ));
     }
     let mut out = x.sizes.clone();
     let nd = out.len();
@@ -432,30 +614,40 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     require_float("batch_norm", x)?;
     if x.dim() < 2 {
-        return Err(Error::shape(format!("batch_norm: expected at least 2-D input, got {}-D", x.dim())));
+        return Err(Error::shape(format!(
+            "batch_norm: expected at least 2-D input, got {}-D",
+            x.dim()
+        )));
     }
     let c = &x.sizes[1];
     for name in ["running_mean", "running_var", "weight", "bias"] {
         if let Some(t) = a.opt_tensor(name)? {
             if t.dim() != 1 || !t.sizes[0].guard_eq(c) {
-                return Err(Error::shape(format!(
-                    "running_mean should contain {c} elements not {}",
-                    t.numel()
-                )
-                .replace("running_mean", name)));
+                return Err(Error::shape(
+                    format!("running_mean should contain {c} elements not {}", t.numel())
+                        .replace("running_mean", name),
+                ));
             }
         }
     }
     let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
-    if !training && (a.opt_tensor("running_mean")?.is_none() || a.opt_tensor("running_var")?.is_none()) {
-        return Err(Error::value("running_mean and running_var must be defined in evaluation mode"));
+    if !training
+        && (a.opt_tensor("running_mean")?.is_none() || a.opt_tensor("running_var")?.is_none())
+    {
+        return Err(Error::value(
+            "running_mean and running_var must be defined in evaluation mode",
+        ));
     }
     let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
     if a.schema.name == "aten::batch_norm" {
         return Ok(vec![Value::Tensor(out)]);
     }
     let empty = TensorMeta::contiguous(x.dtype, vec![SymInt::Int(0)]);
-    Ok(vec![Value::Tensor(out), Value::Tensor(empty.clone()), Value::Tensor(empty)])
+    Ok(vec![
+        Value::Tensor(out),
+        Value::Tensor(empty.clone()),
+        Value::Tensor(empty),
+    ])
 }
 
 /// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
@@ -491,16 +683,31 @@ fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
             &std::iter::once(0).chain(2..x.dim()).collect::<Vec<_>>(),
         );
         let n = seg as f64;
-        let mean: Vec<f64> = data.chunks(seg.max(1)).map(|s| s.iter().sum::<f64>() / n).collect();
-        let var: Vec<f64> =
-            data.chunks(seg.max(1)).zip(&mean).map(|(s, m)| s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = data
+            .chunks(seg.max(1))
+            .map(|s| s.iter().sum::<f64>() / n)
+            .collect();
+        let var: Vec<f64> = data
+            .chunks(seg.max(1))
+            .zip(&mean)
+            .map(|(s, m)| s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n)
+            .collect();
         let mom = a.float("momentum")?;
-        if let (Some(rm), Some(rv)) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?) {
+        if let (Some(rm), Some(rv)) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?)
+        {
             let old_m = as_dtype(rm, DType::F64).to_vec::<f64>()?;
             let old_v = as_dtype(rv, DType::F64).to_vec::<f64>()?;
             let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-            let nm: Vec<f64> = old_m.iter().zip(&mean).map(|(o, m)| (1.0 - mom) * o + mom * m).collect();
-            let nv: Vec<f64> = old_v.iter().zip(&var).map(|(o, v)| (1.0 - mom) * o + mom * v * unbias).collect();
+            let nm: Vec<f64> = old_m
+                .iter()
+                .zip(&mean)
+                .map(|(o, m)| (1.0 - mom) * o + mom * m)
+                .collect();
+            let nv: Vec<f64> = old_v
+                .iter()
+                .zip(&var)
+                .map(|(o, v)| (1.0 - mom) * o + mom * v * unbias)
+                .collect();
             rm.assign_untraced(&Tensor::from_vec(nm, &[c])?)?;
             rv.assign_untraced(&Tensor::from_vec(nv, &[c])?)?;
         }
@@ -515,7 +722,11 @@ fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
         return out1(y);
     }
     let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
-    Ok(vec![Value::Tensor(y), Value::Tensor(empty.clone()), Value::Tensor(empty)])
+    Ok(vec![
+        Value::Tensor(y),
+        Value::Tensor(empty.clone()),
+        Value::Tensor(empty),
+    ])
 }
 
 fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -523,14 +734,15 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     require_float("layer_norm", x)?;
     let ns = a.symints("normalized_shape")?;
     let nd = x.dim();
-    let bad = || {
-        Error::shape(format!(
+    let bad =
+        || {
+            Error::shape(format!(
             "Given normalized_shape={}, expected input with shape [*, {}], but got input of size{}",
             shape_str(ns),
             ns.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
             shape_str(&x.sizes)
         ))
-    };
+        };
     if ns.is_empty() || ns.len() > nd {
         return Err(bad());
     }
@@ -571,9 +783,15 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let eps = a.float("eps")?;
     let seg: usize = ns.iter().map(|&v| v as usize).product();
     let mut data = as_dtype(x, DType::F64).to_vec::<f64>()?;
-    let w = a.opt_tensor("weight")?.map(|t| as_dtype(t, DType::F64).to_vec::<f64>()).transpose()?;
-    let b = a.opt_tensor("bias")?.map(|t| as_dtype(t, DType::F64).to_vec::<f64>()).transpose()?;
-    let nseg = if seg == 0 { 0 } else { data.len() / seg };
+    let w = a
+        .opt_tensor("weight")?
+        .map(|t| as_dtype(t, DType::F64).to_vec::<f64>())
+        .transpose()?;
+    let b = a
+        .opt_tensor("bias")?
+        .map(|t| as_dtype(t, DType::F64).to_vec::<f64>())
+        .transpose()?;
+    let nseg = data.len().checked_div(seg).unwrap_or(0);
     let mut means = Vec::with_capacity(nseg);
     let mut rstds = Vec::with_capacity(nseg);
     if seg > 0 {
@@ -602,8 +820,14 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let stat = out_sizes(outs, 1)?;
     Ok(vec![
         Value::Tensor(y),
-        Value::Tensor(as_dtype(&Tensor::from_vec(means, &stat)?, out_dtype(outs, 1)?)),
-        Value::Tensor(as_dtype(&Tensor::from_vec(rstds, &stat)?, out_dtype(outs, 2)?)),
+        Value::Tensor(as_dtype(
+            &Tensor::from_vec(means, &stat)?,
+            out_dtype(outs, 1)?,
+        )),
+        Value::Tensor(as_dtype(
+            &Tensor::from_vec(rstds, &stat)?,
+            out_dtype(outs, 2)?,
+        )),
     ])
 }
 
@@ -619,7 +843,9 @@ fn meta_sdpa(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     require_float("scaled_dot_product_attention", q)?;
     if q.dim() < 2 || k.dim() < 2 || v.dim() < 2 {
-        return Err(Error::shape("scaled_dot_product_attention: query, key and value must be at least 2-D"));
+        return Err(Error::shape(
+            "scaled_dot_product_attention: query, key and value must be at least 2-D",
+        ));
     }
     if a.bool("is_causal")? && a.opt_tensor("attn_mask")?.is_some() {
         return Err(Error::value("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True"));
@@ -631,7 +857,8 @@ fn meta_sdpa(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if !q.sizes[dq - 1].guard_eq(&k.sizes[dk - 1]) {
         return Err(Error::shape(format!(
             "mat1 and mat2 shapes cannot be multiplied: query last dim {} != key last dim {}",
-            q.sizes[dq - 1], k.sizes[dk - 1]
+            q.sizes[dq - 1],
+            k.sizes[dk - 1]
         )));
     }
     let mut out = q.sizes.clone();
@@ -647,7 +874,9 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
     let mut strides = t.strides().to_vec();
     sizes.insert(nd - 2, rep);
     strides.insert(nd - 2, 0);
-    let expanded = t.restride(&sizes, &strides, t.storage_offset())?.contiguous_untraced();
+    let expanded = t
+        .restride(&sizes, &strides, t.storage_offset())?
+        .contiguous_untraced();
     let mut merged = t.sizes().to_vec();
     merged[nd - 3] *= rep;
     expanded.restride(&merged, &crate::tensor::contiguous_strides(&merged), 0)
@@ -655,7 +884,11 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
 
 fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let dt = out_dtype(outs, 0)?;
-    let compute = if dt == DType::F64 { DType::F64 } else { DType::F32 };
+    let compute = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     let q = as_dtype(a.tensor("query")?, compute);
     let mut k = as_dtype(a.tensor("key")?, compute);
     let mut v = as_dtype(a.tensor("value")?, compute);
@@ -714,12 +947,19 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     if let Some(m) = a.opt_tensor("attn_mask")? {
         let mb = if m.dtype() == DType::Bool {
             let mm = m.to_vec::<bool>()?;
-            Tensor::from_vec(mm.into_iter().map(|b| if b { 0.0 } else { f64::NEG_INFINITY }).collect::<Vec<f64>>(), m.sizes())?
+            Tensor::from_vec(
+                mm.into_iter()
+                    .map(|b| if b { 0.0 } else { f64::NEG_INFINITY })
+                    .collect::<Vec<f64>>(),
+                m.sizes(),
+            )?
         } else {
             as_dtype(m, DType::F64)
         };
         let st = crate::tensor::kernels::elementwise::broadcast_strides(&mb, &score_sizes);
-        let mv = mb.restride(&score_sizes, &st, mb.storage_offset())?.to_vec::<f64>()?;
+        let mv = mb
+            .restride(&score_sizes, &st, mb.storage_offset())?
+            .to_vec::<f64>()?;
         for (x, b) in sc.iter_mut().zip(mv) {
             *x += b;
         }
@@ -741,7 +981,10 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     let attn = as_dtype(&Tensor::from_vec(sc, &score_sizes)?, compute);
     let r = batched_matmul(&attn, &v, compute)?;
     let sizes = out_sizes(outs, 0)?;
-    out1(as_dtype(&r.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?, dt))
+    out1(as_dtype(
+        &r.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
+        dt,
+    ))
 }
 
 // ---- embedding ---------------------------------------------------------------------------------------
@@ -772,7 +1015,11 @@ fn embedding(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<T
         if id < 0 || id as usize >= rows {
             return Err(Error::value("index out of range in self"));
         }
-        let src = w.restride(&[d], &[w.strides()[1]], w.storage_offset() + id as usize * w.strides()[0])?;
+        let src = w.restride(
+            &[d],
+            &[w.strides()[1]],
+            w.storage_offset() + id as usize * w.strides()[0],
+        )?;
         out.restride(&[d], &[1], i * d)?.assign_untraced(&src)?;
     }
     out1(out)
@@ -784,13 +1031,21 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     let hx = a.tensors("hx")?;
     if hx.len() != 2 {
-        return Err(Error::value(format!("lstm expects two hidden states (h0, c0), got {}", hx.len())));
+        return Err(Error::value(format!(
+            "lstm expects two hidden states (h0, c0), got {}",
+            hx.len()
+        )));
     }
     if x.dim() != 3 && x.dim() != 2 {
-        return Err(Error::shape(format!("lstm: Expected input to be 2D or 3D, got {}D instead", x.dim())));
+        return Err(Error::shape(format!(
+            "lstm: Expected input to be 2D or 3D, got {}D instead",
+            x.dim()
+        )));
     }
     if a.bool("train")? && a.float("dropout")? > 0.0 {
-        return Err(Error::value("lstm with dropout in training mode needs randomness; oxport runs inference only"));
+        return Err(Error::value(
+            "lstm with dropout in training mode needs randomness; oxport runs inference only",
+        ));
     }
     let layers = a.int("num_layers")?;
     let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
@@ -832,16 +1087,27 @@ fn lstm_direction(
     let w_ih = as_dtype(&w[0], DType::F64);
     let w_hh = as_dtype(&w[1], DType::F64);
     let bias: Vec<f64> = if w.len() == 4 {
-        let (bi, bh) = (as_dtype(&w[2], DType::F64).to_vec::<f64>()?, as_dtype(&w[3], DType::F64).to_vec::<f64>()?);
+        let (bi, bh) = (
+            as_dtype(&w[2], DType::F64).to_vec::<f64>()?,
+            as_dtype(&w[3], DType::F64).to_vec::<f64>()?,
+        );
         bi.iter().zip(&bh).map(|(p, q)| p + q).collect()
     } else {
         vec![0.0; 4 * hsz]
     };
     // Input projections for all steps at once: [T*B, In] @ W_ih^T.
     let xin = x.restride(&[t_len * b, x.sizes()[2]], &[x.sizes()[2], 1], 0)?;
-    let wt = w_ih.restride(&[w_ih.sizes()[1], w_ih.sizes()[0]], &[w_ih.strides()[1], w_ih.strides()[0]], w_ih.storage_offset())?;
+    let wt = w_ih.restride(
+        &[w_ih.sizes()[1], w_ih.sizes()[0]],
+        &[w_ih.strides()[1], w_ih.strides()[0]],
+        w_ih.storage_offset(),
+    )?;
     let gx = batched_matmul(&xin, &wt, DType::F64)?.to_vec::<f64>()?;
-    let whh_t = w_hh.restride(&[w_hh.sizes()[1], w_hh.sizes()[0]], &[w_hh.strides()[1], w_hh.strides()[0]], w_hh.storage_offset())?;
+    let whh_t = w_hh.restride(
+        &[w_hh.sizes()[1], w_hh.sizes()[0]],
+        &[w_hh.strides()[1], w_hh.strides()[0]],
+        w_hh.storage_offset(),
+    )?;
     let (mut h, mut c) = (h0, c0);
     let mut out = vec![0f64; t_len * b * hsz];
     for step in 0..t_len {
@@ -850,8 +1116,13 @@ fn lstm_direction(
         let gh = batched_matmul(&hm, &whh_t, DType::F64)?.to_vec::<f64>()?;
         for bi in 0..b {
             for j in 0..hsz {
-                let g = |k: usize| gx[(t * b + bi) * 4 * hsz + k * hsz + j] + gh[bi * 4 * hsz + k * hsz + j] + bias[k * hsz + j];
-                let (i_g, f_g, g_g, o_g) = (sigmoid(g(0)), sigmoid(g(1)), g(2).tanh(), sigmoid(g(3)));
+                let g = |k: usize| {
+                    gx[(t * b + bi) * 4 * hsz + k * hsz + j]
+                        + gh[bi * 4 * hsz + k * hsz + j]
+                        + bias[k * hsz + j]
+                };
+                let (i_g, f_g, g_g, o_g) =
+                    (sigmoid(g(0)), sigmoid(g(1)), g(2).tanh(), sigmoid(g(3)));
                 let cn = f_g * c[bi * hsz + j] + i_g * g_g;
                 c[bi * hsz + j] = cn;
                 h[bi * hsz + j] = o_g * cn.tanh();
@@ -875,10 +1146,18 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     // Time-major [T, B, In] in f64.
     let mut cur = as_dtype(x, DType::F64);
     if unbatched {
-        cur = cur.restride(&[cur.sizes()[0], 1, cur.sizes()[1]], &[cur.strides()[0], 0, cur.strides()[1]], cur.storage_offset())?;
+        cur = cur.restride(
+            &[cur.sizes()[0], 1, cur.sizes()[1]],
+            &[cur.strides()[0], 0, cur.strides()[1]],
+            cur.storage_offset(),
+        )?;
     } else if batch_first {
         let (s, st) = (cur.sizes().to_vec(), cur.strides().to_vec());
-        cur = cur.restride(&[s[1], s[0], s[2]], &[st[1], st[0], st[2]], cur.storage_offset())?;
+        cur = cur.restride(
+            &[s[1], s[0], s[2]],
+            &[st[1], st[0], st[2]],
+            cur.storage_offset(),
+        )?;
     }
     let mut cur = cur.contiguous_untraced();
     let (t_len, b) = (cur.sizes()[0], cur.sizes()[1]);
@@ -903,7 +1182,8 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
             for bi in 0..b {
                 for (d, o) in outs_dir.iter().enumerate() {
                     let dst = ((t * b + bi) * dirs + d) * hsz;
-                    next[dst..dst + hsz].copy_from_slice(&o[(t * b + bi) * hsz..(t * b + bi + 1) * hsz]);
+                    next[dst..dst + hsz]
+                        .copy_from_slice(&o[(t * b + bi) * hsz..(t * b + bi + 1) * hsz]);
                 }
             }
         }
@@ -913,7 +1193,8 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     let output = if unbatched {
         cur.restride(&out_sz, &crate::tensor::contiguous_strides(&out_sz), 0)?
     } else if batch_first {
-        cur.restride(&[b, t_len, hsz * dirs], &[hsz * dirs, b * hsz * dirs, 1], 0)?.contiguous_untraced()
+        cur.restride(&[b, t_len, hsz * dirs], &[hsz * dirs, b * hsz * dirs, 1], 0)?
+            .contiguous_untraced()
     } else {
         cur
     };

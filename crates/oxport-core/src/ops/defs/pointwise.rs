@@ -13,7 +13,9 @@ pub(super) fn register(r: &mut Builder) {
             fn f<F: Float>($x: F) -> F {
                 $body
             }
-            r.op($name, meta_unary_float, |a, o| unary_float(a, o, f::<f32>, f::<f64>));
+            r.op($name, meta_unary_float, |a, o| {
+                unary_float(a, o, f::<f32>, f::<f64>)
+            });
         }};
     }
     float_unary!("aten.sin.default", x => x.sin());
@@ -30,7 +32,9 @@ pub(super) fn register(r: &mut Builder) {
             fn f<F: Float>($x: F) -> F {
                 $body
             }
-            r.op($name, meta_float_only, |a, o| unary_float(a, o, f::<f32>, f::<f64>));
+            r.op($name, meta_float_only, |a, o| {
+                unary_float(a, o, f::<f32>, f::<f64>)
+            });
             if !$name_.is_empty() {
                 r.op($name_, meta_float_only, |a, o| {
                     let out = unary_float(a, o, f::<f32>, f::<f64>)?;
@@ -50,13 +54,27 @@ pub(super) fn register(r: &mut Builder) {
             unary_float(
                 a,
                 o,
-                |x| if x.is_infinite() { f32::NAN } else { x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)) },
-                |x| if x.is_infinite() { f64::NAN } else { x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)) },
+                |x| {
+                    if x.is_infinite() {
+                        f32::NAN
+                    } else {
+                        x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+                    }
+                },
+                |x| {
+                    if x.is_infinite() {
+                        f64::NAN
+                    } else {
+                        x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
+                    }
+                },
             )
         }
     });
     r.op("aten.relu.default", meta_same_non_bool, relu);
-    r.op("aten.relu_.default", meta_same_non_bool, |a, o| write_back(a.tensor("self")?, relu(a, o)?));
+    r.op("aten.relu_.default", meta_same_non_bool, |a, o| {
+        write_back(a.tensor("self")?, relu(a, o)?)
+    });
     r.op("aten.neg.default", meta_neg, |a, o| {
         arith_unary(a, o, |x: f64| -x, |x: i64| x.wrapping_neg())
     });
@@ -65,26 +83,54 @@ pub(super) fn register(r: &mut Builder) {
         out1(crate::dispatch_dtype!(t.dtype(), T => unary_map::<T, bool>(t, |x| !x.is_nonzero())))
     });
 
-    r.op("aten.add.Tensor", meta_binary_alpha, |a, o| binary_arith(a, o, ArithOp::Add));
-    r.op("aten.add.Scalar", meta_binary_alpha, |a, o| binary_arith(a, o, ArithOp::Add));
-    r.op("aten.sub.Tensor", meta_binary_alpha, |a, o| binary_arith(a, o, ArithOp::Sub));
-    r.op("aten.sub.Scalar", meta_binary_alpha, |a, o| binary_arith(a, o, ArithOp::Sub));
-    r.op("aten.mul.Tensor", meta_binary, |a, o| binary_arith(a, o, ArithOp::Mul));
-    r.op("aten.mul.Scalar", meta_binary, |a, o| binary_arith(a, o, ArithOp::Mul));
-    r.op("aten.div.Tensor", meta_div, |a, o| binary_arith(a, o, ArithOp::Div));
-    r.op("aten.div.Scalar", meta_div, |a, o| binary_arith(a, o, ArithOp::Div));
-    r.op("aten.add_.Tensor", meta_inplace_alpha, |a, o| inplace(a, o, ArithOp::Add));
-    r.op("aten.sub_.Tensor", meta_inplace_alpha, |a, o| inplace(a, o, ArithOp::Sub));
-    r.op("aten.mul_.Tensor", meta_inplace, |a, o| inplace(a, o, ArithOp::Mul));
-    r.op("aten.div_.Tensor", meta_inplace_div, |a, o| inplace(a, o, ArithOp::Div));
+    r.op("aten.add.Tensor", meta_binary_alpha, |a, o| {
+        binary_arith(a, o, ArithOp::Add)
+    });
+    r.op("aten.add.Scalar", meta_binary_alpha, |a, o| {
+        binary_arith(a, o, ArithOp::Add)
+    });
+    r.op("aten.sub.Tensor", meta_binary_alpha, |a, o| {
+        binary_arith(a, o, ArithOp::Sub)
+    });
+    r.op("aten.sub.Scalar", meta_binary_alpha, |a, o| {
+        binary_arith(a, o, ArithOp::Sub)
+    });
+    r.op("aten.mul.Tensor", meta_binary, |a, o| {
+        binary_arith(a, o, ArithOp::Mul)
+    });
+    r.op("aten.mul.Scalar", meta_binary, |a, o| {
+        binary_arith(a, o, ArithOp::Mul)
+    });
+    r.op("aten.div.Tensor", meta_div, |a, o| {
+        binary_arith(a, o, ArithOp::Div)
+    });
+    r.op("aten.div.Scalar", meta_div, |a, o| {
+        binary_arith(a, o, ArithOp::Div)
+    });
+    r.op("aten.add_.Tensor", meta_inplace_alpha, |a, o| {
+        inplace(a, o, ArithOp::Add)
+    });
+    r.op("aten.sub_.Tensor", meta_inplace_alpha, |a, o| {
+        inplace(a, o, ArithOp::Sub)
+    });
+    r.op("aten.mul_.Tensor", meta_inplace, |a, o| {
+        inplace(a, o, ArithOp::Mul)
+    });
+    r.op("aten.div_.Tensor", meta_inplace_div, |a, o| {
+        inplace(a, o, ArithOp::Div)
+    });
 
     macro_rules! compare {
         ($t:literal, $s:literal, $x:ident, $y:ident => $body:expr) => {{
             fn f<T: PartialOrd>($x: T, $y: T) -> bool {
                 $body
             }
-            r.op($t, meta_compare, |a, o| compare(a, o, f::<f64>, f::<i64>, f::<bool>));
-            r.op($s, meta_compare, |a, o| compare(a, o, f::<f64>, f::<i64>, f::<bool>));
+            r.op($t, meta_compare, |a, o| {
+                compare(a, o, f::<f64>, f::<i64>, f::<bool>)
+            });
+            r.op($s, meta_compare, |a, o| {
+                compare(a, o, f::<f64>, f::<i64>, f::<bool>)
+            });
         }};
     }
     compare!("aten.eq.Tensor", "aten.eq.Scalar", x, y => x == y);
@@ -120,7 +166,11 @@ fn gelu_tanh<F: Float>(x: F) -> F {
 /// sin, exp, ...: floats keep their dtype, integers and bool compute in the default dtype (f32).
 fn meta_unary_float(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
-    let dt = if t.dtype.is_floating_point() { t.dtype } else { DType::F32 };
+    let dt = if t.dtype.is_floating_point() {
+        t.dtype
+    } else {
+        DType::F32
+    };
     one(dt, t.sizes.clone())
 }
 
@@ -130,16 +180,24 @@ fn meta_float_only(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         // The kernel name PyTorch reports, e.g. "hardswish_cpu".
         let kernel = match a.schema.name.as_str() {
             "aten::gelu" => "GeluKernelImpl".to_string(),
-            n => format!("{}_cpu", n.trim_start_matches("aten::").trim_end_matches('_')),
+            n => format!(
+                "{}_cpu",
+                n.trim_start_matches("aten::").trim_end_matches('_')
+            ),
         };
-        return Err(Error::DTypeNotSupported { op: kernel, dtype: t.dtype });
+        return Err(Error::DTypeNotSupported {
+            op: kernel,
+            dtype: t.dtype,
+        });
     }
     one(t.dtype, t.sizes.clone())
 }
 
 fn meta_gelu(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if !matches!(a.str("approximate")?, "none" | "tanh") {
-        return Err(Error::value("approximate argument must be either none or tanh."));
+        return Err(Error::value(
+            "approximate argument must be either none or tanh.",
+        ));
     }
     meta_float_only(a)
 }
@@ -162,7 +220,9 @@ fn meta_neg(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(t.dtype, t.sizes.clone())
 }
 
-fn binary_operands<'a>(a: &'a Args<TensorMeta>) -> Result<(Operand<&'a TensorMeta>, Operand<&'a TensorMeta>)> {
+fn binary_operands<'a>(
+    a: &'a Args<TensorMeta>,
+) -> Result<(Operand<&'a TensorMeta>, Operand<&'a TensorMeta>)> {
     Ok((a.operand("self")?, a.operand("other")?))
 }
 
@@ -188,14 +248,18 @@ fn check_alpha(a: &Args<TensorMeta>, dt: DType) -> Result<()> {
         }
     }
     if !dt.is_floating_point() && alpha.is_float() {
-        return Err(Error::value("For integral input tensors, argument alpha must not be a floating point number."));
+        return Err(Error::value(
+            "For integral input tensors, argument alpha must not be a floating point number.",
+        ));
     }
     Ok(())
 }
 
 fn meta_binary_alpha(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let out = meta_binary(a)?;
-    let Value::Tensor(m) = &out[0] else { unreachable!("meta_binary returns a tensor") };
+    let Value::Tensor(m) = &out[0] else {
+        unreachable!("meta_binary returns a tensor")
+    };
     check_alpha(a, m.dtype)?;
     Ok(out)
 }
@@ -204,7 +268,14 @@ fn meta_div(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let sizes = broadcast_shapes(&[operand_sizes(&x), operand_sizes(&y)])?;
     let dt = result_type(&[&x, &y]);
-    one(if dt.is_floating_point() { dt } else { DType::F32 }, sizes)
+    one(
+        if dt.is_floating_point() {
+            dt
+        } else {
+            DType::F32
+        },
+        sizes,
+    )
 }
 
 fn check_inplace(a: &Args<TensorMeta>, result: DType) -> Result<Vec<Value<TensorMeta>>> {
@@ -242,23 +313,37 @@ fn meta_inplace_alpha(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_inplace_div(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let dt = result_type(&[&x, &y]);
-    check_inplace(a, if dt.is_floating_point() { dt } else { DType::F32 })
+    check_inplace(
+        a,
+        if dt.is_floating_point() {
+            dt
+        } else {
+            DType::F32
+        },
+    )
 }
 
 /// `torch.can_cast`: no float → integral, no non-bool → bool.
 pub(crate) fn can_cast(from: DType, to: DType) -> bool {
-    !(from.is_floating_point() && !to.is_floating_point() || from != DType::Bool && to == DType::Bool)
+    !(from.is_floating_point() && !to.is_floating_point()
+        || from != DType::Bool && to == DType::Bool)
 }
 
 fn meta_compare(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
-    one(DType::Bool, broadcast_shapes(&[operand_sizes(&x), operand_sizes(&y)])?)
+    one(
+        DType::Bool,
+        broadcast_shapes(&[operand_sizes(&x), operand_sizes(&y)])?,
+    )
 }
 
 fn meta_where(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let cond = a.tensor("condition")?;
     if cond.dtype != DType::Bool && cond.dtype != DType::U8 {
-        return Err(Error::DType(format!("where expected condition to be a boolean tensor, but got a tensor with dtype {}", cond.dtype)));
+        return Err(Error::DType(format!(
+            "where expected condition to be a boolean tensor, but got a tensor with dtype {}",
+            cond.dtype
+        )));
     }
     let (x, y) = binary_operands(a)?;
     let sizes = broadcast_shapes(&[&cond.sizes, operand_sizes(&x), operand_sizes(&y)])?;
@@ -269,10 +354,15 @@ fn meta_clamp(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let (lo, hi) = (a.opt_scalar("min")?, a.opt_scalar("max")?);
     if lo.is_none() && hi.is_none() {
-        return Err(Error::value("torch.clamp: At least one of 'min' or 'max' must not be None"));
+        return Err(Error::value(
+            "torch.clamp: At least one of 'min' or 'max' must not be None",
+        ));
     }
     if t.dtype == DType::Bool {
-        return Err(Error::DTypeNotSupported { op: "clamp_scalar_cpu".into(), dtype: t.dtype });
+        return Err(Error::DTypeNotSupported {
+            op: "clamp_scalar_cpu".into(),
+            dtype: t.dtype,
+        });
     }
     let mut st = ResultTypeState::default();
     st.add_tensor(t.dtype, t.dim());
@@ -290,21 +380,28 @@ fn meta_pow_scalar(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     st.add_scalar(e);
     let dt = st.result();
     if dt.is_integral() && e.to_f64() < 0.0 {
-        return Err(Error::value("Integers to negative integer powers are not allowed."));
+        return Err(Error::value(
+            "Integers to negative integer powers are not allowed.",
+        ));
     }
     one(dt, t.sizes.clone())
 }
 
 fn meta_pow_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (t, e) = (a.operand("self")?, a.operand("exponent")?);
-    one(result_type(&[&t, &e]), broadcast_shapes(&[operand_sizes(&t), operand_sizes(&e)])?)
+    one(
+        result_type(&[&t, &e]),
+        broadcast_shapes(&[operand_sizes(&t), operand_sizes(&e)])?,
+    )
 }
 
 fn meta_dropout(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = a.tensor("input").or_else(|_| a.tensor("self"))?;
     let p = a.float("p")?;
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::value(format!("dropout probability has to be between 0 and 1, but got {p}")));
+        return Err(Error::value(format!(
+            "dropout probability has to be between 0 and 1, but got {p}"
+        )));
     }
     if a.bool("train")? && p > 0.0 {
         return Err(Error::value(
@@ -356,7 +453,12 @@ fn arith_unary(
 
 fn relu(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     // NaN propagates: `x > 0 ? x : 0` would drop it, PyTorch's clamp_min keeps it.
-    arith_unary(a, outs, |x| if x.is_nan() { x } else { x.max(0.0) }, |x| x.max(0))
+    arith_unary(
+        a,
+        outs,
+        |x| if x.is_nan() { x } else { x.max(0.0) },
+        |x| x.max(0),
+    )
 }
 
 /// Writes an op's result into `dst` (an in-place variant) and returns `dst`.
@@ -420,15 +522,29 @@ impl Arith for bool {
     }
 }
 
-fn arith_typed<T: Arith>(x: &Tensor, y: &Tensor, sizes: &[usize], op: ArithOp, alpha: Scalar) -> Tensor {
+fn arith_typed<T: Arith>(
+    x: &Tensor,
+    y: &Tensor,
+    sizes: &[usize],
+    op: ArithOp,
+    alpha: Scalar,
+) -> Tensor {
     let alpha: T = scalar_to(alpha);
     binary_map::<T, T, T>(x, y, sizes, move |p, q| T::arith(op, p, q, alpha))
 }
 
-fn binary_arith(a: &Args<Tensor>, outs: &[Value<TensorMeta>], op: ArithOp) -> Result<Vec<Value<Tensor>>> {
+fn binary_arith(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+    op: ArithOp,
+) -> Result<Vec<Value<Tensor>>> {
     let out_dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
-    let alpha = a.opt_scalar("alpha").ok().flatten().unwrap_or(Scalar::Int(1));
+    let alpha = a
+        .opt_scalar("alpha")
+        .ok()
+        .flatten()
+        .unwrap_or(Scalar::Int(1));
     let compute = out_dt.compute_dtype();
     let x = operand_as(&a.operand("self")?, compute);
     let y = operand_as(&a.operand("other")?, compute);
@@ -446,7 +562,11 @@ fn binary_arith(a: &Args<Tensor>, outs: &[Value<TensorMeta>], op: ArithOp) -> Re
     out1(as_dtype(&r, out_dt))
 }
 
-fn inplace(a: &Args<Tensor>, outs: &[Value<TensorMeta>], op: ArithOp) -> Result<Vec<Value<Tensor>>> {
+fn inplace(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+    op: ArithOp,
+) -> Result<Vec<Value<Tensor>>> {
     let s = a.tensor("self")?;
     let x = Operand::Tensor(s);
     let y = a.operand("other")?;
@@ -461,10 +581,13 @@ fn inplace(a: &Args<Tensor>, outs: &[Value<TensorMeta>], op: ArithOp) -> Result<
     if matches!(op, ArithOp::Div) && !dt.is_floating_point() {
         dt = DType::F32;
     }
-    let meta = [Value::Tensor(TensorMeta::contiguous(dt, match &outs[0] {
-        Value::Tensor(m) => m.sizes.clone(),
-        _ => vec![],
-    }))];
+    let meta = [Value::Tensor(TensorMeta::contiguous(
+        dt,
+        match &outs[0] {
+            Value::Tensor(m) => m.sizes.clone(),
+            _ => vec![],
+        },
+    ))];
     let r = binary_arith(a, &meta, op)?;
     write_back(s, r)
 }
@@ -487,14 +610,24 @@ fn compare(
     }
     let common = st.result();
     let r = match common {
-        DType::Bool => binary_map::<bool, bool, bool>(&operand_as(&x, common), &operand_as(&y, common), &sizes, fb),
+        DType::Bool => binary_map::<bool, bool, bool>(
+            &operand_as(&x, common),
+            &operand_as(&y, common),
+            &sizes,
+            fb,
+        ),
         DType::F32 | DType::F16 | DType::BF16 => {
             // Compare in the common dtype's values; f16/bf16 widen exactly to f32.
             let (p, q) = (operand_as(&x, common), operand_as(&y, common));
             let (p, q) = (as_dtype(&p, DType::F32), as_dtype(&q, DType::F32));
             binary_map::<f32, f32, bool>(&p, &q, &sizes, move |u, v| ff(u as f64, v as f64))
         }
-        DType::F64 => binary_map::<f64, f64, bool>(&operand_as(&x, common), &operand_as(&y, common), &sizes, ff),
+        DType::F64 => binary_map::<f64, f64, bool>(
+            &operand_as(&x, common),
+            &operand_as(&y, common),
+            &sizes,
+            ff,
+        ),
         _ => {
             let (p, q) = (operand_as(&x, common), operand_as(&y, common));
             crate::dispatch_dtype!(common, T => binary_map::<T, T, bool>(&p, &q, &sizes, move |u, v| fi(u.to_i64(), v.to_i64())))
@@ -509,7 +642,9 @@ fn where_self(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let cond = as_dtype(a.tensor("condition")?, DType::Bool);
     let x = operand_as(&a.operand("self")?, dt);
     let y = operand_as(&a.operand("other")?, dt);
-    out1(crate::dispatch_dtype!(dt, T => ternary_map::<bool, T, T, T>(&cond, &x, &y, &sizes, |c, p, q| if c { p } else { q })))
+    out1(
+        crate::dispatch_dtype!(dt, T => ternary_map::<bool, T, T, T>(&cond, &x, &y, &sizes, |c, p, q| if c { p } else { q })),
+    )
 }
 
 fn clamp(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
@@ -567,10 +702,26 @@ fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>
     let x = as_dtype(a.tensor("self")?, compute);
     let e = operand_as(&a.operand("exponent")?, compute);
     let r = match compute {
-        DType::F32 => binary_map::<f32, f32, f32>(&x, &e, &sizes, |b, p| if p == 2.0 { b * b } else { b.powf(p) }),
-        DType::F64 => binary_map::<f64, f64, f64>(&x, &e, &sizes, |b, p| if p == 2.0 { b * b } else { b.powf(p) }),
+        DType::F32 => {
+            binary_map::<f32, f32, f32>(
+                &x,
+                &e,
+                &sizes,
+                |b, p| if p == 2.0 { b * b } else { b.powf(p) },
+            )
+        }
+        DType::F64 => {
+            binary_map::<f64, f64, f64>(
+                &x,
+                &e,
+                &sizes,
+                |b, p| if p == 2.0 { b * b } else { b.powf(p) },
+            )
+        }
         DType::Bool => binary_map::<bool, bool, bool>(&x, &e, &sizes, |b, p| b || !p),
-        d => crate::dispatch_dtype!(d, T => binary_map::<T, T, T>(&x, &e, &sizes, |b, p| T::from_i64(ipow(b.to_i64(), p.to_i64())))),
+        d => {
+            crate::dispatch_dtype!(d, T => binary_map::<T, T, T>(&x, &e, &sizes, |b, p| T::from_i64(ipow(b.to_i64(), p.to_i64()))))
+        }
     };
     out1(as_dtype(&r, dt))
 }

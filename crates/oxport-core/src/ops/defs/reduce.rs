@@ -4,19 +4,37 @@ use crate::tensor::kernels::reduce::{along_dim, reduce_segments, segments};
 use num_traits::Float;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.sum.default", meta_reduce, |a, o| reduce(a, o, Red::Sum));
-    r.op("aten.sum.dim_IntList", meta_reduce, |a, o| reduce(a, o, Red::Sum));
-    r.op("aten.mean.default", meta_reduce, |a, o| reduce(a, o, Red::Mean));
+    r.op("aten.sum.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Sum)
+    });
+    r.op("aten.sum.dim_IntList", meta_reduce, |a, o| {
+        reduce(a, o, Red::Sum)
+    });
+    r.op("aten.mean.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Mean)
+    });
     r.op("aten.mean.dim", meta_reduce, |a, o| reduce(a, o, Red::Mean));
-    r.op("aten.amax.default", meta_reduce, |a, o| reduce(a, o, Red::Max));
+    r.op("aten.amax.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Max)
+    });
     r.op("aten.any.dim", meta_reduce, |a, o| reduce(a, o, Red::Any));
-    r.op("aten.any.default", meta_reduce, |a, o| reduce(a, o, Red::Any));
+    r.op("aten.any.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Any)
+    });
     r.op("aten.max.dim", meta_max_dim, max_dim);
     r.op("aten.argmax.default", meta_argmax, argmax);
-    r.op("aten._softmax.default", meta_softmax, |a, o| softmax(a, o, false));
-    r.op("aten.softmax.int", meta_softmax, |a, o| softmax(a, o, false));
-    r.op("aten._log_softmax.default", meta_softmax, |a, o| softmax(a, o, true));
-    r.op("aten.log_softmax.int", meta_softmax, |a, o| softmax(a, o, true));
+    r.op("aten._softmax.default", meta_softmax, |a, o| {
+        softmax(a, o, false)
+    });
+    r.op("aten.softmax.int", meta_softmax, |a, o| {
+        softmax(a, o, false)
+    });
+    r.op("aten._log_softmax.default", meta_softmax, |a, o| {
+        softmax(a, o, true)
+    });
+    r.op("aten.log_softmax.int", meta_softmax, |a, o| {
+        softmax(a, o, true)
+    });
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -33,7 +51,9 @@ fn reduced_dims<T>(a: &Args<T>, nd: usize) -> Result<Vec<usize>> {
         None => vec![],
         Some(_) => match a.get("dim")? {
             Value::None => vec![],
-            Value::Int(i) => vec![i.as_int().ok_or_else(|| Error::Symbolic("symbolic dim".into()))?],
+            Value::Int(i) => vec![i
+                .as_int()
+                .ok_or_else(|| Error::Symbolic("symbolic dim".into()))?],
             _ => a.ints("dim")?,
         },
     };
@@ -44,7 +64,9 @@ fn reduced_dims<T>(a: &Args<T>, nd: usize) -> Result<Vec<usize>> {
     for d in dims {
         let w = wrap_dim(d, nd)?;
         if out.contains(&w) {
-            return Err(Error::value(format!("dim {w} appears multiple times in the list of dims")));
+            return Err(Error::value(format!(
+                "dim {w} appears multiple times in the list of dims"
+            )));
         }
         out.push(w);
     }
@@ -74,9 +96,17 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let dims = reduced_dims(a, t.dim())?;
     let name = a.schema.name.as_str();
-    let explicit = if a.schema.arg_index("dtype").is_some() { a.opt_dtype("dtype")? } else { None };
+    let explicit = if a.schema.arg_index("dtype").is_some() {
+        a.opt_dtype("dtype")?
+    } else {
+        None
+    };
     let dt = match name {
-        "aten::sum" => explicit.unwrap_or(if t.dtype.is_floating_point() { t.dtype } else { DType::I64 }),
+        "aten::sum" => explicit.unwrap_or(if t.dtype.is_floating_point() {
+            t.dtype
+        } else {
+            DType::I64
+        }),
         "aten::mean" => {
             let dt = explicit.unwrap_or(t.dtype);
             if !dt.is_floating_point() {
@@ -88,7 +118,13 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             }
             dt
         }
-        "aten::any" => if t.dtype == DType::U8 { DType::U8 } else { DType::Bool },
+        "aten::any" => {
+            if t.dtype == DType::U8 {
+                DType::U8
+            } else {
+                DType::Bool
+            }
+        }
         _ => {
             for &d in &dims {
                 if t.sizes[d].as_int() == Some(0) {
@@ -111,22 +147,40 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
     let n_out: usize = sizes.iter().product();
     let r = if red == Red::Any {
         let (data, seg) = segments::<bool>(&as_dtype(t, DType::Bool), &dims);
-        as_dtype(&Tensor::from_vec(reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)), &sizes)?, dt)
+        as_dtype(
+            &Tensor::from_vec(
+                reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)),
+                &sizes,
+            )?,
+            dt,
+        )
     } else if dt.is_floating_point() || red == Red::Mean {
         let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
         let v = match red {
             Red::Sum => reduce_segments(&data, seg, n_out, |s| s.iter().sum::<f64>()),
-            Red::Mean => reduce_segments(&data, seg, n_out, |s| s.iter().sum::<f64>() / s.len() as f64),
+            Red::Mean => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().sum::<f64>() / s.len() as f64
+            }),
             _ => reduce_segments(&data, seg, n_out, |s| {
-                s.iter().copied().fold(f64::NEG_INFINITY, |m, x| if x.is_nan() || m.is_nan() { f64::NAN } else { m.max(x) })
+                s.iter().copied().fold(f64::NEG_INFINITY, |m, x| {
+                    if x.is_nan() || m.is_nan() {
+                        f64::NAN
+                    } else {
+                        m.max(x)
+                    }
+                })
             }),
         };
         as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
     } else {
         let (data, seg) = segments::<i64>(&as_dtype(t, DType::I64), &dims);
         let v = match red {
-            Red::Sum => reduce_segments(&data, seg, n_out, |s| s.iter().fold(0i64, |x, &y| x.wrapping_add(y))),
-            _ => reduce_segments(&data, seg, n_out, |s| s.iter().copied().max().unwrap_or(i64::MIN)),
+            Red::Sum => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().fold(0i64, |x, &y| x.wrapping_add(y))
+            }),
+            _ => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().copied().max().unwrap_or(i64::MIN)
+            }),
         };
         as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
     };
@@ -166,11 +220,19 @@ fn argmax_of(s: &[f64]) -> (usize, f64) {
 fn max_dim(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let t = a.tensor("self")?;
     let sizes = out_sizes(outs, 0)?;
-    let dims = if t.dim() == 0 { vec![] } else { vec![wrap_dim(a.int("dim")?, t.dim())?] };
+    let dims = if t.dim() == 0 {
+        vec![]
+    } else {
+        vec![wrap_dim(a.int("dim")?, t.dim())?]
+    };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
     let n: usize = sizes.iter().product();
     let best = reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64);
-    let vals: Vec<f64> = best.iter().enumerate().map(|(k, &i)| data[k * seg + i as usize]).collect();
+    let vals: Vec<f64> = best
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| data[k * seg + i as usize])
+        .collect();
     Ok(vec![
         Value::Tensor(as_dtype(&Tensor::from_vec(vals, &sizes)?, t.dtype())),
         Value::Tensor(Tensor::from_vec(best, &sizes)?),
@@ -182,7 +244,9 @@ fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = match a.opt_int("dim")? {
         None => {
             if t.numel().as_int() == Some(0) {
-                return Err(Error::shape("argmax(): Expected reduction dim to be specified for input.numel() == 0."));
+                return Err(Error::shape(
+                    "argmax(): Expected reduction dim to be specified for input.numel() == 0.",
+                ));
             }
             if a.bool("keepdim")? {
                 vec![SymInt::Int(1); t.dim()]
@@ -209,7 +273,10 @@ fn argmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
     let n: usize = sizes.iter().product();
-    out1(Tensor::from_vec(reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64), &sizes)?)
+    out1(Tensor::from_vec(
+        reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64),
+        &sizes,
+    )?)
 }
 
 fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -222,14 +289,24 @@ fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         dt = a.opt_dtype("dtype")?.unwrap_or(t.dtype);
     }
     if !dt.is_floating_point() {
-        let kernel = if a.schema.name.contains("log_softmax") { "log_softmax_lastdim_kernel_impl" } else { "softmax_lastdim_kernel_impl" };
-        return Err(Error::DTypeNotSupported { op: kernel.into(), dtype: dt });
+        let kernel = if a.schema.name.contains("log_softmax") {
+            "log_softmax_lastdim_kernel_impl"
+        } else {
+            "softmax_lastdim_kernel_impl"
+        };
+        return Err(Error::DTypeNotSupported {
+            op: kernel.into(),
+            dtype: dt,
+        });
     }
     one(dt, t.sizes.clone())
 }
 
 fn softmax_seg<F: Float>(s: &mut [F], log: bool) {
-    let m = s.iter().copied().fold(F::neg_infinity(), |m, x| if x > m || x.is_nan() { x } else { m });
+    let m = s.iter().copied().fold(
+        F::neg_infinity(),
+        |m, x| if x > m || x.is_nan() { x } else { m },
+    );
     let mut sum = F::zero();
     for x in s.iter_mut() {
         let e = (*x - m).exp();

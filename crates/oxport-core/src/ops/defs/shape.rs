@@ -7,11 +7,21 @@ use crate::dtype::promote_types;
 use crate::tensor::contiguous_strides;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.view.default", meta_view, |a, o| view_kernel(a, o, false));
-    r.op("aten._unsafe_view.default", meta_reshape, |a, o| view_kernel(a, o, true));
-    r.op("aten.reshape.default", meta_reshape, |a, o| view_kernel(a, o, true));
-    r.op("aten.flatten.using_ints", meta_flatten, |a, o| view_kernel(a, o, true));
-    r.op("aten.unflatten.int", meta_unflatten, |a, o| view_kernel(a, o, false));
+    r.op("aten.view.default", meta_view, |a, o| {
+        view_kernel(a, o, false)
+    });
+    r.op("aten._unsafe_view.default", meta_reshape, |a, o| {
+        view_kernel(a, o, true)
+    });
+    r.op("aten.reshape.default", meta_reshape, |a, o| {
+        view_kernel(a, o, true)
+    });
+    r.op("aten.flatten.using_ints", meta_flatten, |a, o| {
+        view_kernel(a, o, true)
+    });
+    r.op("aten.unflatten.int", meta_unflatten, |a, o| {
+        view_kernel(a, o, false)
+    });
     r.op("aten.permute.default", meta_geometry, geometry_kernel);
     r.op("aten.transpose.int", meta_geometry, geometry_kernel);
     r.op("aten.t.default", meta_geometry, geometry_kernel);
@@ -24,13 +34,23 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.unsqueeze.default", meta_geometry, geometry_kernel);
     r.op("aten.alias.default", meta_geometry, geometry_kernel);
     r.op("aten.as_strided.default", meta_geometry, geometry_kernel);
-    r.op("aten.clone.default", meta_copy_like, |a, _| out1(materialize(a.tensor("self")?)));
-    r.op("aten.contiguous.default", meta_copy_like, |a, _| out1(a.tensor("self")?.contiguous_untraced()));
-    r.op("aten._to_copy.default", meta_to_copy, |a, o| out1(a.tensor("self")?.cast_untraced(out_dtype(o, 0)?)));
+    r.op("aten.clone.default", meta_copy_like, |a, _| {
+        out1(materialize(a.tensor("self")?))
+    });
+    r.op("aten.contiguous.default", meta_copy_like, |a, _| {
+        out1(a.tensor("self")?.contiguous_untraced())
+    });
+    r.op("aten._to_copy.default", meta_to_copy, |a, o| {
+        out1(a.tensor("self")?.cast_untraced(out_dtype(o, 0)?))
+    });
     r.op("aten.to.dtype", meta_to_dtype, |a, o| {
         let t = a.tensor("self")?;
         let dt = out_dtype(o, 0)?;
-        out1(if dt == t.dtype() && !a.bool("copy")? { t.clone() } else { t.cast_untraced(dt) })
+        out1(if dt == t.dtype() && !a.bool("copy")? {
+            t.clone()
+        } else {
+            t.cast_untraced(dt)
+        })
     });
     r.op("aten.copy_.default", meta_copy_, |a, _| {
         let (dst, src) = (a.tensor("self")?, a.tensor("src")?);
@@ -48,7 +68,8 @@ pub(super) fn register(r: &mut Builder) {
 
 /// A clone: always a fresh contiguous copy.
 fn materialize(t: &Tensor) -> Tensor {
-    Tensor::from_buffer_checked(t.to_buffer(), t.sizes()).expect("sizes match a copy of the same tensor")
+    Tensor::from_buffer_checked(t.to_buffer(), t.sizes())
+        .expect("sizes match a copy of the same tensor")
 }
 
 // ---- view / reshape ----------------------------------------------------------------------------------
@@ -69,7 +90,13 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
             _ => known = known.mul(s),
         }
     }
-    let bad = || Error::shape(format!("shape '{}' is invalid for input of size {}", shape_str(shape), numel));
+    let bad = || {
+        Error::shape(format!(
+            "shape '{}' is invalid for input of size {}",
+            shape_str(shape),
+            numel
+        ))
+    };
     let mut out = shape.to_vec();
     if let Some(i) = infer {
         if known.guard_eq(&SymInt::Int(0)) && numel.guard_eq(&SymInt::Int(0)) {
@@ -89,14 +116,22 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
 }
 
 /// PyTorch's `computeStride`: strides for viewing (sizes, strides) as `new`, if possible without a copy.
-pub(crate) fn view_strides(sizes: &[usize], strides: &[usize], new: &[usize]) -> Option<Vec<usize>> {
+pub(crate) fn view_strides(
+    sizes: &[usize],
+    strides: &[usize],
+    new: &[usize],
+) -> Option<Vec<usize>> {
     if sizes.is_empty() {
         // A 0-d tensor views as any shape of one element.
         return Some(vec![1; new.len()]);
     }
     let numel: usize = sizes.iter().product();
     if numel == 0 {
-        return if sizes == new { Some(strides.to_vec()) } else { Some(contiguous_strides(new)) };
+        return if sizes == new {
+            Some(strides.to_vec())
+        } else {
+            Some(contiguous_strides(new))
+        };
     }
     let mut out = vec![0usize; new.len()];
     let mut view_d = new.len() as isize - 1;
@@ -105,7 +140,10 @@ pub(crate) fn view_strides(sizes: &[usize], strides: &[usize], new: &[usize]) ->
     let mut view_numel = 1usize;
     for tensor_d in (0..sizes.len()).rev() {
         tensor_numel *= sizes[tensor_d];
-        if tensor_d == 0 || (sizes[tensor_d - 1] != 1 && strides[tensor_d - 1] != tensor_numel * chunk_base_stride) {
+        if tensor_d == 0
+            || (sizes[tensor_d - 1] != 1
+                && strides[tensor_d - 1] != tensor_numel * chunk_base_stride)
+        {
             while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
                 out[view_d as usize] = view_numel * chunk_base_stride;
                 view_numel *= new[view_d as usize];
@@ -128,7 +166,11 @@ pub(crate) fn view_strides(sizes: &[usize], strides: &[usize], new: &[usize]) ->
 }
 
 fn view_meta(t: &TensorMeta, new: Vec<SymInt>, allow_copy: bool) -> Result<Vec<Value<TensorMeta>>> {
-    let (Ok(old), Ok(olds), Ok(newc)) = (t.concrete_sizes(), usize_sizes(&t.strides), usize_sizes(&new)) else {
+    let (Ok(old), Ok(olds), Ok(newc)) = (
+        t.concrete_sizes(),
+        usize_sizes(&t.strides),
+        usize_sizes(&new),
+    ) else {
         return Ok(vec![Value::Tensor(TensorMeta::contiguous(t.dtype, new))]);
     };
     match view_strides(&old, &olds, &newc) {
@@ -166,7 +208,9 @@ fn meta_flatten(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let s = wrap(a.int("start_dim")?, t)?;
     let e = wrap(a.int("end_dim")?, t)?;
     if s > e {
-        return Err(Error::value("flatten() has invalid args: start_dim cannot come after end_dim"));
+        return Err(Error::value(
+            "flatten() has invalid args: start_dim cannot come after end_dim",
+        ));
     }
     let mut new: Vec<SymInt> = t.sizes[..s].to_vec();
     new.push(t.sizes[s..=e].iter().fold(SymInt::Int(1), |x, y| x.mul(y)));
@@ -195,13 +239,19 @@ fn meta_unflatten(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     view_meta(t, new, false)
 }
 
-fn view_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>], allow_copy: bool) -> Result<Vec<Value<Tensor>>> {
+fn view_kernel(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+    allow_copy: bool,
+) -> Result<Vec<Value<Tensor>>> {
     let t = a.tensor("self")?;
     let new = out_sizes(outs, 0)?;
     match view_strides(t.sizes(), t.strides(), &new) {
         Some(st) => out1(t.restride(&new, &st, t.storage_offset())?),
         None if allow_copy => out1(Tensor::from_buffer_checked(t.to_buffer(), &new)?),
-        None => Err(Error::shape("view size is not compatible with input tensor's size and stride")),
+        None => Err(Error::shape(
+            "view size is not compatible with input tensor's size and stride",
+        )),
     }
 }
 
@@ -242,7 +292,9 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         }
         "aten.t.default" => {
             if nd > 2 {
-                return Err(Error::shape(format!("t() expects a tensor with <= 2 dimensions, but self is {nd}D")));
+                return Err(Error::shape(format!(
+                    "t() expects a tensor with <= 2 dimensions, but self is {nd}D"
+                )));
             }
             sizes.reverse();
             strides.reverse();
@@ -292,7 +344,9 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         }
         "aten.select.int" => {
             if nd == 0 {
-                return Err(Error::shape("select() cannot be applied to a 0-dim tensor."));
+                return Err(Error::shape(
+                    "select() cannot be applied to a 0-dim tensor.",
+                ));
             }
             let d = wrap_dim(a.int("dim")?, nd)?;
             let idx = a.symint("index")?;
@@ -339,7 +393,11 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             if end.guard_lt(&start) {
                 end = start.clone();
             }
-            let len = end.sub(&start).add(&step).sub(&SymInt::Int(1)).floor_div(&step);
+            let len = end
+                .sub(&start)
+                .add(&step)
+                .sub(&SymInt::Int(1))
+                .floor_div(&step);
             offset = offset.add(&start.mul(&t.strides[d]));
             sizes[d] = len;
             strides[d] = t.strides[d].mul(&step);
@@ -348,15 +406,25 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             let dims: Vec<usize> = match a.schema.overload.as_str() {
                 "" => (0..nd).collect(),
                 "dim" => vec![wrap_dim(a.int("dim")?, nd)?],
-                _ => a.ints("dim")?.into_iter().map(|d| wrap_dim(d, nd)).collect::<Result<_>>()?,
+                _ => a
+                    .ints("dim")?
+                    .into_iter()
+                    .map(|d| wrap_dim(d, nd))
+                    .collect::<Result<_>>()?,
             };
-            let keep: Vec<usize> = (0..nd).filter(|d| !(dims.contains(d) && t.sizes[*d].guard_is_one())).collect();
+            let keep: Vec<usize> = (0..nd)
+                .filter(|d| !(dims.contains(d) && t.sizes[*d].guard_is_one()))
+                .collect();
             sizes = keep.iter().map(|&d| t.sizes[d].clone()).collect();
             strides = keep.iter().map(|&d| t.strides[d].clone()).collect();
         }
         "aten.unsqueeze.default" => {
             let d = wrap_dim(a.int("dim")?, nd + 1)?;
-            let st = if d < nd { t.sizes[d].mul(&t.strides[d]) } else { SymInt::Int(1) };
+            let st = if d < nd {
+                t.sizes[d].mul(&t.strides[d])
+            } else {
+                SymInt::Int(1)
+            };
             sizes.insert(d, SymInt::Int(1));
             strides.insert(d, st);
         }
@@ -377,15 +445,26 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         }
         other => return Err(Error::UnknownOp(other.to_string())),
     }
-    Ok(vec![Value::Tensor(TensorMeta { dtype: t.dtype, sizes, strides, offset })])
+    Ok(vec![Value::Tensor(TensorMeta {
+        dtype: t.dtype,
+        sizes,
+        strides,
+        offset,
+    })])
 }
 
 fn geometry_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let t = a.tensor("self")?;
-    let Some(Value::Tensor(m)) = outs.first() else { return Err(Error::value("view meta missing")) };
+    let Some(Value::Tensor(m)) = outs.first() else {
+        return Err(Error::value("view meta missing"));
+    };
     let sizes = m.concrete_sizes()?;
     let strides = usize_sizes(&m.strides)?;
-    let off = m.offset.as_int().filter(|o| *o >= 0).ok_or_else(|| Error::Symbolic("symbolic storage offset".into()))?;
+    let off = m
+        .offset
+        .as_int()
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| Error::Symbolic("symbolic storage offset".into()))?;
     out1(t.restride(&sizes, &strides, off as usize)?)
 }
 
@@ -429,16 +508,24 @@ fn meta_copy_(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_cat(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let ts = a.tensors("tensors")?;
     if ts.is_empty() {
-        return Err(Error::value("torch.cat(): expected a non-empty list of Tensors"));
+        return Err(Error::value(
+            "torch.cat(): expected a non-empty list of Tensors",
+        ));
     }
-    let dtype = ts.iter().map(|t| t.dtype).reduce(promote_types).expect("non-empty");
+    let dtype = ts
+        .iter()
+        .map(|t| t.dtype)
+        .reduce(promote_types)
+        .expect("non-empty");
     // PyTorch's legacy rule: 1-D tensors of size 0 are skipped.
     let is_skipped = |t: &TensorMeta| t.dim() == 1 && t.sizes[0].as_int() == Some(0);
     let Some(reference) = ts.iter().find(|t| !is_skipped(t)) else {
         return one(dtype, ts[0].sizes.clone());
     };
     if reference.dim() == 0 {
-        return Err(Error::shape("zero-dimensional tensor (at position 0) cannot be concatenated"));
+        return Err(Error::shape(
+            "zero-dimensional tensor (at position 0) cannot be concatenated",
+        ));
     }
     let d = wrap(a.int("dim")?, reference)?;
     let mut sizes = reference.sizes.clone();
@@ -471,7 +558,11 @@ fn meta_cat(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn cat_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
-    let ts: Vec<&Tensor> = a.tensors("tensors")?.iter().filter(|t| !(t.dim() == 1 && t.numel() == 0)).collect();
+    let ts: Vec<&Tensor> = a
+        .tensors("tensors")?
+        .iter()
+        .filter(|t| !(t.dim() == 1 && t.numel() == 0))
+        .collect();
     let out = Tensor::filled(&sizes, crate::Scalar::Int(0), dt);
     if ts.is_empty() {
         return out1(out);
@@ -505,7 +596,13 @@ fn meta_stack(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let d = wrap_dim(a.int("dim")?, ts[0].dim() + 1)?;
     let mut sizes = ts[0].sizes.clone();
     sizes.insert(d, SymInt::from(ts.len()));
-    one(ts.iter().map(|t| t.dtype).reduce(promote_types).expect("non-empty"), sizes)
+    one(
+        ts.iter()
+            .map(|t| t.dtype)
+            .reduce(promote_types)
+            .expect("non-empty"),
+        sizes,
+    )
 }
 
 fn stack_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
@@ -550,10 +647,14 @@ fn split_pieces(a: &Args<TensorMeta>, t: &TensorMeta, d: usize) -> Result<Vec<(S
         "aten.split.Tensor" => {
             let ss = a.symint("split_size")?.clone();
             let (Some(n), Some(k)) = (size.as_int(), ss.as_int()) else {
-                return Err(Error::Symbolic("split with symbolic sizes is not supported yet".into()));
+                return Err(Error::Symbolic(
+                    "split with symbolic sizes is not supported yet".into(),
+                ));
             };
             if k < 0 || (k == 0 && n != 0) {
-                return Err(Error::shape(format!("split expects split_size be non-negative, but got split_size={k}")));
+                return Err(Error::shape(format!(
+                    "split expects split_size be non-negative, but got split_size={k}"
+                )));
             }
             let count = if k == 0 { 1 } else { ((n + k - 1) / k).max(1) };
             for i in 0..count {
@@ -562,7 +663,9 @@ fn split_pieces(a: &Args<TensorMeta>, t: &TensorMeta, d: usize) -> Result<Vec<(S
             }
         }
         _ => {
-            let n = size.as_int().ok_or_else(|| Error::Symbolic("unbind over a symbolic dim".into()))?;
+            let n = size
+                .as_int()
+                .ok_or_else(|| Error::Symbolic("unbind over a symbolic dim".into()))?;
             for i in 0..n {
                 pieces.push((SymInt::Int(i), SymInt::Int(-1))); // -1: select (dim removed)
             }
@@ -574,7 +677,9 @@ fn split_pieces(a: &Args<TensorMeta>, t: &TensorMeta, d: usize) -> Result<Vec<(S
 fn meta_split(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if t.dim() == 0 {
-        return Err(Error::shape("split/unbind expects at least a 1-dimensional tensor"));
+        return Err(Error::shape(
+            "split/unbind expects at least a 1-dimensional tensor",
+        ));
     }
     let d = wrap(a.int("dim")?, t)?;
     let views = split_pieces(a, t, d)?
@@ -596,10 +701,15 @@ fn meta_split(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 fn split_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let t = a.tensor("self")?;
-    let Some(Value::Tensors(ms)) = outs.first() else { return Err(Error::value("split meta missing")) };
+    let Some(Value::Tensors(ms)) = outs.first() else {
+        return Err(Error::value("split meta missing"));
+    };
     let mut views = Vec::with_capacity(ms.len());
     for m in ms {
-        let off = m.offset.as_int().ok_or_else(|| Error::Symbolic("symbolic offset".into()))? as usize;
+        let off = m
+            .offset
+            .as_int()
+            .ok_or_else(|| Error::Symbolic("symbolic offset".into()))? as usize;
         views.push(t.restride(&m.concrete_sizes()?, &usize_sizes(&m.strides)?, off)?);
     }
     Ok(vec![Value::Tensors(views)])

@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{PARALLEL_THRESHOLD, Scalar, gemm_strided};
+use super::matmul::{gemm_strided, Scalar, PARALLEL_THRESHOLD};
 
 /// Hyper-parameters of a 2-D convolution, `[height, width]` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -33,11 +33,13 @@ pub fn unary_map<A: Element, O: Element>(a: &Tensor, f: impl Fn(A) -> O + Sync +
         .with_contiguous::<A, _>(|src| {
             if src.len() >= PAR_THRESHOLD {
                 let mut out = vec![O::default(); src.len()];
-                out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(o, s)| {
-                    for (o, &s) in o.iter_mut().zip(s) {
-                        *o = f(s);
-                    }
-                });
+                out.par_chunks_mut(CHUNK)
+                    .zip(src.par_chunks(CHUNK))
+                    .for_each(|(o, s)| {
+                        for (o, &s) in o.iter_mut().zip(s) {
+                            *o = f(s);
+                        }
+                    });
                 out
             } else {
                 src.iter().map(|&x| f(x)).collect()
@@ -87,11 +89,13 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
         let y = sb[b.storage_offset()];
         let xa = &sa[a.storage_offset()..a.storage_offset() + n];
         if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(CHUNK).zip(xa.par_chunks(CHUNK)).for_each(|(o, x)| {
-                for i in 0..o.len() {
-                    o[i] = f(x[i], y);
-                }
-            });
+            out.par_chunks_mut(CHUNK)
+                .zip(xa.par_chunks(CHUNK))
+                .for_each(|(o, x)| {
+                    for i in 0..o.len() {
+                        o[i] = f(x[i], y);
+                    }
+                });
         } else {
             for i in 0..n {
                 out[i] = f(xa[i], y);
@@ -101,14 +105,19 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
         let os = contiguous_strides(out_sizes);
         let stra = broadcast_strides(a, out_sizes);
         let strb = broadcast_strides(b, out_sizes);
-        for_each_run(out_sizes, &[&os, &stra, &strb], &[0, a.storage_offset(), b.storage_offset()], |offs, len, st| {
-            let (o0, a0, b0) = (offs[0], offs[1], offs[2]);
-            let (sa_, sb_) = (st[1], st[2]);
-            let dst = &mut out[o0..o0 + len];
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d = f(sa[a0 + i * sa_], sb[b0 + i * sb_]);
-            }
-        });
+        for_each_run(
+            out_sizes,
+            &[&os, &stra, &strb],
+            &[0, a.storage_offset(), b.storage_offset()],
+            |offs, len, st| {
+                let (o0, a0, b0) = (offs[0], offs[1], offs[2]);
+                let (sa_, sb_) = (st[1], st[2]);
+                let dst = &mut out[o0..o0 + len];
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = f(sa[a0 + i * sa_], sb[b0 + i * sb_]);
+                }
+            },
+        );
     }
     Tensor::from_buffer(O::into_buffer(out), out_sizes)
 }
@@ -129,14 +138,26 @@ pub fn ternary_map<A: Element, B: Element, C: Element, O: Element>(
     let vc = c.to_vec::<C>().expect("element type C");
     let os = contiguous_strides(out_sizes);
     let bs = |t: &Tensor| {
-        let cont = Tensor::from_buffer(crate::tensor::Buffer::Bool(vec![false; t.numel()]), t.sizes());
+        let cont = Tensor::from_buffer(
+            crate::tensor::Buffer::Bool(vec![false; t.numel()]),
+            t.sizes(),
+        );
         broadcast_strides(&cont, out_sizes)
     };
     let (stra, strb, strc) = (bs(a), bs(b), bs(c));
-    for_each_run(out_sizes, &[&os, &stra, &strb, &strc], &[0, 0, 0, 0], |offs, len, st| {
-        for i in 0..len {
-            out[offs[0] + i] = f(va[offs[1] + i * st[1]], vb[offs[2] + i * st[2]], vc[offs[3] + i * st[3]]);
-        }
-    });
+    for_each_run(
+        out_sizes,
+        &[&os, &stra, &strb, &strc],
+        &[0, 0, 0, 0],
+        |offs, len, st| {
+            for i in 0..len {
+                out[offs[0] + i] = f(
+                    va[offs[1] + i * st[1]],
+                    vb[offs[2] + i * st[2]],
+                    vc[offs[3] + i * st[3]],
+                );
+            }
+        },
+    );
     Tensor::from_buffer(O::into_buffer(out), out_sizes)
 }

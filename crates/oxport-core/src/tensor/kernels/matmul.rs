@@ -114,7 +114,11 @@ fn check_extent(what: &str, len: usize, rows: usize, cols: usize, rs: isize, cs:
             .ok()
             .and_then(|d| d.checked_mul(stride))
             .unwrap_or_else(|| panic!("{what}: stride arithmetic overflows"));
-        if last < 0 { (last, 0) } else { (0, last) }
+        if last < 0 {
+            (last, 0)
+        } else {
+            (0, last)
+        }
     };
     let (rmin, rmax) = span(rows, rs);
     let (cmin, cmax) = span(cols, cs);

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{PARALLEL_THRESHOLD, Scalar};
+use super::matmul::{Scalar, PARALLEL_THRESHOLD};
 
 /// Work (output elements × window size) above which planes run in parallel.
 const POOL_PARALLEL_MIN: usize = PARALLEL_THRESHOLD / 4;

@@ -12,7 +12,9 @@ pub fn segments<T: Element>(t: &Tensor, dims: &[usize]) -> (Vec<T>, usize) {
     let sizes: Vec<usize> = perm.iter().map(|&d| t.sizes()[d]).collect();
     let strides: Vec<usize> = perm.iter().map(|&d| t.strides()[d]).collect();
     let seg: usize = dims.iter().map(|&d| t.sizes()[d]).product();
-    let view = t.restride(&sizes, &strides, t.storage_offset()).expect("a permutation of a valid view is valid");
+    let view = t
+        .restride(&sizes, &strides, t.storage_offset())
+        .expect("a permutation of a valid view is valid");
     (view.to_vec::<T>().expect("element type T"), seg)
 }
 
@@ -62,5 +64,7 @@ pub fn along_dim<T: Element>(t: &Tensor, dim: usize, f: impl Fn(&mut [T]) + Sync
         strides[d] = moved_strides[i];
     }
     let tmp = Tensor::from_buffer(T::into_buffer(data), &moved_sizes);
-    tmp.restride(t.sizes(), &strides, 0).expect("inverse permutation is valid").contiguous_untraced()
+    tmp.restride(t.sizes(), &strides, 0)
+        .expect("inverse permutation is valid")
+        .contiguous_untraced()
 }

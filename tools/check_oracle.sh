@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerates every checked-in oracle artifact with real PyTorch and fails if any differs from the
+# committed copy: the schema table, the model op census and the op fixtures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(bash tools/setup_venv.sh)
+"$PY" tools/gen_schemas.py
+"$PY" tools/collect_ops.py >/dev/null
+"$PY" tools/gen_op_fixtures.py >/dev/null
+if ! git diff --quiet --exit-code -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures \
+    || [ -n "$(git status --porcelain -- tests/fixtures tools/data)" ]; then
+    git status --short -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures | head -20
+    echo "oracle artifacts differ from what PyTorch produces now: regenerate and commit them" >&2
+    exit 1
+fi
+echo "oracle artifacts match PyTorch $("$PY" -c 'import torch; print(torch.__version__)')"
