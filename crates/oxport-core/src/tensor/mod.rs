@@ -257,6 +257,22 @@ impl Tensor {
         })
     }
 
+    /// A view with dims `d0` and `d1` swapped (no dispatch; kernels use it). Dims must be in range.
+    pub fn transpose_untraced(&self, d0: usize, d1: usize) -> Tensor {
+        let mut t = self.clone();
+        t.sizes.swap(d0, d1);
+        t.strides.swap(d0, d1);
+        t
+    }
+
+    /// A view with a size-1 dim inserted at `d` (no dispatch; kernels use it). `d <= dim()`.
+    pub fn unsqueeze_untraced(&self, d: usize) -> Tensor {
+        let mut t = self.clone();
+        t.sizes.insert(d, 1);
+        t.strides.insert(d, 1);
+        t
+    }
+
     /// The elements in logical (row-major) order, as `T` (which must be this tensor's dtype).
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype {

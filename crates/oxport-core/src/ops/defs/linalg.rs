@@ -251,8 +251,8 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
     let sa = T::slice(&ga).expect("dtype checked");
     let sb = T::slice(gb).expect("dtype checked");
     let mn = m * n;
-    if mn == 0 {
-        // nothing to compute
+    if mn == 0 || k == 0 {
+        // Empty product: the zeros already in `out` (and the operands may have no storage to index).
     } else if nbatch > 1 && m * n * k < (1 << 18) {
         out.par_chunks_mut(mn).enumerate().for_each(|(i, c)| {
             gemm_strided(
@@ -325,15 +325,6 @@ fn matmul_int(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(out, &sizes)
 }
 
-fn unsqueeze_view(t: &Tensor, d: usize) -> Tensor {
-    let mut sizes = t.sizes().to_vec();
-    let mut strides = t.strides().to_vec();
-    sizes.insert(d, 1);
-    strides.insert(d, 1);
-    t.restride(&sizes, &strides, t.storage_offset())
-        .expect("unsqueeze is always valid")
-}
-
 /// `torch.matmul` semantics via the batched core (1-D operands get a unit dim that is removed after).
 pub(crate) fn matmul_tensors(
     x: &Tensor,
@@ -342,12 +333,12 @@ pub(crate) fn matmul_tensors(
     out: &[usize],
 ) -> Result<Tensor> {
     let xa = if x.dim() == 1 {
-        unsqueeze_view(x, 0)
+        x.unsqueeze_untraced(0)
     } else {
         x.clone()
     };
     let yb = if y.dim() == 1 {
-        unsqueeze_view(y, 1)
+        y.unsqueeze_untraced(1)
     } else {
         y.clone()
     };
@@ -362,19 +353,6 @@ fn matmul(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
         out_dtype(outs, 0)?,
         &out_sizes(outs, 0)?,
     )?)
-}
-
-fn transpose_last2(w: &Tensor) -> Tensor {
-    if w.dim() < 2 {
-        return w.clone();
-    }
-    let nd = w.dim();
-    let mut sizes = w.sizes().to_vec();
-    let mut strides = w.strides().to_vec();
-    sizes.swap(nd - 1, nd - 2);
-    strides.swap(nd - 1, nd - 2);
-    w.restride(&sizes, &strides, w.storage_offset())
-        .expect("transpose is always valid")
 }
 
 /// Adds `bias` (broadcast) into a contiguous `out` in place; both already in the output dtype.
@@ -415,7 +393,12 @@ fn addmm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tenso
 fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let dt = out_dtype(outs, 0)?;
     let x = a.tensor("input")?;
-    let w = transpose_last2(a.tensor("weight")?);
+    let w = a.tensor("weight")?;
+    let w = if w.dim() == 2 {
+        w.transpose_untraced(0, 1)
+    } else {
+        w.clone()
+    };
     let sizes = out_sizes(outs, 0)?;
     let mm_sizes = usize_sizes(&matmul_shapes(
         &TensorMeta::of(x).sizes,

@@ -349,6 +349,13 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             dtype: x.dtype,
         });
     }
+    let first = x.dim() - 3; // the batch dim (4-D input) may be empty, the others may not
+    if x.sizes[first..].iter().any(|s| s.guard_eq(&SymInt::Int(0))) {
+        return Err(Error::shape(format!(
+            "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:{}",
+            shape_str(&x.sizes)
+        )));
+    }
     let p = pool_args(a)?;
     let nd = x.dim();
     let mut out = x.sizes.clone();
@@ -579,6 +586,14 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     require_float("adaptive_avg_pool2d", x)?;
+    for d in 1..x.dim() {
+        if x.sizes[d].guard_eq(&SymInt::Int(0)) {
+            return Err(Error::shape(format!(
+                "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has sizes {} with dimension {d} being empty",
+                shape_str(&x.sizes)
+            )));
+        }
+    }
     let os = expand_param(a.ints("output_size")?, 2, "output_size")?;
     if os.iter().any(|&v| v < 0) {
         return Err(Error::value(
@@ -683,14 +698,17 @@ fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
             &std::iter::once(0).chain(2..x.dim()).collect::<Vec<_>>(),
         );
         let n = seg as f64;
-        let mean: Vec<f64> = data
-            .chunks(seg.max(1))
-            .map(|s| s.iter().sum::<f64>() / n)
-            .collect();
-        let var: Vec<f64> = data
-            .chunks(seg.max(1))
-            .zip(&mean)
-            .map(|(s, m)| s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n)
+        // One segment per channel (`segments` moved dim 1 first); an empty batch gives NaN statistics.
+        let chan = |ch: usize| &data[ch * seg..(ch + 1) * seg];
+        let mean: Vec<f64> = (0..c).map(|ch| chan(ch).iter().sum::<f64>() / n).collect();
+        let var: Vec<f64> = (0..c)
+            .map(|ch| {
+                chan(ch)
+                    .iter()
+                    .map(|v| (v - mean[ch]) * (v - mean[ch]))
+                    .sum::<f64>()
+                    / n
+            })
             .collect();
         let mom = a.float("momentum")?;
         if let (Some(rm), Some(rv)) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?)
@@ -903,14 +921,7 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
             v = repeat_heads(&v, rep as usize)?;
         }
     }
-    let kt = {
-        let nd = k.dim();
-        let mut sizes = k.sizes().to_vec();
-        let mut strides = k.strides().to_vec();
-        sizes.swap(nd - 1, nd - 2);
-        strides.swap(nd - 1, nd - 2);
-        k.restride(&sizes, &strides, k.storage_offset())?
-    };
+    let kt = k.transpose_untraced(k.dim() - 1, k.dim() - 2);
     let qs: Vec<SymInt> = q.sizes().iter().map(|&s| SymInt::from(s)).collect();
     let ks: Vec<SymInt> = kt.sizes().iter().map(|&s| SymInt::from(s)).collect();
     let qb: &[SymInt] = &qs[..qs.len() - 2];
@@ -1059,7 +1070,57 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     let h = &hx[0];
-    let hidden = h.sizes[h.dim() - 1].clone();
+    let Some(hidden) = h.sizes.last().cloned() else {
+        return Err(Error::shape("lstm: h0 must have at least one dimension"));
+    };
+    // Weights per (layer, direction): w_ih [4H, in], w_hh [4H, H], b_ih [4H], b_hh [4H].
+    let four_h = hidden.mul(&SymInt::Int(4));
+    let in_size = x.sizes[x.dim() - 1].clone();
+    let batched = x.dim() == 3;
+    let batch = if batched {
+        Some(x.sizes[if a.bool("batch_first")? { 0 } else { 1 }].clone())
+    } else {
+        None
+    };
+    let mut state: Vec<SymInt> = vec![SymInt::Int(layers * dirs)];
+    state.extend(batch);
+    state.push(hidden.clone());
+    for (name, s) in ["h0", "c0"].iter().zip(hx) {
+        if s.sizes.len() != state.len() || !s.sizes.iter().zip(&state).all(|(a, b)| a.guard_eq(b)) {
+            return Err(Error::shape(format!(
+                "Expected hidden size {}, got {} for {name}",
+                shape_str(&state),
+                shape_str(&s.sizes)
+            )));
+        }
+    }
+    for (k, p) in params.iter().enumerate() {
+        let layer = k as i64 / (dirs * per);
+        let want: Vec<SymInt> = match k as i64 % per {
+            0 => vec![
+                four_h.clone(),
+                if layer == 0 {
+                    in_size.clone()
+                } else {
+                    hidden.mul(&SymInt::Int(dirs))
+                },
+            ],
+            1 => vec![four_h.clone(), hidden.clone()],
+            _ => vec![four_h.clone()],
+        };
+        if p.dtype != x.dtype
+            || p.sizes.len() != want.len()
+            || !p.sizes.iter().zip(&want).all(|(a, b)| a.guard_eq(b))
+        {
+            return Err(Error::shape(format!(
+                "lstm: parameter {k} should be {} of shape {}, got {} of shape {}",
+                x.dtype.name(),
+                shape_str(&want),
+                p.dtype.name(),
+                shape_str(&p.sizes)
+            )));
+        }
+    }
     let mut out = x.sizes.clone();
     let nd = out.len();
     out[nd - 1] = hidden.mul(&SymInt::Int(dirs));
@@ -1097,17 +1158,9 @@ fn lstm_direction(
     };
     // Input projections for all steps at once: [T*B, In] @ W_ih^T.
     let xin = x.restride(&[t_len * b, x.sizes()[2]], &[x.sizes()[2], 1], 0)?;
-    let wt = w_ih.restride(
-        &[w_ih.sizes()[1], w_ih.sizes()[0]],
-        &[w_ih.strides()[1], w_ih.strides()[0]],
-        w_ih.storage_offset(),
-    )?;
+    let wt = w_ih.transpose_untraced(0, 1);
     let gx = batched_matmul(&xin, &wt, DType::F64)?.to_vec::<f64>()?;
-    let whh_t = w_hh.restride(
-        &[w_hh.sizes()[1], w_hh.sizes()[0]],
-        &[w_hh.strides()[1], w_hh.strides()[0]],
-        w_hh.storage_offset(),
-    )?;
+    let whh_t = w_hh.transpose_untraced(0, 1);
     let (mut h, mut c) = (h0, c0);
     let mut out = vec![0f64; t_len * b * hsz];
     for step in 0..t_len {

@@ -63,6 +63,9 @@ fn reduced_dims<T>(a: &Args<T>, nd: usize) -> Result<Vec<usize>> {
     let mut out = Vec::new();
     for d in dims {
         let w = wrap_dim(d, nd)?;
+        if nd == 0 {
+            continue; // a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
+        }
         if out.contains(&w) {
             return Err(Error::value(format!(
                 "dim {w} appears multiple times in the list of dims"

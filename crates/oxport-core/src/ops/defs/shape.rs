@@ -220,6 +220,11 @@ fn meta_flatten(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 fn meta_unflatten(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
+    if t.dim() == 0 {
+        return Err(Error::shape(
+            "unflatten: Dimension specified as 0 but tensor has no dimensions",
+        ));
+    }
     let d = wrap(a.int("dim")?, t)?;
     let sizes = a.symints("sizes")?;
     if sizes.is_empty() {

@@ -9,14 +9,19 @@ const CHUNK: usize = 1 << 13;
 
 /// Strides that broadcast `t` to `out_sizes` (0 on broadcast dims). `t` must be broadcastable.
 pub fn broadcast_strides(t: &Tensor, out_sizes: &[usize]) -> Vec<usize> {
+    broadcast_strides_of(t.sizes(), t.strides(), out_sizes)
+}
+
+/// [`broadcast_strides`] for a raw (sizes, strides) pair.
+pub fn broadcast_strides_of(sizes: &[usize], strides: &[usize], out_sizes: &[usize]) -> Vec<usize> {
     let nd = out_sizes.len();
-    let off = nd - t.dim();
+    let off = nd - sizes.len();
     (0..nd)
         .map(|d| {
             if d < off {
                 0
             } else {
-                let (s, st) = (t.sizes()[d - off], t.strides()[d - off]);
+                let (s, st) = (sizes[d - off], strides[d - off]);
                 if s == 1 && out_sizes[d] != 1 {
                     0
                 } else {
@@ -132,18 +137,14 @@ pub fn ternary_map<A: Element, B: Element, C: Element, O: Element>(
 ) -> Tensor {
     let n: usize = out_sizes.iter().product();
     let mut out = vec![O::default(); n];
-    // Read each operand into a contiguous broadcast-free copy only if needed; simplest correct path:
+    // Operands are gathered to contiguous order first (where() is not a hot path), then walked with
+    // broadcast strides over those copies.
     let va = a.to_vec::<A>().expect("element type A");
     let vb = b.to_vec::<B>().expect("element type B");
     let vc = c.to_vec::<C>().expect("element type C");
     let os = contiguous_strides(out_sizes);
-    let bs = |t: &Tensor| {
-        let cont = Tensor::from_buffer(
-            crate::tensor::Buffer::Bool(vec![false; t.numel()]),
-            t.sizes(),
-        );
-        broadcast_strides(&cont, out_sizes)
-    };
+    let bs =
+        |t: &Tensor| broadcast_strides_of(t.sizes(), &contiguous_strides(t.sizes()), out_sizes);
     let (stra, strb, strc) = (bs(a), bs(b), bs(c));
     for_each_run(
         out_sizes,
