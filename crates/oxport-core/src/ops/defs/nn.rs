@@ -424,6 +424,38 @@ fn pool_float(
     Ok(as_dtype(&r, out_dt))
 }
 
+/// Max pooling in compute type `T`; indices are computed only when asked for (they cost ~2.7x).
+fn max_pool_in<T: Element + FloatScalar>(
+    x: &Tensor,
+    p: &PoolArgs,
+    sizes: &[usize],
+    with_indices: bool,
+) -> Result<(Tensor, Vec<i64>)> {
+    let n: usize = sizes.iter().product();
+    let mut out = vec![T::default(); n];
+    let mut idx = vec![0i64; if with_indices { n } else { 0 }];
+    let s = nchw(x);
+    let indices = if with_indices {
+        Some(&mut idx[..])
+    } else {
+        None
+    };
+    as_dtype(x, T::DTYPE).with_contiguous::<T, _>(|d| {
+        pool::max_pool2d(
+            d,
+            s,
+            p.kernel,
+            p.stride,
+            p.padding,
+            p.dilation,
+            p.ceil_mode,
+            &mut out,
+            indices,
+        )
+    })?;
+    Ok((Tensor::from_vec(out, sizes)?, idx))
+}
+
 fn max_pool(
     a: &Args<Tensor>,
     outs: &[Value<TensorMeta>],
@@ -433,84 +465,15 @@ fn max_pool(
     let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
     let p = pool_args(a)?;
-    let s = nchw(x);
-    let n: usize = sizes.iter().product();
-    let mut idx = vec![0i64; n];
-    let values = if dt.is_floating_point() {
-        pool_float(
-            x,
-            dt,
-            &sizes,
-            |d, o| {
-                pool::max_pool2d(
-                    d,
-                    s,
-                    p.kernel,
-                    p.stride,
-                    p.padding,
-                    p.dilation,
-                    p.ceil_mode,
-                    o,
-                    Some(&mut idx),
-                )
-            },
-            |d, o| {
-                pool::max_pool2d(
-                    d,
-                    s,
-                    p.kernel,
-                    p.stride,
-                    p.padding,
-                    p.dilation,
-                    p.ceil_mode,
-                    o,
-                    None,
-                )
-            },
-        )?
+    // f16/bf16 compare exactly in f32; f64 and integers (exact up to 2^53) in f64.
+    let (values, idx) = if matches!(dt, DType::F32 | DType::F16 | DType::BF16) {
+        max_pool_in::<f32>(x, &p, &sizes, with_indices)?
     } else {
-        // Integer inputs: f64 holds every value up to 2^53 exactly.
-        let r = pool_float(
-            &as_dtype(x, DType::F64),
-            DType::F64,
-            &sizes,
-            |_, _| {},
-            |d, o| {
-                pool::max_pool2d(
-                    d,
-                    s,
-                    p.kernel,
-                    p.stride,
-                    p.padding,
-                    p.dilation,
-                    p.ceil_mode,
-                    o,
-                    None,
-                )
-            },
-        )?;
-        as_dtype(&r, dt)
+        max_pool_in::<f64>(x, &p, &sizes, with_indices)?
     };
+    let values = as_dtype(&values, dt);
     if !with_indices {
         return out1(values);
-    }
-    if dt == DType::F64 || !dt.is_floating_point() {
-        // Recompute indices on the f64 path (the closures above only fill them on the f32 path).
-        let xd = as_dtype(x, DType::F64);
-        let mut tmp = vec![0f64; n];
-        xd.with_contiguous::<f64, _>(|d| {
-            pool::max_pool2d(
-                d,
-                s,
-                p.kernel,
-                p.stride,
-                p.padding,
-                p.dilation,
-                p.ceil_mode,
-                &mut tmp,
-                Some(&mut idx),
-            )
-        })?;
     }
     Ok(vec![
         Value::Tensor(values),

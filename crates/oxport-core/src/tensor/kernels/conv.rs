@@ -367,7 +367,7 @@ fn checked_numel(dims: &[usize], what: &str) -> usize {
         .unwrap_or_else(|| panic!("conv2d: {what} element count overflows usize"))
 }
 
-/// Generic 2-D convolution; see [`conv2d_f32`].
+/// Generic 2-D convolution; see [`conv2d`].
 pub fn conv2d<T: Scalar>(
     input: &[T],
     in_shape: [usize; 4],
@@ -540,43 +540,6 @@ pub fn conv2d<T: Scalar>(
         let mut scratch = TileScratch::default();
         work.into_iter().for_each(|u| run(&mut scratch, u));
     }
-}
-
-/// 2-D convolution in `f32`, PyTorch semantics (cross-correlation, zero
-/// padding, dilation, groups).
-///
-/// * `input`: contiguous `[N, C, H, W]` (`in_shape`).
-/// * `weight`: contiguous `[O, C / groups, kH, kW]` (`w_shape`).
-/// * `bias`: `O` values or `None`.
-/// * `out`: contiguous `[N, O, oH, oW]` with `[oH, oW]` from
-///   [`conv2d_out_hw`]; fully overwritten.
-///
-/// # Panics
-/// On inconsistent shapes or slice lengths, `groups == 0`, zero stride or
-/// dilation, or a dilated kernel larger than the padded input.
-pub fn conv2d_f32(
-    input: &[f32],
-    in_shape: [usize; 4],
-    weight: &[f32],
-    w_shape: [usize; 4],
-    bias: Option<&[f32]>,
-    p: &Conv2dParams,
-    out: &mut [f32],
-) {
-    conv2d(input, in_shape, weight, w_shape, bias, p, out)
-}
-
-/// `f64` version of [`conv2d_f32`].
-pub fn conv2d_f64(
-    input: &[f64],
-    in_shape: [usize; 4],
-    weight: &[f64],
-    w_shape: [usize; 4],
-    bias: Option<&[f64]>,
-    p: &Conv2dParams,
-    out: &mut [f64],
-) {
-    conv2d(input, in_shape, weight, w_shape, bias, p, out)
 }
 
 #[cfg(test)]
@@ -862,7 +825,7 @@ mod tests {
                 let want = naive(&input, is, &weight, ws, with_bias.then_some(&bias[..]), &p);
 
                 let mut out = vec![f64::NAN; out_len];
-                conv2d_f64(
+                conv2d::<f64>(
                     &input,
                     is,
                     &weight,
@@ -874,7 +837,7 @@ mod tests {
                 assert_close_f64(&out, &want, &ctx);
 
                 let mut out32 = vec![f32::NAN; out_len];
-                conv2d_f32(
+                conv2d::<f32>(
                     &input32,
                     is,
                     &weight32,
@@ -915,7 +878,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = vec![0.0f32; 4];
-        conv2d_f32(
+        conv2d::<f32>(
             &[0.0; 3],
             [1, 3, 1, 1],
             &[0.0; 4],

@@ -2,7 +2,7 @@
 //!
 //! # Contract
 //!
-//! [`gemm_f32`] / [`gemm_f64`] (and the generic [`gemm_strided`]) compute
+//! [`gemm_strided`] / [`gemm_strided`] (and the generic [`gemm_strided`]) compute
 //!
 //! ```text
 //! C = A · B            (beta_accumulate == false)
@@ -139,7 +139,7 @@ fn check_extent(what: &str, len: usize, rows: usize, cols: usize, rs: isize, cs:
     );
 }
 
-/// Generic form of [`gemm_f32`] / [`gemm_f64`]; see the module docs for the
+/// Generic form of [`gemm_strided`] / [`gemm_strided`]; see the module docs for the
 /// contract.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_strided<T: Scalar>(
@@ -219,74 +219,6 @@ pub fn gemm_strided<T: Scalar>(
             parallelism,
         );
     }
-}
-
-/// `C (m×n, row-major, contiguous) = A·B (+ C if beta_accumulate)` in `f32`.
-///
-/// `A` element `(i, j)` is `a[i*a_rs + j*a_cs]`, `B` element `(i, j)` is
-/// `b[i*b_rs + j*b_cs]` (strides in elements). See the module documentation
-/// for the full contract (degenerate sizes, threading, bounds checking).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_f32(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_rs: isize,
-    a_cs: isize,
-    b: &[f32],
-    b_rs: isize,
-    b_cs: isize,
-    c: &mut [f32],
-    beta_accumulate: bool,
-    parallel: bool,
-) {
-    gemm_strided(
-        m,
-        k,
-        n,
-        a,
-        a_rs,
-        a_cs,
-        b,
-        b_rs,
-        b_cs,
-        c,
-        beta_accumulate,
-        parallel,
-    )
-}
-
-/// `f64` version of [`gemm_f32`]; same contract.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_f64(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f64],
-    a_rs: isize,
-    a_cs: isize,
-    b: &[f64],
-    b_rs: isize,
-    b_cs: isize,
-    c: &mut [f64],
-    beta_accumulate: bool,
-    parallel: bool,
-) {
-    gemm_strided(
-        m,
-        k,
-        n,
-        a,
-        a_rs,
-        a_cs,
-        b,
-        b_rs,
-        b_cs,
-        c,
-        beta_accumulate,
-        parallel,
-    )
 }
 
 #[cfg(test)]
@@ -426,7 +358,7 @@ mod tests {
                     } else {
                         vec![f64::NAN; m * n]
                     };
-                    gemm_f64(
+                    gemm_strided::<f64>(
                         m, k, n, &a, a_rs, a_cs, &b, b_rs, b_cs, &mut c, accumulate, parallel,
                     );
                     assert_close_f64(&c, &want, &ctx);
@@ -438,7 +370,7 @@ mod tests {
                     } else {
                         vec![f32::NAN; m * n]
                     };
-                    gemm_f32(
+                    gemm_strided::<f32>(
                         m, k, n, &a32, a_rs, a_cs, &b32, b_rs, b_cs, &mut c32, accumulate, parallel,
                     );
                     assert_close_f32(&c32, &want, &ctx);
@@ -451,22 +383,22 @@ mod tests {
     fn degenerate_sizes() {
         // k == 0: zero-fill, or leave untouched when accumulating.
         let mut c = vec![5.0f32; 6];
-        gemm_f32(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, false, true);
+        gemm_strided::<f32>(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, false, true);
         assert_eq!(c, vec![0.0; 6]);
         let mut c = vec![5.0f32; 6];
-        gemm_f32(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, true, true);
+        gemm_strided::<f32>(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, true, true);
         assert_eq!(c, vec![5.0; 6]);
         // m == 0 / n == 0: nothing to do, even with empty inputs.
         let mut c: Vec<f64> = vec![];
-        gemm_f64(0, 4, 3, &[], 4, 1, &[0.0; 12], 3, 1, &mut c, false, false);
-        gemm_f64(3, 4, 0, &[0.0; 12], 4, 1, &[], 0, 1, &mut c, false, false);
+        gemm_strided::<f64>(0, 4, 3, &[], 4, 1, &[0.0; 12], 3, 1, &mut c, false, false);
+        gemm_strided::<f64>(3, 4, 0, &[0.0; 12], 4, 1, &[], 0, 1, &mut c, false, false);
     }
 
     #[test]
     #[should_panic(expected = "gemm lhs")]
     fn out_of_bounds_lhs_panics() {
         let mut c = vec![0.0f32; 4];
-        gemm_f32(
+        gemm_strided::<f32>(
             2, 2, 2, &[1.0; 3], 2, 1, &[1.0; 4], 2, 1, &mut c, false, false,
         );
     }
@@ -475,7 +407,7 @@ mod tests {
     #[should_panic(expected = "output slice")]
     fn wrong_output_len_panics() {
         let mut c = vec![0.0f32; 3];
-        gemm_f32(
+        gemm_strided::<f32>(
             2, 2, 2, &[1.0; 4], 2, 1, &[1.0; 4], 2, 1, &mut c, false, false,
         );
     }

@@ -283,7 +283,7 @@ fn max_pool_plane<T: Scalar>(
     }
 }
 
-/// Generic max pooling; see [`max_pool2d_f32`].
+/// Generic max pooling; see [`max_pool2d`].
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool2d<T: Scalar>(
     input: &[T],
@@ -345,55 +345,6 @@ pub fn max_pool2d<T: Scalar>(
             }
         }
     }
-}
-
-/// Max pooling over a contiguous `[N, C, H, W]` `f32` tensor, PyTorch
-/// semantics:
-///
-/// * output `[N, C, oH, oW]` with `oH = pool_out_size(H, kH, sH, pH, dH, ceil_mode)`
-///   (same for W); `out` must have exactly that many elements;
-/// * padding behaves as `-inf`; a NaN in the window wins (the last NaN, by
-///   PyTorch's `val > max || isnan(val)` rule);
-/// * `indices`, if given (same length as `out`), receives for each output the
-///   flat index `ih * W + iw` of the selected element within its input plane.
-///
-/// # Panics
-/// On mismatched lengths, zero kernel/stride/dilation, padding larger than
-/// half the effective kernel, an empty input plane, or an output size < 1
-/// (all errors in PyTorch too).
-#[allow(clippy::too_many_arguments)]
-pub fn max_pool2d_f32(
-    input: &[f32],
-    in_shape: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    ceil_mode: bool,
-    out: &mut [f32],
-    indices: Option<&mut [i64]>,
-) {
-    max_pool2d(
-        input, in_shape, kernel, stride, padding, dilation, ceil_mode, out, indices,
-    )
-}
-
-/// `f64` version of [`max_pool2d_f32`].
-#[allow(clippy::too_many_arguments)]
-pub fn max_pool2d_f64(
-    input: &[f64],
-    in_shape: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    ceil_mode: bool,
-    out: &mut [f64],
-    indices: Option<&mut [i64]>,
-) {
-    max_pool2d(
-        input, in_shape, kernel, stride, padding, dilation, ceil_mode, out, indices,
-    )
 }
 
 // ---------------------------------------------------------------- avg pool
@@ -463,7 +414,7 @@ fn avg_pool_plane<T: Scalar>(
     }
 }
 
-/// Generic average pooling; see [`avg_pool2d_f32`].
+/// Generic average pooling; see [`avg_pool2d`].
 #[allow(clippy::too_many_arguments)]
 pub fn avg_pool2d<T: Scalar>(
     input: &[T],
@@ -504,70 +455,6 @@ pub fn avg_pool2d<T: Scalar>(
     });
 }
 
-/// Average pooling over a contiguous `[N, C, H, W]` `f32` tensor with
-/// PyTorch's CPU semantics:
-///
-/// * output size as for [`max_pool2d_f32`] with dilation 1;
-/// * each window `[o·s − p, o·s − p + k)` is first clipped to the padded
-///   input `[−p, H + p)`; its size is the divisor when `count_include_pad`;
-///   it is then clipped to the real input `[0, H)` and that size is the
-///   divisor otherwise; `divisor_override` (non-zero) replaces both;
-/// * a window with no real input element (possible with `ceil_mode`)
-///   produces 0.
-///
-/// # Panics
-/// As [`max_pool2d_f32`], and if `divisor_override == Some(0)`.
-#[allow(clippy::too_many_arguments)]
-pub fn avg_pool2d_f32(
-    input: &[f32],
-    in_shape: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Option<i64>,
-    out: &mut [f32],
-) {
-    avg_pool2d(
-        input,
-        in_shape,
-        kernel,
-        stride,
-        padding,
-        ceil_mode,
-        count_include_pad,
-        divisor_override,
-        out,
-    )
-}
-
-/// `f64` version of [`avg_pool2d_f32`].
-#[allow(clippy::too_many_arguments)]
-pub fn avg_pool2d_f64(
-    input: &[f64],
-    in_shape: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: Option<i64>,
-    out: &mut [f64],
-) {
-    avg_pool2d(
-        input,
-        in_shape,
-        kernel,
-        stride,
-        padding,
-        ceil_mode,
-        count_include_pad,
-        divisor_override,
-        out,
-    )
-}
-
 // ------------------------------------------------------- adaptive avg pool
 
 /// `floor(i * in / out)`.
@@ -580,7 +467,7 @@ fn adaptive_end(i: usize, out: usize, input: usize) -> usize {
     1 + ((i + 1) * input - 1) / out
 }
 
-/// Generic adaptive average pooling; see [`adaptive_avg_pool2d_f32`].
+/// Generic adaptive average pooling; see [`adaptive_avg_pool2d`].
 pub fn adaptive_avg_pool2d<T: Scalar>(
     input: &[T],
     in_shape: [usize; 4],
@@ -630,31 +517,6 @@ pub fn adaptive_avg_pool2d<T: Scalar>(
             }
         }
     });
-}
-
-/// Adaptive average pooling of a contiguous `[N, C, H, W]` `f32` tensor to
-/// `[N, C, oH, oW]` (`out_hw`). Output cell `(i, j)` averages rows
-/// `floor(i·H/oH) .. ceil((i+1)·H/oH)` and the analogous columns.
-///
-/// # Panics
-/// On mismatched lengths, or an empty input plane with a non-empty output.
-pub fn adaptive_avg_pool2d_f32(
-    input: &[f32],
-    in_shape: [usize; 4],
-    out_hw: [usize; 2],
-    out: &mut [f32],
-) {
-    adaptive_avg_pool2d(input, in_shape, out_hw, out)
-}
-
-/// `f64` version of [`adaptive_avg_pool2d_f32`].
-pub fn adaptive_avg_pool2d_f64(
-    input: &[f64],
-    in_shape: [usize; 4],
-    out_hw: [usize; 2],
-    out: &mut [f64],
-) {
-    adaptive_avg_pool2d(input, in_shape, out_hw, out)
 }
 
 #[cfg(test)]
@@ -889,16 +751,16 @@ mod tests {
 
             let mut out = vec![0.0; want.len()];
             let mut ind = vec![-7; want.len()];
-            max_pool2d_f64(&input, is, k, s, p, d, ceil, &mut out, Some(&mut ind));
+            max_pool2d::<f64>(&input, is, k, s, p, d, ceil, &mut out, Some(&mut ind));
             assert_close_f64(&out, &want, &ctx);
             assert_eq!(ind, want_ind, "{ctx}");
 
             let input32: Vec<f32> = input.iter().map(|&x| x as f32).collect();
             let mut out32 = vec![0.0f32; want.len()];
-            max_pool2d_f32(&input32, is, k, s, p, d, ceil, &mut out32, None);
+            max_pool2d::<f32>(&input32, is, k, s, p, d, ceil, &mut out32, None);
             assert_close_f32(&out32, &want, &ctx);
             let mut ind32 = vec![-7; want.len()];
-            max_pool2d_f32(&input32, is, k, s, p, d, ceil, &mut out32, Some(&mut ind32));
+            max_pool2d::<f32>(&input32, is, k, s, p, d, ceil, &mut out32, Some(&mut ind32));
             assert_eq!(ind32, want_ind, "{ctx}");
         }
     }
@@ -910,7 +772,7 @@ mod tests {
         let input = [1.0f32, f32::NAN, 5.0, f32::NAN, 2.0, 2.0, 2.0, 2.0];
         let mut out = [0.0f32; 2];
         let mut ind = [0i64; 2];
-        max_pool2d_f32(
+        max_pool2d::<f32>(
             &input,
             [1, 1, 2, 4],
             [2, 2],
@@ -926,7 +788,7 @@ mod tests {
         assert!(out[1].is_nan());
         assert_eq!(ind[1], 3);
         let input = [2.0f32, 2.0, 2.0, 2.0];
-        max_pool2d_f32(
+        max_pool2d::<f32>(
             &input,
             [1, 1, 2, 2],
             [2, 2],
@@ -942,7 +804,7 @@ mod tests {
         let input = [f32::NEG_INFINITY; 9];
         let mut out = [0.0f32; 4];
         let mut ind = [0i64; 4];
-        max_pool2d_f32(
+        max_pool2d::<f32>(
             &input,
             [1, 1, 3, 3],
             [2, 2],
@@ -988,10 +850,10 @@ mod tests {
                     let ctx =
                         format!("{is:?} k={k:?} s={s:?} p={p:?} ceil={ceil} cip={cip} div={dov:?}");
                     let mut out = vec![f64::NAN; want.len()];
-                    avg_pool2d_f64(&input, is, k, s, p, ceil, cip, dov, &mut out);
+                    avg_pool2d::<f64>(&input, is, k, s, p, ceil, cip, dov, &mut out);
                     assert_close_f64(&out, &want, &ctx);
                     let mut out32 = vec![f32::NAN; want.len()];
-                    avg_pool2d_f32(&input32, is, k, s, p, ceil, cip, dov, &mut out32);
+                    avg_pool2d::<f32>(&input32, is, k, s, p, ceil, cip, dov, &mut out32);
                     assert_close_f32(&out32, &want, &ctx);
                 }
             }
@@ -1003,7 +865,7 @@ mod tests {
         // 3x3 of ones, k=2 s=2 p=1: corner windows hold one real element.
         let input = [1.0f32; 9];
         let mut out = [0.0f32; 4];
-        avg_pool2d_f32(
+        avg_pool2d::<f32>(
             &input,
             [1, 1, 3, 3],
             [2, 2],
@@ -1015,7 +877,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [0.25, 0.5, 0.5, 1.0]);
-        avg_pool2d_f32(
+        avg_pool2d::<f32>(
             &input,
             [1, 1, 3, 3],
             [2, 2],
@@ -1049,11 +911,11 @@ mod tests {
             let want = adaptive_ref(&input, is, o);
             let ctx = format!("{is:?} -> {o:?}");
             let mut out = vec![f64::NAN; want.len()];
-            adaptive_avg_pool2d_f64(&input, is, o, &mut out);
+            adaptive_avg_pool2d::<f64>(&input, is, o, &mut out);
             assert_close_f64(&out, &want, &ctx);
             let input32: Vec<f32> = input.iter().map(|&x| x as f32).collect();
             let mut out32 = vec![f32::NAN; want.len()];
-            adaptive_avg_pool2d_f32(&input32, is, o, &mut out32);
+            adaptive_avg_pool2d::<f32>(&input32, is, o, &mut out32);
             assert_close_f32(&out32, &want, &ctx);
         }
     }
@@ -1062,7 +924,7 @@ mod tests {
     #[should_panic(expected = "pad should be at most half")]
     fn max_pool_rejects_large_padding() {
         let mut out = vec![0.0f32; 16];
-        max_pool2d_f32(
+        max_pool2d::<f32>(
             &[0.0; 4],
             [1, 1, 2, 2],
             [2, 2],
@@ -1079,7 +941,7 @@ mod tests {
     #[should_panic(expected = "divisor must be not zero")]
     fn avg_pool_rejects_zero_divisor() {
         let mut out = vec![0.0f32; 1];
-        avg_pool2d_f32(
+        avg_pool2d::<f32>(
             &[0.0; 4],
             [1, 1, 2, 2],
             [2, 2],
