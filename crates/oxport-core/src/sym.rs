@@ -255,6 +255,21 @@ impl SymInt {
     }
     /// `self // other` (floor division).
     pub fn floor_div(&self, other: &SymInt) -> SymInt {
+        if let (SymInt::Sym(e), Some(d)) = (self, other.as_int()) {
+            // (c*x)//d == (c/d)*x when d divides c, as sympy simplifies it: (64*s0)//16 -> 4*s0.
+            if let SymExpr::Mul(fs) = &**e {
+                if let Some(SymExpr::Const(c)) = fs.first() {
+                    if d != 0 && c % d == 0 {
+                        let rest = SymInt::from_expr(if fs.len() == 2 {
+                            fs[1].clone()
+                        } else {
+                            SymExpr::Mul(fs[1..].to_vec())
+                        });
+                        return rest.mul(&SymInt::Int(c / d));
+                    }
+                }
+            }
+        }
         match (self.as_int(), other.as_int()) {
             (Some(a), Some(b)) => SymInt::Int(floor_div(a, b)),
             (_, Some(1)) => self.clone(),
@@ -424,6 +439,18 @@ mod tests {
         assert_eq!(s0.mul(&SymInt::Int(4)).to_string(), "4*s0");
         assert_eq!(s0.sub(&SymInt::Int(1)).to_string(), "s0 - 1");
         assert_eq!(SymInt::Int(7).floor_div(&SymInt::Int(-2)), SymInt::Int(-4));
+        assert_eq!(
+            s0.mul(&SymInt::Int(64))
+                .floor_div(&SymInt::Int(16))
+                .to_string(),
+            "4*s0"
+        );
+        assert_eq!(
+            s0.mul(&SymInt::Int(6))
+                .floor_div(&SymInt::Int(4))
+                .to_string(),
+            "((6*s0)//(4))"
+        );
         assert_eq!(SymInt::Int(-7).modulo(&SymInt::Int(3)), SymInt::Int(2));
     }
     #[test]
