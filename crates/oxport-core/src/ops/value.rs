@@ -61,21 +61,25 @@ impl TensorMeta {
     }
     /// Concrete sizes (errors if any is symbolic).
     pub fn concrete_sizes(&self) -> Result<Vec<usize>> {
-        self.sizes
-            .iter()
-            .map(|s| match s.as_int() {
-                Some(v) if v >= 0 => Ok(v as usize),
-                Some(v) => Err(Error::shape(format!("negative size {v}"))),
-                None => Err(Error::Symbolic(format!(
-                    "size {s} is symbolic where a concrete size is required"
-                ))),
-            })
-            .collect()
+        concrete_usizes(&self.sizes)
     }
     /// Number of elements.
     pub fn numel(&self) -> SymInt {
         self.sizes.iter().fold(SymInt::Int(1), |a, b| a.mul(b))
     }
+}
+
+/// Sizes (or strides) as `usize`: an error if any is symbolic or negative.
+pub fn concrete_usizes(s: &[SymInt]) -> Result<Vec<usize>> {
+    s.iter()
+        .map(|x| match x.as_int() {
+            Some(v) if v >= 0 => Ok(v as usize),
+            Some(v) => Err(Error::shape(format!("negative size {v}"))),
+            None => Err(Error::Symbolic(format!(
+                "size {x} is symbolic where a concrete size is required"
+            ))),
+        })
+        .collect()
 }
 
 /// Row-major strides over symbolic sizes (PyTorch uses max(size, 1) for the running product).

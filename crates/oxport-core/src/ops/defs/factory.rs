@@ -28,7 +28,7 @@ fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         if s.guard_lt(&SymInt::Int(0)) {
             return Err(Error::shape(format!(
                 "Trying to create tensor with negative dimension {s}: {}",
-                shape_str(&sizes)
+                fmt_shape(&sizes)
             )));
         }
     }

@@ -103,7 +103,7 @@ fn meta_addmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if b != out {
         return Err(Error::shape(format!(
             "The expanded size of the tensor ({}) must match the existing size ({}) at non-singleton dimension 1.  Target sizes: {}.  Tensor sizes: {}",
-            out[1], bias.sizes.last().cloned().unwrap_or(SymInt::Int(1)), shape_str(&out), shape_str(&bias.sizes)
+            out[1], bias.sizes.last().cloned().unwrap_or(SymInt::Int(1)), fmt_shape(&out), fmt_shape(&bias.sizes)
         )));
     }
     one(m1.dtype, out)
@@ -205,7 +205,7 @@ fn batch_layout(a: &Tensor, b: &Tensor) -> Result<(Vec<usize>, usize, usize, usi
         .iter()
         .map(|&s| SymInt::from(s))
         .collect();
-    let batch = usize_sizes(&broadcast_shapes(&[&ba, &bb])?)?;
+    let batch = concrete_usizes(&broadcast_shapes(&[&ba, &bb])?)?;
     Ok((batch, m, k, n))
 }
 
@@ -253,25 +253,8 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
     let mn = m * n;
     if mn == 0 || k == 0 {
         // Empty product: the zeros already in `out` (and the operands may have no storage to index).
-    } else if nbatch > 1 && m * n * k < (1 << 18) {
-        out.par_chunks_mut(mn).enumerate().for_each(|(i, c)| {
-            gemm_strided(
-                m,
-                k,
-                n,
-                &sa[oa[i]..],
-                a_rs,
-                a_cs,
-                &sb[ob[i]..],
-                b_rs,
-                b_cs,
-                c,
-                false,
-                false,
-            );
-        });
     } else {
-        for (i, c) in out.chunks_mut(mn).enumerate() {
+        let one = |i: usize, c: &mut [T], parallel: bool| {
             gemm_strided(
                 m,
                 k,
@@ -284,8 +267,18 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
                 b_cs,
                 c,
                 false,
-                true,
-            );
+                parallel,
+            )
+        };
+        if nbatch > 1 && m * n * k < (1 << 18) {
+            // Many small products (attention heads): parallel over the batch, each gemm on one thread.
+            out.par_chunks_mut(mn)
+                .enumerate()
+                .for_each(|(i, c)| one(i, c, false));
+        } else {
+            out.chunks_mut(mn)
+                .enumerate()
+                .for_each(|(i, c)| one(i, c, true));
         }
     }
     let mut sizes = batch;
@@ -400,7 +393,7 @@ fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
         w.clone()
     };
     let sizes = out_sizes(outs, 0)?;
-    let mm_sizes = usize_sizes(&matmul_shapes(
+    let mm_sizes = concrete_usizes(&matmul_shapes(
         &TensorMeta::of(x).sizes,
         &TensorMeta::of(&w).sizes,
     )?)?;

@@ -2,7 +2,7 @@
 //! line is the single declaration of an op; `tools/gen_schemas.py` reads these names to generate the
 //! schema table.
 use super::registry::Builder;
-use super::value::{Args, Operand, TensorMeta, Value};
+use super::value::{concrete_usizes, Args, Operand, TensorMeta, Value};
 use crate::dtype::{DType, ResultTypeState};
 use crate::error::{Error, Result};
 use crate::sym::SymInt;
@@ -128,11 +128,6 @@ pub(crate) fn wrap(dim: i64, t: &TensorMeta) -> Result<usize> {
     wrap_dim(dim, t.dim())
 }
 
-/// Sizes as `usize` for messages / kernels from metas.
-pub(crate) fn shape_str(s: &[SymInt]) -> String {
-    fmt_shape(s)
-}
-
 /// Meta of a tensor argument, for the common case.
 pub(crate) fn meta_self<'a>(a: &'a Args<TensorMeta>) -> Result<&'a TensorMeta> {
     a.tensor("self")
@@ -142,16 +137,4 @@ pub(crate) fn meta_self<'a>(a: &'a Args<TensorMeta>) -> Result<&'a TensorMeta> {
 #[inline]
 pub(crate) fn c<F: num_traits::Float>(v: f64) -> F {
     F::from(v).unwrap_or_else(F::nan)
-}
-
-/// Returns `true` when both metas' concrete sizes are equal (used by kernels' fast paths).
-pub(crate) fn usize_sizes(s: &[SymInt]) -> Result<Vec<usize>> {
-    s.iter()
-        .map(|x| {
-            x.as_int()
-                .filter(|v| *v >= 0)
-                .map(|v| v as usize)
-                .ok_or_else(|| Error::Symbolic(format!("size {x} is not concrete")))
-        })
-        .collect()
 }

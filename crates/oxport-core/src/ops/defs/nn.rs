@@ -115,7 +115,7 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             nd - 1,
             nd,
             spatial,
-            shape_str(&x.sizes)
+            fmt_shape(&x.sizes)
         )));
     }
     if x.dtype != w.dtype {
@@ -136,25 +136,25 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let g = SymInt::Int(c.groups);
     let cin = xs[1].clone();
     if !w.sizes[1].mul(&g).guard_eq(&cin) {
-        let ws = shape_str(&w.sizes);
+        let ws = fmt_shape(&w.sizes);
         return Err(Error::shape(format!(
             "Given groups={}, weight of size {ws}, expected input{} to have {} channels, but got {} channels instead",
             c.groups,
-            shape_str(&xs),
+            fmt_shape(&xs),
             w.sizes[1].mul(&g),
             cin
         )));
     }
     if !w.sizes[0].modulo(&g).guard_eq(&SymInt::Int(0)) {
-        return Err(Error::shape(format!("Given groups={}, expected weight to be divisible by {} at dimension 0, but got weight of size {} instead", c.groups, c.groups, shape_str(&w.sizes))));
+        return Err(Error::shape(format!("Given groups={}, expected weight to be divisible by {} at dimension 0, but got weight of size {} instead", c.groups, c.groups, fmt_shape(&w.sizes))));
     }
     if let Some(b) = a.opt_tensor("bias")? {
         if b.dim() != 1 || !b.sizes[0].guard_eq(&w.sizes[0]) {
             return Err(Error::shape(format!(
                 "Given weight of size {}, expected bias to be 1-dimensional with {} elements, but got bias of size {} instead",
-                shape_str(&w.sizes),
+                fmt_shape(&w.sizes),
                 w.sizes[0],
-                shape_str(&b.sizes)
+                fmt_shape(&b.sizes)
             )));
         }
     }
@@ -338,7 +338,7 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if x.dim() != 3 && x.dim() != 4 {
         return Err(Error::shape(format!(
             "non-empty 3D or 4D (batch mode) tensor expected for input, but got: {}",
-            shape_str(&x.sizes)
+            fmt_shape(&x.sizes)
         )));
     }
     if x.dtype == DType::Bool
@@ -353,7 +353,7 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if x.sizes[first..].iter().any(|s| s.guard_eq(&SymInt::Int(0))) {
         return Err(Error::shape(format!(
             "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:{}",
-            shape_str(&x.sizes)
+            fmt_shape(&x.sizes)
         )));
     }
     let p = pool_args(a)?;
@@ -403,57 +403,89 @@ fn nchw(x: &Tensor) -> [usize; 4] {
     }
 }
 
-/// Runs a float-only pooling closure in the compute dtype and casts back.
-fn pool_float(
-    x: &Tensor,
-    out_dt: DType,
-    sizes: &[usize],
-    f32f: impl FnOnce(&[f32], &mut [f32]),
-    f64f: impl FnOnce(&[f64], &mut [f64]),
-) -> Result<Tensor> {
-    let n: usize = sizes.iter().product();
-    let r = if out_dt == DType::F64 {
-        let mut out = vec![0f64; n];
-        x.with_contiguous::<f64, _>(|d| f64f(d, &mut out))?;
-        Tensor::from_vec(out, sizes)?
-    } else {
-        let mut out = vec![0f32; n];
-        as_dtype(x, DType::F32).with_contiguous::<f32, _>(|d| f32f(d, &mut out))?;
-        Tensor::from_vec(out, sizes)?
-    };
-    Ok(as_dtype(&r, out_dt))
+/// Which pooling kernel to run.
+enum Pool<'a> {
+    Max {
+        args: &'a PoolArgs,
+        with_indices: bool,
+    },
+    Avg {
+        args: &'a PoolArgs,
+        count_include_pad: bool,
+        divisor_override: Option<i64>,
+    },
+    Adaptive {
+        out_hw: [usize; 2],
+    },
 }
 
-/// Max pooling in compute type `T`; indices are computed only when asked for (they cost ~2.7x).
-fn max_pool_in<T: Element + FloatScalar>(
+/// Runs a pooling kernel in compute type `T` on a contiguous copy of `x`; returns the values (in `T`)
+/// and, for max pooling with indices, the flat indices.
+fn pool_in<T: Element + FloatScalar>(
     x: &Tensor,
-    p: &PoolArgs,
     sizes: &[usize],
-    with_indices: bool,
+    pool: &Pool,
 ) -> Result<(Tensor, Vec<i64>)> {
     let n: usize = sizes.iter().product();
     let mut out = vec![T::default(); n];
+    let with_indices = matches!(
+        pool,
+        Pool::Max {
+            with_indices: true,
+            ..
+        }
+    );
+    // Indices cost ~2.7x in max pooling: computed only when asked for.
     let mut idx = vec![0i64; if with_indices { n } else { 0 }];
     let s = nchw(x);
-    let indices = if with_indices {
-        Some(&mut idx[..])
-    } else {
-        None
-    };
-    as_dtype(x, T::DTYPE).with_contiguous::<T, _>(|d| {
-        pool::max_pool2d(
+    as_dtype(x, T::DTYPE).with_contiguous::<T, _>(|d| match pool {
+        Pool::Max { args: p, .. } => {
+            let indices = if with_indices {
+                Some(&mut idx[..])
+            } else {
+                None
+            };
+            pool::max_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.dilation,
+                p.ceil_mode,
+                &mut out,
+                indices,
+            )
+        }
+        Pool::Avg {
+            args: p,
+            count_include_pad,
+            divisor_override,
+        } => pool::avg_pool2d(
             d,
             s,
             p.kernel,
             p.stride,
             p.padding,
-            p.dilation,
             p.ceil_mode,
+            *count_include_pad,
+            *divisor_override,
             &mut out,
-            indices,
-        )
+        ),
+        Pool::Adaptive { out_hw } => pool::adaptive_avg_pool2d(d, s, *out_hw, &mut out),
     })?;
     Ok((Tensor::from_vec(out, sizes)?, idx))
+}
+
+/// Pools in f32 for f32/f16/bf16 outputs and in f64 otherwise (f64 holds integers up to 2^53 exactly),
+/// casting the values back to `out_dt` (integer average pooling truncates, like PyTorch).
+fn run_pool(x: &Tensor, out_dt: DType, sizes: &[usize], pool: &Pool) -> Result<(Tensor, Vec<i64>)> {
+    let (values, idx) = if matches!(out_dt, DType::F32 | DType::F16 | DType::BF16) {
+        pool_in::<f32>(x, sizes, pool)?
+    } else {
+        pool_in::<f64>(x, sizes, pool)?
+    };
+    Ok((as_dtype(&values, out_dt), idx))
 }
 
 fn max_pool(
@@ -461,17 +493,17 @@ fn max_pool(
     outs: &[Value<TensorMeta>],
     with_indices: bool,
 ) -> Result<Vec<Value<Tensor>>> {
-    let x = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
     let p = pool_args(a)?;
-    // f16/bf16 compare exactly in f32; f64 and integers (exact up to 2^53) in f64.
-    let (values, idx) = if matches!(dt, DType::F32 | DType::F16 | DType::BF16) {
-        max_pool_in::<f32>(x, &p, &sizes, with_indices)?
-    } else {
-        max_pool_in::<f64>(x, &p, &sizes, with_indices)?
-    };
-    let values = as_dtype(&values, dt);
+    let (values, idx) = run_pool(
+        a.tensor("self")?,
+        out_dtype(outs, 0)?,
+        &sizes,
+        &Pool::Max {
+            args: &p,
+            with_indices,
+        },
+    )?;
     if !with_indices {
         return out1(values);
     }
@@ -482,62 +514,25 @@ fn max_pool(
 }
 
 fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let x = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
     let p = pool_args(a)?;
-    let s = nchw(x);
-    let cip = a.bool("count_include_pad")?;
-    let div = a.opt_int("divisor_override")?;
-    if div == Some(0) {
+    let divisor_override = a.opt_int("divisor_override")?;
+    if divisor_override == Some(0) {
         return Err(Error::value("divisor must be not zero"));
     }
-    let src = if dt.is_floating_point() {
-        x.clone()
-    } else {
-        as_dtype(x, DType::F64)
+    let pool = Pool::Avg {
+        args: &p,
+        count_include_pad: a.bool("count_include_pad")?,
+        divisor_override,
     };
-    let r = pool_float(
-        &src,
-        if dt.is_floating_point() {
-            dt
-        } else {
-            DType::F64
-        },
-        &sizes,
-        |d, o| {
-            pool::avg_pool2d(
-                d,
-                s,
-                p.kernel,
-                p.stride,
-                p.padding,
-                p.ceil_mode,
-                cip,
-                div,
-                o,
-            )
-        },
-        |d, o| {
-            pool::avg_pool2d(
-                d,
-                s,
-                p.kernel,
-                p.stride,
-                p.padding,
-                p.ceil_mode,
-                cip,
-                div,
-                o,
-            )
-        },
-    )?;
-    out1(if dt.is_floating_point() {
-        r
-    } else {
-        // Integer average pooling truncates toward zero like PyTorch's integer division.
-        as_dtype(&r, dt)
-    })
+    out1(
+        run_pool(
+            a.tensor("self")?,
+            out_dtype(outs, 0)?,
+            &out_sizes(outs, 0)?,
+            &pool,
+        )?
+        .0,
+    )
 }
 
 fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -545,7 +540,7 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if x.dim() != 3 && x.dim() != 4 {
         return Err(Error::shape(format!(
             "adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {}",
-            shape_str(&x.sizes)
+            fmt_shape(&x.sizes)
         )));
     }
     require_float("adaptive_avg_pool2d", x)?;
@@ -553,7 +548,7 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         if x.sizes[d].guard_eq(&SymInt::Int(0)) {
             return Err(Error::shape(format!(
                 "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, but input has sizes {} with dimension {d} being empty",
-                shape_str(&x.sizes)
+                fmt_shape(&x.sizes)
             )));
         }
     }
@@ -571,19 +566,12 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 fn adaptive_avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let x = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
-    let s = nchw(x);
     let nd = sizes.len();
-    let ohw = [sizes[nd - 2], sizes[nd - 1]];
-    out1(pool_float(
-        x,
-        dt,
-        &sizes,
-        |d, o| pool::adaptive_avg_pool2d(d, s, ohw, o),
-        |d, o| pool::adaptive_avg_pool2d(d, s, ohw, o),
-    )?)
+    let pool = Pool::Adaptive {
+        out_hw: [sizes[nd - 2], sizes[nd - 1]],
+    };
+    out1(run_pool(a.tensor("self")?, out_dtype(outs, 0)?, &sizes, &pool)?.0)
 }
 
 // ---- normalisation -----------------------------------------------------------------------------------
@@ -719,9 +707,9 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         || {
             Error::shape(format!(
             "Given normalized_shape={}, expected input with shape [*, {}], but got input of size{}",
-            shape_str(ns),
+            fmt_shape(ns),
             ns.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-            shape_str(&x.sizes)
+            fmt_shape(&x.sizes)
         ))
         };
     if ns.is_empty() || ns.len() > nd {
@@ -737,8 +725,8 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             if t.sizes != ns {
                 return Err(Error::shape(format!(
                     "Expected {name} to be of same shape as normalized_shape, but got {name} of shape {} and normalized_shape = {}",
-                    shape_str(&t.sizes),
-                    shape_str(ns)
+                    fmt_shape(&t.sizes),
+                    fmt_shape(ns)
                 )));
             }
         }
@@ -889,7 +877,7 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     let ks: Vec<SymInt> = kt.sizes().iter().map(|&s| SymInt::from(s)).collect();
     let qb: &[SymInt] = &qs[..qs.len() - 2];
     let kb: &[SymInt] = &ks[..ks.len() - 2];
-    let batch = usize_sizes(&broadcast_shapes(&[qb, kb])?)?;
+    let batch = concrete_usizes(&broadcast_shapes(&[qb, kb])?)?;
     let (l, s) = (q.sizes()[q.dim() - 2], kt.sizes()[kt.dim() - 1]);
     let mut score_sizes = batch.clone();
     score_sizes.extend([l, s]);
@@ -1052,8 +1040,8 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         if s.sizes.len() != state.len() || !s.sizes.iter().zip(&state).all(|(a, b)| a.guard_eq(b)) {
             return Err(Error::shape(format!(
                 "Expected hidden size {}, got {} for {name}",
-                shape_str(&state),
-                shape_str(&s.sizes)
+                fmt_shape(&state),
+                fmt_shape(&s.sizes)
             )));
         }
     }
@@ -1078,9 +1066,9 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             return Err(Error::shape(format!(
                 "lstm: parameter {k} should be {} of shape {}, got {} of shape {}",
                 x.dtype.name(),
-                shape_str(&want),
+                fmt_shape(&want),
                 p.dtype.name(),
-                shape_str(&p.sizes)
+                fmt_shape(&p.sizes)
             )));
         }
     }

@@ -285,8 +285,8 @@ fn check_inplace(a: &Args<TensorMeta>, result: DType) -> Result<Vec<Value<Tensor
     if sizes != s.sizes {
         return Err(Error::shape(format!(
             "output with shape {} doesn't match the broadcast shape {}",
-            shape_str(&s.sizes),
-            shape_str(&sizes)
+            fmt_shape(&s.sizes),
+            fmt_shape(&sizes)
         )));
     }
     if !can_cast(result, s.dtype) {
@@ -695,6 +695,14 @@ fn ipow(mut base: i64, mut exp: i64) -> i64 {
     acc
 }
 
+fn powf<F: Float>(b: F, p: F) -> F {
+    if p == c(2.0) {
+        b * b
+    } else {
+        b.powf(p)
+    }
+}
+
 fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
@@ -702,22 +710,8 @@ fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>
     let x = as_dtype(a.tensor("self")?, compute);
     let e = operand_as(&a.operand("exponent")?, compute);
     let r = match compute {
-        DType::F32 => {
-            binary_map::<f32, f32, f32>(
-                &x,
-                &e,
-                &sizes,
-                |b, p| if p == 2.0 { b * b } else { b.powf(p) },
-            )
-        }
-        DType::F64 => {
-            binary_map::<f64, f64, f64>(
-                &x,
-                &e,
-                &sizes,
-                |b, p| if p == 2.0 { b * b } else { b.powf(p) },
-            )
-        }
+        DType::F32 => binary_map::<f32, f32, f32>(&x, &e, &sizes, powf),
+        DType::F64 => binary_map::<f64, f64, f64>(&x, &e, &sizes, powf),
         DType::Bool => binary_map::<bool, bool, bool>(&x, &e, &sizes, |b, p| b || !p),
         d => {
             crate::dispatch_dtype!(d, T => binary_map::<T, T, T>(&x, &e, &sizes, |b, p| T::from_i64(ipow(b.to_i64(), p.to_i64()))))

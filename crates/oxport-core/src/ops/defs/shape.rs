@@ -93,7 +93,7 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
     let bad = || {
         Error::shape(format!(
             "shape '{}' is invalid for input of size {}",
-            shape_str(shape),
+            fmt_shape(shape),
             numel
         ))
     };
@@ -102,7 +102,7 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
         if known.guard_eq(&SymInt::Int(0)) && numel.guard_eq(&SymInt::Int(0)) {
             return Err(Error::shape(format!(
                 "cannot reshape tensor of 0 elements into shape {} because the unspecified dimension size -1 can be any value and is ambiguous",
-                shape_str(shape)
+                fmt_shape(shape)
             )));
         }
         if known.guard_eq(&SymInt::Int(0)) || !numel.modulo(&known).guard_eq(&SymInt::Int(0)) {
@@ -168,8 +168,8 @@ pub(crate) fn view_strides(
 fn view_meta(t: &TensorMeta, new: Vec<SymInt>, allow_copy: bool) -> Result<Vec<Value<TensorMeta>>> {
     let (Ok(old), Ok(olds), Ok(newc)) = (
         t.concrete_sizes(),
-        usize_sizes(&t.strides),
-        usize_sizes(&new),
+        concrete_usizes(&t.strides),
+        concrete_usizes(&new),
     ) else {
         return Ok(vec![Value::Tensor(TensorMeta::contiguous(t.dtype, new))]);
     };
@@ -233,7 +233,7 @@ fn meta_unflatten(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let inner = infer_size(sizes, &t.sizes[d]).map_err(|_| {
         Error::shape(format!(
             "unflatten: Provided sizes {} don't multiply up to the size of dim {} ({}) in the input tensor",
-            shape_str(sizes),
+            fmt_shape(sizes),
             a.int("dim").unwrap_or(0),
             t.sizes[d]
         ))
@@ -310,7 +310,7 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
                 return Err(Error::shape(format!(
                     "expand({}{{{}}}, size=[{}]): the number of sizes provided ({}) must be greater or equal to the number of dimensions in the tensor ({nd})",
                     t.dtype.scalar_type_name().to_string() + "Type",
-                    shape_str(&t.sizes).trim_matches(|c| c == '[' || c == ']'),
+                    fmt_shape(&t.sizes).trim_matches(|c| c == '[' || c == ']'),
                     want.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
                     want.len()
                 )));
@@ -339,8 +339,8 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
                 } else {
                     return Err(Error::shape(format!(
                         "The expanded size of the tensor ({w}) must match the existing size ({s}) at non-singleton dimension {i}.  Target sizes: {}.  Tensor sizes: {}",
-                        shape_str(want),
-                        shape_str(&t.sizes)
+                        fmt_shape(want),
+                        fmt_shape(&t.sizes)
                     )));
                 }
             }
@@ -361,7 +361,7 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             if real.guard_lt(&SymInt::Int(0)) || !real.guard_lt(size) {
                 return Err(Error::shape(format!(
                     "select(): index {idx} out of range for tensor of size {} at dimension {}",
-                    shape_str(&t.sizes),
+                    fmt_shape(&t.sizes),
                     a.int("dim")?
                 )));
             }
@@ -464,7 +464,7 @@ fn geometry_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
         return Err(Error::value("view meta missing"));
     };
     let sizes = m.concrete_sizes()?;
-    let strides = usize_sizes(&m.strides)?;
+    let strides = concrete_usizes(&m.strides)?;
     let off = m
         .offset
         .as_int()
@@ -501,8 +501,8 @@ fn meta_copy_(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if b != dst.sizes {
         return Err(Error::shape(format!(
             "output with shape {} doesn't match the broadcast shape {}",
-            shape_str(&dst.sizes),
-            shape_str(&b)
+            fmt_shape(&dst.sizes),
+            fmt_shape(&b)
         )));
     }
     Ok(vec![Value::Tensor(dst.clone())])
@@ -593,8 +593,8 @@ fn meta_stack(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         if t.sizes != ts[0].sizes {
             return Err(Error::shape(format!(
                 "stack expects each tensor to be equal size, but got {} at entry 0 and {} at entry {i}",
-                shape_str(&ts[0].sizes),
-                shape_str(&t.sizes)
+                fmt_shape(&ts[0].sizes),
+                fmt_shape(&t.sizes)
             )));
         }
     }
@@ -637,13 +637,13 @@ fn split_pieces(a: &Args<TensorMeta>, t: &TensorMeta, d: usize) -> Result<Vec<(S
                 return Err(Error::shape(format!(
                     "split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at dimension {}), but got split_sizes={}",
                     a.int("dim")?,
-                    shape_str(ss)
+                    fmt_shape(ss)
                 )));
             }
             let mut start = SymInt::Int(0);
             for s in ss {
                 if s.guard_lt(&SymInt::Int(0)) {
-                    return Err(Error::shape(format!("split_with_sizes expects split_sizes have only non-negative entries, but got split_sizes={}", shape_str(ss))));
+                    return Err(Error::shape(format!("split_with_sizes expects split_sizes have only non-negative entries, but got split_sizes={}", fmt_shape(ss))));
                 }
                 pieces.push((start.clone(), s.clone()));
                 start = start.add(s);
@@ -715,7 +715,7 @@ fn split_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Valu
             .offset
             .as_int()
             .ok_or_else(|| Error::Symbolic("symbolic offset".into()))? as usize;
-        views.push(t.restride(&m.concrete_sizes()?, &usize_sizes(&m.strides)?, off)?);
+        views.push(t.restride(&m.concrete_sizes()?, &concrete_usizes(&m.strides)?, off)?);
     }
     Ok(vec![Value::Tensors(views)])
 }
