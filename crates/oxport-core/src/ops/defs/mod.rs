@@ -79,12 +79,30 @@ pub(crate) fn operand_sizes<'a>(o: &Operand<&'a TensorMeta>) -> &'a [SymInt] {
     }
 }
 
-/// `torch.result_type` over operands.
-pub(crate) fn result_type(ops: &[&Operand<&TensorMeta>]) -> DType {
+/// What type promotion needs to know about a tensor operand: its dtype and rank.
+pub(crate) trait PromotionInfo {
+    fn dtype_and_dim(&self) -> (DType, usize);
+}
+impl PromotionInfo for TensorMeta {
+    fn dtype_and_dim(&self) -> (DType, usize) {
+        (self.dtype, self.dim())
+    }
+}
+impl PromotionInfo for Tensor {
+    fn dtype_and_dim(&self) -> (DType, usize) {
+        (self.dtype(), self.dim())
+    }
+}
+
+/// `torch.result_type` over operands (metas in meta functions, tensors in kernels).
+pub(crate) fn result_type<T: PromotionInfo>(ops: &[&Operand<&T>]) -> DType {
     let mut st = ResultTypeState::default();
     for o in ops {
         match o {
-            Operand::Tensor(t) => st.add_tensor(t.dtype, t.dim()),
+            Operand::Tensor(t) => {
+                let (dtype, dim) = t.dtype_and_dim();
+                st.add_tensor(dtype, dim)
+            }
             Operand::Scalar(s) => st.add_scalar(*s),
         }
     }

@@ -364,21 +364,16 @@ fn meta_clamp(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             dtype: t.dtype,
         });
     }
-    let mut st = ResultTypeState::default();
-    st.add_tensor(t.dtype, t.dim());
-    for s in [lo, hi].into_iter().flatten() {
-        st.add_scalar(s);
-    }
-    one(st.result(), t.sizes.clone())
+    let mut operands = vec![Operand::Tensor(t)];
+    operands.extend([lo, hi].into_iter().flatten().map(Operand::Scalar));
+    let ops: Vec<&Operand<&TensorMeta>> = operands.iter().collect();
+    one(result_type(&ops), t.sizes.clone())
 }
 
 fn meta_pow_scalar(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let e = a.scalar("exponent")?;
-    let mut st = ResultTypeState::default();
-    st.add_tensor(t.dtype, t.dim());
-    st.add_scalar(e);
-    let dt = st.result();
+    let dt = result_type(&[&Operand::Tensor(t), &Operand::Scalar(e)]);
     if dt.is_integral() && e.to_f64() < 0.0 {
         return Err(Error::value(
             "Integers to negative integer powers are not allowed.",
@@ -570,14 +565,7 @@ fn inplace(
     let s = a.tensor("self")?;
     let x = Operand::Tensor(s);
     let y = a.operand("other")?;
-    let mut st = ResultTypeState::default();
-    for o in [&x, &y] {
-        match o {
-            Operand::Tensor(t) => st.add_tensor(t.dtype(), t.dim()),
-            Operand::Scalar(v) => st.add_scalar(*v),
-        }
-    }
-    let mut dt = st.result();
+    let mut dt = result_type(&[&x, &y]);
     if matches!(op, ArithOp::Div) && !dt.is_floating_point() {
         dt = DType::F32;
     }
@@ -601,14 +589,7 @@ fn compare(
 ) -> Result<Vec<Value<Tensor>>> {
     let sizes = out_sizes(outs, 0)?;
     let (x, y) = (a.operand("self")?, a.operand("other")?);
-    let mut st = ResultTypeState::default();
-    for o in [&x, &y] {
-        match o {
-            Operand::Tensor(t) => st.add_tensor(t.dtype(), t.dim()),
-            Operand::Scalar(v) => st.add_scalar(*v),
-        }
-    }
-    let common = st.result();
+    let common = result_type(&[&x, &y]);
     let r = match common {
         DType::Bool => binary_map::<bool, bool, bool>(
             &operand_as(&x, common),
