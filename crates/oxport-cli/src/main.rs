@@ -23,6 +23,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Print a `.pt2` program exactly as PyTorch's `print(torch.export.load(FILE))` does.
+    Inspect {
+        /// The `.pt2` file.
+        file: std::path::PathBuf,
+    },
     /// List the ATen overloads in the op registry (`--core` for the Core ATen subset).
     Ops {
         /// Only overloads tagged `core` in PyTorch.
@@ -63,10 +68,17 @@ fn demo(seed: u64) -> Result<()> {
     Ok(())
 }
 
+fn inspect(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let ep = oxport::pt2::load(file)?;
+    print!("{ep}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let r = match cli.command {
-        Command::Demo { seed } => demo(seed),
+    let r: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Demo { seed } => demo(seed).map_err(Into::into),
+        Command::Inspect { file } => inspect(&file),
         Command::Ops { core } => {
             for op in oxport::ops::registry().ops() {
                 if !core || op.is_core {

@@ -1,7 +1,7 @@
 //! oxport: torch.export in Rust.
 //!
-//! Today this crate re-exports the core layers: tensors with PyTorch semantics and the ATen op registry.
-//! Export, the IR, `.pt2` files and the runtime build on them (see `docs/architecture.md`).
+//! This crate re-exports the layers: tensors with PyTorch semantics and the ATen op registry
+//! (`oxport-core`), the ExportedProgram IR and `.pt2` files (`oxport-ir`). See `docs/architecture.md`.
 //!
 //! ```
 //! use oxport::prelude::*;
@@ -11,6 +11,12 @@
 //! # Ok::<(), oxport::Error>(())
 //! ```
 pub use oxport_core::*;
+
+/// The ExportedProgram IR (torch.export's serialized schema 8.x) and its printer.
+pub use oxport_ir as ir;
+/// `.pt2` archives: load what `torch.export.save` writes, save what `torch.export.load` reads.
+pub use oxport_ir::pt2;
+pub use oxport_ir::ExportedProgram;
 
 /// Everything a model author needs in scope.
 pub mod prelude {

@@ -46,6 +46,33 @@ impl Buffer {
     pub fn zeros(dtype: DType, n: usize) -> Buffer {
         crate::dispatch_dtype!(dtype, T => T::into_buffer(vec![T::default(); n]))
     }
+
+    /// A buffer from raw little-endian element bytes (PyTorch's storage layout; bool is one byte,
+    /// non-zero = true). `bytes.len()` must be a multiple of the element size.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> crate::Result<Buffer> {
+        let size = dtype.itemsize();
+        if bytes.len() % size != 0 {
+            return Err(crate::Error::Io(format!(
+                "{} bytes is not a whole number of {} elements ({size} bytes each)",
+                bytes.len(),
+                dtype.name()
+            )));
+        }
+        Ok(crate::dispatch_dtype!(dtype, T => T::into_buffer(
+            bytes.chunks_exact(size).map(<T as LeBytes>::from_le).collect()
+        )))
+    }
+
+    /// The raw little-endian element bytes (inverse of [`Buffer::from_le_bytes`]).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        crate::dispatch_buffer!(self, v => {
+            let mut out = Vec::with_capacity(std::mem::size_of_val(v.as_slice()));
+            for x in v {
+                x.append_le(&mut out);
+            }
+            out
+        })
+    }
 }
 
 /// Runs `$body` with `$v` bound to the typed `Vec` inside a [`Buffer`] (or `&mut` when given `mut`).
@@ -303,5 +330,36 @@ pub fn cast_element<S: Element, D: Element>(v: S) -> D {
         D::from_f64(v.to_i64() as f64)
     } else {
         D::from_i64(v.to_i64())
+    }
+}
+
+/// Little-endian byte conversion of an element.
+pub trait LeBytes: Sized {
+    /// From exactly `size_of::<Self>()` bytes.
+    fn from_le(b: &[u8]) -> Self;
+    /// Appends the bytes.
+    fn append_le(&self, out: &mut Vec<u8>);
+}
+
+macro_rules! impl_le_bytes {
+    ($($t:ty),*) => {$(
+        impl LeBytes for $t {
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("chunk has the element size"))
+            }
+            fn append_le(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes())
+            }
+        }
+    )*};
+}
+impl_le_bytes!(u8, i8, i16, i32, i64, f32, f64, f16, bf16);
+
+impl LeBytes for bool {
+    fn from_le(b: &[u8]) -> Self {
+        b[0] != 0
+    }
+    fn append_le(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8)
     }
 }
