@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Regenerates every checked-in oracle artifact with real PyTorch and fails if any differs from the
-# committed copy: the schema table, the model op census and the op fixtures.
+# committed copy: the schema table, the model op census, the op fixtures and the .pt2 program fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(bash tools/setup_venv.sh)
 "$PY" tools/gen_schemas.py
 "$PY" tools/collect_ops.py >/dev/null
 "$PY" tools/gen_op_fixtures.py >/dev/null
+LOG=$(mktemp)
+"$PY" tools/gen_pt2_fixtures.py >"$LOG" 2>&1 || { tail -40 "$LOG"; echo "tools/gen_pt2_fixtures.py failed" >&2; exit 1; }
+rm -f "$LOG"
 if ! git diff --quiet --exit-code -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures \
     || [ -n "$(git status --porcelain -- tests/fixtures tools/data)" ]; then
     git status --short -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures | head -20

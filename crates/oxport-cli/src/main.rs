@@ -16,12 +16,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded seed model (Conv2d(3,16,3,padding=1) -> add_ -> ReLU -> MaxPool2d(3)) eagerly and
-    /// print its output summary. Export, save and load join this command as they land.
+    /// The main job on the embedded seed program (`conv_relu_maxpool`, as PyTorch 2.15 exports it): load
+    /// the `.pt2`, print it as PyTorch does, save it, load it back, and run the model with its weights.
+    /// Exporting from Rust and running the graph itself join as they land.
     Demo {
-        /// Seed for the model weights and inputs.
+        /// Seed for the input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Where to save the program (default: a temporary file).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Print a `.pt2` program exactly as PyTorch's `print(torch.export.load(FILE))` does.
     Inspect {
@@ -36,34 +40,52 @@ enum Command {
     },
 }
 
-fn demo(seed: u64) -> Result<()> {
-    let mut g = Generator::new(seed);
-    // nn.Conv2d(3, 16, 3, padding=1) default init: U(-b, b) with b = 1/sqrt(fan_in).
-    let bound = 1.0 / (27f64).sqrt();
-    let uniform = |g: &mut Generator, size: &[usize]| -> Result<Tensor> {
-        Tensor::rand(size, g)?.mul(2.0 * bound)?.sub(bound)
+/// `torch.export.save` of the torch.export overview's second program (tools/gen_pt2_fixtures.py).
+const SEED_PROGRAM: &[u8] =
+    include_bytes!("../../../tests/fixtures/pt2/conv_relu_maxpool.train.pt2");
+
+fn demo(seed: u64, out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    let start = std::time::Instant::now();
+    let ep = oxport::pt2::load_from_bytes(SEED_PROGRAM)?;
+    print!("{ep}");
+    let path =
+        out.unwrap_or_else(|| std::env::temp_dir().join("oxport_demo_conv_relu_maxpool.pt2"));
+    oxport::pt2::save(&ep, &path)?;
+    let back = oxport::pt2::load(&path)?;
+    if back.to_string() != ep.to_string() {
+        return Err("the program loaded back prints differently".into());
+    }
+    let io_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "saved to {} ({} bytes) and loaded back: identical program ({io_ms:.2} ms for load + print + save + load)",
+        path.display(),
+        std::fs::metadata(&path)?.len()
+    );
+
+    // The forward of the program, eagerly, with the program's own weights.
+    let weight = |k: &str| {
+        back.state_dict
+            .get(k)
+            .map(|w| w.tensor.clone())
+            .ok_or_else(|| format!("state_dict has no '{k}'"))
     };
-    let weight = uniform(&mut g, &[16, 3, 3, 3])?;
-    let bias = uniform(&mut g, &[16])?;
+    let (w, b) = (weight("conv.weight")?, weight("conv.bias")?);
+    let mut g = Generator::new(seed);
     let x = Tensor::randn(&[1, 3, 256, 256], &mut g)?;
     let constant = Tensor::ones(&[1, 16, 256, 256], DType::F32)?;
     let start = std::time::Instant::now();
-    let a = x.conv2d(&weight, Some(&bias), &[1, 1], &[1, 1], &[1, 1], 1)?;
+    let a = x.conv2d(&w, Some(&b), &[1, 1], &[1, 1], &[1, 1], 1)?;
     a.add_(&constant)?;
-    let out = a
+    let y = a
         .relu()?
         .max_pool2d(&[3, 3], &[], &[0, 0], &[1, 1], false)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let v = out.to_vec::<f32>()?;
+    let v = y.to_vec::<f32>()?;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
     println!(
-        "conv_relu_maxpool (eager): input [1, 3, 256, 256] -> output {:?} {}",
-        out.sizes(),
-        out.dtype().name()
-    );
-    println!(
-        "output mean {mean:.6}, max {:.6}, {ms:.2} ms",
-        v.iter().cloned().fold(f32::MIN, f32::max)
+        "ran the model eagerly: x [1, 3, 256, 256], constant [1, 16, 256, 256] -> {:?} {}, mean {mean:.6}, {ms:.2} ms",
+        y.sizes(),
+        y.dtype().name()
     );
     Ok(())
 }
@@ -77,7 +99,7 @@ fn inspect(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Demo { seed } => demo(seed).map_err(Into::into),
+        Command::Demo { seed, out } => demo(seed, out),
         Command::Inspect { file } => inspect(&file),
         Command::Ops { core } => {
             for op in oxport::ops::registry().ops() {

@@ -175,3 +175,11 @@ proptest! {
         prop_assert_eq!(flat.numel(), x.numel());
     }
 }
+
+#[test]
+fn restride_far_out_of_bounds_is_an_error_not_an_overflow() {
+    // Regression: the out-of-bounds message computed (last + 1) * itemsize in usize and overflowed.
+    let t = Tensor::from_vec(vec![0f32; 20], &[20]).unwrap();
+    let e = t.restride(&[4], &[1], i64::MAX as usize).unwrap_err();
+    assert!(e.to_string().contains("out of bounds"), "{e}");
+}

@@ -889,11 +889,7 @@ fn repr(v: &PyVal, nodes: &[FxNode]) -> String {
 
 fn collect_nodes(v: &PyVal, out: &mut Vec<usize>) {
     match v {
-        PyVal::Node(i) => {
-            if !out.contains(i) {
-                out.push(*i)
-            }
-        }
+        PyVal::Node(i) if !out.contains(i) => out.push(*i),
         PyVal::List(items) | PyVal::Tuple(items) => {
             items.iter().for_each(|x| collect_nodes(x, out))
         }

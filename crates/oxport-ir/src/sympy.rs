@@ -215,11 +215,7 @@ impl Expr {
     /// Names of the symbols in the expression.
     pub fn free_symbols(&self, out: &mut Vec<String>) {
         match self {
-            Expr::Symbol(s) => {
-                if !out.contains(s) {
-                    out.push(s.clone())
-                }
-            }
+            Expr::Symbol(s) if !out.contains(s) => out.push(s.clone()),
             Expr::Call(_, args) => args.iter().for_each(|a| a.free_symbols(out)),
             _ => {}
         }

@@ -243,8 +243,8 @@ impl Tensor {
                     fmt_shape(sizes),
                     fmt_shape(strides),
                     self.dtype.itemsize(),
-                    (last + 1) * self.dtype.itemsize(),
-                    len * self.dtype.itemsize()
+                    (last as u128 + 1) * self.dtype.itemsize() as u128,
+                    len as u128 * self.dtype.itemsize() as u128
                 )));
             }
         }
