@@ -10,6 +10,7 @@ saved again into OURS_DIR (same file names), check with real PyTorch that:
     for the fixture's inputs (random inputs of the recorded shapes when none are committed).
 
 Run: tools/check_pt2_interop.sh (builds the Rust side, then runs this).
+Usage: check_pt2_interop.py OURS_DIR [FIXTURES_DIR]  (FIXTURES_DIR defaults to tests/fixtures/pt2)
 """
 import glob
 import json
@@ -21,6 +22,8 @@ import torch
 import torch.utils._pytree as pytree
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "pt2")
+if len(sys.argv) > 2:  # another set of PyTorch-written programs, e.g. tools/gen_large_pt2.py's
+    FIXTURES = sys.argv[2]
 
 
 def storage_groups(tensors):

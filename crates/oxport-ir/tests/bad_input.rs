@@ -268,3 +268,31 @@ fn random_corruption_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_lying_entry_size_is_refused_before_allocating() {
+    // Patch the sizes of `weight_0` in both its local and central headers to ~4 GiB: the loader must
+    // refuse before reserving memory for it.
+    let mut bytes = build(&entries(&fixture("tied_and_views.train.pt2")));
+    let name = b"tied_and_views.train/data/weights/weight_0";
+    let mut patched = 0;
+    let mut from = 0;
+    while let Some(p) = bytes[from..].windows(name.len()).position(|w| w == name) {
+        let pos = from + p;
+        if pos >= 46 && bytes[pos - 46..pos - 42] == *b"PK\x01\x02" {
+            for off in [pos - 46 + 20, pos - 46 + 24] {
+                bytes[off..off + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+            }
+            patched += 1;
+        } else if pos >= 30 && bytes[pos - 30..pos - 26] == *b"PK\x03\x04" {
+            for off in [pos - 30 + 18, pos - 30 + 22] {
+                bytes[off..off + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+            }
+            patched += 1;
+        }
+        from = pos + 1;
+    }
+    assert_eq!(patched, 2);
+    let msg = load_err(&bytes);
+    assert!(msg.contains("weight_0") || msg.contains("zip"), "{msg}");
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The large reference programs (resnet18, mobilenet_v3_small, vit_b_16, TransformerEncoder, LSTM, GPT
+# block; training and core IR), generated on demand by tools/gen_large_pt2.py into
+# ~/.cache/oxport/large_pt2: `oxport inspect` must print each exactly as PyTorch does, and PyTorch must
+# load, print and run the copy oxport saves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(bash tools/setup_venv.sh)
+DIR=${OXPORT_LARGE_PT2:-$HOME/.cache/oxport/large_pt2}
+"$PY" tools/gen_large_pt2.py "$DIR" 2>/dev/null
+cargo build --quiet --release --bin oxport
+fail=0
+for f in "$DIR"/*.pt2; do
+    if ! ./target/release/oxport inspect "$f" | cmp -s - "${f%.pt2}.txt"; then
+        echo "prints differently from PyTorch: $f" >&2
+        fail=1
+    fi
+done
+[ "$fail" = 0 ] && echo "oxport inspect prints all $(ls "$DIR"/*.pt2 | wc -l) large programs exactly as PyTorch"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+cargo run --quiet --release -p oxport-ir --example resave -- "$OUT" "$DIR"/*.pt2
+"$PY" tools/check_pt2_interop.py "$OUT" "$DIR" 2>&1 | grep -v "^W[0-9]"
+exit $fail
