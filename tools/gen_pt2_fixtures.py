@@ -192,6 +192,14 @@ class TiedAndViews(nn.Module):
 
 
 # --------------------------------------------------------------------------
+class BuiltinNames(nn.Module):
+    """forward arguments named like Python builtins: FX codegen prints them as `input_1 = input`."""
+
+    def forward(self, input, max):
+        sum = input + max
+        return sum.relu()
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -226,6 +234,7 @@ def own_cases():
     yield "small_cnn_bn_train", lambda: mk(SmallCnnBn(), (torch.randn(2, 3, 16, 16),), mode="train")
     yield "transformer_block", lambda: mk(GPTBlock(d=16, h=2), (torch.randn(2, 4, 16),))
     yield "tied_and_views", lambda: mk(TiedAndViews(), (torch.tensor([[1, 2, 3], [4, 5, 9]]),))
+    yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
 
 
 def exportdb_names():

@@ -92,8 +92,12 @@ fn demo(seed: u64, out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::e
 
 fn inspect(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let ep = oxport::pt2::load(file)?;
-    print!("{ep}");
-    Ok(())
+    // A closed pipe (`oxport inspect f | head`) ends the output quietly instead of panicking.
+    let mut out = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut out, ep.to_string().as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn main() -> ExitCode {

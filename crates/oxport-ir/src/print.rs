@@ -933,7 +933,18 @@ fn stack_summary(trace: &str) -> Option<String> {
 
 /// `CodeGen._gen_python_code` + `print_readable` for one module (recursing into children).
 fn print_readable(m: &FxModule, module_name: &str) -> String {
-    let nodes = &m.nodes;
+    // Codegen names every node again through a fresh namespace (`node_repr` in `Graph.python_code`),
+    // pre-filled with FX's custom builtins: a value called `input` prints as `input_1`.
+    let mut ns = Namespace::default();
+    for builtin in ["inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"] {
+        ns.used.insert(builtin.to_string());
+        ns.base_count.insert(builtin.to_string(), 0);
+    }
+    let mut renamed = m.nodes.clone();
+    for n in renamed.iter_mut() {
+        n.name = ns.create_name(&n.name);
+    }
+    let nodes = &renamed;
     // Inputs and users of every node.
     let inputs: Vec<Vec<usize>> = nodes
         .iter()
