@@ -32,6 +32,18 @@ enum Command {
         /// The `.pt2` file.
         file: std::path::PathBuf,
     },
+    /// Run a `.pt2` on `.npy` inputs (the flattened user inputs, args then kwargs; a non-tensor is a 0-d
+    /// array) and write `DIR/output_<i>.npy` for the flattened user outputs.
+    Run {
+        /// The `.pt2` file.
+        file: std::path::PathBuf,
+        /// One `.npy` per user input, in order.
+        #[arg(long = "input")]
+        inputs: Vec<std::path::PathBuf>,
+        /// Where to write the outputs.
+        #[arg(long)]
+        output_dir: std::path::PathBuf,
+    },
     /// List the ATen overloads in the op registry (`--core` for the Core ATen subset).
     Ops {
         /// Only overloads tagged `core` in PyTorch.
@@ -100,11 +112,58 @@ fn inspect(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+fn run(
+    file: &std::path::Path,
+    inputs: &[std::path::PathBuf],
+    output_dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use oxport::runtime::Value;
+    let ep = oxport::pt2::load(file)?;
+    let m = oxport::runtime::Module::new(&ep)?;
+    let metas = m.input_metas();
+    let mut values = vec![];
+    for (i, path) in inputs.iter().enumerate() {
+        let t = Tensor::read_npy(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // A 0-d array stands for a Python number where the program takes one.
+        let is_tensor = metas.get(i).is_some_and(|m| m.is_some());
+        values.push(match (is_tensor, t.dim()) {
+            (false, 0) => match t.item()? {
+                Scalar::Int(v) => Value::Int(v.into()),
+                Scalar::Float(v) => Value::Float(v),
+                Scalar::Bool(v) => Value::Bool(v),
+            },
+            _ => Value::Tensor(t),
+        });
+    }
+    let outs = m.call_flat(values)?;
+    std::fs::create_dir_all(output_dir)?;
+    for (j, o) in outs.iter().enumerate() {
+        let t = match o {
+            Value::Tensor(t) => t.clone(),
+            Value::Int(v) => Tensor::scalar(v.as_int().ok_or("symbolic output")?),
+            Value::Float(v) => Tensor::scalar(*v),
+            Value::Bool(v) => Tensor::scalar(*v),
+            other => {
+                return Err(
+                    format!("output {j} is a {}, which .npy cannot hold", other.kind()).into(),
+                )
+            }
+        };
+        t.write_npy(output_dir.join(format!("output_{j}.npy")))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Demo { seed, out } => demo(seed, out),
         Command::Inspect { file } => inspect(&file),
+        Command::Run {
+            file,
+            inputs,
+            output_dir,
+        } => run(&file, &inputs, &output_dir),
         Command::Ops { core } => {
             for op in oxport::ops::registry().ops() {
                 if !core || op.is_core {

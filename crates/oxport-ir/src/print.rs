@@ -936,7 +936,15 @@ fn print_readable(m: &FxModule, module_name: &str) -> String {
     // Codegen names every node again through a fresh namespace (`node_repr` in `Graph.python_code`),
     // pre-filled with FX's custom builtins: a value called `input` prints as `input_1`.
     let mut ns = Namespace::default();
-    for builtin in ["inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"] {
+    for builtin in [
+        "inf",
+        "nan",
+        "NoneType",
+        "torch",
+        "device",
+        "fx_pytree",
+        "pytree",
+    ] {
         ns.used.insert(builtin.to_string());
         ns.base_count.insert(builtin.to_string(), 0);
     }

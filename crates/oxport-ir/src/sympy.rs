@@ -347,6 +347,63 @@ impl fmt::Display for Expr {
     }
 }
 
+impl Expr {
+    /// The integer value of the expression with its symbols bound by `lookup` (`None` if a symbol is
+    /// unbound, a function is unknown, or the arithmetic overflows).
+    pub fn eval_int(&self, lookup: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
+        use oxport_core::sym::{floor_div, py_mod};
+        let ints = |args: &[Expr]| {
+            args.iter()
+                .map(|a| a.eval_int(lookup))
+                .collect::<Option<Vec<i64>>>()
+        };
+        match self {
+            Expr::Symbol(s) => lookup(s),
+            Expr::Integer(n) => i64::try_from(*n).ok(),
+            Expr::Bool(b) => Some(*b as i64),
+            Expr::Rational(..) | Expr::Float(_) => None,
+            Expr::Call(h, args) => {
+                let v = ints(args)?;
+                let two = || (v.len() == 2).then(|| (v[0], v[1]));
+                Some(match h.as_str() {
+                    "Add" => v.iter().try_fold(0i64, |a, &b| a.checked_add(b))?,
+                    "Mul" => v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?,
+                    "Pow" => {
+                        let (b, e) = two()?;
+                        b.checked_pow(u32::try_from(e).ok()?)?
+                    }
+                    "FloorDiv" => {
+                        let (a, b) = two()?;
+                        if b == 0 {
+                            return None;
+                        }
+                        floor_div(a, b)
+                    }
+                    "Mod" | "PythonMod" => {
+                        let (a, b) = two()?;
+                        if b == 0 {
+                            return None;
+                        }
+                        py_mod(a, b)
+                    }
+                    "Max" => *v.iter().max()?,
+                    "Min" => *v.iter().min()?,
+                    "GreaterThan" => two().map(|(a, b)| (a >= b) as i64)?,
+                    "LessThan" => two().map(|(a, b)| (a <= b) as i64)?,
+                    "StrictGreaterThan" => two().map(|(a, b)| (a > b) as i64)?,
+                    "StrictLessThan" => two().map(|(a, b)| (a < b) as i64)?,
+                    "Equality" => two().map(|(a, b)| (a == b) as i64)?,
+                    "Unequality" => two().map(|(a, b)| (a != b) as i64)?,
+                    "And" => v.iter().all(|&x| x != 0) as i64,
+                    "Or" => v.iter().any(|&x| x != 0) as i64,
+                    "Not" => (*v.first()? == 0) as i64,
+                    _ => return None,
+                })
+            }
+        }
+    }
+}
+
 /// Prints an `expr_str` as PyTorch prints the expression (verbatim if it cannot be parsed).
 pub fn pretty(expr_str: &str) -> String {
     match parse(expr_str) {
@@ -400,5 +457,13 @@ mod tests {
         assert_eq!(s("Equality(Symbol('s0'), Integer(4))"), "Eq(s0, 4)");
         assert_eq!(s("s77"), "s77");
         assert_eq!(s("2*s0 +"), "2*s0 +");
+    }
+
+    #[test]
+    fn evaluates_with_bound_symbols() {
+        let e =
+            parse("Add(FloorDiv(Add(Symbol('s0'), Integer(-1)), Integer(2)), Integer(1))").unwrap();
+        assert_eq!(e.eval_int(&|s| (s == "s0").then_some(8)), Some(4));
+        assert_eq!(e.eval_int(&|_| None), None);
     }
 }

@@ -17,10 +17,13 @@ pub use oxport_ir as ir;
 /// `.pt2` archives: load what `torch.export.save` writes, save what `torch.export.load` reads.
 pub use oxport_ir::pt2;
 pub use oxport_ir::ExportedProgram;
+/// Running programs: `ep.module()` ([`runtime::ExportedProgramExt`]), guards, the execution plan.
+pub use oxport_runtime as runtime;
 
 /// Everything a model author needs in scope.
 pub mod prelude {
     pub use oxport_core::prelude::*;
+    pub use oxport_runtime::ExportedProgramExt;
 }
 
 /// The README's examples run as doctests.

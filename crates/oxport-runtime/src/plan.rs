@@ -1,0 +1,1258 @@
+//! The execution plan: built once per program, run many times.
+//!
+//! Every graph value gets a slot. Each node becomes a [`Step`]: an ATen op with its arguments bound to
+//! the op's schema at plan time (defaults filled, coercions done; at run time only tensors and symbolic
+//! ints are filled in — no name lookups), a symbolic-int operation, a runtime check, or a higher-order
+//! op with nested plans. After each step the slots whose last use it was are freed.
+use crate::error::{Error, Result};
+use crate::Value;
+use oxport_core::ops::value::{Layout as CoreLayout, MemoryFormat as CoreMemoryFormat};
+use oxport_core::ops::{registry, Args, OpDef};
+use oxport_core::sym::{floor_div, py_mod};
+use oxport_core::{DType, Scalar, SymInt, Tensor};
+use oxport_ir::schema::SymInt as IrSymInt;
+use oxport_ir::schema::*;
+use oxport_ir::{sympy, ExportedProgram};
+use std::collections::HashMap;
+
+type Slot = usize;
+type V<T> = oxport_core::ops::Value<T>;
+
+/// Where a step reads a non-tensor operand.
+#[derive(Debug, Clone)]
+enum Src {
+    Slot(Slot),
+    Const(Value),
+}
+
+#[derive(Debug)]
+enum OutBind {
+    Skip,
+    Slot(Slot),
+    List(Vec<Slot>),
+}
+
+#[derive(Debug)]
+struct OpStep {
+    def: &'static OpDef,
+    /// Arguments bound to the schema; tensors are slot numbers.
+    template: Vec<V<Slot>>,
+    /// (argument, list position, slot): symbolic ints filled in at run time.
+    int_patches: Vec<(usize, Option<usize>, Slot)>,
+    outs: Vec<OutBind>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SymOp {
+    Add,
+    Sub,
+    Mul,
+    FloorDiv,
+    TrueDiv,
+    Mod,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Neg,
+    Pos,
+    And,
+    Or,
+    Not,
+    ToInt,
+    ToFloat,
+    Max,
+    Min,
+    Ite,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Op(Box<OpStep>),
+    Sym {
+        op: SymOp,
+        args: Vec<Src>,
+        out: Slot,
+    },
+    SymSize {
+        t: Slot,
+        dim: i64,
+        what: SizeQuery,
+        out: Slot,
+    },
+    Item {
+        t: Slot,
+        out: Slot,
+    },
+    Assert {
+        cond: Src,
+        msg: String,
+    },
+    Constrain {
+        v: Src,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Noop,
+    Cond {
+        pred: Src,
+        branches: Box<[GraphPlan; 2]>,
+        operands: Vec<Slot>,
+        outs: Vec<Slot>,
+    },
+    Map {
+        body: Box<GraphPlan>,
+        xs: Vec<Slot>,
+        args: Vec<Slot>,
+        outs: Vec<Slot>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SizeQuery {
+    Size,
+    Stride,
+    Numel,
+    StorageOffset,
+}
+
+#[derive(Debug)]
+struct Step {
+    node: String,
+    target: String,
+    kind: Kind,
+    free: Vec<Slot>,
+}
+
+/// The plan of one graph (the program's, or a nested cond/map body).
+#[derive(Debug)]
+struct GraphPlan {
+    n_slots: usize,
+    inputs: Vec<Slot>,
+    steps: Vec<Step>,
+    outputs: Vec<Src>,
+}
+
+struct Builder {
+    slots: HashMap<String, Slot>,
+    n: usize,
+}
+
+impl Builder {
+    fn define(&mut self, name: &str) -> Slot {
+        let s = self.n;
+        self.n += 1;
+        self.slots.insert(name.to_string(), s);
+        s
+    }
+    fn get(&self, name: &str) -> std::result::Result<Slot, String> {
+        self.slots
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("value '{name}' is not defined"))
+    }
+}
+
+const SLOT_PREFIX: &str = "__oxport_slot_";
+
+fn unsupported(node: &Node, reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        node: node.name.clone().unwrap_or_default(),
+        target: node.target.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn core_dtype(t: ScalarType) -> std::result::Result<DType, String> {
+    t.dtype()
+        .ok_or_else(|| format!("dtype {} is not supported", t.python_name()))
+}
+
+/// A schema argument value with tensors as slots and symbolic ints as placeholder symbols.
+fn op_value(b: &Builder, a: &Argument) -> std::result::Result<V<Slot>, String> {
+    let sym = |s: &SymIntArgument| -> std::result::Result<SymInt, String> {
+        Ok(match s {
+            SymIntArgument::AsInt(i) => SymInt::Int(*i),
+            SymIntArgument::AsName(n) => SymInt::symbol(&format!("{SLOT_PREFIX}{}", b.get(n)?), 1),
+        })
+    };
+    Ok(match a {
+        Argument::AsNone(_) => V::None,
+        Argument::AsTensor(t) => V::Tensor(b.get(&t.name)?),
+        Argument::AsTensors(ts) => V::Tensors(
+            ts.iter()
+                .map(|t| b.get(&t.name))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Argument::AsOptionalTensors(ts) => V::OptTensors(
+            ts.iter()
+                .map(|t| match t {
+                    OptionalTensorArgument::AsTensor(t) => b.get(&t.name).map(Some),
+                    OptionalTensorArgument::AsNone(_) => Ok(None),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Argument::AsOptionalTensor(OptionalTensorArgument::AsTensor(t)) => {
+            V::Tensor(b.get(&t.name)?)
+        }
+        Argument::AsOptionalTensor(OptionalTensorArgument::AsNone(_)) => V::None,
+        Argument::AsInt(i) => V::Int(SymInt::Int(*i)),
+        Argument::AsInts(v) => V::Ints(v.iter().map(|&i| SymInt::Int(i)).collect()),
+        Argument::AsSymInt(s) => V::Int(sym(s)?),
+        Argument::AsSymInts(v) => {
+            V::Ints(v.iter().map(sym).collect::<std::result::Result<_, _>>()?)
+        }
+        Argument::AsFloat(f) => V::Float(f.0),
+        Argument::AsFloats(v) => V::Floats(v.iter().map(|f| f.0).collect()),
+        Argument::AsSymFloat(SymFloatArgument::AsFloat(f)) => V::Float(f.0),
+        Argument::AsBool(x) => V::Bool(*x),
+        Argument::AsSymBool(SymBoolArgument::AsBool(x)) => V::Bool(*x),
+        Argument::AsBools(v) => V::Bools(v.clone()),
+        Argument::AsString(s) => V::Str(s.clone()),
+        Argument::AsScalarType(t) => V::ScalarType(core_dtype(*t)?),
+        Argument::AsLayout(Layout::Strided) => V::Layout(CoreLayout::Strided),
+        Argument::AsMemoryFormat(m) => V::MemoryFormat(match m {
+            MemoryFormat::ContiguousFormat => CoreMemoryFormat::ContiguousFormat,
+            MemoryFormat::ChannelsLast => CoreMemoryFormat::ChannelsLast,
+            MemoryFormat::ChannelsLast3d => CoreMemoryFormat::ChannelsLast3d,
+            MemoryFormat::PreserveFormat => CoreMemoryFormat::PreserveFormat,
+            MemoryFormat::Unknown => return Err("unknown memory format".into()),
+        }),
+        Argument::AsDevice(d) if d.type_ == "cpu" => V::Device("cpu".into()),
+        other => {
+            return Err(format!(
+                "argument {other:?} is not supported by the runtime"
+            ))
+        }
+    })
+}
+
+fn src(b: &Builder, a: &Argument) -> std::result::Result<Src, String> {
+    Ok(match a {
+        Argument::AsSymInt(SymIntArgument::AsName(n))
+        | Argument::AsSymBool(SymBoolArgument::AsName(n))
+        | Argument::AsSymFloat(SymFloatArgument::AsName(n))
+        | Argument::AsTensor(TensorArgument { name: n }) => Src::Slot(b.get(n)?),
+        Argument::AsSymInt(SymIntArgument::AsInt(i)) | Argument::AsInt(i) => {
+            Src::Const(V::Int(SymInt::Int(*i)))
+        }
+        Argument::AsSymBool(SymBoolArgument::AsBool(x)) | Argument::AsBool(x) => {
+            Src::Const(V::Bool(*x))
+        }
+        Argument::AsSymFloat(SymFloatArgument::AsFloat(f)) | Argument::AsFloat(f) => {
+            Src::Const(V::Float(f.0))
+        }
+        Argument::AsNone(_) => Src::Const(V::None),
+        other => return Err(format!("operand {other:?} is not supported")),
+    })
+}
+
+fn sym_op(target: &str) -> Option<SymOp> {
+    Some(match target {
+        "_operator.add" => SymOp::Add,
+        "_operator.sub" => SymOp::Sub,
+        "_operator.mul" => SymOp::Mul,
+        "_operator.floordiv" => SymOp::FloorDiv,
+        "_operator.truediv" => SymOp::TrueDiv,
+        "_operator.mod" => SymOp::Mod,
+        "_operator.pow" => SymOp::Pow,
+        "_operator.eq" => SymOp::Eq,
+        "_operator.ne" => SymOp::Ne,
+        "_operator.lt" => SymOp::Lt,
+        "_operator.le" => SymOp::Le,
+        "_operator.gt" => SymOp::Gt,
+        "_operator.ge" => SymOp::Ge,
+        "_operator.neg" => SymOp::Neg,
+        "_operator.pos" => SymOp::Pos,
+        "_operator.and_" => SymOp::And,
+        "_operator.or_" => SymOp::Or,
+        "torch.sym_not" => SymOp::Not,
+        "torch.sym_int" | "math.trunc" => SymOp::ToInt,
+        "torch.sym_float" => SymOp::ToFloat,
+        "torch.sym_max" => SymOp::Max,
+        "torch.sym_min" => SymOp::Min,
+        "torch.sym_ite" => SymOp::Ite,
+        _ => return None,
+    })
+}
+
+fn single_out(b: &mut Builder, node: &Node) -> Result<Slot> {
+    let name = match node.outputs.as_slice() {
+        [Argument::AsSymInt(SymIntArgument::AsName(n))]
+        | [Argument::AsSymBool(SymBoolArgument::AsName(n))]
+        | [Argument::AsSymFloat(SymFloatArgument::AsName(n))]
+        | [Argument::AsTensor(TensorArgument { name: n })] => n,
+        _ => return Err(unsupported(node, "expected one named output")),
+    };
+    Ok(b.define(name))
+}
+
+fn input<'a>(node: &'a Node, name: &str, pos: usize) -> Option<&'a Argument> {
+    node.inputs
+        .iter()
+        .find(|i| i.name == name)
+        .or_else(|| node.inputs.get(pos))
+        .map(|i| &i.arg)
+}
+
+fn graph_plan(g: &Graph) -> Result<GraphPlan> {
+    let mut b = Builder {
+        slots: HashMap::new(),
+        n: 0,
+    };
+    let mut inputs = vec![];
+    for a in &g.inputs {
+        let name = match a {
+            Argument::AsTensor(t) => t.name.clone(),
+            Argument::AsSymInt(SymIntArgument::AsName(n)) => n.clone(),
+            other => format!("__const_input_{}_{:?}", inputs.len(), other),
+        };
+        inputs.push(b.define(&name));
+    }
+    let mut steps = vec![];
+    for node in &g.nodes {
+        let kind = plan_node(&mut b, node)?;
+        steps.push(Step {
+            node: node.name.clone().unwrap_or_default(),
+            target: node.target.clone(),
+            kind,
+            free: vec![],
+        });
+    }
+    let outputs = g
+        .outputs
+        .iter()
+        .map(|o| src(&b, o))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Unsupported {
+            node: "output".into(),
+            target: "output".into(),
+            reason: e,
+        })?;
+    let mut plan = GraphPlan {
+        n_slots: b.n,
+        inputs,
+        steps,
+        outputs,
+    };
+    plan_frees(&mut plan);
+    Ok(plan)
+}
+
+fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
+    let t = node.target.as_str();
+    let err = |e: String| unsupported(node, e);
+    if let Some(op) = sym_op(t) {
+        let args = node
+            .inputs
+            .iter()
+            .map(|i| src(b, &i.arg))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(err)?;
+        let out = single_out(b, node)?;
+        return Ok(Kind::Sym { op, args, out });
+    }
+    let size_query = match t {
+        "torch.ops.aten.sym_size.int" => Some(SizeQuery::Size),
+        "torch.ops.aten.sym_stride.int" => Some(SizeQuery::Stride),
+        "torch.ops.aten.sym_numel.default" => Some(SizeQuery::Numel),
+        "torch.ops.aten.sym_storage_offset.default" => Some(SizeQuery::StorageOffset),
+        _ => None,
+    };
+    if let Some(what) = size_query {
+        let tensor = match input(node, "self", 0) {
+            Some(Argument::AsTensor(x)) => b.get(&x.name).map_err(err)?,
+            _ => return Err(unsupported(node, "expected a tensor input")),
+        };
+        let dim = match input(node, "dim", 1) {
+            Some(Argument::AsInt(d)) => *d,
+            _ => 0,
+        };
+        let out = single_out(b, node)?;
+        return Ok(Kind::SymSize {
+            t: tensor,
+            dim,
+            what,
+            out,
+        });
+    }
+    match t {
+        "torch.ops.aten.item.default" | "torch.ops.aten._local_scalar_dense.default" => {
+            let tensor = match input(node, "self", 0) {
+                Some(Argument::AsTensor(x)) => b.get(&x.name).map_err(err)?,
+                _ => return Err(unsupported(node, "expected a tensor input")),
+            };
+            let out = single_out(b, node)?;
+            return Ok(Kind::Item { t: tensor, out });
+        }
+        "torch.ops.aten._assert_scalar.default" => {
+            let cond = src(
+                b,
+                input(node, "self", 0).ok_or_else(|| err("no condition".into()))?,
+            )
+            .map_err(err)?;
+            let msg = match input(node, "assert_msg", 1) {
+                Some(Argument::AsString(s)) => s.clone(),
+                _ => "assertion failed".into(),
+            };
+            return Ok(Kind::Assert { cond, msg });
+        }
+        "torch.ops.aten.sym_constrain_range.default"
+        | "torch.ops.aten.sym_constrain_range_for_size.default" => {
+            let v = src(
+                b,
+                input(node, "size", 0).ok_or_else(|| err("no size".into()))?,
+            )
+            .map_err(err)?;
+            let bound = |name: &str, pos: usize| match input(node, name, pos) {
+                Some(Argument::AsInt(i)) => Some(*i),
+                _ => None,
+            };
+            let min = bound("min", 1).or((t.ends_with("for_size.default")).then_some(0));
+            return Ok(Kind::Constrain {
+                v,
+                min,
+                max: bound("max", 2),
+            });
+        }
+        "torch.ops.aten._assert_tensor_metadata.default" => return Ok(Kind::Noop),
+        "torch.ops.higher_order.cond" => {
+            let mut graphs = vec![];
+            let mut rest = vec![];
+            for i in &node.inputs {
+                match &i.arg {
+                    Argument::AsGraph(g) => graphs.push(graph_plan(&g.graph)?),
+                    other => rest.push(other),
+                }
+            }
+            let (Ok(branches), [pred, Argument::AsTensors(ops)]) =
+                (<[GraphPlan; 2]>::try_from(graphs), rest.as_slice())
+            else {
+                return Err(unsupported(
+                    node,
+                    "expected cond(pred, true_fn, false_fn, operands)",
+                ));
+            };
+            let pred = src(b, pred).map_err(err)?;
+            let operands = ops
+                .iter()
+                .map(|o| b.get(&o.name))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err)?;
+            let outs = tensor_outs(b, node)?;
+            return Ok(Kind::Cond {
+                pred,
+                branches: Box::new(branches),
+                operands,
+                outs,
+            });
+        }
+        "torch.ops.higher_order.map_impl" => {
+            let mut body = None;
+            let mut lists = vec![];
+            for i in &node.inputs {
+                match &i.arg {
+                    Argument::AsGraph(g) => body = Some(graph_plan(&g.graph)?),
+                    Argument::AsTensors(ts) => lists.push(
+                        ts.iter()
+                            .map(|t| b.get(&t.name))
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                            .map_err(err)?,
+                    ),
+                    _ => return Err(unsupported(node, "unexpected map_impl input")),
+                }
+            }
+            let (Some(body), [xs, args]) = (body, lists.as_slice()) else {
+                return Err(unsupported(node, "expected map_impl(f, xs, args)"));
+            };
+            let (xs, args) = (xs.clone(), args.clone());
+            let outs = tensor_outs(b, node)?;
+            return Ok(Kind::Map {
+                body: Box::new(body),
+                xs,
+                args,
+                outs,
+            });
+        }
+        _ => {}
+    }
+    let Some(op_name) = t.strip_prefix("torch.ops.") else {
+        return Err(unsupported(node, "not an operator the runtime knows"));
+    };
+    let def = registry()
+        .get(op_name)
+        .map_err(|_| unsupported(node, format!("'{op_name}' is not in oxport's op registry")))?;
+    let mut positional = vec![];
+    let mut kwargs = vec![];
+    let mut n_syms = 0;
+    for i in &node.inputs {
+        let v = op_value(b, &i.arg).map_err(err)?;
+        n_syms += match &v {
+            V::Int(s) if s.is_symbolic() => 1,
+            V::Ints(v) => v.iter().filter(|s| s.is_symbolic()).count(),
+            _ => 0,
+        };
+        if i.kind == Some(ArgumentKind::Keyword) {
+            kwargs.push((i.name.clone(), v));
+        } else {
+            positional.push(v);
+        }
+    }
+    let args = Args::bind(&def.schema, positional, kwargs)
+        .map_err(|e| unsupported(node, e.to_string()))?;
+    let mut int_patches = vec![];
+    let slot_of = |s: &SymInt| -> Option<Slot> {
+        match s {
+            SymInt::Sym(e) => match &**e {
+                oxport_core::sym::SymExpr::Symbol { name, .. } => {
+                    name.strip_prefix(SLOT_PREFIX)?.parse().ok()
+                }
+                _ => None,
+            },
+            SymInt::Int(_) => None,
+        }
+    };
+    for (ai, v) in args.values.iter().enumerate() {
+        match v {
+            V::Int(s) => int_patches.extend(slot_of(s).map(|slot| (ai, None, slot))),
+            V::Ints(list) => {
+                for (j, s) in list.iter().enumerate() {
+                    int_patches.extend(slot_of(s).map(|slot| (ai, Some(j), slot)));
+                }
+            }
+            _ => {}
+        }
+    }
+    if int_patches.len() != n_syms {
+        return Err(unsupported(
+            node,
+            "a symbolic int is passed where the schema wants a non-int value",
+        ));
+    }
+    let mut outs = vec![];
+    for o in &node.outputs {
+        outs.push(match o {
+            Argument::AsTensor(x) => OutBind::Slot(b.define(&x.name)),
+            Argument::AsTensors(xs) => {
+                OutBind::List(xs.iter().map(|x| b.define(&x.name)).collect())
+            }
+            Argument::AsSymInt(SymIntArgument::AsName(n)) => OutBind::Slot(b.define(n)),
+            Argument::AsNone(_) => OutBind::Skip,
+            other => {
+                return Err(unsupported(
+                    node,
+                    format!("output {other:?} is not supported"),
+                ))
+            }
+        });
+    }
+    Ok(Kind::Op(Box::new(OpStep {
+        def,
+        template: args.values,
+        int_patches,
+        outs,
+    })))
+}
+
+fn tensor_outs(b: &mut Builder, node: &Node) -> Result<Vec<Slot>> {
+    node.outputs
+        .iter()
+        .map(|o| match o {
+            Argument::AsTensor(x) => Ok(b.define(&x.name)),
+            other => Err(unsupported(
+                node,
+                format!("output {other:?} is not supported"),
+            )),
+        })
+        .collect()
+}
+
+/// Slots each step reads.
+fn reads(kind: &Kind, out: &mut Vec<Slot>) {
+    let src = |s: &Src, out: &mut Vec<Slot>| {
+        if let Src::Slot(x) = s {
+            out.push(*x)
+        }
+    };
+    match kind {
+        Kind::Op(op) => {
+            for v in &op.template {
+                match v {
+                    V::Tensor(s) => out.push(*s),
+                    V::Tensors(v) => out.extend(v),
+                    V::OptTensors(v) => out.extend(v.iter().flatten()),
+                    _ => {}
+                }
+            }
+            out.extend(op.int_patches.iter().map(|p| p.2));
+        }
+        Kind::Sym { args, .. } => args.iter().for_each(|a| src(a, out)),
+        Kind::SymSize { t, .. } | Kind::Item { t, .. } => out.push(*t),
+        Kind::Assert { cond, .. } => src(cond, out),
+        Kind::Constrain { v, .. } => src(v, out),
+        Kind::Noop => {}
+        Kind::Cond { pred, operands, .. } => {
+            src(pred, out);
+            out.extend(operands);
+        }
+        Kind::Map { xs, args, .. } => {
+            out.extend(xs);
+            out.extend(args);
+        }
+    }
+}
+
+fn plan_frees(plan: &mut GraphPlan) {
+    let mut last: HashMap<Slot, usize> = HashMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let mut r = vec![];
+        reads(&step.kind, &mut r);
+        for s in r {
+            last.insert(s, i);
+        }
+    }
+    for o in &plan.outputs {
+        if let Src::Slot(s) = o {
+            last.remove(s);
+        }
+    }
+    for (slot, i) in last {
+        plan.steps[i].free.push(slot);
+    }
+}
+
+fn get<'a>(slots: &'a [Value], s: &'a Src) -> &'a Value {
+    match s {
+        Src::Slot(i) => &slots[*i],
+        Src::Const(v) => v,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Num {
+    I(i64),
+    F(f64),
+    B(bool),
+}
+
+fn num(v: &Value) -> Option<Num> {
+    Some(match v {
+        V::Int(s) => Num::I(s.as_int()?),
+        V::Float(f) => Num::F(*f),
+        V::Bool(b) => Num::B(*b),
+        V::Scalar(Scalar::Int(i)) => Num::I(*i),
+        V::Scalar(Scalar::Float(f)) => Num::F(*f),
+        V::Scalar(Scalar::Bool(b)) => Num::B(*b),
+        _ => return None,
+    })
+}
+
+impl Num {
+    fn f(self) -> f64 {
+        match self {
+            Num::I(i) => i as f64,
+            Num::F(f) => f,
+            Num::B(b) => b as i64 as f64,
+        }
+    }
+    fn i(self) -> Option<i64> {
+        match self {
+            Num::I(i) => Some(i),
+            Num::B(b) => Some(b as i64),
+            Num::F(_) => None,
+        }
+    }
+    fn truthy(self) -> bool {
+        match self {
+            Num::I(i) => i != 0,
+            Num::F(f) => f != 0.0,
+            Num::B(b) => b,
+        }
+    }
+}
+
+fn int(v: i64) -> Value {
+    V::Int(SymInt::Int(v))
+}
+
+fn sym_eval(op: SymOp, a: &[Num]) -> Option<Value> {
+    let both_int = a.iter().all(|x| x.i().is_some());
+    let arith = |fi: fn(i64, i64) -> Option<i64>, ff: fn(f64, f64) -> f64| -> Option<Value> {
+        let (x, y) = (a.first()?, a.get(1)?);
+        if both_int {
+            fi(x.i()?, y.i()?).map(int)
+        } else {
+            Some(V::Float(ff(x.f(), y.f())))
+        }
+    };
+    let cmp = |f: fn(f64, f64) -> bool| Some(V::Bool(f(a.first()?.f(), a.get(1)?.f())));
+    match op {
+        SymOp::Add => arith(|x, y| x.checked_add(y), |x, y| x + y),
+        SymOp::Sub => arith(|x, y| x.checked_sub(y), |x, y| x - y),
+        SymOp::Mul => arith(|x, y| x.checked_mul(y), |x, y| x * y),
+        SymOp::FloorDiv => arith(
+            |x, y| (y != 0).then(|| floor_div(x, y)),
+            |x, y| (x / y).floor(),
+        ),
+        SymOp::Mod => arith(
+            |x, y| (y != 0).then(|| py_mod(x, y)),
+            |x, y| x - y * (x / y).floor(),
+        ),
+        SymOp::TrueDiv => Some(V::Float(a.first()?.f() / a.get(1)?.f())),
+        SymOp::Pow => match (a.first()?.i(), a.get(1)?.i()) {
+            (Some(x), Some(y)) if y >= 0 => x.checked_pow(u32::try_from(y).ok()?).map(int),
+            _ => Some(V::Float(a.first()?.f().powf(a.get(1)?.f()))),
+        },
+        SymOp::Eq => cmp(|x, y| x == y),
+        SymOp::Ne => cmp(|x, y| x != y),
+        SymOp::Lt => cmp(|x, y| x < y),
+        SymOp::Le => cmp(|x, y| x <= y),
+        SymOp::Gt => cmp(|x, y| x > y),
+        SymOp::Ge => cmp(|x, y| x >= y),
+        SymOp::Neg => match a.first()? {
+            Num::F(f) => Some(V::Float(-f)),
+            x => x.i()?.checked_neg().map(int),
+        },
+        SymOp::Pos => Some(match a.first()? {
+            Num::F(f) => V::Float(*f),
+            x => int(x.i()?),
+        }),
+        SymOp::And => Some(V::Bool(a.iter().all(|x| x.truthy()))),
+        SymOp::Or => Some(V::Bool(a.iter().any(|x| x.truthy()))),
+        SymOp::Not => Some(V::Bool(!a.first()?.truthy())),
+        SymOp::ToInt => Some(int(match a.first()? {
+            Num::F(f) => f.trunc() as i64,
+            x => x.i()?,
+        })),
+        SymOp::ToFloat => Some(V::Float(a.first()?.f())),
+        SymOp::Max => arith(|x, y| Some(x.max(y)), f64::max),
+        SymOp::Min => arith(|x, y| Some(x.min(y)), f64::min),
+        SymOp::Ite => {
+            let pick = if a.first()?.truthy() {
+                a.get(1)?
+            } else {
+                a.get(2)?
+            };
+            Some(match pick {
+                Num::F(f) => V::Float(*f),
+                Num::B(b) => V::Bool(*b),
+                Num::I(i) => int(*i),
+            })
+        }
+    }
+}
+
+fn op_err(step: &Step, source: oxport_core::Error) -> Error {
+    Error::Op {
+        node: step.node.clone(),
+        target: step.target.clone(),
+        source,
+    }
+}
+
+fn tensor_of<'a>(slots: &'a [Value], s: Slot, step: &Step) -> Result<&'a Tensor> {
+    match &slots[s] {
+        V::Tensor(t) => Ok(t),
+        other => Err(op_err(
+            step,
+            oxport_core::Error::Value(format!("expected a tensor, got {}", other.kind())),
+        )),
+    }
+}
+
+impl GraphPlan {
+    fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        let mut slots: Vec<Value> = vec![V::None; self.n_slots];
+        for (&s, v) in self.inputs.iter().zip(inputs) {
+            slots[s] = v;
+        }
+        for step in &self.steps {
+            self.run_step(step, &mut slots)?;
+            for &s in &step.free {
+                slots[s] = V::None;
+            }
+        }
+        Ok(self
+            .outputs
+            .iter()
+            .map(|o| get(&slots, o).clone())
+            .collect())
+    }
+
+    fn run_step(&self, step: &Step, slots: &mut [Value]) -> Result<()> {
+        match &step.kind {
+            Kind::Op(op) => {
+                let mut missing = None;
+                let empty =
+                    Tensor::from_vec(Vec::<f32>::new(), &[0]).map_err(|e| op_err(step, e))?;
+                let mut values: Vec<Value> = op
+                    .template
+                    .iter()
+                    .map(|v| {
+                        v.map_tensors(&mut |&s: &Slot| match &slots[s] {
+                            V::Tensor(t) => t.clone(),
+                            _ => {
+                                missing = Some(s);
+                                empty.clone()
+                            }
+                        })
+                    })
+                    .collect();
+                if let Some(s) = missing {
+                    return Err(op_err(
+                        step,
+                        oxport_core::Error::Value(format!("internal: slot {s} holds no tensor")),
+                    ));
+                }
+                for &(ai, j, s) in &op.int_patches {
+                    let Some(n) = num(&slots[s]).and_then(Num::i) else {
+                        return Err(op_err(
+                            step,
+                            oxport_core::Error::Value("expected an int".into()),
+                        ));
+                    };
+                    match (&mut values[ai], j) {
+                        (V::Int(x), None) => *x = SymInt::Int(n),
+                        (V::Ints(xs), Some(j)) => xs[j] = SymInt::Int(n),
+                        _ => {}
+                    }
+                }
+                let args = Args {
+                    schema: &op.def.schema,
+                    values,
+                };
+                let outs = op.def.run(&args).map_err(|e| op_err(step, e))?;
+                for (bind, v) in op.outs.iter().zip(outs) {
+                    match (bind, v) {
+                        (OutBind::Skip, _) => {}
+                        (OutBind::Slot(s), v) => slots[*s] = v,
+                        (OutBind::List(ss), V::Tensors(ts)) => {
+                            for (s, t) in ss.iter().zip(ts) {
+                                slots[*s] = V::Tensor(t);
+                            }
+                        }
+                        (OutBind::List(_), other) => {
+                            return Err(op_err(
+                                step,
+                                oxport_core::Error::Value(format!(
+                                    "expected a tensor list, got {}",
+                                    other.kind()
+                                )),
+                            ))
+                        }
+                    }
+                }
+            }
+            Kind::Sym { op, args, out } => {
+                let nums: Option<Vec<Num>> = args.iter().map(|a| num(get(slots, a))).collect();
+                let v = nums.and_then(|n| sym_eval(*op, &n)).ok_or_else(|| {
+                    op_err(
+                        step,
+                        oxport_core::Error::Value(
+                            "symbolic arithmetic on unsupported values".into(),
+                        ),
+                    )
+                })?;
+                slots[*out] = v;
+            }
+            Kind::SymSize { t, dim, what, out } => {
+                let x = tensor_of(slots, *t, step)?;
+                let v = match what {
+                    SizeQuery::Size | SizeQuery::Stride => {
+                        let d = oxport_core::tensor::wrap_dim(*dim, x.dim())
+                            .map_err(|e| op_err(step, e))?;
+                        match what {
+                            SizeQuery::Size => x.sizes()[d],
+                            _ => x.strides()[d],
+                        }
+                    }
+                    SizeQuery::Numel => x.numel(),
+                    SizeQuery::StorageOffset => x.storage_offset(),
+                };
+                slots[*out] = int(v as i64);
+            }
+            Kind::Item { t, out } => {
+                let s = tensor_of(slots, *t, step)?
+                    .item()
+                    .map_err(|e| op_err(step, e))?;
+                slots[*out] = match s {
+                    Scalar::Int(i) => int(i),
+                    Scalar::Float(f) => V::Float(f),
+                    Scalar::Bool(b) => V::Bool(b),
+                };
+            }
+            Kind::Assert { cond, msg } => {
+                if !num(get(slots, cond)).is_some_and(Num::truthy) {
+                    return Err(Error::Assert(msg.clone()));
+                }
+            }
+            Kind::Constrain { v, min, max } => {
+                let x = num(get(slots, v)).and_then(Num::i);
+                let ok =
+                    x.is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m));
+                if !ok {
+                    return Err(Error::Assert(format!(
+                        "node '{}': value {x:?} is outside its range [{min:?}, {max:?}]",
+                        step.node
+                    )));
+                }
+            }
+            Kind::Noop => {}
+            Kind::Cond {
+                pred,
+                branches,
+                operands,
+                outs,
+            } => {
+                let p = match get(slots, pred) {
+                    V::Tensor(t) => t.item().map_err(|e| op_err(step, e))?.to_f64() != 0.0,
+                    other => num(other).is_some_and(Num::truthy),
+                };
+                let branch = &branches[if p { 0 } else { 1 }];
+                let ins = operands.iter().map(|&s| slots[s].clone()).collect();
+                for (s, v) in outs.iter().zip(branch.run(ins)?) {
+                    slots[*s] = v;
+                }
+            }
+            Kind::Map {
+                body,
+                xs,
+                args,
+                outs,
+            } => {
+                let xs: Vec<Tensor> = xs
+                    .iter()
+                    .map(|&s| tensor_of(slots, s, step).cloned())
+                    .collect::<Result<_>>()?;
+                let n = xs
+                    .first()
+                    .map(|x| x.sizes().first().copied().unwrap_or(0))
+                    .unwrap_or(0);
+                let mut per_out: Vec<Vec<Tensor>> = vec![vec![]; outs.len()];
+                for i in 0..n {
+                    let mut ins = vec![];
+                    for x in &xs {
+                        ins.push(V::Tensor(
+                            x.select(0, i as i64).map_err(|e| op_err(step, e))?,
+                        ));
+                    }
+                    ins.extend(args.iter().map(|&s| slots[s].clone()));
+                    for (k, v) in body.run(ins)?.into_iter().enumerate() {
+                        if let (V::Tensor(t), Some(acc)) = (v, per_out.get_mut(k)) {
+                            acc.push(t);
+                        }
+                    }
+                }
+                for (s, ts) in outs.iter().zip(per_out) {
+                    let refs: Vec<&Tensor> = ts.iter().collect();
+                    slots[*s] = V::Tensor(Tensor::stack(&refs, 0).map_err(|e| op_err(step, e))?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a graph input is fed.
+#[derive(Debug)]
+enum Feed {
+    User(usize),
+    State(Tensor),
+    Const(Value),
+}
+
+/// What the guards know about one user input.
+#[derive(Debug)]
+struct InputCheck {
+    name: String,
+    meta: Option<TensorMeta>,
+    /// A user input export specialized to this value (`constant_input`): the caller must pass it.
+    constant: Option<Value>,
+}
+
+/// An exported program ready to run: `ep.module()` in PyTorch.
+#[derive(Debug)]
+pub struct Module {
+    plan: GraphPlan,
+    feeds: Vec<Feed>,
+    checks: Vec<InputCheck>,
+    ranges: HashMap<String, (Option<i64>, Option<i64>)>,
+    /// (graph output index, buffer to update)
+    buffer_mutations: Vec<(usize, Tensor)>,
+    /// (graph output index, user input index)
+    input_mutations: Vec<(usize, usize)>,
+    user_outputs: Vec<usize>,
+}
+
+impl Module {
+    /// Plans `ep` once: resolves every node's kernel (an op the registry lacks is an error naming the
+    /// node, here, before any call) and binds parameters, buffers and constants.
+    pub fn new(ep: &ExportedProgram) -> Result<Module> {
+        let g = ep.graph();
+        let plan = graph_plan(g)?;
+        let sig = ep.graph_signature();
+        let mut feeds = vec![];
+        let mut checks = vec![];
+        let state = |name: &str| -> Result<Tensor> {
+            ep.state_dict
+                .get(name)
+                .map(|w| w.tensor.clone())
+                .or_else(|| ep.constants.get(name).cloned())
+                .ok_or_else(|| {
+                    Error::Ir(oxport_ir::Error::Invalid(format!(
+                        "'{name}' is not in the program's state"
+                    )))
+                })
+        };
+        for spec in &sig.input_specs {
+            feeds.push(match spec {
+                InputSpec::UserInput(u) => {
+                    let (name, meta) = match &u.arg {
+                        Argument::AsTensor(t) => {
+                            (t.name.clone(), g.tensor_values.get(&t.name).cloned())
+                        }
+                        Argument::AsSymInt(SymIntArgument::AsName(n)) => (n.clone(), None),
+                        _ => (String::new(), None),
+                    };
+                    checks.push(InputCheck {
+                        name,
+                        meta,
+                        constant: None,
+                    });
+                    Feed::User(checks.len() - 1)
+                }
+                InputSpec::ConstantInput(c) => {
+                    let value = match &c.value {
+                        ConstantValue::AsInt(i) => int(*i),
+                        ConstantValue::AsFloat(f) => V::Float(f.0),
+                        ConstantValue::AsBool(b) => V::Bool(*b),
+                        ConstantValue::AsString(s) => V::Str(s.clone()),
+                        ConstantValue::AsNone(_) => V::None,
+                    };
+                    checks.push(InputCheck {
+                        name: c.name.clone(),
+                        meta: None,
+                        constant: Some(value.clone()),
+                    });
+                    Feed::Const(value)
+                }
+                InputSpec::Parameter(p) => Feed::State(state(&p.parameter_name)?),
+                InputSpec::Buffer(b) => Feed::State(state(&b.buffer_name)?),
+                InputSpec::TensorConstant(c) => Feed::State(state(&c.tensor_constant_name)?),
+                InputSpec::CustomObj(_) | InputSpec::Token(_) => {
+                    return Err(Error::Unsupported {
+                        node: "input".into(),
+                        target: "placeholder".into(),
+                        reason: "custom objects and effect tokens are not supported".into(),
+                    })
+                }
+            });
+        }
+        let mut buffer_mutations = vec![];
+        let mut input_mutations = vec![];
+        let mut user_outputs = vec![];
+        for (i, spec) in sig.output_specs.iter().enumerate() {
+            match spec {
+                OutputSpec::UserOutput(_) => user_outputs.push(i),
+                OutputSpec::BufferMutation(b) => buffer_mutations.push((i, state(&b.buffer_name)?)),
+                OutputSpec::ParameterMutation(p) => {
+                    buffer_mutations.push((i, state(&p.parameter_name)?))
+                }
+                OutputSpec::UserInputMutation(m) => {
+                    let k = checks
+                        .iter()
+                        .position(|c| c.name == m.user_input_name)
+                        .ok_or_else(|| {
+                            Error::Ir(oxport_ir::Error::Invalid(format!(
+                                "'{}' is not a user input",
+                                m.user_input_name
+                            )))
+                        })?;
+                    input_mutations.push((i, k));
+                }
+                OutputSpec::LossOutput(_) => user_outputs.push(i),
+                _ => {}
+            }
+        }
+        let ranges = ep
+            .range_constraints
+            .iter()
+            .map(|(k, r)| (k.to_string(), (r.min_val, r.max_val)))
+            .collect();
+        Ok(Module {
+            plan,
+            feeds,
+            checks,
+            ranges,
+            buffer_mutations,
+            input_mutations,
+            user_outputs,
+        })
+    }
+
+    /// Names of the user inputs, in flattened order (args then kwargs).
+    pub fn input_names(&self) -> Vec<&str> {
+        self.checks.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The exported metadata (dtype, sizes) of each user input, if it is a tensor.
+    pub fn input_metas(&self) -> Vec<Option<&TensorMeta>> {
+        self.checks.iter().map(|c| c.meta.as_ref()).collect()
+    }
+
+    /// Checks `inputs` against the program's guards.
+    pub fn check_inputs(&self, inputs: &[Value]) -> Result<()> {
+        if inputs.len() != self.checks.len() {
+            return Err(Error::Guard(format!(
+                "Expected {} inputs ({}), got {}",
+                self.checks.len(),
+                self.input_names().join(", "),
+                inputs.len()
+            )));
+        }
+        let mut symbols: HashMap<String, (i64, String)> = HashMap::new();
+        let mut deferred = vec![];
+        for (c, v) in self.checks.iter().zip(inputs) {
+            if let Some(k) = &c.constant {
+                let same = match (k, v) {
+                    (V::Int(a), V::Int(b)) => a == b,
+                    (V::Float(a), V::Float(b)) => a == b,
+                    (V::Bool(a), V::Bool(b)) => a == b,
+                    (V::Str(a), V::Str(b)) => a == b,
+                    (V::None, V::None) => true,
+                    _ => false,
+                };
+                if !same {
+                    return Err(Error::Guard(format!(
+                        "Guard failed: input '{}' == {k:?} (the program was exported with this value; got {v:?})",
+                        c.name
+                    )));
+                }
+            }
+            let Some(meta) = &c.meta else { continue };
+            let name = &c.name;
+            let V::Tensor(t) = v else {
+                return Err(Error::Guard(format!(
+                    "Guard failed: input '{name}' must be a tensor, got {}",
+                    v.kind()
+                )));
+            };
+            let want = meta.dtype.dtype();
+            if want != Some(t.dtype()) {
+                return Err(Error::Guard(format!(
+                    "Guard failed: {name}.dtype == {} (input '{name}' is {})",
+                    meta.dtype.python_name(),
+                    t.dtype().name()
+                )));
+            }
+            if t.dim() != meta.sizes.len() {
+                return Err(Error::Guard(format!(
+                    "Guard failed: {name}.dim() == {} (input '{name}' has shape {:?})",
+                    meta.sizes.len(),
+                    t.sizes()
+                )));
+            }
+            for (d, (s, &actual)) in meta.sizes.iter().zip(t.sizes()).enumerate() {
+                let actual = actual as i64;
+                let here = format!("{name}.size()[{d}]");
+                match s {
+                    IrSymInt::AsInt(n) if *n != actual => {
+                        return Err(Error::Guard(format!(
+                            "Guard failed: {here} == {n} (input '{name}' has shape {:?})",
+                            t.sizes()
+                        )))
+                    }
+                    IrSymInt::AsInt(_) => {}
+                    IrSymInt::AsExpr(e) => match sympy::parse(&e.expr_str) {
+                        Some(sympy::Expr::Symbol(sym)) => match symbols.get(&sym) {
+                            Some((v, first)) if *v != actual => {
+                                return Err(Error::Guard(format!(
+                                    "Guard failed: {here} == {first} (both are {sym}; got {actual} and {v})"
+                                )))
+                            }
+                            Some(_) => {}
+                            None => {
+                                symbols.insert(sym, (actual, here));
+                            }
+                        },
+                        Some(expr) => deferred.push((expr, actual, here)),
+                        None => {}
+                    },
+                }
+            }
+        }
+        for (sym, (v, here)) in &symbols {
+            if let Some(&(min, max)) = self.ranges.get(sym) {
+                if let Some(m) = min.filter(|&m| *v < m) {
+                    return Err(Error::Guard(format!(
+                        "Guard failed: {here} >= {m} (got {v}; {sym} is in [{m}, {}])",
+                        fmt_bound(max)
+                    )));
+                }
+                if let Some(m) = max.filter(|&m| *v > m) {
+                    return Err(Error::Guard(format!(
+                        "Guard failed: {here} <= {m} (got {v}; {sym} is in [{}, {m}])",
+                        fmt_bound(min)
+                    )));
+                }
+            }
+        }
+        for (expr, actual, here) in deferred {
+            let lookup = |s: &str| symbols.get(s).map(|(v, _)| *v);
+            if let Some(expected) = expr.eval_int(&lookup) {
+                if expected != actual {
+                    return Err(Error::Guard(format!(
+                        "Guard failed: {here} == {expr} (= {expected}, got {actual})"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the program on the flattened user inputs (args then kwargs, as the in_spec orders them) and
+    /// returns the flattened user outputs.
+    pub fn call_flat(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        self.check_inputs(&inputs)?;
+        let graph_inputs: Vec<Value> = self
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::User(i) => inputs[*i].clone(),
+                Feed::State(t) => V::Tensor(t.clone()),
+                Feed::Const(v) => v.clone(),
+            })
+            .collect();
+        let outs = self.plan.run(graph_inputs)?;
+        let assign = |dst: &Tensor, v: &Value, what: &str| -> Result<()> {
+            match v {
+                V::Tensor(src)
+                    if !src.shares_storage(dst) || src.storage_offset() != dst.storage_offset() =>
+                {
+                    dst.assign_untraced(src).map_err(|e| Error::Op {
+                        node: what.into(),
+                        target: "copy_".into(),
+                        source: e,
+                    })
+                }
+                _ => Ok(()),
+            }
+        };
+        for (i, buf) in &self.buffer_mutations {
+            assign(buf, &outs[*i], "buffer mutation")?;
+        }
+        for (i, k) in &self.input_mutations {
+            if let V::Tensor(dst) = &inputs[*k] {
+                assign(dst, &outs[*i], "user input mutation")?;
+            }
+        }
+        Ok(self.user_outputs.iter().map(|&i| outs[i].clone()).collect())
+    }
+}
+
+fn fmt_bound(b: Option<i64>) -> String {
+    b.map(|x| x.to_string()).unwrap_or_else(|| "int_oo".into())
+}

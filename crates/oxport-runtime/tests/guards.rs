@@ -1,0 +1,97 @@
+//! Input checks before running, on `dynamic_batch` (tools/gen_pt2_fixtures.py: x f32[s17, 8] and
+//! y f32[s17, 4] sharing the `batch` Dim, range [3, 1024]) and plan-time errors.
+use oxport_core::{DType, Tensor};
+use oxport_runtime::{Module, Value};
+use std::path::Path;
+
+fn module(name: &str) -> Result<Module, oxport_runtime::Error> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/pt2")
+        .join(name);
+    Module::new(&oxport_ir::pt2::load(p).expect("fixture loads"))
+}
+
+fn t(sizes: &[usize], dtype: DType) -> Value {
+    let sizes: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+    Value::Tensor(Tensor::zeros(&sizes, dtype).unwrap())
+}
+
+fn err(m: &Module, inputs: Vec<Value>) -> String {
+    m.call_flat(inputs)
+        .expect_err("guard must fail")
+        .to_string()
+}
+
+#[test]
+fn dynamic_batch_accepts_any_batch_in_range() {
+    let m = module("dynamic_batch.train.pt2").unwrap();
+    for b in [3, 7, 1024] {
+        let out = m
+            .call_flat(vec![t(&[b, 8], DType::F32), t(&[b, 4], DType::F32)])
+            .unwrap();
+        let Value::Tensor(y) = &out[0] else { panic!() };
+        assert_eq!(y.sizes()[0], b);
+    }
+}
+
+#[test]
+fn guard_failures_name_the_input_and_the_guard() {
+    let m = module("dynamic_batch.train.pt2").unwrap();
+    let e = err(&m, vec![t(&[4, 8], DType::F32)]);
+    assert!(e.contains("Expected 2 inputs (x, y), got 1"), "{e}");
+    let e = err(&m, vec![t(&[4, 8], DType::F64), t(&[4, 4], DType::F32)]);
+    assert!(e.contains("Guard failed: x.dtype == torch.float32"), "{e}");
+    let e = err(&m, vec![t(&[4, 8, 1], DType::F32), t(&[4, 4], DType::F32)]);
+    assert!(e.contains("Guard failed: x.dim() == 2"), "{e}");
+    let e = err(&m, vec![t(&[4, 9], DType::F32), t(&[4, 4], DType::F32)]);
+    assert!(e.contains("Guard failed: x.size()[1] == 8"), "{e}");
+    let e = err(&m, vec![t(&[4, 8], DType::F32), t(&[5, 4], DType::F32)]);
+    assert!(
+        e.contains("Guard failed: y.size()[0] == x.size()[0]"),
+        "{e}"
+    );
+    let e = err(&m, vec![t(&[2, 8], DType::F32), t(&[2, 4], DType::F32)]);
+    assert!(e.contains("Guard failed: x.size()[0] >= 3"), "{e}");
+    let e = err(
+        &m,
+        vec![t(&[1025, 8], DType::F32), t(&[1025, 4], DType::F32)],
+    );
+    assert!(e.contains("Guard failed: x.size()[0] <= 1024"), "{e}");
+}
+
+#[test]
+fn a_missing_op_is_reported_at_plan_time_with_the_node() {
+    let e = module("small_cnn_bn_train.core.pt2")
+        .expect_err("op missing")
+        .to_string();
+    assert!(
+        e.contains("cannot run node '_native_batch_norm_legit_functional'"),
+        "{e}"
+    );
+    assert!(e.contains("not in oxport's op registry"), "{e}");
+}
+
+#[test]
+fn buffer_mutations_persist_across_calls() {
+    // buffer_mutation (core IR): forward does count.add_(1) and running.mul_(0.9).add_(x.mean(0) * 0.1).
+    let m = module("buffer_mutation.core.pt2").unwrap();
+    let x = t(&[3, 4], DType::F32);
+    let first = m
+        .call_flat(vec![x.clone(), t(&[3, 4], DType::F32)])
+        .unwrap();
+    let second = m.call_flat(vec![x, t(&[3, 4], DType::F32)]).unwrap();
+    // x = 0, so running stays 0 and only scratch changes: 2 on the first call, 4 on the second.
+    let (Value::Tensor(a), Value::Tensor(b)) = (&first[0], &second[0]) else {
+        panic!()
+    };
+    let diff: Vec<f64> = b
+        .to_vec_f64()
+        .iter()
+        .zip(a.to_vec_f64())
+        .map(|(b, a)| b - a)
+        .collect();
+    assert!(
+        diff.iter().all(|d| (d - 2.0).abs() < 1e-6),
+        "the second call must see the updated buffers: {diff:?}"
+    );
+}
