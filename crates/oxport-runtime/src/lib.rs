@@ -21,11 +21,14 @@
 #![warn(missing_docs)]
 
 mod error;
+mod guards;
 mod plan;
+pub mod pytree;
 
 pub use error::{Error, Result};
 pub use oxport_core::ops::Value as CoreValue;
 pub use plan::Module;
+pub use pytree::PyValue;
 
 /// A runtime value: a tensor, a number, a bool, a list of tensors, ... (`oxport_core::ops::Value`).
 pub type Value = oxport_core::ops::Value<oxport_core::Tensor>;

@@ -13,6 +13,8 @@ use oxport_core::{DType, Scalar, SymInt, Tensor};
 use oxport_ir::schema::SymInt as IrSymInt;
 use oxport_ir::schema::*;
 use oxport_ir::{sympy, ExportedProgram};
+use crate::guards::Guard;
+use crate::pytree::{PyValue, TreeSpec};
 use std::collections::HashMap;
 
 type Slot = usize;
@@ -985,6 +987,10 @@ pub struct Module {
     /// (graph output index, user input index)
     input_mutations: Vec<(usize, usize)>,
     user_outputs: Vec<usize>,
+    in_spec: Option<TreeSpec>,
+    out_spec: Option<TreeSpec>,
+    forward_arg_names: Vec<String>,
+    guards: Vec<Guard>,
 }
 
 impl Module {
@@ -1082,6 +1088,11 @@ impl Module {
             .iter()
             .map(|(k, r)| (k.to_string(), (r.min_val, r.max_val)))
             .collect();
+        let root = ep.graph_module.module_call_graph.iter().find(|e| e.fqn.is_empty()).and_then(|e| e.signature.as_ref());
+        let in_spec = root.map(|s| TreeSpec::parse(&s.in_spec)).transpose()?;
+        let out_spec = root.map(|s| TreeSpec::parse(&s.out_spec)).transpose()?;
+        let forward_arg_names = root.and_then(|s| s.forward_arg_names.clone()).unwrap_or_default();
+        let guards = ep.guards_code.iter().map(|g| Guard::parse(g)).collect::<Result<Vec<_>>>()?;
         Ok(Module {
             plan,
             feeds,
@@ -1090,7 +1101,53 @@ impl Module {
             buffer_mutations,
             input_mutations,
             user_outputs,
+            in_spec,
+            out_spec,
+            forward_arg_names,
+            guards,
         })
+    }
+
+    /// Calls the program like PyTorch's `ep.module()(*args, **kwargs)`: the arguments are flattened by
+    /// the program's `in_spec`, checked, run, and the outputs are returned in the `out_spec` structure.
+    pub fn call(&self, args: Vec<PyValue>, kwargs: Vec<(String, PyValue)>) -> Result<PyValue> {
+        let tree = PyValue::Tuple(vec![PyValue::Tuple(args), PyValue::Dict(kwargs)]);
+        let mut flat = vec![];
+        match &self.in_spec {
+            Some(spec) => spec.flatten(&tree, "", &mut flat)?,
+            None => return Err(Error::Guard("the program has no in_spec: use call_flat".into())),
+        }
+        let outs = self.call_flat(flat)?;
+        match &self.out_spec {
+            Some(spec) => spec.unflatten(&mut outs.into_iter()),
+            None => Ok(PyValue::Tuple(outs.into_iter().map(value_to_py).collect::<Result<_>>()?)),
+        }
+    }
+
+    /// Evaluates `guards_code` on the inputs, seen as forward's named arguments.
+    fn check_guard_code(&self, inputs: &[Value]) -> Result<()> {
+        if self.guards.is_empty() {
+            return Ok(());
+        }
+        let Some(spec) = &self.in_spec else { return Ok(()) };
+        let tree = spec.unflatten(&mut inputs.to_vec().into_iter())?;
+        let PyValue::Tuple(parts) = &tree else { return Ok(()) };
+        let (args, kwargs) = match parts.as_slice() {
+            [PyValue::Tuple(a), PyValue::Dict(k)] => (a.clone(), k.clone()),
+            _ => return Ok(()),
+        };
+        let lookup = |name: &str| -> Option<PyValue> {
+            if let Some(i) = self.forward_arg_names.iter().position(|n| n == name) {
+                if let Some(v) = args.get(i) {
+                    return Some(v.clone());
+                }
+            }
+            kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        };
+        for g in &self.guards {
+            g.check(&lookup)?;
+        }
+        Ok(())
     }
 
     /// Names of the user inputs, in flattened order (args then kwargs).
@@ -1217,6 +1274,7 @@ impl Module {
     /// returns the flattened user outputs.
     pub fn call_flat(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
         self.check_inputs(&inputs)?;
+        self.check_guard_code(&inputs)?;
         let graph_inputs: Vec<Value> = self
             .feeds
             .iter()
@@ -1251,6 +1309,17 @@ impl Module {
         }
         Ok(self.user_outputs.iter().map(|&i| outs[i].clone()).collect())
     }
+}
+
+fn value_to_py(v: Value) -> Result<PyValue> {
+    Ok(match v {
+        V::Tensor(t) => PyValue::Tensor(t),
+        V::Int(i) => PyValue::Int(i.as_int().unwrap_or_default()),
+        V::Float(f) => PyValue::Float(f),
+        V::Bool(b) => PyValue::Bool(b),
+        V::Str(s) => PyValue::Str(s),
+        _ => PyValue::None,
+    })
 }
 
 fn fmt_bound(b: Option<i64>) -> String {

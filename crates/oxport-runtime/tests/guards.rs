@@ -95,3 +95,30 @@ fn buffer_mutations_persist_across_calls() {
         "the second call must see the updated buffers: {diff:?}"
     );
 }
+
+#[test]
+fn guards_code_is_checked() {
+    // dynamic_auto: forward(x, z) returns ..., z[: x.shape[0] - 1] + 1; export recorded
+    // `(-1) + L['x'].size()[0] <= L['z'].size()[0]` and `((-1) + L['x'].size()[0]) != 1`.
+    let m = module("dynamic_auto.train.pt2").unwrap();
+    m.call_flat(vec![t(&[4, 3], DType::F32), t(&[5, 3], DType::F32)]).unwrap();
+    let e = err(&m, vec![t(&[2, 3], DType::F32), t(&[5, 3], DType::F32)]);
+    assert_eq!(e, "Guard failed: ((-1) + x.size()[0]) != 1");
+    let e = err(&m, vec![t(&[7, 3], DType::F32), t(&[5, 3], DType::F32)]);
+    assert_eq!(e, "Guard failed: (-1) + x.size()[0] <= z.size()[0]");
+}
+
+#[test]
+fn call_takes_args_and_kwargs_like_module() {
+    use oxport_runtime::PyValue;
+    // conv_relu_maxpool: forward(self, x, *, constant=None)
+    let m = module("conv_relu_maxpool.train.pt2").unwrap();
+    let x = Tensor::zeros(&[1, 3, 256, 256], DType::F32).unwrap();
+    let c = Tensor::zeros(&[1, 16, 256, 256], DType::F32).unwrap();
+    let out = m.call(vec![x.clone().into()], vec![("constant".into(), c.clone().into())]).unwrap();
+    let y = out.as_tensor().expect("a single tensor output");
+    assert_eq!(y.sizes(), &[1, 16, 85, 85]);
+    let e = m.call(vec![x.into()], vec![("konstant".into(), c.into())]).unwrap_err().to_string();
+    assert!(e.contains("has no key 'constant'"), "{e}");
+    let _ = PyValue::None;
+}
