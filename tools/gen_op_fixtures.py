@@ -56,7 +56,8 @@ FLOAT_DTYPES = (f32, f64, f16, bf16)
 ACCUM_OPS = {
     "conv2d.default", "convolution.default", "linear.default", "addmm.default", "mm.default",
     "bmm.default", "matmul.default", "batch_norm.default",
-    "_native_batch_norm_legit_no_training.default", "layer_norm.default",
+    "_native_batch_norm_legit_no_training.default", "_native_batch_norm_legit_functional.default",
+    "layer_norm.default",
     "native_layer_norm.default", "avg_pool2d.default", "adaptive_avg_pool2d.default",
     "_adaptive_avg_pool2d.default", "mean.dim", "mean.default", "sum.default", "sum.dim_IntList",
     "_softmax.default", "softmax.int", "_log_softmax.default", "log_softmax.int",
@@ -561,6 +562,11 @@ def norm_cases():
     K(op, "no_affine")(rn(2, 3, 3), None, None, rn(3) * 0.1, rpos(3), 0.1, 1e-5)
     K(op, "2d_input")(rn(4, 3), *bn_stats(3), 0.1, 1e-5)
     K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), *bn_stats(2, f64), 0.1, 1e-5)
+
+    op = A._native_batch_norm_legit_functional.default
+    K(op, "train_nchw")(rn(2, 3, 4, 4), *bn_stats(3), True, 0.1, 1e-5)
+    K(op, "train_no_affine_2d")(rn(5, 3), None, None, rn(3) * 0.1, rpos(3), True, 0.01, 1e-3)
+    K(op, "eval")(rn(2, 3, 3, 3), *bn_stats(3), False, 0.1, 1e-5)
 
     op = A.layer_norm.default
     K(op, "affine_last_dim")(rn(2, 4, 8), [8], rn(8), rn(8), 1e-5, False)
@@ -1087,6 +1093,13 @@ def conversion_cases():
 
 
 def misc_cases():
+    K(A.detach.default, "view")(rn(3, 4))
+    K(A.detach_.default, "in_place")(rn(2, 3))
+
+    op = A.lift_fresh_copy.default
+    K(op, "copy")(rn(3, 4))
+    K(op, "noncontig_int")(ri(0, 9, 4, 3).t())
+
     op = A.dropout.default
     K(op, "eval_p0_1")(rn(2, 5), 0.1, False)
     K(op, "eval_p0")(rn(3, 4), 0.0, False)

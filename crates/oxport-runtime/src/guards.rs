@@ -62,7 +62,9 @@ enum Tok {
 }
 
 fn tokenize(s: &str) -> Option<Vec<Tok>> {
-    const OPS: &[&str] = &["//", "==", "!=", "<=", ">=", "(", ")", "[", "]", ".", ",", "+", "-", "*", "%", "<", ">"];
+    const OPS: &[&str] = &[
+        "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", ".", ",", "+", "-", "*", "%", "<", ">",
+    ];
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = vec![];
@@ -132,7 +134,11 @@ impl P {
         while self.eat_ident("and") {
             v.push(self.not()?);
         }
-        Some(if v.len() == 1 { v.pop()? } else { GExpr::And(v) })
+        Some(if v.len() == 1 {
+            v.pop()?
+        } else {
+            GExpr::And(v)
+        })
     }
     fn not(&mut self) -> Option<GExpr> {
         if self.eat_ident("not") {
@@ -156,7 +162,11 @@ impl P {
             self.i += 1;
             rest.push((op, self.arith()?));
         }
-        Some(if rest.is_empty() { first } else { GExpr::Cmp(Box::new(first), rest) })
+        Some(if rest.is_empty() {
+            first
+        } else {
+            GExpr::Cmp(Box::new(first), rest)
+        })
     }
     fn arith(&mut self) -> Option<GExpr> {
         let mut e = self.term()?;
@@ -210,7 +220,9 @@ impl P {
                 if !self.eat_op("[") {
                     return None;
                 }
-                let Some(Tok::Str(name)) = self.peek().cloned() else { return None };
+                let Some(Tok::Str(name)) = self.peek().cloned() else {
+                    return None;
+                };
                 self.i += 1;
                 if !self.eat_op("]") {
                     return None;
@@ -228,7 +240,9 @@ impl P {
                             return None;
                         }
                     } else if self.eat_op(".") {
-                        let Some(Tok::Ident(m)) = self.peek().cloned() else { return None };
+                        let Some(Tok::Ident(m)) = self.peek().cloned() else {
+                            return None;
+                        };
                         self.i += 1;
                         if !(self.eat_op("(") && self.eat_op(")")) {
                             return None;
@@ -237,7 +251,9 @@ impl P {
                             if !p.eat_op("[") {
                                 return None;
                             }
-                            let Some(Tok::Int(n)) = p.peek().cloned() else { return None };
+                            let Some(Tok::Int(n)) = p.peek().cloned() else {
+                                return None;
+                            };
                             p.i += 1;
                             p.eat_op("]").then_some(n)
                         };
@@ -283,7 +299,10 @@ impl Guard {
         match eval(&self.expr, lookup) {
             Some(v) if v != 0 => Ok(()),
             Some(_) => Err(Error::Guard(format!("Guard failed: {}", self.text))),
-            None => Err(Error::Guard(format!("Guard failed: {} (an input it reads is missing)", self.text))),
+            None => Err(Error::Guard(format!(
+                "Guard failed: {} (an input it reads is missing)",
+                self.text
+            ))),
         }
     }
 }
@@ -323,20 +342,38 @@ fn eval(e: &GExpr, lookup: &dyn Fn(&str) -> Option<PyValue>) -> Option<i64> {
             }
             1
         }
-        GExpr::And(v) => v.iter().map(|x| eval(x, lookup)).collect::<Option<Vec<_>>>()?.iter().all(|&x| x != 0) as i64,
-        GExpr::Or(v) => v.iter().map(|x| eval(x, lookup)).collect::<Option<Vec<_>>>()?.iter().any(|&x| x != 0) as i64,
+        GExpr::And(v) => v
+            .iter()
+            .map(|x| eval(x, lookup))
+            .collect::<Option<Vec<_>>>()?
+            .iter()
+            .all(|&x| x != 0) as i64,
+        GExpr::Or(v) => v
+            .iter()
+            .map(|x| eval(x, lookup))
+            .collect::<Option<Vec<_>>>()?
+            .iter()
+            .any(|&x| x != 0) as i64,
         GExpr::Not(x) => (eval(x, lookup)? == 0) as i64,
         GExpr::Path(name, path) => {
             let mut v = lookup(name)?;
             for a in path {
                 v = match (a, v) {
-                    (Access::Index(i), PyValue::List(xs) | PyValue::Tuple(xs)) => xs.get(usize::try_from(*i).ok()?)?.clone(),
-                    (Access::Key(k), PyValue::Dict(xs)) => xs.into_iter().find(|(key, _)| key == k)?.1,
-                    (Access::Size(d), PyValue::Tensor(t)) => PyValue::Int(*t.sizes().get(usize::try_from(*d).ok()?)? as i64),
+                    (Access::Index(i), PyValue::List(xs) | PyValue::Tuple(xs)) => {
+                        xs.get(usize::try_from(*i).ok()?)?.clone()
+                    }
+                    (Access::Key(k), PyValue::Dict(xs)) => {
+                        xs.into_iter().find(|(key, _)| key == k)?.1
+                    }
+                    (Access::Size(d), PyValue::Tensor(t)) => {
+                        PyValue::Int(*t.sizes().get(usize::try_from(*d).ok()?)? as i64)
+                    }
                     (Access::Stride(d), PyValue::Tensor(t)) => {
                         PyValue::Int(*t.strides().get(usize::try_from(*d).ok()?)? as i64)
                     }
-                    (Access::StorageOffset, PyValue::Tensor(t)) => PyValue::Int(t.storage_offset() as i64),
+                    (Access::StorageOffset, PyValue::Tensor(t)) => {
+                        PyValue::Int(t.storage_offset() as i64)
+                    }
                     (Access::Dim, PyValue::Tensor(t)) => PyValue::Int(t.dim() as i64),
                     (Access::Numel, PyValue::Tensor(t)) => PyValue::Int(t.numel() as i64),
                     _ => return None,
@@ -365,10 +402,19 @@ mod tests {
             "z" => Some(z.clone()),
             _ => None,
         };
-        Guard::parse("(-1) + L['x'].size()[0] <= L['z'].size()[0]").unwrap().check(&lookup).unwrap();
-        let e = Guard::parse("((-1) + L['x'].size()[0]) != 1").unwrap().check(&lookup).unwrap_err();
+        Guard::parse("(-1) + L['x'].size()[0] <= L['z'].size()[0]")
+            .unwrap()
+            .check(&lookup)
+            .unwrap();
+        let e = Guard::parse("((-1) + L['x'].size()[0]) != 1")
+            .unwrap()
+            .check(&lookup)
+            .unwrap_err();
         assert_eq!(e.to_string(), "Guard failed: ((-1) + x.size()[0]) != 1");
-        assert!(Guard::parse("L['x'].size()[0] == L['y'].size()[0]").unwrap().check(&lookup).is_err());
+        assert!(Guard::parse("L['x'].size()[0] == L['y'].size()[0]")
+            .unwrap()
+            .check(&lookup)
+            .is_err());
         assert!(Guard::parse("L['x'].frobnicate()").is_err());
     }
 }

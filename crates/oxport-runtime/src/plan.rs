@@ -5,6 +5,8 @@
 //! ints are filled in — no name lookups), a symbolic-int operation, a runtime check, or a higher-order
 //! op with nested plans. After each step the slots whose last use it was are freed.
 use crate::error::{Error, Result};
+use crate::guards::Guard;
+use crate::pytree::{PyValue, TreeSpec};
 use crate::Value;
 use oxport_core::ops::value::{Layout as CoreLayout, MemoryFormat as CoreMemoryFormat};
 use oxport_core::ops::{registry, Args, OpDef};
@@ -13,8 +15,6 @@ use oxport_core::{DType, Scalar, SymInt, Tensor};
 use oxport_ir::schema::SymInt as IrSymInt;
 use oxport_ir::schema::*;
 use oxport_ir::{sympy, ExportedProgram};
-use crate::guards::Guard;
-use crate::pytree::{PyValue, TreeSpec};
 use std::collections::HashMap;
 
 type Slot = usize;
@@ -1088,11 +1088,22 @@ impl Module {
             .iter()
             .map(|(k, r)| (k.to_string(), (r.min_val, r.max_val)))
             .collect();
-        let root = ep.graph_module.module_call_graph.iter().find(|e| e.fqn.is_empty()).and_then(|e| e.signature.as_ref());
+        let root = ep
+            .graph_module
+            .module_call_graph
+            .iter()
+            .find(|e| e.fqn.is_empty())
+            .and_then(|e| e.signature.as_ref());
         let in_spec = root.map(|s| TreeSpec::parse(&s.in_spec)).transpose()?;
         let out_spec = root.map(|s| TreeSpec::parse(&s.out_spec)).transpose()?;
-        let forward_arg_names = root.and_then(|s| s.forward_arg_names.clone()).unwrap_or_default();
-        let guards = ep.guards_code.iter().map(|g| Guard::parse(g)).collect::<Result<Vec<_>>>()?;
+        let forward_arg_names = root
+            .and_then(|s| s.forward_arg_names.clone())
+            .unwrap_or_default();
+        let guards = ep
+            .guards_code
+            .iter()
+            .map(|g| Guard::parse(g))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Module {
             plan,
             feeds,
@@ -1115,12 +1126,18 @@ impl Module {
         let mut flat = vec![];
         match &self.in_spec {
             Some(spec) => spec.flatten(&tree, "", &mut flat)?,
-            None => return Err(Error::Guard("the program has no in_spec: use call_flat".into())),
+            None => {
+                return Err(Error::Guard(
+                    "the program has no in_spec: use call_flat".into(),
+                ))
+            }
         }
         let outs = self.call_flat(flat)?;
         match &self.out_spec {
             Some(spec) => spec.unflatten(&mut outs.into_iter()),
-            None => Ok(PyValue::Tuple(outs.into_iter().map(value_to_py).collect::<Result<_>>()?)),
+            None => Ok(PyValue::Tuple(
+                outs.into_iter().map(value_to_py).collect::<Result<_>>()?,
+            )),
         }
     }
 
@@ -1129,9 +1146,13 @@ impl Module {
         if self.guards.is_empty() {
             return Ok(());
         }
-        let Some(spec) = &self.in_spec else { return Ok(()) };
+        let Some(spec) = &self.in_spec else {
+            return Ok(());
+        };
         let tree = spec.unflatten(&mut inputs.to_vec().into_iter())?;
-        let PyValue::Tuple(parts) = &tree else { return Ok(()) };
+        let PyValue::Tuple(parts) = &tree else {
+            return Ok(());
+        };
         let (args, kwargs) = match parts.as_slice() {
             [PyValue::Tuple(a), PyValue::Dict(k)] => (a.clone(), k.clone()),
             _ => return Ok(()),
@@ -1142,7 +1163,10 @@ impl Module {
                     return Some(v.clone());
                 }
             }
-            kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            kwargs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
         };
         for g in &self.guards {
             g.check(&lookup)?;

@@ -87,15 +87,21 @@ pub struct TreeSpec {
 }
 
 fn spec_err(msg: impl Into<String>) -> Error {
-    Error::Ir(oxport_ir::Error::Invalid(format!("pytree spec: {}", msg.into())))
+    Error::Ir(oxport_ir::Error::Invalid(format!(
+        "pytree spec: {}",
+        msg.into()
+    )))
 }
 
 impl TreeSpec {
     /// Parses `treespec_dumps` JSON (protocol 1).
     pub fn parse(json: &str) -> Result<TreeSpec> {
-        let v: serde_json::Value = serde_json::from_str(json).map_err(|e| spec_err(e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| spec_err(e.to_string()))?;
         match v.as_array().map(|a| a.as_slice()) {
-            Some([serde_json::Value::Number(p), spec]) if p.as_i64() == Some(1) => Self::from_json(spec),
+            Some([serde_json::Value::Number(p), spec]) if p.as_i64() == Some(1) => {
+                Self::from_json(spec)
+            }
             _ => Err(spec_err("expected [1, {...}] (treespec protocol 1)")),
         }
     }
@@ -108,15 +114,20 @@ impl TreeSpec {
             .unwrap_or_default();
         let node = match v["type"].as_str() {
             None => NodeType::Leaf,
-            Some("builtins.tuple") | Some("collections.namedtuple") | Some("torch.Size") => NodeType::Tuple,
-            Some("builtins.list") | Some("torch.fx.immutable_collections.immutable_list") => NodeType::List,
+            Some("builtins.tuple") | Some("collections.namedtuple") | Some("torch.Size") => {
+                NodeType::Tuple
+            }
+            Some("builtins.list") | Some("torch.fx.immutable_collections.immutable_list") => {
+                NodeType::List
+            }
             Some("builtins.NoneType") => NodeType::None,
             Some("builtins.dict")
             | Some("collections.OrderedDict")
             | Some("collections.defaultdict")
             | Some("torch.fx.immutable_collections.immutable_dict") => {
                 let ctx = v["context"].as_str().unwrap_or("[]");
-                let keys: serde_json::Value = serde_json::from_str(ctx).map_err(|e| spec_err(e.to_string()))?;
+                let keys: serde_json::Value =
+                    serde_json::from_str(ctx).map_err(|e| spec_err(e.to_string()))?;
                 let keys = keys
                     .as_array()
                     .ok_or_else(|| spec_err("dict context is not a list"))?
@@ -143,9 +154,8 @@ impl TreeSpec {
 
     /// The leaves of `v`, which must have this structure; `path` names `v` in errors.
     pub fn flatten(&self, v: &PyValue, path: &str, out: &mut Vec<Value>) -> Result<()> {
-        let mismatch = |want: &str| {
-            Error::Guard(format!("input {path} must be a {want}, got a {}", v.kind()))
-        };
+        let mismatch =
+            |want: &str| Error::Guard(format!("input {path} must be a {want}, got a {}", v.kind()));
         match (&self.node, v) {
             (NodeType::Leaf, leaf) => out.push(match leaf {
                 PyValue::Tensor(t) => Value::Tensor(t.clone()),
@@ -176,7 +186,9 @@ impl TreeSpec {
             (NodeType::Dict(keys), PyValue::Dict(items)) => {
                 if items.len() != keys.len() {
                     let got: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-                    return Err(Error::Guard(format!("input {path} must have keys {keys:?}, got {got:?}")));
+                    return Err(Error::Guard(format!(
+                        "input {path} must have keys {keys:?}, got {got:?}"
+                    )));
                 }
                 for (c, k) in self.children.iter().zip(keys) {
                     let x = items
@@ -196,10 +208,14 @@ impl TreeSpec {
     pub fn unflatten(&self, leaves: &mut std::vec::IntoIter<Value>) -> Result<PyValue> {
         Ok(match &self.node {
             NodeType::Leaf => {
-                let v = leaves.next().ok_or_else(|| spec_err("fewer outputs than the out_spec has leaves"))?;
+                let v = leaves
+                    .next()
+                    .ok_or_else(|| spec_err("fewer outputs than the out_spec has leaves"))?;
                 match v {
                     Value::Tensor(t) => PyValue::Tensor(t),
-                    Value::Int(i) => PyValue::Int(i.as_int().ok_or_else(|| spec_err("symbolic output"))?),
+                    Value::Int(i) => {
+                        PyValue::Int(i.as_int().ok_or_else(|| spec_err("symbolic output"))?)
+                    }
                     Value::Float(f) => PyValue::Float(f),
                     Value::Bool(b) => PyValue::Bool(b),
                     Value::Str(s) => PyValue::Str(s),
@@ -208,10 +224,18 @@ impl TreeSpec {
                 }
             }
             NodeType::None => PyValue::None,
-            NodeType::Tuple => {
-                PyValue::Tuple(self.children.iter().map(|c| c.unflatten(leaves)).collect::<Result<_>>()?)
-            }
-            NodeType::List => PyValue::List(self.children.iter().map(|c| c.unflatten(leaves)).collect::<Result<_>>()?),
+            NodeType::Tuple => PyValue::Tuple(
+                self.children
+                    .iter()
+                    .map(|c| c.unflatten(leaves))
+                    .collect::<Result<_>>()?,
+            ),
+            NodeType::List => PyValue::List(
+                self.children
+                    .iter()
+                    .map(|c| c.unflatten(leaves))
+                    .collect::<Result<_>>()?,
+            ),
             NodeType::Dict(keys) => PyValue::Dict(
                 keys.iter()
                     .zip(&self.children)
@@ -232,7 +256,10 @@ mod tests {
         let s = r#"[1, {"type": "builtins.tuple", "context": "null", "children_spec": [{"type": "builtins.tuple", "context": "null", "children_spec": [{"type": null, "context": null, "children_spec": []}]}, {"type": "builtins.dict", "context": "[\"constant\"]", "children_spec": [{"type": null, "context": null, "children_spec": []}]}]}]"#;
         let spec = TreeSpec::parse(s).unwrap();
         assert_eq!(spec.num_leaves(), 2);
-        assert_eq!(spec.children[1].node, NodeType::Dict(vec!["constant".into()]));
+        assert_eq!(
+            spec.children[1].node,
+            NodeType::Dict(vec!["constant".into()])
+        );
         let v = PyValue::Tuple(vec![
             PyValue::Tuple(vec![PyValue::Int(1)]),
             PyValue::Dict(vec![("constant".into(), PyValue::Float(2.0))]),

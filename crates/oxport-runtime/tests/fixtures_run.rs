@@ -66,14 +66,6 @@ fn compare(got: &Value, expected: &Tensor) -> Option<String> {
 
 /// Programs that do not run yet, and why (the test fails if one of them starts passing: update the list).
 const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "small_cnn_bn_train.core",
-        "aten._native_batch_norm_legit_functional is not in the registry yet",
-    ),
-    (
-        "db_cond_branch_nonlocal_variables.train",
-        "aten.lift_fresh_copy is not in the registry yet",
-    ),
     // Its output is randn's: no generator reproduces PyTorch's stream, so it cannot match.
     ("db_tensor_setattr.train", "aten.randn (random output)"),
 ];

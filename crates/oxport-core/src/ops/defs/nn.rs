@@ -33,6 +33,11 @@ pub(super) fn register(r: &mut Builder) {
         meta_batch_norm,
         batch_norm,
     );
+    r.op(
+        "aten._native_batch_norm_legit_functional.default",
+        meta_batch_norm_functional,
+        batch_norm_functional,
+    );
     r.op("aten.layer_norm.default", meta_layer_norm, layer_norm);
     r.op(
         "aten.native_layer_norm.default",
@@ -616,6 +621,79 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     ])
 }
 
+/// `_native_batch_norm_legit_functional`: batch norm whose running-stat updates are returned
+/// (`running_mean_out`, `running_var_out`) instead of written in place; in training it also returns
+/// the batch mean and inverse std.
+fn meta_batch_norm_functional(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let outs = meta_batch_norm(a)?;
+    let x = a.tensor("input")?;
+    let stat = |n: &str| -> Result<TensorMeta> {
+        let t = a.tensor(n)?;
+        Ok(TensorMeta::contiguous(t.dtype, t.sizes.clone()))
+    };
+    let saved = if a.bool("training")? {
+        TensorMeta::contiguous(x.dtype, vec![x.sizes[1].clone()])
+    } else {
+        TensorMeta::contiguous(x.dtype, vec![SymInt::Int(0)])
+    };
+    Ok(vec![
+        outs[0].clone(),
+        Value::Tensor(saved.clone()),
+        Value::Tensor(saved),
+        Value::Tensor(stat("running_mean")?),
+        Value::Tensor(stat("running_var")?),
+    ])
+}
+
+fn batch_norm_functional(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+) -> Result<Vec<Value<Tensor>>> {
+    // Run the in-place computation on fresh copies of the running statistics.
+    let mut values = a.values.clone();
+    let mut copies = vec![];
+    for name in ["running_mean", "running_var"] {
+        let i = a
+            .schema
+            .arg_index(name)
+            .ok_or_else(|| Error::value(format!("no argument {name}")))?;
+        let copy = a
+            .tensor(name)?
+            .contiguous_untraced()
+            .cast_untraced(a.tensor(name)?.dtype());
+        let copy = Tensor::from_buffer_checked(copy.to_buffer(), copy.sizes())?;
+        values[i] = Value::Tensor(copy.clone());
+        copies.push(copy);
+    }
+    let args = Args {
+        schema: a.schema,
+        values,
+    };
+    let (y, mean, var) = batch_norm_compute(&args)?;
+    let x = a.tensor("input")?;
+    let dt = x.dtype();
+    let (save_mean, save_rstd) = if a.bool("training")? {
+        let c = mean.len();
+        let eps = a.float("eps")?;
+        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        (
+            as_dtype(&Tensor::from_vec(mean, &[c])?, dt),
+            as_dtype(&Tensor::from_vec(rstd, &[c])?, dt),
+        )
+    } else {
+        let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
+        (empty.clone(), empty)
+    };
+    debug_assert_eq!(outs.len(), 5);
+    Ok(vec![
+        Value::Tensor(y),
+        Value::Tensor(save_mean),
+        Value::Tensor(save_rstd),
+        Value::Tensor(copies[0].clone()),
+        Value::Tensor(copies[1].clone()),
+    ])
+}
+
 /// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
 fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result<Tensor> {
     let sizes = x.sizes().to_vec();
@@ -630,6 +708,21 @@ fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result
 }
 
 fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let (y, _, _) = batch_norm_compute(a)?;
+    if outs.len() == 1 {
+        return out1(y);
+    }
+    let empty = Tensor::filled(&[0], Scalar::Int(0), y.dtype());
+    Ok(vec![
+        Value::Tensor(y),
+        Value::Tensor(empty.clone()),
+        Value::Tensor(empty),
+    ])
+}
+
+/// Batch norm: the output and the (batch or running) mean and variance it used; in training the
+/// running statistics passed in are updated in place, as PyTorch does.
+fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> {
     let x = a.tensor("input")?;
     let dt = x.dtype();
     let c = x.sizes()[1];
@@ -687,15 +780,7 @@ fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let scale: Vec<f64> = (0..c).map(|i| w[i] / (var[i] + eps).sqrt()).collect();
     let shift: Vec<f64> = (0..c).map(|i| b[i] - mean[i] * scale[i]).collect();
     let y = channel_affine(x, &scale, &shift, dt)?;
-    if outs.len() == 1 {
-        return out1(y);
-    }
-    let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(empty.clone()),
-        Value::Tensor(empty),
-    ])
+    Ok((y, mean, var))
 }
 
 fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

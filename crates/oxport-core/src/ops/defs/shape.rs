@@ -37,6 +37,16 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.clone.default", meta_copy_like, |a, _| {
         out1(materialize(a.tensor("self")?))
     });
+    // Autograd is not modelled: detaching returns the tensor itself (in place) or a view of it.
+    r.op("aten.detach_.default", meta_same, |a, _| {
+        out1(a.tensor("self")?.clone())
+    });
+    r.op("aten.detach.default", meta_same, |a, _| {
+        out1(a.tensor("self")?.clone())
+    });
+    r.op("aten.lift_fresh_copy.default", meta_copy_like, |a, _| {
+        out1(materialize(a.tensor("self")?))
+    });
     r.op("aten.contiguous.default", meta_copy_like, |a, _| {
         out1(a.tensor("self")?.contiguous_untraced())
     });
@@ -474,6 +484,11 @@ fn geometry_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
 }
 
 // ---- copies ------------------------------------------------------------------------------------------
+
+/// The output is `self` (or a view with its exact geometry).
+fn meta_same(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    Ok(vec![Value::Tensor(meta_self(a)?.clone())])
+}
 
 fn meta_copy_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
