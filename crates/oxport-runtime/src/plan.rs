@@ -1149,7 +1149,7 @@ impl Module {
         let Some(spec) = &self.in_spec else {
             return Ok(());
         };
-        let tree = spec.unflatten(&mut inputs.to_vec().into_iter())?;
+        let tree = spec.unflatten(&mut inputs.iter().cloned())?;
         let PyValue::Tuple(parts) = &tree else {
             return Ok(());
         };

@@ -205,7 +205,7 @@ impl TreeSpec {
     }
 
     /// Builds the value of this structure from leaves (consumed from the front).
-    pub fn unflatten(&self, leaves: &mut std::vec::IntoIter<Value>) -> Result<PyValue> {
+    pub fn unflatten(&self, leaves: &mut dyn Iterator<Item = Value>) -> Result<PyValue> {
         Ok(match &self.node {
             NodeType::Leaf => {
                 let v = leaves
