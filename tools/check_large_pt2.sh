@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The large reference programs (resnet18, mobilenet_v3_small, vit_b_16, TransformerEncoder, LSTM, GPT
 # block; training and core IR), generated on demand by tools/gen_large_pt2.py into
-# ~/.cache/oxport/large_pt2: `oxport inspect` must print each exactly as PyTorch does, and PyTorch must
-# load, print and run the copy oxport saves.
+# ~/.cache/oxport/large_pt2: `oxport inspect` must print each exactly as PyTorch does, PyTorch must
+# load, print and run the copy oxport saves, and `oxport run` must reproduce PyTorch's outputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(bash tools/setup_venv.sh)
@@ -21,4 +21,6 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 cargo run --quiet --release -p oxport-ir --example resave -- "$OUT" "$DIR"/*.pt2
 "$PY" tools/check_pt2_interop.py "$OUT" "$DIR" 2>&1 | grep -v "^W[0-9]"
-exit $fail
+[ "$fail" = 0 ] || exit 1
+# Runtime coverage: every program (fixtures and large) runs to PyTorch's outputs.
+"$PY" tools/check_runtime_coverage.py ./target/release/oxport tests/fixtures/pt2 "$DIR" | tail -1
