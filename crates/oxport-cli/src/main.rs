@@ -44,6 +44,24 @@ enum Command {
         #[arg(long)]
         output_dir: std::path::PathBuf,
     },
+    /// Time a `.pt2`: runs it `--iters` times after `--warmup` runs, prints the time per op kind and,
+    /// last, `median_ms=<float>`. Without `--input`s, random inputs of the exported example shapes.
+    Bench {
+        /// The `.pt2` file.
+        file: std::path::PathBuf,
+        /// One `.npy` per user input, in order.
+        #[arg(long = "input")]
+        inputs: Vec<std::path::PathBuf>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+    },
     /// List the ATen overloads in the op registry (`--core` for the Core ATen subset).
     Ops {
         /// Only overloads tagged `core` in PyTorch.
@@ -120,6 +138,28 @@ fn run(
     use oxport::runtime::Value;
     let ep = oxport::pt2::load(file)?;
     let m = oxport::runtime::Module::new(&ep)?;
+    let values = read_inputs(&m, inputs)?;
+    let outs = m.call_flat(values)?;
+    std::fs::create_dir_all(output_dir)?;
+    for (j, o) in outs.iter().enumerate() {
+        let t = match o {
+            Value::Tensor(t) => t.clone(),
+            Value::Int(v) => Tensor::scalar(v.as_int().ok_or("symbolic output")?),
+            Value::Float(v) => Tensor::scalar(*v),
+            Value::Bool(v) => Tensor::scalar(*v),
+            other => return Err(format!("output {j} is a {}, which .npy cannot hold", other.kind()).into()),
+        };
+        t.write_npy(output_dir.join(format!("output_{j}.npy")))?;
+    }
+    Ok(())
+}
+
+/// The user inputs from `.npy` files (a 0-d array stands for a Python number where the program takes one).
+fn read_inputs(
+    m: &oxport::runtime::Module,
+    inputs: &[std::path::PathBuf],
+) -> Result<Vec<oxport::runtime::Value>, Box<dyn std::error::Error>> {
+    use oxport::runtime::Value;
     let metas = m.input_metas();
     let mut values = vec![];
     for (i, path) in inputs.iter().enumerate() {
@@ -135,22 +175,103 @@ fn run(
             _ => Value::Tensor(t),
         });
     }
-    let outs = m.call_flat(values)?;
-    std::fs::create_dir_all(output_dir)?;
-    for (j, o) in outs.iter().enumerate() {
-        let t = match o {
-            Value::Tensor(t) => t.clone(),
-            Value::Int(v) => Tensor::scalar(v.as_int().ok_or("symbolic output")?),
-            Value::Float(v) => Tensor::scalar(*v),
-            Value::Bool(v) => Tensor::scalar(*v),
-            other => {
-                return Err(
-                    format!("output {j} is a {}, which .npy cannot hold", other.kind()).into(),
-                )
-            }
+    Ok(values)
+}
+
+/// Random inputs of the exported example shapes (symbolic sizes take their export-time hint).
+fn example_inputs(
+    m: &oxport::runtime::Module,
+) -> Result<Vec<oxport::runtime::Value>, Box<dyn std::error::Error>> {
+    use oxport::ir::{SymExprHint, SymInt as IrSymInt};
+    use oxport::runtime::Value;
+    let mut g = Generator::new(0);
+    let mut values = vec![];
+    for (name, meta) in m.input_names().into_iter().zip(m.input_metas()) {
+        let Some(meta) = meta else {
+            return Err(format!("input '{name}' is not a tensor: pass the inputs with --input").into());
         };
-        t.write_npy(output_dir.join(format!("output_{j}.npy")))?;
+        let mut sizes = vec![];
+        for s in &meta.sizes {
+            sizes.push(match s {
+                IrSymInt::AsInt(n) => *n as usize,
+                IrSymInt::AsExpr(e) => match e.hint {
+                    Some(SymExprHint::AsInt(n)) => n as usize,
+                    _ => {
+                        return Err(format!(
+                            "input '{name}' has a symbolic size without a hint: pass --input"
+                        )
+                        .into())
+                    }
+                },
+            });
+        }
+        let dtype = meta
+            .dtype
+            .dtype()
+            .ok_or_else(|| format!("input '{name}' has an unsupported dtype"))?;
+        let t = if dtype.is_floating_point() {
+            Tensor::randn(&sizes, &mut g)?.to_dtype(dtype)?
+        } else {
+            let sizes: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+            Tensor::zeros(&sizes, dtype)?
+        };
+        values.push(Value::Tensor(t));
     }
+    Ok(values)
+}
+
+fn bench(
+    file: &std::path::Path,
+    inputs: &[std::path::PathBuf],
+    threads: Option<usize>,
+    warmup: usize,
+    iters: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    }
+    let ep = oxport::pt2::load(file)?;
+    let m = oxport::runtime::Module::new(&ep)?;
+    let values = if inputs.is_empty() {
+        example_inputs(&m)?
+    } else {
+        read_inputs(&m, inputs)?
+    };
+    for _ in 0..warmup {
+        m.call_flat(values.clone())?;
+    }
+    let mut profile = oxport::runtime::Profile::default();
+    let mut times = vec![];
+    for _ in 0..iters.max(1) {
+        let t0 = std::time::Instant::now();
+        m.call_flat_profiled(values.clone(), Some(&mut profile))?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let n = times.len() as f64;
+    let total: f64 = profile.by_target.values().map(|(d, _)| d.as_secs_f64()).sum::<f64>() * 1e3 / n;
+    println!(
+        "{}: {} runs after {warmup} warm-up, {} threads",
+        file.display(),
+        times.len(),
+        rayon::current_num_threads()
+    );
+    println!("{:<56} {:>9} {:>9} {:>7}", "op", "calls/run", "ms/run", "share");
+    let mut rows: Vec<_> = profile.by_target.iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    for (target, (d, calls)) in rows {
+        let ms = d.as_secs_f64() * 1e3 / n;
+        println!(
+            "{:<56} {:>9} {:>9.3} {:>6.1}%",
+            target.strip_prefix("torch.ops.").unwrap_or(target),
+            (*calls as f64 / n).round(),
+            ms,
+            100.0 * ms / total.max(1e-12)
+        );
+    }
+    println!("min_ms={:.4} max_ms={:.4}", times[0], times[times.len() - 1]);
+    println!("median_ms={median:.4}");
     Ok(())
 }
 
@@ -164,6 +285,13 @@ fn main() -> ExitCode {
             inputs,
             output_dir,
         } => run(&file, &inputs, &output_dir),
+        Command::Bench {
+            file,
+            inputs,
+            threads,
+            warmup,
+            iters,
+        } => bench(&file, &inputs, threads, warmup, iters),
         Command::Ops { core } => {
             for op in oxport::ops::registry().ops() {
                 if !core || op.is_core {

@@ -767,12 +767,23 @@ fn tensor_of<'a>(slots: &'a [Value], s: Slot, step: &Step) -> Result<&'a Tensor>
 
 impl GraphPlan {
     fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        self.run_profiled(inputs, None)
+    }
+
+    fn run_profiled(&self, inputs: Vec<Value>, mut profile: Option<&mut Profile>) -> Result<Vec<Value>> {
         let mut slots: Vec<Value> = vec![V::None; self.n_slots];
         for (&s, v) in self.inputs.iter().zip(inputs) {
             slots[s] = v;
         }
         for step in &self.steps {
-            self.run_step(step, &mut slots)?;
+            match profile.as_deref_mut() {
+                None => self.run_step(step, &mut slots)?,
+                Some(p) => {
+                    let t0 = std::time::Instant::now();
+                    self.run_step(step, &mut slots)?;
+                    p.add(&step.target, t0.elapsed());
+                }
+            }
             for &s in &step.free {
                 slots[s] = V::None;
             }
@@ -955,6 +966,27 @@ impl GraphPlan {
             }
         }
         Ok(())
+    }
+}
+
+/// Time spent per op (target), accumulated over calls.
+#[derive(Debug, Default, Clone)]
+pub struct Profile {
+    /// target -> (total time, number of calls)
+    pub by_target: std::collections::BTreeMap<String, (std::time::Duration, usize)>,
+}
+
+impl Profile {
+    fn add(&mut self, target: &str, d: std::time::Duration) {
+        match self.by_target.get_mut(target) {
+            Some(e) => {
+                e.0 += d;
+                e.1 += 1;
+            }
+            None => {
+                self.by_target.insert(target.to_string(), (d, 1));
+            }
+        }
     }
 }
 
@@ -1297,6 +1329,12 @@ impl Module {
     /// Runs the program on the flattened user inputs (args then kwargs, as the in_spec orders them) and
     /// returns the flattened user outputs.
     pub fn call_flat(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        self.call_flat_profiled(inputs, None)
+    }
+
+    /// [`Module::call_flat`], adding each node's time to `profile` by op (nested cond/map bodies count
+    /// as their higher-order op).
+    pub fn call_flat_profiled(&self, inputs: Vec<Value>, profile: Option<&mut Profile>) -> Result<Vec<Value>> {
         self.check_inputs(&inputs)?;
         self.check_guard_code(&inputs)?;
         let graph_inputs: Vec<Value> = self
@@ -1308,7 +1346,7 @@ impl Module {
                 Feed::Const(v) => v.clone(),
             })
             .collect();
-        let outs = self.plan.run(graph_inputs)?;
+        let outs = self.plan.run_profiled(graph_inputs, profile)?;
         let assign = |dst: &Tensor, v: &Value, what: &str| -> Result<()> {
             match v {
                 V::Tensor(src)
