@@ -147,7 +147,11 @@ fn run(
             Value::Int(v) => Tensor::scalar(v.as_int().ok_or("symbolic output")?),
             Value::Float(v) => Tensor::scalar(*v),
             Value::Bool(v) => Tensor::scalar(*v),
-            other => return Err(format!("output {j} is a {}, which .npy cannot hold", other.kind()).into()),
+            other => {
+                return Err(
+                    format!("output {j} is a {}, which .npy cannot hold", other.kind()).into(),
+                )
+            }
         };
         t.write_npy(output_dir.join(format!("output_{j}.npy")))?;
     }
@@ -188,7 +192,9 @@ fn example_inputs(
     let mut values = vec![];
     for (name, meta) in m.input_names().into_iter().zip(m.input_metas()) {
         let Some(meta) = meta else {
-            return Err(format!("input '{name}' is not a tensor: pass the inputs with --input").into());
+            return Err(
+                format!("input '{name}' is not a tensor: pass the inputs with --input").into(),
+            );
         };
         let mut sizes = vec![];
         for s in &meta.sizes {
@@ -228,7 +234,9 @@ fn bench(
     iters: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(n) = threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
     }
     let ep = oxport::pt2::load(file)?;
     let m = oxport::runtime::Module::new(&ep)?;
@@ -250,14 +258,23 @@ fn bench(
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let n = times.len() as f64;
-    let total: f64 = profile.by_target.values().map(|(d, _)| d.as_secs_f64()).sum::<f64>() * 1e3 / n;
+    let total: f64 = profile
+        .by_target
+        .values()
+        .map(|(d, _)| d.as_secs_f64())
+        .sum::<f64>()
+        * 1e3
+        / n;
     println!(
         "{}: {} runs after {warmup} warm-up, {} threads",
         file.display(),
         times.len(),
         rayon::current_num_threads()
     );
-    println!("{:<56} {:>9} {:>9} {:>7}", "op", "calls/run", "ms/run", "share");
+    println!(
+        "{:<56} {:>9} {:>9} {:>7}",
+        "op", "calls/run", "ms/run", "share"
+    );
     let mut rows: Vec<_> = profile.by_target.iter().collect();
     rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
     for (target, (d, calls)) in rows {
@@ -270,7 +287,11 @@ fn bench(
             100.0 * ms / total.max(1e-12)
         );
     }
-    println!("min_ms={:.4} max_ms={:.4}", times[0], times[times.len() - 1]);
+    println!(
+        "min_ms={:.4} max_ms={:.4}",
+        times[0],
+        times[times.len() - 1]
+    );
     println!("median_ms={median:.4}");
     Ok(())
 }

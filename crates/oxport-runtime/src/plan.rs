@@ -770,7 +770,11 @@ impl GraphPlan {
         self.run_profiled(inputs, None)
     }
 
-    fn run_profiled(&self, inputs: Vec<Value>, mut profile: Option<&mut Profile>) -> Result<Vec<Value>> {
+    fn run_profiled(
+        &self,
+        inputs: Vec<Value>,
+        mut profile: Option<&mut Profile>,
+    ) -> Result<Vec<Value>> {
         let mut slots: Vec<Value> = vec![V::None; self.n_slots];
         for (&s, v) in self.inputs.iter().zip(inputs) {
             slots[s] = v;
@@ -1334,7 +1338,11 @@ impl Module {
 
     /// [`Module::call_flat`], adding each node's time to `profile` by op (nested cond/map bodies count
     /// as their higher-order op).
-    pub fn call_flat_profiled(&self, inputs: Vec<Value>, profile: Option<&mut Profile>) -> Result<Vec<Value>> {
+    pub fn call_flat_profiled(
+        &self,
+        inputs: Vec<Value>,
+        profile: Option<&mut Profile>,
+    ) -> Result<Vec<Value>> {
         self.check_inputs(&inputs)?;
         self.check_guard_code(&inputs)?;
         let graph_inputs: Vec<Value> = self

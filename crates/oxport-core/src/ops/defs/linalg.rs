@@ -393,11 +393,32 @@ fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
         w.clone()
     };
     let sizes = out_sizes(outs, 0)?;
+    // A contiguous N-d input is one 2-d matmul against the (strided, uncopied) transposed weight,
+    // instead of a batched matmul that would materialize the weight per call.
+    let x2;
+    let x = match (x.dim(), w.dim(), x.sizes().last()) {
+        (d, 2, Some(&k)) if d > 2 && k > 0 && x.is_contiguous() => {
+            x2 = x.restride(&[x.numel() / k, k], &[k, 1], x.storage_offset())?;
+            &x2
+        }
+        _ => x,
+    };
     let mm_sizes = concrete_usizes(&matmul_shapes(
         &TensorMeta::of(x).sizes,
         &TensorMeta::of(&w).sizes,
     )?)?;
     let r = matmul_tensors(x, &w, dt, &mm_sizes)?;
+    let r =
+        if mm_sizes != sizes && r.numel() == sizes.iter().product::<usize>() && r.is_contiguous() {
+            r.restride(
+                &sizes,
+                &crate::tensor::contiguous_strides(&sizes),
+                r.storage_offset(),
+            )?
+        } else {
+            r
+        };
+    let mm_sizes = r.sizes().to_vec();
     match a.opt_tensor("bias")? {
         Some(b) => {
             let r = if mm_sizes == sizes {
