@@ -167,7 +167,7 @@ fn read_inputs(
     let metas = m.input_metas();
     let mut values = vec![];
     for (i, path) in inputs.iter().enumerate() {
-        let t = Tensor::read_npy(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = Tensor::read_npy(path)?;
         // A 0-d array stands for a Python number where the program takes one.
         let is_tensor = metas.get(i).is_some_and(|m| m.is_some());
         values.push(match (is_tensor, t.dim()) {

@@ -134,3 +134,13 @@ fn call_takes_args_and_kwargs_like_module() {
     assert!(e.contains("has no key 'constant'"), "{e}");
     let _ = PyValue::None;
 }
+
+#[test]
+fn nan_inputs_propagate_like_pytorch() {
+    // sin(nan) + cos(y) is nan, as in PyTorch: no error, no silent replacement.
+    let m = module("sin_cos.train.pt2").unwrap();
+    let x = Value::Tensor(Tensor::from_vec(vec![f32::NAN; 100], &[10, 10]).unwrap());
+    let out = m.call_flat(vec![x, t(&[10, 10], DType::F32)]).unwrap();
+    let Value::Tensor(y) = &out[0] else { panic!() };
+    assert!(y.to_vec::<f32>().unwrap().iter().all(|v| v.is_nan()));
+}
