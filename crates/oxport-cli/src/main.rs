@@ -276,7 +276,7 @@ fn bench(
         "op", "calls/run", "ms/run", "share"
     );
     let mut rows: Vec<_> = profile.by_target.iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
     for (target, (d, calls)) in rows {
         let ms = d.as_secs_f64() * 1e3 / n;
         println!(
