@@ -48,6 +48,9 @@ pub enum Error {
     /// A symbolic decision could not be made.
     #[error("{0}")]
     Symbolic(String),
+    /// A tensor's values were needed while tracing (export): the graph cannot depend on them.
+    #[error("{0}")]
+    DataDependent(String),
     /// I/O or file-format problems (e.g. `.npy`).
     #[error("{0}")]
     Io(String),

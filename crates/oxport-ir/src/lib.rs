@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod json;
+pub mod names;
 pub mod ordered_map;
 mod print;
 pub mod program;

@@ -56,6 +56,7 @@ impl From<Operand> for Value<Tensor> {
 
 type Kw = Vec<(&'static str, Value<Tensor>)>;
 
+#[track_caller]
 fn run(op: &str, pos: Vec<Value<Tensor>>, kw: Kw) -> Result<Vec<Value<Tensor>>> {
     call(
         op,
@@ -71,6 +72,7 @@ fn first(op: &str, outs: Vec<Value<Tensor>>) -> Result<Tensor> {
     }
 }
 
+#[track_caller]
 fn op1(op: &str, pos: Vec<Value<Tensor>>, kw: Kw) -> Result<Tensor> {
     first(op, run(op, pos, kw)?)
 }
@@ -108,6 +110,7 @@ fn opt_t(x: Option<&Tensor>) -> Value<Tensor> {
 macro_rules! unary_methods {
     ($($(#[$m:meta])* $name:ident => $op:literal;)*) => {$(
         $(#[$m])*
+        #[track_caller]
         pub fn $name(&self) -> Result<Tensor> {
             op1($op, vec![t(self)], vec![])
         }
@@ -117,6 +120,7 @@ macro_rules! unary_methods {
 macro_rules! binary_methods {
     ($($(#[$m:meta])* $name:ident => $op:literal;)*) => {$(
         $(#[$m])*
+        #[track_caller]
         pub fn $name(&self, other: impl Into<Operand>) -> Result<Tensor> {
             op1($op, vec![t(self), other.into().into()], vec![])
         }
@@ -191,26 +195,32 @@ impl Tensor {
     }
 
     /// `self == other` elementwise (a number uses the `.Scalar` overload).
+    #[track_caller]
     pub fn eq(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("eq", other.into())
     }
     /// `self != other`.
+    #[track_caller]
     pub fn ne(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("ne", other.into())
     }
     /// `self < other`.
+    #[track_caller]
     pub fn lt(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("lt", other.into())
     }
     /// `self > other`.
+    #[track_caller]
     pub fn gt(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("gt", other.into())
     }
     /// `self <= other`.
+    #[track_caller]
     pub fn le(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("le", other.into())
     }
     /// `self >= other`.
+    #[track_caller]
     pub fn ge(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("ge", other.into())
     }
@@ -223,6 +233,7 @@ impl Tensor {
     }
 
     /// `self + alpha * other`.
+    #[track_caller]
     pub fn add_scaled(
         &self,
         other: impl Into<Operand>,
@@ -235,6 +246,7 @@ impl Tensor {
         )
     }
     /// `self ** exponent` (number → `pow.Tensor_Scalar`, tensor → `pow.Tensor_Tensor`).
+    #[track_caller]
     pub fn pow(&self, exponent: impl Into<Operand>) -> Result<Tensor> {
         match exponent.into() {
             value::Operand::Scalar(s) => op1(
@@ -250,6 +262,7 @@ impl Tensor {
         }
     }
     /// `torch.clamp(self, min, max)`.
+    #[track_caller]
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
         let s = |v: Option<f64>| {
             v.map(|x| Value::Scalar(Scalar::Float(x)))
@@ -258,6 +271,7 @@ impl Tensor {
         op1("aten.clamp.default", vec![t(self), s(min), s(max)], vec![])
     }
     /// `F.gelu(self, approximate=...)` with `"none"` or `"tanh"`.
+    #[track_caller]
     pub fn gelu(&self, approximate: &str) -> Result<Tensor> {
         op1(
             "aten.gelu.default",
@@ -266,10 +280,12 @@ impl Tensor {
         )
     }
     /// `torch.where(condition, self, other)`.
+    #[track_caller]
     pub fn where_cond(condition: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         op1("aten.where.self", vec![t(condition), t(x), t(y)], vec![])
     }
     /// `F.dropout(self, p, train)`; oxport supports `train=false` (identity).
+    #[track_caller]
     pub fn dropout(&self, p: f64, train: bool) -> Result<Tensor> {
         op1(
             "aten.dropout.default",
@@ -281,18 +297,22 @@ impl Tensor {
     // ---- views and copies ----
 
     /// `Tensor.view(size)`: a view sharing storage; `-1` infers one size.
+    #[track_caller]
     pub fn view(&self, size: &[i64]) -> Result<Tensor> {
         op1("aten.view.default", vec![t(self), il(size)], vec![])
     }
     /// `Tensor.reshape(shape)`: a view when possible, else a copy.
+    #[track_caller]
     pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
         op1("aten.reshape.default", vec![t(self), il(shape)], vec![])
     }
     /// `Tensor.permute(dims)`.
+    #[track_caller]
     pub fn permute(&self, dims: &[i64]) -> Result<Tensor> {
         op1("aten.permute.default", vec![t(self), il(dims)], vec![])
     }
     /// `Tensor.transpose(dim0, dim1)`.
+    #[track_caller]
     pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<Tensor> {
         op1(
             "aten.transpose.int",
@@ -301,14 +321,17 @@ impl Tensor {
         )
     }
     /// `Tensor.expand(size)` (`-1` keeps a size).
+    #[track_caller]
     pub fn expand(&self, size: &[i64]) -> Result<Tensor> {
         op1("aten.expand.default", vec![t(self), il(size)], vec![])
     }
     /// `Tensor.select(dim, index)`.
+    #[track_caller]
     pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
         op1("aten.select.int", vec![t(self), i(dim), i(index)], vec![])
     }
     /// `self[start:end:step]` along `dim` (`None` = open end).
+    #[track_caller]
     pub fn slice(
         &self,
         dim: i64,
@@ -324,18 +347,22 @@ impl Tensor {
         )
     }
     /// `Tensor.squeeze(dim)`.
+    #[track_caller]
     pub fn squeeze_dim(&self, dim: i64) -> Result<Tensor> {
         op1("aten.squeeze.dim", vec![t(self), i(dim)], vec![])
     }
     /// `Tensor.squeeze(dims)`.
+    #[track_caller]
     pub fn squeeze_dims(&self, dims: &[i64]) -> Result<Tensor> {
         op1("aten.squeeze.dims", vec![t(self), il(dims)], vec![])
     }
     /// `Tensor.unsqueeze(dim)`.
+    #[track_caller]
     pub fn unsqueeze(&self, dim: i64) -> Result<Tensor> {
         op1("aten.unsqueeze.default", vec![t(self), i(dim)], vec![])
     }
     /// `Tensor.flatten(start_dim, end_dim)`.
+    #[track_caller]
     pub fn flatten(&self, start_dim: i64, end_dim: i64) -> Result<Tensor> {
         op1(
             "aten.flatten.using_ints",
@@ -344,6 +371,7 @@ impl Tensor {
         )
     }
     /// `Tensor.unflatten(dim, sizes)`.
+    #[track_caller]
     pub fn unflatten(&self, dim: i64, sizes: &[i64]) -> Result<Tensor> {
         op1(
             "aten.unflatten.int",
@@ -352,6 +380,7 @@ impl Tensor {
         )
     }
     /// `torch.as_strided(self, size, stride, storage_offset)`.
+    #[track_caller]
     pub fn as_strided(
         &self,
         size: &[i64],
@@ -370,6 +399,7 @@ impl Tensor {
         )
     }
     /// `Tensor.to(dtype)` (returns `self` when the dtype already matches).
+    #[track_caller]
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         op1(
             "aten.to.dtype",
@@ -378,10 +408,12 @@ impl Tensor {
         )
     }
     /// In-place `copy_(src)` (broadcasts and casts `src`).
+    #[track_caller]
     pub fn copy_(&self, src: &Tensor) -> Result<Tensor> {
         op1("aten.copy_.default", vec![t(self), t(src)], vec![])
     }
     /// `torch.split(self, split_size, dim)`.
+    #[track_caller]
     pub fn split(&self, split_size: i64, dim: i64) -> Result<Vec<Tensor>> {
         tensors(
             "aten.split.Tensor",
@@ -393,11 +425,13 @@ impl Tensor {
         )
     }
     /// `torch.split(self, [sizes], dim)`.
+    #[track_caller]
     pub fn split_with_sizes(&self, sizes: &[i64], dim: i64) -> Result<Vec<Tensor>> {
         let op = "aten.split_with_sizes.default";
         tensors(op, run(op, vec![t(self), il(sizes), i(dim)], vec![])?)
     }
     /// `torch.unbind(self, dim)`.
+    #[track_caller]
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
         tensors(
             "aten.unbind.int",
@@ -408,6 +442,7 @@ impl Tensor {
     // ---- reductions ----
 
     /// `Tensor.sum(dims, keepdim)`.
+    #[track_caller]
     pub fn sum(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         op1(
             "aten.sum.dim_IntList",
@@ -416,6 +451,7 @@ impl Tensor {
         )
     }
     /// `Tensor.mean(dims, keepdim)`.
+    #[track_caller]
     pub fn mean(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         op1(
             "aten.mean.dim",
@@ -424,6 +460,7 @@ impl Tensor {
         )
     }
     /// `Tensor.amax(dims, keepdim)`.
+    #[track_caller]
     pub fn amax(&self, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         op1(
             "aten.amax.default",
@@ -432,6 +469,7 @@ impl Tensor {
         )
     }
     /// `Tensor.any(dim, keepdim)`.
+    #[track_caller]
     pub fn any(&self, dim: i64, keepdim: bool) -> Result<Tensor> {
         op1(
             "aten.any.dim",
@@ -440,6 +478,7 @@ impl Tensor {
         )
     }
     /// `Tensor.max(dim, keepdim)` → (values, indices).
+    #[track_caller]
     pub fn max_dim(&self, dim: i64, keepdim: bool) -> Result<(Tensor, Tensor)> {
         pair(
             "aten.max.dim",
@@ -451,6 +490,7 @@ impl Tensor {
         )
     }
     /// `Tensor.argmax(dim, keepdim)`.
+    #[track_caller]
     pub fn argmax(&self, dim: Option<i64>, keepdim: bool) -> Result<Tensor> {
         op1(
             "aten.argmax.default",
@@ -463,10 +503,12 @@ impl Tensor {
         )
     }
     /// `Tensor.softmax(dim)`.
+    #[track_caller]
     pub fn softmax(&self, dim: i64) -> Result<Tensor> {
         op1("aten.softmax.int", vec![t(self), i(dim)], vec![])
     }
     /// `Tensor.log_softmax(dim)`.
+    #[track_caller]
     pub fn log_softmax(&self, dim: i64) -> Result<Tensor> {
         op1("aten.log_softmax.int", vec![t(self), i(dim)], vec![])
     }
@@ -474,18 +516,22 @@ impl Tensor {
     // ---- linear algebra and nn ----
 
     /// `torch.matmul`.
+    #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         op1("aten.matmul.default", vec![t(self), t(other)], vec![])
     }
     /// `torch.mm`.
+    #[track_caller]
     pub fn mm(&self, other: &Tensor) -> Result<Tensor> {
         op1("aten.mm.default", vec![t(self), t(other)], vec![])
     }
     /// `torch.bmm`.
+    #[track_caller]
     pub fn bmm(&self, other: &Tensor) -> Result<Tensor> {
         op1("aten.bmm.default", vec![t(self), t(other)], vec![])
     }
     /// `torch.addmm(self, mat1, mat2)`.
+    #[track_caller]
     pub fn addmm(&self, mat1: &Tensor, mat2: &Tensor) -> Result<Tensor> {
         op1(
             "aten.addmm.default",
@@ -494,6 +540,7 @@ impl Tensor {
         )
     }
     /// `F.linear(self, weight, bias)`.
+    #[track_caller]
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         op1(
             "aten.linear.default",
@@ -502,6 +549,7 @@ impl Tensor {
         )
     }
     /// `F.conv2d(self, weight, bias, stride, padding, dilation, groups)`.
+    #[track_caller]
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -526,6 +574,7 @@ impl Tensor {
         )
     }
     /// `F.max_pool2d(self, kernel_size, stride, padding, dilation, ceil_mode)`; empty stride = kernel size.
+    #[track_caller]
     pub fn max_pool2d(
         &self,
         kernel: &[i64],
@@ -548,6 +597,7 @@ impl Tensor {
         )
     }
     /// `F.avg_pool2d(self, kernel_size, stride, padding, ceil_mode, count_include_pad)`.
+    #[track_caller]
     pub fn avg_pool2d(
         &self,
         kernel: &[i64],
@@ -570,6 +620,7 @@ impl Tensor {
         )
     }
     /// `F.adaptive_avg_pool2d(self, output_size)`.
+    #[track_caller]
     pub fn adaptive_avg_pool2d(&self, output_size: &[i64]) -> Result<Tensor> {
         op1(
             "aten.adaptive_avg_pool2d.default",
@@ -578,6 +629,7 @@ impl Tensor {
         )
     }
     /// `F.batch_norm` in inference mode (running statistics).
+    #[track_caller]
     pub fn batch_norm(
         &self,
         weight: Option<&Tensor>,
@@ -603,6 +655,7 @@ impl Tensor {
         )
     }
     /// `F.layer_norm(self, normalized_shape, weight, bias, eps)`.
+    #[track_caller]
     pub fn layer_norm(
         &self,
         normalized_shape: &[i64],
@@ -623,6 +676,7 @@ impl Tensor {
         )
     }
     /// `F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=...)`.
+    #[track_caller]
     pub fn scaled_dot_product_attention(
         q: &Tensor,
         k: &Tensor,
@@ -644,6 +698,7 @@ impl Tensor {
         )
     }
     /// `F.embedding(indices, weight)` written as `weight.embedding(indices)`.
+    #[track_caller]
     pub fn embedding(&self, indices: &Tensor) -> Result<Tensor> {
         op1("aten.embedding.default", vec![t(self), t(indices)], vec![])
     }
@@ -651,6 +706,7 @@ impl Tensor {
     // ---- constructors (registry ops, so they are recorded under export) ----
 
     /// `torch.full(size, value, dtype)`; `dtype=None` infers it from the value like PyTorch.
+    #[track_caller]
     pub fn full(size: &[i64], value: impl Into<Scalar>, dtype: Option<DType>) -> Result<Tensor> {
         op1(
             "aten.full.default",
@@ -659,6 +715,7 @@ impl Tensor {
         )
     }
     /// `torch.zeros(size, dtype)`.
+    #[track_caller]
     pub fn zeros(size: &[i64], dtype: DType) -> Result<Tensor> {
         op1(
             "aten.zeros.default",
@@ -667,6 +724,7 @@ impl Tensor {
         )
     }
     /// `torch.ones(size, dtype)`.
+    #[track_caller]
     pub fn ones(size: &[i64], dtype: DType) -> Result<Tensor> {
         op1(
             "aten.ones.default",
@@ -675,6 +733,7 @@ impl Tensor {
         )
     }
     /// `torch.full_like(self, value)`.
+    #[track_caller]
     pub fn full_like(&self, value: impl Into<Scalar>) -> Result<Tensor> {
         op1(
             "aten.full_like.default",
@@ -683,6 +742,7 @@ impl Tensor {
         )
     }
     /// `torch.arange(start, end, step, dtype)`; dtype `None` infers i64 or f32 like PyTorch.
+    #[track_caller]
     pub fn arange(
         start: impl Into<Scalar>,
         end: impl Into<Scalar>,
@@ -700,6 +760,7 @@ impl Tensor {
         )
     }
     /// `torch.cat(tensors, dim)`.
+    #[track_caller]
     pub fn cat(tensors: &[&Tensor], dim: i64) -> Result<Tensor> {
         op1(
             "aten.cat.default",
@@ -711,6 +772,7 @@ impl Tensor {
         )
     }
     /// `torch.stack(tensors, dim)`.
+    #[track_caller]
     pub fn stack(tensors: &[&Tensor], dim: i64) -> Result<Tensor> {
         op1(
             "aten.stack.default",
@@ -722,6 +784,7 @@ impl Tensor {
         )
     }
     /// `torch.randn(size, generator=g)` as f32. Not an ATen op: a constant under export, like a weight.
+    #[track_caller]
     pub fn randn(size: &[usize], g: &mut Generator) -> Result<Tensor> {
         let n = crate::tensor::checked_numel(size)?;
         Tensor::from_vec(
@@ -730,6 +793,7 @@ impl Tensor {
         )
     }
     /// `torch.rand(size, generator=g)` (uniform in [0, 1)) as f32.
+    #[track_caller]
     pub fn rand(size: &[usize], g: &mut Generator) -> Result<Tensor> {
         let n = crate::tensor::checked_numel(size)?;
         Tensor::from_vec(
@@ -738,6 +802,7 @@ impl Tensor {
         )
     }
     /// A one-element tensor's value as `T` (reads data: not traceable).
+    #[track_caller]
     pub fn item_as<T: Element>(&self) -> Result<T> {
         Ok(crate::tensor::cast_element::<f64, T>(self.item_f64()?))
     }

@@ -12,6 +12,6 @@ pub mod schema;
 pub mod value;
 
 pub use api::Operand;
-pub use registry::{call, registry, OpDef, Registry};
+pub use registry::{call, registry, with_dispatch_hook, DispatchHook, HookCall, OpDef, Registry};
 pub use schema::FunctionSchema;
 pub use value::{Args, TensorMeta, Value};

@@ -49,6 +49,18 @@ impl OpDef {
     }
     /// Runs the op eagerly: meta (validation, output shapes) then kernel.
     pub fn run(&self, args: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+        let fake = |v: &Value<Tensor>| match v {
+            Value::Tensor(t) => t.is_fake(),
+            Value::Tensors(ts) => ts.iter().any(Tensor::is_fake),
+            Value::OptTensors(ts) => ts.iter().flatten().any(Tensor::is_fake),
+            _ => false,
+        };
+        if args.values.iter().any(fake) {
+            return Err(Error::DataDependent(format!(
+                "{}: a fake (export) tensor reached a kernel outside export",
+                self.name
+            )));
+        }
         let outs = self.meta_of(args)?;
         // Refuse absurd outputs before a kernel allocates them.
         for o in &outs {
@@ -175,14 +187,66 @@ pub fn registry() -> &'static Registry {
 /// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 3.0, 6.0]);
 /// # Ok::<(), oxport_core::Error>(())
 /// ```
+#[track_caller]
 pub fn call(
     op: &str,
     positional: Vec<Value<Tensor>>,
     kwargs: Vec<(String, Value<Tensor>)>,
 ) -> Result<Vec<Value<Tensor>>> {
     let def = registry().get(op)?;
+    let location = std::panic::Location::caller();
+    if let Some(hook) = HOOK.with(|h| h.borrow().clone()) {
+        let call = HookCall {
+            def,
+            positional: &positional,
+            kwargs: &kwargs,
+            location,
+        };
+        if let Some(r) = hook.dispatch(&call) {
+            return r;
+        }
+    }
     let args = Args::bind(&def.schema, positional, kwargs)?;
     def.run(&args)
+}
+
+/// One op call as a [`DispatchHook`] sees it: the overload, the arguments as the caller passed them, and
+/// the caller's source location (the user's line: the tensor API is `#[track_caller]`).
+pub struct HookCall<'a> {
+    /// The overload.
+    pub def: &'static OpDef,
+    /// Positional arguments as passed.
+    pub positional: &'a [Value<Tensor>],
+    /// Keyword arguments as passed.
+    pub kwargs: &'a [(String, Value<Tensor>)],
+    /// Where the user called the op.
+    pub location: &'static std::panic::Location<'static>,
+}
+
+/// Intercepts op calls on this thread while installed with [`with_dispatch_hook`]. Export installs one
+/// that records the call in a graph instead of computing it; this layer knows nothing more about it.
+pub trait DispatchHook {
+    /// `Some(result)` to answer the call, `None` to let it run eagerly.
+    fn dispatch(&self, call: &HookCall<'_>) -> Option<Result<Vec<Value<Tensor>>>>;
+}
+
+thread_local! {
+    static HOOK: std::cell::RefCell<Option<std::rc::Rc<dyn DispatchHook>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `hook` intercepting every op call made on this thread (restoring the previous hook
+/// afterwards, also on panic).
+pub fn with_dispatch_hook<R>(hook: std::rc::Rc<dyn DispatchHook>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<std::rc::Rc<dyn DispatchHook>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            HOOK.with(|h| *h.borrow_mut() = prev);
+        }
+    }
+    let prev = HOOK.with(|h| h.borrow_mut().replace(hook));
+    let _restore = Restore(prev);
+    f()
 }
 
 #[cfg(test)]

@@ -236,7 +236,8 @@ pub struct Args<'s, T> {
     pub values: Vec<Value<T>>,
 }
 
-fn default_to_value<T>(d: &DefaultValue, arg: &SchemaArg) -> Value<T> {
+/// The value a schema default stands for (`int[2] stride=1` is `[1, 1]`).
+pub fn default_to_value<T>(d: &DefaultValue, arg: &SchemaArg) -> Value<T> {
     let list_len = arg.ty.list.flatten();
     match d {
         DefaultValue::None => Value::None,

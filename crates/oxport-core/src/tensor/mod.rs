@@ -26,6 +26,8 @@ pub const MAX_NUMEL: usize = 1 << 40;
 #[derive(Debug)]
 pub struct Storage {
     buf: RwLock<Buffer>,
+    /// A fake storage has no data: it backs the fake tensors export traces with.
+    fake: bool,
 }
 
 impl Storage {
@@ -33,6 +35,7 @@ impl Storage {
     pub fn new(buf: Buffer) -> Self {
         Storage {
             buf: RwLock::new(buf),
+            fake: false,
         }
     }
     /// Locks the buffer for reading. (Lock poisoning cannot leave the data half-typed, so it is ignored.)
@@ -212,6 +215,33 @@ impl Tensor {
     pub fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
+    /// A tensor with metadata but no data (export traces with these). Reading its values is an error.
+    pub fn fake(dtype: DType, sizes: &[usize], strides: &[usize], offset: usize) -> Tensor {
+        Tensor {
+            storage: Arc::new(Storage {
+                buf: RwLock::new(Buffer::zeros(dtype, 0)),
+                fake: true,
+            }),
+            sizes: sizes.to_vec(),
+            strides: strides.to_vec(),
+            offset,
+            dtype,
+        }
+    }
+    /// True for the data-less tensors of [`Tensor::fake`].
+    pub fn is_fake(&self) -> bool {
+        self.storage.fake
+    }
+    fn check_real(&self) -> Result<()> {
+        if self.storage.fake {
+            return Err(Error::DataDependent(
+                "cannot read a tensor's values during export: the graph would depend on this example's data. \
+                 Compute with tensor ops instead, or branch with cond() for data-dependent control flow"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
     /// True if both tensors view the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
@@ -237,7 +267,7 @@ impl Tensor {
                     .ok_or_else(|| Error::shape("view extends beyond addressable memory"))?;
             }
             let len = self.storage.len();
-            if last >= len {
+            if last >= len && !self.storage.fake {
                 return Err(Error::shape(format!(
                     "setStorage: sizes {}, strides {}, storage offset {offset}, and itemsize {} requiring a storage size of {} are out of bounds for storage of size {}",
                     fmt_shape(sizes),
@@ -275,6 +305,7 @@ impl Tensor {
 
     /// The elements in logical (row-major) order, as `T` (which must be this tensor's dtype).
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.check_real()?;
         if T::DTYPE != self.dtype {
             return Err(Error::DType(format!(
                 "to_vec::<{}>() called on a tensor of dtype {}",
@@ -296,7 +327,7 @@ impl Tensor {
     pub fn to_vec_f64(&self) -> Vec<f64> {
         crate::dispatch_dtype!(self.dtype, T => self
             .to_vec::<T>()
-            .expect("dtype matches")
+            .unwrap_or_default()
             .into_iter()
             .map(|v| v.to_f64())
             .collect())
@@ -304,6 +335,7 @@ impl Tensor {
 
     /// The single value of a one-element tensor, as f64 (`Tensor.item()`; reads data, so not traceable).
     pub fn item_f64(&self) -> Result<f64> {
+        self.check_real()?;
         if self.numel() != 1 {
             return Err(Error::value(format!(
                 "a Tensor with {} elements cannot be converted to Scalar",
@@ -328,7 +360,7 @@ impl Tensor {
 
     /// A contiguous buffer with this tensor's elements (copied).
     pub fn to_buffer(&self) -> Buffer {
-        crate::dispatch_dtype!(self.dtype, T => T::into_buffer(self.to_vec::<T>().expect("dtype matches")))
+        crate::dispatch_dtype!(self.dtype, T => T::into_buffer(self.to_vec::<T>().unwrap_or_default()))
     }
 
     /// This tensor if already contiguous, else a contiguous copy (no dispatch).
@@ -374,6 +406,7 @@ impl Tensor {
 
     /// Reads a typed contiguous slice of this tensor's elements without copying when possible.
     pub fn with_contiguous<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        self.check_real()?;
         if T::DTYPE != self.dtype {
             return Err(Error::DType(format!(
                 "expected {} but got {}",

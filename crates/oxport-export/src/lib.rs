@@ -1,0 +1,18 @@
+//! oxport-export: `export()` turns a Rust model into the `ExportedProgram` PyTorch's
+//! `torch.export.export` makes for the same architecture.
+//!
+//! A model implements [`Module`] (its submodules, parameters and buffers, with PyTorch's names) and
+//! [`Forward`] (its entry point). [`export`] runs forward once on fake tensors with every op recorded:
+//! parameters and buffers become `p_...`/`b_...` placeholders, inputs take forward's argument names,
+//! nodes are named like PyTorch's (`conv2d`, `add_`, `add_1`), trailing default arguments are omitted,
+//! and each node carries the shape, the `nn_module_stack` and the Rust source line that called it.
+//! Reading a tensor's values during export is an error: the graph cannot depend on one example's data.
+#![warn(missing_docs)]
+
+mod export;
+pub mod module;
+pub mod nn;
+mod tracer;
+
+pub use export::{export, ExportError};
+pub use module::{named_buffers, named_modules, named_parameters, scope, Forward, Module};

@@ -1,0 +1,415 @@
+//! The tracer: while export runs a model's forward, every op call is recorded as a graph node instead
+//! of computed. Inputs are fake tensors (metadata, no data); each op's meta function gives its outputs'
+//! dtypes and sizes, which become new fake tensors; parameters, buffers and captured tensors become
+//! placeholders. Node names, argument lists (trailing defaults dropped) and metadata follow PyTorch.
+use oxport_core::ops::value::default_to_value;
+use oxport_core::ops::{Args, DispatchHook, HookCall, TensorMeta as CoreMeta, Value};
+use oxport_core::{Error, Result, Scalar, SymInt, Tensor};
+use oxport_ir::names::Namespace;
+use oxport_ir::schema as ir;
+use oxport_ir::OrderedMap;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::Location;
+use std::rc::Rc;
+
+/// Identity of a tensor view: storage, offset, sizes, strides.
+pub(crate) type ViewKey = (usize, usize, Vec<usize>, Vec<usize>);
+
+pub(crate) fn view_key(t: &Tensor) -> ViewKey {
+    (
+        std::sync::Arc::as_ptr(t.storage()) as *const () as usize,
+        t.storage_offset(),
+        t.sizes().to_vec(),
+        t.strides().to_vec(),
+    )
+}
+
+/// A frame of the module stack: fully-qualified name, type, where forward was called.
+pub(crate) struct Frame {
+    pub fqn: String,
+    pub type_name: String,
+    pub call_site: &'static Location<'static>,
+}
+
+pub(crate) struct State {
+    pub nodes: Vec<ir::Node>,
+    pub tensor_values: OrderedMap<ir::TensorMeta>,
+    pub ns: Namespace,
+    /// Value names of fake tensors and lifted state, by view.
+    pub values: HashMap<ViewKey, String>,
+    /// Captured tensors that are neither inputs nor state: (placeholder, target, tensor).
+    pub lifted: Vec<(String, String, Tensor)>,
+    /// Module address -> (fqn, type).
+    pub modules: HashMap<usize, (String, String)>,
+    pub root_type: String,
+    pub stack: Vec<Frame>,
+    sources: HashMap<String, Option<Vec<String>>>,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Rc<RefCell<State>>>> = const { RefCell::new(None) };
+}
+
+impl State {
+    pub fn new(modules: HashMap<usize, (String, String)>, root_type: String) -> State {
+        State {
+            nodes: vec![],
+            tensor_values: OrderedMap::new(),
+            ns: Namespace::default(),
+            values: HashMap::new(),
+            lifted: vec![],
+            modules,
+            root_type,
+            stack: vec![],
+            sources: HashMap::new(),
+        }
+    }
+
+    /// The graph value a tensor argument refers to; a tensor export has not seen is lifted as a constant.
+    fn name_of(&mut self, t: &Tensor) -> String {
+        let key = view_key(t);
+        if let Some(n) = self.values.get(&key) {
+            return n.clone();
+        }
+        let target = format!("lifted_tensor_{}", self.lifted.len());
+        let name = self.ns.create_name(&format!("c_{target}"));
+        self.lifted.push((name.clone(), target, t.clone()));
+        self.values.insert(key, name.clone());
+        name
+    }
+
+    /// The text of `line` in `file` (searched from the current directory upwards).
+    fn source_line(&mut self, file: &str, line: u32) -> String {
+        let lines = self.sources.entry(file.to_string()).or_insert_with(|| {
+            let mut dir = std::env::current_dir().ok()?;
+            for _ in 0..6 {
+                if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+                    return Some(text.lines().map(str::to_string).collect());
+                }
+                dir = dir.parent()?.to_path_buf();
+            }
+            None
+        });
+        lines
+            .as_ref()
+            .and_then(|l| l.get(line as usize - 1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn metadata(&mut self, location: &'static Location<'static>) -> OrderedMap<String> {
+        let mut frames: Vec<(&'static Location<'static>, &str)> = vec![];
+        let sites: Vec<_> = self.stack.iter().map(|f| f.call_site).collect();
+        frames.extend(sites.iter().map(|l| (*l, "forward")));
+        frames.push((location, "forward"));
+        let mut parts = vec![];
+        for (loc, func) in frames {
+            let code = self.source_line(loc.file(), loc.line());
+            parts.push(format!(
+                "File \"{}\", line {}, in {func}\n    {code}",
+                loc.file(),
+                loc.line()
+            ));
+        }
+        let mut stack = vec![format!("L__self__,,{}", self.root_type)];
+        for f in &self.stack {
+            let key = format!("L__self__{}", f.fqn.replace('.', "_"));
+            stack.push(format!("{key},{},{}", f.fqn, f.type_name));
+        }
+        let mut m = OrderedMap::new();
+        m.insert("stack_trace", parts.join("\n  "));
+        m.insert("nn_module_stack", stack.join(";"));
+        m
+    }
+}
+
+pub(crate) fn enter_module(addr: usize, call_site: &'static Location<'static>) -> bool {
+    ACTIVE.with(|a| {
+        let Some(st) = a.borrow().clone() else {
+            return false;
+        };
+        let mut st = st.borrow_mut();
+        let Some((fqn, type_name)) = st.modules.get(&addr).cloned() else {
+            return false;
+        };
+        if fqn.is_empty() {
+            return false; // the root is always on the stack
+        }
+        st.stack.push(Frame {
+            fqn,
+            type_name,
+            call_site,
+        });
+        true
+    })
+}
+
+pub(crate) fn exit_module() {
+    ACTIVE.with(|a| {
+        if let Some(st) = a.borrow().clone() {
+            st.borrow_mut().stack.pop();
+        }
+    })
+}
+
+/// Runs `f` with `state` receiving every op call on this thread.
+pub(crate) fn trace<R>(state: Rc<RefCell<State>>, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| *a.borrow_mut() = None);
+        }
+    }
+    ACTIVE.with(|a| *a.borrow_mut() = Some(state.clone()));
+    let _clear = Clear;
+    oxport_core::ops::with_dispatch_hook(Rc::new(Hook(state)), f)
+}
+
+struct Hook(Rc<RefCell<State>>);
+
+impl DispatchHook for Hook {
+    fn dispatch(&self, call: &HookCall<'_>) -> Option<Result<Vec<Value<Tensor>>>> {
+        Some(record(&mut self.0.borrow_mut(), call))
+    }
+}
+
+/// PyTorch's node name for an overload: its packet name (`aten.add_.Tensor` -> `add_`).
+fn packet_name(op: &str) -> &str {
+    op.split('.').nth(1).unwrap_or(op)
+}
+
+pub(crate) fn sym_int(s: &SymInt) -> ir::SymInt {
+    match s.as_int() {
+        Some(i) => ir::SymInt::AsInt(i),
+        None => ir::SymInt::AsExpr(ir::SymExpr {
+            expr_str: s.to_string(),
+            hint: Some(ir::SymExprHint::AsInt(s.hint())),
+        }),
+    }
+}
+
+pub(crate) fn ir_meta(m: &CoreMeta, requires_grad: bool) -> ir::TensorMeta {
+    ir::TensorMeta {
+        dtype: ir::ScalarType::from(m.dtype),
+        sizes: m.sizes.iter().map(sym_int).collect(),
+        requires_grad,
+        device: ir::Device::cpu(),
+        strides: m.strides.iter().map(sym_int).collect(),
+        storage_offset: sym_int(&m.offset),
+        layout: ir::Layout::Strided,
+    }
+}
+
+fn hints(v: &[SymInt]) -> Vec<usize> {
+    v.iter().map(|s| s.hint().max(0) as usize).collect()
+}
+
+pub(crate) fn fake_of(m: &CoreMeta) -> Tensor {
+    Tensor::fake(
+        m.dtype,
+        &hints(&m.sizes),
+        &hints(&m.strides),
+        m.offset.hint().max(0) as usize,
+    )
+}
+
+fn argument(st: &mut State, v: &Value<Tensor>) -> Result<ir::Argument> {
+    let ints = |v: &[SymInt]| -> Result<Vec<i64>> {
+        v.iter()
+            .map(|s| {
+                s.as_int().ok_or_else(|| {
+                    Error::Symbolic("symbolic sizes in op arguments are not traced yet".into())
+                })
+            })
+            .collect()
+    };
+    Ok(match v {
+        Value::None => ir::Argument::AsNone(true),
+        Value::Tensor(t) => ir::Argument::AsTensor(ir::TensorArgument::new(st.name_of(t))),
+        Value::Tensors(ts) => ir::Argument::AsTensors(
+            ts.iter()
+                .map(|t| ir::TensorArgument::new(st.name_of(t)))
+                .collect(),
+        ),
+        Value::OptTensors(ts) => ir::Argument::AsOptionalTensors(
+            ts.iter()
+                .map(|t| match t {
+                    Some(t) => {
+                        ir::OptionalTensorArgument::AsTensor(ir::TensorArgument::new(st.name_of(t)))
+                    }
+                    None => ir::OptionalTensorArgument::AsNone(true),
+                })
+                .collect(),
+        ),
+        Value::Int(i) => ir::Argument::AsInt(ints(std::slice::from_ref(i))?[0]),
+        Value::Ints(v) => ir::Argument::AsInts(ints(v)?),
+        Value::Float(f) => ir::Argument::AsFloat(ir::PyFloat(*f)),
+        Value::Floats(v) => ir::Argument::AsFloats(v.iter().map(|f| ir::PyFloat(*f)).collect()),
+        Value::Bool(b) => ir::Argument::AsBool(*b),
+        Value::Bools(v) => ir::Argument::AsBools(v.clone()),
+        Value::Str(s) => ir::Argument::AsString(s.clone()),
+        Value::Scalar(Scalar::Int(i)) => ir::Argument::AsInt(*i),
+        Value::Scalar(Scalar::Float(f)) => ir::Argument::AsFloat(ir::PyFloat(*f)),
+        Value::Scalar(Scalar::Bool(b)) => ir::Argument::AsBool(*b),
+        Value::ScalarType(d) => ir::Argument::AsScalarType(ir::ScalarType::from(*d)),
+        Value::Layout(_) => ir::Argument::AsLayout(ir::Layout::Strided),
+        Value::Device(d) => ir::Argument::AsDevice(ir::Device {
+            type_: d.clone(),
+            index: None,
+        }),
+        Value::MemoryFormat(m) => ir::Argument::AsMemoryFormat(match m {
+            oxport_core::ops::value::MemoryFormat::ContiguousFormat => {
+                ir::MemoryFormat::ContiguousFormat
+            }
+            oxport_core::ops::value::MemoryFormat::ChannelsLast => ir::MemoryFormat::ChannelsLast,
+            oxport_core::ops::value::MemoryFormat::ChannelsLast3d => {
+                ir::MemoryFormat::ChannelsLast3d
+            }
+            oxport_core::ops::value::MemoryFormat::PreserveFormat => {
+                ir::MemoryFormat::PreserveFormat
+            }
+        }),
+    })
+}
+
+fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
+    let def = call.def;
+    let schema = &def.schema;
+    let to_meta = |v: &Value<Tensor>| v.map_tensors(&mut CoreMeta::of);
+    let pos_meta: Vec<Value<CoreMeta>> = call.positional.iter().map(to_meta).collect();
+    let kw_meta: Vec<(String, Value<CoreMeta>)> = call
+        .kwargs
+        .iter()
+        .map(|(k, v)| (k.clone(), to_meta(v)))
+        .collect();
+    let bound = Args::bind(schema, pos_meta, kw_meta)?;
+    let outs = (def.meta)(&bound)?;
+
+    // The arguments as passed, minus those equal to their defaults (trailing positional ones and keyword
+    // ones), as PyTorch records them.
+    let is_default = |name: &str| -> bool {
+        let Some(i) = schema.arg_index(name) else {
+            return false;
+        };
+        let arg = &schema.arguments[i];
+        match &arg.default {
+            Some(d) => default_to_value::<CoreMeta>(d, arg) == bound.values[i],
+            None => false,
+        }
+    };
+    let positional_params: Vec<&str> = schema
+        .arguments
+        .iter()
+        .filter(|a| !a.kwarg_only)
+        .map(|a| a.name.as_str())
+        .collect();
+    let mut n_pos = call.positional.len();
+    while n_pos > 0 && is_default(positional_params[n_pos - 1]) {
+        n_pos -= 1;
+    }
+    let mut inputs = vec![];
+    for (i, v) in call.positional.iter().take(n_pos).enumerate() {
+        inputs.push(ir::NamedArgument {
+            name: positional_params[i].to_string(),
+            arg: argument(st, v)?,
+            kind: Some(ir::ArgumentKind::Positional),
+        });
+    }
+    for (k, v) in call.kwargs {
+        if is_default(k) {
+            continue;
+        }
+        inputs.push(ir::NamedArgument {
+            name: k.clone(),
+            arg: argument(st, v)?,
+            kind: Some(ir::ArgumentKind::Keyword),
+        });
+    }
+
+    let name = st.ns.create_name(packet_name(def.name));
+    // An op returning `Tensor(a!)` returns its mutated input: later uses see this node's value.
+    let written_input = |ret: &oxport_core::ops::schema::SchemaArg| -> Option<Tensor> {
+        let alias = ret.alias.as_ref().filter(|a| a.is_write)?;
+        let i = schema
+            .arguments
+            .iter()
+            .position(|a| a.alias.as_ref().is_some_and(|b| b.set == alias.set))?;
+        bound_tensor(call, schema, i)
+    };
+    let mut results = vec![];
+    let mut out_args = vec![];
+    let single = outs.len() == 1;
+    for (i, o) in outs.iter().enumerate() {
+        match o {
+            Value::Tensor(m) => {
+                let out_name = if single {
+                    name.clone()
+                } else {
+                    st.ns.create_name("getitem")
+                };
+                let t = match schema.returns.get(i).and_then(written_input) {
+                    Some(t) => t,
+                    None => fake_of(m),
+                };
+                st.values.insert(view_key(&t), out_name.clone());
+                st.tensor_values.insert(out_name.clone(), ir_meta(m, false));
+                out_args.push(ir::Argument::AsTensor(ir::TensorArgument::new(out_name)));
+                results.push(Value::Tensor(t));
+            }
+            Value::Tensors(ms) => {
+                let mut ts = vec![];
+                let mut names = vec![];
+                for m in ms {
+                    let n = st.ns.create_name("getitem");
+                    let t = fake_of(m);
+                    st.values.insert(view_key(&t), n.clone());
+                    st.tensor_values.insert(n.clone(), ir_meta(m, false));
+                    names.push(ir::TensorArgument::new(n));
+                    ts.push(t);
+                }
+                out_args.push(ir::Argument::AsTensors(names));
+                results.push(Value::Tensors(ts));
+            }
+            other => {
+                return Err(Error::Symbolic(format!(
+                    "{}: tracing an op that returns a {} is not supported yet",
+                    def.name,
+                    other.kind()
+                )))
+            }
+        }
+    }
+    let metadata = st.metadata(call.location);
+    st.nodes.push(ir::Node {
+        target: format!("torch.ops.{}", def.name),
+        inputs,
+        outputs: out_args,
+        metadata,
+        is_hop_single_tensor_return: None,
+        name: Some(name),
+    });
+    Ok(results)
+}
+
+/// The tensor the caller passed for schema argument `i`.
+fn bound_tensor(
+    call: &HookCall<'_>,
+    schema: &oxport_core::ops::FunctionSchema,
+    i: usize,
+) -> Option<Tensor> {
+    let arg = &schema.arguments[i];
+    let positional_index = schema
+        .arguments
+        .iter()
+        .filter(|a| !a.kwarg_only)
+        .position(|a| a.name == arg.name);
+    let v = match positional_index {
+        Some(p) if p < call.positional.len() => &call.positional[p],
+        _ => &call.kwargs.iter().find(|(k, _)| *k == arg.name)?.1,
+    };
+    match v {
+        Value::Tensor(t) => Some(t.clone()),
+        _ => None,
+    }
+}
