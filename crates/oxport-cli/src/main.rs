@@ -16,11 +16,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job on the embedded seed program (`conv_relu_maxpool`, as PyTorch 2.15 exports it): load
-    /// the `.pt2`, print it as PyTorch does, save it, load it back, and run the model with its weights.
-    /// Exporting from Rust and running the graph itself join as they land.
+    /// The main job on the embedded seed model (`conv_relu_maxpool` of the torch.export overview, written
+    /// in Rust): export it, print the program, save the `.pt2`, load it back, run it and compare with the
+    /// model's eager output.
     Demo {
-        /// Seed for the input.
+        /// Seed for the weights and the input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Where to save the program (default: a temporary file).
@@ -70,14 +70,22 @@ enum Command {
     },
 }
 
-/// `torch.export.save` of the torch.export overview's second program (tools/gen_pt2_fixtures.py).
-const SEED_PROGRAM: &[u8] =
-    include_bytes!("../../../tests/fixtures/pt2/conv_relu_maxpool.train.pt2");
-
 fn demo(seed: u64, out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
-    let start = std::time::Instant::now();
-    let ep = oxport::pt2::load_from_bytes(SEED_PROGRAM)?;
+    use oxport::prelude::*;
+    use oxport::zoo::ConvReluMaxpool;
+    let mut g = Generator::new(seed);
+    let model = ConvReluMaxpool::new(&mut g)?;
+    let (x, constant) = ConvReluMaxpool::example_inputs(&mut g)?;
+
+    let t0 = std::time::Instant::now();
+    let ep = export(
+        &model,
+        vec![x.clone().into()],
+        vec![("constant".into(), constant.clone().into())],
+    )?;
+    let export_ms = t0.elapsed().as_secs_f64() * 1e3;
     print!("{ep}");
+
     let path =
         out.unwrap_or_else(|| std::env::temp_dir().join("oxport_demo_conv_relu_maxpool.pt2"));
     oxport::pt2::save(&ep, &path)?;
@@ -85,38 +93,41 @@ fn demo(seed: u64, out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::e
     if back.to_string() != ep.to_string() {
         return Err("the program loaded back prints differently".into());
     }
-    let io_ms = start.elapsed().as_secs_f64() * 1e3;
+    let module = back.module()?;
+    let t0 = std::time::Instant::now();
+    let y = module.call(
+        vec![x.clone().into()],
+        vec![("constant".into(), constant.clone().into())],
+    )?;
+    let run_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let y = y
+        .as_tensor()
+        .ok_or("the program did not return a tensor")?
+        .clone();
+    let eager = model.forward(&x, &constant)?;
+    let max_diff = y
+        .to_vec_f64()
+        .iter()
+        .zip(eager.to_vec_f64())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     println!(
-        "saved to {} ({} bytes) and loaded back: identical program ({io_ms:.2} ms for load + print + save + load)",
+        "exported in {export_ms:.2} ms; saved {} ({} bytes); loaded back: same program",
         path.display(),
         std::fs::metadata(&path)?.len()
     );
-
-    // The forward of the program, eagerly, with the program's own weights.
-    let weight = |k: &str| {
-        back.state_dict
-            .get(k)
-            .map(|w| w.tensor.clone())
-            .ok_or_else(|| format!("state_dict has no '{k}'"))
-    };
-    let (w, b) = (weight("conv.weight")?, weight("conv.bias")?);
-    let mut g = Generator::new(seed);
-    let x = Tensor::randn(&[1, 3, 256, 256], &mut g)?;
-    let constant = Tensor::ones(&[1, 16, 256, 256], DType::F32)?;
-    let start = std::time::Instant::now();
-    let a = x.conv2d(&w, Some(&b), &[1, 1], &[1, 1], &[1, 1], 1)?;
-    a.add_(&constant)?;
-    let y = a
-        .relu()?
-        .max_pool2d(&[3, 3], &[], &[0, 0], &[1, 1], false)?;
-    let ms = start.elapsed().as_secs_f64() * 1e3;
-    let v = y.to_vec::<f32>()?;
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
     println!(
-        "ran the model eagerly: x [1, 3, 256, 256], constant [1, 16, 256, 256] -> {:?} {}, mean {mean:.6}, {ms:.2} ms",
+        "ran the loaded program: x {:?}, constant {:?} -> {:?} {} in {run_ms:.2} ms; max |program - eager| = {max_diff:e}",
+        x.sizes(),
+        constant.sizes(),
         y.sizes(),
         y.dtype().name()
     );
+    if max_diff > 1e-4 {
+        return Err(
+            format!("the program's output differs from the eager model's by {max_diff}").into(),
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod export;
 pub mod module;
 pub mod nn;
 mod tracer;
+pub mod zoo;
 
 pub use export::{export, ExportError};
 pub use module::{named_buffers, named_modules, named_parameters, scope, Forward, Module};

@@ -2,66 +2,9 @@
 //! (tools/gen_pt2_fixtures.py: SinCos, ConvReluMaxpool), must export to the program PyTorch prints
 //! (tests/fixtures/pt2/*.train.txt) line for line, except the `# File:` lines, which point at Rust.
 use oxport_core::prelude::*;
-use oxport_export::nn::{Conv2d, MaxPool2d, ReLU};
-use oxport_export::{export, Forward, Module};
-use oxport_runtime::PyValue;
+use oxport_export::export;
+use oxport_export::zoo::{ConvReluMaxpool, SinCos};
 use std::path::Path;
-
-struct SinCos;
-
-impl Module for SinCos {
-    fn type_name(&self) -> String {
-        "__main__.SinCos".into()
-    }
-}
-
-impl Forward for SinCos {
-    fn forward_arg_names(&self) -> Vec<String> {
-        vec!["x".into(), "y".into()]
-    }
-    fn forward_py(&self, args: &[PyValue], _kwargs: &[(String, PyValue)]) -> Result<PyValue> {
-        let (x, y) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
-        let a = x.sin()?;
-        let b = y.cos()?;
-        Ok(a.add(&b)?.into())
-    }
-}
-
-struct ConvReluMaxpool {
-    conv: Conv2d,
-    relu: ReLU,
-    maxpool: MaxPool2d,
-}
-
-impl Module for ConvReluMaxpool {
-    fn type_name(&self) -> String {
-        "__main__.ConvReluMaxpool".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            ("conv".into(), &self.conv),
-            ("relu".into(), &self.relu),
-            ("maxpool".into(), &self.maxpool),
-        ]
-    }
-}
-
-impl Forward for ConvReluMaxpool {
-    fn forward_arg_names(&self) -> Vec<String> {
-        vec!["x".into(), "constant".into()]
-    }
-    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
-        let x = args[0].as_tensor().unwrap();
-        let constant = kwargs
-            .iter()
-            .find(|(k, _)| k == "constant")
-            .and_then(|(_, v)| v.as_tensor())
-            .unwrap();
-        let a = self.conv.forward(x)?;
-        a.add_(constant)?;
-        Ok(self.maxpool.forward(&self.relu.forward(&a)?)?.into())
-    }
-}
 
 fn without_file_lines(s: &str) -> Vec<String> {
     s.lines()
@@ -90,7 +33,9 @@ fn sin_cos_exports_as_pytorch_does() {
         "\n{ours}"
     );
     assert!(
-        ours.contains("# File: crates/oxport-export/tests/seed_programs.rs:"),
+        ours.contains(
+            "# File: crates/oxport-export/src/zoo.rs:31 in forward, code: let b = y.cos()?;"
+        ),
         "{ours}"
     );
 }
@@ -98,11 +43,7 @@ fn sin_cos_exports_as_pytorch_does() {
 #[test]
 fn conv_relu_maxpool_exports_as_pytorch_does() {
     let mut g = Generator::new(0);
-    let model = ConvReluMaxpool {
-        conv: Conv2d::new(3, 16, [3, 3], [1, 1], [1, 1], [1, 1], 1, true, &mut g).unwrap(),
-        relu: ReLU { inplace: false },
-        maxpool: MaxPool2d::new(3),
-    };
+    let model = ConvReluMaxpool::new(&mut g).unwrap();
     let x = Tensor::zeros(&[1, 3, 256, 256], DType::F32).unwrap();
     let constant = Tensor::ones(&[1, 16, 256, 256], DType::F32).unwrap();
     let ep = export(

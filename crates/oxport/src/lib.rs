@@ -12,6 +12,9 @@
 //! ```
 pub use oxport_core::*;
 
+/// Export: the `Module`/`Forward` traits, nn layers, the model zoo and [`export()`].
+pub use oxport_export as export_api;
+pub use oxport_export::{export, nn, zoo, Forward, Module};
 /// The ExportedProgram IR (torch.export's serialized schema 8.x) and its printer.
 pub use oxport_ir as ir;
 /// `.pt2` archives: load what `torch.export.save` writes, save what `torch.export.load` reads.
@@ -23,7 +26,8 @@ pub use oxport_runtime as runtime;
 /// Everything a model author needs in scope.
 pub mod prelude {
     pub use oxport_core::prelude::*;
-    pub use oxport_runtime::ExportedProgramExt;
+    pub use oxport_export::{export, Forward, Module};
+    pub use oxport_runtime::{ExportedProgramExt, PyValue};
 }
 
 /// The README's examples run as doctests.
