@@ -202,3 +202,195 @@ impl Module for Linear {
         v
     }
 }
+
+/// A module with a one-tensor forward: what containers like [`Sequential`] chain.
+pub trait Layer: Module {
+    /// `module(x)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+macro_rules! layer {
+    ($($t:ty),*) => {$(
+        impl Layer for $t {
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                <$t>::forward(self, x)
+            }
+        }
+    )*};
+}
+layer!(
+    Conv2d,
+    ReLU,
+    MaxPool2d,
+    Linear,
+    BatchNorm2d,
+    AdaptiveAvgPool2d,
+    Sequential,
+    Identity,
+    Flatten
+);
+
+/// `torch.nn.Sequential`: children named `0`, `1`, ...
+pub struct Sequential {
+    /// The layers, in order.
+    pub layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    /// `nn.Sequential(*layers)`.
+    pub fn new(layers: Vec<Box<dyn Layer>>) -> Sequential {
+        Sequential { layers }
+    }
+
+    /// Each layer in turn.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            let mut x = x.clone();
+            for l in &self.layers {
+                x = l.forward(&x)?;
+            }
+            Ok(x)
+        })
+    }
+}
+
+impl Module for Sequential {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.container.Sequential".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.as_ref() as &dyn Module))
+            .collect()
+    }
+}
+
+/// `torch.nn.BatchNorm2d` (affine, tracking running stats).
+pub struct BatchNorm2d {
+    /// `[C]`, initialized to 1.
+    pub weight: Tensor,
+    /// `[C]`, initialized to 0.
+    pub bias: Tensor,
+    /// `[C]`, initialized to 0.
+    pub running_mean: Tensor,
+    /// `[C]`, initialized to 1.
+    pub running_var: Tensor,
+    /// `[]` int64.
+    pub num_batches_tracked: Tensor,
+    /// Added to the variance.
+    pub eps: f64,
+    /// Running-average momentum.
+    pub momentum: f64,
+    /// Training mode uses batch statistics and updates the running ones.
+    pub training: bool,
+}
+
+impl BatchNorm2d {
+    /// `nn.BatchNorm2d(c, eps, momentum)` in eval mode.
+    pub fn new(c: usize, eps: f64, momentum: f64) -> Result<BatchNorm2d> {
+        let c = c as i64;
+        Ok(BatchNorm2d {
+            weight: Tensor::ones(&[c], DType::F32)?,
+            bias: Tensor::zeros(&[c], DType::F32)?,
+            running_mean: Tensor::zeros(&[c], DType::F32)?,
+            running_var: Tensor::ones(&[c], DType::F32)?,
+            num_batches_tracked: Tensor::zeros(&[], DType::I64)?,
+            eps,
+            momentum,
+            training: false,
+        })
+    }
+
+    /// `bn(x)`: `aten.batch_norm`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            x.batch_norm_with(
+                Some(&self.weight),
+                Some(&self.bias),
+                Some(&self.running_mean),
+                Some(&self.running_var),
+                self.training,
+                self.momentum,
+                self.eps,
+            )
+        })
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.batchnorm.BatchNorm2d".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
+    }
+    fn named_own_buffers(&self) -> Vec<(String, &Tensor, bool)> {
+        vec![
+            ("running_mean".into(), &self.running_mean, true),
+            ("running_var".into(), &self.running_var, true),
+            (
+                "num_batches_tracked".into(),
+                &self.num_batches_tracked,
+                true,
+            ),
+        ]
+    }
+}
+
+/// `torch.nn.AdaptiveAvgPool2d`.
+pub struct AdaptiveAvgPool2d {
+    /// Output height and width.
+    pub output_size: [i64; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    /// `pool(x)`: `aten.adaptive_avg_pool2d`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.adaptive_avg_pool2d(&self.output_size))
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.pooling.AdaptiveAvgPool2d".into()
+    }
+}
+
+/// `torch.nn.Identity`.
+pub struct Identity;
+
+impl Identity {
+    /// `x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+}
+
+impl Module for Identity {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.linear.Identity".into()
+    }
+}
+
+/// `torch.nn.Flatten(start_dim=1, end_dim=-1)`.
+pub struct Flatten {
+    /// First dim flattened.
+    pub start_dim: i64,
+    /// Last dim flattened.
+    pub end_dim: i64,
+}
+
+impl Flatten {
+    /// `x.flatten(start_dim, end_dim)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.flatten(self.start_dim, self.end_dim))
+    }
+}
+
+impl Module for Flatten {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.flatten.Flatten".into()
+    }
+}

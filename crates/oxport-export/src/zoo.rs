@@ -1,7 +1,9 @@
 //! Models mirroring PyTorch twins exactly (module names, inplace flags, op calls), for the examples, the
 //! demo and the oracle tests. The twins are in `tools/gen_pt2_fixtures.py` and `tools/collect_ops.py`.
 use crate::module::{Forward, Module};
-use crate::nn::{Conv2d, MaxPool2d, ReLU};
+use crate::nn::{
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, Linear, MaxPool2d, ReLU, Sequential,
+};
 use oxport_core::prelude::*;
 use oxport_runtime::PyValue;
 
@@ -99,5 +101,206 @@ impl Forward for ConvReluMaxpool {
         let x = tensor_arg(args, kwargs, 0, "x")?;
         let constant = tensor_arg(args, kwargs, usize::MAX, "constant")?;
         Ok(self.forward(x, constant)?.into())
+    }
+}
+
+/// torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` conv without bias.
+fn resnet_conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: i64,
+    padding: i64,
+    g: &mut Generator,
+) -> Result<Conv2d> {
+    let std = (2.0 / (cout * k * k) as f64).sqrt();
+    Ok(Conv2d {
+        weight: Tensor::randn(&[cout, cin, k, k], g)?.mul(std)?,
+        bias: None,
+        stride: [stride; 2],
+        padding: [padding; 2],
+        dilation: [1; 2],
+        groups: 1,
+    })
+}
+
+/// torchvision's `BasicBlock`.
+pub struct BasicBlock {
+    /// 3x3 conv (stride on the first block of a stage).
+    pub conv1: Conv2d,
+    /// BatchNorm.
+    pub bn1: BatchNorm2d,
+    /// `ReLU(inplace=True)`, used twice.
+    pub relu: ReLU,
+    /// 3x3 conv.
+    pub conv2: Conv2d,
+    /// BatchNorm.
+    pub bn2: BatchNorm2d,
+    /// 1x1 conv + BatchNorm when the shape changes.
+    pub downsample: Option<Sequential>,
+}
+
+impl BasicBlock {
+    fn new(cin: usize, cout: usize, stride: i64, g: &mut Generator) -> Result<BasicBlock> {
+        let downsample = if stride != 1 || cin != cout {
+            Some(Sequential::new(vec![
+                Box::new(resnet_conv(cin, cout, 1, stride, 0, g)?),
+                Box::new(BatchNorm2d::new(cout, 1e-5, 0.1)?),
+            ]))
+        } else {
+            None
+        };
+        Ok(BasicBlock {
+            conv1: resnet_conv(cin, cout, 3, stride, 1, g)?,
+            bn1: BatchNorm2d::new(cout, 1e-5, 0.1)?,
+            relu: ReLU { inplace: true },
+            conv2: resnet_conv(cout, cout, 3, 1, 1, g)?,
+            bn2: BatchNorm2d::new(cout, 1e-5, 0.1)?,
+            downsample,
+        })
+    }
+
+    /// `out = relu(bn2(conv2(relu(bn1(conv1(x))))) + identity)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::scope(self, || {
+            let identity = x.clone();
+            let out = self.conv1.forward(x)?;
+            let out = self.bn1.forward(&out)?;
+            let out = self.relu.forward(&out)?;
+            let out = self.conv2.forward(&out)?;
+            let out = self.bn2.forward(&out)?;
+            let identity = match &self.downsample {
+                Some(d) => d.forward(x)?,
+                None => identity,
+            };
+            out.add_(&identity)?;
+            self.relu.forward(&out)
+        })
+    }
+}
+
+impl Module for BasicBlock {
+    fn type_name(&self) -> String {
+        "torchvision.models.resnet.BasicBlock".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        let mut v: Vec<(String, &dyn Module)> = vec![
+            ("conv1".into(), &self.conv1),
+            ("bn1".into(), &self.bn1),
+            ("relu".into(), &self.relu),
+            ("conv2".into(), &self.conv2),
+            ("bn2".into(), &self.bn2),
+        ];
+        if let Some(d) = &self.downsample {
+            v.push(("downsample".into(), d));
+        }
+        v
+    }
+}
+
+impl Layer for BasicBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        BasicBlock::forward(self, x)
+    }
+}
+
+/// torchvision 0.29's `resnet18()` (eval mode), input `(N, 3, 224, 224)`.
+pub struct ResNet {
+    /// 7x7 stem conv.
+    pub conv1: Conv2d,
+    /// Stem BatchNorm.
+    pub bn1: BatchNorm2d,
+    /// `ReLU(inplace=True)`.
+    pub relu: ReLU,
+    /// `MaxPool2d(3, 2, 1)`.
+    pub maxpool: MaxPool2d,
+    /// Stages of two BasicBlocks.
+    pub layer1: Sequential,
+    /// Stage 2.
+    pub layer2: Sequential,
+    /// Stage 3.
+    pub layer3: Sequential,
+    /// Stage 4.
+    pub layer4: Sequential,
+    /// `AdaptiveAvgPool2d((1, 1))`.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// `Linear(512, 1000)`.
+    pub fc: Linear,
+}
+
+impl ResNet {
+    /// `torchvision.models.resnet18()` with torchvision's init drawn from `g`.
+    pub fn resnet18(g: &mut Generator) -> Result<ResNet> {
+        let stage =
+            |cin: usize, cout: usize, stride: i64, g: &mut Generator| -> Result<Sequential> {
+                Ok(Sequential::new(vec![
+                    Box::new(BasicBlock::new(cin, cout, stride, g)?),
+                    Box::new(BasicBlock::new(cout, cout, 1, g)?),
+                ]))
+            };
+        Ok(ResNet {
+            conv1: resnet_conv(3, 64, 7, 2, 3, g)?,
+            bn1: BatchNorm2d::new(64, 1e-5, 0.1)?,
+            relu: ReLU { inplace: true },
+            maxpool: MaxPool2d {
+                kernel_size: [3; 2],
+                stride: [2; 2],
+                padding: [1; 2],
+                dilation: [1; 2],
+                ceil_mode: false,
+            },
+            layer1: stage(64, 64, 1, g)?,
+            layer2: stage(64, 128, 2, g)?,
+            layer3: stage(128, 256, 2, g)?,
+            layer4: stage(256, 512, 2, g)?,
+            avgpool: AdaptiveAvgPool2d {
+                output_size: [1, 1],
+            },
+            fc: Linear::new(512, 1000, true, g)?,
+        })
+    }
+
+    /// `ResNet._forward_impl`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?;
+        let x = self.bn1.forward(&x)?;
+        let x = self.relu.forward(&x)?;
+        let x = self.maxpool.forward(&x)?;
+        let x = self.layer1.forward(&x)?;
+        let x = self.layer2.forward(&x)?;
+        let x = self.layer3.forward(&x)?;
+        let x = self.layer4.forward(&x)?;
+        let x = self.avgpool.forward(&x)?;
+        let x = x.flatten(1, -1)?;
+        self.fc.forward(&x)
+    }
+}
+
+impl Module for ResNet {
+    fn type_name(&self) -> String {
+        "torchvision.models.resnet.ResNet".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("conv1".into(), &self.conv1),
+            ("bn1".into(), &self.bn1),
+            ("relu".into(), &self.relu),
+            ("maxpool".into(), &self.maxpool),
+            ("layer1".into(), &self.layer1),
+            ("layer2".into(), &self.layer2),
+            ("layer3".into(), &self.layer3),
+            ("layer4".into(), &self.layer4),
+            ("avgpool".into(), &self.avgpool),
+            ("fc".into(), &self.fc),
+        ]
+    }
+}
+
+impl Forward for ResNet {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
+        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
     }
 }

@@ -654,6 +654,36 @@ impl Tensor {
             vec![],
         )
     }
+    /// `F.batch_norm(self, running_mean, running_var, weight, bias, training, momentum, eps)`
+    /// (`aten.batch_norm.default`, cudnn disabled as on CPU).
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_with(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        running_mean: Option<&Tensor>,
+        running_var: Option<&Tensor>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.batch_norm.default",
+            vec![
+                t(self),
+                opt_t(weight),
+                opt_t(bias),
+                opt_t(running_mean),
+                opt_t(running_var),
+                Value::Bool(training),
+                Value::Float(momentum),
+                Value::Float(eps),
+                Value::Bool(false),
+            ],
+            vec![],
+        )
+    }
     /// `F.layer_norm(self, normalized_shape, weight, bias, eps)`.
     #[track_caller]
     pub fn layer_norm(

@@ -1,0 +1,107 @@
+//! Exports a model of the zoo (eval mode, seeded weights) on its example inputs and writes
+//! `DIR/model.pt2`, `DIR/program.txt` (the printed program), `DIR/in_<i>.npy` (flattened inputs) and
+//! `DIR/out_<j>.npy` (the Rust model's eager outputs on those inputs).
+//!
+//! `cargo run --release --example export_zoo -- --model NAME [--core] --out DIR`
+use clap::Parser;
+use oxport::prelude::*;
+use oxport::zoo::{ConvReluMaxpool, ResNet, SinCos};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+struct Args {
+    /// sin_cos, conv_relu_maxpool, resnet18
+    #[arg(long)]
+    model: String,
+    /// Export, then run_decompositions() to Core ATen.
+    #[arg(long)]
+    core: bool,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+type Case = (Box<dyn Forward>, Vec<Tensor>, Vec<(String, Tensor)>);
+
+fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
+    let e = |e: oxport::Error| e.to_string();
+    Ok(match name {
+        "sin_cos" => {
+            let x = Tensor::randn(&[10, 10], g).map_err(e)?;
+            let y = Tensor::randn(&[10, 10], g).map_err(e)?;
+            (Box::new(SinCos), vec![x, y], vec![])
+        }
+        "conv_relu_maxpool" => {
+            let m = ConvReluMaxpool::new(g).map_err(e)?;
+            let (x, c) = ConvReluMaxpool::example_inputs(g).map_err(e)?;
+            (Box::new(m), vec![x], vec![("constant".into(), c)])
+        }
+        "resnet18" => {
+            let m = ResNet::resnet18(g).map_err(e)?;
+            (
+                Box::new(m),
+                vec![Tensor::randn(&[1, 3, 224, 224], g).map_err(e)?],
+                vec![],
+            )
+        }
+        "mobilenet_v3_small" | "transformer_encoder" | "lstm" | "gpt_block" => {
+            return Err(format!("model '{name}' is not in the Rust zoo yet"))
+        }
+        other => {
+            return Err(format!(
+                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18)"
+            ))
+        }
+    })
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    if a.core {
+        return Err("--core: run_decompositions() is not implemented in oxport yet".into());
+    }
+    let mut g = Generator::new(0);
+    let (model, args, kwargs) = build(&a.model, &mut g)?;
+    let py_args: Vec<PyValue> = args.iter().map(|t| t.clone().into()).collect();
+    let py_kwargs: Vec<(String, PyValue)> = kwargs
+        .iter()
+        .map(|(k, t)| (k.clone(), t.clone().into()))
+        .collect();
+    let ep =
+        export(model.as_ref(), py_args.clone(), py_kwargs.clone()).map_err(|e| e.to_string())?;
+    let eager = model
+        .forward_py(&py_args, &py_kwargs)
+        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&a.out).map_err(|e| e.to_string())?;
+    oxport::pt2::save(&ep, a.out.join("model.pt2")).map_err(|e| e.to_string())?;
+    std::fs::write(a.out.join("program.txt"), ep.to_string()).map_err(|e| e.to_string())?;
+    let inputs = args.iter().chain(kwargs.iter().map(|(_, t)| t));
+    for (i, t) in inputs.enumerate() {
+        t.write_npy(a.out.join(format!("in_{i}.npy")))
+            .map_err(|e| e.to_string())?;
+    }
+    let outs: Vec<Tensor> = match eager {
+        PyValue::Tensor(t) => vec![t],
+        PyValue::Tuple(v) | PyValue::List(v) => v
+            .into_iter()
+            .filter_map(|x| x.as_tensor().cloned())
+            .collect(),
+        _ => vec![],
+    };
+    for (j, t) in outs.iter().enumerate() {
+        t.write_npy(a.out.join(format!("out_{j}.npy")))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
