@@ -8,6 +8,7 @@ PY=$(bash tools/setup_venv.sh)
 "$PY" tools/collect_ops.py >/dev/null
 "$PY" tools/gen_op_fixtures.py >/dev/null
 LOG=$(mktemp)
+"$PY" tools/gen_export_fixtures.py >/dev/null 2>&1
 "$PY" tools/gen_pt2_fixtures.py >"$LOG" 2>&1 || { tail -40 "$LOG"; echo "tools/gen_pt2_fixtures.py failed" >&2; exit 1; }
 rm -f "$LOG"
 if ! git diff --quiet --exit-code -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures \

@@ -16,4 +16,6 @@ mod tracer;
 pub mod zoo;
 
 pub use export::{export, ExportError};
-pub use module::{named_buffers, named_modules, named_parameters, scope, Forward, Module};
+pub use module::{
+    load_state_dict, named_buffers, named_modules, named_parameters, scope, Forward, Module,
+};

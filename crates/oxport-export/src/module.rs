@@ -100,3 +100,56 @@ pub fn scope<R>(m: &dyn Module, f: impl FnOnce() -> R) -> R {
     }
     r
 }
+
+/// `module.load_state_dict(state, strict=True)`: copies every parameter and buffer of `m` from `state`
+/// (by fully-qualified name) into the module's tensors, in place. Missing or unexpected keys and
+/// shape or dtype mismatches are errors naming the key.
+pub fn load_state_dict<'a>(
+    m: &dyn Module,
+    state: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+) -> oxport_core::Result<()> {
+    use oxport_core::Error;
+    let state: Vec<(&str, &Tensor)> = state.into_iter().collect();
+    let mut targets: Vec<(String, Tensor)> = named_parameters(m);
+    targets.extend(named_buffers(m).into_iter().map(|(n, t, _)| (n, t)));
+    let unexpected: Vec<&str> = state
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !targets.iter().any(|(n, _)| n == k))
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(Error::Value(format!(
+            "Unexpected key(s) in state_dict: {}",
+            unexpected.join(", ")
+        )));
+    }
+    let missing: Vec<&str> = targets
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !state.iter().any(|(k, _)| k == n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Value(format!(
+            "Missing key(s) in state_dict: {}",
+            missing.join(", ")
+        )));
+    }
+    for (name, dst) in &targets {
+        let src = state
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, t)| *t)
+            .expect("checked above");
+        if src.sizes() != dst.sizes() || src.dtype() != dst.dtype() {
+            return Err(Error::Value(format!(
+                "size mismatch for {name}: copying a param with shape {:?} ({}) from checkpoint, the shape in current model is {:?} ({})",
+                src.sizes(),
+                src.dtype().name(),
+                dst.sizes(),
+                dst.dtype().name()
+            )));
+        }
+        dst.assign_untraced(src)?;
+    }
+    Ok(())
+}

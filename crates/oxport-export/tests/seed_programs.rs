@@ -64,3 +64,47 @@ fn conv_relu_maxpool_exports_as_pytorch_does() {
         "\n{ours}"
     );
 }
+
+/// Branching on a tensor's values cannot be traced: export fails and names the line.
+struct DataDependent;
+
+impl oxport_export::Module for DataDependent {
+    fn type_name(&self) -> String {
+        "__main__.DataDependent".into()
+    }
+}
+
+impl oxport_export::Forward for DataDependent {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        _: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        let y = if x.sum_all()?.item_f64()? > 0.0 {
+            x.sin()?
+        } else {
+            x.cos()?
+        };
+        Ok(y.into())
+    }
+}
+
+#[test]
+fn data_dependent_branching_is_an_error_naming_the_line() {
+    let x = Tensor::zeros(&[3], DType::F32).unwrap();
+    let e = export(&DataDependent, vec![x.into()], vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("crates/oxport-export/tests/seed_programs.rs:"),
+        "{e}"
+    );
+    assert!(
+        e.contains("cannot read a tensor's values during export") && e.contains("cond()"),
+        "{e}"
+    );
+}

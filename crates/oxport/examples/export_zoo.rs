@@ -20,6 +20,9 @@ struct Args {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    /// Load the weights (state_dict) of this `.pt2` (e.g. one torch.export.save wrote) before exporting.
+    #[arg(long)]
+    weights: Option<PathBuf>,
 }
 
 type Case = (Box<dyn Forward>, Vec<Tensor>, Vec<(String, Tensor)>);
@@ -62,6 +65,12 @@ fn run(a: &Args) -> Result<(), String> {
     }
     let mut g = Generator::new(0);
     let (model, args, kwargs) = build(&a.model, &mut g)?;
+    if let Some(w) = &a.weights {
+        let src = oxport::pt2::load(w).map_err(|e| e.to_string())?;
+        let state = src.state_dict.iter().map(|(k, w)| (k, &w.tensor));
+        oxport::export_api::load_state_dict(model.as_ref(), state).map_err(|e| e.to_string())?;
+    }
+    let t0 = std::time::Instant::now();
     let py_args: Vec<PyValue> = args.iter().map(|t| t.clone().into()).collect();
     let py_kwargs: Vec<(String, PyValue)> = kwargs
         .iter()
@@ -69,6 +78,11 @@ fn run(a: &Args) -> Result<(), String> {
         .collect();
     let ep =
         export(model.as_ref(), py_args.clone(), py_kwargs.clone()).map_err(|e| e.to_string())?;
+    println!(
+        "exported {} in {:.2} ms",
+        a.model,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let eager = model
         .forward_py(&py_args, &py_kwargs)
         .map_err(|e| e.to_string())?;

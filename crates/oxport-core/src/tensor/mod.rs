@@ -232,13 +232,16 @@ impl Tensor {
     pub fn is_fake(&self) -> bool {
         self.storage.fake
     }
+    #[track_caller]
     fn check_real(&self) -> Result<()> {
         if self.storage.fake {
-            return Err(Error::DataDependent(
-                "cannot read a tensor's values during export: the graph would depend on this example's data. \
-                 Compute with tensor ops instead, or branch with cond() for data-dependent control flow"
-                    .into(),
-            ));
+            let at = std::panic::Location::caller();
+            return Err(Error::DataDependent(format!(
+                "{}:{}: cannot read a tensor's values during export: the graph would depend on this example's data. \
+                 Compute with tensor ops instead, or branch on data with cond()",
+                at.file(),
+                at.line()
+            )));
         }
         Ok(())
     }
@@ -304,6 +307,7 @@ impl Tensor {
     }
 
     /// The elements in logical (row-major) order, as `T` (which must be this tensor's dtype).
+    #[track_caller]
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.check_real()?;
         if T::DTYPE != self.dtype {
@@ -324,6 +328,7 @@ impl Tensor {
     }
 
     /// The elements in logical order converted to f64.
+    #[track_caller]
     pub fn to_vec_f64(&self) -> Vec<f64> {
         crate::dispatch_dtype!(self.dtype, T => self
             .to_vec::<T>()
@@ -334,6 +339,7 @@ impl Tensor {
     }
 
     /// The single value of a one-element tensor, as f64 (`Tensor.item()`; reads data, so not traceable).
+    #[track_caller]
     pub fn item_f64(&self) -> Result<f64> {
         self.check_real()?;
         if self.numel() != 1 {
@@ -346,6 +352,7 @@ impl Tensor {
     }
 
     /// The single value as a [`Scalar`] of the matching kind.
+    #[track_caller]
     pub fn item(&self) -> Result<Scalar> {
         let v = self.item_f64()?;
         Ok(if self.dtype.is_floating_point() {
@@ -405,6 +412,7 @@ impl Tensor {
     }
 
     /// Reads a typed contiguous slice of this tensor's elements without copying when possible.
+    #[track_caller]
     pub fn with_contiguous<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
         self.check_real()?;
         if T::DTYPE != self.dtype {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Export interop (CI): every Rust zoo model is exported by examples/export_zoo, and real PyTorch checks
+# the print against the model's PyTorch twin, loads the .pt2, and runs it to the Rust eager outputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(bash tools/setup_venv.sh)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+MODELS="sin_cos conv_relu_maxpool resnet18"
+cargo build --quiet --release --example export_zoo
+for m in $MODELS; do
+    ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"
+done
+# PyTorch's own resnet18 weights (from tools/gen_large_pt2.py) loaded into the Rust model.
+LARGE=${OXPORT_LARGE_PT2:-$HOME/.cache/oxport/large_pt2}
+"$PY" tools/gen_large_pt2.py "$LARGE" >/dev/null 2>&1
+export RESNET18_WEIGHTS="$LARGE/resnet18.train.pt2"
+./target/release/examples/export_zoo --model resnet18 --weights "$RESNET18_WEIGHTS" --out "$OUT/resnet18_torch_weights"
+"$PY" tools/check_export_interop.py "$OUT" $MODELS 2>&1 | grep -v "^W[0-9]"
