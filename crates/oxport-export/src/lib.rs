@@ -19,3 +19,6 @@ pub use export::{export, ExportError};
 pub use module::{
     load_state_dict, named_buffers, named_modules, named_parameters, scope, Forward, Module,
 };
+pub use oxport_core::Tensor;
+/// `#[derive(Module)]` (see the `oxport-derive` crate).
+pub use oxport_derive::Module;

@@ -1,9 +1,10 @@
 //! Models mirroring PyTorch twins exactly (module names, inplace flags, op calls), for the examples, the
 //! demo and the oracle tests. The twins are in `tools/gen_pt2_fixtures.py` and `tools/collect_ops.py`.
-use crate::module::{Forward, Module};
+use crate::module::Forward;
 use crate::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, Linear, MaxPool2d, ReLU, Sequential,
 };
+use crate::Module;
 use oxport_core::prelude::*;
 use oxport_runtime::PyValue;
 
@@ -45,12 +46,17 @@ impl Forward for SinCos {
 
 /// The second program of the torch.export overview:
 /// `Conv2d(3, 16, 3, padding=1) -> add_(constant) -> ReLU -> MaxPool2d(3)`, `constant` a keyword argument.
+#[derive(Module)]
+#[module(type_name = "__main__.ConvReluMaxpool", crate = "crate")]
 pub struct ConvReluMaxpool {
     /// `nn.Conv2d(3, 16, 3, padding=1)`
+    #[module]
     pub conv: Conv2d,
     /// `nn.ReLU()`
+    #[module]
     pub relu: ReLU,
     /// `nn.MaxPool2d(kernel_size=3)`
+    #[module]
     pub maxpool: MaxPool2d,
 }
 
@@ -77,19 +83,6 @@ impl ConvReluMaxpool {
             Tensor::randn(&[1, 3, 256, 256], g)?,
             Tensor::ones(&[1, 16, 256, 256], DType::F32)?,
         ))
-    }
-}
-
-impl Module for ConvReluMaxpool {
-    fn type_name(&self) -> String {
-        "__main__.ConvReluMaxpool".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            ("conv".into(), &self.conv),
-            ("relu".into(), &self.relu),
-            ("maxpool".into(), &self.maxpool),
-        ]
     }
 }
 
@@ -125,18 +118,26 @@ fn resnet_conv(
 }
 
 /// torchvision's `BasicBlock`.
+#[derive(Module)]
+#[module(type_name = "torchvision.models.resnet.BasicBlock", crate = "crate")]
 pub struct BasicBlock {
     /// 3x3 conv (stride on the first block of a stage).
+    #[module]
     pub conv1: Conv2d,
     /// BatchNorm.
+    #[module]
     pub bn1: BatchNorm2d,
     /// `ReLU(inplace=True)`, used twice.
+    #[module]
     pub relu: ReLU,
     /// 3x3 conv.
+    #[module]
     pub conv2: Conv2d,
     /// BatchNorm.
+    #[module]
     pub bn2: BatchNorm2d,
     /// 1x1 conv + BatchNorm when the shape changes.
+    #[module]
     pub downsample: Option<Sequential>,
 }
 
@@ -179,25 +180,6 @@ impl BasicBlock {
     }
 }
 
-impl Module for BasicBlock {
-    fn type_name(&self) -> String {
-        "torchvision.models.resnet.BasicBlock".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        let mut v: Vec<(String, &dyn Module)> = vec![
-            ("conv1".into(), &self.conv1),
-            ("bn1".into(), &self.bn1),
-            ("relu".into(), &self.relu),
-            ("conv2".into(), &self.conv2),
-            ("bn2".into(), &self.bn2),
-        ];
-        if let Some(d) = &self.downsample {
-            v.push(("downsample".into(), d));
-        }
-        v
-    }
-}
-
 impl Layer for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         BasicBlock::forward(self, x)
@@ -205,26 +187,38 @@ impl Layer for BasicBlock {
 }
 
 /// torchvision 0.29's `resnet18()` (eval mode), input `(N, 3, 224, 224)`.
+#[derive(Module)]
+#[module(type_name = "torchvision.models.resnet.ResNet", crate = "crate")]
 pub struct ResNet {
     /// 7x7 stem conv.
+    #[module]
     pub conv1: Conv2d,
     /// Stem BatchNorm.
+    #[module]
     pub bn1: BatchNorm2d,
     /// `ReLU(inplace=True)`.
+    #[module]
     pub relu: ReLU,
     /// `MaxPool2d(3, 2, 1)`.
+    #[module]
     pub maxpool: MaxPool2d,
     /// Stages of two BasicBlocks.
+    #[module]
     pub layer1: Sequential,
     /// Stage 2.
+    #[module]
     pub layer2: Sequential,
     /// Stage 3.
+    #[module]
     pub layer3: Sequential,
     /// Stage 4.
+    #[module]
     pub layer4: Sequential,
     /// `AdaptiveAvgPool2d((1, 1))`.
+    #[module]
     pub avgpool: AdaptiveAvgPool2d,
     /// `Linear(512, 1000)`.
+    #[module]
     pub fc: Linear,
 }
 
@@ -273,26 +267,6 @@ impl ResNet {
         let x = self.avgpool.forward(&x)?;
         let x = x.flatten(1, -1)?;
         self.fc.forward(&x)
-    }
-}
-
-impl Module for ResNet {
-    fn type_name(&self) -> String {
-        "torchvision.models.resnet.ResNet".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            ("conv1".into(), &self.conv1),
-            ("bn1".into(), &self.bn1),
-            ("relu".into(), &self.relu),
-            ("maxpool".into(), &self.maxpool),
-            ("layer1".into(), &self.layer1),
-            ("layer2".into(), &self.layer2),
-            ("layer3".into(), &self.layer3),
-            ("layer4".into(), &self.layer4),
-            ("avgpool".into(), &self.avgpool),
-            ("fc".into(), &self.fc),
-        ]
     }
 }
 
