@@ -25,6 +25,10 @@ def twin(name):
         if name == "sin_cos":
             return g.SinCos(), (torch.randn(10, 10), torch.randn(10, 10)), {}
         return g.ConvReluMaxpool(), (torch.randn(1, 3, 256, 256),), {"constant": torch.ones(1, 16, 256, 256)}
+    if name == "gpt_block":
+        import collect_ops
+        torch.manual_seed(0)
+        return collect_ops.GPTBlock(), (torch.randn(2, 16, 64),), {}
     if name == "resnet18":
         import torchvision
         return torchvision.models.resnet18(), (torch.randn(1, 3, 224, 224),), {}

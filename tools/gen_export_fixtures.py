@@ -15,7 +15,12 @@ OUT = os.path.join(HERE, "..", "tests", "fixtures", "export")
 
 
 def twins():
+    import sys
+    sys.path.insert(0, HERE)
+    import collect_ops
+
     yield "resnet18", torchvision.models.resnet18, (torch.randn(1, 3, 224, 224),)
+    yield "gpt_block", collect_ops.GPTBlock, (torch.randn(2, 16, 64),)
 
 
 def main():

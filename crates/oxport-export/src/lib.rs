@@ -22,3 +22,4 @@ pub use module::{
 pub use oxport_core::Tensor;
 /// `#[derive(Module)]` (see the `oxport-derive` crate).
 pub use oxport_derive::Module;
+pub use tracer::functional;

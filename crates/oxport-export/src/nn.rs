@@ -394,3 +394,162 @@ impl Module for Flatten {
         "torch.nn.modules.flatten.Flatten".into()
     }
 }
+
+/// `torch.nn.LayerNorm` over the last dims.
+pub struct LayerNorm {
+    /// `normalized_shape`.
+    pub normalized_shape: Vec<i64>,
+    /// Initialized to 1.
+    pub weight: Tensor,
+    /// Initialized to 0.
+    pub bias: Tensor,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// `nn.LayerNorm(d)` (eps 1e-5, affine).
+    pub fn new(d: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            normalized_shape: vec![d as i64],
+            weight: Tensor::ones(&[d as i64], DType::F32)?,
+            bias: Tensor::zeros(&[d as i64], DType::F32)?,
+            eps: 1e-5,
+        })
+    }
+
+    /// `ln(x)`: `aten.layer_norm`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            x.layer_norm(
+                &self.normalized_shape,
+                Some(&self.weight),
+                Some(&self.bias),
+                self.eps,
+            )
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.normalization.LayerNorm".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
+    }
+}
+
+/// `torch.nn.GELU(approximate="none")`.
+pub struct GELU;
+
+impl GELU {
+    /// `gelu(x)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.gelu("none"))
+    }
+}
+
+impl Module for GELU {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.GELU".into()
+    }
+}
+
+layer!(LayerNorm, GELU);
+
+/// `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)` (no dropout), self-attention
+/// with `need_weights=False`, as `F.multi_head_attention_forward` computes it.
+pub struct MultiheadAttention {
+    /// `[3E, E]`
+    pub in_proj_weight: Tensor,
+    /// `[3E]`, zeros.
+    pub in_proj_bias: Tensor,
+    /// `out_proj` (`NonDynamicallyQuantizableLinear`), bias zeros.
+    pub out_proj: OutProj,
+    /// Heads.
+    pub num_heads: usize,
+    /// Embedding size.
+    pub embed_dim: usize,
+}
+
+/// `MultiheadAttention.out_proj`.
+pub struct OutProj(pub Linear);
+
+impl Module for OutProj {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.linear.NonDynamicallyQuantizableLinear".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        self.0.named_own_parameters()
+    }
+}
+
+impl MultiheadAttention {
+    /// PyTorch's init: xavier-uniform `in_proj_weight`, zero biases, default `Linear` out_proj weight.
+    pub fn new(
+        embed_dim: usize,
+        num_heads: usize,
+        g: &mut Generator,
+    ) -> Result<MultiheadAttention> {
+        let bound = (6.0 / (embed_dim + 3 * embed_dim) as f64).sqrt();
+        let mut out_proj = Linear::new(embed_dim, embed_dim, true, g)?;
+        out_proj.bias = Some(Tensor::zeros(&[embed_dim as i64], DType::F32)?);
+        Ok(MultiheadAttention {
+            in_proj_weight: uniform(&[3 * embed_dim, embed_dim], bound, g)?,
+            in_proj_bias: Tensor::zeros(&[3 * embed_dim as i64], DType::F32)?,
+            out_proj: OutProj(out_proj),
+            num_heads,
+            embed_dim,
+        })
+    }
+
+    /// `attn(x, x, x, need_weights=False)[0]` for batch-first `x` of shape `(N, L, E)`.
+    pub fn forward_self(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            let q = x.transpose(1, 0)?;
+            let out = crate::functional(|| self.attention(&q));
+            out?.transpose(1, 0)
+        })
+    }
+
+    /// `F.multi_head_attention_forward` on sequence-first `q` `(L, N, E)`.
+    fn attention(&self, q: &Tensor) -> Result<Tensor> {
+        let (l, n) = (q.sizes()[0] as i64, q.sizes()[1] as i64);
+        let (e, h) = (self.embed_dim as i64, self.num_heads as i64);
+        let d = e / h;
+        let proj = q.linear(&self.in_proj_weight, Some(&self.in_proj_bias))?;
+        let proj = proj
+            .unflatten(-1, &[3, e])?
+            .unsqueeze(0)?
+            .transpose(0, -2)?
+            .squeeze_dim(-2)?
+            .contiguous()?;
+        let (q, k, v) = (proj.select(0, 0)?, proj.select(0, 1)?, proj.select(0, 2)?);
+        let q = q.view(&[l, n * h, d])?.transpose(0, 1)?;
+        let k = k.view(&[l, n * h, d])?.transpose(0, 1)?;
+        let v = v.view(&[l, n * h, d])?.transpose(0, 1)?;
+        let q = q.view(&[n, h, l, d])?;
+        let k = k.view(&[n, h, l, d])?;
+        let v = v.view(&[n, h, l, d])?;
+        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
+        let a = a.permute(&[2, 0, 1, 3])?.reshape(&[n * l, e])?;
+        let OutProj(lin) = &self.out_proj;
+        a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])
+    }
+}
+
+impl Module for MultiheadAttention {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.MultiheadAttention".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        vec![("out_proj".into(), &self.out_proj)]
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![
+            ("in_proj_weight".into(), &self.in_proj_weight),
+            ("in_proj_bias".into(), &self.in_proj_bias),
+        ]
+    }
+}

@@ -49,6 +49,20 @@ pub(crate) struct State {
 
 thread_local! {
     static ACTIVE: RefCell<Option<Rc<RefCell<State>>>> = const { RefCell::new(None) };
+    /// Inside [`functional`]: the line every op reports, as PyTorch's traces stop at the module line that
+    /// calls into `torch.nn.functional`.
+    static FUNCTIONAL_SITE: std::cell::Cell<Option<&'static Location<'static>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every op it calls attributed to the caller's line (a layer's call into a functional
+/// helper, whose internal lines PyTorch does not show).
+#[track_caller]
+pub fn functional<R>(f: impl FnOnce() -> R) -> R {
+    let site = Location::caller();
+    let prev = FUNCTIONAL_SITE.with(|s| s.replace(Some(site)));
+    let r = f();
+    FUNCTIONAL_SITE.with(|s| s.set(prev));
+    r
 }
 
 impl State {
@@ -380,7 +394,8 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
             }
         }
     }
-    let metadata = st.metadata(call.location);
+    let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
+    let metadata = st.metadata(location);
     st.nodes.push(ir::Node {
         target: format!("torch.ops.{}", def.name),
         inputs,

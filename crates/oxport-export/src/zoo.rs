@@ -2,7 +2,8 @@
 //! demo and the oracle tests. The twins are in `tools/gen_pt2_fixtures.py` and `tools/collect_ops.py`.
 use crate::module::Forward;
 use crate::nn::{
-    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, Linear, MaxPool2d, ReLU, Sequential,
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, LayerNorm, Linear, MaxPool2d,
+    MultiheadAttention, ReLU, Sequential, GELU,
 };
 use crate::Module;
 use oxport_core::prelude::*;
@@ -271,6 +272,58 @@ impl ResNet {
 }
 
 impl Forward for ResNet {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
+        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
+    }
+}
+
+/// The GPT block of issue 5 (`tools/collect_ops.py`): pre-norm self-attention and a GELU MLP,
+/// `d = 64`, `h = 4`, input `(2, 16, 64)`.
+#[derive(Module)]
+#[module(type_name = "__main__.GPTBlock", crate = "crate")]
+pub struct GPTBlock {
+    /// `nn.LayerNorm(d)`
+    #[module]
+    pub ln1: LayerNorm,
+    /// `nn.MultiheadAttention(d, h, batch_first=True)`
+    #[module]
+    pub attn: MultiheadAttention,
+    /// `nn.LayerNorm(d)`
+    #[module]
+    pub ln2: LayerNorm,
+    /// `nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))`
+    #[module]
+    pub mlp: Sequential,
+}
+
+impl GPTBlock {
+    /// `GPTBlock(d, h)` with PyTorch's default initialization drawn from `g`.
+    pub fn new(d: usize, h: usize, g: &mut Generator) -> Result<GPTBlock> {
+        Ok(GPTBlock {
+            ln1: LayerNorm::new(d)?,
+            attn: MultiheadAttention::new(d, h, g)?,
+            ln2: LayerNorm::new(d)?,
+            mlp: Sequential::new(vec![
+                Box::new(Linear::new(d, 4 * d, true, g)?),
+                Box::new(GELU),
+                Box::new(Linear::new(4 * d, d, true, g)?),
+            ]),
+        })
+    }
+
+    /// `h = ln1(x); a, _ = attn(h, h, h, need_weights=False); x = x + a; return x + mlp(ln2(x))`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.ln1.forward(x)?;
+        let a = self.attn.forward_self(&h)?;
+        let x = x.add(&a)?;
+        x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)
+    }
+}
+
+impl Forward for GPTBlock {
     fn forward_arg_names(&self) -> Vec<String> {
         vec!["x".into()]
     }

@@ -5,13 +5,13 @@
 //! `cargo run --release --example export_zoo -- --model NAME [--core] --out DIR`
 use clap::Parser;
 use oxport::prelude::*;
-use oxport::zoo::{ConvReluMaxpool, ResNet, SinCos};
+use oxport::zoo::{ConvReluMaxpool, GPTBlock, ResNet, SinCos};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 struct Args {
-    /// sin_cos, conv_relu_maxpool, resnet18
+    /// sin_cos, conv_relu_maxpool, resnet18, gpt_block
     #[arg(long)]
     model: String,
     /// Export, then run_decompositions() to Core ATen.
@@ -48,12 +48,20 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
                 vec![],
             )
         }
-        "mobilenet_v3_small" | "transformer_encoder" | "lstm" | "gpt_block" => {
+        "gpt_block" => {
+            let m = GPTBlock::new(64, 4, g).map_err(e)?;
+            (
+                Box::new(m),
+                vec![Tensor::randn(&[2, 16, 64], g).map_err(e)?],
+                vec![],
+            )
+        }
+        "mobilenet_v3_small" | "transformer_encoder" | "lstm" => {
             return Err(format!("model '{name}' is not in the Rust zoo yet"))
         }
         other => {
             return Err(format!(
-                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18)"
+                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18, gpt_block)"
             ))
         }
     })

@@ -701,6 +701,8 @@ impl Tensor {
                 opt_t(weight),
                 opt_t(bias),
                 Value::Float(eps),
+                // F.layer_norm passes cudnn_enable=False on the CPU.
+                Value::Bool(false),
             ],
             vec![],
         )
