@@ -441,6 +441,13 @@ def inplace_cases():
     K(A.relu_.default, "specials")(special())
     K(A.relu_.default, "on_view")(rn(4, 3).t())
     K(A.relu_.default, "int")(ri(-5, 5, 6))
+    K(A.hardsigmoid_.default, "f32")(lin(-4, 4, 17))
+    K(A.silu_.default, "noncontig")(rn(3, 4).t())
+    K(A.hardtanh.default, "relu6")(lin(-8, 8, 17), 0.0, 6.0)
+    K(A.hardtanh.default, "defaults")(lin(-3, 3, 13))
+    K(A.hardtanh.default, "specials")(special(), -1.0, 1.0)
+    K(A.hardtanh.default, "f64")(rn(5, dtype=f64) * 4, 0.0, 6.0)
+    K(A.hardtanh_.default, "relu6_noncontig")(rn(3, 4).t() * 5, 0.0, 6.0)
     K(A.hardswish_.default, "f32")(lin(-4, 4, 17))
     K(A.hardswish_.default, "noncontig")(rn(3, 4).t())
     K(A.hardswish_.default, "specials")(special())
@@ -460,7 +467,7 @@ def inplace_cases():
 
 def unary_cases():
     for op in (A.relu.default, A.sigmoid.default, A.tanh.default, A.hardswish.default,
-               A.hardsigmoid.default, A.sin.default, A.cos.default, A.exp.default,
+               A.hardsigmoid.default, A.silu.default, A.sin.default, A.cos.default, A.exp.default,
                A.log.default, A.sqrt.default, A.rsqrt.default, A.neg.default):
         nm = op_name(op)
         domain_pos = nm.split(".")[0] in ("log", "sqrt", "rsqrt")
@@ -472,7 +479,7 @@ def unary_cases():
         K(op, "noncontig")((rpos(4, 3) if domain_pos else rn(4, 3)).t())
         K(op, "empty")(rn(0, 2))
         K(op, "0d")(tt(0.75))
-        if nm.split(".")[0] not in ("relu", "neg", "hardswish", "hardsigmoid"):
+        if nm.split(".")[0] not in ("relu", "neg", "hardswish", "hardsigmoid", "silu"):
             K(op, "int64_to_float")(ri(1 if domain_pos else -5, 6, 5))
         else:
             if nm.startswith(("relu", "neg")):

@@ -155,6 +155,12 @@ impl Tensor {
         hardswish => "aten.hardswish.default";
         /// In-place `hardswish_`.
         hardswish_ => "aten.hardswish_.default";
+        /// In-place `hardsigmoid_`.
+        hardsigmoid_ => "aten.hardsigmoid_.default";
+        /// `F.silu`.
+        silu => "aten.silu.default";
+        /// In-place `silu_`.
+        silu_ => "aten.silu_.default";
         /// `F.hardsigmoid`.
         hardsigmoid => "aten.hardsigmoid.default";
         /// `torch.logical_not`.
@@ -681,6 +687,24 @@ impl Tensor {
                 Value::Float(eps),
                 Value::Bool(false),
             ],
+            vec![],
+        )
+    }
+    /// `F.hardtanh(self, min_val, max_val)` (`ReLU6` is `hardtanh(0, 6)`).
+    #[track_caller]
+    pub fn hardtanh(&self, min_val: f64, max_val: f64) -> Result<Tensor> {
+        op1(
+            "aten.hardtanh.default",
+            vec![t(self), Value::Float(min_val), Value::Float(max_val)],
+            vec![],
+        )
+    }
+    /// In-place `hardtanh_`.
+    #[track_caller]
+    pub fn hardtanh_(&self, min_val: f64, max_val: f64) -> Result<Tensor> {
+        op1(
+            "aten.hardtanh_.default",
+            vec![t(self), Value::Float(min_val), Value::Float(max_val)],
             vec![],
         )
     }

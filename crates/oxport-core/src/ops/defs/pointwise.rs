@@ -44,7 +44,12 @@ pub(super) fn register(r: &mut Builder) {
         }};
     }
     activation!("aten.hardswish.default", "aten.hardswish_.default", x => x * hard_gate(x));
-    activation!("aten.hardsigmoid.default", "", x => hard_gate(x));
+    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", x => hard_gate(x));
+    // PyTorch's CPU silu is x / (1 + exp(-x)).
+    activation!("aten.silu.default", "aten.silu_.default", x => x / (F::one() + (-x).exp()));
+    for (name, in_place) in [("aten.hardtanh.default", false), ("aten.hardtanh_.default", true)] {
+        r.op(name, meta_float_only, if in_place { hardtanh_inplace } else { hardtanh });
+    }
 
     r.op("aten.gelu.default", meta_gelu, |a, o| {
         if a.str("approximate")? == "tanh" {
@@ -457,6 +462,20 @@ fn relu(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
 }
 
 /// Writes an op's result into `dst` (an in-place variant) and returns `dst`.
+/// `hardtanh(x, min_val, max_val)`: clamp, NaN propagating.
+fn hardtanh(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let (lo, hi) = (a.scalar("min_val")?.to_f64(), a.scalar("max_val")?.to_f64());
+    let clamp64 = move |x: f64| if x.is_nan() { x } else { x.max(lo).min(hi) };
+    let (lo32, hi32) = (lo as f32, hi as f32);
+    let clamp32 = move |x: f32| if x.is_nan() { x } else { x.max(lo32).min(hi32) };
+    unary_float(a, o, clamp32, clamp64)
+}
+
+fn hardtanh_inplace(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let out = hardtanh(a, o)?;
+    write_back(a.tensor("self")?, out)
+}
+
 fn write_back(dst: &Tensor, out: Vec<Value<Tensor>>) -> Result<Vec<Value<Tensor>>> {
     if let Some(Value::Tensor(r)) = out.first() {
         dst.assign_untraced(r)?;
