@@ -14,6 +14,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "export")
 
 
+class Layers(torch.nn.Module):
+    """One of each simple layer (twin of the Rust test model in crates/oxport-export/tests/zoo_prints.rs)."""
+
+    def __init__(s):
+        super().__init__()
+        nn = torch.nn
+        s.bn = nn.BatchNorm2d(3)
+        s.r6 = nn.ReLU6()
+        s.hs = nn.Hardswish()
+        s.hsig = nn.Hardsigmoid(inplace=True)
+        s.si = nn.SiLU(inplace=True)
+        s.ap = nn.AvgPool2d(2)
+        s.ident = nn.Identity()
+        s.flat = nn.Flatten()
+        s.emb = nn.Embedding(10, 4)
+        s.do = nn.Dropout(0.1)
+        s.sg = nn.Sigmoid()
+        s.th = nn.Tanh()
+
+    def forward(s, img, idx):
+        a = s.hs(s.r6(s.bn(img)))
+        b = s.ap(s.si(s.hsig(a)))
+        c = s.th(s.sg(s.do(s.emb(idx))))
+        return s.flat(s.ident(b)), c
+
+
 def twins():
     import sys
     sys.path.insert(0, HERE)
@@ -21,6 +47,7 @@ def twins():
 
     yield "resnet18", torchvision.models.resnet18, (torch.randn(1, 3, 224, 224),)
     yield "gpt_block", collect_ops.GPTBlock, (torch.randn(2, 16, 64),)
+    yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 
 def main():

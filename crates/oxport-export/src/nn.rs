@@ -553,3 +553,215 @@ impl Module for MultiheadAttention {
         ]
     }
 }
+
+/// `torch.nn.SiLU`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
+/// that stack-trace groups (blank lines in the printed program) match.
+pub struct SiLU {
+    /// `inplace=True` records `silu_`.
+    pub inplace: bool,
+}
+
+impl SiLU {
+    /// The activation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || if self.inplace { x.silu_() } else { x.silu() })
+    }
+}
+
+impl Module for SiLU {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.SiLU".into()
+    }
+}
+
+/// `torch.nn.Hardswish`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
+/// that stack-trace groups (blank lines in the printed program) match.
+pub struct Hardswish {
+    /// `inplace=True` records `hardswish_`.
+    pub inplace: bool,
+}
+
+impl Hardswish {
+    /// The activation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            if self.inplace {
+                x.hardswish_()
+            } else {
+                x.hardswish()
+            }
+        })
+    }
+}
+
+impl Module for Hardswish {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.Hardswish".into()
+    }
+}
+
+/// `torch.nn.Hardsigmoid`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
+/// that stack-trace groups (blank lines in the printed program) match.
+pub struct Hardsigmoid {
+    /// `inplace=True` records `hardsigmoid_`.
+    pub inplace: bool,
+}
+
+impl Hardsigmoid {
+    /// The activation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            if self.inplace {
+                x.hardsigmoid_()
+            } else {
+                x.hardsigmoid()
+            }
+        })
+    }
+}
+
+impl Module for Hardsigmoid {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.Hardsigmoid".into()
+    }
+}
+
+/// `torch.nn.ReLU6`: `hardtanh(x, 0, 6)`.
+pub struct ReLU6 {
+    /// `inplace=True` records `hardtanh_`.
+    pub inplace: bool,
+}
+
+impl ReLU6 {
+    /// `min(max(x, 0), 6)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            if self.inplace {
+                x.hardtanh_(0.0, 6.0)
+            } else {
+                x.hardtanh(0.0, 6.0)
+            }
+        })
+    }
+}
+
+impl Module for ReLU6 {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.ReLU6".into()
+    }
+}
+
+/// `torch.nn.Sigmoid`.
+pub struct Sigmoid;
+
+impl Sigmoid {
+    /// `sigmoid(x)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.sigmoid())
+    }
+}
+
+impl Module for Sigmoid {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.Sigmoid".into()
+    }
+}
+
+/// `torch.nn.Tanh`.
+pub struct Tanh;
+
+impl Tanh {
+    /// `tanh(x)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.tanh())
+    }
+}
+
+impl Module for Tanh {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.activation.Tanh".into()
+    }
+}
+
+/// `torch.nn.Dropout` in eval mode: `dropout(x, p, False)` (the identity).
+pub struct Dropout {
+    /// Drop probability (recorded; training-mode dropout is not supported).
+    pub p: f64,
+}
+
+impl Dropout {
+    /// `dropout(x, p, train=False)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || x.dropout(self.p, false))
+    }
+}
+
+impl Module for Dropout {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.dropout.Dropout".into()
+    }
+}
+
+/// `torch.nn.AvgPool2d(kernel_size)` (stride = kernel, no padding).
+pub struct AvgPool2d {
+    /// Window (and stride).
+    pub kernel_size: i64,
+}
+
+impl AvgPool2d {
+    /// `avg_pool2d(x, [k, k], [k, k])`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let k = [self.kernel_size; 2];
+        scope(self, || x.avg_pool2d(&k, &k, &[0, 0], false, true))
+    }
+}
+
+impl Module for AvgPool2d {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.pooling.AvgPool2d".into()
+    }
+}
+
+/// `torch.nn.Embedding(num, dim)` (weights `N(0, 1)`, as PyTorch initializes them).
+pub struct Embedding {
+    /// `[num, dim]`
+    pub weight: Tensor,
+}
+
+impl Embedding {
+    /// `nn.Embedding(num_embeddings, embedding_dim)`.
+    pub fn new(
+        num_embeddings: usize,
+        embedding_dim: usize,
+        g: &mut Generator,
+    ) -> Result<Embedding> {
+        Ok(Embedding {
+            weight: Tensor::randn(&[num_embeddings, embedding_dim], g)?,
+        })
+    }
+
+    /// `embedding(weight, indices)`.
+    pub fn forward(&self, indices: &Tensor) -> Result<Tensor> {
+        scope(self, || self.weight.embedding(indices))
+    }
+}
+
+impl Module for Embedding {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.sparse.Embedding".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("weight".into(), &self.weight)]
+    }
+}
+
+layer!(
+    ReLU6,
+    Sigmoid,
+    Tanh,
+    Dropout,
+    AvgPool2d,
+    SiLU,
+    Hardswish,
+    Hardsigmoid
+);

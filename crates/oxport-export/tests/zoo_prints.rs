@@ -3,7 +3,12 @@
 //! `# File:` lines), line for line.
 use oxport_core::prelude::*;
 use oxport_export::export;
+use oxport_export::nn::{
+    AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity, ReLU6,
+    SiLU, Sigmoid, Tanh,
+};
 use oxport_export::zoo::{GPTBlock, ResNet};
+use oxport_runtime::PyValue;
 use std::path::Path;
 
 fn pytorch_print(name: &str) -> Vec<String> {
@@ -42,6 +47,88 @@ fn gpt_block_exports_as_its_pytorch_twin() {
     let x = Tensor::zeros(&[2, 16, 64], DType::F32).unwrap();
     let ep = export(&model, vec![x.into()], vec![]).unwrap();
     let (got, want) = (ours(&ep.to_string()), pytorch_print("gpt_block.train.txt"));
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(a, b, "line {}", i + 1);
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+/// Twin of `Layers` in tools/gen_export_fixtures.py: one of each simple layer.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct Layers {
+    #[module]
+    bn: BatchNorm2d,
+    #[module]
+    r6: ReLU6,
+    #[module]
+    hs: Hardswish,
+    #[module]
+    hsig: Hardsigmoid,
+    #[module]
+    si: SiLU,
+    #[module]
+    ap: AvgPool2d,
+    #[module]
+    ident: Identity,
+    #[module]
+    flat: Flatten,
+    #[module]
+    emb: Embedding,
+    #[module]
+    dropout: Dropout,
+    #[module]
+    sg: Sigmoid,
+    #[module]
+    th: Tanh,
+}
+
+impl oxport_export::Forward for Layers {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["img".into(), "idx".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let (img, idx) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
+        let a = self.hs.forward(&self.r6.forward(&self.bn.forward(img)?)?)?;
+        let b = self
+            .ap
+            .forward(&self.si.forward(&self.hsig.forward(&a)?)?)?;
+        let c = self.th.forward(
+            &self
+                .sg
+                .forward(&self.dropout.forward(&self.emb.forward(idx)?)?)?,
+        )?;
+        Ok(PyValue::Tuple(vec![
+            self.flat.forward(&self.ident.forward(&b)?)?.into(),
+            c.into(),
+        ]))
+    }
+}
+
+#[test]
+fn simple_layers_export_as_torch_nn_does() {
+    let mut g = Generator::new(0);
+    let model = Layers {
+        bn: BatchNorm2d::new(3, 1e-5, 0.1).unwrap(),
+        r6: ReLU6 { inplace: false },
+        hs: Hardswish { inplace: false },
+        hsig: Hardsigmoid { inplace: true },
+        si: SiLU { inplace: true },
+        ap: AvgPool2d { kernel_size: 2 },
+        ident: Identity,
+        flat: Flatten {
+            start_dim: 1,
+            end_dim: -1,
+        },
+        emb: Embedding::new(10, 4, &mut g).unwrap(),
+        dropout: Dropout { p: 0.1 },
+        sg: Sigmoid,
+        th: Tanh,
+    };
+    let img = Tensor::zeros(&[2, 3, 8, 8], DType::F32).unwrap();
+    let idx = Tensor::from_vec(vec![1i64, 2, 3, 4], &[2, 2]).unwrap();
+    let ep = export(&model, vec![img.into(), idx.into()], vec![]).unwrap();
+    let (got, want) = (ours(&ep.to_string()), pytorch_print("layers.train.txt"));
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         assert_eq!(a, b, "line {}", i + 1);
     }

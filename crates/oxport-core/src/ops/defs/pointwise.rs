@@ -47,8 +47,15 @@ pub(super) fn register(r: &mut Builder) {
     activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", x => hard_gate(x));
     // PyTorch's CPU silu is x / (1 + exp(-x)).
     activation!("aten.silu.default", "aten.silu_.default", x => x / (F::one() + (-x).exp()));
-    for (name, in_place) in [("aten.hardtanh.default", false), ("aten.hardtanh_.default", true)] {
-        r.op(name, meta_float_only, if in_place { hardtanh_inplace } else { hardtanh });
+    for (name, in_place) in [
+        ("aten.hardtanh.default", false),
+        ("aten.hardtanh_.default", true),
+    ] {
+        r.op(
+            name,
+            meta_float_only,
+            if in_place { hardtanh_inplace } else { hardtanh },
+        );
     }
 
     r.op("aten.gelu.default", meta_gelu, |a, o| {
