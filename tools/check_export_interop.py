@@ -29,9 +29,9 @@ def twin(name):
         import collect_ops
         torch.manual_seed(0)
         return collect_ops.GPTBlock(), (torch.randn(2, 16, 64),), {}
-    if name == "resnet18":
+    if name in ("resnet18", "mobilenet_v3_small"):
         import torchvision
-        return torchvision.models.resnet18(), (torch.randn(1, 3, 224, 224),), {}
+        return getattr(torchvision.models, name)(), (torch.randn(1, 3, 224, 224),), {}
     raise SystemExit(f"no twin for {name}")
 
 

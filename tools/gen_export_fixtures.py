@@ -46,6 +46,7 @@ def twins():
     import collect_ops
 
     yield "resnet18", torchvision.models.resnet18, (torch.randn(1, 3, 224, 224),)
+    yield "mobilenet_v3_small", torchvision.models.mobilenet_v3_small, (torch.randn(1, 3, 224, 224),)
     yield "gpt_block", collect_ops.GPTBlock, (torch.randn(2, 16, 64),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 

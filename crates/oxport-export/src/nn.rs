@@ -687,12 +687,20 @@ impl Module for Tanh {
 pub struct Dropout {
     /// Drop probability (recorded; training-mode dropout is not supported).
     pub p: f64,
+    /// `inplace=True` records `dropout_`.
+    pub inplace: bool,
 }
 
 impl Dropout {
     /// `dropout(x, p, train=False)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        scope(self, || x.dropout(self.p, false))
+        scope(self, || {
+            if self.inplace {
+                x.dropout_(self.p, false)
+            } else {
+                x.dropout(self.p, false)
+            }
+        })
     }
 }
 

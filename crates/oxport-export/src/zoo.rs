@@ -2,8 +2,8 @@
 //! demo and the oracle tests. The twins are in `tools/gen_pt2_fixtures.py` and `tools/collect_ops.py`.
 use crate::module::Forward;
 use crate::nn::{
-    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, LayerNorm, Linear, MaxPool2d,
-    MultiheadAttention, ReLU, Sequential, GELU,
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Hardsigmoid, Hardswish, Layer, LayerNorm,
+    Linear, MaxPool2d, MultiheadAttention, ReLU, Sequential, GELU,
 };
 use crate::Module;
 use oxport_core::prelude::*;
@@ -324,6 +324,287 @@ impl GPTBlock {
 }
 
 impl Forward for GPTBlock {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
+        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
+    }
+}
+
+/// torchvision's `_make_divisible`.
+fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    let mut new_v = d.max(((v + d / 2.0) / d).floor() * d);
+    if new_v < 0.9 * v {
+        new_v += d;
+    }
+    new_v as usize
+}
+
+/// torchvision's activation choice in MobileNetV3 blocks.
+#[derive(Clone, Copy)]
+enum Act {
+    ReLU,
+    Hardswish,
+}
+
+/// torchvision's `Conv2dNormActivation`: `Sequential(Conv2d(bias=False), BatchNorm2d(eps=1e-3,
+/// momentum=0.01), activation(inplace=True))`.
+fn conv_norm_act(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: i64,
+    groups: usize,
+    act: Option<Act>,
+    g: &mut Generator,
+) -> Result<Sequential> {
+    let std = (2.0 / (cout * k * k) as f64).sqrt();
+    let conv = Conv2d {
+        weight: Tensor::randn(&[cout, cin / groups, k, k], g)?.mul(std)?,
+        bias: None,
+        stride: [stride; 2],
+        padding: [(k as i64 - 1) / 2; 2],
+        dilation: [1; 2],
+        groups: groups as i64,
+    };
+    let mut layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(conv),
+        Box::new(BatchNorm2d::new(cout, 1e-3, 0.01)?),
+    ];
+    match act {
+        Some(Act::ReLU) => layers.push(Box::new(ReLU { inplace: true })),
+        Some(Act::Hardswish) => layers.push(Box::new(Hardswish { inplace: true })),
+        None => {}
+    }
+    Ok(Sequential::new(layers))
+}
+
+/// torchvision's `SqueezeExcitation` with a hard-sigmoid gate.
+#[derive(Module)]
+#[module(type_name = "torchvision.ops.misc.SqueezeExcitation", crate = "crate")]
+pub struct SqueezeExcitation {
+    /// `AdaptiveAvgPool2d(1)`
+    #[module]
+    pub avgpool: AdaptiveAvgPool2d,
+    /// 1x1 conv down.
+    #[module]
+    pub fc1: Conv2d,
+    /// 1x1 conv up.
+    #[module]
+    pub fc2: Conv2d,
+    /// `ReLU()`
+    #[module]
+    pub activation: ReLU,
+    /// `Hardsigmoid()`
+    #[module]
+    pub scale_activation: Hardsigmoid,
+}
+
+impl SqueezeExcitation {
+    fn new(c: usize, squeeze: usize, g: &mut Generator) -> Result<SqueezeExcitation> {
+        Ok(SqueezeExcitation {
+            avgpool: AdaptiveAvgPool2d {
+                output_size: [1, 1],
+            },
+            fc1: Conv2d::new(c, squeeze, [1, 1], [1, 1], [0, 0], [1, 1], 1, true, g)?,
+            fc2: Conv2d::new(squeeze, c, [1, 1], [1, 1], [0, 0], [1, 1], 1, true, g)?,
+            activation: ReLU { inplace: false },
+            scale_activation: Hardsigmoid { inplace: false },
+        })
+    }
+
+    /// `scale = hardsigmoid(fc2(relu(fc1(avgpool(x))))); return scale * x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::scope(self, || {
+            let scale = self.avgpool.forward(x)?;
+            let scale = self.fc1.forward(&scale)?;
+            let scale = self.activation.forward(&scale)?;
+            let scale = self.fc2.forward(&scale)?;
+            let scale = self.scale_activation.forward(&scale)?;
+            scale.mul(x)
+        })
+    }
+}
+
+impl Layer for SqueezeExcitation {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        SqueezeExcitation::forward(self, x)
+    }
+}
+
+/// torchvision's MobileNetV3 `InvertedResidual`.
+#[derive(Module)]
+#[module(
+    type_name = "torchvision.models.mobilenetv3.InvertedResidual",
+    crate = "crate"
+)]
+pub struct InvertedResidual {
+    /// expand, depthwise, squeeze-excitation, project.
+    #[module]
+    pub block: Sequential,
+    /// `stride == 1 and cin == cout`.
+    pub use_res_connect: bool,
+}
+
+impl InvertedResidual {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cin: usize,
+        k: usize,
+        expanded: usize,
+        cout: usize,
+        use_se: bool,
+        act: Act,
+        stride: i64,
+        g: &mut Generator,
+    ) -> Result<InvertedResidual> {
+        let mut layers: Vec<Box<dyn Layer>> = vec![];
+        if expanded != cin {
+            layers.push(Box::new(conv_norm_act(
+                cin,
+                expanded,
+                1,
+                1,
+                1,
+                Some(act),
+                g,
+            )?));
+        }
+        layers.push(Box::new(conv_norm_act(
+            expanded,
+            expanded,
+            k,
+            stride,
+            expanded,
+            Some(act),
+            g,
+        )?));
+        if use_se {
+            layers.push(Box::new(SqueezeExcitation::new(
+                expanded,
+                make_divisible(expanded as f64 / 4.0, 8),
+                g,
+            )?));
+        }
+        layers.push(Box::new(conv_norm_act(expanded, cout, 1, 1, 1, None, g)?));
+        Ok(InvertedResidual {
+            block: Sequential::new(layers),
+            use_res_connect: stride == 1 && cin == cout,
+        })
+    }
+
+    /// `result = block(x); if use_res_connect: result += x`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::scope(self, || {
+            let result = self.block.forward(x)?;
+            if self.use_res_connect {
+                result.add_(x)?;
+            }
+            Ok(result)
+        })
+    }
+}
+
+impl Layer for InvertedResidual {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        InvertedResidual::forward(self, x)
+    }
+}
+
+/// torchvision 0.29's `mobilenet_v3_small()` (eval mode), input `(N, 3, 224, 224)`.
+#[derive(Module)]
+#[module(
+    type_name = "torchvision.models.mobilenetv3.MobileNetV3",
+    crate = "crate"
+)]
+pub struct MobileNetV3 {
+    /// Stem, 11 inverted residual blocks, last 1x1 conv.
+    #[module]
+    pub features: Sequential,
+    /// `AdaptiveAvgPool2d(1)`
+    #[module]
+    pub avgpool: AdaptiveAvgPool2d,
+    /// `Linear(576, 1024), Hardswish, Dropout(0.2), Linear(1024, 1000)`
+    #[module]
+    pub classifier: Sequential,
+}
+
+impl MobileNetV3 {
+    /// `torchvision.models.mobilenet_v3_small()` with torchvision's init drawn from `g`.
+    pub fn mobilenet_v3_small(g: &mut Generator) -> Result<MobileNetV3> {
+        let (re, hs) = (Act::ReLU, Act::Hardswish);
+        // (input, kernel, expanded, output, use_se, activation, stride)
+        let conf = [
+            (16, 3, 16, 16, true, re, 2),
+            (16, 3, 72, 24, false, re, 2),
+            (24, 3, 88, 24, false, re, 1),
+            (24, 5, 96, 40, true, hs, 2),
+            (40, 5, 240, 40, true, hs, 1),
+            (40, 5, 240, 40, true, hs, 1),
+            (40, 5, 120, 48, true, hs, 1),
+            (48, 5, 144, 48, true, hs, 1),
+            (48, 5, 288, 96, true, hs, 2),
+            (96, 5, 576, 96, true, hs, 1),
+            (96, 5, 576, 96, true, hs, 1),
+        ];
+        let mut features: Vec<Box<dyn Layer>> = vec![Box::new(conv_norm_act(
+            3,
+            16,
+            3,
+            2,
+            1,
+            Some(Act::Hardswish),
+            g,
+        )?)];
+        for (cin, k, e, cout, se, act, s) in conf {
+            features.push(Box::new(InvertedResidual::new(
+                cin, k, e, cout, se, act, s, g,
+            )?));
+        }
+        features.push(Box::new(conv_norm_act(
+            96,
+            576,
+            1,
+            1,
+            1,
+            Some(Act::Hardswish),
+            g,
+        )?));
+        let linear = |i: usize, o: usize, g: &mut Generator| -> Result<Linear> {
+            Ok(Linear {
+                weight: Tensor::randn(&[o, i], g)?.mul(0.01)?,
+                bias: Some(Tensor::zeros(&[o as i64], DType::F32)?),
+            })
+        };
+        Ok(MobileNetV3 {
+            features: Sequential::new(features),
+            avgpool: AdaptiveAvgPool2d {
+                output_size: [1, 1],
+            },
+            classifier: Sequential::new(vec![
+                Box::new(linear(576, 1024, g)?),
+                Box::new(Hardswish { inplace: true }),
+                Box::new(Dropout {
+                    p: 0.2,
+                    inplace: true,
+                }),
+                Box::new(linear(1024, 1000, g)?),
+            ]),
+        })
+    }
+
+    /// `features -> avgpool -> flatten(1) -> classifier`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.features.forward(x)?;
+        let x = self.avgpool.forward(&x)?;
+        let x = x.flatten(1, -1)?;
+        self.classifier.forward(&x)
+    }
+}
+
+impl Forward for MobileNetV3 {
     fn forward_arg_names(&self) -> Vec<String> {
         vec!["x".into()]
     }

@@ -7,7 +7,7 @@ use oxport_export::nn::{
     AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity, ReLU6,
     SiLU, Sigmoid, Tanh,
 };
-use oxport_export::zoo::{GPTBlock, ResNet};
+use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
 use oxport_runtime::PyValue;
 use std::path::Path;
 
@@ -121,7 +121,10 @@ fn simple_layers_export_as_torch_nn_does() {
             end_dim: -1,
         },
         emb: Embedding::new(10, 4, &mut g).unwrap(),
-        dropout: Dropout { p: 0.1 },
+        dropout: Dropout {
+            p: 0.1,
+            inplace: false,
+        },
         sg: Sigmoid,
         th: Tanh,
     };
@@ -129,6 +132,21 @@ fn simple_layers_export_as_torch_nn_does() {
     let idx = Tensor::from_vec(vec![1i64, 2, 3, 4], &[2, 2]).unwrap();
     let ep = export(&model, vec![img.into(), idx.into()], vec![]).unwrap();
     let (got, want) = (ours(&ep.to_string()), pytorch_print("layers.train.txt"));
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(a, b, "line {}", i + 1);
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+#[test]
+fn mobilenet_v3_small_exports_as_torchvision_does() {
+    let model = MobileNetV3::mobilenet_v3_small(&mut Generator::new(0)).unwrap();
+    let x = Tensor::zeros(&[1, 3, 224, 224], DType::F32).unwrap();
+    let ep = export(&model, vec![x.into()], vec![]).unwrap();
+    let (got, want) = (
+        ours(&ep.to_string()),
+        pytorch_print("mobilenet_v3_small.train.txt"),
+    );
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         assert_eq!(a, b, "line {}", i + 1);
     }

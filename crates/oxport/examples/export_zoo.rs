@@ -5,13 +5,13 @@
 //! `cargo run --release --example export_zoo -- --model NAME [--core] --out DIR`
 use clap::Parser;
 use oxport::prelude::*;
-use oxport::zoo::{ConvReluMaxpool, GPTBlock, ResNet, SinCos};
+use oxport::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 struct Args {
-    /// sin_cos, conv_relu_maxpool, resnet18, gpt_block
+    /// sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, gpt_block
     #[arg(long)]
     model: String,
     /// Export, then run_decompositions() to Core ATen.
@@ -56,12 +56,16 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
                 vec![],
             )
         }
-        "mobilenet_v3_small" | "transformer_encoder" | "lstm" => {
+        "mobilenet_v3_small" => {
+            let m = MobileNetV3::mobilenet_v3_small(g).map_err(e)?;
+            (Box::new(m), vec![Tensor::randn(&[1, 3, 224, 224], g).map_err(e)?], vec![])
+        }
+        "transformer_encoder" | "lstm" => {
             return Err(format!("model '{name}' is not in the Rust zoo yet"))
         }
         other => {
             return Err(format!(
-                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18, gpt_block)"
+                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, gpt_block)"
             ))
         }
     })

@@ -299,6 +299,15 @@ impl Tensor {
             vec![],
         )
     }
+    /// In-place `dropout_` (the identity in eval mode).
+    #[track_caller]
+    pub fn dropout_(&self, p: f64, train: bool) -> Result<Tensor> {
+        op1(
+            "aten.dropout_.default",
+            vec![t(self), Value::Float(p), Value::Bool(train)],
+            vec![],
+        )
+    }
 
     // ---- views and copies ----
 
