@@ -25,6 +25,11 @@ def twin(name):
         if name == "sin_cos":
             return g.SinCos(), (torch.randn(10, 10), torch.randn(10, 10)), {}
         return g.ConvReluMaxpool(), (torch.randn(1, 3, 256, 256),), {"constant": torch.ones(1, 16, 256, 256)}
+    if name == "transformer_encoder":
+        nn = torch.nn
+        return nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),), {}
+    if name == "lstm":
+        return torch.nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),), {}
     if name == "gpt_block":
         import collect_ops
         torch.manual_seed(0)

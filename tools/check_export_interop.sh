@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=$(bash tools/setup_venv.sh)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-MODELS="sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small gpt_block"
+MODELS="sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small transformer_encoder lstm gpt_block"
 cargo build --quiet --release --example export_zoo
 for m in $MODELS; do
     ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_export_interop import twin  # noqa: E402
 
-MODELS = ["sin_cos", "conv_relu_maxpool", "resnet18", "mobilenet_v3_small", "gpt_block"]
+MODELS = ["sin_cos", "conv_relu_maxpool", "resnet18", "mobilenet_v3_small", "transformer_encoder", "lstm", "gpt_block"]
 
 
 def main():

@@ -48,6 +48,10 @@ def twins():
     yield "resnet18", torchvision.models.resnet18, (torch.randn(1, 3, 224, 224),)
     yield "mobilenet_v3_small", torchvision.models.mobilenet_v3_small, (torch.randn(1, 3, 224, 224),)
     yield "gpt_block", collect_ops.GPTBlock, (torch.randn(2, 16, 64),)
+    nn = torch.nn
+    yield "transformer_encoder", lambda: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),)
+    yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 

@@ -93,7 +93,7 @@ pub fn export(
                 let meta = CoreMeta::of(t);
                 let fake = tracer::fake_of(&meta);
                 let mut st = state.borrow_mut();
-                let n = st.ns.create_name(name);
+                let n = st.ns.take_exact(name);
                 st.values.insert(view_key(&fake), n.clone());
                 user.push((n, ir_meta(&meta, false)));
                 Ok(PyValue::Tensor(fake))

@@ -94,7 +94,8 @@ pub trait Forward: Module {
 pub fn scope<R>(m: &dyn Module, f: impl FnOnce() -> R) -> R {
     let location = std::panic::Location::caller();
     let entered = tracer::enter_module(address(m), location);
-    let r = f();
+    // A module's own forward reports its own lines, even when called from a functional helper.
+    let r = tracer::without_functional_site(f);
     if entered {
         tracer::exit_module();
     }

@@ -773,3 +773,246 @@ layer!(
     Hardswish,
     Hardsigmoid
 );
+
+/// `torch.nn.ModuleList`: children named `0`, `1`, ...
+pub struct ModuleList<T: Module> {
+    /// The modules.
+    pub modules: Vec<T>,
+}
+
+impl<T: Module> Module for ModuleList<T> {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.container.ModuleList".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        self.modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i.to_string(), m as &dyn Module))
+            .collect()
+    }
+}
+
+/// `torch.nn.LSTM(input_size, hidden_size, batch_first=True)`: one layer, unidirectional, with biases.
+pub struct LSTM {
+    /// `[4H, I]`
+    pub weight_ih_l0: Tensor,
+    /// `[4H, H]`
+    pub weight_hh_l0: Tensor,
+    /// `[4H]`
+    pub bias_ih_l0: Tensor,
+    /// `[4H]`
+    pub bias_hh_l0: Tensor,
+    /// `H`
+    pub hidden_size: usize,
+}
+
+impl LSTM {
+    /// PyTorch's init: every weight `U(-1/sqrt(H), 1/sqrt(H))`.
+    pub fn new(input_size: usize, hidden_size: usize, g: &mut Generator) -> Result<LSTM> {
+        let b = 1.0 / (hidden_size as f64).sqrt();
+        Ok(LSTM {
+            weight_ih_l0: uniform(&[4 * hidden_size, input_size], b, g)?,
+            weight_hh_l0: uniform(&[4 * hidden_size, hidden_size], b, g)?,
+            bias_ih_l0: uniform(&[4 * hidden_size], b, g)?,
+            bias_hh_l0: uniform(&[4 * hidden_size], b, g)?,
+            hidden_size,
+        })
+    }
+
+    /// `lstm(input)` for batch-first `(N, L, I)` input with zero initial states: `(output, (h_n, c_n))`.
+    pub fn forward(&self, input: &Tensor) -> Result<(Tensor, (Tensor, Tensor))> {
+        scope(self, || {
+            let n = input.sizes()[0] as i64;
+            let h = self.hidden_size as i64;
+            let h_zeros = Tensor::zeros_on(&[1, n, h], input.dtype(), "cpu")?;
+            let c_zeros = Tensor::zeros_on(&[1, n, h], input.dtype(), "cpu")?;
+            let params = [
+                self.weight_ih_l0.clone(),
+                self.weight_hh_l0.clone(),
+                self.bias_ih_l0.clone(),
+                self.bias_hh_l0.clone(),
+            ];
+            let (out, h_n, c_n) = input.lstm(
+                &[h_zeros, c_zeros],
+                &params,
+                true,
+                1,
+                0.0,
+                false,
+                false,
+                true,
+            )?;
+            Ok((out, (h_n, c_n)))
+        })
+    }
+}
+
+impl Module for LSTM {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.rnn.LSTM".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![
+            ("weight_ih_l0".into(), &self.weight_ih_l0),
+            ("weight_hh_l0".into(), &self.weight_hh_l0),
+            ("bias_ih_l0".into(), &self.bias_ih_l0),
+            ("bias_hh_l0".into(), &self.bias_hh_l0),
+        ]
+    }
+}
+
+/// `torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, batch_first=True)` in eval mode
+/// (post-norm, ReLU, dropout 0.1).
+pub struct TransformerEncoderLayer {
+    /// Self-attention.
+    pub self_attn: MultiheadAttention,
+    /// `d_model -> dim_feedforward`
+    pub linear1: Linear,
+    /// Dropout after the activation.
+    pub dropout: Dropout,
+    /// `dim_feedforward -> d_model`
+    pub linear2: Linear,
+    /// After the attention block.
+    pub norm1: LayerNorm,
+    /// After the feed-forward block.
+    pub norm2: LayerNorm,
+    /// On the attention output.
+    pub dropout1: Dropout,
+    /// On the feed-forward output.
+    pub dropout2: Dropout,
+}
+
+impl TransformerEncoderLayer {
+    /// PyTorch's defaults (dropout 0.1, ReLU, layer-norm eps 1e-5).
+    pub fn new(
+        d_model: usize,
+        nhead: usize,
+        dim_feedforward: usize,
+        g: &mut Generator,
+    ) -> Result<Self> {
+        Ok(TransformerEncoderLayer {
+            self_attn: MultiheadAttention::new(d_model, nhead, g)?,
+            linear1: Linear::new(d_model, dim_feedforward, true, g)?,
+            dropout: Dropout {
+                p: 0.1,
+                inplace: false,
+            },
+            linear2: Linear::new(dim_feedforward, d_model, true, g)?,
+            norm1: LayerNorm::new(d_model)?,
+            norm2: LayerNorm::new(d_model)?,
+            dropout1: Dropout {
+                p: 0.1,
+                inplace: false,
+            },
+            dropout2: Dropout {
+                p: 0.1,
+                inplace: false,
+            },
+        })
+    }
+
+    /// `x = norm1(x + _sa_block(x)); x = norm2(x + _ff_block(x))`.
+    pub fn forward(&self, src: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            let sa =
+                crate::functional(|| self.dropout1.forward(&self.self_attn.forward_self(src)?));
+            let x = self.norm1.forward(&src.add(&sa?)?)?;
+            let ff = crate::functional(|| self.ff_block(&x));
+            self.norm2.forward(&x.add(&ff?)?)
+        })
+    }
+
+    /// `dropout2(linear2(dropout(relu(linear1(x)))))`.
+    fn ff_block(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.linear1.forward(x)?.relu()?;
+        self.dropout2
+            .forward(&self.linear2.forward(&self.dropout.forward(&h)?)?)
+    }
+}
+
+impl Module for TransformerEncoderLayer {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.transformer.TransformerEncoderLayer".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("self_attn".into(), &self.self_attn),
+            ("linear1".into(), &self.linear1),
+            ("dropout".into(), &self.dropout),
+            ("linear2".into(), &self.linear2),
+            ("norm1".into(), &self.norm1),
+            ("norm2".into(), &self.norm2),
+            ("dropout1".into(), &self.dropout1),
+            ("dropout2".into(), &self.dropout2),
+        ]
+    }
+}
+
+/// `torch.nn.TransformerEncoder(layer, num_layers)` (no final norm).
+pub struct TransformerEncoder {
+    /// The stacked layers.
+    pub layers: ModuleList<TransformerEncoderLayer>,
+}
+
+impl TransformerEncoder {
+    /// Each layer in turn.
+    pub fn forward(&self, src: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            let mut x = src.clone();
+            for l in &self.layers.modules {
+                x = l.forward(&x)?;
+            }
+            Ok(x)
+        })
+    }
+}
+
+impl Module for TransformerEncoder {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.transformer.TransformerEncoder".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        vec![("layers".into(), &self.layers)]
+    }
+}
+
+impl crate::Forward for LSTM {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["input".into()]
+    }
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        _kwargs: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        use oxport_runtime::PyValue;
+        let x = args
+            .first()
+            .and_then(PyValue::as_tensor)
+            .ok_or_else(|| Error::Value("forward() missing 'input'".into()))?;
+        let (out, (h, c)) = self.forward(x)?;
+        Ok(PyValue::Tuple(vec![
+            out.into(),
+            PyValue::Tuple(vec![h.into(), c.into()]),
+        ]))
+    }
+}
+
+impl crate::Forward for TransformerEncoder {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["src".into()]
+    }
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        _kwargs: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        use oxport_runtime::PyValue;
+        let x = args
+            .first()
+            .and_then(PyValue::as_tensor)
+            .ok_or_else(|| Error::Value("forward() missing 'src'".into()))?;
+        Ok(self.forward(x)?.into())
+    }
+}

@@ -54,6 +54,13 @@ thread_local! {
     static FUNCTIONAL_SITE: std::cell::Cell<Option<&'static Location<'static>>> = const { std::cell::Cell::new(None) };
 }
 
+pub(crate) fn without_functional_site<R>(f: impl FnOnce() -> R) -> R {
+    let prev = FUNCTIONAL_SITE.with(|s| s.replace(None));
+    let r = f();
+    FUNCTIONAL_SITE.with(|s| s.set(prev));
+    r
+}
+
 /// Runs `f` with every op it calls attributed to the caller's line (a layer's call into a functional
 /// helper, whose internal lines PyTorch does not show).
 #[track_caller]

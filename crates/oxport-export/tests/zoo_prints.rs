@@ -4,8 +4,8 @@
 use oxport_core::prelude::*;
 use oxport_export::export;
 use oxport_export::nn::{
-    AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity, ReLU6,
-    SiLU, Sigmoid, Tanh,
+    AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity,
+    ModuleList, ReLU6, SiLU, Sigmoid, Tanh, TransformerEncoder, TransformerEncoderLayer, LSTM,
 };
 use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
 use oxport_runtime::PyValue;
@@ -151,4 +151,38 @@ fn mobilenet_v3_small_exports_as_torchvision_does() {
         assert_eq!(a, b, "line {}", i + 1);
     }
     assert_eq!(got.len(), want.len());
+}
+
+fn check(ep: &oxport_ir::ExportedProgram, fixture: &str) {
+    let (got, want) = (ours(&ep.to_string()), pytorch_print(fixture));
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(a, b, "line {}", i + 1);
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+#[test]
+fn lstm_exports_as_torch_nn_lstm() {
+    let model = LSTM::new(16, 32, &mut Generator::new(0)).unwrap();
+    let x = Tensor::zeros(&[2, 5, 16], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "lstm.train.txt",
+    );
+}
+
+#[test]
+fn transformer_encoder_exports_as_torch_nn_does() {
+    let mut g = Generator::new(0);
+    let layers = (0..2)
+        .map(|_| TransformerEncoderLayer::new(64, 4, 128, &mut g).unwrap())
+        .collect();
+    let model = TransformerEncoder {
+        layers: ModuleList { modules: layers },
+    };
+    let x = Tensor::zeros(&[2, 16, 64], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "transformer_encoder.train.txt",
+    );
 }

@@ -51,6 +51,16 @@ const ILLEGAL_NAMES: &[&str] = &[
 ];
 
 impl Namespace {
+    /// Takes `name` exactly as given (export keeps forward's argument names, even `input`), unless it is
+    /// taken, in which case it is made unique like [`Namespace::create_name`].
+    pub fn take_exact(&mut self, name: &str) -> String {
+        if name.is_empty() || self.used.contains(name) {
+            return self.create_name(name);
+        }
+        self.used.insert(name.to_string());
+        name.to_string()
+    }
+
     /// FX's `_Namespace.create_name`: `candidate` made legal and unique.
     pub fn create_name(&mut self, candidate: &str) -> String {
         let mut c = candidate.to_string();

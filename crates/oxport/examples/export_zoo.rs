@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release --example export_zoo -- --model NAME [--core] --out DIR`
 use clap::Parser;
+use oxport::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer, LSTM};
 use oxport::prelude::*;
 use oxport::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 #[derive(Parser)]
 struct Args {
-    /// sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, gpt_block
+    /// sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, transformer_encoder, lstm, gpt_block
     #[arg(long)]
     model: String,
     /// Export, then run_decompositions() to Core ATen.
@@ -60,12 +61,21 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
             let m = MobileNetV3::mobilenet_v3_small(g).map_err(e)?;
             (Box::new(m), vec![Tensor::randn(&[1, 3, 224, 224], g).map_err(e)?], vec![])
         }
-        "transformer_encoder" | "lstm" => {
-            return Err(format!("model '{name}' is not in the Rust zoo yet"))
+        "transformer_encoder" => {
+            let layers = (0..2)
+                .map(|_| TransformerEncoderLayer::new(64, 4, 128, g))
+                .collect::<oxport::Result<Vec<_>>>()
+                .map_err(e)?;
+            let m = TransformerEncoder { layers: ModuleList { modules: layers } };
+            (Box::new(m), vec![Tensor::randn(&[2, 16, 64], g).map_err(e)?], vec![])
+        }
+        "lstm" => {
+            let m = LSTM::new(16, 32, g).map_err(e)?;
+            (Box::new(m), vec![Tensor::randn(&[2, 5, 16], g).map_err(e)?], vec![])
         }
         other => {
             return Err(format!(
-                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, gpt_block)"
+                "unknown model '{other}' (sin_cos, conv_relu_maxpool, resnet18, mobilenet_v3_small, transformer_encoder, lstm, gpt_block)"
             ))
         }
     })
@@ -106,14 +116,17 @@ fn run(a: &Args) -> Result<(), String> {
         t.write_npy(a.out.join(format!("in_{i}.npy")))
             .map_err(|e| e.to_string())?;
     }
-    let outs: Vec<Tensor> = match eager {
-        PyValue::Tensor(t) => vec![t],
-        PyValue::Tuple(v) | PyValue::List(v) => v
-            .into_iter()
-            .filter_map(|x| x.as_tensor().cloned())
-            .collect(),
-        _ => vec![],
-    };
+    fn leaves(v: &PyValue, out: &mut Vec<Tensor>) {
+        match v {
+            PyValue::Tensor(t) => out.push(t.clone()),
+            PyValue::Tuple(items) | PyValue::List(items) => {
+                items.iter().for_each(|x| leaves(x, out))
+            }
+            _ => {}
+        }
+    }
+    let mut outs = vec![];
+    leaves(&eager, &mut outs);
     for (j, t) in outs.iter().enumerate() {
         t.write_npy(a.out.join(format!("out_{j}.npy")))
             .map_err(|e| e.to_string())?;

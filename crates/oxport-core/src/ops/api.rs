@@ -717,6 +717,44 @@ impl Tensor {
             vec![],
         )
     }
+    /// `_VF.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)`
+    /// (`aten.lstm.input`): `(output, h_n, c_n)`.
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm(
+        &self,
+        hx: &[Tensor],
+        params: &[Tensor],
+        has_biases: bool,
+        num_layers: i64,
+        dropout: f64,
+        train: bool,
+        bidirectional: bool,
+        batch_first: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let outs = run(
+            "aten.lstm.input",
+            vec![
+                t(self),
+                Value::Tensors(hx.to_vec()),
+                Value::Tensors(params.to_vec()),
+                Value::Bool(has_biases),
+                i(num_layers),
+                Value::Float(dropout),
+                Value::Bool(train),
+                Value::Bool(bidirectional),
+                Value::Bool(batch_first),
+            ],
+            vec![],
+        )?;
+        let mut it = outs.into_iter();
+        match (it.next(), it.next(), it.next()) {
+            (Some(Value::Tensor(a)), Some(Value::Tensor(b)), Some(Value::Tensor(c))) => {
+                Ok((a, b, c))
+            }
+            _ => Err(Error::value("aten.lstm.input did not return three tensors")),
+        }
+    }
     /// `F.layer_norm(self, normalized_shape, weight, bias, eps)`.
     #[track_caller]
     pub fn layer_norm(
@@ -786,6 +824,20 @@ impl Tensor {
             "aten.zeros.default",
             vec![il(size)],
             vec![("dtype", Value::ScalarType(dtype))],
+        )
+    }
+    /// `torch.zeros(size, dtype=dtype, device=device)` as nn layers call it (records `dtype`, `device` and
+    /// `pin_memory=False`).
+    #[track_caller]
+    pub fn zeros_on(size: &[i64], dtype: DType, device: &str) -> Result<Tensor> {
+        op1(
+            "aten.zeros.default",
+            vec![il(size)],
+            vec![
+                ("dtype", Value::ScalarType(dtype)),
+                ("device", Value::Device(device.to_string())),
+                ("pin_memory", Value::Bool(false)),
+            ],
         )
     }
     /// `torch.ones(size, dtype)`.
