@@ -40,6 +40,22 @@ class Layers(torch.nn.Module):
         return s.flat(s.ident(b)), c
 
 
+class DynMLP(torch.nn.Module):
+    """Exported with a dynamic batch: Dim("batch", min=3, max=1024) on x's dim 0."""
+
+    def __init__(s):
+        super().__init__()
+        s.fc1 = torch.nn.Linear(8, 16)
+        s.relu = torch.nn.ReLU()
+        s.fc2 = torch.nn.Linear(16, 4)
+
+    def forward(s, x):
+        return s.fc2(s.relu(s.fc1(x)))
+
+
+DYNAMIC = {"dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}}}
+
+
 def twins():
     import sys
     sys.path.insert(0, HERE)
@@ -52,6 +68,7 @@ def twins():
     yield "transformer_encoder", lambda: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),)
     yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
+    yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 
@@ -59,7 +76,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for name, ctor, args in twins():
         torch.manual_seed(0)
-        ep = torch.export.export(ctor().eval(), args)
+        ep = torch.export.export(ctor().eval(), args, dynamic_shapes=DYNAMIC.get(name))
         text = "\n".join(l for l in str(ep).splitlines() if not l.strip().startswith("# File:")) + "\n"
         with open(os.path.join(OUT, f"{name}.train.txt"), "w") as f:
             f.write(text)

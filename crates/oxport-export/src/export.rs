@@ -49,6 +49,55 @@ pub fn export(
     args: Vec<PyValue>,
     kwargs: Vec<(String, PyValue)>,
 ) -> Result<ExportedProgram, ExportError> {
+    export_dynamic(model, args, kwargs, &[])
+}
+
+/// A dynamic dimension, `torch.export.Dim(name, min=..., max=...)`: every input dim given the same `Dim`
+/// shares one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dim {
+    /// Its name (dims with the same name are the same size).
+    pub name: String,
+    /// Smallest allowed size (PyTorch's default: 0).
+    pub min: Option<i64>,
+    /// Largest allowed size (default: unbounded, `int_oo`).
+    pub max: Option<i64>,
+}
+
+impl Dim {
+    /// `Dim(name, min=min, max=max)`.
+    pub fn new(name: &str, min: Option<i64>, max: Option<i64>) -> Dim {
+        Dim {
+            name: name.into(),
+            min,
+            max,
+        }
+    }
+}
+
+/// `torch.export.export(model, args, kwargs, dynamic_shapes=...)`: as [`export`], with the listed input
+/// dims symbolic — `(input name, dim, Dim)`. A dim named by the same `Dim` in several inputs is one
+/// symbol. Export fails, naming the guard, if tracing had to assume anything about a symbolic size.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// use oxport_export::{export_dynamic, Dim};
+/// use oxport_export::zoo::SinCos;
+/// let x = Tensor::zeros(&[10, 10], DType::F32)?;
+/// let batch = Dim::new("batch", Some(3), Some(1024));
+/// let ds = [("x".to_string(), 0, batch.clone()), ("y".to_string(), 0, batch)];
+/// let ep = export_dynamic(&SinCos, vec![x.clone().into(), x.into()], vec![], &ds).unwrap();
+/// let text = ep.to_string();
+/// assert!(text.contains("def forward(self, x: \"f32[s17, 10]\", y: \"f32[s17, 10]\"):"), "{text}");
+/// assert!(text.ends_with("Range constraints: {s17: VR[3, 1024]}\n"), "{text}");
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+pub fn export_dynamic(
+    model: &dyn Forward,
+    args: Vec<PyValue>,
+    kwargs: Vec<(String, PyValue)>,
+    dynamic_shapes: &[(String, usize, Dim)],
+) -> Result<ExportedProgram, ExportError> {
     let modules: HashMap<usize, (String, String)> = named_modules(model)
         .into_iter()
         .map(|(fqn, ty, addr)| (addr, (fqn, ty)))
@@ -84,17 +133,78 @@ pub fn export(
             }));
         }
     }
-    // User inputs: fake copies named after forward's arguments.
+    // Symbols for the dynamic dims, named as PyTorch names them: `s{sha256("L['x'].size()[0]") % 100}`,
+    // probing upwards on collisions, in input order. Dims sharing a `Dim` take its smallest symbol.
     let arg_names = model.forward_arg_names();
+    let input_order: Vec<String> = arg_names
+        .iter()
+        .take(args.len())
+        .cloned()
+        .chain(kwargs.iter().map(|(k, _)| k.clone()))
+        .collect();
+    let mut dyn_sorted: Vec<&(String, usize, Dim)> = dynamic_shapes.iter().collect();
+    for (name, _, _) in dynamic_shapes {
+        if !input_order.contains(name) {
+            return Err(ExportError::Io(format!(
+                "dynamic_shapes names '{name}', which is not an input of forward ({})",
+                input_order.join(", ")
+            )));
+        }
+    }
+    dyn_sorted.sort_by_key(|(n, d, _)| (input_order.iter().position(|x| x == n), *d));
+    let mut used_ids = std::collections::HashSet::new();
+    let mut dim_symbol: HashMap<String, (u64, Dim)> = HashMap::new();
+    let mut symbol_of: HashMap<(String, usize), String> = HashMap::new();
+    let mut ids: Vec<((String, usize), u64, String)> = vec![];
+    for (name, d, dim) in dyn_sorted {
+        use sha2::Digest;
+        let source = format!("L['{name}'].size()[{d}]");
+        let digest = sha2::Sha256::digest(source.as_bytes());
+        // The digest as a big integer, mod 100.
+        let mut id = digest
+            .iter()
+            .fold(0u64, |acc, &b| (acc * 256 + b as u64) % 100);
+        while used_ids.contains(&id) {
+            id += 1;
+        }
+        used_ids.insert(id);
+        let e = dim_symbol
+            .entry(dim.name.clone())
+            .or_insert((id, dim.clone()));
+        if id < e.0 {
+            e.0 = id;
+        }
+        ids.push(((name.clone(), *d), id, dim.name.clone()));
+    }
+    for (key, _, dim_name) in ids {
+        symbol_of.insert(key, format!("s{}", dim_symbol[&dim_name].0));
+    }
+    let mut range_constraints = OrderedMap::new();
+    let mut symbols_sorted: Vec<&(u64, Dim)> = dim_symbol.values().collect();
+    symbols_sorted.sort_by_key(|(id, _)| *id);
+    // User inputs: fake copies named after forward's arguments.
     let mut user: Vec<(String, ir::TensorMeta)> = vec![];
     let mut fake_input = |name: &str, v: &PyValue| -> Result<PyValue, ExportError> {
         match v {
             PyValue::Tensor(t) => {
-                let meta = CoreMeta::of(t);
+                let mut meta = CoreMeta::of(t);
+                let mut symbolic = false;
+                for (d, size) in meta.sizes.iter_mut().enumerate() {
+                    if let Some(sym) = symbol_of.get(&(name.to_string(), d)) {
+                        *size = oxport_core::SymInt::symbol(sym, t.sizes()[d] as i64);
+                        symbolic = true;
+                    }
+                }
+                if symbolic {
+                    meta.strides = oxport_core::ops::value::contiguous_sym_strides(&meta.sizes);
+                }
                 let fake = tracer::fake_of(&meta);
                 let mut st = state.borrow_mut();
                 let n = st.ns.take_exact(name);
                 st.values.insert(view_key(&fake), n.clone());
+                if symbolic {
+                    st.metas.insert(view_key(&fake), meta.clone());
+                }
                 user.push((n, ir_meta(&meta, false)));
                 Ok(PyValue::Tensor(fake))
             }
@@ -115,7 +225,36 @@ pub fn export(
     for (k, v) in &kwargs {
         fake_kwargs.push((k.clone(), fake_input(k, v)?));
     }
-    let out = tracer::trace(state.clone(), || model.forward_py(&fake_args, &fake_kwargs))?;
+    let (out, guards) = oxport_core::sym::with_guard_sink(|| {
+        tracer::trace(state.clone(), || model.forward_py(&fake_args, &fake_kwargs))
+    });
+    let out = out?;
+    // Sound export: every decision the trace took on a symbolic size must hold for all sizes in range.
+    let ranges: HashMap<String, (i64, Option<i64>)> = symbols_sorted
+        .iter()
+        .map(|(id, d)| (format!("s{id}"), (d.min.unwrap_or(0), d.max)))
+        .collect();
+    let symbolic: Vec<String> = guards
+        .iter()
+        .filter(|g| (g.lhs.is_symbolic() || g.rhs.is_symbolic()) && !holds_for_all(g, &ranges))
+        .map(|g| g.to_string())
+        .collect();
+    if !symbolic.is_empty() {
+        return Err(ExportError::Io(format!(
+            "Constraints violated: tracing assumed {} about the dynamic dims, which does not hold for every size \
+             in their ranges. Make those dims static, or change the model so it does not depend on them",
+            symbolic.join(", ")
+        )));
+    }
+    for (id, dim) in &symbols_sorted {
+        range_constraints.insert(
+            format!("s{id}"),
+            ir::RangeConstraint {
+                min_val: Some(dim.min.unwrap_or(0)),
+                max_val: dim.max,
+            },
+        );
+    }
 
     let mut st = state.borrow_mut();
     // Outputs.
@@ -259,7 +398,7 @@ pub fn export(
             treespec_namedtuple_fields: OrderedMap::new(),
         },
         opset_version,
-        range_constraints: OrderedMap::new(),
+        range_constraints,
         schema_version: ir::SCHEMA_VERSION,
         verifiers: vec!["TRAINING".into()],
         torch_version: format!("oxport {}", env!("CARGO_PKG_VERSION")),
@@ -267,6 +406,60 @@ pub fn export(
         state_dict,
         constants,
     })
+}
+
+/// Bounds of an expression over the symbols' ranges (`None`: unbounded or not computed).
+fn interval(
+    e: &oxport_core::sym::SymExpr,
+    r: &HashMap<String, (i64, Option<i64>)>,
+) -> (Option<i64>, Option<i64>) {
+    use oxport_core::sym::SymExpr as E;
+    let add = |a: Option<i64>, b: Option<i64>| a.zip(b).and_then(|(a, b)| a.checked_add(b));
+    match e {
+        E::Const(c) => (Some(*c), Some(*c)),
+        E::Symbol { name, .. } => match r.get(name.as_ref()) {
+            Some((lo, hi)) => (Some(*lo), *hi),
+            None => (None, None),
+        },
+        E::Add(terms) => terms.iter().fold((Some(0), Some(0)), |(lo, hi), t| {
+            let (a, b) = interval(t, r);
+            (add(lo, a), add(hi, b))
+        }),
+        E::Mul(factors) => {
+            // Only products of non-negative factors are bounded here (sizes are).
+            factors.iter().fold((Some(1), Some(1)), |(lo, hi), t| {
+                let (a, b) = interval(t, r);
+                let nonneg = a.is_some_and(|a| a >= 0) && lo.is_some_and(|l| l >= 0);
+                if !nonneg {
+                    return (None, None);
+                }
+                (
+                    lo.zip(a).and_then(|(x, y)| x.checked_mul(y)),
+                    hi.zip(b).and_then(|(x, y)| x.checked_mul(y)),
+                )
+            })
+        }
+        _ => (None, None),
+    }
+}
+
+/// True if the guard holds for every size in the symbols' ranges (so it constrains nothing).
+fn holds_for_all(g: &oxport_core::sym::Guard, r: &HashMap<String, (i64, Option<i64>)>) -> bool {
+    use oxport_core::sym::Rel;
+    if g.lhs == g.rhs {
+        return matches!(g.rel, Rel::Eq | Rel::Ge);
+    }
+    let diff = g.lhs.sub(&g.rhs);
+    let (lo, hi) = match &diff {
+        oxport_core::SymInt::Int(c) => (Some(*c), Some(*c)),
+        oxport_core::SymInt::Sym(e) => interval(e, r),
+    };
+    match g.rel {
+        Rel::Eq => lo == Some(0) && hi == Some(0),
+        Rel::Ne => lo.is_some_and(|l| l > 0) || hi.is_some_and(|h| h < 0),
+        Rel::Lt => hi.is_some_and(|h| h < 0),
+        Rel::Ge => lo.is_some_and(|l| l >= 0),
+    }
 }
 
 const LEAF: &str = "{\"type\": null, \"context\": null, \"children_spec\": []}";

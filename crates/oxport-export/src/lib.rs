@@ -15,7 +15,7 @@ pub mod nn;
 mod tracer;
 pub mod zoo;
 
-pub use export::{export, ExportError};
+pub use export::{export, export_dynamic, Dim, ExportError};
 pub use module::{
     load_state_dict, named_buffers, named_modules, named_parameters, scope, Forward, Module,
 };

@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub ns: Namespace,
     /// Value names of fake tensors and lifted state, by view.
     pub values: HashMap<ViewKey, String>,
+    /// Symbolic metadata of fake tensors whose sizes are symbolic, by view.
+    pub metas: HashMap<ViewKey, CoreMeta>,
     /// Captured tensors that are neither inputs nor state: (placeholder, target, tensor).
     pub lifted: Vec<(String, String, Tensor)>,
     /// Module address -> (fqn, type).
@@ -79,6 +81,7 @@ impl State {
             tensor_values: OrderedMap::new(),
             ns: Namespace::default(),
             values: HashMap::new(),
+            metas: HashMap::new(),
             lifted: vec![],
             modules,
             root_type,
@@ -297,7 +300,15 @@ fn argument(st: &mut State, v: &Value<Tensor>) -> Result<ir::Argument> {
 fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
     let def = call.def;
     let schema = &def.schema;
-    let to_meta = |v: &Value<Tensor>| v.map_tensors(&mut CoreMeta::of);
+    let metas = &st.metas;
+    let to_meta = |v: &Value<Tensor>| {
+        v.map_tensors(&mut |t: &Tensor| {
+            metas
+                .get(&view_key(t))
+                .cloned()
+                .unwrap_or_else(|| CoreMeta::of(t))
+        })
+    };
     let pos_meta: Vec<Value<CoreMeta>> = call.positional.iter().map(to_meta).collect();
     let kw_meta: Vec<(String, Value<CoreMeta>)> = call
         .kwargs
@@ -374,6 +385,9 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
                     None => fake_of(m),
                 };
                 st.values.insert(view_key(&t), out_name.clone());
+                if m.sizes.iter().chain(&m.strides).any(SymInt::is_symbolic) {
+                    st.metas.insert(view_key(&t), m.clone());
+                }
                 st.tensor_values.insert(out_name.clone(), ir_meta(m, false));
                 out_args.push(ir::Argument::AsTensor(ir::TensorArgument::new(out_name)));
                 results.push(Value::Tensor(t));

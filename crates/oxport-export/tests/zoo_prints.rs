@@ -186,3 +186,66 @@ fn transformer_encoder_exports_as_torch_nn_does() {
         "transformer_encoder.train.txt",
     );
 }
+
+/// Twin of `DynMLP` in tools/gen_export_fixtures.py, exported with a dynamic batch.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct DynMLP {
+    #[module]
+    fc1: oxport_export::nn::Linear,
+    #[module]
+    relu: oxport_export::nn::ReLU,
+    #[module]
+    fc2: oxport_export::nn::Linear,
+}
+
+impl oxport_export::Forward for DynMLP {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        Ok(self
+            .fc2
+            .forward(&self.relu.forward(&self.fc1.forward(x)?)?)?
+            .into())
+    }
+}
+
+#[test]
+fn dynamic_batch_exports_as_pytorch_does_and_runs_for_any_batch_in_range() {
+    use oxport_export::nn::{Linear, ReLU};
+    use oxport_export::{export_dynamic, Dim};
+    use oxport_runtime::ExportedProgramExt;
+    let mut g = Generator::new(0);
+    let model = DynMLP {
+        fc1: Linear::new(8, 16, true, &mut g).unwrap(),
+        relu: ReLU { inplace: false },
+        fc2: Linear::new(16, 4, true, &mut g).unwrap(),
+    };
+    let x = Tensor::zeros(&[5, 8], DType::F32).unwrap();
+    let ds = [("x".to_string(), 0, Dim::new("batch", Some(3), Some(1024)))];
+    let ep = export_dynamic(&model, vec![x.into()], vec![], &ds).unwrap();
+    check(&ep, "dynamic_mlp.train.txt");
+    // The program runs for other batch sizes and refuses those out of range.
+    let m = ep.module().unwrap();
+    for b in [3usize, 17] {
+        let out = m
+            .call(
+                vec![Tensor::zeros(&[b as i64, 8], DType::F32).unwrap().into()],
+                vec![],
+            )
+            .unwrap();
+        assert_eq!(out.as_tensor().unwrap().sizes(), &[b, 4]);
+    }
+    let e = m
+        .call(
+            vec![Tensor::zeros(&[2, 8], DType::F32).unwrap().into()],
+            vec![],
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("Guard failed: x.size()[0] >= 3"),
+        "{e}"
+    );
+}
