@@ -21,6 +21,24 @@ fn tensor_arg<'a>(
         .ok_or_else(|| Error::Value(format!("forward() missing tensor argument '{name}'")))
 }
 
+/// `Forward` for a model whose forward takes one tensor `x`.
+macro_rules! forward_x {
+    ($t:ty) => {
+        impl Forward for $t {
+            fn forward_arg_names(&self) -> Vec<String> {
+                vec!["x".into()]
+            }
+            fn forward_py(
+                &self,
+                args: &[PyValue],
+                kwargs: &[(String, PyValue)],
+            ) -> Result<PyValue> {
+                Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
+            }
+        }
+    };
+}
+
 /// The first program of the torch.export overview: `sin(x) + cos(y)`.
 pub struct SinCos;
 
@@ -271,14 +289,7 @@ impl ResNet {
     }
 }
 
-impl Forward for ResNet {
-    fn forward_arg_names(&self) -> Vec<String> {
-        vec!["x".into()]
-    }
-    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
-        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
-    }
-}
+forward_x!(ResNet);
 
 /// The GPT block of issue 5 (`tools/collect_ops.py`): pre-norm self-attention and a GELU MLP,
 /// `d = 64`, `h = 4`, input `(2, 16, 64)`.
@@ -323,14 +334,7 @@ impl GPTBlock {
     }
 }
 
-impl Forward for GPTBlock {
-    fn forward_arg_names(&self) -> Vec<String> {
-        vec!["x".into()]
-    }
-    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
-        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
-    }
-}
+forward_x!(GPTBlock);
 
 /// torchvision's `_make_divisible`.
 fn make_divisible(v: f64, divisor: usize) -> usize {
@@ -604,11 +608,4 @@ impl MobileNetV3 {
     }
 }
 
-impl Forward for MobileNetV3 {
-    fn forward_arg_names(&self) -> Vec<String> {
-        vec!["x".into()]
-    }
-    fn forward_py(&self, args: &[PyValue], kwargs: &[(String, PyValue)]) -> Result<PyValue> {
-        Ok(self.forward(tensor_arg(args, kwargs, 0, "x")?)?.into())
-    }
-}
+forward_x!(MobileNetV3);

@@ -653,20 +653,14 @@ impl Tensor {
         running_var: &Tensor,
         eps: f64,
     ) -> Result<Tensor> {
-        op1(
-            "aten.batch_norm.default",
-            vec![
-                t(self),
-                opt_t(weight),
-                opt_t(bias),
-                t(running_mean),
-                t(running_var),
-                Value::Bool(false),
-                Value::Float(0.1),
-                Value::Float(eps),
-                Value::Bool(false),
-            ],
-            vec![],
+        self.batch_norm_with(
+            weight,
+            bias,
+            Some(running_mean),
+            Some(running_var),
+            false,
+            0.1,
+            eps,
         )
     }
     /// `F.batch_norm(self, running_mean, running_var, weight, bias, training, momentum, eps)`
