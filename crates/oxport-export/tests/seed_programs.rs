@@ -108,3 +108,60 @@ fn data_dependent_branching_is_an_error_naming_the_line() {
         "{e}"
     );
 }
+
+/// Twin of `BufferMutation` in tools/gen_pt2_fixtures.py: in-place updates of buffers (one
+/// non-persistent) and of a user input stay in-place ops in the training IR, as in PyTorch.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct BufferMutation {
+    #[buffer]
+    count: Tensor,
+    #[buffer]
+    running: Tensor,
+    #[buffer(persistent = false)]
+    scratch: Tensor,
+    #[module]
+    lin: oxport_export::nn::Linear,
+}
+
+impl oxport_export::Forward for BufferMutation {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into(), "y".into()]
+    }
+    #[rustfmt::skip]
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        _: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        use oxport_runtime::PyValue::Tuple;
+        let (x, y) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
+        self.count.add_(1)?;
+        self.running.mul_(0.9)?.add_(&x.mean(&[0], false)?.mul(0.1)?)?;
+        self.scratch.mul_(2.0)?;
+        y.add_(1)?;
+        // One line, as the twin's `return self.lin(x) + self.running + self.scratch, y * 2` (one stack-trace group).
+        Ok(Tuple(vec![self.lin.forward(x)?.add(&self.running)?.add(&self.scratch)?.into(), y.mul(2)?.into()]))
+    }
+}
+
+#[test]
+fn buffer_and_input_mutations_export_as_pytorch_does() {
+    let mut g = Generator::new(0);
+    let model = BufferMutation {
+        count: Tensor::zeros(&[], DType::I64).unwrap(),
+        running: Tensor::zeros(&[4], DType::F32).unwrap(),
+        scratch: Tensor::ones(&[4], DType::F32).unwrap(),
+        lin: oxport_export::nn::Linear::new(4, 4, true, &mut g).unwrap(),
+    };
+    let x = Tensor::zeros(&[3, 4], DType::F32).unwrap();
+    let ep = export(&model, vec![x.clone().into(), x.into()], vec![]).unwrap();
+    let ours = ep.to_string();
+    assert_eq!(
+        without_file_lines(&ours),
+        without_file_lines(&pytorch_print("buffer_mutation.train.txt")),
+        "\n{ours}"
+    );
+    // The state: two persistent buffers and the parameters in the state_dict, the other in constants.
+    assert!(ep.state_dict.contains_key("count") && ep.constants.contains_key("scratch"));
+}
