@@ -17,7 +17,8 @@ pub mod zoo;
 
 pub use export::{export, export_dynamic, Dim, ExportError};
 pub use module::{
-    load_state_dict, named_buffers, named_modules, named_parameters, scope, Forward, Module,
+    eval, load_state_dict, named_buffers, named_modules, named_parameters, scope, state_dict,
+    train, Forward, Module,
 };
 pub use oxport_core::Tensor;
 /// `#[derive(Module)]` (see the `oxport-derive` crate).

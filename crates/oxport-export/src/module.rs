@@ -23,6 +23,35 @@ pub trait Module {
     fn named_own_buffers(&self) -> Vec<(String, &Tensor, bool)> {
         vec![]
     }
+    /// Switches this module's own training-dependent behaviour (not its children's: see [`train`]).
+    fn set_own_training(&self, _training: bool) {}
+}
+
+/// `module.train(mode)`: sets training mode on `m` and every descendant.
+pub fn train(m: &dyn Module, mode: bool) {
+    walk(m, "", &mut |_, m| m.set_own_training(mode));
+}
+
+/// `module.eval()`: [`train`]`(m, false)`.
+pub fn eval(m: &dyn Module) {
+    train(m, false)
+}
+
+/// `module.state_dict()`: parameters and persistent buffers by fully-qualified name, in PyTorch's order
+/// (each module's own parameters, then its own buffers, then its children).
+pub fn state_dict(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut out = vec![];
+    walk(m, "", &mut |prefix, m| {
+        for (n, t) in m.named_own_parameters() {
+            out.push((join(prefix, &n), t.clone()));
+        }
+        for (n, t, persistent) in m.named_own_buffers() {
+            if persistent {
+                out.push((join(prefix, &n), t.clone()));
+            }
+        }
+    });
+    out
 }
 
 /// Every parameter of `m` and its descendants, by fully-qualified name (PyTorch's order: a module's

@@ -283,8 +283,8 @@ pub struct BatchNorm2d {
     pub eps: f64,
     /// Running-average momentum.
     pub momentum: f64,
-    /// Training mode uses batch statistics and updates the running ones.
-    pub training: bool,
+    /// Training mode uses batch statistics and updates the running ones (set by `train`/`eval`).
+    pub training: std::cell::Cell<bool>,
 }
 
 impl BatchNorm2d {
@@ -299,19 +299,23 @@ impl BatchNorm2d {
             num_batches_tracked: Tensor::zeros(&[], DType::I64)?,
             eps,
             momentum,
-            training: false,
+            training: std::cell::Cell::new(false),
         })
     }
 
-    /// `bn(x)`: `aten.batch_norm`.
+    /// `bn(x)`: `aten.batch_norm`; in training mode `num_batches_tracked` is incremented first.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         scope(self, || {
+            let training = self.training.get();
+            if training {
+                self.num_batches_tracked.add_(1)?;
+            }
             x.batch_norm_with(
                 Some(&self.weight),
                 Some(&self.bias),
                 Some(&self.running_mean),
                 Some(&self.running_var),
-                self.training,
+                training,
                 self.momentum,
                 self.eps,
             )
@@ -322,6 +326,9 @@ impl BatchNorm2d {
 impl Module for BatchNorm2d {
     fn type_name(&self) -> String {
         "torch.nn.modules.batchnorm.BatchNorm2d".into()
+    }
+    fn set_own_training(&self, training: bool) {
+        self.training.set(training)
     }
     fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
         vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]

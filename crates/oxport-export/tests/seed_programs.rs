@@ -165,3 +165,81 @@ fn buffer_and_input_mutations_export_as_pytorch_does() {
     // The state: two persistent buffers and the parameters in the state_dict, the other in constants.
     assert!(ep.state_dict.contains_key("count") && ep.constants.contains_key("scratch"));
 }
+
+/// Twin of `SmallCnnBn` in tools/gen_pt2_fixtures.py, exported in eval and in train mode.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct SmallCnnBn {
+    #[module]
+    conv: oxport_export::nn::Conv2d,
+    #[module]
+    bn: oxport_export::nn::BatchNorm2d,
+    #[module]
+    relu: oxport_export::nn::ReLU,
+    #[module]
+    pool: oxport_export::nn::AdaptiveAvgPool2d,
+    #[module]
+    flatten: oxport_export::nn::Flatten,
+    #[module]
+    fc: oxport_export::nn::Linear,
+}
+
+impl oxport_export::Forward for SmallCnnBn {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    #[rustfmt::skip]
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        _: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        Ok(self.fc.forward(&self.flatten.forward(&self.pool.forward(&self.relu.forward(&self.bn.forward(&self.conv.forward(x)?)?)?)?)?)?.into())
+    }
+}
+
+#[test]
+fn batch_norm_exports_in_eval_and_train_mode_as_pytorch_does() {
+    use oxport_export::nn::*;
+    let mut g = Generator::new(0);
+    let model = SmallCnnBn {
+        conv: Conv2d::new(3, 8, [3, 3], [1, 1], [0, 0], [1, 1], 1, true, &mut g).unwrap(),
+        bn: BatchNorm2d::new(8, 1e-5, 0.1).unwrap(),
+        relu: ReLU { inplace: false },
+        pool: AdaptiveAvgPool2d {
+            output_size: [1, 1],
+        },
+        flatten: Flatten {
+            start_dim: 1,
+            end_dim: -1,
+        },
+        fc: Linear::new(8, 10, true, &mut g).unwrap(),
+    };
+    let x = Tensor::zeros(&[2, 3, 16, 16], DType::F32).unwrap();
+    for (mode, fixture) in [
+        (false, "small_cnn_bn_eval.train.txt"),
+        (true, "small_cnn_bn_train.train.txt"),
+    ] {
+        oxport_export::train(&model, mode);
+        let ep = export(&model, vec![x.clone().into()], vec![]).unwrap();
+        assert_eq!(
+            without_file_lines(&ep.to_string()),
+            without_file_lines(&pytorch_print(fixture)),
+            "{fixture}"
+        );
+    }
+    oxport_export::eval(&model);
+    let names: Vec<String> = oxport_export::state_dict(&model)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names[4..7],
+        [
+            "bn.running_mean",
+            "bn.running_var",
+            "bn.num_batches_tracked"
+        ]
+    );
+}
