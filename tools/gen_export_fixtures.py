@@ -72,8 +72,24 @@ def twins():
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 
+def write_safetensors():
+    """PyTorch's weights of the conv_relu_maxpool twin (seeded as tools/gen_pt2_fixtures.py seeds it), as
+    safetensors: the Rust model must load them to the same state as the .pt2 fixture's."""
+    import sys
+
+    from safetensors.torch import save_file
+
+    sys.path.insert(0, HERE)
+    import gen_pt2_fixtures
+
+    torch.manual_seed(0)
+    m = gen_pt2_fixtures.ConvReluMaxpool()
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(OUT, "conv_relu_maxpool.safetensors"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    write_safetensors()
     for name, ctor, args in twins():
         torch.manual_seed(0)
         ep = torch.export.export(ctor().eval(), args, dynamic_shapes=DYNAMIC.get(name))

@@ -243,3 +243,40 @@ fn batch_norm_exports_in_eval_and_train_mode_as_pytorch_does() {
         ]
     );
 }
+
+#[test]
+fn weights_load_from_safetensors_and_from_a_pt2() {
+    // tools/gen_export_fixtures.py saved the PyTorch twin's weights with safetensors.torch.save_file;
+    // tools/gen_pt2_fixtures.py exported the same seeded twin. Both fill the Rust model identically.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let from_st = ConvReluMaxpool::new(&mut Generator::new(1)).unwrap();
+    let st =
+        oxport_ir::safetensors::load(dir.join("export/conv_relu_maxpool.safetensors")).unwrap();
+    oxport_export::load_state_dict(&from_st, st.iter().map(|(k, t)| (k.as_str(), t))).unwrap();
+    let from_pt2 = ConvReluMaxpool::new(&mut Generator::new(2)).unwrap();
+    let ep = oxport_ir::pt2::load(dir.join("pt2/conv_relu_maxpool.train.pt2")).unwrap();
+    oxport_export::load_state_dict(&from_pt2, ep.state_dict.iter().map(|(k, w)| (k, &w.tensor)))
+        .unwrap();
+    let (a, b) = (
+        oxport_export::state_dict(&from_st),
+        oxport_export::state_dict(&from_pt2),
+    );
+    assert_eq!(a.len(), 2);
+    for ((n1, t1), (n2, t2)) in a.iter().zip(&b) {
+        assert_eq!(n1, n2);
+        assert_eq!(t1.to_vec_f64(), t2.to_vec_f64(), "{n1}");
+    }
+    // Strict loading names what is wrong.
+    let e = oxport_export::load_state_dict(
+        &from_st,
+        st.iter()
+            .filter(|(k, _)| k != "conv.bias")
+            .map(|(k, t)| (k.as_str(), t)),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Missing key(s) in state_dict: conv.bias"),
+        "{e}"
+    );
+}

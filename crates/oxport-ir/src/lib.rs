@@ -23,6 +23,7 @@ pub mod ordered_map;
 mod print;
 pub mod program;
 pub mod pt2;
+pub mod safetensors;
 pub mod schema;
 pub mod sympy;
 pub mod validate;
