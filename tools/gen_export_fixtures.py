@@ -53,6 +53,20 @@ class DynMLP(torch.nn.Module):
         return s.fc2(s.relu(s.fc1(x)))
 
 
+class Seq1d(torch.nn.Module):
+    """Conv1d, BatchNorm1d and a ModuleDict."""
+
+    def __init__(s):
+        super().__init__()
+        s.conv = torch.nn.Conv1d(4, 6, 3, padding=1)
+        s.bn = torch.nn.BatchNorm1d(6)
+        s.heads = torch.nn.ModuleDict({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh()})
+
+    def forward(s, x):
+        h = s.bn(s.conv(x))
+        return s.heads["relu"](h), s.heads["tanh"](h)
+
+
 DYNAMIC = {"dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}}}
 
 
@@ -69,6 +83,7 @@ def twins():
         nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),)
     yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
     yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
+    yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 

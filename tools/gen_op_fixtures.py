@@ -308,6 +308,15 @@ def conv_cases():
     K(op, "group_mismatch", err=True)(rn(1, 3, 5, 5), rn(4, 1, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 2)
 
 
+def conv1d_cases():
+    op = A.conv1d.default
+    K(op, "basic")(rn(2, 4, 10), rn(6, 4, 3), rn(6))
+    K(op, "stride_pad_dil")(rn(1, 3, 12), rn(5, 3, 3), None, [2], [1], [2])
+    K(op, "groups")(rn(2, 4, 9), rn(8, 2, 3), rn(8), [1], [1], [1], 2)
+    K(op, "unbatched")(rn(3, 7), rn(2, 3, 2))
+    K(op, "channel_mismatch", err=True)(rn(1, 3, 8), rn(2, 4, 3))
+
+
 def linalg_cases():
     op = A.linear.default
     K(op, "2d_bias")(rn(4, 5), rn(3, 5), rn(3))
@@ -1147,7 +1156,7 @@ def main():
         if f.endswith(".npy") or f == "cases.json":
             os.remove(os.path.join(OUT_DIR, f))
 
-    for fn in (conv_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
+    for fn in (conv_cases, conv1d_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
                factory_cases, compare_cases, conversion_cases, misc_cases):
         fn()

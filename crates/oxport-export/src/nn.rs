@@ -305,21 +305,24 @@ impl BatchNorm2d {
 
     /// `bn(x)`: `aten.batch_norm`; in training mode `num_batches_tracked` is incremented first.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        scope(self, || {
-            let training = self.training.get();
-            if training {
-                self.num_batches_tracked.add_(1)?;
-            }
-            x.batch_norm_with(
-                Some(&self.weight),
-                Some(&self.bias),
-                Some(&self.running_mean),
-                Some(&self.running_var),
-                training,
-                self.momentum,
-                self.eps,
-            )
-        })
+        scope(self, || self.forward_unscoped(x))
+    }
+
+    /// The computation, for wrappers that enter their own module scope ([`BatchNorm1d`]).
+    fn forward_unscoped(&self, x: &Tensor) -> Result<Tensor> {
+        let training = self.training.get();
+        if training {
+            self.num_batches_tracked.add_(1)?;
+        }
+        x.batch_norm_with(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            training,
+            self.momentum,
+            self.eps,
+        )
     }
 }
 
@@ -1023,3 +1026,142 @@ impl crate::Forward for TransformerEncoder {
         Ok(self.forward(x)?.into())
     }
 }
+
+/// `torch.nn.Conv1d` (zero padding).
+pub struct Conv1d {
+    /// `[out, in / groups, k]`
+    pub weight: Tensor,
+    /// `[out]`
+    pub bias: Option<Tensor>,
+    /// Stride.
+    pub stride: i64,
+    /// Zero padding.
+    pub padding: i64,
+    /// Dilation.
+    pub dilation: i64,
+    /// Groups.
+    pub groups: i64,
+}
+
+impl Conv1d {
+    /// `nn.Conv1d(in, out, kernel, stride, padding, dilation, groups, bias)` with PyTorch's default init.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: i64,
+        padding: i64,
+        dilation: i64,
+        groups: usize,
+        bias: bool,
+        g: &mut Generator,
+    ) -> Result<Conv1d> {
+        let fan_in = (in_channels / groups.max(1)) * kernel;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        Ok(Conv1d {
+            weight: uniform(
+                &[out_channels, in_channels / groups.max(1), kernel],
+                bound,
+                g,
+            )?,
+            bias: if bias {
+                Some(uniform(&[out_channels], bound, g)?)
+            } else {
+                None
+            },
+            stride,
+            padding,
+            dilation,
+            groups: groups as i64,
+        })
+    }
+
+    /// `conv(x)`: `aten.conv1d`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        scope(self, || {
+            x.conv1d(
+                &self.weight,
+                self.bias.as_ref(),
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups,
+            )
+        })
+    }
+}
+
+impl Module for Conv1d {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.conv.Conv1d".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut v = vec![("weight".to_string(), &self.weight)];
+        if let Some(b) = &self.bias {
+            v.push(("bias".into(), b));
+        }
+        v
+    }
+}
+
+/// `torch.nn.BatchNorm1d`: [`BatchNorm2d`]'s computation over `(N, C)` or `(N, C, L)` inputs.
+pub struct BatchNorm1d(pub BatchNorm2d);
+
+impl BatchNorm1d {
+    /// `nn.BatchNorm1d(c, eps, momentum)` in eval mode.
+    pub fn new(c: usize, eps: f64, momentum: f64) -> Result<BatchNorm1d> {
+        Ok(BatchNorm1d(BatchNorm2d::new(c, eps, momentum)?))
+    }
+
+    /// `bn(x)`: `aten.batch_norm`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // Entering this module (not the inner BatchNorm2d) keeps PyTorch's nn_module_stack.
+        scope(self, || self.0.forward_unscoped(x))
+    }
+}
+
+impl Module for BatchNorm1d {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.batchnorm.BatchNorm1d".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        self.0.named_own_parameters()
+    }
+    fn named_own_buffers(&self) -> Vec<(String, &Tensor, bool)> {
+        self.0.named_own_buffers()
+    }
+    fn set_own_training(&self, training: bool) {
+        self.0.set_own_training(training)
+    }
+}
+
+/// `torch.nn.ModuleDict`: children by key, in insertion order.
+pub struct ModuleDict {
+    /// `(key, module)` in insertion order.
+    pub modules: Vec<(String, Box<dyn Layer>)>,
+}
+
+impl ModuleDict {
+    /// The module registered under `key`.
+    pub fn get(&self, key: &str) -> Option<&dyn Layer> {
+        self.modules
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, m)| m.as_ref())
+    }
+}
+
+impl Module for ModuleDict {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.container.ModuleDict".into()
+    }
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        self.modules
+            .iter()
+            .map(|(k, m)| (k.clone(), m.as_ref() as &dyn Module))
+            .collect()
+    }
+}
+
+layer!(Conv1d, BatchNorm1d);

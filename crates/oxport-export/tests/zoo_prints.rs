@@ -249,3 +249,47 @@ fn dynamic_batch_exports_as_pytorch_does_and_runs_for_any_batch_in_range() {
         "{e}"
     );
 }
+
+/// Twin of `Seq1d` in tools/gen_export_fixtures.py: Conv1d, BatchNorm1d and a ModuleDict.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct Seq1d {
+    #[module]
+    conv: oxport_export::nn::Conv1d,
+    #[module]
+    bn: oxport_export::nn::BatchNorm1d,
+    #[module]
+    heads: oxport_export::nn::ModuleDict,
+}
+
+impl oxport_export::Forward for Seq1d {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    #[rustfmt::skip]
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let h = self.bn.forward(&self.conv.forward(args[0].as_tensor().unwrap())?)?;
+        let (relu, tanh) = (self.heads.get("relu").unwrap(), self.heads.get("tanh").unwrap());
+        Ok(PyValue::Tuple(vec![relu.forward(&h)?.into(), tanh.forward(&h)?.into()]))
+    }
+}
+
+#[test]
+fn conv1d_batchnorm1d_moduledict_export_as_torch_nn_does() {
+    use oxport_export::nn::{BatchNorm1d, Conv1d, Layer, ModuleDict, ReLU};
+    let mut g = Generator::new(0);
+    let heads: Vec<(String, Box<dyn Layer>)> = vec![
+        ("relu".into(), Box::new(ReLU { inplace: false })),
+        ("tanh".into(), Box::new(Tanh)),
+    ];
+    let model = Seq1d {
+        conv: Conv1d::new(4, 6, 3, 1, 1, 1, 1, true, &mut g).unwrap(),
+        bn: BatchNorm1d::new(6, 1e-5, 0.1).unwrap(),
+        heads: ModuleDict { modules: heads },
+    };
+    let x = Tensor::zeros(&[2, 4, 10], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "seq1d.train.txt",
+    );
+}

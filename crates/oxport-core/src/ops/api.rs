@@ -588,6 +588,32 @@ impl Tensor {
             vec![],
         )
     }
+    /// `F.conv1d(self, weight, bias, stride, padding, dilation, groups)`.
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: i64,
+        padding: i64,
+        dilation: i64,
+        groups: i64,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.conv1d.default",
+            vec![
+                t(self),
+                t(weight),
+                opt_t(bias),
+                il(&[stride]),
+                il(&[padding]),
+                il(&[dilation]),
+                i(groups),
+            ],
+            vec![],
+        )
+    }
     /// `F.max_pool2d(self, kernel_size, stride, padding, dilation, ceil_mode)`; empty stride = kernel size.
     #[track_caller]
     pub fn max_pool2d(

@@ -9,6 +9,7 @@ use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.conv2d.default", meta_conv, conv_kernel);
+    r.op("aten.conv1d.default", meta_conv, conv_kernel);
     r.op("aten.convolution.default", meta_conv, conv_kernel);
     r.op("aten.max_pool2d.default", meta_pool, |a, o| {
         max_pool(a, o, false)
