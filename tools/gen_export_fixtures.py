@@ -67,6 +67,19 @@ class Seq1d(torch.nn.Module):
         return s.heads["relu"](h), s.heads["tanh"](h)
 
 
+class ConvModes(torch.nn.Module):
+    """Conv2d with each non-zero padding mode."""
+
+    def __init__(s):
+        super().__init__()
+        s.c1 = torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")
+        s.c2 = torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="replicate")
+        s.c3 = torch.nn.Conv2d(2, 2, 3, padding=(1, 2), padding_mode="circular")
+
+    def forward(s, x):
+        return s.c3(s.c2(s.c1(x)))
+
+
 DYNAMIC = {"dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}}}
 
 
@@ -84,6 +97,7 @@ def twins():
     yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
     yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
     yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)
+    yield "conv_modes", ConvModes, (torch.randn(1, 2, 5, 5),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 

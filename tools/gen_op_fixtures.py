@@ -317,6 +317,18 @@ def conv1d_cases():
     K(op, "channel_mismatch", err=True)(rn(1, 3, 8), rn(2, 4, 3))
 
 
+def pad_cases():
+    op = A.pad.default
+    K(op, "constant_2d")(rn(1, 2, 3, 4), [1, 2, 0, 1])
+    K(op, "constant_value")(rn(2, 3), [1, 1], "constant", 2.5)
+    K(op, "reflect_2d")(rn(1, 2, 4, 5), [1, 1, 2, 2], "reflect")
+    K(op, "replicate_2d")(rn(1, 2, 3, 3), [2, 1, 1, 2], "replicate")
+    K(op, "circular_2d")(rn(1, 2, 3, 4), [1, 1, 1, 1], "circular")
+    K(op, "reflect_1d_noncontig")(rn(4, 2, 5).transpose(0, 1), [2, 2], "reflect")
+    K(op, "int64_constant")(ri(0, 9, 2, 3), [1, 0])
+    K(op, "odd_pad_len", err=True)(rn(2, 3), [1])
+
+
 def linalg_cases():
     op = A.linear.default
     K(op, "2d_bias")(rn(4, 5), rn(3, 5), rn(3))
@@ -1156,7 +1168,7 @@ def main():
         if f.endswith(".npy") or f == "cases.json":
             os.remove(os.path.join(OUT_DIR, f))
 
-    for fn in (conv_cases, conv1d_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
+    for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
                factory_cases, compare_cases, conversion_cases, misc_cases):
         fn()

@@ -8,7 +8,21 @@ fn uniform(sizes: &[usize], bound: f64, g: &mut Generator) -> Result<Tensor> {
     Tensor::rand(sizes, g)?.mul(2.0 * bound)?.sub(bound)
 }
 
-/// `torch.nn.Conv2d` (zero padding).
+/// `padding_mode` of convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PaddingMode {
+    /// Zero padding inside the convolution (PyTorch's default).
+    #[default]
+    Zeros,
+    /// `F.pad(..., mode="reflect")` first.
+    Reflect,
+    /// `F.pad(..., mode="replicate")` first.
+    Replicate,
+    /// `F.pad(..., mode="circular")` first.
+    Circular,
+}
+
+/// `torch.nn.Conv2d`.
 pub struct Conv2d {
     /// `[out, in / groups, kh, kw]`
     pub weight: Tensor,
@@ -22,6 +36,8 @@ pub struct Conv2d {
     pub dilation: [i64; 2],
     /// Groups.
     pub groups: i64,
+    /// How the input is padded.
+    pub padding_mode: PaddingMode,
 }
 
 impl Conv2d {
@@ -61,21 +77,36 @@ impl Conv2d {
             padding,
             dilation,
             groups: groups as i64,
+            padding_mode: PaddingMode::Zeros,
         })
     }
 
-    /// `conv(x)`: `aten.conv2d`.
+    /// `conv(x)`: `aten.conv2d`; other padding modes first `aten.pad` the input, as PyTorch does.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        scope(self, || {
-            x.conv2d(
-                &self.weight,
-                self.bias.as_ref(),
-                &self.stride,
-                &self.padding,
-                &self.dilation,
-                self.groups,
-            )
-        })
+        scope(self, || crate::functional(|| self.conv_forward(x)))
+    }
+
+    /// `Conv2d._conv_forward`.
+    fn conv_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (w, b) = (&self.weight, self.bias.as_ref());
+        let mode = match self.padding_mode {
+            PaddingMode::Zeros => {
+                return x.conv2d(
+                    w,
+                    b,
+                    &self.stride,
+                    &self.padding,
+                    &self.dilation,
+                    self.groups,
+                )
+            }
+            PaddingMode::Reflect => "reflect",
+            PaddingMode::Replicate => "replicate",
+            PaddingMode::Circular => "circular",
+        };
+        let [ph, pw] = self.padding;
+        let padded = x.pad(&[pw, pw, ph, ph], mode)?;
+        padded.conv2d(w, b, &self.stride, &[0, 0], &self.dilation, self.groups)
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::module::Forward;
 use crate::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Hardsigmoid, Hardswish, Layer, LayerNorm,
-    Linear, MaxPool2d, MultiheadAttention, ReLU, Sequential, GELU,
+    Linear, MaxPool2d, MultiheadAttention, PaddingMode, ReLU, Sequential, GELU,
 };
 use crate::Module;
 use oxport_core::prelude::*;
@@ -133,6 +133,7 @@ fn resnet_conv(
         padding: [padding; 2],
         dilation: [1; 2],
         groups: 1,
+        padding_mode: PaddingMode::Zeros,
     })
 }
 
@@ -372,6 +373,7 @@ fn conv_norm_act(
         padding: [(k as i64 - 1) / 2; 2],
         dilation: [1; 2],
         groups: groups as i64,
+        padding_mode: PaddingMode::Zeros,
     };
     let mut layers: Vec<Box<dyn Layer>> = vec![
         Box::new(conv),

@@ -293,3 +293,49 @@ fn conv1d_batchnorm1d_moduledict_export_as_torch_nn_does() {
         "seq1d.train.txt",
     );
 }
+
+/// Twin of `ConvModes` in tools/gen_export_fixtures.py.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct ConvModes {
+    #[module]
+    c1: oxport_export::nn::Conv2d,
+    #[module]
+    c2: oxport_export::nn::Conv2d,
+    #[module]
+    c3: oxport_export::nn::Conv2d,
+}
+
+impl oxport_export::Forward for ConvModes {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        Ok(self
+            .c3
+            .forward(&self.c2.forward(&self.c1.forward(x)?)?)?
+            .into())
+    }
+}
+
+#[test]
+fn conv_padding_modes_export_as_torch_nn_does() {
+    use oxport_export::nn::{Conv2d, PaddingMode};
+    let mut g = Generator::new(0);
+    let mut conv = |mode, padding| {
+        let mut c = Conv2d::new(2, 2, [3, 3], [1, 1], padding, [1, 1], 1, true, &mut g).unwrap();
+        c.padding_mode = mode;
+        c
+    };
+    let model = ConvModes {
+        c1: conv(PaddingMode::Reflect, [1, 1]),
+        c2: conv(PaddingMode::Replicate, [1, 1]),
+        c3: conv(PaddingMode::Circular, [1, 2]),
+    };
+    let x = Tensor::zeros(&[1, 2, 5, 5], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "conv_modes.train.txt",
+    );
+}

@@ -588,6 +588,16 @@ impl Tensor {
             vec![],
         )
     }
+    /// `F.pad(self, pad, mode)` (`aten.pad.default`): `constant` (zeros), `reflect`, `replicate` or
+    /// `circular`; `pad` is (left, right) for the last dim, then the one before, ...
+    #[track_caller]
+    pub fn pad(&self, pad: &[i64], mode: &str) -> Result<Tensor> {
+        op1(
+            "aten.pad.default",
+            vec![t(self), il(pad), Value::Str(mode.to_string())],
+            vec![],
+        )
+    }
     /// `F.conv1d(self, weight, bias, stride, padding, dilation, groups)`.
     #[track_caller]
     #[allow(clippy::too_many_arguments)]

@@ -44,6 +44,7 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.detach.default", meta_same, |a, _| {
         out1(a.tensor("self")?.clone())
     });
+    r.op("aten.pad.default", meta_pad, pad_kernel);
     r.op("aten.lift_fresh_copy.default", meta_copy_like, |a, _| {
         out1(materialize(a.tensor("self")?))
     });
@@ -733,4 +734,128 @@ fn split_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Valu
         views.push(t.restride(&m.concrete_sizes()?, &concrete_usizes(&m.strides)?, off)?);
     }
     Ok(vec![Value::Tensors(views)])
+}
+
+// ---- pad ------------------------------------------------------------------------------------------
+
+/// `F.pad(self, pad, mode, value)`: `pad` lists (left, right) for the last dim, then the one before, ...
+fn meta_pad(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let pad = a.ints("pad")?;
+    let mode = a.str("mode")?;
+    if pad.len() % 2 != 0 {
+        return Err(Error::value("Padding length must be divisible by 2"));
+    }
+    if pad.len() / 2 > t.dim() {
+        return Err(Error::value(
+            "Padding length should be less than or equal to two times the input dimension",
+        ));
+    }
+    if !matches!(mode, "constant" | "reflect" | "replicate" | "circular") {
+        return Err(Error::value(format!("Unrecognised padding mode {mode}")));
+    }
+    if mode != "constant" && a.opt_float("value")?.is_some() {
+        return Err(Error::value(format!(
+            "Padding mode \"{mode}\" doesn't take in value argument"
+        )));
+    }
+    let mut sizes = t.sizes.clone();
+    for (i, lr) in pad.chunks(2).enumerate() {
+        let d = t.dim() - 1 - i;
+        let n = sizes[d]
+            .as_int()
+            .ok_or_else(|| Error::Symbolic("pad on a symbolic dim".into()))?;
+        if lr[0] < 0 || lr[1] < 0 {
+            return Err(Error::value(
+                "oxport's pad does not support negative padding",
+            ));
+        }
+        if mode == "reflect" && (lr[0] >= n || lr[1] >= n) {
+            return Err(Error::value(format!(
+                "Argument #4: Padding size should be less than the corresponding input dimension, but got: padding ({}, {}) at dimension {} of input {}",
+                lr[0], lr[1], d, fmt_shape(&t.sizes)
+            )));
+        }
+        if mode != "constant" && n == 0 {
+            return Err(Error::value(format!(
+                "{mode} padding of an empty dimension"
+            )));
+        }
+        sizes[d] = SymInt::Int(n + lr[0] + lr[1]);
+    }
+    one(t.dtype, sizes)
+}
+
+fn pad_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let pad = a.ints("pad")?;
+    let mode = a.str("mode")?.to_string();
+    let value = a.opt_float("value")?.unwrap_or(0.0);
+    let out_sizes = concrete_usizes(&match &outs[0] {
+        Value::Tensor(m) => m.sizes.clone(),
+        _ => return Err(Error::value("pad: expected a tensor output")),
+    })?;
+    let in_sizes = t.sizes().to_vec();
+    let nd = in_sizes.len();
+    let mut left = vec![0i64; nd];
+    for (i, lr) in pad.chunks(2).enumerate() {
+        left[nd - 1 - i] = lr[0];
+    }
+    // Source index along one dim for an output index, or None for the constant fill.
+    let src = |d: usize, o: usize| -> Option<usize> {
+        let n = in_sizes[d] as i64;
+        let i = o as i64 - left[d];
+        let j = match mode.as_str() {
+            "reflect" => {
+                let period = 2 * (n - 1);
+                if period == 0 {
+                    0
+                } else {
+                    let r = i.rem_euclid(period);
+                    if r < n {
+                        r
+                    } else {
+                        period - r
+                    }
+                }
+            }
+            "replicate" => i.clamp(0, n - 1),
+            "circular" => i.rem_euclid(n),
+            _ => {
+                if i < 0 || i >= n {
+                    return None;
+                }
+                i
+            }
+        };
+        Some(j as usize)
+    };
+    let numel: usize = out_sizes.iter().product();
+    let in_strides = crate::tensor::contiguous_strides(&in_sizes);
+    crate::dispatch_dtype!(t.dtype(), T => {
+        let fill: T = crate::tensor::cast_element::<f64, T>(value);
+        let out: Vec<T> = t.with_contiguous::<T, _>(|x| {
+            let mut out = Vec::with_capacity(numel);
+            let mut idx = vec![0usize; nd];
+            for _ in 0..numel {
+                let mut off = Some(0usize);
+                for d in 0..nd {
+                    off = match (off, src(d, idx[d])) {
+                        (Some(o), Some(j)) => Some(o + j * in_strides[d]),
+                        _ => None,
+                    };
+                }
+                out.push(off.map_or(fill, |o| x[o]));
+                for d in (0..nd).rev() {
+                    idx[d] += 1;
+                    if idx[d] < out_sizes[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+            out
+        })?;
+        out1(Tensor::from_vec(out, &out_sizes)?)
+    })
 }
