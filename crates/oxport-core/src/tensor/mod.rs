@@ -238,7 +238,8 @@ impl Tensor {
             let at = std::panic::Location::caller();
             return Err(Error::DataDependent(format!(
                 "{}:{}: cannot read a tensor's values during export: the graph would depend on this example's data. \
-                 Compute with tensor ops instead, or branch on data with cond()",
+                 Compute with tensor ops instead (e.g. torch.where-style selects); branching on data needs a \
+                 cond() higher-order op, as in torch.export, which oxport's tracer does not provide yet",
                 at.file(),
                 at.line()
             )));
