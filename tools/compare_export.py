@@ -26,21 +26,26 @@ def main():
     ap.add_argument("export_zoo")
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
+    compare(a.export_zoo, a.runs)
+
+
+def compare(export_zoo, runs):
+    """Prints one row per zoo model: torch.export.export of the twin vs oxport's export()."""
     print(f"{'model':<20} {'torch.export ms':>16} {'oxport export ms':>17} {'speedup':>9}")
     for name in MODELS:
         mod, args, kwargs = twin(name)
         mod.eval()
         torch.export.export(mod, args, kwargs)  # warm-up (imports, caches)
         times = []
-        for _ in range(a.runs):
+        for _ in range(runs):
             t0 = time.perf_counter()
             torch.export.export(mod, args, kwargs)
             times.append((time.perf_counter() - t0) * 1e3)
         t_torch = float(np.median(times))
         ours = []
         with tempfile.TemporaryDirectory() as d:
-            for _ in range(a.runs):
-                out = subprocess.run([a.export_zoo, "--model", name, "--out", d], capture_output=True, text=True, check=True).stdout
+            for _ in range(runs):
+                out = subprocess.run([export_zoo, "--model", name, "--out", d], capture_output=True, text=True, check=True).stdout
                 ours.append(float(re.search(r"in ([0-9.]+) ms", out).group(1)))
         t_ox = float(np.median(ours))
         print(f"{name:<20} {t_torch:>16.1f} {t_ox:>17.2f} {t_torch / t_ox:>8.0f}x", flush=True)

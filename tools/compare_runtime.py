@@ -3,6 +3,9 @@
 torch.set_num_threads(2), no_grad) and `oxport bench --threads 2` on the same inputs; prints median ms
 and the ratio oxport/PyTorch (below 1 = oxport faster).
 
+Then, when target/release/examples/export_zoo is built, times export: `torch.export.export` of each zoo
+model's PyTorch twin against oxport's `export()` (tools/compare_export.py).
+
 Usage: compare_runtime.py OXPORT_BIN [DIR] [--iters N]   (DIR defaults to ~/.cache/oxport/large_pt2,
 made by tools/gen_large_pt2.py)
 """
@@ -53,6 +56,13 @@ def main():
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         t_ox = float(re.search(r"median_ms=([0-9.]+)", out).group(1))
         print(f"{base:<28} {t_torch:>11.3f} {t_ox:>10.3f} {t_ox / t_torch:>15.2f}", flush=True)
+    export_zoo = os.path.join(os.path.dirname(os.path.abspath(a.oxport)), "examples", "export_zoo")
+    if os.path.exists(export_zoo):
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from compare_export import compare
+        print()
+        compare(export_zoo, 3)
 
 
 if __name__ == "__main__":
