@@ -240,15 +240,17 @@ pub trait Layer: Module {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
 }
 
+/// `impl Layer` for types whose inherent `forward(&self, &Tensor)` is the layer's forward.
 macro_rules! layer {
     ($($t:ty),*) => {$(
-        impl Layer for $t {
+        impl $crate::nn::Layer for $t {
             fn forward(&self, x: &Tensor) -> Result<Tensor> {
                 <$t>::forward(self, x)
             }
         }
     )*};
 }
+pub(crate) use layer;
 layer!(
     Conv2d,
     ReLU,

@@ -200,12 +200,6 @@ impl BasicBlock {
     }
 }
 
-impl Layer for BasicBlock {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        BasicBlock::forward(self, x)
-    }
-}
-
 /// torchvision 0.29's `resnet18()` (eval mode), input `(N, 3, 224, 224)`.
 #[derive(Module)]
 #[module(type_name = "torchvision.models.resnet.ResNet", crate = "crate")]
@@ -434,12 +428,6 @@ impl SqueezeExcitation {
     }
 }
 
-impl Layer for SqueezeExcitation {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        SqueezeExcitation::forward(self, x)
-    }
-}
-
 /// torchvision's MobileNetV3 `InvertedResidual`.
 #[derive(Module)]
 #[module(
@@ -510,12 +498,6 @@ impl InvertedResidual {
             }
             Ok(result)
         })
-    }
-}
-
-impl Layer for InvertedResidual {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        InvertedResidual::forward(self, x)
     }
 }
 
@@ -611,3 +593,5 @@ impl MobileNetV3 {
 }
 
 forward_x!(MobileNetV3);
+
+crate::nn::layer!(BasicBlock, SqueezeExcitation, InvertedResidual);
