@@ -80,6 +80,18 @@ class ConvModes(torch.nn.Module):
         return s.c3(s.c2(s.c1(x)))
 
 
+class AttnWeights(torch.nn.Module):
+    """MultiheadAttention called with its defaults (need_weights=True): the averaged weights path."""
+
+    def __init__(s):
+        super().__init__()
+        s.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(s, x):
+        a, w = s.attn(x, x, x)
+        return a, w
+
+
 DYNAMIC = {"dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}}}
 
 
@@ -98,6 +110,7 @@ def twins():
     yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
     yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)
     yield "conv_modes", ConvModes, (torch.randn(1, 2, 5, 5),)
+    yield "attn_weights", AttnWeights, (torch.randn(2, 4, 16),)
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 

@@ -549,15 +549,26 @@ impl MultiheadAttention {
 
     /// `attn(x, x, x, need_weights=False)[0]` for batch-first `x` of shape `(N, L, E)`.
     pub fn forward_self(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_self_weights(x, false)?.0)
+    }
+
+    /// `attn(x, x, x, need_weights=...)`: the output and, with `need_weights` (PyTorch's default), the
+    /// attention weights averaged over heads `(N, L, L)`.
+    pub fn forward_self_weights(
+        &self,
+        x: &Tensor,
+        need_weights: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         scope(self, || {
             let q = x.transpose(1, 0)?;
-            let out = crate::functional(|| self.attention(&q));
-            out?.transpose(1, 0)
+            let out = crate::functional(|| self.attention(&q, need_weights));
+            let (a, w) = out?;
+            Ok((a.transpose(1, 0)?, w))
         })
     }
 
     /// `F.multi_head_attention_forward` on sequence-first `q` `(L, N, E)`.
-    fn attention(&self, q: &Tensor) -> Result<Tensor> {
+    fn attention(&self, q: &Tensor, need_weights: bool) -> Result<(Tensor, Option<Tensor>)> {
         let (l, n) = (q.sizes()[0] as i64, q.sizes()[1] as i64);
         let (e, h) = (self.embed_dim as i64, self.num_heads as i64);
         let d = e / h;
@@ -572,13 +583,25 @@ impl MultiheadAttention {
         let q = q.view(&[l, n * h, d])?.transpose(0, 1)?;
         let k = k.view(&[l, n * h, d])?.transpose(0, 1)?;
         let v = v.view(&[l, n * h, d])?.transpose(0, 1)?;
+        let OutProj(lin) = &self.out_proj;
+        if need_weights {
+            // q * sqrt(1 / head_dim), then explicit bmm / softmax / bmm, as PyTorch's weights path does.
+            let q_scaled = q.mul((1.0 / d as f64).sqrt())?;
+            let weights = q_scaled.bmm(&k.transpose(-2, -1)?)?.softmax(-1)?;
+            let a = weights.bmm(&v)?.transpose(0, 1)?.reshape(&[l * n, e])?;
+            let a = a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])?;
+            let w = weights.view(&[n, h, l, l])?.mean(&[1], false)?;
+            return Ok((a, Some(w)));
+        }
         let q = q.view(&[n, h, l, d])?;
         let k = k.view(&[n, h, l, d])?;
         let v = v.view(&[n, h, l, d])?;
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
         let a = a.permute(&[2, 0, 1, 3])?.reshape(&[n * l, e])?;
-        let OutProj(lin) = &self.out_proj;
-        a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])
+        Ok((
+            a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])?,
+            None,
+        ))
     }
 }
 

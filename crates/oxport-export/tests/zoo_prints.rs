@@ -339,3 +339,36 @@ fn conv_padding_modes_export_as_torch_nn_does() {
         "conv_modes.train.txt",
     );
 }
+
+/// Twin of `AttnWeights` in tools/gen_export_fixtures.py: `attn(x, x, x)` with need_weights=True.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct AttnWeights {
+    #[module]
+    attn: oxport_export::nn::MultiheadAttention,
+}
+
+impl oxport_export::Forward for AttnWeights {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let (a, w) = self
+            .attn
+            .forward_self_weights(args[0].as_tensor().unwrap(), true)?;
+        Ok(PyValue::Tuple(vec![a.into(), w.expect("weights").into()]))
+    }
+}
+
+#[test]
+fn attention_weights_path_exports_as_torch_nn_does() {
+    let mut g = Generator::new(0);
+    let model = AttnWeights {
+        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g).unwrap(),
+    };
+    let x = Tensor::zeros(&[2, 4, 16], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "attn_weights.train.txt",
+    );
+}
