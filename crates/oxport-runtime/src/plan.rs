@@ -136,6 +136,8 @@ struct GraphPlan {
     inputs: Vec<Slot>,
     steps: Vec<Step>,
     outputs: Vec<Src>,
+    /// Stands in for a missing tensor while an error is reported (made once, not per call).
+    empty: Tensor,
 }
 
 struct Builder {
@@ -339,6 +341,7 @@ fn graph_plan(g: &Graph) -> Result<GraphPlan> {
         inputs,
         steps,
         outputs,
+        empty: Tensor::fake(DType::F32, &[0], &[1], 0),
     };
     plan_frees(&mut plan);
     Ok(plan)
@@ -803,8 +806,7 @@ impl GraphPlan {
         match &step.kind {
             Kind::Op(op) => {
                 let mut missing = None;
-                let empty =
-                    Tensor::from_vec(Vec::<f32>::new(), &[0]).map_err(|e| op_err(step, e))?;
+                let empty = &self.empty;
                 let mut values: Vec<Value> = op
                     .template
                     .iter()
@@ -1007,8 +1009,55 @@ enum Feed {
 struct InputCheck {
     name: String,
     meta: Option<TensorMeta>,
+    /// One per dim of `meta`, parsed once at plan time.
+    dims: Vec<DimCheck>,
     /// A user input export specialized to this value (`constant_input`): the caller must pass it.
     constant: Option<Value>,
+}
+
+/// What one dim of an input must be.
+#[derive(Debug)]
+struct DimCheck {
+    /// `x.size()[0]`, as guard messages name it.
+    here: String,
+    kind: DimKind,
+}
+
+#[derive(Debug)]
+enum DimKind {
+    Static(i64),
+    /// A symbol: bound by its first occurrence, equal everywhere else.
+    Symbol(String),
+    /// An expression of symbols, checked once they are bound.
+    Expr(sympy::Expr),
+    /// An expression oxport cannot parse: not checked.
+    Unknown,
+}
+
+impl InputCheck {
+    fn new(name: String, meta: Option<TensorMeta>, constant: Option<Value>) -> InputCheck {
+        let dims = meta
+            .iter()
+            .flat_map(|m| m.sizes.iter().enumerate())
+            .map(|(d, s)| DimCheck {
+                here: format!("{name}.size()[{d}]"),
+                kind: match s {
+                    IrSymInt::AsInt(n) => DimKind::Static(*n),
+                    IrSymInt::AsExpr(e) => match sympy::parse(&e.expr_str) {
+                        Some(sympy::Expr::Symbol(sym)) => DimKind::Symbol(sym),
+                        Some(expr) => DimKind::Expr(expr),
+                        None => DimKind::Unknown,
+                    },
+                },
+            })
+            .collect();
+        InputCheck {
+            name,
+            meta,
+            dims,
+            constant,
+        }
+    }
 }
 
 /// An exported program ready to run: `ep.module()` in PyTorch.
@@ -1059,11 +1108,7 @@ impl Module {
                         Argument::AsSymInt(SymIntArgument::AsName(n)) => (n.clone(), None),
                         _ => (String::new(), None),
                     };
-                    checks.push(InputCheck {
-                        name,
-                        meta,
-                        constant: None,
-                    });
+                    checks.push(InputCheck::new(name, meta, None));
                     Feed::User(checks.len() - 1)
                 }
                 InputSpec::ConstantInput(c) => {
@@ -1074,11 +1119,7 @@ impl Module {
                         ConstantValue::AsString(s) => V::Str(s.clone()),
                         ConstantValue::AsNone(_) => V::None,
                     };
-                    checks.push(InputCheck {
-                        name: c.name.clone(),
-                        meta: None,
-                        constant: Some(value.clone()),
-                    });
+                    checks.push(InputCheck::new(c.name.clone(), None, Some(value.clone())));
                     Feed::Const(value)
                 }
                 InputSpec::Parameter(p) => Feed::State(state(&p.parameter_name)?),
@@ -1230,7 +1271,8 @@ impl Module {
                 inputs.len()
             )));
         }
-        let mut symbols: HashMap<String, (i64, String)> = HashMap::new();
+        // Symbol -> (value, where it was bound), in binding order.
+        let mut symbols: Vec<(&str, i64, &str)> = vec![];
         let mut deferred = vec![];
         for (c, v) in self.checks.iter().zip(inputs) {
             if let Some(k) = &c.constant {
@@ -1265,51 +1307,46 @@ impl Module {
                     t.dtype().name()
                 )));
             }
-            if t.dim() != meta.sizes.len() {
+            if t.dim() != c.dims.len() {
                 return Err(Error::Guard(format!(
                     "Guard failed: {name}.dim() == {} (input '{name}' has shape {:?})",
-                    meta.sizes.len(),
+                    c.dims.len(),
                     t.sizes()
                 )));
             }
-            for (d, (s, &actual)) in meta.sizes.iter().zip(t.sizes()).enumerate() {
+            for (dim, &actual) in c.dims.iter().zip(t.sizes()) {
                 let actual = actual as i64;
-                let here = format!("{name}.size()[{d}]");
-                match s {
-                    IrSymInt::AsInt(n) if *n != actual => {
+                let here = dim.here.as_str();
+                match &dim.kind {
+                    DimKind::Static(n) if *n != actual => {
                         return Err(Error::Guard(format!(
                             "Guard failed: {here} == {n} (input '{name}' has shape {:?})",
                             t.sizes()
                         )))
                     }
-                    IrSymInt::AsInt(_) => {}
-                    IrSymInt::AsExpr(e) => match sympy::parse(&e.expr_str) {
-                        Some(sympy::Expr::Symbol(sym)) => match symbols.get(&sym) {
-                            Some((v, first)) if *v != actual => {
-                                return Err(Error::Guard(format!(
-                                    "Guard failed: {here} == {first} (both are {sym}; got {actual} and {v})"
-                                )))
-                            }
-                            Some(_) => {}
-                            None => {
-                                symbols.insert(sym, (actual, here));
-                            }
-                        },
-                        Some(expr) => deferred.push((expr, actual, here)),
-                        None => {}
+                    DimKind::Symbol(sym) => match symbols.iter().find(|(s, _, _)| s == sym) {
+                        Some((_, v, first)) if *v != actual => {
+                            return Err(Error::Guard(format!(
+                                "Guard failed: {here} == {first} (both are {sym}; got {actual} and {v})"
+                            )))
+                        }
+                        Some(_) => {}
+                        None => symbols.push((sym, actual, here)),
                     },
+                    DimKind::Expr(expr) => deferred.push((expr, actual, here)),
+                    DimKind::Static(_) | DimKind::Unknown => {}
                 }
             }
         }
-        for (sym, (v, here)) in &symbols {
+        for &(sym, v, here) in &symbols {
             if let Some(&(min, max)) = self.ranges.get(sym) {
-                if let Some(m) = min.filter(|&m| *v < m) {
+                if let Some(m) = min.filter(|&m| v < m) {
                     return Err(Error::Guard(format!(
                         "Guard failed: {here} >= {m} (got {v}; {sym} is in [{m}, {}])",
                         fmt_bound(max)
                     )));
                 }
-                if let Some(m) = max.filter(|&m| *v > m) {
+                if let Some(m) = max.filter(|&m| v > m) {
                     return Err(Error::Guard(format!(
                         "Guard failed: {here} <= {m} (got {v}; {sym} is in [{}, {m}])",
                         fmt_bound(min)
@@ -1318,7 +1355,7 @@ impl Module {
             }
         }
         for (expr, actual, here) in deferred {
-            let lookup = |s: &str| symbols.get(s).map(|(v, _)| *v);
+            let lookup = |s: &str| symbols.iter().find(|(n, _, _)| *n == s).map(|(_, v, _)| *v);
             if let Some(expected) = expr.eval_int(&lookup) {
                 if expected != actual {
                     return Err(Error::Guard(format!(
