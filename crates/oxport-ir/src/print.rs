@@ -652,28 +652,17 @@ fn output_value(gb: &GraphBuild, o: &Argument) -> PyVal {
     }
 }
 
+/// The name PyTorch's `InputSpec` prints (a specialized constant input prints its own name).
 fn input_spec_name(s: &InputSpec) -> String {
     match s {
-        InputSpec::UserInput(u) => argument_spec_name(&u.arg),
-        InputSpec::Parameter(p) => p.arg.name.clone(),
-        InputSpec::Buffer(b) => b.arg.name.clone(),
-        InputSpec::TensorConstant(c) => c.arg.name.clone(),
-        InputSpec::CustomObj(c) => c.arg.name.clone(),
-        InputSpec::Token(t) => t.arg.name.clone(),
         InputSpec::ConstantInput(c) => c.name.clone(),
+        other => other.value_name().unwrap_or_default().to_string(),
     }
 }
 
 /// The name PyTorch's `ArgumentSpec` has for a signature argument (`""` for constants).
 fn argument_spec_name(a: &Argument) -> String {
-    match a {
-        Argument::AsTensor(t) => t.name.clone(),
-        Argument::AsSymInt(SymIntArgument::AsName(n))
-        | Argument::AsSymFloat(SymFloatArgument::AsName(n))
-        | Argument::AsSymBool(SymBoolArgument::AsName(n)) => n.clone(),
-        Argument::AsCustomObj(c) => c.name.clone(),
-        _ => String::new(),
-    }
+    a.value_name().unwrap_or_default().to_string()
 }
 
 fn hoo_inputs(

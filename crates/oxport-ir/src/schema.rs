@@ -414,6 +414,20 @@ pub enum Argument {
     AsFloatLists(Vec<Vec<PyFloat>>),
 }
 
+impl Argument {
+    /// The graph value this argument names (a tensor, symbolic value or custom object), if it names one.
+    pub fn value_name(&self) -> Option<&str> {
+        match self {
+            Argument::AsTensor(t) => Some(&t.name),
+            Argument::AsSymInt(SymIntArgument::AsName(n))
+            | Argument::AsSymBool(SymBoolArgument::AsName(n))
+            | Argument::AsSymFloat(SymFloatArgument::AsName(n)) => Some(n),
+            Argument::AsCustomObj(c) => Some(&c.name),
+            _ => None,
+        }
+    }
+}
+
 /// A named node input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamedArgument {
@@ -556,6 +570,21 @@ pub enum InputSpec {
     CustomObj(InputToCustomObjSpec),
     Token(InputTokenSpec),
     ConstantInput(InputToConstantInputSpec),
+}
+
+impl InputSpec {
+    /// The graph input this spec describes, if it is a named value (`None` for a specialized constant).
+    pub fn value_name(&self) -> Option<&str> {
+        match self {
+            InputSpec::UserInput(u) => u.arg.value_name(),
+            InputSpec::Parameter(p) => Some(&p.arg.name),
+            InputSpec::Buffer(b) => Some(&b.arg.name),
+            InputSpec::TensorConstant(c) => Some(&c.arg.name),
+            InputSpec::CustomObj(c) => Some(&c.arg.name),
+            InputSpec::Token(t) => Some(&t.arg.name),
+            InputSpec::ConstantInput(_) => None,
+        }
+    }
 }
 
 /// A user output.

@@ -22,7 +22,7 @@ pub fn validate(ep: &ExportedProgram) -> Result<()> {
         )));
     }
     for (spec, input) in sig.input_specs.iter().zip(&g.inputs) {
-        let (spec_name, graph_name) = (input_spec_value(spec), value_name(input));
+        let (spec_name, graph_name) = (spec.value_name(), input.value_name());
         if let (Some(s), Some(gn)) = (&spec_name, &graph_name) {
             if s != gn {
                 return Err(invalid(format!(
@@ -50,9 +50,7 @@ pub fn validate(ep: &ExportedProgram) -> Result<()> {
     for spec in &sig.output_specs {
         if let OutputSpec::UserInputMutation(m) = spec {
             let is_user_input = sig.input_specs.iter().any(|s| match s {
-                InputSpec::UserInput(u) => {
-                    value_name(&u.arg).as_deref() == Some(m.user_input_name.as_str())
-                }
+                InputSpec::UserInput(u) => u.arg.value_name() == Some(m.user_input_name.as_str()),
                 _ => false,
             });
             if !is_user_input {
@@ -113,30 +111,6 @@ fn need_constant(ep: &ExportedProgram, name: &str, what: &str) -> Result<()> {
     }
 }
 
-fn input_spec_value(s: &InputSpec) -> Option<String> {
-    match s {
-        InputSpec::UserInput(u) => value_name(&u.arg),
-        InputSpec::Parameter(p) => Some(p.arg.name.clone()),
-        InputSpec::Buffer(b) => Some(b.arg.name.clone()),
-        InputSpec::TensorConstant(c) => Some(c.arg.name.clone()),
-        InputSpec::CustomObj(c) => Some(c.arg.name.clone()),
-        InputSpec::Token(t) => Some(t.arg.name.clone()),
-        InputSpec::ConstantInput(_) => None,
-    }
-}
-
-/// The value an argument names, if it names one.
-fn value_name(a: &Argument) -> Option<String> {
-    match a {
-        Argument::AsTensor(t) => Some(t.name.clone()),
-        Argument::AsSymInt(SymIntArgument::AsName(n))
-        | Argument::AsSymBool(SymBoolArgument::AsName(n))
-        | Argument::AsSymFloat(SymFloatArgument::AsName(n)) => Some(n.clone()),
-        Argument::AsCustomObj(c) => Some(c.name.clone()),
-        _ => None,
-    }
-}
-
 /// Every value name an argument uses (`defs` for outputs, `uses` for inputs).
 fn names_in(a: &Argument, out: &mut Vec<String>) {
     match a {
@@ -161,7 +135,7 @@ fn names_in(a: &Argument, out: &mut Vec<String>) {
             SymFloatArgument::AsFloat(_) => None,
         })),
         Argument::AsStringToArgument(m) => m.values().for_each(|v| names_in(v, out)),
-        other => out.extend(value_name(other)),
+        other => out.extend(other.value_name().map(str::to_string)),
     }
 }
 
