@@ -98,13 +98,11 @@ pub fn export_dynamic(
     kwargs: Vec<(String, PyValue)>,
     dynamic_shapes: &[(String, usize, Dim)],
 ) -> Result<ExportedProgram, ExportError> {
-    let modules: HashMap<usize, (String, String)> = named_modules(model)
+    let all_modules = named_modules(model);
+    let module_order: Vec<String> = all_modules.iter().map(|(fqn, _, _)| fqn.clone()).collect();
+    let modules: HashMap<usize, (String, String)> = all_modules
         .into_iter()
         .map(|(fqn, ty, addr)| (addr, (fqn, ty)))
-        .collect();
-    let module_order: Vec<String> = named_modules(model)
-        .into_iter()
-        .map(|(fqn, _, _)| fqn)
         .collect();
     let state = Rc::new(RefCell::new(State::new(modules, model.type_name())));
     let params = named_parameters(model);

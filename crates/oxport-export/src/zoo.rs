@@ -116,23 +116,25 @@ impl Forward for ConvReluMaxpool {
     }
 }
 
-/// torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` conv without bias.
-fn resnet_conv(
+/// torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` conv without bias (ResNet and
+/// MobileNetV3 both initialize their convolutions this way).
+fn kaiming_conv(
     cin: usize,
     cout: usize,
     k: usize,
     stride: i64,
     padding: i64,
+    groups: usize,
     g: &mut Generator,
 ) -> Result<Conv2d> {
     let std = (2.0 / (cout * k * k) as f64).sqrt();
     Ok(Conv2d {
-        weight: Tensor::randn(&[cout, cin, k, k], g)?.mul(std)?,
+        weight: Tensor::randn(&[cout, cin / groups, k, k], g)?.mul(std)?,
         bias: None,
         stride: [stride; 2],
         padding: [padding; 2],
         dilation: [1; 2],
-        groups: 1,
+        groups: groups as i64,
         padding_mode: PaddingMode::Zeros,
     })
 }
@@ -165,17 +167,17 @@ impl BasicBlock {
     fn new(cin: usize, cout: usize, stride: i64, g: &mut Generator) -> Result<BasicBlock> {
         let downsample = if stride != 1 || cin != cout {
             Some(Sequential::new(vec![
-                Box::new(resnet_conv(cin, cout, 1, stride, 0, g)?),
+                Box::new(kaiming_conv(cin, cout, 1, stride, 0, 1, g)?),
                 Box::new(BatchNorm2d::new(cout, 1e-5, 0.1)?),
             ]))
         } else {
             None
         };
         Ok(BasicBlock {
-            conv1: resnet_conv(cin, cout, 3, stride, 1, g)?,
+            conv1: kaiming_conv(cin, cout, 3, stride, 1, 1, g)?,
             bn1: BatchNorm2d::new(cout, 1e-5, 0.1)?,
             relu: ReLU { inplace: true },
-            conv2: resnet_conv(cout, cout, 3, 1, 1, g)?,
+            conv2: kaiming_conv(cout, cout, 3, 1, 1, 1, g)?,
             bn2: BatchNorm2d::new(cout, 1e-5, 0.1)?,
             downsample,
         })
@@ -247,7 +249,7 @@ impl ResNet {
                 ]))
             };
         Ok(ResNet {
-            conv1: resnet_conv(3, 64, 7, 2, 3, g)?,
+            conv1: kaiming_conv(3, 64, 7, 2, 3, 1, g)?,
             bn1: BatchNorm2d::new(64, 1e-5, 0.1)?,
             relu: ReLU { inplace: true },
             maxpool: MaxPool2d {
@@ -359,16 +361,7 @@ fn conv_norm_act(
     act: Option<Act>,
     g: &mut Generator,
 ) -> Result<Sequential> {
-    let std = (2.0 / (cout * k * k) as f64).sqrt();
-    let conv = Conv2d {
-        weight: Tensor::randn(&[cout, cin / groups, k, k], g)?.mul(std)?,
-        bias: None,
-        stride: [stride; 2],
-        padding: [(k as i64 - 1) / 2; 2],
-        dilation: [1; 2],
-        groups: groups as i64,
-        padding_mode: PaddingMode::Zeros,
-    };
+    let conv = kaiming_conv(cin, cout, k, stride, (k as i64 - 1) / 2, groups, g)?;
     let mut layers: Vec<Box<dyn Layer>> = vec![
         Box::new(conv),
         Box::new(BatchNorm2d::new(cout, 1e-3, 0.01)?),
