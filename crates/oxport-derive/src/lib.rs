@@ -47,13 +47,19 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
             .to_compile_error()
             .into();
     };
-    let Fields::Named(fields) = &data.fields else {
-        return syn::Error::new_spanned(&input, "#[derive(Module)] needs named fields")
-            .to_compile_error()
-            .into();
+    let no_fields = syn::punctuated::Punctuated::new();
+    let fields = match &data.fields {
+        Fields::Named(f) => &f.named,
+        // A unit struct (`struct GELU;`) has no members.
+        Fields::Unit => &no_fields,
+        Fields::Unnamed(_) => {
+            return syn::Error::new_spanned(&input, "#[derive(Module)] needs named fields")
+                .to_compile_error()
+                .into()
+        }
     };
     let (mut children, mut params, mut buffers) = (vec![], vec![], vec![]);
-    for f in &fields.named {
+    for f in fields {
         let ident = f.ident.as_ref().expect("named field");
         let key = ident.to_string();
         let opt = is_option(&f.ty);

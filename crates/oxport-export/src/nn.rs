@@ -1,6 +1,7 @@
 //! Layers mirroring `torch.nn`: same parameter names and shapes, same ops, same default initialization
 //! distributions (drawn from oxport's generator, so not PyTorch's numbers).
-use crate::module::{scope, Module};
+use crate::module::scope;
+use crate::Module;
 use oxport_core::prelude::*;
 
 /// `U(-bound, bound)` of `sizes`.
@@ -23,10 +24,14 @@ pub enum PaddingMode {
 }
 
 /// `torch.nn.Conv2d`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.conv.Conv2d", crate = "crate")]
 pub struct Conv2d {
     /// `[out, in / groups, kh, kw]`
+    #[param]
     pub weight: Tensor,
     /// `[out]`
+    #[param]
     pub bias: Option<Tensor>,
     /// Stride.
     pub stride: [i64; 2],
@@ -110,20 +115,9 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.conv.Conv2d".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut v = vec![("weight".to_string(), &self.weight)];
-        if let Some(b) = &self.bias {
-            v.push(("bias".into(), b));
-        }
-        v
-    }
-}
-
 /// `torch.nn.ReLU`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.ReLU", crate = "crate")]
 pub struct ReLU {
     /// `inplace=True` records `relu_`.
     pub inplace: bool,
@@ -136,13 +130,9 @@ impl ReLU {
     }
 }
 
-impl Module for ReLU {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.ReLU".into()
-    }
-}
-
 /// `torch.nn.MaxPool2d`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.pooling.MaxPool2d", crate = "crate")]
 pub struct MaxPool2d {
     /// Window.
     pub kernel_size: [i64; 2],
@@ -182,17 +172,15 @@ impl MaxPool2d {
     }
 }
 
-impl Module for MaxPool2d {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.pooling.MaxPool2d".into()
-    }
-}
-
 /// `torch.nn.Linear`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.linear.Linear", crate = "crate")]
 pub struct Linear {
     /// `[out, in]`
+    #[param]
     pub weight: Tensor,
     /// `[out]`
+    #[param]
     pub bias: Option<Tensor>,
 }
 
@@ -218,19 +206,6 @@ impl Linear {
     /// `linear(x)`: `aten.linear`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         scope(self, || x.linear(&self.weight, self.bias.as_ref()))
-    }
-}
-
-impl Module for Linear {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.linear.Linear".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut v = vec![("weight".to_string(), &self.weight)];
-        if let Some(b) = &self.bias {
-            v.push(("bias".into(), b));
-        }
-        v
     }
 }
 
@@ -383,6 +358,11 @@ impl Module for BatchNorm2d {
 }
 
 /// `torch.nn.AdaptiveAvgPool2d`.
+#[derive(Module)]
+#[module(
+    type_name = "torch.nn.modules.pooling.AdaptiveAvgPool2d",
+    crate = "crate"
+)]
 pub struct AdaptiveAvgPool2d {
     /// Output height and width.
     pub output_size: [i64; 2],
@@ -395,13 +375,9 @@ impl AdaptiveAvgPool2d {
     }
 }
 
-impl Module for AdaptiveAvgPool2d {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.pooling.AdaptiveAvgPool2d".into()
-    }
-}
-
 /// `torch.nn.Identity`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.linear.Identity", crate = "crate")]
 pub struct Identity;
 
 impl Identity {
@@ -411,13 +387,9 @@ impl Identity {
     }
 }
 
-impl Module for Identity {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.linear.Identity".into()
-    }
-}
-
 /// `torch.nn.Flatten(start_dim=1, end_dim=-1)`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.flatten.Flatten", crate = "crate")]
 pub struct Flatten {
     /// First dim flattened.
     pub start_dim: i64,
@@ -432,19 +404,20 @@ impl Flatten {
     }
 }
 
-impl Module for Flatten {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.flatten.Flatten".into()
-    }
-}
-
 /// `torch.nn.LayerNorm` over the last dims.
+#[derive(Module)]
+#[module(
+    type_name = "torch.nn.modules.normalization.LayerNorm",
+    crate = "crate"
+)]
 pub struct LayerNorm {
     /// `normalized_shape`.
     pub normalized_shape: Vec<i64>,
     /// Initialized to 1.
+    #[param]
     pub weight: Tensor,
     /// Initialized to 0.
+    #[param]
     pub bias: Tensor,
     /// Added to the variance.
     pub eps: f64,
@@ -474,16 +447,9 @@ impl LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.normalization.LayerNorm".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
-    }
-}
-
 /// `torch.nn.GELU(approximate="none")`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.GELU", crate = "crate")]
 pub struct GELU;
 
 impl GELU {
@@ -493,22 +459,24 @@ impl GELU {
     }
 }
 
-impl Module for GELU {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.GELU".into()
-    }
-}
-
 layer!(LayerNorm, GELU);
 
 /// `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)` (no dropout), self-attention
 /// with `need_weights=False`, as `F.multi_head_attention_forward` computes it.
+#[derive(Module)]
+#[module(
+    type_name = "torch.nn.modules.activation.MultiheadAttention",
+    crate = "crate"
+)]
 pub struct MultiheadAttention {
     /// `[3E, E]`
+    #[param]
     pub in_proj_weight: Tensor,
     /// `[3E]`, zeros.
+    #[param]
     pub in_proj_bias: Tensor,
     /// `out_proj` (`NonDynamicallyQuantizableLinear`), bias zeros.
+    #[module]
     pub out_proj: OutProj,
     /// Heads.
     pub num_heads: usize,
@@ -605,23 +573,10 @@ impl MultiheadAttention {
     }
 }
 
-impl Module for MultiheadAttention {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.MultiheadAttention".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![("out_proj".into(), &self.out_proj)]
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        vec![
-            ("in_proj_weight".into(), &self.in_proj_weight),
-            ("in_proj_bias".into(), &self.in_proj_bias),
-        ]
-    }
-}
-
 /// `torch.nn.SiLU`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
 /// that stack-trace groups (blank lines in the printed program) match.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.SiLU", crate = "crate")]
 pub struct SiLU {
     /// `inplace=True` records `silu_`.
     pub inplace: bool,
@@ -634,14 +589,10 @@ impl SiLU {
     }
 }
 
-impl Module for SiLU {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.SiLU".into()
-    }
-}
-
 /// `torch.nn.Hardswish`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
 /// that stack-trace groups (blank lines in the printed program) match.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.Hardswish", crate = "crate")]
 pub struct Hardswish {
     /// `inplace=True` records `hardswish_`.
     pub inplace: bool,
@@ -660,14 +611,10 @@ impl Hardswish {
     }
 }
 
-impl Module for Hardswish {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.Hardswish".into()
-    }
-}
-
 /// `torch.nn.Hardsigmoid`. Each layer's op sits on its own source line, as each PyTorch layer's does, so
 /// that stack-trace groups (blank lines in the printed program) match.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.Hardsigmoid", crate = "crate")]
 pub struct Hardsigmoid {
     /// `inplace=True` records `hardsigmoid_`.
     pub inplace: bool,
@@ -686,13 +633,9 @@ impl Hardsigmoid {
     }
 }
 
-impl Module for Hardsigmoid {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.Hardsigmoid".into()
-    }
-}
-
 /// `torch.nn.ReLU6`: `hardtanh(x, 0, 6)`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.ReLU6", crate = "crate")]
 pub struct ReLU6 {
     /// `inplace=True` records `hardtanh_`.
     pub inplace: bool,
@@ -711,13 +654,9 @@ impl ReLU6 {
     }
 }
 
-impl Module for ReLU6 {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.ReLU6".into()
-    }
-}
-
 /// `torch.nn.Sigmoid`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.Sigmoid", crate = "crate")]
 pub struct Sigmoid;
 
 impl Sigmoid {
@@ -727,13 +666,9 @@ impl Sigmoid {
     }
 }
 
-impl Module for Sigmoid {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.Sigmoid".into()
-    }
-}
-
 /// `torch.nn.Tanh`.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.activation.Tanh", crate = "crate")]
 pub struct Tanh;
 
 impl Tanh {
@@ -743,13 +678,9 @@ impl Tanh {
     }
 }
 
-impl Module for Tanh {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.activation.Tanh".into()
-    }
-}
-
 /// `torch.nn.Dropout` in eval mode: `dropout(x, p, False)` (the identity).
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.dropout.Dropout", crate = "crate")]
 pub struct Dropout {
     /// Drop probability (recorded; training-mode dropout is not supported).
     pub p: f64,
@@ -770,13 +701,9 @@ impl Dropout {
     }
 }
 
-impl Module for Dropout {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.dropout.Dropout".into()
-    }
-}
-
 /// `torch.nn.AvgPool2d(kernel_size)` (stride = kernel, no padding).
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.pooling.AvgPool2d", crate = "crate")]
 pub struct AvgPool2d {
     /// Window (and stride).
     pub kernel_size: i64,
@@ -790,15 +717,12 @@ impl AvgPool2d {
     }
 }
 
-impl Module for AvgPool2d {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.pooling.AvgPool2d".into()
-    }
-}
-
 /// `torch.nn.Embedding(num, dim)` (weights `N(0, 1)`, as PyTorch initializes them).
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.sparse.Embedding", crate = "crate")]
 pub struct Embedding {
     /// `[num, dim]`
+    #[param]
     pub weight: Tensor,
 }
 
@@ -817,15 +741,6 @@ impl Embedding {
     /// `embedding(weight, indices)`.
     pub fn forward(&self, indices: &Tensor) -> Result<Tensor> {
         scope(self, || self.weight.embedding(indices))
-    }
-}
-
-impl Module for Embedding {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.sparse.Embedding".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        vec![("weight".into(), &self.weight)]
     }
 }
 
@@ -860,14 +775,20 @@ impl<T: Module> Module for ModuleList<T> {
 }
 
 /// `torch.nn.LSTM(input_size, hidden_size, batch_first=True)`: one layer, unidirectional, with biases.
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.rnn.LSTM", crate = "crate")]
 pub struct LSTM {
     /// `[4H, I]`
+    #[param]
     pub weight_ih_l0: Tensor,
     /// `[4H, H]`
+    #[param]
     pub weight_hh_l0: Tensor,
     /// `[4H]`
+    #[param]
     pub bias_ih_l0: Tensor,
     /// `[4H]`
+    #[param]
     pub bias_hh_l0: Tensor,
     /// `H`
     pub hidden_size: usize,
@@ -914,38 +835,37 @@ impl LSTM {
     }
 }
 
-impl Module for LSTM {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.rnn.LSTM".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        vec![
-            ("weight_ih_l0".into(), &self.weight_ih_l0),
-            ("weight_hh_l0".into(), &self.weight_hh_l0),
-            ("bias_ih_l0".into(), &self.bias_ih_l0),
-            ("bias_hh_l0".into(), &self.bias_hh_l0),
-        ]
-    }
-}
-
 /// `torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, batch_first=True)` in eval mode
 /// (post-norm, ReLU, dropout 0.1).
+#[derive(Module)]
+#[module(
+    type_name = "torch.nn.modules.transformer.TransformerEncoderLayer",
+    crate = "crate"
+)]
 pub struct TransformerEncoderLayer {
     /// Self-attention.
+    #[module]
     pub self_attn: MultiheadAttention,
     /// `d_model -> dim_feedforward`
+    #[module]
     pub linear1: Linear,
     /// Dropout after the activation.
+    #[module]
     pub dropout: Dropout,
     /// `dim_feedforward -> d_model`
+    #[module]
     pub linear2: Linear,
     /// After the attention block.
+    #[module]
     pub norm1: LayerNorm,
     /// After the feed-forward block.
+    #[module]
     pub norm2: LayerNorm,
     /// On the attention output.
+    #[module]
     pub dropout1: Dropout,
     /// On the feed-forward output.
+    #[module]
     pub dropout2: Dropout,
 }
 
@@ -997,27 +917,15 @@ impl TransformerEncoderLayer {
     }
 }
 
-impl Module for TransformerEncoderLayer {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.transformer.TransformerEncoderLayer".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            ("self_attn".into(), &self.self_attn),
-            ("linear1".into(), &self.linear1),
-            ("dropout".into(), &self.dropout),
-            ("linear2".into(), &self.linear2),
-            ("norm1".into(), &self.norm1),
-            ("norm2".into(), &self.norm2),
-            ("dropout1".into(), &self.dropout1),
-            ("dropout2".into(), &self.dropout2),
-        ]
-    }
-}
-
 /// `torch.nn.TransformerEncoder(layer, num_layers)` (no final norm).
+#[derive(Module)]
+#[module(
+    type_name = "torch.nn.modules.transformer.TransformerEncoder",
+    crate = "crate"
+)]
 pub struct TransformerEncoder {
     /// The stacked layers.
+    #[module]
     pub layers: ModuleList<TransformerEncoderLayer>,
 }
 
@@ -1031,15 +939,6 @@ impl TransformerEncoder {
             }
             Ok(x)
         })
-    }
-}
-
-impl Module for TransformerEncoder {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.transformer.TransformerEncoder".into()
-    }
-    fn named_children(&self) -> Vec<(String, &dyn Module)> {
-        vec![("layers".into(), &self.layers)]
     }
 }
 
@@ -1084,10 +983,14 @@ impl crate::Forward for TransformerEncoder {
 }
 
 /// `torch.nn.Conv1d` (zero padding).
+#[derive(Module)]
+#[module(type_name = "torch.nn.modules.conv.Conv1d", crate = "crate")]
 pub struct Conv1d {
     /// `[out, in / groups, k]`
+    #[param]
     pub weight: Tensor,
     /// `[out]`
+    #[param]
     pub bias: Option<Tensor>,
     /// Stride.
     pub stride: i64,
@@ -1145,19 +1048,6 @@ impl Conv1d {
                 self.groups,
             )
         })
-    }
-}
-
-impl Module for Conv1d {
-    fn type_name(&self) -> String {
-        "torch.nn.modules.conv.Conv1d".into()
-    }
-    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut v = vec![("weight".to_string(), &self.weight)];
-        if let Some(b) = &self.bias {
-            v.push(("bias".into(), b));
-        }
-        v
     }
 }
 
