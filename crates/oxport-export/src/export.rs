@@ -1,6 +1,6 @@
 //! [`export`]: trace a model's forward into an [`ExportedProgram`].
 use crate::module::{named_buffers, named_modules, named_parameters, Forward};
-use crate::tracer::{self, ir_meta, view_key, State};
+use crate::tracer::{self, view_key, State};
 use oxport_core::ops::TensorMeta as CoreMeta;
 use oxport_core::Tensor;
 use oxport_ir::schema as ir;
@@ -114,7 +114,10 @@ pub fn export_dynamic(
         for (fqn, t) in &params {
             let name = st.ns.create_name(&format!("p_{}", fqn.replace('.', "_")));
             st.values.insert(view_key(t), name.clone());
-            placeholders.push((name.clone(), ir_meta(&CoreMeta::of(t), true)));
+            placeholders.push((
+                name.clone(),
+                ir::TensorMeta::from_core(&CoreMeta::of(t), true),
+            ));
             input_specs.push(ir::InputSpec::Parameter(ir::InputToParameterSpec {
                 arg: ir::TensorArgument::new(name),
                 parameter_name: fqn.clone(),
@@ -123,7 +126,10 @@ pub fn export_dynamic(
         for (fqn, t, persistent) in &buffers {
             let name = st.ns.create_name(&format!("b_{}", fqn.replace('.', "_")));
             st.values.insert(view_key(t), name.clone());
-            placeholders.push((name.clone(), ir_meta(&CoreMeta::of(t), false)));
+            placeholders.push((
+                name.clone(),
+                ir::TensorMeta::from_core(&CoreMeta::of(t), false),
+            ));
             input_specs.push(ir::InputSpec::Buffer(ir::InputToBufferSpec {
                 arg: ir::TensorArgument::new(name),
                 buffer_name: fqn.clone(),
@@ -203,7 +209,7 @@ pub fn export_dynamic(
                 if symbolic {
                     st.metas.insert(view_key(&fake), meta.clone());
                 }
-                user.push((n, ir_meta(&meta, false)));
+                user.push((n, ir::TensorMeta::from_core(&meta, false)));
                 Ok(PyValue::Tensor(fake))
             }
             other => Err(ExportError::Io(format!(
@@ -270,7 +276,10 @@ pub fn export_dynamic(
     }
     // Lifted constants go between the state and the user inputs, as in PyTorch.
     for (name, target, t) in &st.lifted.clone() {
-        placeholders.push((name.clone(), ir_meta(&CoreMeta::of(t), false)));
+        placeholders.push((
+            name.clone(),
+            ir::TensorMeta::from_core(&CoreMeta::of(t), false),
+        ));
         input_specs.push(ir::InputSpec::TensorConstant(
             ir::InputToTensorConstantSpec {
                 arg: ir::TensorArgument::new(name.clone()),

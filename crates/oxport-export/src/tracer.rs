@@ -203,28 +203,6 @@ fn packet_name(op: &str) -> &str {
     op.split('.').nth(1).unwrap_or(op)
 }
 
-pub(crate) fn sym_int(s: &SymInt) -> ir::SymInt {
-    match s.as_int() {
-        Some(i) => ir::SymInt::AsInt(i),
-        None => ir::SymInt::AsExpr(ir::SymExpr {
-            expr_str: s.to_string(),
-            hint: Some(ir::SymExprHint::AsInt(s.hint())),
-        }),
-    }
-}
-
-pub(crate) fn ir_meta(m: &CoreMeta, requires_grad: bool) -> ir::TensorMeta {
-    ir::TensorMeta {
-        dtype: ir::ScalarType::from(m.dtype),
-        sizes: m.sizes.iter().map(sym_int).collect(),
-        requires_grad,
-        device: ir::Device::cpu(),
-        strides: m.strides.iter().map(sym_int).collect(),
-        storage_offset: sym_int(&m.offset),
-        layout: ir::Layout::Strided,
-    }
-}
-
 fn hints(v: &[SymInt]) -> Vec<usize> {
     v.iter().map(|s| s.hint().max(0) as usize).collect()
 }
@@ -388,7 +366,8 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
                 if m.sizes.iter().chain(&m.strides).any(SymInt::is_symbolic) {
                     st.metas.insert(view_key(&t), m.clone());
                 }
-                st.tensor_values.insert(out_name.clone(), ir_meta(m, false));
+                st.tensor_values
+                    .insert(out_name.clone(), ir::TensorMeta::from_core(m, false));
                 out_args.push(ir::Argument::AsTensor(ir::TensorArgument::new(out_name)));
                 results.push(Value::Tensor(t));
             }
@@ -399,7 +378,8 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
                     let n = st.ns.create_name("getitem");
                     let t = fake_of(m);
                     st.values.insert(view_key(&t), n.clone());
-                    st.tensor_values.insert(n.clone(), ir_meta(m, false));
+                    st.tensor_values
+                        .insert(n.clone(), ir::TensorMeta::from_core(m, false));
                     names.push(ir::TensorArgument::new(n));
                     ts.push(t);
                 }

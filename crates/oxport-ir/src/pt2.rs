@@ -371,16 +371,7 @@ fn archive_root_name(path: &Path) -> String {
 
 /// Tensor metadata of a concrete CPU tensor.
 pub fn tensor_meta_of(t: &Tensor, requires_grad: bool) -> TensorMeta {
-    let ints = |v: &[usize]| v.iter().map(|&x| SymInt::AsInt(x as i64)).collect();
-    TensorMeta {
-        dtype: ScalarType::from(t.dtype()),
-        sizes: ints(t.sizes()),
-        requires_grad,
-        device: Device::cpu(),
-        strides: ints(t.strides()),
-        storage_offset: SymInt::AsInt(t.storage_offset() as i64),
-        layout: Layout::Strided,
-    }
+    TensorMeta::from_core(&oxport_core::ops::TensorMeta::of(t), requires_grad)
 }
 
 /// Writes one payload directory: each distinct storage once, in order of first use.

@@ -289,6 +289,34 @@ pub struct TensorMeta {
     pub layout: Layout,
 }
 
+impl SymInt {
+    /// The schema form of a core symbolic int (an expression keeps its example value as the hint).
+    pub fn from_core(s: &oxport_core::SymInt) -> SymInt {
+        match s.as_int() {
+            Some(i) => SymInt::AsInt(i),
+            None => SymInt::AsExpr(SymExpr {
+                expr_str: s.to_string(),
+                hint: Some(SymExprHint::AsInt(s.hint())),
+            }),
+        }
+    }
+}
+
+impl TensorMeta {
+    /// The schema form of a core tensor meta (a CPU, strided tensor).
+    pub fn from_core(m: &oxport_core::ops::TensorMeta, requires_grad: bool) -> TensorMeta {
+        TensorMeta {
+            dtype: ScalarType::from(m.dtype),
+            sizes: m.sizes.iter().map(SymInt::from_core).collect(),
+            requires_grad,
+            device: Device::cpu(),
+            strides: m.strides.iter().map(SymInt::from_core).collect(),
+            storage_offset: SymInt::from_core(&m.offset),
+            layout: Layout::Strided,
+        }
+    }
+}
+
 /// A reference to a symbolic int value by name, or a constant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
