@@ -372,3 +372,32 @@ fn attention_weights_path_exports_as_torch_nn_does() {
         "attn_weights.train.txt",
     );
 }
+
+#[test]
+fn symbolic_sizes_are_serialized_as_pytorch_writes_them() {
+    // PyTorch 2.15 writes sizes as sympy srepr. tests/fixtures/pt2/dynamic_batch.train.pt2 exported
+    // forward(x, y) with one Dim on both batch dims, as this export of SinCos(x, y) does.
+    use oxport_export::zoo::SinCos;
+    use oxport_export::{export_dynamic, Dim};
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/pt2/dynamic_batch.train.pt2");
+    let theirs = oxport_ir::pt2::load(p).unwrap();
+    let x = Tensor::zeros(&[10, 8], DType::F32).unwrap();
+    let batch = Dim::new("batch", Some(3), Some(1024));
+    let ds = [
+        ("x".to_string(), 0, batch.clone()),
+        ("y".to_string(), 0, batch),
+    ];
+    let ours = export_dynamic(&SinCos, vec![x.clone().into(), x.into()], vec![], &ds).unwrap();
+    let size0 = |ep: &oxport_ir::ExportedProgram| match &ep
+        .graph()
+        .tensor_values
+        .get("x")
+        .unwrap()
+        .sizes[0]
+    {
+        oxport_ir::SymInt::AsExpr(e) => e.expr_str.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(size0(&ours), size0(&theirs));
+}

@@ -290,12 +290,13 @@ pub struct TensorMeta {
 }
 
 impl SymInt {
-    /// The schema form of a core symbolic int (an expression keeps its example value as the hint).
+    /// The schema form of a core symbolic int: an expression is written as sympy srepr, as PyTorch
+    /// writes it, with its example value as the hint.
     pub fn from_core(s: &oxport_core::SymInt) -> SymInt {
-        match s.as_int() {
-            Some(i) => SymInt::AsInt(i),
-            None => SymInt::AsExpr(SymExpr {
-                expr_str: s.to_string(),
+        match s {
+            oxport_core::SymInt::Int(i) => SymInt::AsInt(*i),
+            oxport_core::SymInt::Sym(e) => SymInt::AsExpr(SymExpr {
+                expr_str: crate::sympy::srepr(e),
                 hint: Some(SymExprHint::AsInt(s.hint())),
             }),
         }

@@ -404,6 +404,31 @@ impl Expr {
     }
 }
 
+/// `sympy.srepr` of a core symbolic expression, as PyTorch 2.15 serializes sizes
+/// (`Symbol('s77', positive=True, integer=True)`), with terms in the order sympy prints them: symbolic
+/// terms of a sum first, the constant factor of a product first.
+pub fn srepr(e: &oxport_core::sym::SymExpr) -> String {
+    use oxport_core::sym::SymExpr as E;
+    let list = |v: &[&E]| v.iter().map(|x| srepr(x)).collect::<Vec<_>>().join(", ");
+    let is_const = |t: &&E| matches!(t, E::Const(_));
+    match e {
+        E::Const(c) => format!("Integer({c})"),
+        E::Symbol { name, .. } => format!("Symbol('{name}', positive=True, integer=True)"),
+        E::Add(terms) => {
+            let (consts, rest): (Vec<&E>, Vec<&E>) = terms.iter().partition(is_const);
+            format!("Add({})", list(&[rest, consts].concat()))
+        }
+        E::Mul(factors) => {
+            let (consts, rest): (Vec<&E>, Vec<&E>) = factors.iter().partition(is_const);
+            format!("Mul({})", list(&[consts, rest].concat()))
+        }
+        E::FloorDiv(a, b) => format!("FloorDiv({}, {})", srepr(a), srepr(b)),
+        E::Mod(a, b) => format!("PythonMod({}, {})", srepr(a), srepr(b)),
+        E::Max(a, b) => format!("Max({}, {})", srepr(a), srepr(b)),
+        E::Min(a, b) => format!("Min({}, {})", srepr(a), srepr(b)),
+    }
+}
+
 /// Prints an `expr_str` as PyTorch prints the expression (verbatim if it cannot be parsed).
 pub fn pretty(expr_str: &str) -> String {
     match parse(expr_str) {
@@ -457,6 +482,23 @@ mod tests {
         assert_eq!(s("Equality(Symbol('s0'), Integer(4))"), "Eq(s0, 4)");
         assert_eq!(s("s77"), "s77");
         assert_eq!(s("2*s0 +"), "2*s0 +");
+    }
+
+    #[test]
+    fn srepr_round_trips_through_the_printer() {
+        let s0 = oxport_core::SymInt::symbol("s0", 5);
+        let e = s0
+            .mul(&oxport_core::SymInt::Int(2))
+            .add(&oxport_core::SymInt::Int(-1));
+        let oxport_core::SymInt::Sym(e) = e else {
+            panic!()
+        };
+        let text = srepr(&e);
+        assert_eq!(
+            text,
+            "Add(Mul(Integer(2), Symbol('s0', positive=True, integer=True)), Integer(-1))"
+        );
+        assert_eq!(pretty(&text), "2*s0 - 1");
     }
 
     #[test]
