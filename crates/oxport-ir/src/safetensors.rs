@@ -68,3 +68,31 @@ pub fn load_from_bytes(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_files_are_errors_not_panics() {
+        for bytes in [
+            &b""[..],
+            b"garbage",
+            &[0xff; 8],
+            &[8, 0, 0, 0, 0, 0, 0, 0, b'{', b'}'],
+        ] {
+            let e = load_from_bytes(bytes);
+            assert!(
+                e.is_err() || e.as_ref().is_ok_and(Vec::is_empty),
+                "{bytes:?}"
+            );
+        }
+        // A header whose offsets run past the data.
+        let header = br#"{"w":{"dtype":"F32","shape":[1000000],"data_offsets":[0,4000000]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0; 16]);
+        let e = load_from_bytes(&bytes).unwrap_err().to_string();
+        assert!(e.contains("not a readable .safetensors file"), "{e}");
+    }
+}
