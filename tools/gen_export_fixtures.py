@@ -92,7 +92,24 @@ class AttnWeights(torch.nn.Module):
         return a, w
 
 
-DYNAMIC = {"dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}}}
+class DynSizes(torch.nn.Module):
+    """Sizes read from dynamic dims and computed with, exported with x and y sharing a dynamic batch."""
+
+    def forward(s, x, y):
+        u = y.shape[0]
+        b = x.shape[0]
+        c = b * 2
+        h = x.relu()
+        r = h.reshape(c, -1), h.reshape(2 * b, 3, -1), y.reshape(y.shape[0], -1)
+        v = x.view(b + 1 - 1, -1)
+        return r, v, h.reshape(h.shape[0], x.shape[1] // 2, -1)
+
+
+_BATCH = torch.export.Dim("b", min=2, max=64)
+DYNAMIC = {
+    "dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}},
+    "dynamic_sizes": {"x": {0: _BATCH}, "y": {0: _BATCH}},
+}
 
 
 def twins():
@@ -108,6 +125,7 @@ def twins():
         nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),)
     yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
     yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
+    yield "dynamic_sizes", DynSizes, (torch.randn(4, 6), torch.randn(4, 2, 3))
     yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)
     yield "conv_modes", ConvModes, (torch.randn(1, 2, 5, 5),)
     yield "attn_weights", AttnWeights, (torch.randn(2, 4, 16),)

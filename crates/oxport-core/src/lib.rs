@@ -19,11 +19,13 @@ pub mod dtype;
 pub mod error;
 pub mod ops;
 pub mod sym;
+pub mod sym_ops;
 pub mod tensor;
 
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
 pub use sym::SymInt;
+pub use sym_ops::IntoSymInts;
 pub use tensor::Tensor;
 
 /// The names most programs need.
@@ -32,5 +34,6 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::ops::Operand;
     pub use crate::sym::SymInt;
+    pub use crate::sym_ops::IntoSymInts;
     pub use crate::tensor::{Generator, Tensor};
 }

@@ -253,8 +253,33 @@ impl SymInt {
         }
         SymInt::from_expr(SymExpr::Mul(factors))
     }
+    /// `c * rest` with `c` the constant coefficient (sizes' symbols are positive).
+    fn coef_rest(&self) -> (i64, Option<SymExpr>) {
+        match self {
+            SymInt::Int(c) => (*c, None),
+            SymInt::Sym(e) => match &**e {
+                SymExpr::Mul(fs) => match fs.first() {
+                    Some(SymExpr::Const(c)) if fs.len() == 2 => (*c, Some(fs[1].clone())),
+                    Some(SymExpr::Const(c)) => (*c, Some(SymExpr::Mul(fs[1..].to_vec()))),
+                    _ => (1, Some((**e).clone())),
+                },
+                e => (1, Some(e.clone())),
+            },
+        }
+    }
+    /// `(a*X, b*X)` for two multiples of one positive expression `X`, as sympy cancels them.
+    fn common_multiples(&self, other: &SymInt) -> Option<(i64, i64, SymExpr)> {
+        let ((a, x), (b, y)) = (self.coef_rest(), other.coef_rest());
+        match (x, y) {
+            (Some(x), Some(y)) if x == y && a > 0 && b > 0 => Some((a, b, x)),
+            _ => None,
+        }
+    }
     /// `self // other` (floor division).
     pub fn floor_div(&self, other: &SymInt) -> SymInt {
+        if let Some((a, b, _)) = self.common_multiples(other) {
+            return SymInt::Int(a / b); // (a*X)/(b*X) == a/b exactly
+        }
         if let (SymInt::Sym(e), Some(d)) = (self, other.as_int()) {
             // (c*x)//d == (c/d)*x when d divides c, as sympy simplifies it: (64*s0)//16 -> 4*s0.
             if let SymExpr::Mul(fs) = &**e {
@@ -281,6 +306,10 @@ impl SymInt {
     }
     /// `self % other` (Python modulo).
     pub fn modulo(&self, other: &SymInt) -> SymInt {
+        if let Some((a, b, x)) = self.common_multiples(other) {
+            // (a*X) % (b*X) == (a % b) * X for X >= 1.
+            return SymInt::Int(a % b).mul(&SymInt::from_expr(x));
+        }
         match (self.as_int(), other.as_int()) {
             (Some(a), Some(b)) => SymInt::Int(py_mod(a, b)),
             (_, Some(1)) => SymInt::Int(0),

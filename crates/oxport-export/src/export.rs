@@ -180,14 +180,17 @@ pub fn export_dynamic(
         }
         ids.push(((name.clone(), *d), id, dim.name.clone()));
     }
+    let mut dim_of: HashMap<(String, usize), String> = HashMap::new();
     for (key, _, dim_name) in ids {
-        symbol_of.insert(key, format!("s{}", dim_symbol[&dim_name].0));
+        symbol_of.insert(key.clone(), format!("s{}", dim_symbol[&dim_name].0));
+        dim_of.insert(key, dim_name);
     }
     let mut range_constraints = OrderedMap::new();
     let mut symbols_sorted: Vec<&(u64, Dim)> = dim_symbol.values().collect();
     symbols_sorted.sort_by_key(|(id, _)| *id);
     // User inputs: fake copies named after forward's arguments.
     let mut user: Vec<(String, ir::TensorMeta)> = vec![];
+    let mut user_metas: Vec<(String, CoreMeta)> = vec![];
     let mut fake_input = |name: &str, v: &PyValue| -> Result<PyValue, ExportError> {
         match v {
             PyValue::Tensor(t) => {
@@ -195,6 +198,16 @@ pub fn export_dynamic(
                 let mut symbolic = false;
                 for (d, size) in meta.sizes.iter_mut().enumerate() {
                     if let Some(sym) = symbol_of.get(&(name.to_string(), d)) {
+                        let hint = t.sizes()[d];
+                        if hint < 2 {
+                            let dim = &dim_of[&(name.to_string(), d)];
+                            return Err(ExportError::Io(format!(
+                                "Constraints violated ({dim}): {name}.size()[{d}] is marked dynamic, but its example \
+                                 size is {hint}; export specializes sizes 0 and 1, as PyTorch does. Export with an \
+                                 example of size 2 or more, or make the dim static (drop ({name:?}, {d}, {dim}) from \
+                                 dynamic_shapes)"
+                            )));
+                        }
                         *size = oxport_core::SymInt::symbol(sym, t.sizes()[d] as i64);
                         symbolic = true;
                     }
@@ -208,7 +221,9 @@ pub fn export_dynamic(
                 st.values.insert(view_key(&fake), n.clone());
                 if symbolic {
                     st.metas.insert(view_key(&fake), meta.clone());
+                    st.bind_input_symbols(&meta);
                 }
+                user_metas.push((n.clone(), meta.clone()));
                 user.push((n, ir::TensorMeta::from_core(&meta, false)));
                 Ok(PyValue::Tensor(fake))
             }
@@ -233,10 +248,15 @@ pub fn export_dynamic(
         tracer::trace(state.clone(), || model.forward_py(&fake_args, &fake_kwargs))
     });
     let out = out?;
+    if let Some(e) = state.borrow_mut().sym.specialized.take() {
+        return Err(ExportError::Io(e));
+    }
     // Sound export: every decision the trace took on a symbolic size must hold for all sizes in range.
+    // As in PyTorch, tracing may assume a dynamic size is neither 0 nor 1 (examples of size 0 or 1 are
+    // refused above): `s != 1` holds for the traced program even when the Dim allows 1.
     let ranges: HashMap<String, (i64, Option<i64>)> = symbols_sorted
         .iter()
-        .map(|(id, d)| (format!("s{id}"), (d.min.unwrap_or(0), d.max)))
+        .map(|(id, d)| (format!("s{id}"), (d.min.unwrap_or(0).max(2), d.max)))
         .collect();
     let symbolic: Vec<String> = guards
         .iter()
@@ -304,12 +324,13 @@ pub fn export_dynamic(
     for (k, v) in st.tensor_values.iter() {
         tensor_values.insert(k, v.clone());
     }
+    let (nodes, sym_int_values) = bind_symbols(&mut st, &user_metas);
     let graph = ir::Graph {
         inputs,
         outputs,
-        nodes: std::mem::take(&mut st.nodes),
+        nodes,
         tensor_values,
-        sym_int_values: OrderedMap::new(),
+        sym_int_values,
         sym_bool_values: OrderedMap::new(),
         is_single_tensor_return: false,
         custom_obj_values: OrderedMap::new(),
@@ -413,6 +434,116 @@ pub fn export_dynamic(
         state_dict,
         constants,
     })
+}
+
+/// Binds each symbol the graph uses to a `sym_size_int` node on the last user-input dim that has it, as
+/// PyTorch's `insert_deferred_runtime_asserts` does: every symbolic input dim takes a name (after all
+/// traced names) in input order, the last one per symbol wins, and the winners that are used go right
+/// after the placeholders, in that order.
+fn bind_symbols(
+    st: &mut State,
+    user: &[(String, CoreMeta)],
+) -> (Vec<ir::Node>, OrderedMap<ir::SymInt>) {
+    use oxport_core::sym::SymExpr;
+    let mut winners: Vec<(String, String, String, usize, oxport_core::SymInt)> = vec![];
+    for (input, meta) in user {
+        for (d, size) in meta.sizes.iter().enumerate() {
+            let oxport_core::SymInt::Sym(e) = size else {
+                continue;
+            };
+            let SymExpr::Symbol { name: sym, .. } = &**e else {
+                continue;
+            };
+            let node = st.ns.create_name("sym_size_int");
+            winners.retain(|w| w.0 != **sym);
+            winners.push((sym.to_string(), node, input.clone(), d, size.clone()));
+        }
+    }
+    let mut nodes = std::mem::take(&mut st.nodes);
+    let renames: HashMap<String, String> = winners
+        .iter()
+        .map(|(sym, node, ..)| (crate::sym_trace::token(sym), node.clone()))
+        .collect();
+    let mut used = std::collections::HashSet::new();
+    for n in &mut nodes {
+        for a in &mut n.inputs {
+            rename_sym_args(&mut a.arg, &renames, &mut used);
+        }
+    }
+    winners.sort_by_key(|w| nodes_index(&w.1));
+    let mut front = vec![];
+    let mut sym_int_values = OrderedMap::new();
+    for (_, node, input, d, size) in winners.into_iter().filter(|w| used.contains(&w.1)) {
+        let mut metadata = OrderedMap::new();
+        metadata.insert(
+            "stack_trace",
+            "File \"torch/fx/passes/runtime_assert.py\", line 24, in insert_deferred_runtime_asserts"
+                .to_string(),
+        );
+        metadata.insert(
+            "nn_module_stack",
+            ["_empty_nn_module_stack_from_metadata_hook"; 3].join(","),
+        );
+        metadata.insert(
+            "torch_fn",
+            "sym_size.int_0;OpOverload.sym_size.int".to_string(),
+        );
+        front.push(ir::Node {
+            target: "torch.ops.aten.sym_size.int".into(),
+            inputs: vec![
+                ir::NamedArgument {
+                    name: "self".into(),
+                    arg: ir::Argument::AsTensor(ir::TensorArgument::new(input)),
+                    kind: Some(ir::ArgumentKind::Positional),
+                },
+                ir::NamedArgument {
+                    name: "dim".into(),
+                    arg: ir::Argument::AsInt(d as i64),
+                    kind: Some(ir::ArgumentKind::Positional),
+                },
+            ],
+            outputs: vec![ir::Argument::AsSymInt(ir::SymIntArgument::AsName(
+                node.clone(),
+            ))],
+            metadata,
+            is_hop_single_tensor_return: None,
+            name: Some(node.clone()),
+        });
+        sym_int_values.insert(node, ir::SymInt::from_core(&size));
+    }
+    for (k, v) in std::mem::take(&mut st.sym.sym_int_values).iter() {
+        sym_int_values.insert(k, v.clone());
+    }
+    front.extend(nodes);
+    (front, sym_int_values)
+}
+
+/// The numeric suffix FX gave a name (`sym_size_int_3` -> 3, `sym_size_int` -> 0).
+fn nodes_index(name: &str) -> u64 {
+    name.rsplit('_')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rename_sym_args(
+    a: &mut ir::Argument,
+    renames: &HashMap<String, String>,
+    used: &mut std::collections::HashSet<String>,
+) {
+    let mut fix = |s: &mut ir::SymIntArgument| {
+        if let ir::SymIntArgument::AsName(n) = s {
+            if let Some(r) = renames.get(n.as_str()) {
+                *n = r.clone();
+                used.insert(r.clone());
+            }
+        }
+    };
+    match a {
+        ir::Argument::AsSymInt(s) => fix(s),
+        ir::Argument::AsSymInts(v) => v.iter_mut().for_each(fix),
+        _ => {}
+    }
 }
 
 /// Bounds of an expression over the symbols' ranges (`None`: unbounded or not computed).

@@ -12,6 +12,7 @@
 mod export;
 pub mod module;
 pub mod nn;
+mod sym_trace;
 mod tracer;
 pub mod zoo;
 

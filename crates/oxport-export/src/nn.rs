@@ -304,7 +304,7 @@ impl BatchNorm2d {
             bias: Tensor::zeros(&[c], DType::F32)?,
             running_mean: Tensor::zeros(&[c], DType::F32)?,
             running_var: Tensor::ones(&[c], DType::F32)?,
-            num_batches_tracked: Tensor::zeros(&[], DType::I64)?,
+            num_batches_tracked: Tensor::zeros(&[] as &[i64], DType::I64)?,
             eps,
             momentum,
             training: std::cell::Cell::new(false),
@@ -537,7 +537,9 @@ impl MultiheadAttention {
 
     /// `F.multi_head_attention_forward` on sequence-first `q` `(L, N, E)`.
     fn attention(&self, q: &Tensor, need_weights: bool) -> Result<(Tensor, Option<Tensor>)> {
-        let (l, n) = (q.sizes()[0] as i64, q.sizes()[1] as i64);
+        // Sizes as SymInts: with a dynamic batch or sequence they stay symbolic, and the arithmetic is
+        // recorded as PyTorch's (`bsz * num_heads`, `tgt_len * bsz`, ...).
+        let (l, n) = (q.sym_size(0)?, q.sym_size(1)?);
         let (e, h) = (self.embed_dim as i64, self.num_heads as i64);
         let d = e / h;
         let proj = q.linear(&self.in_proj_weight, Some(&self.in_proj_bias))?;
@@ -548,28 +550,36 @@ impl MultiheadAttention {
             .squeeze_dim(-2)?
             .contiguous()?;
         let (q, k, v) = (proj.select(0, 0)?, proj.select(0, 1)?, proj.select(0, 2)?);
-        let q = q.view(&[l, n * h, d])?.transpose(0, 1)?;
-        let k = k.view(&[l, n * h, d])?.transpose(0, 1)?;
-        let v = v.view(&[l, n * h, d])?.transpose(0, 1)?;
+        let q = q.view([l.clone(), &n * h, d.into()])?.transpose(0, 1)?;
+        let k = k
+            .view([k.sym_size(0)?, &n * h, d.into()])?
+            .transpose(0, 1)?;
+        let v = v
+            .view([v.sym_size(0)?, &n * h, d.into()])?
+            .transpose(0, 1)?;
         let OutProj(lin) = &self.out_proj;
         if need_weights {
             // q * sqrt(1 / head_dim), then explicit bmm / softmax / bmm, as PyTorch's weights path does.
             let q_scaled = q.mul((1.0 / d as f64).sqrt())?;
             let weights = q_scaled.bmm(&k.transpose(-2, -1)?)?.softmax(-1)?;
-            let a = weights.bmm(&v)?.transpose(0, 1)?.reshape(&[l * n, e])?;
-            let a = a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])?;
-            let w = weights.view(&[n, h, l, l])?.mean(&[1], false)?;
+            let a = weights
+                .bmm(&v)?
+                .transpose(0, 1)?
+                .reshape([&l * &n, e.into()])?;
+            let a = a.linear(&lin.weight, lin.bias.as_ref())?;
+            let a = a.view([l.clone(), n.clone(), a.sym_size(1)?])?;
+            let w = weights
+                .view([n, h.into(), l.clone(), l])?
+                .mean(&[1], false)?;
             return Ok((a, Some(w)));
         }
-        let q = q.view(&[n, h, l, d])?;
-        let k = k.view(&[n, h, l, d])?;
-        let v = v.view(&[n, h, l, d])?;
+        let q = q.view([n.clone(), h.into(), l.clone(), d.into()])?;
+        let k = k.view([n.clone(), h.into(), l.clone(), d.into()])?;
+        let v = v.view([n.clone(), h.into(), l.clone(), d.into()])?;
         let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
-        let a = a.permute(&[2, 0, 1, 3])?.reshape(&[n * l, e])?;
-        Ok((
-            a.linear(&lin.weight, lin.bias.as_ref())?.view(&[l, n, e])?,
-            None,
-        ))
+        let a = a.permute(&[2, 0, 1, 3])?.reshape([&n * &l, e.into()])?;
+        let a = a.linear(&lin.weight, lin.bias.as_ref())?;
+        Ok((a.view([l, n, a.sym_size(1)?])?, None))
     }
 }
 
@@ -810,10 +820,10 @@ impl LSTM {
     /// `lstm(input)` for batch-first `(N, L, I)` input with zero initial states: `(output, (h_n, c_n))`.
     pub fn forward(&self, input: &Tensor) -> Result<(Tensor, (Tensor, Tensor))> {
         scope(self, || {
-            let n = input.sizes()[0] as i64;
+            let n = input.sym_size(0)?;
             let h = self.hidden_size as i64;
-            let h_zeros = Tensor::zeros_on(&[1, n, h], input.dtype(), "cpu")?;
-            let c_zeros = Tensor::zeros_on(&[1, n, h], input.dtype(), "cpu")?;
+            let h_zeros = Tensor::zeros_on([1.into(), n.clone(), h.into()], input.dtype(), "cpu")?;
+            let c_zeros = Tensor::zeros_on([1.into(), n, h.into()], input.dtype(), "cpu")?;
             let params = [
                 self.weight_ih_l0.clone(),
                 self.weight_hh_l0.clone(),

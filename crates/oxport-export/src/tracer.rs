@@ -20,7 +20,7 @@ pub(crate) fn view_key(t: &Tensor) -> ViewKey {
     (
         std::sync::Arc::as_ptr(t.storage()) as *const () as usize,
         t.storage_offset(),
-        t.sizes().to_vec(),
+        t.sizes_untraced().to_vec(),
         t.strides().to_vec(),
     )
 }
@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub root_type: String,
     pub stack: Vec<Frame>,
     sources: HashMap<String, Option<Vec<String>>>,
+    /// Symbolic sizes the user read or computed.
+    pub sym: crate::sym_trace::SymState,
 }
 
 thread_local! {
@@ -87,6 +89,7 @@ impl State {
             root_type,
             stack: vec![],
             sources: HashMap::new(),
+            sym: Default::default(),
         }
     }
 
@@ -122,7 +125,7 @@ impl State {
             .unwrap_or_default()
     }
 
-    fn metadata(&mut self, location: &'static Location<'static>) -> OrderedMap<String> {
+    pub(crate) fn metadata(&mut self, location: &'static Location<'static>) -> OrderedMap<String> {
         let mut frames: Vec<(&'static Location<'static>, &str)> = vec![];
         let sites: Vec<_> = self.stack.iter().map(|f| f.call_site).collect();
         frames.extend(sites.iter().map(|l| (*l, "forward")));
@@ -196,6 +199,29 @@ impl DispatchHook for Hook {
     fn dispatch(&self, call: &HookCall<'_>) -> Option<Result<Vec<Value<Tensor>>>> {
         Some(record(&mut self.0.borrow_mut(), call))
     }
+    fn sym_size(&self, t: &Tensor, dim: usize, _: &'static Location<'static>) -> Option<SymInt> {
+        self.0.borrow_mut().sym_size(t, dim)
+    }
+    fn size_read(&self, t: &Tensor, dims: &[usize], location: &'static Location<'static>) {
+        // Export's own bookkeeping may look at sizes while recording; only the user's reads count.
+        if let Ok(mut st) = self.0.try_borrow_mut() {
+            st.size_read(t, dims, location);
+        }
+    }
+    fn sym_op(
+        &self,
+        op: &'static str,
+        lhs: &SymInt,
+        rhs: &SymInt,
+        result: &SymInt,
+        location: &'static Location<'static>,
+    ) {
+        let mut st = self.0.borrow_mut();
+        let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(location);
+        if let Err(e) = st.sym_op(op, lhs, rhs, result, location) {
+            st.sym.specialized.get_or_insert(e.to_string());
+        }
+    }
 }
 
 /// PyTorch's node name for an overload: its packet name (`aten.add_.Tensor` -> `add_`).
@@ -216,17 +242,16 @@ pub(crate) fn fake_of(m: &CoreMeta) -> Tensor {
     )
 }
 
-fn argument(st: &mut State, v: &Value<Tensor>) -> Result<ir::Argument> {
-    let ints = |v: &[SymInt]| -> Result<Vec<i64>> {
-        v.iter()
-            .map(|s| {
-                s.as_int().ok_or_else(|| {
-                    Error::Symbolic("symbolic sizes in op arguments are not traced yet".into())
-                })
-            })
-            .collect()
-    };
+fn argument(
+    st: &mut State,
+    v: &Value<Tensor>,
+    at: &'static Location<'static>,
+) -> Result<ir::Argument> {
     Ok(match v {
+        Value::Int(s @ SymInt::Sym(_)) => ir::Argument::AsSymInt(st.sym_arg(s, at)?),
+        Value::Ints(v) if v.iter().any(SymInt::is_symbolic) => {
+            ir::Argument::AsSymInts(v.iter().map(|s| st.sym_arg(s, at)).collect::<Result<_>>()?)
+        }
         Value::None => ir::Argument::AsNone(true),
         Value::Tensor(t) => ir::Argument::AsTensor(ir::TensorArgument::new(st.name_of(t))),
         Value::Tensors(ts) => ir::Argument::AsTensors(
@@ -244,8 +269,8 @@ fn argument(st: &mut State, v: &Value<Tensor>) -> Result<ir::Argument> {
                 })
                 .collect(),
         ),
-        Value::Int(i) => ir::Argument::AsInt(ints(std::slice::from_ref(i))?[0]),
-        Value::Ints(v) => ir::Argument::AsInts(ints(v)?),
+        Value::Int(i) => ir::Argument::AsInt(i.hint()),
+        Value::Ints(v) => ir::Argument::AsInts(v.iter().map(SymInt::hint).collect()),
         Value::Float(f) => ir::Argument::AsFloat(ir::PyFloat(*f)),
         Value::Floats(v) => ir::Argument::AsFloats(v.iter().map(|f| ir::PyFloat(*f)).collect()),
         Value::Bool(b) => ir::Argument::AsBool(*b),
@@ -318,11 +343,12 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
     while n_pos > 0 && is_default(positional_params[n_pos - 1]) {
         n_pos -= 1;
     }
+    let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
     let mut inputs = vec![];
     for (i, v) in call.positional.iter().take(n_pos).enumerate() {
         inputs.push(ir::NamedArgument {
             name: positional_params[i].to_string(),
-            arg: argument(st, v)?,
+            arg: argument(st, v, location)?,
             kind: Some(ir::ArgumentKind::Positional),
         });
     }
@@ -332,7 +358,7 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
         }
         inputs.push(ir::NamedArgument {
             name: k.clone(),
-            arg: argument(st, v)?,
+            arg: argument(st, v, location)?,
             kind: Some(ir::ArgumentKind::Keyword),
         });
     }
@@ -395,7 +421,6 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
             }
         }
     }
-    let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
     let metadata = st.metadata(location);
     st.nodes.push(ir::Node {
         target: format!("torch.ops.{}", def.name),

@@ -149,7 +149,7 @@ impl oxport_export::Forward for BufferMutation {
 fn buffer_and_input_mutations_export_as_pytorch_does() {
     let mut g = Generator::new(0);
     let model = BufferMutation {
-        count: Tensor::zeros(&[], DType::I64).unwrap(),
+        count: Tensor::zeros(&[] as &[i64], DType::I64).unwrap(),
         running: Tensor::zeros(&[4], DType::F32).unwrap(),
         scratch: Tensor::ones(&[4], DType::F32).unwrap(),
         lin: oxport_export::nn::Linear::new(4, 4, true, &mut g).unwrap(),

@@ -2,13 +2,13 @@
 //! (tests/fixtures/export/<model>.train.txt, written by tools/gen_export_fixtures.py without the
 //! `# File:` lines), line for line.
 use oxport_core::prelude::*;
-use oxport_export::export;
 use oxport_export::nn::{
     AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity,
     ModuleList, ReLU6, SiLU, Sigmoid, Tanh, TransformerEncoder, TransformerEncoderLayer, LSTM,
 };
 use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
-use oxport_runtime::PyValue;
+use oxport_export::{export, export_dynamic, Dim};
+use oxport_runtime::{ExportedProgramExt, PyValue};
 use std::path::Path;
 
 fn pytorch_print(name: &str) -> Vec<String> {
@@ -215,8 +215,7 @@ impl oxport_export::Forward for DynMLP {
 #[test]
 fn dynamic_batch_exports_as_pytorch_does_and_runs_for_any_batch_in_range() {
     use oxport_export::nn::{Linear, ReLU};
-    use oxport_export::{export_dynamic, Dim};
-    use oxport_runtime::ExportedProgramExt;
+
     let mut g = Generator::new(0);
     let model = DynMLP {
         fc1: Linear::new(8, 16, true, &mut g).unwrap(),
@@ -378,7 +377,7 @@ fn symbolic_sizes_are_serialized_as_pytorch_writes_them() {
     // PyTorch 2.15 writes sizes as sympy srepr. tests/fixtures/pt2/dynamic_batch.train.pt2 exported
     // forward(x, y) with one Dim on both batch dims, as this export of SinCos(x, y) does.
     use oxport_export::zoo::SinCos;
-    use oxport_export::{export_dynamic, Dim};
+
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/pt2/dynamic_batch.train.pt2");
     let theirs = oxport_ir::pt2::load(p).unwrap();
@@ -400,4 +399,98 @@ fn symbolic_sizes_are_serialized_as_pytorch_writes_them() {
         other => panic!("{other:?}"),
     };
     assert_eq!(size0(&ours), size0(&theirs));
+}
+
+/// Twin of `DynSizes` in tools/gen_export_fixtures.py: sizes of dynamic dims read with `sym_size` and
+/// computed with, as `x.shape[0] * 2` in Python.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export", type_name = "gen_export_fixtures.DynSizes")]
+struct DynSizes;
+
+impl oxport_export::Forward for DynSizes {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into(), "y".into()]
+    }
+    #[rustfmt::skip]
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let (x, y) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
+        let _u = y.sym_size(0)?;
+        let b = x.sym_size(0)?;
+        let c = &b * 2;
+        let h = x.relu()?;
+        let r = [h.reshape([c, (-1).into()])?, h.reshape([2 * &b, 3.into(), (-1).into()])?, y.reshape([y.sym_size(0)?, (-1).into()])?];
+        let v = x.view([&b + 1 - 1, (-1).into()])?;
+        let out = h.reshape([h.sym_size(0)?, (x.size(1)? as i64 / 2).into(), (-1).into()])?;
+        Ok(PyValue::Tuple(vec![PyValue::Tuple(r.into_iter().map(Into::into).collect()), v.into(), out.into()]))
+    }
+}
+
+#[test]
+fn dynamic_sizes_are_traced_as_sym_nodes_like_pytorch() {
+    let x = Tensor::zeros(&[4, 6], DType::F32).unwrap();
+    let y = Tensor::zeros(&[4, 2, 3], DType::F32).unwrap();
+    let b = Dim::new("b", Some(2), Some(64));
+    let ds = [("x".to_string(), 0, b.clone()), ("y".to_string(), 0, b)];
+    let ep = export_dynamic(&DynSizes, vec![x.into(), y.into()], vec![], &ds).unwrap();
+    check(&ep, "dynamic_sizes.train.txt");
+    // The program runs at another batch size, with PyTorch's result shapes.
+    let m = ep.module().unwrap();
+    let out = m
+        .call_flat(vec![
+            Tensor::zeros(&[7, 6], DType::F32).unwrap().into(),
+            Tensor::zeros(&[7, 2, 3], DType::F32).unwrap().into(),
+        ])
+        .unwrap();
+    let shapes: Vec<Vec<usize>> = out
+        .iter()
+        .map(|v| match v {
+            oxport_core::ops::Value::Tensor(t) => t.sizes().to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            vec![14, 3],
+            vec![14, 3, 1],
+            vec![7, 6],
+            vec![7, 6],
+            vec![7, 3, 2]
+        ]
+    );
+}
+
+/// Reads its input's sizes as plain integers, which would bake the example batch into the graph.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct PlainRead;
+
+impl oxport_export::Forward for PlainRead {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        let b = x.sizes()[0] as i64;
+        Ok(x.view(&[b, -1])?.into())
+    }
+}
+
+#[test]
+fn a_plain_read_of_a_dynamic_dim_fails_export_naming_the_line() {
+    let x = Tensor::zeros(&[4, 6], DType::F32).unwrap();
+    // Static export: reading sizes is fine.
+    export(&PlainRead, vec![x.clone().into()], vec![]).unwrap();
+    let ds = [("x".to_string(), 0, Dim::new("b", Some(2), Some(64)))];
+    let e = export_dynamic(&PlainRead, vec![x.into()], vec![], &ds).unwrap_err();
+    let line = line!() - 12;
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "crates/oxport-export/tests/zoo_prints.rs:{line}: reads the sizes of `x` as plain integers, but \
+             its dim 0 is dynamic (s77): the program would be fixed to this example's size 4. Read it with \
+             `x.sym_size(0)?` (a SymInt that `view`/`reshape`/`zeros`/... take), and static dims with \
+             `x.size(dim)?`"
+        )
+    );
 }

@@ -2,7 +2,7 @@
 //! `DIR/model.pt2`, `DIR/program.txt` (the printed program), `DIR/in_<i>.npy` (flattened inputs) and
 //! `DIR/out_<j>.npy` (the Rust model's eager outputs on those inputs).
 //!
-//! `cargo run --release --example export_zoo -- --model NAME [--core] --out DIR`
+//! `cargo run --release --example export_zoo -- --model NAME [--core] [--dynamic-batch] --out DIR`
 use clap::Parser;
 use oxport::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer, LSTM};
 use oxport::prelude::*;
@@ -24,6 +24,9 @@ struct Args {
     /// Load the weights (state_dict) of this `.pt2` (e.g. one torch.export.save wrote) before exporting.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Export with dim 0 of every input dynamic: `Dim("batch", min=1, max=1024)`.
+    #[arg(long)]
+    dynamic_batch: bool,
 }
 
 type Case = (Box<dyn Forward>, Vec<Tensor>, Vec<(String, Tensor)>);
@@ -98,8 +101,18 @@ fn run(a: &Args) -> Result<(), String> {
         .iter()
         .map(|(k, t)| (k.clone(), t.clone().into()))
         .collect();
-    let ep =
-        export(model.as_ref(), py_args.clone(), py_kwargs.clone()).map_err(|e| e.to_string())?;
+    let mut dynamic = vec![];
+    if a.dynamic_batch {
+        let batch = Dim::new("batch", Some(1), Some(1024));
+        let names = model.forward_arg_names();
+        let inputs = names
+            .iter()
+            .take(args.len())
+            .chain(kwargs.iter().map(|(k, _)| k));
+        dynamic.extend(inputs.map(|n| (n.clone(), 0, batch.clone())));
+    }
+    let ep = export_dynamic(model.as_ref(), py_args.clone(), py_kwargs.clone(), &dynamic)
+        .map_err(|e| e.to_string())?;
     println!(
         "exported {} in {:.2} ms",
         a.model,

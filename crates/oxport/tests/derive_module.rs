@@ -41,7 +41,7 @@ fn names_follow_pytorch() {
             proj: Linear::new(8, 2, false, &mut g).unwrap(),
             scale: Tensor::ones(&[2], DType::F32).unwrap(),
             shift: None,
-            count: Tensor::zeros(&[], DType::I64).unwrap(),
+            count: Tensor::zeros(&[] as &[i64], DType::I64).unwrap(),
             scratch: Tensor::zeros(&[2], DType::F32).unwrap(),
         }),
         unused: None,

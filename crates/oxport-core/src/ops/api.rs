@@ -14,6 +14,7 @@ use super::registry::call;
 use super::value::{self, Value};
 use crate::dtype::{DType, Scalar};
 use crate::error::{Error, Result};
+use crate::sym_ops::IntoSymInts;
 use crate::tensor::{Element, Generator, Tensor};
 
 /// A tensor or a Python-style number (a "wrapped number" for type promotion).
@@ -102,6 +103,9 @@ fn i(v: i64) -> Value<Tensor> {
 }
 fn il(v: &[i64]) -> Value<Tensor> {
     Value::from(v)
+}
+fn sl(v: impl IntoSymInts) -> Value<Tensor> {
+    Value::Ints(v.into_sym_ints())
 }
 fn opt_t(x: Option<&Tensor>) -> Value<Tensor> {
     x.map(t).unwrap_or(Value::None)
@@ -313,13 +317,13 @@ impl Tensor {
 
     /// `Tensor.view(size)`: a view sharing storage; `-1` infers one size.
     #[track_caller]
-    pub fn view(&self, size: &[i64]) -> Result<Tensor> {
-        op1("aten.view.default", vec![t(self), il(size)], vec![])
+    pub fn view(&self, size: impl IntoSymInts) -> Result<Tensor> {
+        op1("aten.view.default", vec![t(self), sl(size)], vec![])
     }
     /// `Tensor.reshape(shape)`: a view when possible, else a copy.
     #[track_caller]
-    pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
-        op1("aten.reshape.default", vec![t(self), il(shape)], vec![])
+    pub fn reshape(&self, shape: impl IntoSymInts) -> Result<Tensor> {
+        op1("aten.reshape.default", vec![t(self), sl(shape)], vec![])
     }
     /// `Tensor.permute(dims)`.
     #[track_caller]
@@ -337,8 +341,8 @@ impl Tensor {
     }
     /// `Tensor.expand(size)` (`-1` keeps a size).
     #[track_caller]
-    pub fn expand(&self, size: &[i64]) -> Result<Tensor> {
-        op1("aten.expand.default", vec![t(self), il(size)], vec![])
+    pub fn expand(&self, size: impl IntoSymInts) -> Result<Tensor> {
+        op1("aten.expand.default", vec![t(self), sl(size)], vec![])
     }
     /// `Tensor.select(dim, index)`.
     #[track_caller]
@@ -387,10 +391,10 @@ impl Tensor {
     }
     /// `Tensor.unflatten(dim, sizes)`.
     #[track_caller]
-    pub fn unflatten(&self, dim: i64, sizes: &[i64]) -> Result<Tensor> {
+    pub fn unflatten(&self, dim: i64, sizes: impl IntoSymInts) -> Result<Tensor> {
         op1(
             "aten.unflatten.int",
-            vec![t(self), i(dim), il(sizes)],
+            vec![t(self), i(dim), sl(sizes)],
             vec![],
         )
     }
@@ -441,9 +445,9 @@ impl Tensor {
     }
     /// `torch.split(self, [sizes], dim)`.
     #[track_caller]
-    pub fn split_with_sizes(&self, sizes: &[i64], dim: i64) -> Result<Vec<Tensor>> {
+    pub fn split_with_sizes(&self, sizes: impl IntoSymInts, dim: i64) -> Result<Vec<Tensor>> {
         let op = "aten.split_with_sizes.default";
-        tensors(op, run(op, vec![t(self), il(sizes), i(dim)], vec![])?)
+        tensors(op, run(op, vec![t(self), sl(sizes), i(dim)], vec![])?)
     }
     /// `torch.unbind(self, dim)`.
     #[track_caller]
@@ -840,29 +844,33 @@ impl Tensor {
 
     /// `torch.full(size, value, dtype)`; `dtype=None` infers it from the value like PyTorch.
     #[track_caller]
-    pub fn full(size: &[i64], value: impl Into<Scalar>, dtype: Option<DType>) -> Result<Tensor> {
+    pub fn full(
+        size: impl IntoSymInts,
+        value: impl Into<Scalar>,
+        dtype: Option<DType>,
+    ) -> Result<Tensor> {
         op1(
             "aten.full.default",
-            vec![il(size), Value::Scalar(value.into())],
+            vec![sl(size), Value::Scalar(value.into())],
             vec![("dtype", dtype.map(Value::ScalarType).unwrap_or(Value::None))],
         )
     }
     /// `torch.zeros(size, dtype)`.
     #[track_caller]
-    pub fn zeros(size: &[i64], dtype: DType) -> Result<Tensor> {
+    pub fn zeros(size: impl IntoSymInts, dtype: DType) -> Result<Tensor> {
         op1(
             "aten.zeros.default",
-            vec![il(size)],
+            vec![sl(size)],
             vec![("dtype", Value::ScalarType(dtype))],
         )
     }
     /// `torch.zeros(size, dtype=dtype, device=device)` as nn layers call it (records `dtype`, `device` and
     /// `pin_memory=False`).
     #[track_caller]
-    pub fn zeros_on(size: &[i64], dtype: DType, device: &str) -> Result<Tensor> {
+    pub fn zeros_on(size: impl IntoSymInts, dtype: DType, device: &str) -> Result<Tensor> {
         op1(
             "aten.zeros.default",
-            vec![il(size)],
+            vec![sl(size)],
             vec![
                 ("dtype", Value::ScalarType(dtype)),
                 ("device", Value::Device(device.to_string())),
@@ -872,10 +880,10 @@ impl Tensor {
     }
     /// `torch.ones(size, dtype)`.
     #[track_caller]
-    pub fn ones(size: &[i64], dtype: DType) -> Result<Tensor> {
+    pub fn ones(size: impl IntoSymInts, dtype: DType) -> Result<Tensor> {
         op1(
             "aten.ones.default",
-            vec![il(size)],
+            vec![sl(size)],
             vec![("dtype", Value::ScalarType(dtype))],
         )
     }

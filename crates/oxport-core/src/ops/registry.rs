@@ -195,7 +195,7 @@ pub fn call(
 ) -> Result<Vec<Value<Tensor>>> {
     let def = registry().get(op)?;
     let location = std::panic::Location::caller();
-    if let Some(hook) = HOOK.with(|h| h.borrow().clone()) {
+    if let Some(hook) = current_hook() {
         let call = HookCall {
             def,
             positional: &positional,
@@ -228,6 +228,40 @@ pub struct HookCall<'a> {
 pub trait DispatchHook {
     /// `Some(result)` to answer the call, `None` to let it run eagerly.
     fn dispatch(&self, call: &HookCall<'_>) -> Option<Result<Vec<Value<Tensor>>>>;
+    /// [`Tensor::sym_size`] of a fake tensor: the size as the hook knows it (`None`: use the plain size).
+    fn sym_size(
+        &self,
+        _t: &Tensor,
+        _dim: usize,
+        _location: &'static std::panic::Location<'static>,
+    ) -> Option<crate::SymInt> {
+        None
+    }
+    /// The caller read dims `dims` of a fake tensor as plain integers ([`Tensor::sizes`],
+    /// [`Tensor::size`], [`Tensor::numel`]).
+    fn size_read(
+        &self,
+        _t: &Tensor,
+        _dims: &[usize],
+        _location: &'static std::panic::Location<'static>,
+    ) {
+    }
+    /// The caller computed `result = lhs op rhs` on symbolic ints (`op`: `add`, `sub`, `mul`,
+    /// `floordiv`, `mod`), as PyTorch records `_operator.mul` and friends.
+    fn sym_op(
+        &self,
+        _op: &'static str,
+        _lhs: &crate::SymInt,
+        _rhs: &crate::SymInt,
+        _result: &crate::SymInt,
+        _location: &'static std::panic::Location<'static>,
+    ) {
+    }
+}
+
+/// The hook installed on this thread, if any.
+pub(crate) fn current_hook() -> Option<std::rc::Rc<dyn DispatchHook>> {
+    HOOK.with(|h| h.borrow().clone())
 }
 
 thread_local! {

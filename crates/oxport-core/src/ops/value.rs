@@ -50,7 +50,11 @@ impl TensorMeta {
     pub fn of(t: &Tensor) -> TensorMeta {
         TensorMeta {
             dtype: t.dtype(),
-            sizes: t.sizes().iter().map(|&s| SymInt::from(s)).collect(),
+            sizes: t
+                .sizes_untraced()
+                .iter()
+                .map(|&s| SymInt::from(s))
+                .collect(),
             strides: t.strides().iter().map(|&s| SymInt::from(s)).collect(),
             offset: SymInt::from(t.storage_offset()),
         }

@@ -180,8 +180,55 @@ impl Tensor {
     }
 
     /// Sizes.
+    ///
+    /// During export with dynamic shapes, reading a dynamic dim as a plain integer would fix it to the
+    /// example's size, so export fails naming this line; use [`Tensor::sym_size`] there.
+    #[track_caller]
     pub fn sizes(&self) -> &[usize] {
+        if self.storage.fake {
+            self.observe_size_read(&(0..self.sizes.len()).collect::<Vec<_>>());
+        }
         &self.sizes
+    }
+    /// Sizes, without telling export that the caller read them (for oxport's own bookkeeping).
+    pub fn sizes_untraced(&self) -> &[usize] {
+        &self.sizes
+    }
+    #[track_caller]
+    fn observe_size_read(&self, dims: &[usize]) {
+        if let Some(hook) = crate::ops::registry::current_hook() {
+            hook.size_read(self, dims, std::panic::Location::caller());
+        }
+    }
+    /// PyTorch's `x.shape[d]`: the size of dim `d` as a [`SymInt`](crate::SymInt) — during export with
+    /// dynamic shapes, symbolic for a dynamic dim (computing with it records `_operator` nodes, passing it
+    /// to `view`/`reshape`/... records it as an argument); otherwise the plain size.
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::zeros(&[4, 6], DType::F32)?;
+    /// let b = x.sym_size(0)?;
+    /// assert_eq!(x.reshape(&[b * 2, SymInt::from(-1)])?.sizes(), &[8, 3]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn sym_size(&self, d: i64) -> Result<crate::SymInt> {
+        let d = wrap_dim(d, self.dim())?;
+        if self.storage.fake {
+            if let Some(hook) = crate::ops::registry::current_hook() {
+                if let Some(s) = hook.sym_size(self, d, std::panic::Location::caller()) {
+                    return Ok(s);
+                }
+            }
+        }
+        Ok(crate::SymInt::from(self.sizes[d]))
+    }
+    /// [`Tensor::sym_size`] of every dim.
+    #[track_caller]
+    pub fn sym_sizes(&self) -> Vec<crate::SymInt> {
+        (0..self.dim())
+            .map(|d| self.sym_size(d as i64).unwrap_or(crate::SymInt::Int(0)))
+            .collect()
     }
     /// Strides, in elements.
     pub fn strides(&self) -> &[usize] {
@@ -199,13 +246,19 @@ impl Tensor {
     pub fn dim(&self) -> usize {
         self.sizes.len()
     }
-    /// Number of elements.
+    /// Number of elements (a plain read of every size: see [`Tensor::sizes`]).
+    #[track_caller]
     pub fn numel(&self) -> usize {
-        self.sizes.iter().product()
+        self.sizes().iter().product()
     }
-    /// Size of dim `d` (negative counts from the end).
+    /// Size of dim `d` (negative counts from the end), as a plain integer: see [`Tensor::sizes`].
+    #[track_caller]
     pub fn size(&self, d: i64) -> Result<usize> {
-        Ok(self.sizes[wrap_dim(d, self.dim())?])
+        let d = wrap_dim(d, self.dim())?;
+        if self.storage.fake {
+            self.observe_size_read(&[d]);
+        }
+        Ok(self.sizes[d])
     }
     /// PyTorch's `is_contiguous()`.
     pub fn is_contiguous(&self) -> bool {
@@ -496,7 +549,7 @@ impl fmt::Debug for Tensor {
             self.strides,
             self.offset
         )?;
-        if self.numel() <= 16 {
+        if !self.storage.fake && self.sizes.iter().product::<usize>() <= 16 {
             write!(f, " {:?}", self.to_vec_f64())?;
         }
         Ok(())
