@@ -11,6 +11,12 @@ cargo build --quiet --release --example export_zoo
 for m in $MODELS; do
     ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"
 done
+# The models whose example batch is not 1, exported again with a dynamic batch.
+DYNAMIC="sin_cos transformer_encoder lstm gpt_block"
+for m in $DYNAMIC; do
+    ./target/release/examples/export_zoo --model "$m" --dynamic-batch --out "$OUT/$m.dynamic_batch"
+    MODELS="$MODELS $m.dynamic_batch"
+done
 # PyTorch's own resnet18 weights (from tools/gen_large_pt2.py) loaded into the Rust model.
 LARGE=${OXPORT_LARGE_PT2:-$HOME/.cache/oxport/large_pt2}
 "$PY" tools/gen_large_pt2.py "$LARGE" >/dev/null 2>&1
