@@ -258,15 +258,29 @@ pub fn export_dynamic(
         .iter()
         .map(|(id, d)| (format!("s{id}"), (d.min.unwrap_or(0).max(2), d.max)))
         .collect();
-    let symbolic: Vec<String> = guards
+    let op_guards = std::mem::take(&mut state.borrow_mut().guards);
+    let all = op_guards
         .iter()
-        .filter(|g| (g.lhs.is_symbolic() || g.rhs.is_symbolic()) && !holds_for_all(g, &ranges))
-        .map(|g| g.to_string())
+        .map(|(g, op, at)| (g, Some((*op, *at))))
+        .chain(guards.iter().map(|g| (g, None)));
+    let symbolic: Vec<String> = all
+        .filter(|(g, _)| (g.lhs.is_symbolic() || g.rhs.is_symbolic()) && !holds_for_all(g, &ranges))
+        .map(|(g, site)| match site {
+            Some((op, at)) => format!("{g} (in {op} at {}:{})", at.file(), at.line()),
+            None => g.to_string(),
+        })
         .collect();
     if !symbolic.is_empty() {
+        let mut names: Vec<String> = dim_symbol
+            .iter()
+            .map(|(n, (id, _))| format!("{n} = s{id}"))
+            .collect();
+        names.sort();
         return Err(ExportError::Io(format!(
-            "Constraints violated: tracing assumed {} about the dynamic dims, which does not hold for every size \
-             in their ranges. Make those dims static, or change the model so it does not depend on them",
+            "Constraints violated ({}): tracing assumed {} about the dynamic dims, which does not hold for every \
+             size in their ranges. Narrow the Dim's min/max to where it holds, make the dim static, or change \
+             the model so it does not depend on it",
+            names.join(", "),
             symbolic.join(", ")
         )));
     }

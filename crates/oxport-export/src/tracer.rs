@@ -49,6 +49,12 @@ pub(crate) struct State {
     sources: HashMap<String, Option<Vec<String>>>,
     /// Symbolic sizes the user read or computed.
     pub sym: crate::sym_trace::SymState,
+    /// Guards the ops' shape checks took: (guard, op, the user's line).
+    pub guards: Vec<(
+        oxport_core::sym::Guard,
+        &'static str,
+        &'static Location<'static>,
+    )>,
 }
 
 thread_local! {
@@ -90,6 +96,7 @@ impl State {
             stack: vec![],
             sources: HashMap::new(),
             sym: Default::default(),
+            guards: vec![],
         }
     }
 
@@ -319,7 +326,14 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
         .map(|(k, v)| (k.clone(), to_meta(v)))
         .collect();
     let bound = Args::bind(schema, pos_meta, kw_meta)?;
-    let outs = (def.meta)(&bound)?;
+    // The decisions this op's shape checks take on symbolic sizes, kept with the op and the line so a
+    // guard that fails the export can name them.
+    let (outs, guards) = oxport_core::sym::with_guard_sink(|| (def.meta)(&bound));
+    let outs = outs?;
+    let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
+    for g in guards {
+        st.guards.push((g, def.name, location));
+    }
 
     // The arguments as passed, minus those equal to their defaults (trailing positional ones and keyword
     // ones), as PyTorch records them.
@@ -343,7 +357,6 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
     while n_pos > 0 && is_default(positional_params[n_pos - 1]) {
         n_pos -= 1;
     }
-    let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
     let mut inputs = vec![];
     for (i, v) in call.positional.iter().take(n_pos).enumerate() {
         inputs.push(ir::NamedArgument {

@@ -494,3 +494,35 @@ fn a_plain_read_of_a_dynamic_dim_fails_export_naming_the_line() {
         )
     );
 }
+
+/// Adds a static `(4, 6)` tensor to its input: a dynamic batch would have to equal 4.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct AddStatic;
+
+impl oxport_export::Forward for AddStatic {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into(), "y".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let (x, y) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
+        Ok(x.add(y)?.into())
+    }
+}
+
+#[test]
+fn a_guard_that_narrows_a_dynamic_dim_fails_export_naming_the_op_and_line() {
+    let x = Tensor::zeros(&[4, 6], DType::F32).unwrap();
+    let ds = [("x".to_string(), 0, Dim::new("b", Some(2), Some(64)))];
+    let e = export_dynamic(&AddStatic, vec![x.clone().into(), x.into()], vec![], &ds).unwrap_err();
+    let line = line!() - 9;
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Constraints violated (b = s77): tracing assumed s77 == 4 (in aten.add.Tensor at \
+             crates/oxport-export/tests/zoo_prints.rs:{line}) about the dynamic dims, which does not hold \
+             for every size in their ranges. Narrow the Dim's min/max to where it holds, make the dim \
+             static, or change the model so it does not depend on it"
+        )
+    );
+}
