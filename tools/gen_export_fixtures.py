@@ -124,6 +124,10 @@ def twins():
     yield "transformer_encoder", lambda: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2), (torch.randn(2, 16, 64),)
     yield "lstm", lambda: nn.LSTM(16, 32, batch_first=True), (torch.randn(2, 5, 16),)
+    yield "lstm_stacked", lambda: nn.LSTM(8, 12, num_layers=2, bidirectional=True), (
+        torch.randn(5, 3, 8), (torch.randn(4, 3, 12), torch.randn(4, 3, 12)))
+    yield "lstm_unbatched", lambda: nn.LSTM(8, 12, num_layers=2, bidirectional=True, bias=False, dropout=0.1), (
+        torch.randn(5, 8),)
     yield "dynamic_mlp", DynMLP, (torch.randn(5, 8),)
     yield "dynamic_sizes", DynSizes, (torch.randn(4, 6), torch.randn(4, 2, 3))
     yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)

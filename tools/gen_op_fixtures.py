@@ -1146,11 +1146,14 @@ def misc_cases():
     op = A.lstm.input
     I, H, B, T = 3, 4, 2, 3
 
-    def params(bias=True):
+    def params(bias=True, layers=1, dirs=1):
         s = 1.0 / math.sqrt(H)
-        p = [(torch.rand(4 * H, I) * 2 - 1) * s, (torch.rand(4 * H, H) * 2 - 1) * s]
-        if bias:
-            p += [(torch.rand(4 * H) * 2 - 1) * s, (torch.rand(4 * H) * 2 - 1) * s]
+        p = []
+        for layer in range(layers):
+            for _ in range(dirs):
+                p += [(torch.rand(4 * H, I if layer == 0 else H * dirs) * 2 - 1) * s, (torch.rand(4 * H, H) * 2 - 1) * s]
+                if bias:
+                    p += [(torch.rand(4 * H) * 2 - 1) * s, (torch.rand(4 * H) * 2 - 1) * s]
         return p
 
     z = lambda: torch.zeros(1, B, H)  # noqa: E731
@@ -1158,6 +1161,9 @@ def misc_cases():
     K(op, "seq_first_zero_state")(rn(T, B, I), [z(), z()], params(), True, 1, 0.0, False, False, False)
     K(op, "batch_first_random_state")(rn(B, T, I), [rn(1, B, H), rn(1, B, H)], params(), True, 1, 0.0, False, False, True)
     K(op, "no_bias")(rn(B, T, I), [z(), z()], params(False), False, 1, 0.0, False, False, True)
+    K(op, "two_layers_bidirectional")(rn(T, B, I), [rn(4, B, H), rn(4, B, H)], params(True, 2, 2), True, 2, 0.0, False, True, False)
+    K(op, "two_layers_batch_first_no_bias")(rn(B, T, I), [rn(2, B, H), rn(2, B, H)], params(False, 2, 1), False, 2, 0.0, False, False, True)
+    K(op, "unbatched_is_an_error", err=True)(rn(T, I), [rn(2, H), rn(2, H)], params(True, 1, 2), True, 1, 0.0, False, True, False)
     K(op, "single_step_batch1")(rn(1, 1, I), [torch.zeros(1, 1, H), torch.zeros(1, 1, H)], params(), True, 1, 0.0, False, False, True)
 
 

@@ -3,7 +3,7 @@
 //! to `torch.export.export` of their PyTorch twins.
 use criterion::{criterion_group, criterion_main, Criterion};
 use oxport_core::prelude::*;
-use oxport_export::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer, LSTM};
+use oxport_export::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer};
 use oxport_export::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use oxport_export::{export, Forward};
 use oxport_runtime::PyValue;
@@ -57,7 +57,7 @@ fn zoo() -> Vec<Case> {
         ),
         (
             "lstm",
-            Box::new(LSTM::new(16, 32, &mut g).unwrap()),
+            Box::new(oxport_export::zoo::lstm(&mut g).unwrap()),
             vec![t(&[2, 5, 16])],
             vec![],
         ),

@@ -228,21 +228,42 @@ pub fn export_dynamic(
                 Ok(PyValue::Tensor(fake))
             }
             other => Err(ExportError::Io(format!(
-                "input '{name}': only tensor inputs are supported yet, got {other:?}"
+                "input '{name}': only tensors, and tuples and lists of them, are supported yet, got {other:?}"
             ))),
         }
     };
+    // Nested inputs flatten as PyTorch's pytree does: `hx=(h, c)` becomes placeholders `hx_0`, `hx_1`.
+    fn fake_tree(
+        name: &str,
+        v: &PyValue,
+        leaf: &mut dyn FnMut(&str, &PyValue) -> Result<PyValue, ExportError>,
+    ) -> Result<PyValue, ExportError> {
+        match v {
+            PyValue::Tuple(items) | PyValue::List(items) => {
+                let fakes = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| fake_tree(&format!("{name}_{i}"), x, leaf))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(match v {
+                    PyValue::Tuple(_) => PyValue::Tuple(fakes),
+                    _ => PyValue::List(fakes),
+                })
+            }
+            other => leaf(name, other),
+        }
+    }
     let mut fake_args = vec![];
     for (i, a) in args.iter().enumerate() {
         let name = arg_names
             .get(i)
             .cloned()
             .unwrap_or_else(|| format!("arg{i}"));
-        fake_args.push(fake_input(&name, a)?);
+        fake_args.push(fake_tree(&name, a, &mut fake_input)?);
     }
     let mut fake_kwargs = vec![];
     for (k, v) in &kwargs {
-        fake_kwargs.push((k.clone(), fake_input(k, v)?));
+        fake_kwargs.push((k.clone(), fake_tree(k, v, &mut fake_input)?));
     }
     let (out, guards) = oxport_core::sym::with_guard_sink(|| {
         tracer::trace(state.clone(), || model.forward_py(&fake_args, &fake_kwargs))
@@ -359,7 +380,7 @@ pub fn export_dynamic(
                 node_spec(
                     "builtins.tuple",
                     "\"null\"",
-                    &vec![LEAF.to_string(); args.len()]
+                    &args.iter().map(out_spec_json).collect::<Vec<_>>()
                 ),
                 {
                     let keys: Vec<String> =
@@ -367,7 +388,10 @@ pub fn export_dynamic(
                     node_spec(
                         "builtins.dict",
                         &format!("\"[{}]\"", keys.join(", ")),
-                        &vec![LEAF.to_string(); kwargs.len()],
+                        &kwargs
+                            .iter()
+                            .map(|(_, v)| out_spec_json(v))
+                            .collect::<Vec<_>>(),
                     )
                 }
             ]

@@ -784,64 +784,179 @@ impl<T: Module> Module for ModuleList<T> {
     }
 }
 
-/// `torch.nn.LSTM(input_size, hidden_size, batch_first=True)`: one layer, unidirectional, with biases.
-#[derive(Module)]
-#[module(type_name = "torch.nn.modules.rnn.LSTM", crate = "crate")]
+/// Options of [`LSTM`], with `torch.nn.LSTM`'s defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LSTMConfig {
+    /// Stacked layers (`num_layers=1`).
+    pub num_layers: usize,
+    /// `b_ih` and `b_hh` in each cell (`bias=True`).
+    pub bias: bool,
+    /// Input and output are `(N, L, H)` instead of `(L, N, H)` (`batch_first=False`).
+    pub batch_first: bool,
+    /// Dropout on each layer's output but the last, in training mode (`dropout=0.0`).
+    pub dropout: f64,
+    /// A reverse direction per layer (`bidirectional=False`).
+    pub bidirectional: bool,
+}
+
+impl Default for LSTMConfig {
+    fn default() -> Self {
+        LSTMConfig {
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+}
+
+/// `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)`
+/// (no `proj_size`): parameters `weight_ih_l{k}[_reverse]`, `weight_hh_l{k}`, `bias_ih_l{k}`,
+/// `bias_hh_l{k}` as PyTorch registers them; forward records `aten.lstm.input`.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// use oxport_export::nn::{LSTMConfig, LSTM};
+/// let cfg = LSTMConfig { num_layers: 2, bidirectional: true, ..Default::default() };
+/// let lstm = LSTM::with_config(8, 12, cfg, &mut Generator::new(0))?;
+/// let (out, (h, c)) = lstm.forward(&Tensor::zeros(&[5, 3, 8], DType::F32)?)?;
+/// assert_eq!((out.sizes(), h.sizes(), c.sizes()), (&[5, 3, 24][..], &[4, 3, 12][..], &[4, 3, 12][..]));
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
 pub struct LSTM {
-    /// `[4H, I]`
-    #[param]
-    pub weight_ih_l0: Tensor,
-    /// `[4H, H]`
-    #[param]
-    pub weight_hh_l0: Tensor,
-    /// `[4H]`
-    #[param]
-    pub bias_ih_l0: Tensor,
-    /// `[4H]`
-    #[param]
-    pub bias_hh_l0: Tensor,
-    /// `H`
+    /// Input features.
+    pub input_size: usize,
+    /// Hidden features.
     pub hidden_size: usize,
+    /// The options.
+    pub config: LSTMConfig,
+    /// The parameters by name, in PyTorch's order (`_flat_weights`).
+    pub params: Vec<(String, Tensor)>,
+    training: std::cell::Cell<bool>,
+}
+
+impl Module for LSTM {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.rnn.LSTM".into()
+    }
+    fn named_own_parameters(&self) -> Vec<(String, &Tensor)> {
+        self.params.iter().map(|(n, t)| (n.clone(), t)).collect()
+    }
+    fn set_own_training(&self, training: bool) {
+        self.training.set(training)
+    }
 }
 
 impl LSTM {
-    /// PyTorch's init: every weight `U(-1/sqrt(H), 1/sqrt(H))`.
+    /// `nn.LSTM(input_size, hidden_size)` with PyTorch's other defaults (sequence-first).
     pub fn new(input_size: usize, hidden_size: usize, g: &mut Generator) -> Result<LSTM> {
-        let b = 1.0 / (hidden_size as f64).sqrt();
+        LSTM::with_config(input_size, hidden_size, LSTMConfig::default(), g)
+    }
+
+    /// `nn.LSTM(input_size, hidden_size, ...)`. PyTorch's init: every parameter
+    /// `U(-1/sqrt(H), 1/sqrt(H))`.
+    pub fn with_config(
+        input_size: usize,
+        hidden_size: usize,
+        config: LSTMConfig,
+        g: &mut Generator,
+    ) -> Result<LSTM> {
+        if config.num_layers == 0 || hidden_size == 0 {
+            return Err(Error::Value(
+                "LSTM: num_layers and hidden_size must be positive".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.dropout) {
+            return Err(Error::Value(format!(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed, got {}",
+                config.dropout
+            )));
+        }
+        let bound = 1.0 / (hidden_size as f64).sqrt();
+        let dirs = if config.bidirectional { 2 } else { 1 };
+        let h4 = 4 * hidden_size;
+        let mut params = vec![];
+        for layer in 0..config.num_layers {
+            let layer_in = if layer == 0 {
+                input_size
+            } else {
+                hidden_size * dirs
+            };
+            for d in 0..dirs {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                params.push((
+                    format!("weight_ih_l{layer}{sfx}"),
+                    uniform(&[h4, layer_in], bound, g)?,
+                ));
+                params.push((
+                    format!("weight_hh_l{layer}{sfx}"),
+                    uniform(&[h4, hidden_size], bound, g)?,
+                ));
+                if config.bias {
+                    params.push((format!("bias_ih_l{layer}{sfx}"), uniform(&[h4], bound, g)?));
+                    params.push((format!("bias_hh_l{layer}{sfx}"), uniform(&[h4], bound, g)?));
+                }
+            }
+        }
         Ok(LSTM {
-            weight_ih_l0: uniform(&[4 * hidden_size, input_size], b, g)?,
-            weight_hh_l0: uniform(&[4 * hidden_size, hidden_size], b, g)?,
-            bias_ih_l0: uniform(&[4 * hidden_size], b, g)?,
-            bias_hh_l0: uniform(&[4 * hidden_size], b, g)?,
+            input_size,
             hidden_size,
+            config,
+            params,
+            training: std::cell::Cell::new(false),
         })
     }
 
-    /// `lstm(input)` for batch-first `(N, L, I)` input with zero initial states: `(output, (h_n, c_n))`.
+    /// `lstm(input)`: zero initial states. Returns `(output, (h_n, c_n))`.
     pub fn forward(&self, input: &Tensor) -> Result<(Tensor, (Tensor, Tensor))> {
-        scope(self, || {
-            let n = input.sym_size(0)?;
-            let h = self.hidden_size as i64;
-            let h_zeros = Tensor::zeros_on([1.into(), n.clone(), h.into()], input.dtype(), "cpu")?;
-            let c_zeros = Tensor::zeros_on([1.into(), n, h.into()], input.dtype(), "cpu")?;
-            let params = [
-                self.weight_ih_l0.clone(),
-                self.weight_hh_l0.clone(),
-                self.bias_ih_l0.clone(),
-                self.bias_hh_l0.clone(),
-            ];
-            let (out, h_n, c_n) = input.lstm(
-                &[h_zeros, c_zeros],
-                &params,
-                true,
-                1,
-                0.0,
-                false,
-                false,
-                true,
-            )?;
-            Ok((out, (h_n, c_n)))
-        })
+        scope(self, || self.run(input, None))
+    }
+
+    /// `lstm(input, (h_0, c_0))`.
+    pub fn forward_with_state(
+        &self,
+        input: &Tensor,
+        hx: (&Tensor, &Tensor),
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        scope(self, || self.run(input, Some(hx)))
+    }
+
+    /// `LSTM.forward` (one op per source line, as in torch/nn/modules/rnn.py, for the stack-trace groups).
+    #[rustfmt::skip]
+    fn run(&self, input: &Tensor, hx: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, (Tensor, Tensor))> {
+        let c = &self.config;
+        let dirs: i64 = if c.bidirectional { 2 } else { 1 };
+        let batch_dim = if c.batch_first { 0 } else { 1 };
+        let unbatched = input.dim() == 2;
+        if input.dim() != 2 && input.dim() != 3 {
+            return Err(Error::Value(format!("LSTM: Expected input to be 2D or 3D, got {}D instead", input.dim())));
+        }
+        let input = if unbatched {
+            input.unsqueeze(batch_dim)?
+        } else {
+            input.clone()
+        };
+        let (h0, c0) = match hx {
+            Some((h, c0)) if unbatched => {
+                (h.unsqueeze(1)?, c0.unsqueeze(1)?)
+            }
+            Some((h, c0)) => (h.clone(), c0.clone()),
+            None => {
+                let size = [(c.num_layers as i64 * dirs).into(), input.sym_size(batch_dim)?, (self.hidden_size as i64).into()];
+                let h_zeros = Tensor::zeros_on(size.clone(), input.dtype(), "cpu")?;
+                let c_zeros = Tensor::zeros_on(size, input.dtype(), "cpu")?;
+                (h_zeros, c_zeros)
+            }
+        };
+        let params: Vec<Tensor> = self.params.iter().map(|(_, t)| t.clone()).collect();
+        let (out, h_n, c_n) = input.lstm(&[h0, c0], &params, c.bias, c.num_layers as i64, c.dropout, self.training.get(), c.bidirectional, c.batch_first)?;
+        if unbatched {
+            let out = out.squeeze_dim(batch_dim)?;
+            let (h_n, c_n) = (h_n.squeeze_dim(1)?, c_n.squeeze_dim(1)?);
+            return Ok((out, (h_n, c_n)));
+        }
+        Ok((out, (h_n, c_n)))
     }
 }
 
@@ -954,7 +1069,7 @@ impl TransformerEncoder {
 
 impl crate::Forward for LSTM {
     fn forward_arg_names(&self) -> Vec<String> {
-        vec!["input".into()]
+        vec!["input".into(), "hx".into()]
     }
     fn forward_py(
         &self,
@@ -966,7 +1081,21 @@ impl crate::Forward for LSTM {
             .first()
             .and_then(PyValue::as_tensor)
             .ok_or_else(|| Error::Value("forward() missing 'input'".into()))?;
-        let (out, (h, c)) = self.forward(x)?;
+        let (out, (h, c)) = match args.get(1) {
+            Some(PyValue::Tuple(hx)) | Some(PyValue::List(hx)) => match (
+                hx.first().and_then(PyValue::as_tensor),
+                hx.get(1).and_then(PyValue::as_tensor),
+            ) {
+                (Some(h0), Some(c0)) if hx.len() == 2 => self.forward_with_state(x, (h0, c0))?,
+                _ => return Err(Error::Value("LSTM: hx must be a tuple (h_0, c_0)".into())),
+            },
+            None | Some(PyValue::None) => self.forward(x)?,
+            Some(other) => {
+                return Err(Error::Value(format!(
+                    "LSTM: hx must be a tuple (h_0, c_0), got {other:?}"
+                )))
+            }
+        };
         Ok(PyValue::Tuple(vec![
             out.into(),
             PyValue::Tuple(vec![h.into(), c.into()]),

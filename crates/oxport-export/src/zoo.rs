@@ -588,3 +588,12 @@ impl MobileNetV3 {
 forward_x!(MobileNetV3);
 
 crate::nn::layer!(BasicBlock, SqueezeExcitation, InvertedResidual);
+
+/// The `lstm` zoo model: `nn.LSTM(16, 32, batch_first=True)`.
+pub fn lstm(g: &mut Generator) -> Result<crate::nn::LSTM> {
+    let config = crate::nn::LSTMConfig {
+        batch_first: true,
+        ..Default::default()
+    };
+    crate::nn::LSTM::with_config(16, 32, config, g)
+}

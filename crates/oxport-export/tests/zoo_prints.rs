@@ -163,7 +163,7 @@ fn check(ep: &oxport_ir::ExportedProgram, fixture: &str) {
 
 #[test]
 fn lstm_exports_as_torch_nn_lstm() {
-    let model = LSTM::new(16, 32, &mut Generator::new(0)).unwrap();
+    let model = oxport_export::zoo::lstm(&mut Generator::new(0)).unwrap();
     let x = Tensor::zeros(&[2, 5, 16], DType::F32).unwrap();
     check(
         &export(&model, vec![x.into()], vec![]).unwrap(),
@@ -524,5 +524,54 @@ fn a_guard_that_narrows_a_dynamic_dim_fails_export_naming_the_op_and_line() {
              for every size in their ranges. Narrow the Dim's min/max to where it holds, make the dim \
              static, or change the model so it does not depend on it"
         )
+    );
+}
+
+#[test]
+fn stacked_bidirectional_lstm_with_initial_state_exports_as_torch_nn_lstm() {
+    use oxport_export::nn::LSTMConfig;
+    let cfg = LSTMConfig {
+        num_layers: 2,
+        bidirectional: true,
+        ..Default::default()
+    };
+    let mut g = Generator::new(0);
+    let model = LSTM::with_config(8, 12, cfg, &mut g).unwrap();
+    let x = Tensor::randn(&[5, 3, 8], &mut g).unwrap();
+    let h0 = Tensor::randn(&[4, 3, 12], &mut g).unwrap();
+    let c0 = Tensor::randn(&[4, 3, 12], &mut g).unwrap();
+    let hx = PyValue::Tuple(vec![h0.clone().into(), c0.clone().into()]);
+    let ep = export(&model, vec![x.clone().into(), hx], vec![]).unwrap();
+    check(&ep, "lstm_stacked.train.txt");
+    // The exported program computes what the model computes.
+    let (out, (h, c)) = model.forward_with_state(&x, (&h0, &c0)).unwrap();
+    let got = ep
+        .module()
+        .unwrap()
+        .call_flat(vec![x.into(), h0.into(), c0.into()])
+        .unwrap();
+    for (g, want) in got.iter().zip([out, h, c]) {
+        let oxport_core::ops::Value::Tensor(g) = g else {
+            panic!("{g:?}")
+        };
+        assert_eq!(g.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+    }
+}
+
+#[test]
+fn unbatched_lstm_without_biases_exports_as_torch_nn_lstm() {
+    use oxport_export::nn::LSTMConfig;
+    let cfg = LSTMConfig {
+        num_layers: 2,
+        bidirectional: true,
+        bias: false,
+        dropout: 0.1,
+        ..Default::default()
+    };
+    let model = LSTM::with_config(8, 12, cfg, &mut Generator::new(0)).unwrap();
+    let x = Tensor::zeros(&[5, 8], DType::F32).unwrap();
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "lstm_unbatched.train.txt",
     );
 }

@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example export_zoo -- --model NAME [--core] [--dynamic-batch] --out DIR`
 use clap::Parser;
-use oxport::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer, LSTM};
+use oxport::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer};
 use oxport::prelude::*;
 use oxport::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
             (Box::new(m), vec![Tensor::randn(&[2, 16, 64], g).map_err(e)?], vec![])
         }
         "lstm" => {
-            let m = LSTM::new(16, 32, g).map_err(e)?;
+            let m = oxport::zoo::lstm(g).map_err(e)?;
             (Box::new(m), vec![Tensor::randn(&[2, 5, 16], g).map_err(e)?], vec![])
         }
         other => {

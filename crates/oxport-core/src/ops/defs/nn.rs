@@ -1084,16 +1084,15 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             hx.len()
         )));
     }
-    if x.dim() != 3 && x.dim() != 2 {
+    if x.dim() != 3 {
+        // aten.lstm takes batched input only (nn.LSTM unsqueezes unbatched input); PyTorch fails indexing
+        // the batch dim.
+        let d = x.dim() as i64;
         return Err(Error::shape(format!(
-            "lstm: Expected input to be 2D or 3D, got {}D instead",
-            x.dim()
+            "Dimension out of range (expected to be in range of [{}, {}], but got 2)",
+            -d.max(1),
+            d.max(1) - 1
         )));
-    }
-    if a.bool("train")? && a.float("dropout")? > 0.0 {
-        return Err(Error::value(
-            "lstm with dropout in training mode needs randomness; oxport runs inference only",
-        ));
     }
     let layers = a.int("num_layers")?;
     let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
@@ -1224,6 +1223,12 @@ fn lstm_direction(
 }
 
 fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    if a.bool("train")? && a.float("dropout")? > 0.0 && a.int("num_layers")? > 1 {
+        // Export records this call; computing it would need PyTorch's random stream.
+        return Err(Error::value(
+            "lstm with dropout between layers in training mode is random; run it in eval mode",
+        ));
+    }
     let x = a.tensor("input")?;
     let dt = x.dtype();
     let batch_first = a.bool("batch_first")?;
