@@ -352,6 +352,17 @@ def linalg_cases():
     K(op, "f64")(rn(3, dtype=f64), rn(2, 4, dtype=f64), rn(4, 3, dtype=f64))
     K(op, "inner_mismatch", err=True)(rn(4), rn(3, 5), rn(6, 4))
 
+    op = A.baddbmm.default
+    K(op, "mha_mask")(rn(4, 4, 5), rn(4, 4, 8), rn(4, 8, 5))
+    K(op, "broadcast_self")(rn(1, 5), rn(3, 4, 2), rn(3, 2, 5))
+    K(op, "beta_alpha")(rn(2, 3, 3), rn(2, 3, 4), rn(2, 4, 3), beta=0.5, alpha=-2.0)
+    K(op, "beta0_ignores_nan")(tt([nan, inf, 1.0]), rn(2, 2, 4), rn(2, 4, 3), beta=0)
+    K(op, "transposed_views")(rn(2, 3, 3), rn(2, 4, 3).transpose(1, 2), rn(2, 3, 4).transpose(1, 2))
+    K(op, "int64")(ri(-3, 4, 2, 2, 2), ri(-3, 4, 2, 2, 3), ri(-3, 4, 2, 3, 2))
+    K(op, "f64")(rn(2, 2, 2, dtype=f64), rn(2, 2, 3, dtype=f64), rn(2, 3, 2, dtype=f64))
+    K(op, "batch_mismatch", err=True)(rn(2, 3, 3), rn(2, 3, 4), rn(3, 4, 3))
+    K(op, "self_not_broadcastable", err=True)(rn(2, 3, 4), rn(2, 3, 4), rn(2, 4, 3))
+
     op = A.mm.default
     K(op, "basic")(rn(3, 4), rn(4, 5))
     K(op, "both_transposed_views")(rn(4, 3).t(), rn(5, 4).t())
@@ -843,6 +854,14 @@ def shape_cases():
     K(op, "noncontig")(rn(4, 3).t(), [1, 3], 1)
     K(op, "sizes_mismatch", err=True)(rn(5, 2), [2, 2])
 
+    op = A.chunk.default
+    K(op, "mha_in_proj")(rn(12, 4), 3)
+    K(op, "uneven_fewer_pieces")(rn(5, 2), 4)
+    K(op, "dim1")(rn(2, 7), 3, 1)
+    K(op, "noncontig")(rn(6, 3).t(), 2, 1)
+    K(op, "more_chunks_than_size")(rn(2, 3), 5)
+    K(op, "zero_chunks", err=True)(rn(4), 0)
+
     op = A.split.Tensor
     K(op, "even")(rn(6, 2), 2)
     K(op, "uneven_last_chunk")(rn(7, 2), 3)
@@ -1081,6 +1100,21 @@ def compare_cases():
     K(op, "uint8")(tt([0, 255], u8))
     K(op, "noncontig")(rb(4, 3).t())
     K(op, "empty")(torch.zeros(0, dtype=b8))
+
+    op = A.masked_fill.Scalar
+    K(op, "neg_inf_key_padding")(torch.zeros(2, 5), tt([[False] * 5, [False] * 3 + [True] * 2], b8), -inf)
+    K(op, "broadcast_mask")(rn(2, 3, 4), rb(3, 1), 1.5)
+    K(op, "mask_broadcasts_self")(rn(3, 1), rb(3, 4), 0.0)
+    K(op, "int_self_int_value")(ri(-5, 5, 2, 3), rb(2, 3), 7)
+    K(op, "noncontig")(rn(3, 2).t(), rb(2, 3), -1.0)
+    K(op, "f64")(rn(4, dtype=f64), rb(4), 2.5)
+    K(op, "uint8_mask", err=True)(rn(2), tt([1, 0], u8), 0.0)
+
+    op = A.masked_fill_.Scalar
+    K(op, "causal_mask")(torch.zeros(4, 5), torch.triu(torch.ones(4, 5, dtype=b8), 1), -inf)
+    K(op, "broadcast_mask")(rn(2, 3, 4), rb(3, 1), 1.5)
+    K(op, "noncontig_self")(rn(3, 2).t(), rb(2, 3), 9.0)
+    K(op, "mask_larger_than_self", err=True)(rn(3, 1), rb(3, 4), 0.0)
 
     op = A.where.self
     K(op, "broadcast_cond_model")(rb(2, 3, 1), rn(2, 3, 4), rn(2, 3, 4))

@@ -294,6 +294,24 @@ impl Tensor {
     pub fn where_cond(condition: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         op1("aten.where.self", vec![t(condition), t(x), t(y)], vec![])
     }
+    /// `self.masked_fill(mask, value)`: `value` where the bool `mask` is true.
+    #[track_caller]
+    pub fn masked_fill(&self, mask: &Tensor, value: impl Into<Scalar>) -> Result<Tensor> {
+        op1(
+            "aten.masked_fill.Scalar",
+            vec![t(self), t(mask), Value::Scalar(value.into())],
+            vec![],
+        )
+    }
+    /// In-place `masked_fill_`.
+    #[track_caller]
+    pub fn masked_fill_(&self, mask: &Tensor, value: impl Into<Scalar>) -> Result<Tensor> {
+        op1(
+            "aten.masked_fill_.Scalar",
+            vec![t(self), t(mask), Value::Scalar(value.into())],
+            vec![],
+        )
+    }
     /// `F.dropout(self, p, train)`; oxport supports `train=false` (identity).
     #[track_caller]
     pub fn dropout(&self, p: f64, train: bool) -> Result<Tensor> {
@@ -449,6 +467,16 @@ impl Tensor {
         let op = "aten.split_with_sizes.default";
         tensors(op, run(op, vec![t(self), sl(sizes), i(dim)], vec![])?)
     }
+    /// `torch.chunk(self, chunks, dim)`: `ceil(n / chunks)`-sized views (possibly fewer than `chunks`).
+    #[track_caller]
+    pub fn chunk(&self, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
+        let op = "aten.chunk.default";
+        let mut args = vec![t(self), i(chunks)];
+        if dim != 0 {
+            args.push(i(dim));
+        }
+        tensors(op, run(op, args, vec![])?)
+    }
     /// `torch.unbind(self, dim)`.
     #[track_caller]
     pub fn unbind(&self, dim: i64) -> Result<Vec<Tensor>> {
@@ -548,6 +576,15 @@ impl Tensor {
     #[track_caller]
     pub fn bmm(&self, other: &Tensor) -> Result<Tensor> {
         op1("aten.bmm.default", vec![t(self), t(other)], vec![])
+    }
+    /// `torch.baddbmm(self, batch1, batch2)`: `self + batch1 @ batch2`.
+    #[track_caller]
+    pub fn baddbmm(&self, batch1: &Tensor, batch2: &Tensor) -> Result<Tensor> {
+        op1(
+            "aten.baddbmm.default",
+            vec![t(self), t(batch1), t(batch2)],
+            vec![],
+        )
     }
     /// `torch.addmm(self, mat1, mat2)`.
     #[track_caller]
@@ -885,6 +922,23 @@ impl Tensor {
             "aten.ones.default",
             vec![sl(size)],
             vec![("dtype", Value::ScalarType(dtype))],
+        )
+    }
+    /// `torch.zeros_like(self)`.
+    #[track_caller]
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        op1("aten.zeros_like.default", vec![t(self)], vec![])
+    }
+    /// `torch.zeros_like(self, dtype=dtype)` (records `dtype` and `pin_memory=False`, as the Python call does).
+    #[track_caller]
+    pub fn zeros_like_dtype(&self, dtype: DType) -> Result<Tensor> {
+        op1(
+            "aten.zeros_like.default",
+            vec![t(self)],
+            vec![
+                ("dtype", Value::ScalarType(dtype)),
+                ("pin_memory", Value::Bool(false)),
+            ],
         )
     }
     /// `torch.full_like(self, value)`.

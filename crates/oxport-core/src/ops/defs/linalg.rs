@@ -21,6 +21,7 @@ pub(super) fn register(r: &mut Builder) {
         )?)
     });
     r.op("aten.addmm.default", meta_addmm, addmm);
+    r.op("aten.baddbmm.default", meta_baddbmm, baddbmm);
     r.op("aten.matmul.default", meta_matmul, matmul);
     r.op("aten.linear.default", meta_linear, linear);
 }
@@ -80,6 +81,103 @@ fn meta_mm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     one(x.dtype, vec![x.sizes[0].clone(), y.sizes[1].clone()])
+}
+
+/// `beta * self + alpha * (batch1 @ batch2)`, `self` broadcast to the product's shape.
+fn meta_baddbmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (x, y, s) = (a.tensor("batch1")?, a.tensor("batch2")?, meta_self(a)?);
+    if x.dim() != 3 {
+        return Err(Error::shape("batch1 must be a 3D tensor"));
+    }
+    if y.dim() != 3 {
+        return Err(Error::shape("batch2 must be a 3D tensor"));
+    }
+    check_same_dtype(x.dtype, y.dtype)?;
+    if !x.sizes[0].guard_eq(&y.sizes[0]) || !x.sizes[2].guard_eq(&y.sizes[1]) {
+        return Err(Error::shape(format!(
+            "Expected size for first two dimensions of batch2 tensor to be: [{}, {}] but got: [{}, {}].",
+            x.sizes[0], x.sizes[2], y.sizes[0], y.sizes[1]
+        )));
+    }
+    let out = vec![x.sizes[0].clone(), x.sizes[1].clone(), y.sizes[2].clone()];
+    // `self` must expand to the product's shape.
+    let off = out.len() as i64 - s.dim() as i64;
+    for (i, sz) in s.sizes.iter().enumerate() {
+        let j = i as i64 + off;
+        let fits = j >= 0 && (sz.guard_eq(&out[j as usize]) || sz.guard_is_one());
+        if !fits {
+            let j = j.max(0) as usize;
+            return Err(Error::shape(format!(
+                "The expanded size of the tensor ({}) must match the existing size ({sz}) at non-singleton dimension {j}.  Target sizes: {}.  Tensor sizes: {}",
+                out[j],
+                fmt_shape(&out),
+                fmt_shape(&s.sizes)
+            )));
+        }
+    }
+    if s.dtype != x.dtype {
+        return Err(Error::DType(format!(
+            "self and mat2 must have the same dtype, but got {} and {}",
+            s.dtype.cpp_type_name(),
+            x.dtype.cpp_type_name()
+        )));
+    }
+    one(x.dtype, out)
+}
+
+fn baddbmm(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(o, 0)?;
+    let prod = batched_matmul(a.tensor("batch1")?, a.tensor("batch2")?, dt)?;
+    let beta = a.opt_scalar("beta")?.unwrap_or(Number::Int(1));
+    let alpha = a.opt_scalar("alpha")?.unwrap_or(Number::Int(1));
+    let sizes = out_sizes(o, 0)?;
+    let input = a.tensor("self")?;
+    // beta == 0 ignores self (NaN and inf included), as PyTorch does.
+    let ignore_self = beta.to_f64() == 0.0;
+    let compute = dt.compute_dtype();
+    let (p, s) = (as_dtype(&prod, compute), as_dtype(input, compute));
+    fn axpby<T: Element + std::ops::Mul<Output = T> + std::ops::Add<Output = T>>(
+        p: &Tensor,
+        s: &Tensor,
+        sizes: &[usize],
+        alpha: Number,
+        beta: Number,
+        ignore_self: bool,
+    ) -> Tensor {
+        let (al, be): (T, T) = (
+            crate::tensor::scalar_to(alpha),
+            crate::tensor::scalar_to(beta),
+        );
+        crate::tensor::kernels::elementwise::binary_map::<T, T, T>(p, s, sizes, move |x, y| {
+            if ignore_self {
+                al * x
+            } else {
+                al * x + be * y
+            }
+        })
+    }
+    let r = match compute {
+        DType::F32 => axpby::<f32>(&p, &s, &sizes, alpha, beta, ignore_self),
+        DType::F64 => axpby::<f64>(&p, &s, &sizes, alpha, beta, ignore_self),
+        _ => {
+            // Integers wrap, as in C++.
+            let (al, be) = (alpha.to_i64(), beta.to_i64());
+            crate::tensor::kernels::elementwise::binary_map::<i64, i64, i64>(
+                &as_dtype(&p, DType::I64),
+                &as_dtype(&s, DType::I64),
+                &sizes,
+                move |x, y| {
+                    let ax = al.wrapping_mul(x);
+                    if ignore_self {
+                        ax
+                    } else {
+                        ax.wrapping_add(be.wrapping_mul(y))
+                    }
+                },
+            )
+        }
+    };
+    out1(as_dtype(&r, dt))
 }
 
 fn meta_addmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

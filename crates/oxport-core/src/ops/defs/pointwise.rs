@@ -153,6 +153,11 @@ pub(super) fn register(r: &mut Builder) {
     compare!("aten.ge.Tensor", "aten.ge.Scalar", x, y => x >= y);
 
     r.op("aten.where.self", meta_where, where_self);
+    r.op("aten.masked_fill.Scalar", meta_masked_fill, masked_fill);
+    r.op("aten.masked_fill_.Scalar", meta_masked_fill, |a, o| {
+        let s = a.tensor("self")?;
+        write_back(s, masked_fill(a, o)?)
+    });
     r.op("aten.clamp.default", meta_clamp, clamp);
     r.op("aten.pow.Tensor_Scalar", meta_pow_scalar, pow);
     r.op("aten.pow.Tensor_Tensor", meta_pow_tensor, pow);
@@ -360,6 +365,50 @@ fn meta_where(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let sizes = broadcast_shapes(&[&cond.sizes, operand_sizes(&x), operand_sizes(&y)])?;
     one(result_type(&[&x, &y]), sizes)
+}
+
+/// `self` where `mask` is false, `value` where it is true; the in-place form keeps `self`'s shape.
+fn meta_masked_fill(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (s, mask) = (meta_self(a)?, a.tensor("mask")?);
+    let inplace = a.schema.name.ends_with('_');
+    if mask.dtype != DType::Bool {
+        return Err(Error::DType(format!(
+            "masked_fill_ only supports boolean masks, but got mask with dtype {}",
+            mask.dtype.cpp_type_name()
+        )));
+    }
+    let sizes = broadcast_shapes(&[&s.sizes, &mask.sizes])?;
+    if inplace
+        && (sizes.len() != s.dim() || !sizes.iter().zip(&s.sizes).all(|(p, q)| p.guard_eq(q)))
+    {
+        return Err(Error::shape(format!(
+            "output with shape {} doesn't match the broadcast shape {}",
+            fmt_shape(&s.sizes),
+            fmt_shape(&sizes)
+        )));
+    }
+    let value = a.scalar("value")?;
+    if !s.dtype.is_floating_point()
+        && matches!(value, Scalar::Float(f) if !f.is_finite() || f.fract() != 0.0)
+        && s.dtype != DType::Bool
+    {
+        return Err(Error::value(format!(
+            "value cannot be converted to type {} without overflow",
+            s.dtype.cpp_type_name()
+        )));
+    }
+    one(s.dtype, sizes)
+}
+
+fn masked_fill(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let mask = a.tensor("mask")?;
+    let x = as_dtype(a.tensor("self")?, dt);
+    let v = Tensor::scalar_of(a.scalar("value")?, dt);
+    out1(
+        crate::dispatch_dtype!(dt, T => ternary_map::<bool, T, T, T>(mask, &v, &x, &sizes, |c, p, q| if c { p } else { q })),
+    )
 }
 
 fn meta_clamp(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

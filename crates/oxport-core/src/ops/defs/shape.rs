@@ -73,6 +73,7 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.cat.default", meta_cat, cat_kernel);
     r.op("aten.stack.default", meta_stack, stack_kernel);
     r.op("aten.split_with_sizes.default", meta_split, split_kernel);
+    r.op("aten.chunk.default", meta_split, split_kernel);
     r.op("aten.split.Tensor", meta_split, split_kernel);
     r.op("aten.unbind.int", meta_split, split_kernel);
 }
@@ -663,6 +664,24 @@ fn split_pieces(a: &Args<TensorMeta>, t: &TensorMeta, d: usize) -> Result<Vec<(S
                 }
                 pieces.push((start.clone(), s.clone()));
                 start = start.add(s);
+            }
+        }
+        "aten.chunk.default" => {
+            let chunks = a.int("chunks")?;
+            if chunks <= 0 {
+                return Err(Error::value(format!(
+                    "chunk expects `chunks` to be greater than 0, got: {chunks}"
+                )));
+            }
+            let n = size.as_int().ok_or_else(|| {
+                Error::Symbolic("chunk of a symbolic dim is not supported yet".into())
+            })?;
+            // split(ceil(n / chunks)): possibly fewer pieces than asked, the last one smaller.
+            let k = (n + chunks - 1) / chunks;
+            let count = if k == 0 { 1 } else { ((n + k - 1) / k).max(1) };
+            for i in 0..count {
+                let start = i * k;
+                pieces.push((SymInt::Int(start), SymInt::Int(k.min(n - start))));
             }
         }
         "aten.split.Tensor" => {
