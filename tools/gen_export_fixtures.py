@@ -92,6 +92,39 @@ class AttnWeights(torch.nn.Module):
         return a, w
 
 
+class AttnMasks(torch.nn.Module):
+    """MultiheadAttention: encoder-decoder (key is value) and separate key/value attention with bool
+    masks, and self-attention with a float mask and per-head weights."""
+
+    def __init__(s):
+        super().__init__()
+        s.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(s, q, kv, v, kpm, am, fm):
+        a, w = s.attn(q, kv, kv, key_padding_mask=kpm, attn_mask=am)
+        b, _ = s.attn(q, kv, v, need_weights=False, key_padding_mask=kpm, attn_mask=am)
+        c, wc = s.attn(q, q, q, attn_mask=fm, average_attn_weights=False)
+        d, _ = s.attn(q, q, q, need_weights=False, attn_mask=fm)
+        return a, w, b, c, wc, d
+
+
+class AttnUnbatched(torch.nn.Module):
+    """Sequence-first MultiheadAttention on unbatched inputs with a key padding mask."""
+
+    def __init__(s):
+        super().__init__()
+        s.attn = torch.nn.MultiheadAttention(16, 2)
+
+    def forward(s, q, kv, kpm):
+        return s.attn(q, kv, kv, key_padding_mask=kpm)
+
+
+def attn_mask_inputs():
+    kpm = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    am = torch.triu(torch.ones(4, 5, dtype=torch.bool), 1)
+    return (torch.randn(2, 4, 16), torch.randn(2, 5, 16), torch.randn(2, 5, 16), kpm, am, torch.randn(4, 4))
+
+
 class DynSizes(torch.nn.Module):
     """Sizes read from dynamic dims and computed with, exported with x and y sharing a dynamic batch."""
 
@@ -133,6 +166,8 @@ def twins():
     yield "seq1d", Seq1d, (torch.randn(2, 4, 10),)
     yield "conv_modes", ConvModes, (torch.randn(1, 2, 5, 5),)
     yield "attn_weights", AttnWeights, (torch.randn(2, 4, 16),)
+    yield "attn_masks", AttnMasks, attn_mask_inputs()
+    yield "attn_unbatched", AttnUnbatched, (torch.randn(4, 16), torch.randn(5, 16), torch.tensor([False] * 3 + [True] * 2))
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
 

@@ -461,8 +461,23 @@ impl GELU {
 
 layer!(LayerNorm, GELU);
 
-/// `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)` (no dropout), self-attention
-/// with `need_weights=False`, as `F.multi_head_attention_forward` computes it.
+/// `torch.nn.MultiheadAttention(embed_dim, num_heads)` without dropout, `bias_k`/`bias_v` or separate
+/// k/v dims, computed as `F.multi_head_attention_forward` does: self-attention (one packed projection),
+/// encoder-decoder attention (`key is value`) and separate key and value, `key_padding_mask` and
+/// `attn_mask` (bool or float), with or without (averaged) weights, batched or not.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// use oxport_export::nn::{AttnArgs, MultiheadAttention};
+/// let mut g = Generator::new(0);
+/// let attn = MultiheadAttention::new(16, 2, &mut g)?.batch_first(true);
+/// let (q, kv) = (Tensor::randn(&[2, 4, 16], &mut g)?, Tensor::randn(&[2, 5, 16], &mut g)?);
+/// let causal = Tensor::from_vec((0..20).map(|i| i % 5 > i / 5).collect::<Vec<bool>>(), &[4, 5])?;
+/// let args = AttnArgs { attn_mask: Some(&causal), ..Default::default() };
+/// let (out, weights) = attn.forward(&q, &kv, &kv, args)?;
+/// assert_eq!((out.sizes(), weights.unwrap().sizes()), (&[2, 4, 16][..], &[2, 4, 5][..]));
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
 #[derive(Module)]
 #[module(
     type_name = "torch.nn.modules.activation.MultiheadAttention",
@@ -482,6 +497,58 @@ pub struct MultiheadAttention {
     pub num_heads: usize,
     /// Embedding size.
     pub embed_dim: usize,
+    /// Inputs are `(N, L, E)` rather than `(L, N, E)` (PyTorch's default: false).
+    pub batch_first: bool,
+}
+
+/// The optional arguments of `MultiheadAttention.forward`, with PyTorch's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct AttnArgs<'a> {
+    /// `(N, S)` (or `(S,)` unbatched): true (bool) or `-inf` (float) masks a key.
+    pub key_padding_mask: Option<&'a Tensor>,
+    /// Also return the attention weights (default true).
+    pub need_weights: bool,
+    /// `(L, S)` or `(N * heads, L, S)`: true (bool) masks, float is added to the scores.
+    pub attn_mask: Option<&'a Tensor>,
+    /// Average the weights over heads (default true).
+    pub average_attn_weights: bool,
+}
+
+impl Default for AttnArgs<'_> {
+    fn default() -> Self {
+        AttnArgs {
+            key_padding_mask: None,
+            need_weights: true,
+            attn_mask: None,
+            average_attn_weights: true,
+        }
+    }
+}
+
+/// Python's `a is b` for tensors: the same view of the same storage.
+fn is_same_tensor(a: &Tensor, b: &Tensor) -> bool {
+    a.shares_storage(b)
+        && a.storage_offset() == b.storage_offset()
+        && a.sizes_untraced() == b.sizes_untraced()
+        && a.strides() == b.strides()
+}
+
+/// `F._canonical_mask`: a bool mask becomes `0`/`-inf` in `dtype`; a float mask stays.
+#[track_caller]
+fn canonical_mask(mask: Option<&Tensor>, name: &str, dtype: DType) -> Result<Option<Tensor>> {
+    let Some(m) = mask else { return Ok(None) };
+    if m.dtype() == DType::Bool {
+        return Ok(Some(
+            m.zeros_like_dtype(dtype)?
+                .masked_fill_(m, f64::NEG_INFINITY)?,
+        ));
+    }
+    if !m.dtype().is_floating_point() {
+        return Err(Error::Value(format!(
+            "only bool and floating types of {name} are supported"
+        )));
+    }
+    Ok(Some(m.clone()))
 }
 
 /// `MultiheadAttention.out_proj`.
@@ -497,12 +564,18 @@ impl Module for OutProj {
 }
 
 impl MultiheadAttention {
-    /// PyTorch's init: xavier-uniform `in_proj_weight`, zero biases, default `Linear` out_proj weight.
+    /// `nn.MultiheadAttention(embed_dim, num_heads)`. PyTorch's init: xavier-uniform `in_proj_weight`,
+    /// zero biases, default `Linear` out_proj weight.
     pub fn new(
         embed_dim: usize,
         num_heads: usize,
         g: &mut Generator,
     ) -> Result<MultiheadAttention> {
+        if num_heads == 0 || embed_dim % num_heads != 0 {
+            return Err(Error::Value(format!(
+                "embed_dim must be divisible by num_heads (embed_dim {embed_dim}, num_heads {num_heads})"
+            )));
+        }
         let bound = (6.0 / (embed_dim + 3 * embed_dim) as f64).sqrt();
         let mut out_proj = Linear::new(embed_dim, embed_dim, true, g)?;
         out_proj.bias = Some(Tensor::zeros(&[embed_dim as i64], DType::F32)?);
@@ -512,44 +585,167 @@ impl MultiheadAttention {
             out_proj: OutProj(out_proj),
             num_heads,
             embed_dim,
+            batch_first: false,
         })
     }
 
-    /// `attn(x, x, x, need_weights=False)[0]` for batch-first `x` of shape `(N, L, E)`.
+    /// `batch_first=...`.
+    pub fn batch_first(mut self, batch_first: bool) -> MultiheadAttention {
+        self.batch_first = batch_first;
+        self
+    }
+
+    /// `attn(x, x, x, need_weights=False)[0]`.
     pub fn forward_self(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_self_weights(x, false)?.0)
+        let args = AttnArgs {
+            need_weights: false,
+            ..Default::default()
+        };
+        Ok(self.forward(x, x, x, args)?.0)
     }
 
-    /// `attn(x, x, x, need_weights=...)`: the output and, with `need_weights` (PyTorch's default), the
-    /// attention weights averaged over heads `(N, L, L)`.
-    pub fn forward_self_weights(
-        &self,
-        x: &Tensor,
-        need_weights: bool,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    /// `attn(query, key, value, key_padding_mask=..., need_weights=..., attn_mask=...,
+    /// average_attn_weights=...)`: the output and, with `need_weights`, the attention weights.
+    #[rustfmt::skip]
+    pub fn forward(&self, query: &Tensor, key: &Tensor, value: &Tensor, args: AttnArgs) -> Result<(Tensor, Option<Tensor>)> {
         scope(self, || {
-            let q = x.transpose(1, 0)?;
-            let out = crate::functional(|| self.attention(&q, need_weights));
+            let batched = query.dim() == 3;
+            let dt = query.dtype();
+            let key_padding_mask = crate::functional(|| canonical_mask(args.key_padding_mask, "key_padding_mask", dt))?;
+            let attn_mask = crate::functional(|| canonical_mask(args.attn_mask, "attn_mask", dt))?;
+            // Which inputs are the same tensor decides the projection (`_in_projection_packed`).
+            let (kv_same, qk_same) = (is_same_tensor(key, value), is_same_tensor(query, key));
+            let (q, k, v) = if self.batch_first && batched {
+                if kv_same && qk_same {
+                    let q = crate::functional(|| query.transpose(1, 0))?;
+                    (q.clone(), q.clone(), q)
+                } else if kv_same {
+                    let (q, k) = crate::functional(|| Ok::<_, Error>((query.transpose(1, 0)?, key.transpose(1, 0)?)))?;
+                    (q, k.clone(), k)
+                } else {
+                    crate::functional(|| Ok::<_, Error>((query.transpose(1, 0)?, key.transpose(1, 0)?, value.transpose(1, 0)?)))?
+                }
+            } else {
+                (query.clone(), key.clone(), value.clone())
+            };
+            let masks = (key_padding_mask.as_ref(), attn_mask.as_ref());
+            let out = crate::functional(|| self.attention(&q, &k, &v, (kv_same, qk_same), masks, args));
             let (a, w) = out?;
-            Ok((a.transpose(1, 0)?, w))
+            if self.batch_first && batched {
+                return Ok((crate::functional(|| a.transpose(1, 0))?, w));
+            }
+            Ok((a, w))
         })
     }
 
-    /// `F.multi_head_attention_forward` on sequence-first `q` `(L, N, E)`.
-    fn attention(&self, q: &Tensor, need_weights: bool) -> Result<(Tensor, Option<Tensor>)> {
+    /// `F.multi_head_attention_forward` on sequence-first `(L, N, E)` inputs.
+    fn attention(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        (kv_same, qk_same): (bool, bool),
+        (key_padding_mask, attn_mask): (Option<&Tensor>, Option<&Tensor>),
+        args: AttnArgs,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let batched = query.dim() == 3;
+        if !batched && query.dim() != 2 {
+            return Err(Error::Value(format!(
+                "query should be unbatched 2D or batched 3D tensor but received {}-D query tensor",
+                query.dim()
+            )));
+        }
+        let (query, key, value, key_padding_mask) = if batched {
+            (
+                query.clone(),
+                key.clone(),
+                value.clone(),
+                key_padding_mask.cloned(),
+            )
+        } else {
+            let (q, k, v) = (query.unsqueeze(1)?, key.unsqueeze(1)?, value.unsqueeze(1)?);
+            (
+                q,
+                k,
+                v,
+                key_padding_mask.map(|m| m.unsqueeze(0)).transpose()?,
+            )
+        };
+        // Unsqueezing makes new tensors: the projection then sees three different inputs, as in Python.
+        let (kv_same, qk_same) = (kv_same && batched, qk_same && batched);
+        if key.dim() != 3 || value.dim() != 3 || key.sizes_untraced() != value.sizes_untraced() {
+            return Err(Error::Value(format!(
+                "key shape {:?} does not match value shape {:?}",
+                key.sizes_untraced(),
+                value.sizes_untraced()
+            )));
+        }
         // Sizes as SymInts: with a dynamic batch or sequence they stay symbolic, and the arithmetic is
         // recorded as PyTorch's (`bsz * num_heads`, `tgt_len * bsz`, ...).
-        let (l, n) = (q.sym_size(0)?, q.sym_size(1)?);
+        let (l, n) = (query.sym_size(0)?, query.sym_size(1)?);
+        if query.size(2)? != self.embed_dim {
+            return Err(Error::Value(format!(
+                "was expecting embedding dimension of {}, but got {}",
+                self.embed_dim,
+                query.size(2)?
+            )));
+        }
         let (e, h) = (self.embed_dim as i64, self.num_heads as i64);
         let d = e / h;
-        let proj = q.linear(&self.in_proj_weight, Some(&self.in_proj_bias))?;
-        let proj = proj
-            .unflatten(-1, &[3, e])?
-            .unsqueeze(0)?
-            .transpose(0, -2)?
-            .squeeze_dim(-2)?
-            .contiguous()?;
-        let (q, k, v) = (proj.select(0, 0)?, proj.select(0, 1)?, proj.select(0, 2)?);
+        let (w, b) = (&self.in_proj_weight, &self.in_proj_bias);
+        // `_in_projection_packed`.
+        let (q, k, v) = if kv_same && qk_same {
+            let proj = query.linear(w, Some(b))?;
+            let proj = proj
+                .unflatten(-1, &[3, e])?
+                .unsqueeze(0)?
+                .transpose(0, -2)?
+                .squeeze_dim(-2)?
+                .contiguous()?;
+            (proj.select(0, 0)?, proj.select(0, 1)?, proj.select(0, 2)?)
+        } else if kv_same {
+            let (ws, bs) = (
+                w.split_with_sizes(&[e, 2 * e], 0)?,
+                b.split_with_sizes(&[e, 2 * e], 0)?,
+            );
+            let q = query.linear(&ws[0], Some(&bs[0]))?;
+            let kv = key.linear(&ws[1], Some(&bs[1]))?;
+            let kv = kv
+                .unflatten(-1, &[2, e])?
+                .unsqueeze(0)?
+                .transpose(0, -2)?
+                .squeeze_dim(-2)?
+                .contiguous()?;
+            (q, kv.select(0, 0)?, kv.select(0, 1)?)
+        } else {
+            let (ws, bs) = (w.chunk(3, 0)?, b.chunk(3, 0)?);
+            (
+                query.linear(&ws[0], Some(&bs[0]))?,
+                key.linear(&ws[1], Some(&bs[1]))?,
+                value.linear(&ws[2], Some(&bs[2]))?,
+            )
+        };
+        let src_len = key.sym_size(0)?;
+        let attn_mask = match attn_mask {
+            Some(m) if m.dim() == 2 => {
+                let want = [l.hint() as usize, src_len.hint() as usize];
+                if m.sizes_untraced() != want {
+                    return Err(Error::Value(format!(
+                        "The shape of the 2D attn_mask is {:?}, but should be {want:?}.",
+                        m.sizes_untraced()
+                    )));
+                }
+                Some(m.unsqueeze(0)?)
+            }
+            Some(m) if m.dim() == 3 => Some(m.clone()),
+            Some(m) => {
+                return Err(Error::Value(format!(
+                    "attn_mask's dimension {} is not supported",
+                    m.dim()
+                )))
+            }
+            None => None,
+        };
         let q = q.view([l.clone(), &n * h, d.into()])?.transpose(0, 1)?;
         let k = k
             .view([k.sym_size(0)?, &n * h, d.into()])?
@@ -557,29 +753,61 @@ impl MultiheadAttention {
         let v = v
             .view([v.sym_size(0)?, &n * h, d.into()])?
             .transpose(0, 1)?;
+        let src_len = k.sym_size(1)?;
+        let attn_mask = match key_padding_mask {
+            Some(kpm) => {
+                let kpm = kpm.view([n.clone(), 1.into(), 1.into(), src_len.clone()])?;
+                let kpm =
+                    kpm.expand(&[-1, h, -1, -1])?
+                        .reshape([&n * h, 1.into(), src_len.clone()])?;
+                match attn_mask {
+                    Some(m) => Some(m.add(&kpm)?),
+                    None => Some(kpm),
+                }
+            }
+            None => attn_mask,
+        };
         let OutProj(lin) = &self.out_proj;
-        if need_weights {
+        let (a, w) = if args.need_weights {
             // q * sqrt(1 / head_dim), then explicit bmm / softmax / bmm, as PyTorch's weights path does.
             let q_scaled = q.mul((1.0 / d as f64).sqrt())?;
-            let weights = q_scaled.bmm(&k.transpose(-2, -1)?)?.softmax(-1)?;
+            let scores = match &attn_mask {
+                Some(m) => m.baddbmm(&q_scaled, &k.transpose(-2, -1)?)?,
+                None => q_scaled.bmm(&k.transpose(-2, -1)?)?,
+            };
+            let weights = scores.softmax(-1)?;
             let a = weights
                 .bmm(&v)?
                 .transpose(0, 1)?
                 .reshape([&l * &n, e.into()])?;
             let a = a.linear(&lin.weight, lin.bias.as_ref())?;
             let a = a.view([l.clone(), n.clone(), a.sym_size(1)?])?;
-            let w = weights
-                .view([n, h.into(), l.clone(), l])?
-                .mean(&[1], false)?;
-            return Ok((a, Some(w)));
+            let w = weights.view([n, h.into(), l, src_len])?;
+            let w = if args.average_attn_weights {
+                w.mean(&[1], false)?
+            } else {
+                w
+            };
+            (a, Some(w))
+        } else {
+            let attn_mask = match attn_mask {
+                Some(m) if m.size(0)? == 1 && m.dim() == 3 => Some(m.unsqueeze(0)?),
+                Some(m) => Some(m.view([n.clone(), h.into(), (-1).into(), src_len.clone()])?),
+                None => None,
+            };
+            let q = q.view([n.clone(), h.into(), l.clone(), d.into()])?;
+            let k = k.view([n.clone(), h.into(), src_len.clone(), d.into()])?;
+            let v = v.view([n.clone(), h.into(), src_len, d.into()])?;
+            let a = Tensor::scaled_dot_product_attention(&q, &k, &v, attn_mask.as_ref(), false)?;
+            let a = a.permute(&[2, 0, 1, 3])?.reshape([&n * &l, e.into()])?;
+            let a = a.linear(&lin.weight, lin.bias.as_ref())?;
+            (a.view([l, n, a.sym_size(1)?])?, None)
+        };
+        if !batched {
+            let a = a.squeeze_dim(1)?;
+            return Ok((a, w.map(|w| w.squeeze_dim(0)).transpose()?));
         }
-        let q = q.view([n.clone(), h.into(), l.clone(), d.into()])?;
-        let k = k.view([n.clone(), h.into(), l.clone(), d.into()])?;
-        let v = v.view([n.clone(), h.into(), l.clone(), d.into()])?;
-        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
-        let a = a.permute(&[2, 0, 1, 3])?.reshape([&n * &l, e.into()])?;
-        let a = a.linear(&lin.weight, lin.bias.as_ref())?;
-        Ok((a.view([l, n, a.sym_size(1)?])?, None))
+        Ok((a, w))
     }
 }
 
@@ -1003,7 +1231,7 @@ impl TransformerEncoderLayer {
         g: &mut Generator,
     ) -> Result<Self> {
         Ok(TransformerEncoderLayer {
-            self_attn: MultiheadAttention::new(d_model, nhead, g)?,
+            self_attn: MultiheadAttention::new(d_model, nhead, g)?.batch_first(true),
             linear1: Linear::new(d_model, dim_feedforward, true, g)?,
             dropout: Dropout {
                 p: 0.1,

@@ -312,7 +312,7 @@ impl GPTBlock {
     pub fn new(d: usize, h: usize, g: &mut Generator) -> Result<GPTBlock> {
         Ok(GPTBlock {
             ln1: LayerNorm::new(d)?,
-            attn: MultiheadAttention::new(d, h, g)?,
+            attn: MultiheadAttention::new(d, h, g)?.batch_first(true),
             ln2: LayerNorm::new(d)?,
             mlp: Sequential::new(vec![
                 Box::new(Linear::new(d, 4 * d, true, g)?),

@@ -352,9 +352,8 @@ impl oxport_export::Forward for AttnWeights {
         vec!["x".into()]
     }
     fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
-        let (a, w) = self
-            .attn
-            .forward_self_weights(args[0].as_tensor().unwrap(), true)?;
+        let x = args[0].as_tensor().unwrap();
+        let (a, w) = self.attn.forward(x, x, x, Default::default())?;
         Ok(PyValue::Tuple(vec![a.into(), w.expect("weights").into()]))
     }
 }
@@ -363,7 +362,9 @@ impl oxport_export::Forward for AttnWeights {
 fn attention_weights_path_exports_as_torch_nn_does() {
     let mut g = Generator::new(0);
     let model = AttnWeights {
-        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g).unwrap(),
+        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g)
+            .unwrap()
+            .batch_first(true),
     };
     let x = Tensor::zeros(&[2, 4, 16], DType::F32).unwrap();
     check(
@@ -573,5 +574,113 @@ fn unbatched_lstm_without_biases_exports_as_torch_nn_lstm() {
     check(
         &export(&model, vec![x.into()], vec![]).unwrap(),
         "lstm_unbatched.train.txt",
+    );
+}
+
+/// Twin of `AttnMasks` in tools/gen_export_fixtures.py.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct AttnMasks {
+    #[module]
+    attn: oxport_export::nn::MultiheadAttention,
+}
+
+impl oxport_export::Forward for AttnMasks {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["q", "kv", "v", "kpm", "am", "fm"]
+            .map(String::from)
+            .to_vec()
+    }
+    #[rustfmt::skip]
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        use oxport_export::nn::AttnArgs;
+        let t: Vec<&Tensor> = args.iter().map(|a| a.as_tensor().unwrap()).collect();
+        let (q, kv, v, kpm, am, fm) = (t[0], t[1], t[2], t[3], t[4], t[5]);
+        let masks = AttnArgs { key_padding_mask: Some(kpm), attn_mask: Some(am), ..Default::default() };
+        let (a, w) = self.attn.forward(q, kv, kv, masks)?;
+        let (b, _) = self.attn.forward(q, kv, v, AttnArgs { need_weights: false, ..masks })?;
+        let (c, wc) = self.attn.forward(q, q, q, AttnArgs { attn_mask: Some(fm), average_attn_weights: false, ..Default::default() })?;
+        let (d, _) = self.attn.forward(q, q, q, AttnArgs { need_weights: false, attn_mask: Some(fm), ..Default::default() })?;
+        let outs = [a, w.unwrap(), b, c, wc.unwrap(), d];
+        Ok(PyValue::Tuple(outs.into_iter().map(Into::into).collect()))
+    }
+}
+
+fn attn_mask_inputs(g: &mut Generator) -> Vec<Tensor> {
+    let kpm: Vec<bool> = (0..10).map(|i| i >= 8).collect();
+    let am: Vec<bool> = (0..20).map(|i| i % 5 > i / 5).collect();
+    vec![
+        Tensor::randn(&[2, 4, 16], g).unwrap(),
+        Tensor::randn(&[2, 5, 16], g).unwrap(),
+        Tensor::randn(&[2, 5, 16], g).unwrap(),
+        Tensor::from_vec(kpm, &[2, 5]).unwrap(),
+        Tensor::from_vec(am, &[4, 5]).unwrap(),
+        Tensor::randn(&[4, 4], g).unwrap(),
+    ]
+}
+
+#[test]
+fn attention_with_masks_and_cross_attention_exports_as_torch_nn_does() {
+    let mut g = Generator::new(0);
+    let model = AttnMasks {
+        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g)
+            .unwrap()
+            .batch_first(true),
+    };
+    let inputs = attn_mask_inputs(&mut g);
+    let args: Vec<PyValue> = inputs.iter().cloned().map(Into::into).collect();
+    let ep = export(&model, args.clone(), vec![]).unwrap();
+    check(&ep, "attn_masks.train.txt");
+    // The program computes what the model computes.
+    let eager = oxport_export::Forward::forward_py(&model, &args, &[]).unwrap();
+    let got = ep.module().unwrap().call(args, vec![]).unwrap();
+    let (PyValue::Tuple(want), PyValue::Tuple(got)) = (eager, got) else {
+        panic!("tuples expected")
+    };
+    for (w, g) in want.iter().zip(&got) {
+        let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
+        assert_eq!(w.sizes(), g.sizes());
+        assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+    }
+}
+
+/// Twin of `AttnUnbatched` in tools/gen_export_fixtures.py.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct AttnUnbatched {
+    #[module]
+    attn: oxport_export::nn::MultiheadAttention,
+}
+
+impl oxport_export::Forward for AttnUnbatched {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["q", "kv", "kpm"].map(String::from).to_vec()
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let t: Vec<&Tensor> = args.iter().map(|a| a.as_tensor().unwrap()).collect();
+        let masks = oxport_export::nn::AttnArgs {
+            key_padding_mask: Some(t[2]),
+            ..Default::default()
+        };
+        let (a, w) = self.attn.forward(t[0], t[1], t[1], masks)?;
+        Ok(PyValue::Tuple(vec![a.into(), w.unwrap().into()]))
+    }
+}
+
+#[test]
+fn unbatched_sequence_first_attention_exports_as_torch_nn_does() {
+    let mut g = Generator::new(0);
+    let model = AttnUnbatched {
+        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g).unwrap(),
+    };
+    let kpm = Tensor::from_vec((0..5).map(|i| i >= 3).collect::<Vec<bool>>(), &[5]).unwrap();
+    let args = vec![
+        Tensor::zeros(&[4, 16], DType::F32).unwrap().into(),
+        Tensor::zeros(&[5, 16], DType::F32).unwrap().into(),
+        kpm.into(),
+    ];
+    check(
+        &export(&model, args, vec![]).unwrap(),
+        "attn_unbatched.train.txt",
     );
 }
