@@ -119,6 +119,30 @@ class AttnUnbatched(torch.nn.Module):
         return s.attn(q, kv, kv, key_padding_mask=kpm)
 
 
+class EncoderOptions(torch.nn.Module):
+    """TransformerEncoder with pre-norm GELU layers and a final norm, called with a key padding mask, and
+    with an attention mask and is_causal=False (without it, PyTorch's causal detection reads the mask)."""
+
+    def __init__(s):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(16, 2, 32, activation="gelu", batch_first=True, norm_first=True)
+        s.enc = torch.nn.TransformerEncoder(layer, 2, norm=torch.nn.LayerNorm(16), enable_nested_tensor=False)
+
+    def forward(s, x, kpm, am):
+        return s.enc(x, src_key_padding_mask=kpm), s.enc(x, mask=am, is_causal=False)
+
+
+class EncoderLayerSeqFirst(torch.nn.Module):
+    """A sequence-first pre-norm TransformerEncoderLayer without dropout, with both masks."""
+
+    def __init__(s):
+        super().__init__()
+        s.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu", norm_first=True)
+
+    def forward(s, x, kpm, am):
+        return s.layer(x, src_mask=am, src_key_padding_mask=kpm)
+
+
 def attn_mask_inputs():
     kpm = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
     am = torch.triu(torch.ones(4, 5, dtype=torch.bool), 1)
@@ -167,6 +191,10 @@ def twins():
     yield "conv_modes", ConvModes, (torch.randn(1, 2, 5, 5),)
     yield "attn_weights", AttnWeights, (torch.randn(2, 4, 16),)
     yield "attn_masks", AttnMasks, attn_mask_inputs()
+    kpm4 = torch.tensor([[False] * 4, [False] * 3 + [True]])
+    causal4 = torch.triu(torch.ones(4, 4, dtype=torch.bool), 1)
+    yield "encoder_options", EncoderOptions, (torch.randn(2, 4, 16), kpm4, causal4)
+    yield "encoder_layer_seq_first", EncoderLayerSeqFirst, (torch.randn(4, 2, 16), kpm4, causal4)
     yield "attn_unbatched", AttnUnbatched, (torch.randn(4, 16), torch.randn(5, 16), torch.tensor([False] * 3 + [True] * 2))
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 

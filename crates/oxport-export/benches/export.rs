@@ -3,7 +3,6 @@
 //! to `torch.export.export` of their PyTorch twins.
 use criterion::{criterion_group, criterion_main, Criterion};
 use oxport_core::prelude::*;
-use oxport_export::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer};
 use oxport_export::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use oxport_export::{export, Forward};
 use oxport_runtime::PyValue;
@@ -19,9 +18,6 @@ type Case = (
 fn zoo() -> Vec<Case> {
     let mut g = Generator::new(0);
     let t = |s: &[i64]| -> PyValue { Tensor::zeros(s, DType::F32).unwrap().into() };
-    let layers = (0..2)
-        .map(|_| TransformerEncoderLayer::new(64, 4, 128, &mut g).unwrap())
-        .collect();
     vec![
         (
             "sin_cos",
@@ -49,9 +45,7 @@ fn zoo() -> Vec<Case> {
         ),
         (
             "transformer_encoder",
-            Box::new(TransformerEncoder {
-                layers: ModuleList { modules: layers },
-            }),
+            Box::new(oxport_export::zoo::transformer_encoder(&mut g).unwrap()),
             vec![t(&[2, 16, 64])],
             vec![],
         ),

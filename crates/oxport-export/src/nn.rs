@@ -512,6 +512,9 @@ pub struct AttnArgs<'a> {
     pub attn_mask: Option<&'a Tensor>,
     /// Average the weights over heads (default true).
     pub average_attn_weights: bool,
+    /// `attn_mask` is the causal mask (a hint: without weights or padding mask, attention runs with
+    /// `is_causal=True` and no mask, as PyTorch does).
+    pub is_causal: bool,
 }
 
 impl Default for AttnArgs<'_> {
@@ -521,6 +524,7 @@ impl Default for AttnArgs<'_> {
             need_weights: true,
             attn_mask: None,
             average_attn_weights: true,
+            is_causal: false,
         }
     }
 }
@@ -725,6 +729,15 @@ impl MultiheadAttention {
                 value.linear(&ws[2], Some(&bs[2]))?,
             )
         };
+        if args.is_causal && attn_mask.is_none() {
+            return Err(Error::Value("Need attn_mask if specifying the is_causal hint. You may use the Transformer module method `generate_square_subsequent_mask` to create this mask.".into()));
+        }
+        let (attn_mask, is_causal) =
+            if args.is_causal && key_padding_mask.is_none() && !args.need_weights {
+                (None, true)
+            } else {
+                (attn_mask, args.is_causal && key_padding_mask.is_none())
+            };
         let src_len = key.sym_size(0)?;
         let attn_mask = match attn_mask {
             Some(m) if m.dim() == 2 => {
@@ -798,7 +811,8 @@ impl MultiheadAttention {
             let q = q.view([n.clone(), h.into(), l.clone(), d.into()])?;
             let k = k.view([n.clone(), h.into(), src_len.clone(), d.into()])?;
             let v = v.view([n.clone(), h.into(), src_len, d.into()])?;
-            let a = Tensor::scaled_dot_product_attention(&q, &k, &v, attn_mask.as_ref(), false)?;
+            let a =
+                Tensor::scaled_dot_product_attention(&q, &k, &v, attn_mask.as_ref(), is_causal)?;
             let a = a.permute(&[2, 0, 1, 3])?.reshape([&n * &l, e.into()])?;
             let a = a.linear(&lin.weight, lin.bias.as_ref())?;
             (a.view([l, n, a.sym_size(1)?])?, None)
@@ -1188,8 +1202,59 @@ impl LSTM {
     }
 }
 
-/// `torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, batch_first=True)` in eval mode
-/// (post-norm, ReLU, dropout 0.1).
+/// The feed-forward activation of a [`TransformerEncoderLayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// `"relu"` (PyTorch's default).
+    #[default]
+    Relu,
+    /// `"gelu"`.
+    Gelu,
+}
+
+/// Options of [`TransformerEncoderLayer`], with `torch.nn.TransformerEncoderLayer`'s defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerEncoderLayerConfig {
+    /// Feed-forward width (`dim_feedforward=2048`).
+    pub dim_feedforward: usize,
+    /// Dropout probability, recorded by the dropout layers (`dropout=0.1`).
+    pub dropout: f64,
+    /// `activation="relu"`.
+    pub activation: Activation,
+    /// `layer_norm_eps=1e-5`.
+    pub layer_norm_eps: f64,
+    /// `(N, S, E)` inputs instead of `(S, N, E)` (`batch_first=False`).
+    pub batch_first: bool,
+    /// Layer norm before each block instead of after (`norm_first=False`).
+    pub norm_first: bool,
+}
+
+impl Default for TransformerEncoderLayerConfig {
+    fn default() -> Self {
+        TransformerEncoderLayerConfig {
+            dim_feedforward: 2048,
+            dropout: 0.1,
+            activation: Activation::Relu,
+            layer_norm_eps: 1e-5,
+            batch_first: false,
+            norm_first: false,
+        }
+    }
+}
+
+/// The optional arguments of `TransformerEncoderLayer.forward` / `TransformerEncoder.forward`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncoderArgs<'a> {
+    /// `src_mask` / `mask`: `(S, S)` or `(N * heads, S, S)`, bool (true masks) or float (added).
+    pub mask: Option<&'a Tensor>,
+    /// `(N, S)`: true (bool) or `-inf` (float) masks a key.
+    pub src_key_padding_mask: Option<&'a Tensor>,
+    /// `is_causal`: `mask` is the causal mask. `TransformerEncoder` requires it with a mask (PyTorch
+    /// otherwise inspects the mask's values, which export cannot do).
+    pub is_causal: Option<bool>,
+}
+
+/// `torch.nn.TransformerEncoderLayer(d_model, nhead, ...)` (eval-mode dropout, bias=True).
 #[derive(Module)]
 #[module(
     type_name = "torch.nn.modules.transformer.TransformerEncoderLayer",
@@ -1208,10 +1273,10 @@ pub struct TransformerEncoderLayer {
     /// `dim_feedforward -> d_model`
     #[module]
     pub linear2: Linear,
-    /// After the attention block.
+    /// Around the attention block.
     #[module]
     pub norm1: LayerNorm,
-    /// After the feed-forward block.
+    /// Around the feed-forward block.
     #[module]
     pub norm2: LayerNorm,
     /// On the attention output.
@@ -1220,57 +1285,98 @@ pub struct TransformerEncoderLayer {
     /// On the feed-forward output.
     #[module]
     pub dropout2: Dropout,
+    /// The options.
+    pub config: TransformerEncoderLayerConfig,
 }
 
 impl TransformerEncoderLayer {
-    /// PyTorch's defaults (dropout 0.1, ReLU, layer-norm eps 1e-5).
+    /// `nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward)` with PyTorch's other defaults
+    /// (sequence-first, ReLU, post-norm, dropout 0.1).
     pub fn new(
         d_model: usize,
         nhead: usize,
         dim_feedforward: usize,
         g: &mut Generator,
     ) -> Result<Self> {
+        let config = TransformerEncoderLayerConfig {
+            dim_feedforward,
+            ..Default::default()
+        };
+        TransformerEncoderLayer::with_config(d_model, nhead, config, g)
+    }
+
+    /// `nn.TransformerEncoderLayer(d_model, nhead, ...)`.
+    pub fn with_config(
+        d_model: usize,
+        nhead: usize,
+        config: TransformerEncoderLayerConfig,
+        g: &mut Generator,
+    ) -> Result<Self> {
+        let dropout = |p| Dropout { p, inplace: false };
+        let norm = || -> Result<LayerNorm> {
+            let mut n = LayerNorm::new(d_model)?;
+            n.eps = config.layer_norm_eps;
+            Ok(n)
+        };
         Ok(TransformerEncoderLayer {
-            self_attn: MultiheadAttention::new(d_model, nhead, g)?.batch_first(true),
-            linear1: Linear::new(d_model, dim_feedforward, true, g)?,
-            dropout: Dropout {
-                p: 0.1,
-                inplace: false,
-            },
-            linear2: Linear::new(dim_feedforward, d_model, true, g)?,
-            norm1: LayerNorm::new(d_model)?,
-            norm2: LayerNorm::new(d_model)?,
-            dropout1: Dropout {
-                p: 0.1,
-                inplace: false,
-            },
-            dropout2: Dropout {
-                p: 0.1,
-                inplace: false,
-            },
+            self_attn: MultiheadAttention::new(d_model, nhead, g)?.batch_first(config.batch_first),
+            linear1: Linear::new(d_model, config.dim_feedforward, true, g)?,
+            dropout: dropout(config.dropout),
+            linear2: Linear::new(config.dim_feedforward, d_model, true, g)?,
+            norm1: norm()?,
+            norm2: norm()?,
+            dropout1: dropout(config.dropout),
+            dropout2: dropout(config.dropout),
+            config,
         })
     }
 
-    /// `x = norm1(x + _sa_block(x)); x = norm2(x + _ff_block(x))`.
+    /// `layer(src)`.
     pub fn forward(&self, src: &Tensor) -> Result<Tensor> {
+        self.forward_with(src, EncoderArgs::default())
+    }
+
+    /// `layer(src, src_mask=..., src_key_padding_mask=..., is_causal=...)`.
+    #[rustfmt::skip]
+    pub fn forward_with(&self, src: &Tensor, args: EncoderArgs) -> Result<Tensor> {
         scope(self, || {
-            let sa =
-                crate::functional(|| self.dropout1.forward(&self.self_attn.forward_self(src)?));
+            let dt = src.dtype();
+            let kpm = crate::functional(|| canonical_mask(args.src_key_padding_mask, "src_key_padding_mask", dt))?;
+            let mask = crate::functional(|| canonical_mask(args.mask, "src_mask", dt))?;
+            let attn = AttnArgs { key_padding_mask: kpm.as_ref(), attn_mask: mask.as_ref(), need_weights: false, is_causal: args.is_causal.unwrap_or(false), ..Default::default() };
+            if self.config.norm_first {
+                let sa = crate::functional(|| self.sa_block(&self.norm1.forward(src)?, attn));
+                let x = src.add(&sa?)?;
+                let ff = crate::functional(|| self.ff_block(&self.norm2.forward(&x)?));
+                return x.add(&ff?);
+            }
+            let sa = crate::functional(|| self.sa_block(src, attn));
             let x = self.norm1.forward(&src.add(&sa?)?)?;
             let ff = crate::functional(|| self.ff_block(&x));
             self.norm2.forward(&x.add(&ff?)?)
         })
     }
 
-    /// `dropout2(linear2(dropout(relu(linear1(x)))))`.
+    /// `dropout1(self_attn(x, x, x, need_weights=False)[0])`.
+    fn sa_block(&self, x: &Tensor, attn: AttnArgs) -> Result<Tensor> {
+        self.dropout1
+            .forward(&self.self_attn.forward(x, x, x, attn)?.0)
+    }
+
+    /// `dropout2(linear2(dropout(activation(linear1(x)))))`.
     fn ff_block(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.linear1.forward(x)?.relu()?;
+        let h = self.linear1.forward(x)?;
+        let h = match self.config.activation {
+            Activation::Relu => h.relu()?,
+            Activation::Gelu => h.gelu("none")?,
+        };
         self.dropout2
             .forward(&self.linear2.forward(&self.dropout.forward(&h)?)?)
     }
 }
 
-/// `torch.nn.TransformerEncoder(layer, num_layers)` (no final norm).
+/// `torch.nn.TransformerEncoder(encoder_layer, num_layers, norm=None)` (no nested-tensor fast path, as
+/// under export).
 #[derive(Module)]
 #[module(
     type_name = "torch.nn.modules.transformer.TransformerEncoder",
@@ -1280,17 +1386,60 @@ pub struct TransformerEncoder {
     /// The stacked layers.
     #[module]
     pub layers: ModuleList<TransformerEncoderLayer>,
+    /// Final layer norm.
+    #[module]
+    pub norm: Option<LayerNorm>,
 }
 
 impl TransformerEncoder {
-    /// Each layer in turn.
+    /// `nn.TransformerEncoder(layer, num_layers, norm)`: `num_layers` copies of `layer` (equal initial
+    /// weights in separate storage, as PyTorch's `deepcopy` makes them).
+    pub fn new(
+        layer: TransformerEncoderLayer,
+        num_layers: usize,
+        norm: Option<LayerNorm>,
+    ) -> Result<Self> {
+        let mut layers = vec![];
+        let state = crate::state_dict(&layer);
+        let (d_model, nhead) = (layer.self_attn.embed_dim, layer.self_attn.num_heads);
+        for _ in 1..num_layers {
+            let fresh = &mut Generator::new(0);
+            let copy =
+                TransformerEncoderLayer::with_config(d_model, nhead, layer.config.clone(), fresh)?;
+            crate::load_state_dict(&copy, state.iter().map(|(k, t)| (k.as_str(), t)))?;
+            layers.push(copy);
+        }
+        layers.insert(0, layer);
+        Ok(TransformerEncoder {
+            layers: ModuleList { modules: layers },
+            norm,
+        })
+    }
+
+    /// `encoder(src)`.
     pub fn forward(&self, src: &Tensor) -> Result<Tensor> {
+        self.forward_with(src, EncoderArgs::default())
+    }
+
+    /// `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)`.
+    #[rustfmt::skip]
+    pub fn forward_with(&self, src: &Tensor, args: EncoderArgs) -> Result<Tensor> {
+        if args.mask.is_some() && args.is_causal.is_none() {
+            return Err(Error::Value("TransformerEncoder with a mask: pass is_causal (PyTorch's _detect_is_causal_mask compares the mask's values with a causal mask, which export cannot trace)".into()));
+        }
         scope(self, || {
+            let dt = src.dtype();
+            let kpm = crate::functional(|| canonical_mask(args.src_key_padding_mask, "src_key_padding_mask", dt))?;
+            let mask = crate::functional(|| canonical_mask(args.mask, "mask", dt))?;
+            let layer_args = EncoderArgs { mask: mask.as_ref(), src_key_padding_mask: kpm.as_ref(), is_causal: args.is_causal };
             let mut x = src.clone();
             for l in &self.layers.modules {
-                x = l.forward(&x)?;
+                x = l.forward_with(&x, layer_args)?;
             }
-            Ok(x)
+            match &self.norm {
+                Some(n) => n.forward(&x),
+                None => Ok(x),
+            }
         })
     }
 }

@@ -597,3 +597,15 @@ pub fn lstm(g: &mut Generator) -> Result<crate::nn::LSTM> {
     };
     crate::nn::LSTM::with_config(16, 32, config, g)
 }
+
+/// The `transformer_encoder` zoo model:
+/// `nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2)`.
+pub fn transformer_encoder(g: &mut Generator) -> Result<crate::nn::TransformerEncoder> {
+    let config = crate::nn::TransformerEncoderLayerConfig {
+        dim_feedforward: 128,
+        batch_first: true,
+        ..Default::default()
+    };
+    let layer = crate::nn::TransformerEncoderLayer::with_config(64, 4, config, g)?;
+    crate::nn::TransformerEncoder::new(layer, 2, None)
+}

@@ -4,7 +4,7 @@
 use oxport_core::prelude::*;
 use oxport_export::nn::{
     AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity,
-    ModuleList, ReLU6, SiLU, Sigmoid, Tanh, TransformerEncoder, TransformerEncoderLayer, LSTM,
+    ModuleList, ReLU6, SiLU, Sigmoid, Tanh, LSTM,
 };
 use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
 use oxport_export::{export, export_dynamic, Dim};
@@ -173,13 +173,7 @@ fn lstm_exports_as_torch_nn_lstm() {
 
 #[test]
 fn transformer_encoder_exports_as_torch_nn_does() {
-    let mut g = Generator::new(0);
-    let layers = (0..2)
-        .map(|_| TransformerEncoderLayer::new(64, 4, 128, &mut g).unwrap())
-        .collect();
-    let model = TransformerEncoder {
-        layers: ModuleList { modules: layers },
-    };
+    let model = oxport_export::zoo::transformer_encoder(&mut Generator::new(0)).unwrap();
     let x = Tensor::zeros(&[2, 16, 64], DType::F32).unwrap();
     check(
         &export(&model, vec![x.into()], vec![]).unwrap(),
@@ -682,5 +676,114 @@ fn unbatched_sequence_first_attention_exports_as_torch_nn_does() {
     check(
         &export(&model, args, vec![]).unwrap(),
         "attn_unbatched.train.txt",
+    );
+}
+
+/// Twin of `EncoderOptions` in tools/gen_export_fixtures.py.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct EncoderOptions {
+    #[module]
+    enc: oxport_export::nn::TransformerEncoder,
+}
+
+impl oxport_export::Forward for EncoderOptions {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["x", "kpm", "am"].map(String::from).to_vec()
+    }
+    #[rustfmt::skip]
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        use oxport_export::nn::EncoderArgs;
+        let t: Vec<&Tensor> = args.iter().map(|a| a.as_tensor().unwrap()).collect();
+        let (x, kpm, am) = (t[0], t[1], t[2]);
+        let a = self.enc.forward_with(x, EncoderArgs { src_key_padding_mask: Some(kpm), ..Default::default() })?; let b = self.enc.forward_with(x, EncoderArgs { mask: Some(am), is_causal: Some(false), ..Default::default() })?;
+        Ok(PyValue::Tuple(vec![a.into(), b.into()]))
+    }
+}
+
+fn encoder_inputs() -> Vec<PyValue> {
+    let kpm = Tensor::from_vec((0..8).map(|i| i == 7).collect::<Vec<bool>>(), &[2, 4]).unwrap();
+    let causal = Tensor::from_vec(
+        (0..16).map(|i| i % 4 > i / 4).collect::<Vec<bool>>(),
+        &[4, 4],
+    )
+    .unwrap();
+    let x = Tensor::randn(&[2, 4, 16], &mut Generator::new(1)).unwrap();
+    vec![x.into(), kpm.into(), causal.into()]
+}
+
+#[test]
+fn encoder_with_pre_norm_gelu_layers_final_norm_and_masks_exports_as_torch_nn_does() {
+    use oxport_export::nn::{
+        Activation, LayerNorm, TransformerEncoder, TransformerEncoderLayer,
+        TransformerEncoderLayerConfig,
+    };
+    let cfg = TransformerEncoderLayerConfig {
+        dim_feedforward: 32,
+        activation: Activation::Gelu,
+        batch_first: true,
+        norm_first: true,
+        ..Default::default()
+    };
+    let layer = TransformerEncoderLayer::with_config(16, 2, cfg, &mut Generator::new(0)).unwrap();
+    let norm = Some(LayerNorm::new(16).unwrap());
+    let model = EncoderOptions {
+        enc: TransformerEncoder::new(layer, 2, norm).unwrap(),
+    };
+    let args = encoder_inputs();
+    let ep = export(&model, args.clone(), vec![]).unwrap();
+    check(&ep, "encoder_options.train.txt");
+    let eager = oxport_export::Forward::forward_py(&model, &args, &[]).unwrap();
+    let got = ep.module().unwrap().call(args, vec![]).unwrap();
+    let (PyValue::Tuple(want), PyValue::Tuple(got)) = (eager, got) else {
+        panic!("tuples expected")
+    };
+    for (w, g) in want.iter().zip(&got) {
+        let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
+        assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+    }
+}
+
+/// Twin of `EncoderLayerSeqFirst` in tools/gen_export_fixtures.py.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct EncoderLayerSeqFirst {
+    #[module]
+    layer: oxport_export::nn::TransformerEncoderLayer,
+}
+
+impl oxport_export::Forward for EncoderLayerSeqFirst {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["x", "kpm", "am"].map(String::from).to_vec()
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let t: Vec<&Tensor> = args.iter().map(|a| a.as_tensor().unwrap()).collect();
+        let masks = oxport_export::nn::EncoderArgs {
+            mask: Some(t[2]),
+            src_key_padding_mask: Some(t[1]),
+            is_causal: None,
+        };
+        Ok(self.layer.forward_with(t[0], masks)?.into())
+    }
+}
+
+#[test]
+fn sequence_first_pre_norm_encoder_layer_with_masks_exports_as_torch_nn_does() {
+    use oxport_export::nn::{Activation, TransformerEncoderLayer, TransformerEncoderLayerConfig};
+    let cfg = TransformerEncoderLayerConfig {
+        dim_feedforward: 32,
+        dropout: 0.0,
+        activation: Activation::Gelu,
+        norm_first: true,
+        ..Default::default()
+    };
+    let model = EncoderLayerSeqFirst {
+        layer: TransformerEncoderLayer::with_config(16, 2, cfg, &mut Generator::new(0)).unwrap(),
+    };
+    let mut args = encoder_inputs();
+    args[0] = Tensor::zeros(&[4, 2, 16], DType::F32).unwrap().into();
+    check(
+        &export(&model, args, vec![]).unwrap(),
+        "encoder_layer_seq_first.train.txt",
     );
 }

@@ -4,7 +4,6 @@
 //!
 //! `cargo run --release --example export_zoo -- --model NAME [--core] [--dynamic-batch] --out DIR`
 use clap::Parser;
-use oxport::nn::{ModuleList, TransformerEncoder, TransformerEncoderLayer};
 use oxport::prelude::*;
 use oxport::zoo::{ConvReluMaxpool, GPTBlock, MobileNetV3, ResNet, SinCos};
 use std::path::PathBuf;
@@ -65,11 +64,7 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
             (Box::new(m), vec![Tensor::randn(&[1, 3, 224, 224], g).map_err(e)?], vec![])
         }
         "transformer_encoder" => {
-            let layers = (0..2)
-                .map(|_| TransformerEncoderLayer::new(64, 4, 128, g))
-                .collect::<oxport::Result<Vec<_>>>()
-                .map_err(e)?;
-            let m = TransformerEncoder { layers: ModuleList { modules: layers } };
+            let m = oxport::zoo::transformer_encoder(g).map_err(e)?;
             (Box::new(m), vec![Tensor::randn(&[2, 16, 64], g).map_err(e)?], vec![])
         }
         "lstm" => {
