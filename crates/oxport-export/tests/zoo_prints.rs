@@ -3,8 +3,8 @@
 //! `# File:` lines), line for line.
 use oxport_core::prelude::*;
 use oxport_export::nn::{
-    AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity,
-    ModuleList, ReLU6, SiLU, Sigmoid, Tanh, LSTM,
+    AvgPool2d, BatchNorm2d, Dropout, Embedding, Flatten, Hardsigmoid, Hardswish, Identity, ReLU6,
+    SiLU, Sigmoid, Tanh, LSTM,
 };
 use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
 use oxport_export::{export, export_dynamic, Dim};
