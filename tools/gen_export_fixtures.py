@@ -195,6 +195,8 @@ def twins():
     causal4 = torch.triu(torch.ones(4, 4, dtype=torch.bool), 1)
     yield "encoder_options", EncoderOptions, (torch.randn(2, 4, 16), kpm4, causal4)
     yield "encoder_layer_seq_first", EncoderLayerSeqFirst, (torch.randn(4, 2, 16), kpm4, causal4)
+    yield "encoder_layer_train", lambda: nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), (torch.randn(2, 4, 16),)
+    yield "attn_weights_train", AttnWeights, (torch.randn(2, 4, 16),)
     yield "attn_unbatched", AttnUnbatched, (torch.randn(4, 16), torch.randn(5, 16), torch.tensor([False] * 3 + [True] * 2))
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
 
@@ -219,7 +221,15 @@ def main():
     write_safetensors()
     for name, ctor, args in twins():
         torch.manual_seed(0)
-        ep = torch.export.export(ctor().eval(), args, dynamic_shapes=DYNAMIC.get(name))
+        model = ctor()
+        if name.endswith("_train"):
+            model.train()
+            for m in model.modules():  # MultiheadAttention's own dropout (PyTorch's default is 0)
+                if isinstance(m, torch.nn.MultiheadAttention):
+                    m.dropout = 0.25
+        else:
+            model.eval()
+        ep = torch.export.export(model, args, dynamic_shapes=DYNAMIC.get(name))
         text = "\n".join(l for l in str(ep).splitlines() if not l.strip().startswith("# File:")) + "\n"
         with open(os.path.join(OUT, f"{name}.train.txt"), "w") as f:
             f.write(text)

@@ -3,6 +3,7 @@
 //! * `#[module]` — a submodule (a type implementing `Module`, or `Option` of one), named after the field.
 //! * `#[param]` — a parameter (`Tensor` or `Option<Tensor>`).
 //! * `#[buffer]` / `#[buffer(persistent = false)]` — a buffer (`Tensor` or `Option<Tensor>`).
+//! * `#[training]` — a `std::cell::Cell<bool>` that `train()`/`eval()` set (`self.training`).
 //! * `#[module(type_name = "torchvision.models.resnet.BasicBlock")]` on the struct sets the type shown in
 //!   `nn_module_stack` (default: `__main__.<StructName>`, as for a class defined in a script).
 //! * `#[module(crate = "oxport_export")]` names the path of the export API when the model is not written
@@ -18,7 +19,7 @@ fn is_option(ty: &Type) -> bool {
 }
 
 /// See the crate documentation.
-#[proc_macro_derive(Module, attributes(module, param, buffer))]
+#[proc_macro_derive(Module, attributes(module, param, buffer, training))]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     let name = &input.ident;
@@ -58,7 +59,7 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
                 .into()
         }
     };
-    let (mut children, mut params, mut buffers) = (vec![], vec![], vec![]);
+    let (mut children, mut params, mut buffers, mut training) = (vec![], vec![], vec![], vec![]);
     for f in fields {
         let ident = f.ident.as_ref().expect("named field");
         let key = ident.to_string();
@@ -76,6 +77,8 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
                 } else {
                     quote! { v.push((#key.to_string(), &self.#ident)); }
                 });
+            } else if attr.path().is_ident("training") {
+                training.push(quote! { self.#ident.set(training); });
             } else if attr.path().is_ident("buffer") {
                 let mut persistent = true;
                 if matches!(attr.meta, syn::Meta::List(_)) {
@@ -117,6 +120,10 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
                 let mut v: Vec<(String, &#krate::Tensor, bool)> = Vec::new();
                 #(#buffers)*
                 v
+            }
+            fn set_own_training(&self, training: bool) {
+                let _ = training;
+                #(#training)*
             }
         }
     }

@@ -112,7 +112,7 @@ pub fn export_dynamic(
     {
         let mut st = state.borrow_mut();
         for (fqn, t) in &params {
-            let name = st.ns.create_name(&format!("p_{}", fqn.replace('.', "_")));
+            let name = st.ns.create_name(&format!("p_{}", placeholder_base(fqn)));
             st.values.insert(view_key(t), name.clone());
             placeholders.push((
                 name.clone(),
@@ -124,7 +124,7 @@ pub fn export_dynamic(
             }));
         }
         for (fqn, t, persistent) in &buffers {
-            let name = st.ns.create_name(&format!("b_{}", fqn.replace('.', "_")));
+            let name = st.ns.create_name(&format!("b_{}", placeholder_base(fqn)));
             st.values.insert(view_key(t), name.clone());
             placeholders.push((
                 name.clone(),
@@ -217,7 +217,7 @@ pub fn export_dynamic(
                 }
                 let fake = tracer::fake_of(&meta);
                 let mut st = state.borrow_mut();
-                let n = st.ns.take_exact(name);
+                let n = st.ns.take_exact(&user_input_base(name));
                 st.values.insert(view_key(&fake), n.clone());
                 if symbolic {
                     st.metas.insert(view_key(&fake), meta.clone());
@@ -472,6 +472,27 @@ pub fn export_dynamic(
         state_dict,
         constants,
     })
+}
+
+/// The placeholder name of a parameter, buffer or constant without its `p_`/`b_`/`c_` prefix, as
+/// PyTorch's `placeholder_naming_pass` makes it: a leading `self_` dropped (`self_attn.in_proj_weight` ->
+/// `attn_in_proj_weight`), lower case, anything but letters and digits replaced by `_`.
+pub(crate) fn placeholder_base(target: &str) -> String {
+    let t = target.strip_prefix("self_").unwrap_or(target);
+    user_input_base(t)
+}
+
+/// A user input's name (or pytree path) as a placeholder name: lower case, non-alphanumerics to `_`.
+fn user_input_base(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Binds each symbol the graph uses to a `sym_size_int` node on the last user-input dim that has it, as

@@ -499,6 +499,10 @@ pub struct MultiheadAttention {
     pub embed_dim: usize,
     /// Inputs are `(N, L, E)` rather than `(L, N, E)` (PyTorch's default: false).
     pub batch_first: bool,
+    /// Dropout on the attention weights in training mode (PyTorch's default: 0).
+    pub dropout: f64,
+    #[training]
+    training: std::cell::Cell<bool>,
 }
 
 /// The optional arguments of `MultiheadAttention.forward`, with PyTorch's defaults.
@@ -590,12 +594,20 @@ impl MultiheadAttention {
             num_heads,
             embed_dim,
             batch_first: false,
+            dropout: 0.0,
+            training: std::cell::Cell::new(false),
         })
     }
 
     /// `batch_first=...`.
     pub fn batch_first(mut self, batch_first: bool) -> MultiheadAttention {
         self.batch_first = batch_first;
+        self
+    }
+
+    /// `dropout=...`.
+    pub fn dropout(mut self, p: f64) -> MultiheadAttention {
+        self.dropout = p;
         self
     }
 
@@ -781,6 +793,11 @@ impl MultiheadAttention {
             None => attn_mask,
         };
         let OutProj(lin) = &self.out_proj;
+        let dropout_p = if self.training.get() {
+            self.dropout
+        } else {
+            0.0
+        };
         let (a, w) = if args.need_weights {
             // q * sqrt(1 / head_dim), then explicit bmm / softmax / bmm, as PyTorch's weights path does.
             let q_scaled = q.mul((1.0 / d as f64).sqrt())?;
@@ -789,6 +806,11 @@ impl MultiheadAttention {
                 None => q_scaled.bmm(&k.transpose(-2, -1)?)?,
             };
             let weights = scores.softmax(-1)?;
+            let weights = if dropout_p > 0.0 {
+                weights.dropout(dropout_p, true)?
+            } else {
+                weights
+            };
             let a = weights
                 .bmm(&v)?
                 .transpose(0, 1)?
@@ -811,8 +833,14 @@ impl MultiheadAttention {
             let q = q.view([n.clone(), h.into(), l.clone(), d.into()])?;
             let k = k.view([n.clone(), h.into(), src_len.clone(), d.into()])?;
             let v = v.view([n.clone(), h.into(), src_len, d.into()])?;
-            let a =
-                Tensor::scaled_dot_product_attention(&q, &k, &v, attn_mask.as_ref(), is_causal)?;
+            let a = Tensor::scaled_dot_product_attention_with(
+                &q,
+                &k,
+                &v,
+                attn_mask.as_ref(),
+                dropout_p,
+                is_causal,
+            )?;
             let a = a.permute(&[2, 0, 1, 3])?.reshape([&n * &l, e.into()])?;
             let a = a.linear(&lin.weight, lin.bias.as_ref())?;
             (a.view([l, n, a.sym_size(1)?])?, None)
@@ -930,24 +958,43 @@ impl Tanh {
     }
 }
 
-/// `torch.nn.Dropout` in eval mode: `dropout(x, p, False)` (the identity).
-#[derive(Module)]
-#[module(type_name = "torch.nn.modules.dropout.Dropout", crate = "crate")]
+/// `torch.nn.Dropout(p, inplace)`: `F.dropout(x, p, training)` — the identity in eval mode (the default
+/// here), inverted dropout with the default generator in training mode (see
+/// `oxport_core::tensor::manual_seed`).
 pub struct Dropout {
-    /// Drop probability (recorded; training-mode dropout is not supported).
+    /// Drop probability.
     pub p: f64,
     /// `inplace=True` records `dropout_`.
     pub inplace: bool,
+    training: std::cell::Cell<bool>,
+}
+
+impl Module for Dropout {
+    fn type_name(&self) -> String {
+        "torch.nn.modules.dropout.Dropout".into()
+    }
+    fn set_own_training(&self, training: bool) {
+        self.training.set(training)
+    }
 }
 
 impl Dropout {
-    /// `dropout(x, p, train=False)`.
+    /// `nn.Dropout(p, inplace)`, in eval mode.
+    pub fn new(p: f64, inplace: bool) -> Dropout {
+        Dropout {
+            p,
+            inplace,
+            training: std::cell::Cell::new(false),
+        }
+    }
+
+    /// `dropout(x, p, training)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         scope(self, || {
             if self.inplace {
-                x.dropout_(self.p, false)
+                x.dropout_(self.p, self.training.get())
             } else {
-                x.dropout(self.p, false)
+                x.dropout(self.p, self.training.get())
             }
         })
     }
@@ -1312,14 +1359,16 @@ impl TransformerEncoderLayer {
         config: TransformerEncoderLayerConfig,
         g: &mut Generator,
     ) -> Result<Self> {
-        let dropout = |p| Dropout { p, inplace: false };
+        let dropout = |p| Dropout::new(p, false);
         let norm = || -> Result<LayerNorm> {
             let mut n = LayerNorm::new(d_model)?;
             n.eps = config.layer_norm_eps;
             Ok(n)
         };
         Ok(TransformerEncoderLayer {
-            self_attn: MultiheadAttention::new(d_model, nhead, g)?.batch_first(config.batch_first),
+            self_attn: MultiheadAttention::new(d_model, nhead, g)?
+                .batch_first(config.batch_first)
+                .dropout(config.dropout),
             linear1: Linear::new(d_model, config.dim_feedforward, true, g)?,
             dropout: dropout(config.dropout),
             linear2: Linear::new(config.dim_feedforward, d_model, true, g)?,
@@ -1480,21 +1529,125 @@ impl crate::Forward for LSTM {
     }
 }
 
-impl crate::Forward for TransformerEncoder {
+/// Python-style argument binding for the `Forward` impls of torch.nn layers: argument `i` named `name`,
+/// positional or keyword.
+struct PyArgs<'a> {
+    args: &'a [oxport_runtime::PyValue],
+    kwargs: &'a [(String, oxport_runtime::PyValue)],
+}
+
+impl<'a> PyArgs<'a> {
+    fn get(&self, i: usize, name: &str) -> Option<&'a oxport_runtime::PyValue> {
+        let v = self
+            .args
+            .get(i)
+            .or_else(|| self.kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| v))?;
+        (!matches!(v, oxport_runtime::PyValue::None)).then_some(v)
+    }
+    fn tensor(&self, i: usize, name: &str) -> Result<Option<&'a Tensor>> {
+        match self.get(i, name) {
+            None => Ok(None),
+            Some(v) => v.as_tensor().map(Some).ok_or_else(|| {
+                Error::Value(format!("forward(): '{name}' must be a tensor, got {v:?}"))
+            }),
+        }
+    }
+    fn required(&self, i: usize, name: &str) -> Result<&'a Tensor> {
+        self.tensor(i, name)?
+            .ok_or_else(|| Error::Value(format!("forward() missing required argument '{name}'")))
+    }
+    fn bool(&self, i: usize, name: &str) -> Result<Option<bool>> {
+        match self.get(i, name) {
+            None => Ok(None),
+            Some(oxport_runtime::PyValue::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Error::Value(format!(
+                "forward(): '{name}' must be a bool, got {v:?}"
+            ))),
+        }
+    }
+}
+
+impl crate::Forward for MultiheadAttention {
     fn forward_arg_names(&self) -> Vec<String> {
-        vec!["src".into()]
+        [
+            "query",
+            "key",
+            "value",
+            "key_padding_mask",
+            "need_weights",
+            "attn_mask",
+            "average_attn_weights",
+            "is_causal",
+        ]
+        .map(String::from)
+        .to_vec()
     }
     fn forward_py(
         &self,
         args: &[oxport_runtime::PyValue],
-        _kwargs: &[(String, oxport_runtime::PyValue)],
+        kwargs: &[(String, oxport_runtime::PyValue)],
     ) -> Result<oxport_runtime::PyValue> {
         use oxport_runtime::PyValue;
-        let x = args
-            .first()
-            .and_then(PyValue::as_tensor)
-            .ok_or_else(|| Error::Value("forward() missing 'src'".into()))?;
-        Ok(self.forward(x)?.into())
+        let a = PyArgs { args, kwargs };
+        let call = AttnArgs {
+            key_padding_mask: a.tensor(3, "key_padding_mask")?,
+            need_weights: a.bool(4, "need_weights")?.unwrap_or(true),
+            attn_mask: a.tensor(5, "attn_mask")?,
+            average_attn_weights: a.bool(6, "average_attn_weights")?.unwrap_or(true),
+            is_causal: a.bool(7, "is_causal")?.unwrap_or(false),
+        };
+        let (q, k, v) = (
+            a.required(0, "query")?,
+            a.required(1, "key")?,
+            a.required(2, "value")?,
+        );
+        let (out, w) = self.forward(q, k, v, call)?;
+        Ok(PyValue::Tuple(vec![
+            out.into(),
+            w.map(Into::into).unwrap_or(PyValue::None),
+        ]))
+    }
+}
+
+impl crate::Forward for TransformerEncoderLayer {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["src", "src_mask", "src_key_padding_mask", "is_causal"]
+            .map(String::from)
+            .to_vec()
+    }
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        kwargs: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        let a = PyArgs { args, kwargs };
+        let call = EncoderArgs {
+            mask: a.tensor(1, "src_mask")?,
+            src_key_padding_mask: a.tensor(2, "src_key_padding_mask")?,
+            is_causal: a.bool(3, "is_causal")?,
+        };
+        Ok(self.forward_with(a.required(0, "src")?, call)?.into())
+    }
+}
+
+impl crate::Forward for TransformerEncoder {
+    fn forward_arg_names(&self) -> Vec<String> {
+        ["src", "mask", "src_key_padding_mask", "is_causal"]
+            .map(String::from)
+            .to_vec()
+    }
+    fn forward_py(
+        &self,
+        args: &[oxport_runtime::PyValue],
+        kwargs: &[(String, oxport_runtime::PyValue)],
+    ) -> Result<oxport_runtime::PyValue> {
+        let a = PyArgs { args, kwargs };
+        let call = EncoderArgs {
+            mask: a.tensor(1, "mask")?,
+            src_key_padding_mask: a.tensor(2, "src_key_padding_mask")?,
+            is_causal: a.bool(3, "is_causal")?,
+        };
+        Ok(self.forward_with(a.required(0, "src")?, call)?.into())
     }
 }
 

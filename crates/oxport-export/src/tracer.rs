@@ -107,7 +107,9 @@ impl State {
             return n.clone();
         }
         let target = format!("lifted_tensor_{}", self.lifted.len());
-        let name = self.ns.create_name(&format!("c_{target}"));
+        let name = self
+            .ns
+            .create_name(&format!("c_{}", crate::export::placeholder_base(&target)));
         self.lifted.push((name.clone(), target, t.clone()));
         self.values.insert(key, name.clone());
         name

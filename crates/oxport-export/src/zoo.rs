@@ -567,10 +567,7 @@ impl MobileNetV3 {
             classifier: Sequential::new(vec![
                 Box::new(linear(576, 1024, g)?),
                 Box::new(Hardswish { inplace: true }),
-                Box::new(Dropout {
-                    p: 0.2,
-                    inplace: true,
-                }),
+                Box::new(Dropout::new(0.2, true)),
                 Box::new(linear(1024, 1000, g)?),
             ]),
         })

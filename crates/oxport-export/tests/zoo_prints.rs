@@ -121,10 +121,7 @@ fn simple_layers_export_as_torch_nn_does() {
             end_dim: -1,
         },
         emb: Embedding::new(10, 4, &mut g).unwrap(),
-        dropout: Dropout {
-            p: 0.1,
-            inplace: false,
-        },
+        dropout: Dropout::new(0.1, false),
         sg: Sigmoid,
         th: Tanh,
     };
@@ -785,5 +782,37 @@ fn sequence_first_pre_norm_encoder_layer_with_masks_exports_as_torch_nn_does() {
     check(
         &export(&model, args, vec![]).unwrap(),
         "encoder_layer_seq_first.train.txt",
+    );
+}
+
+#[test]
+fn training_mode_records_dropout_as_pytorch_does() {
+    use oxport_export::nn::{TransformerEncoderLayer, TransformerEncoderLayerConfig};
+    let cfg = TransformerEncoderLayerConfig {
+        dim_feedforward: 32,
+        batch_first: true,
+        ..Default::default()
+    };
+    let mut layer =
+        TransformerEncoderLayer::with_config(16, 2, cfg, &mut Generator::new(0)).unwrap();
+    layer.self_attn.dropout = 0.25; // as the fixture script sets it
+    oxport_export::train(&layer, true);
+    let x = Tensor::zeros(&[2, 4, 16], DType::F32).unwrap();
+    check(
+        &export(&layer, vec![x.clone().into()], vec![]).unwrap(),
+        "encoder_layer_train.train.txt",
+    );
+
+    let mut g = Generator::new(0);
+    let model = AttnWeights {
+        attn: oxport_export::nn::MultiheadAttention::new(16, 2, &mut g)
+            .unwrap()
+            .batch_first(true)
+            .dropout(0.25),
+    };
+    oxport_export::train(&model, true);
+    check(
+        &export(&model, vec![x.into()], vec![]).unwrap(),
+        "attn_weights_train.train.txt",
     );
 }

@@ -858,6 +858,19 @@ impl Tensor {
         attn_mask: Option<&Tensor>,
         is_causal: bool,
     ) -> Result<Tensor> {
+        Tensor::scaled_dot_product_attention_with(q, k, v, attn_mask, 0.0, is_causal)
+    }
+    /// `F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)` (dropout on the
+    /// attention weights with the default generator).
+    #[track_caller]
+    pub fn scaled_dot_product_attention_with(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        attn_mask: Option<&Tensor>,
+        dropout_p: f64,
+        is_causal: bool,
+    ) -> Result<Tensor> {
         op1(
             "aten.scaled_dot_product_attention.default",
             vec![
@@ -865,7 +878,7 @@ impl Tensor {
                 t(k),
                 t(v),
                 opt_t(attn_mask),
-                Value::Float(0.0),
+                Value::Float(dropout_p),
                 Value::Bool(is_causal),
             ],
             vec![],

@@ -12,7 +12,8 @@ mod random;
 pub mod strided;
 
 pub use element::{cast_element, Buffer, Element};
-pub use random::Generator;
+pub(crate) use random::dropout_mask;
+pub use random::{manual_seed, Generator};
 
 use crate::dtype::{DType, Scalar};
 use crate::error::{Error, Result};

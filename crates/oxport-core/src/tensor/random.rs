@@ -56,6 +56,34 @@ impl Generator {
     }
 }
 
+thread_local! {
+    static DEFAULT: std::cell::RefCell<Generator> = std::cell::RefCell::new(Generator::new(0));
+}
+
+/// `torch.manual_seed(seed)`: reseeds this thread's default generator, which random ops without an
+/// explicit generator draw from (training-mode dropout).
+pub fn manual_seed(seed: u64) {
+    DEFAULT.with(|g| *g.borrow_mut() = Generator::new(seed));
+}
+
+/// Runs `f` with this thread's default generator.
+pub(crate) fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
+    DEFAULT.with(|g| f(&mut g.borrow_mut()))
+}
+
+/// Multipliers of inverted dropout: `0` with probability `p`, else `1 / (1 - p)`.
+pub(crate) fn dropout_mask(n: usize, p: f64) -> Vec<f64> {
+    if p >= 1.0 {
+        return vec![0.0; n];
+    }
+    let keep = 1.0 / (1.0 - p);
+    with_default_generator(|g| {
+        (0..n)
+            .map(|_| if g.uniform() < p { 0.0 } else { keep })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +98,21 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "var {var}");
+    }
+
+    #[test]
+    fn dropout_mask_drops_p_and_scales_the_rest() {
+        manual_seed(3);
+        let m = dropout_mask(100_000, 0.25);
+        let dropped = m.iter().filter(|&&x| x == 0.0).count() as f64 / m.len() as f64;
+        assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
+        assert!(m.iter().all(|&x| x == 0.0 || (x - 4.0 / 3.0).abs() < 1e-12));
+        assert_eq!(dropout_mask(5, 1.0), vec![0.0; 5]);
+        manual_seed(3);
+        assert_eq!(
+            dropout_mask(100_000, 0.25),
+            m,
+            "manual_seed makes it reproducible"
+        );
     }
 }

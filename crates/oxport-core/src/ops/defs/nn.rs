@@ -905,8 +905,11 @@ fn meta_sdpa(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if a.bool("is_causal")? && a.opt_tensor("attn_mask")?.is_some() {
         return Err(Error::value("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True"));
     }
-    if a.float("dropout_p")? > 0.0 {
-        return Err(Error::value("scaled_dot_product_attention with dropout_p > 0 needs randomness; oxport runs inference only (dropout_p=0)"));
+    let p = a.float("dropout_p")?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::value(format!(
+            "dropout probability has to be between 0 and 1, but got {p}"
+        )));
     }
     let (dq, dk) = (q.dim(), k.dim());
     if !q.sizes[dq - 1].guard_eq(&k.sizes[dk - 1]) {
@@ -1025,6 +1028,12 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
             sum += *x;
         }
         row.iter_mut().for_each(|x| *x /= sum);
+    }
+    let dropout_p = a.float("dropout_p")?;
+    if dropout_p > 0.0 {
+        // Dropout on the attention weights, with this thread's default generator.
+        let mask = crate::tensor::dropout_mask(sc.len(), dropout_p);
+        sc.iter_mut().zip(mask).for_each(|(x, m)| *x *= m);
     }
     let attn = as_dtype(&Tensor::from_vec(sc, &score_sizes)?, compute);
     let r = batched_matmul(&attn, &v, compute)?;
@@ -1223,14 +1232,13 @@ fn lstm_direction(
 }
 
 fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    if a.bool("train")? && a.float("dropout")? > 0.0 && a.int("num_layers")? > 1 {
-        // Export records this call; computing it would need PyTorch's random stream.
-        return Err(Error::value(
-            "lstm with dropout between layers in training mode is random; run it in eval mode",
-        ));
-    }
     let x = a.tensor("input")?;
     let dt = x.dtype();
+    let train_dropout = if a.bool("train")? {
+        a.float("dropout")?
+    } else {
+        0.0
+    };
     let batch_first = a.bool("batch_first")?;
     let unbatched = x.dim() == 2;
     let layers = a.int("num_layers")? as usize;
@@ -1281,6 +1289,11 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
                         .copy_from_slice(&o[(t * b + bi) * hsz..(t * b + bi + 1) * hsz]);
                 }
             }
+        }
+        if train_dropout > 0.0 && layer + 1 < layers {
+            // Dropout on each layer's output but the last, in training mode.
+            let mask = crate::tensor::dropout_mask(next.len(), train_dropout);
+            next.iter_mut().zip(mask).for_each(|(x, m)| *x *= m);
         }
         cur = Tensor::from_vec(next, &[t_len, b, hsz * dirs])?;
     }

@@ -459,11 +459,6 @@ fn meta_dropout(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             "dropout probability has to be between 0 and 1, but got {p}"
         )));
     }
-    if a.bool("train")? && p > 0.0 {
-        return Err(Error::value(
-            "dropout with train=True needs a random generator; oxport runs dropout in inference mode (train=False) only",
-        ));
-    }
     one(t.dtype, t.sizes.clone())
 }
 
@@ -776,7 +771,25 @@ fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>
     out1(as_dtype(&r, dt))
 }
 
-fn dropout(a: &Args<Tensor>, _outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    // train=False (checked by the meta): identity. PyTorch returns the input itself for dropout(train=False).
-    out1(a.tensor("input").or_else(|_| a.tensor("self"))?.clone())
+fn dropout(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let x = a.tensor("input").or_else(|_| a.tensor("self"))?;
+    let p = a.float("p")?;
+    if !a.bool("train")? || p == 0.0 {
+        // PyTorch returns the input itself for dropout(train=False).
+        return out1(x.clone());
+    }
+    // Inverted dropout with this thread's default generator (see `tensor::manual_seed`).
+    let dt = out_dtype(outs, 0)?;
+    let mask = Tensor::from_vec(crate::tensor::dropout_mask(x.numel(), p), x.sizes())?;
+    let y = if dt == DType::F64 {
+        binary_map::<f64, f64, f64>(x, &mask, x.sizes(), |u, m| u * m)
+    } else {
+        let xf = as_dtype(x, DType::F32);
+        binary_map::<f32, f64, f32>(&xf, &mask, x.sizes(), |u, m| u * m as f32)
+    };
+    let y = as_dtype(&y, dt);
+    if a.schema.name.ends_with('_') {
+        return write_back(x, vec![Value::Tensor(y)]);
+    }
+    out1(y)
 }
