@@ -9,6 +9,7 @@
 //! Reading a tensor's values during export is an error: the graph cannot depend on one example's data.
 #![warn(missing_docs)]
 
+mod control_flow;
 mod export;
 pub mod module;
 pub mod nn;
@@ -16,6 +17,7 @@ mod sym_trace;
 mod tracer;
 pub mod zoo;
 
+pub use control_flow::cond;
 pub use export::{export, export_dynamic, Dim, ExportError};
 pub use module::{
     eval, load_state_dict, named_buffers, named_modules, named_parameters, scope, state_dict,

@@ -26,6 +26,7 @@ pub(crate) fn view_key(t: &Tensor) -> ViewKey {
 }
 
 /// A frame of the module stack: fully-qualified name, type, where forward was called.
+#[derive(Clone)]
 pub(crate) struct Frame {
     pub fqn: String,
     pub type_name: String,
@@ -55,6 +56,13 @@ pub(crate) struct State {
         &'static str,
         &'static Location<'static>,
     )>,
+    /// The graph this one is a branch of (`cond`): tensors of the enclosing graph are lifted into it.
+    pub parent: Option<Rc<RefCell<State>>>,
+    /// Inputs of a branch graph: (the enclosing graph's value, the placeholder here, tensor), operands
+    /// first, then free variables in order of first use.
+    pub inputs: Vec<(String, String, Tensor)>,
+    /// Branch graphs made so far in this graph (`true_graph_0`, `true_graph_1`, ...).
+    pub subgraphs: usize,
 }
 
 thread_local! {
@@ -97,14 +105,45 @@ impl State {
             sources: HashMap::new(),
             sym: Default::default(),
             guards: vec![],
+            parent: None,
+            inputs: vec![],
+            subgraphs: 0,
         }
     }
 
-    /// The graph value a tensor argument refers to; a tensor export has not seen is lifted as a constant.
-    fn name_of(&mut self, t: &Tensor) -> String {
+    /// A branch graph of `parent`, under the same module stack.
+    pub fn child(parent: &Rc<RefCell<State>>) -> State {
+        let p = parent.borrow();
+        let mut st = State::new(p.modules.clone(), p.root_type.clone());
+        st.stack = p.stack.clone();
+        st.metas = p.metas.clone();
+        st.parent = Some(parent.clone());
+        st
+    }
+
+    /// Makes `t` (a value of the enclosing graph) an input of this branch graph, named as outside.
+    pub(crate) fn add_input(&mut self, t: &Tensor) -> String {
         let key = view_key(t);
         if let Some(n) = self.values.get(&key) {
             return n.clone();
+        }
+        let parent = self.parent.clone().expect("add_input on a branch graph");
+        let outer = parent.borrow_mut().name_of(t);
+        let local = self.ns.take_exact(&outer);
+        self.inputs.push((outer, local.clone(), t.clone()));
+        self.values.insert(key, local.clone());
+        local
+    }
+
+    /// The graph value a tensor argument refers to; a tensor export has not seen is lifted as a constant
+    /// (in a branch graph: taken from the enclosing graph as an input).
+    pub(crate) fn name_of(&mut self, t: &Tensor) -> String {
+        let key = view_key(t);
+        if let Some(n) = self.values.get(&key) {
+            return n.clone();
+        }
+        if self.parent.is_some() {
+            return self.add_input(t);
         }
         let target = format!("lifted_tensor_{}", self.lifted.len());
         let name = self
@@ -189,16 +228,22 @@ pub(crate) fn exit_module() {
     })
 }
 
+/// The trace in progress on this thread, if any.
+pub(crate) fn active() -> Option<Rc<RefCell<State>>> {
+    ACTIVE.with(|a| a.borrow().clone())
+}
+
 /// Runs `f` with `state` receiving every op call on this thread.
 pub(crate) fn trace<R>(state: Rc<RefCell<State>>, f: impl FnOnce() -> R) -> R {
-    struct Clear;
-    impl Drop for Clear {
+    struct Restore(Option<Rc<RefCell<State>>>);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            ACTIVE.with(|a| *a.borrow_mut() = None);
+            let prev = self.0.take();
+            ACTIVE.with(|a| *a.borrow_mut() = prev);
         }
     }
-    ACTIVE.with(|a| *a.borrow_mut() = Some(state.clone()));
-    let _clear = Clear;
+    let prev = ACTIVE.with(|a| a.borrow_mut().replace(state.clone()));
+    let _restore = Restore(prev);
     oxport_core::ops::with_dispatch_hook(Rc::new(Hook(state)), f)
 }
 

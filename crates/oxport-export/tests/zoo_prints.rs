@@ -816,3 +816,68 @@ fn training_mode_records_dropout_as_pytorch_does() {
         "attn_weights_train.train.txt",
     );
 }
+
+/// Twin of `CondModel` in tools/gen_export_fixtures.py: `torch.cond` on tensor data.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export")]
+struct CondModel {
+    #[param]
+    w: Tensor,
+    #[buffer]
+    b: Tensor,
+}
+
+impl oxport_export::Forward for CondModel {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into(), "y".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let (x, y) = (args[0].as_tensor().unwrap(), args[1].as_tensor().unwrap());
+        let t = |o: &[Tensor]| -> Result<Vec<Tensor>> {
+            let m = o[0].mul(&self.w)?;
+            let a = m.add(&o[1])?;
+            let s = o[0].sin()?;
+            Ok(vec![a, s])
+        };
+        let f = |o: &[Tensor]| -> Result<Vec<Tensor>> {
+            let c = o[0].cos()?;
+            let m = c.mul(&self.b)?;
+            let a = o[1].add(1)?;
+            Ok(vec![m, a])
+        };
+        let pred = x.sum_all()?.gt(0)?;
+        let out = oxport_export::cond(&pred, t, f, &[x.clone(), y.clone()])?;
+        let first = out[0].add(1)?;
+        Ok(PyValue::Tuple(vec![first.into(), out[1].clone().into()]))
+    }
+}
+
+#[test]
+fn cond_on_tensor_data_exports_as_torch_cond_and_runs_both_ways() {
+    let model = CondModel {
+        w: Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap(),
+        b: Tensor::from_vec(vec![0.5f32, -1.0, 2.0], &[3]).unwrap(),
+    };
+    let mut g = Generator::new(0);
+    let (x, y) = (
+        Tensor::randn(&[2, 3], &mut g).unwrap(),
+        Tensor::randn(&[2, 3], &mut g).unwrap(),
+    );
+    let ep = export(&model, vec![x.clone().into(), y.clone().into()], vec![]).unwrap();
+    check(&ep, "cond.train.txt");
+    // The program takes the branch the data selects, as the eager model does.
+    let m = ep.module().unwrap();
+    for sign in [1.0f64, -1.0] {
+        let xs = x.mul(&x).unwrap().add(0.1).unwrap().mul(sign).unwrap();
+        let args: Vec<PyValue> = vec![xs.into(), y.clone().into()];
+        let want = oxport_export::Forward::forward_py(&model, &args, &[]).unwrap();
+        let got = m.call(args, vec![]).unwrap();
+        let (PyValue::Tuple(w), PyValue::Tuple(g)) = (want, got) else {
+            panic!("tuples expected")
+        };
+        for (w, g) in w.iter().zip(&g) {
+            let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
+            assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+        }
+    }
+}

@@ -234,6 +234,7 @@ impl Tensor {
     pub fn ge(&self, other: impl Into<Operand>) -> Result<Tensor> {
         self.compare("ge", other.into())
     }
+    #[track_caller]
     fn compare(&self, name: &str, other: Operand) -> Result<Tensor> {
         let op = match other {
             value::Operand::Tensor(_) => format!("aten.{name}.Tensor"),

@@ -292,8 +292,8 @@ impl Tensor {
             let at = std::panic::Location::caller();
             return Err(Error::DataDependent(format!(
                 "{}:{}: cannot read a tensor's values during export: the graph would depend on this example's data. \
-                 Compute with tensor ops instead (e.g. torch.where-style selects); branching on data needs a \
-                 cond() higher-order op, as in torch.export, which oxport's tracer does not provide yet",
+                 Compute with tensor ops instead (e.g. `Tensor::where_cond`); to branch on data, use \
+                 `oxport::cond(&pred, |ops| ..., |ops| ..., &operands)`, PyTorch's torch.cond",
                 at.file(),
                 at.line()
             )));
