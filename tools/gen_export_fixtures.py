@@ -213,6 +213,8 @@ def twins():
     yield "attn_weights", AttnWeights, (torch.randn(2, 4, 16),)
     yield "attn_masks", AttnMasks, attn_mask_inputs()
     yield "cond", CondModel, (torch.randn(2, 3), torch.randn(2, 3))
+    yield "mha_module", lambda: torch.nn.MultiheadAttention(16, 2, batch_first=True), (
+        torch.randn(2, 4, 16), torch.randn(2, 5, 16), torch.randn(2, 5, 16))
     kpm4 = torch.tensor([[False] * 4, [False] * 3 + [True]])
     causal4 = torch.triu(torch.ones(4, 4, dtype=torch.bool), 1)
     yield "encoder_options", EncoderOptions, (torch.randn(2, 4, 16), kpm4, causal4)

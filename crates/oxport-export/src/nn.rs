@@ -1556,6 +1556,15 @@ impl<'a> PyArgs<'a> {
         self.tensor(i, name)?
             .ok_or_else(|| Error::Value(format!("forward() missing required argument '{name}'")))
     }
+    /// `(src, <mask>, src_key_padding_mask, is_causal)` of the transformer encoder forwards.
+    fn encoder(&self, mask: &str) -> Result<(&'a Tensor, EncoderArgs<'a>)> {
+        let call = EncoderArgs {
+            mask: self.tensor(1, mask)?,
+            src_key_padding_mask: self.tensor(2, "src_key_padding_mask")?,
+            is_causal: self.bool(3, "is_causal")?,
+        };
+        Ok((self.required(0, "src")?, call))
+    }
     fn bool(&self, i: usize, name: &str) -> Result<Option<bool>> {
         match self.get(i, name) {
             None => Ok(None),
@@ -1620,13 +1629,8 @@ impl crate::Forward for TransformerEncoderLayer {
         args: &[oxport_runtime::PyValue],
         kwargs: &[(String, oxport_runtime::PyValue)],
     ) -> Result<oxport_runtime::PyValue> {
-        let a = PyArgs { args, kwargs };
-        let call = EncoderArgs {
-            mask: a.tensor(1, "src_mask")?,
-            src_key_padding_mask: a.tensor(2, "src_key_padding_mask")?,
-            is_causal: a.bool(3, "is_causal")?,
-        };
-        Ok(self.forward_with(a.required(0, "src")?, call)?.into())
+        let (src, call) = PyArgs { args, kwargs }.encoder("src_mask")?;
+        Ok(self.forward_with(src, call)?.into())
     }
 }
 
@@ -1641,13 +1645,8 @@ impl crate::Forward for TransformerEncoder {
         args: &[oxport_runtime::PyValue],
         kwargs: &[(String, oxport_runtime::PyValue)],
     ) -> Result<oxport_runtime::PyValue> {
-        let a = PyArgs { args, kwargs };
-        let call = EncoderArgs {
-            mask: a.tensor(1, "mask")?,
-            src_key_padding_mask: a.tensor(2, "src_key_padding_mask")?,
-            is_causal: a.bool(3, "is_causal")?,
-        };
-        Ok(self.forward_with(a.required(0, "src")?, call)?.into())
+        let (src, call) = PyArgs { args, kwargs }.encoder("mask")?;
+        Ok(self.forward_with(src, call)?.into())
     }
 }
 

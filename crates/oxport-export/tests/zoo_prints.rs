@@ -881,3 +881,19 @@ fn cond_on_tensor_data_exports_as_torch_cond_and_runs_both_ways() {
         }
     }
 }
+
+#[test]
+fn a_bare_multihead_attention_exports_as_torch_nn_does() {
+    // Inputs are separate placeholders, so `key is value` is false inside forward, as in PyTorch.
+    let mut g = Generator::new(0);
+    let attn = oxport_export::nn::MultiheadAttention::new(16, 2, &mut g)
+        .unwrap()
+        .batch_first(true);
+    let kv = Tensor::zeros(&[2, 5, 16], DType::F32).unwrap();
+    let q = Tensor::zeros(&[2, 4, 16], DType::F32).unwrap();
+    let args = vec![q.into(), kv.clone().into(), kv.into()];
+    check(
+        &export(&attn, args, vec![]).unwrap(),
+        "mha_module.train.txt",
+    );
+}
