@@ -6,12 +6,15 @@ program.txt, in_*.npy, out_*.npy}. Check with real PyTorch that:
   * torch.export.load opens model.pt2 and prints exactly program.txt;
   * running it on in_*.npy reproduces the Rust eager outputs out_*.npy (|a-b| <= 1e-5 + 1e-4|b|).
 
+A MODEL named `<model>.core` was exported with `--core` (run_decompositions); its twin's program is
+decomposed too, and compared as torch.export.load gives it back.
 A MODEL named `<model>.dynamic_batch` was exported with `--dynamic-batch` (dim 0 of every input
 `Dim("batch", min=1, max=1024)`); its twin is exported the same way, and PyTorch also runs the loaded
 program at another batch size.
 
 Usage: check_export_interop.py DIR MODEL [MODEL ...]
 """
+import io
 import os
 import sys
 
@@ -79,7 +82,13 @@ def main():
             batch = Dim("batch", min=1, max=1024)
             dynamic = ({0: batch} for _ in args), {k: {0: batch} for k in kwargs}
             dynamic = (tuple(dynamic[0]), dynamic[1]) if kwargs else tuple(dynamic[0])
-        theirs = str(torch.export.export(mod, args, kwargs, dynamic_shapes=dynamic))
+        twin_ep = torch.export.export(mod, args, kwargs, dynamic_shapes=dynamic)
+        if variant == "core":
+            buf = io.BytesIO()
+            torch.export.save(twin_ep.run_decompositions(), buf)
+            buf.seek(0)
+            twin_ep = torch.export.load(buf)
+        theirs = str(twin_ep)
         same = strip(ours) == strip(theirs) and "matches PyTorch's twin"
         if not same and dynamic is not None and canonical_sym_names(strip(ours)) == canonical_sym_names(strip(theirs)):
             same = "matches PyTorch's twin up to the numbering of symbolic-int nodes"

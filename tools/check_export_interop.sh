@@ -11,6 +11,11 @@ cargo build --quiet --release --example export_zoo
 for m in $MODELS; do
     ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"
 done
+# The models run_decompositions() handles, exported again to Core ATen.
+for m in sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small; do
+    ./target/release/examples/export_zoo --model "$m" --core --out "$OUT/$m.core"
+    MODELS="$MODELS $m.core"
+done
 # The models whose example batch is not 1, exported again with a dynamic batch.
 DYNAMIC="sin_cos transformer_encoder lstm gpt_block"
 for m in $DYNAMIC; do

@@ -183,6 +183,9 @@ class DynSizes(torch.nn.Module):
         return r, v, h.reshape(h.shape[0], x.shape[1] // 2, -1)
 
 
+# Models whose run_decompositions() print is recorded too.
+CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d"}
+
 _BATCH = torch.export.Dim("b", min=2, max=64)
 DYNAMIC = {
     "dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}},
@@ -240,6 +243,16 @@ def write_safetensors():
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(OUT, "conv_relu_maxpool.safetensors"))
 
 
+def reloaded(ep):
+    """The program as torch.export.load gives it back — what oxport writes and reads. A live program
+    prints a few things differently: cond's operands as a tuple rather than a list, and no getitem lines
+    for the outputs of multi-output ops that nothing uses (loaded: `<node>_unused_<i>`)."""
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    buf.seek(0)
+    return torch.export.load(buf)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     write_safetensors()
@@ -255,16 +268,17 @@ def main():
             model.eval()
         ep = torch.export.export(model, args, dynamic_shapes=DYNAMIC.get(name))
         if name == "cond":
-            # A live program prints cond's operands as a tuple, a loaded one as a list: compare with the
-            # program as torch.export.load gives it (what oxport writes and reads).
-            buf = io.BytesIO()
-            torch.export.save(ep, buf)
-            buf.seek(0)
-            ep = torch.export.load(buf)
+            ep = reloaded(ep)
         text = "\n".join(l for l in str(ep).splitlines() if not l.strip().startswith("# File:")) + "\n"
         with open(os.path.join(OUT, f"{name}.train.txt"), "w") as f:
             f.write(text)
         print(f"{name}: {len(text)} bytes")
+        if name in CORE:
+            core = reloaded(ep.run_decompositions())
+            text = "\n".join(l for l in str(core).splitlines() if not l.strip().startswith("# File:")) + "\n"
+            with open(os.path.join(OUT, f"{name}.core.txt"), "w") as f:
+                f.write(text)
+            print(f"{name} (core): {len(text)} bytes")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod control_flow;
+mod decomp;
 mod export;
 pub mod module;
 pub mod nn;
@@ -18,6 +19,7 @@ mod tracer;
 pub mod zoo;
 
 pub use control_flow::cond;
+pub use decomp::run_decompositions;
 pub use export::{export, export_dynamic, Dim, ExportError};
 pub use module::{
     eval, load_state_dict, named_buffers, named_modules, named_parameters, scope, state_dict,

@@ -63,6 +63,9 @@ pub(crate) struct State {
     pub inputs: Vec<(String, String, Tensor)>,
     /// Branch graphs made so far in this graph (`true_graph_0`, `true_graph_1`, ...).
     pub subgraphs: usize,
+    /// Metadata for the nodes recorded next, instead of the caller's line (`run_decompositions` keeps
+    /// each original node's stack trace and module stack on the nodes it decomposes into).
+    pub meta_override: Option<OrderedMap<String>>,
 }
 
 thread_local! {
@@ -108,6 +111,7 @@ impl State {
             parent: None,
             inputs: vec![],
             subgraphs: 0,
+            meta_override: None,
         }
     }
 
@@ -481,7 +485,10 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
             }
         }
     }
-    let metadata = st.metadata(location);
+    let metadata = match &st.meta_override {
+        Some(m) => m.clone(),
+        None => st.metadata(location),
+    };
     st.nodes.push(ir::Node {
         target: format!("torch.ops.{}", def.name),
         inputs,

@@ -7,7 +7,7 @@ use oxport_export::nn::{
     SiLU, Sigmoid, Tanh, LSTM,
 };
 use oxport_export::zoo::{GPTBlock, MobileNetV3, ResNet};
-use oxport_export::{export, export_dynamic, Dim};
+use oxport_export::{export, export_dynamic, run_decompositions, Dim};
 use oxport_runtime::{ExportedProgramExt, PyValue};
 use std::path::Path;
 
@@ -34,6 +34,7 @@ fn resnet18_exports_as_torchvision_resnet18() {
     let model = ResNet::resnet18(&mut Generator::new(0)).unwrap();
     let x = Tensor::zeros(&[1, 3, 224, 224], DType::F32).unwrap();
     let ep = export(&model, vec![x.into()], vec![]).unwrap();
+    check(&run_decompositions(&ep).unwrap(), "resnet18.core.txt");
     let (got, want) = (ours(&ep.to_string()), pytorch_print("resnet18.train.txt"));
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         assert_eq!(a, b, "line {}", i + 1);
@@ -128,6 +129,7 @@ fn simple_layers_export_as_torch_nn_does() {
     let img = Tensor::zeros(&[2, 3, 8, 8], DType::F32).unwrap();
     let idx = Tensor::from_vec(vec![1i64, 2, 3, 4], &[2, 2]).unwrap();
     let ep = export(&model, vec![img.into(), idx.into()], vec![]).unwrap();
+    check(&run_decompositions(&ep).unwrap(), "layers.core.txt");
     let (got, want) = (ours(&ep.to_string()), pytorch_print("layers.train.txt"));
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         assert_eq!(a, b, "line {}", i + 1);
@@ -140,6 +142,10 @@ fn mobilenet_v3_small_exports_as_torchvision_does() {
     let model = MobileNetV3::mobilenet_v3_small(&mut Generator::new(0)).unwrap();
     let x = Tensor::zeros(&[1, 3, 224, 224], DType::F32).unwrap();
     let ep = export(&model, vec![x.into()], vec![]).unwrap();
+    check(
+        &run_decompositions(&ep).unwrap(),
+        "mobilenet_v3_small.core.txt",
+    );
     let (got, want) = (
         ours(&ep.to_string()),
         pytorch_print("mobilenet_v3_small.train.txt"),
@@ -278,10 +284,9 @@ fn conv1d_batchnorm1d_moduledict_export_as_torch_nn_does() {
         heads: ModuleDict { modules: heads },
     };
     let x = Tensor::zeros(&[2, 4, 10], DType::F32).unwrap();
-    check(
-        &export(&model, vec![x.into()], vec![]).unwrap(),
-        "seq1d.train.txt",
-    );
+    let ep = export(&model, vec![x.into()], vec![]).unwrap();
+    check(&run_decompositions(&ep).unwrap(), "seq1d.core.txt");
+    check(&ep, "seq1d.train.txt");
 }
 
 /// Twin of `ConvModes` in tools/gen_export_fixtures.py.

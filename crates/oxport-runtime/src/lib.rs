@@ -27,7 +27,7 @@ pub mod pytree;
 
 pub use error::{Error, Result};
 pub use oxport_core::ops::Value as CoreValue;
-pub use plan::{Module, Profile};
+pub use plan::{argument_value, Module, Profile};
 pub use pytree::PyValue;
 
 /// A runtime value: a tensor, a number, a bool, a list of tensors, ... (`oxport_core::ops::Value`).

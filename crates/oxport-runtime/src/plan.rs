@@ -177,38 +177,49 @@ fn core_dtype(t: ScalarType) -> std::result::Result<DType, String> {
 
 /// A schema argument value with tensors as slots and symbolic ints as placeholder symbols.
 fn op_value(b: &Builder, a: &Argument) -> std::result::Result<V<Slot>, String> {
-    let sym = |s: &SymIntArgument| -> std::result::Result<SymInt, String> {
+    argument_value(a, &mut |n: &str| b.get(n), &mut |s: &SymIntArgument| {
         Ok(match s {
             SymIntArgument::AsInt(i) => SymInt::Int(*i),
             SymIntArgument::AsName(n) => SymInt::symbol(&format!("{SLOT_PREFIX}{}", b.get(n)?), 1),
         })
-    };
+    })
+}
+
+/// A node argument as a core [`Value`](oxport_core::ops::Value), with the tensors it names looked up
+/// by `tensor` and its symbolic ints by `symint`.
+pub fn argument_value<T>(
+    a: &Argument,
+    tensor: &mut dyn FnMut(&str) -> std::result::Result<T, String>,
+    symint: &mut dyn FnMut(&SymIntArgument) -> std::result::Result<SymInt, String>,
+) -> std::result::Result<V<T>, String> {
     Ok(match a {
         Argument::AsNone(_) => V::None,
-        Argument::AsTensor(t) => V::Tensor(b.get(&t.name)?),
+        Argument::AsTensor(t) => V::Tensor(tensor(&t.name)?),
         Argument::AsTensors(ts) => V::Tensors(
             ts.iter()
-                .map(|t| b.get(&t.name))
+                .map(|t| tensor(&t.name))
                 .collect::<std::result::Result<_, _>>()?,
         ),
         Argument::AsOptionalTensors(ts) => V::OptTensors(
             ts.iter()
                 .map(|t| match t {
-                    OptionalTensorArgument::AsTensor(t) => b.get(&t.name).map(Some),
+                    OptionalTensorArgument::AsTensor(t) => tensor(&t.name).map(Some),
                     OptionalTensorArgument::AsNone(_) => Ok(None),
                 })
                 .collect::<std::result::Result<_, _>>()?,
         ),
         Argument::AsOptionalTensor(OptionalTensorArgument::AsTensor(t)) => {
-            V::Tensor(b.get(&t.name)?)
+            V::Tensor(tensor(&t.name)?)
         }
         Argument::AsOptionalTensor(OptionalTensorArgument::AsNone(_)) => V::None,
         Argument::AsInt(i) => V::Int(SymInt::Int(*i)),
         Argument::AsInts(v) => V::Ints(v.iter().map(|&i| SymInt::Int(i)).collect()),
-        Argument::AsSymInt(s) => V::Int(sym(s)?),
-        Argument::AsSymInts(v) => {
-            V::Ints(v.iter().map(sym).collect::<std::result::Result<_, _>>()?)
-        }
+        Argument::AsSymInt(s) => V::Int(symint(s)?),
+        Argument::AsSymInts(v) => V::Ints(
+            v.iter()
+                .map(|s| symint(s))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
         Argument::AsFloat(f) => V::Float(f.0),
         Argument::AsFloats(v) => V::Floats(v.iter().map(|f| f.0).collect()),
         Argument::AsSymFloat(SymFloatArgument::AsFloat(f)) => V::Float(f.0),

@@ -80,9 +80,6 @@ fn build(name: &str, g: &mut Generator) -> Result<Case, String> {
 }
 
 fn run(a: &Args) -> Result<(), String> {
-    if a.core {
-        return Err("--core: run_decompositions() is not implemented in oxport yet".into());
-    }
     let mut g = Generator::new(0);
     let (model, args, kwargs) = build(&a.model, &mut g)?;
     if let Some(w) = &a.weights {
@@ -106,8 +103,11 @@ fn run(a: &Args) -> Result<(), String> {
             .chain(kwargs.iter().map(|(k, _)| k));
         dynamic.extend(inputs.map(|n| (n.clone(), 0, batch.clone())));
     }
-    let ep = export_dynamic(model.as_ref(), py_args.clone(), py_kwargs.clone(), &dynamic)
+    let mut ep = export_dynamic(model.as_ref(), py_args.clone(), py_kwargs.clone(), &dynamic)
         .map_err(|e| e.to_string())?;
+    if a.core {
+        ep = oxport::export_api::run_decompositions(&ep).map_err(|e| e.to_string())?;
+    }
     println!(
         "exported {} in {:.2} ms",
         a.model,

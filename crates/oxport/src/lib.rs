@@ -15,7 +15,8 @@ pub use oxport_core::*;
 /// Export: the `Module`/`Forward` traits, nn layers, the model zoo and [`export()`].
 pub use oxport_export as export_api;
 pub use oxport_export::{
-    cond, export, export_dynamic, load_state_dict, nn, zoo, Dim, Forward, Module,
+    cond, export, export_dynamic, load_state_dict, nn, run_decompositions, zoo, Dim, Forward,
+    Module,
 };
 /// The ExportedProgram IR (torch.export's serialized schema 8.x) and its printer.
 pub use oxport_ir as ir;

@@ -1,0 +1,471 @@
+//! `ExportedProgram.run_decompositions()`: the training-IR program re-traced down to Core ATen.
+//!
+//! Each node runs once more on fake tensors with the tracer recording, through a decomposition when its op
+//! is not in the Core ATen opset (`conv2d` -> `convolution`, `batch_norm` -> the no-training native
+//! form, `linear` -> `permute` + `addmm`, `hardswish` -> `add`/`clamp`/`mul`/`div`, ...), in-place ops on
+//! intermediate values become their functional forms, and each new node keeps the original node's stack
+//! trace and module stack. Node names come out as PyTorch's (`convolution_3`, `getitem_5`,
+//! `..._unused_1` for outputs nobody reads).
+use crate::tracer::{self, fake_of, view_key, State};
+use crate::ExportError;
+use oxport_core::ops::value::Value;
+use oxport_core::ops::{registry, Args, OpDef, TensorMeta as CoreMeta};
+use oxport_core::{Error, Result, Scalar, SymInt, Tensor};
+use oxport_ir::schema as ir;
+use oxport_ir::{ExportedProgram, OrderedMap};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+fn unsupported(what: String) -> ExportError {
+    ExportError::Io(format!("run_decompositions: {what} is not supported yet"))
+}
+
+/// `ep.run_decompositions()` with PyTorch's default (Core ATen) decomposition table, for programs
+/// without input mutations, control flow or symbolic sizes. An op with no decomposition here is an
+/// error naming it.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// use oxport_export::{export, run_decompositions, zoo::ConvReluMaxpool};
+/// let mut g = Generator::new(0);
+/// let model = ConvReluMaxpool::new(&mut g)?;
+/// let (x, c) = ConvReluMaxpool::example_inputs(&mut g)?;
+/// let ep = export(&model, vec![x.into()], vec![("constant".into(), c.into())]).unwrap();
+/// let core = run_decompositions(&ep).unwrap();
+/// assert!(core.to_string().contains("torch.ops.aten.convolution.default("));
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+pub fn run_decompositions(
+    ep: &ExportedProgram,
+) -> std::result::Result<ExportedProgram, ExportError> {
+    let g = &ep.graph_module.graph;
+    for spec in &ep.graph_module.signature.output_specs {
+        if !matches!(spec, ir::OutputSpec::UserOutput(_)) {
+            return Err(unsupported(format!(
+                "a program that mutates its inputs ({spec:?})"
+            )));
+        }
+    }
+    let state = Rc::new(RefCell::new(State::new(HashMap::new(), String::new())));
+    let mut env: HashMap<String, Value<Tensor>> = HashMap::new();
+    let mut inputs: HashSet<String> = HashSet::new();
+    {
+        let mut st = state.borrow_mut();
+        for a in &g.inputs {
+            let ir::Argument::AsTensor(t) = a else {
+                return Err(unsupported(format!("input {a:?}")));
+            };
+            let meta = core_meta(g.tensor_values.get(&t.name).ok_or_else(|| {
+                ExportError::Io(format!(
+                    "run_decompositions: no metadata for input '{}'",
+                    t.name
+                ))
+            })?)?;
+            let fake = fake_of(&meta);
+            let name = st.ns.take_exact(&t.name);
+            st.values.insert(view_key(&fake), name);
+            env.insert(t.name.clone(), Value::Tensor(fake));
+            inputs.insert(t.name.clone());
+        }
+    }
+    let traced: Result<()> = tracer::trace(state.clone(), || {
+        for node in &g.nodes {
+            state.borrow_mut().meta_override = Some(node.metadata.clone());
+            let op = node
+                .target
+                .strip_prefix("torch.ops.")
+                .unwrap_or(&node.target);
+            let def = registry().get(op).map_err(|_| {
+                Error::Value(format!(
+                    "node '{}' ({})",
+                    node.name.clone().unwrap_or_default(),
+                    node.target
+                ))
+            })?;
+            let (mut positional, mut kwargs) = (vec![], vec![]);
+            for a in &node.inputs {
+                let v = oxport_runtime::argument_value(
+                    &a.arg,
+                    &mut |n: &str| match env.get(n) {
+                        Some(Value::Tensor(t)) => Ok(t.clone()),
+                        _ => Err(format!("'{n}' is not a tensor value of the graph")),
+                    },
+                    &mut |s: &ir::SymIntArgument| match s {
+                        ir::SymIntArgument::AsInt(i) => Ok(SymInt::Int(*i)),
+                        ir::SymIntArgument::AsName(n) => Err(format!("symbolic size '{n}'")),
+                    },
+                )
+                .map_err(Error::Value)?;
+                match a.kind {
+                    Some(ir::ArgumentKind::Keyword) => kwargs.push((a.name.clone(), v)),
+                    _ => positional.push(v),
+                }
+            }
+            if def.name.ends_with('_') || def.name.contains("_.") {
+                if let Some(ir::Argument::AsTensor(t)) = node.inputs.first().map(|a| &a.arg) {
+                    if inputs.contains(&t.name) {
+                        return Err(Error::Value(format!(
+                            "in-place {} on the input '{}' (a mutation to functionalize)",
+                            def.name, t.name
+                        )));
+                    }
+                }
+            }
+            let outs = decompose(def, positional, kwargs)?;
+            bind_outputs(&mut env, node, outs)?;
+        }
+        Ok(())
+    });
+    traced.map_err(|e| unsupported(e.to_string()))?;
+    let mut st = state.borrow_mut();
+    st.meta_override = None;
+    let value_name = |st: &mut State, name: &str| -> std::result::Result<String, ExportError> {
+        match env.get(name) {
+            Some(Value::Tensor(t)) => Ok(st.name_of(t)),
+            _ => Err(unsupported(format!("output '{name}'"))),
+        }
+    };
+    let mut outputs = vec![];
+    for o in &g.outputs {
+        let ir::Argument::AsTensor(t) = o else {
+            return Err(unsupported(format!("output {o:?}")));
+        };
+        outputs.push(ir::Argument::AsTensor(ir::TensorArgument::new(value_name(
+            &mut st, &t.name,
+        )?)));
+    }
+    let mut nodes = std::mem::take(&mut st.nodes);
+    let mut tensor_values = OrderedMap::new();
+    for a in &g.inputs {
+        if let ir::Argument::AsTensor(t) = a {
+            tensor_values.insert(
+                t.name.clone(),
+                g.tensor_values.get(&t.name).cloned().expect("checked"),
+            );
+        }
+    }
+    for (k, v) in st.tensor_values.iter() {
+        tensor_values.insert(k, v.clone());
+    }
+    rename_unused_outputs(&mut nodes, &outputs, &mut tensor_values);
+    let mut out = ep.clone();
+    let gm = &mut out.graph_module;
+    let mut specs = gm.signature.output_specs.clone();
+    for (spec, arg) in specs.iter_mut().zip(&outputs) {
+        if let ir::OutputSpec::UserOutput(u) = spec {
+            u.arg = arg.clone();
+        }
+    }
+    gm.signature.output_specs = specs;
+    gm.graph = ir::Graph {
+        inputs: g.inputs.clone(),
+        outputs,
+        nodes,
+        tensor_values,
+        sym_int_values: OrderedMap::new(),
+        sym_bool_values: OrderedMap::new(),
+        is_single_tensor_return: g.is_single_tensor_return,
+        custom_obj_values: OrderedMap::new(),
+        sym_float_values: OrderedMap::new(),
+    };
+    out.verifiers = vec!["ATEN".into()];
+    Ok(out)
+}
+
+fn core_meta(m: &ir::TensorMeta) -> std::result::Result<CoreMeta, ExportError> {
+    let ints = |v: &[ir::SymInt]| -> std::result::Result<Vec<SymInt>, ExportError> {
+        v.iter()
+            .map(|s| match s {
+                ir::SymInt::AsInt(i) => Ok(SymInt::Int(*i)),
+                ir::SymInt::AsExpr(e) => {
+                    Err(unsupported(format!("a symbolic size ({})", e.expr_str)))
+                }
+            })
+            .collect()
+    };
+    Ok(CoreMeta {
+        dtype: m
+            .dtype
+            .dtype()
+            .ok_or_else(|| unsupported(format!("dtype {:?}", m.dtype)))?,
+        sizes: ints(&m.sizes)?,
+        strides: ints(&m.strides)?,
+        offset: ints(std::slice::from_ref(&m.storage_offset))?.remove(0),
+    })
+}
+
+/// Binds a node's outputs (as the training IR names them) to the values its decomposition produced.
+fn bind_outputs(
+    env: &mut HashMap<String, Value<Tensor>>,
+    node: &ir::Node,
+    outs: Vec<Value<Tensor>>,
+) -> Result<()> {
+    for (o, v) in node.outputs.iter().zip(outs) {
+        match (o, v) {
+            (ir::Argument::AsTensor(t), v @ Value::Tensor(_)) => {
+                env.insert(t.name.clone(), v);
+            }
+            (ir::Argument::AsTensors(ts), Value::Tensors(vs)) => {
+                for (t, v) in ts.iter().zip(vs) {
+                    env.insert(t.name.clone(), Value::Tensor(v));
+                }
+            }
+            (o, v) => {
+                return Err(Error::Value(format!(
+                    "output {o:?} of {} got a {}",
+                    node.target,
+                    v.kind()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Outputs of multi-output nodes that nothing reads are named `<node>_unused_<i>`, as PyTorch names them.
+fn rename_unused_outputs(
+    nodes: &mut [ir::Node],
+    outputs: &[ir::Argument],
+    tensor_values: &mut OrderedMap<ir::TensorMeta>,
+) {
+    let mut used: HashSet<String> = HashSet::new();
+    let mut note = |a: &ir::Argument| match a {
+        ir::Argument::AsTensor(t) => {
+            used.insert(t.name.clone());
+        }
+        ir::Argument::AsTensors(ts) => used.extend(ts.iter().map(|t| t.name.clone())),
+        ir::Argument::AsOptionalTensors(ts) => {
+            for t in ts {
+                if let ir::OptionalTensorArgument::AsTensor(t) = t {
+                    used.insert(t.name.clone());
+                }
+            }
+        }
+        _ => {}
+    };
+    for n in nodes.iter() {
+        n.inputs.iter().for_each(|a| note(&a.arg));
+    }
+    outputs.iter().for_each(&mut note);
+    let mut renames: HashMap<String, String> = HashMap::new();
+    for n in nodes.iter_mut() {
+        if n.outputs.len() < 2 {
+            continue;
+        }
+        let node_name = n.name.clone().unwrap_or_default();
+        for (i, o) in n.outputs.iter_mut().enumerate() {
+            if let ir::Argument::AsTensor(t) = o {
+                if !used.contains(&t.name) {
+                    let new = format!("{node_name}_unused_{i}");
+                    renames.insert(std::mem::replace(&mut t.name, new.clone()), new);
+                }
+            }
+        }
+    }
+    if !renames.is_empty() {
+        let mut renamed = OrderedMap::new();
+        for (k, v) in tensor_values.iter() {
+            renamed.insert(
+                renames.get(k).cloned().unwrap_or_else(|| k.to_string()),
+                v.clone(),
+            );
+        }
+        *tensor_values = renamed;
+    }
+}
+
+fn call(op: &str, positional: Vec<Value<Tensor>>) -> Result<Vec<Value<Tensor>>> {
+    oxport_core::ops::call(op, positional, vec![])
+}
+
+fn first(outs: Vec<Value<Tensor>>) -> Result<Vec<Value<Tensor>>> {
+    outs.into_iter()
+        .next()
+        .map(|v| vec![v])
+        .ok_or_else(|| Error::Value("an op returned nothing".into()))
+}
+
+fn int(v: i64) -> Value<Tensor> {
+    Value::Scalar(Scalar::Int(v))
+}
+
+/// The Core ATen form of one call (PyTorch's default decomposition table, for the ops oxport's layers
+/// and the zoo emit).
+fn decompose(
+    def: &'static OpDef,
+    positional: Vec<Value<Tensor>>,
+    kwargs: Vec<(String, Value<Tensor>)>,
+) -> Result<Vec<Value<Tensor>>> {
+    let a = Args::bind(&def.schema, positional.clone(), kwargs.clone())?;
+    let v = |name: &str| -> Result<Value<Tensor>> {
+        let i = def
+            .schema
+            .arg_index(name)
+            .ok_or_else(|| Error::Value(format!("{}: no argument '{name}'", def.name)))?;
+        Ok(a.values[i].clone())
+    };
+    let x = || -> Result<Tensor> { a.tensor("input").or_else(|_| a.tensor("self")).cloned() };
+    match def.name {
+        "aten.conv2d.default" | "aten.conv1d.default" => {
+            let nd = if def.name == "aten.conv2d.default" {
+                2
+            } else {
+                1
+            };
+            call(
+                "aten.convolution.default",
+                vec![
+                    v("input")?,
+                    v("weight")?,
+                    v("bias")?,
+                    v("stride")?,
+                    v("padding")?,
+                    v("dilation")?,
+                    Value::Bool(false),
+                    Value::Ints(vec![SymInt::Int(0); nd]),
+                    v("groups")?,
+                ],
+            )
+        }
+        "aten.batch_norm.default" => {
+            if a.bool("training")? {
+                return Err(Error::Value("batch_norm in training mode".into()));
+            }
+            first(call(
+                "aten._native_batch_norm_legit_no_training.default",
+                vec![
+                    v("input")?,
+                    v("weight")?,
+                    v("bias")?,
+                    v("running_mean")?,
+                    v("running_var")?,
+                    v("momentum")?,
+                    v("eps")?,
+                ],
+            )?)
+        }
+        "aten.max_pool2d.default" => first(call(
+            "aten.max_pool2d_with_indices.default",
+            vec![
+                v("self")?,
+                v("kernel_size")?,
+                v("stride")?,
+                v("padding")?,
+                v("dilation")?,
+                v("ceil_mode")?,
+            ],
+        )?),
+        "aten.adaptive_avg_pool2d.default" => {
+            let out = a.ints("output_size")?;
+            if out.iter().all(|&o| o == 1) {
+                let dims = Value::Ints(vec![SymInt::Int(-1), SymInt::Int(-2)]);
+                call("aten.mean.dim", vec![v("self")?, dims, Value::Bool(true)])
+            } else {
+                call(
+                    "aten._adaptive_avg_pool2d.default",
+                    vec![v("self")?, v("output_size")?],
+                )
+            }
+        }
+        "aten.flatten.using_ints" => {
+            let t = x()?;
+            let sizes = t.sizes_untraced().to_vec();
+            let nd = sizes.len().max(1) as i64;
+            let wrap = |d: i64| if d < 0 { d + nd } else { d };
+            let (s, e) = (
+                wrap(a.int("start_dim")?) as usize,
+                wrap(a.int("end_dim")?) as usize,
+            );
+            if sizes.is_empty() || s >= e {
+                return Ok(vec![Value::Tensor(t)]);
+            }
+            let mut shape: Vec<SymInt> = sizes[..s].iter().map(|&d| SymInt::from(d)).collect();
+            shape.push(SymInt::from(sizes[s..=e].iter().product::<usize>()));
+            shape.extend(sizes[e + 1..].iter().map(|&d| SymInt::from(d)));
+            call(
+                "aten.view.default",
+                vec![Value::Tensor(t), Value::Ints(shape)],
+            )
+        }
+        "aten.linear.default" => {
+            let (input, weight) = (a.tensor("input")?.clone(), a.tensor("weight")?.clone());
+            if input.dim() != 2 {
+                return Err(Error::Value(format!("linear on a {}-d input", input.dim())));
+            }
+            let wt = call(
+                "aten.permute.default",
+                vec![
+                    Value::Tensor(weight),
+                    Value::Ints(vec![SymInt::Int(1), SymInt::Int(0)]),
+                ],
+            )?;
+            let wt = wt.into_iter().next().expect("permute returns one tensor");
+            match a.opt_tensor("bias")? {
+                Some(b) => call(
+                    "aten.addmm.default",
+                    vec![Value::Tensor(b.clone()), Value::Tensor(input), wt],
+                ),
+                None => call("aten.mm.default", vec![Value::Tensor(input), wt]),
+            }
+        }
+        "aten.hardswish.default" | "aten.hardswish_.default" => {
+            // x * clamp(x + 3, 0, 6) / 6, as PyTorch's decomposition writes it.
+            let t = Value::Tensor(x()?);
+            let gate = hard_gate(t.clone())?;
+            let m = call("aten.mul.Tensor", vec![t, gate])?;
+            call(
+                "aten.div.Tensor",
+                vec![m.into_iter().next().expect("one"), int(6)],
+            )
+        }
+        "aten.hardsigmoid.default" | "aten.hardsigmoid_.default" => {
+            let gate = hard_gate(Value::Tensor(x()?))?;
+            call("aten.div.Tensor", vec![gate, int(6)])
+        }
+        "aten.silu.default" | "aten.silu_.default" => {
+            let t = Value::Tensor(x()?);
+            let s = call("aten.sigmoid.default", vec![t.clone()])?;
+            call(
+                "aten.mul.Tensor",
+                vec![t, s.into_iter().next().expect("one")],
+            )
+        }
+        "aten.dropout.default" | "aten.dropout_.default" => {
+            if a.bool("train")? && a.float("p")? > 0.0 {
+                return Err(Error::Value("dropout in training mode".into()));
+            }
+            Ok(vec![Value::Tensor(x()?)])
+        }
+        name => {
+            if def.is_core {
+                return oxport_core::ops::call(name, positional, kwargs);
+            }
+            // An in-place op on an intermediate value: its functional form.
+            if let Some(functional) = functional_form(name) {
+                return oxport_core::ops::call(&functional, positional, kwargs);
+            }
+            Err(Error::Value(format!("a decomposition of {name}")))
+        }
+    }
+}
+
+/// `clamp(clamp(x + 3, 0), None, 6)`.
+fn hard_gate(x: Value<Tensor>) -> Result<Value<Tensor>> {
+    let one = |v: Vec<Value<Tensor>>| v.into_iter().next().expect("one output");
+    let s = one(call("aten.add.Tensor", vec![x, int(3)])?);
+    let lo = one(call("aten.clamp.default", vec![s, int(0)])?);
+    Ok(one(call(
+        "aten.clamp.default",
+        vec![lo, Value::None, int(6)],
+    )?))
+}
+
+/// `aten.relu_.default` -> `aten.relu.default`, when that is a registered Core ATen op.
+fn functional_form(name: &str) -> Option<String> {
+    let mut parts = name.splitn(3, '.');
+    let (ns, op, overload) = (parts.next()?, parts.next()?, parts.next()?);
+    let base = op.strip_suffix('_')?;
+    let f = format!("{ns}.{base}.{overload}");
+    registry().get(&f).ok().filter(|d| d.is_core).map(|_| f)
+}
