@@ -217,7 +217,7 @@ pub fn argument_value<T>(
         Argument::AsSymInt(s) => V::Int(symint(s)?),
         Argument::AsSymInts(v) => V::Ints(
             v.iter()
-                .map(|s| symint(s))
+                .map(&mut *symint)
                 .collect::<std::result::Result<_, _>>()?,
         ),
         Argument::AsFloat(f) => V::Float(f.0),
