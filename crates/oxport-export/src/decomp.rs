@@ -148,6 +148,7 @@ pub fn run_decompositions(
     for (k, v) in st.tensor_values.iter() {
         tensor_values.insert(k, v.clone());
     }
+    eliminate_dead_code(&mut nodes, &outputs, &mut tensor_values);
     rename_unused_outputs(&mut nodes, &outputs, &mut tensor_values);
     let mut out = ep.clone();
     let gm = &mut out.graph_module;
@@ -223,6 +224,63 @@ fn bind_outputs(
     Ok(())
 }
 
+/// The tensor values an argument refers to.
+fn referenced(a: &ir::Argument, out: &mut HashSet<String>) {
+    match a {
+        ir::Argument::AsTensor(t) => {
+            out.insert(t.name.clone());
+        }
+        ir::Argument::AsTensors(ts) => out.extend(ts.iter().map(|t| t.name.clone())),
+        ir::Argument::AsOptionalTensors(ts) => {
+            for t in ts {
+                if let ir::OptionalTensorArgument::AsTensor(t) = t {
+                    out.insert(t.name.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Drops nodes none of whose outputs is used (the program is functional now), as PyTorch's DCE does.
+fn eliminate_dead_code(
+    nodes: &mut Vec<ir::Node>,
+    outputs: &[ir::Argument],
+    tensor_values: &mut OrderedMap<ir::TensorMeta>,
+) {
+    let mut used: HashSet<String> = HashSet::new();
+    outputs.iter().for_each(|a| referenced(a, &mut used));
+    let mut keep = vec![true; nodes.len()];
+    for (i, n) in nodes.iter().enumerate().rev() {
+        let mut outs = HashSet::new();
+        n.outputs.iter().for_each(|a| referenced(a, &mut outs));
+        if outs.is_disjoint(&used) {
+            keep[i] = false;
+            continue;
+        }
+        n.inputs.iter().for_each(|a| referenced(&a.arg, &mut used));
+    }
+    let mut dead = HashSet::new();
+    let mut i = 0;
+    nodes.retain(|n| {
+        let k = keep[i];
+        i += 1;
+        if !k {
+            n.outputs.iter().for_each(|a| referenced(a, &mut dead));
+        }
+        k
+    });
+    if !dead.is_empty() {
+        let mut kept = OrderedMap::new();
+        for (k, v) in tensor_values.iter() {
+            if !dead.contains(k) {
+                kept.insert(k, v.clone());
+            }
+        }
+        *tensor_values = kept;
+    }
+}
+
 /// Outputs of multi-output nodes that nothing reads are named `<node>_unused_<i>`, as PyTorch names them.
 fn rename_unused_outputs(
     nodes: &mut [ir::Node],
@@ -230,24 +288,10 @@ fn rename_unused_outputs(
     tensor_values: &mut OrderedMap<ir::TensorMeta>,
 ) {
     let mut used: HashSet<String> = HashSet::new();
-    let mut note = |a: &ir::Argument| match a {
-        ir::Argument::AsTensor(t) => {
-            used.insert(t.name.clone());
-        }
-        ir::Argument::AsTensors(ts) => used.extend(ts.iter().map(|t| t.name.clone())),
-        ir::Argument::AsOptionalTensors(ts) => {
-            for t in ts {
-                if let ir::OptionalTensorArgument::AsTensor(t) = t {
-                    used.insert(t.name.clone());
-                }
-            }
-        }
-        _ => {}
-    };
     for n in nodes.iter() {
-        n.inputs.iter().for_each(|a| note(&a.arg));
+        n.inputs.iter().for_each(|a| referenced(&a.arg, &mut used));
     }
-    outputs.iter().for_each(&mut note);
+    outputs.iter().for_each(|a| referenced(a, &mut used));
     let mut renames: HashMap<String, String> = HashMap::new();
     for n in nodes.iter_mut() {
         if n.outputs.len() < 2 {
@@ -423,6 +467,53 @@ fn decompose(
             let gate = hard_gate(Value::Tensor(x()?))?;
             call("aten.div.Tensor", vec![gate, int(6)])
         }
+        "aten.zeros.default" | "aten.ones.default" => {
+            // full(size, 0|1, dtype=..., layout=torch.strided, device=..., pin_memory=...), every keyword
+            // filled in as PyTorch's decomposition does.
+            let fill = if def.name == "aten.zeros.default" {
+                0
+            } else {
+                1
+            };
+            let dtype = match v("dtype")? {
+                Value::None => Value::ScalarType(oxport_core::DType::F32),
+                d => d,
+            };
+            let device = match v("device")? {
+                Value::None => Value::Device("cpu".into()),
+                d => d,
+            };
+            let pin = match v("pin_memory")? {
+                Value::None => Value::Bool(false),
+                p => p,
+            };
+            oxport_core::ops::call(
+                "aten.full.default",
+                vec![v("size")?, int(fill)],
+                vec![
+                    ("dtype".into(), dtype),
+                    (
+                        "layout".into(),
+                        Value::Layout(oxport_core::ops::value::Layout::Strided),
+                    ),
+                    ("device".into(), device),
+                    ("pin_memory".into(), pin),
+                ],
+            )
+        }
+        "aten.sum.default" => {
+            let mut kw = vec![];
+            if !matches!(v("dtype")?, Value::None) {
+                kw.push(("dtype".into(), v("dtype")?));
+            }
+            oxport_core::ops::call(
+                "aten.sum.dim_IntList",
+                vec![v("self")?, Value::Ints(vec![])],
+                kw,
+            )
+        }
+        "aten.lift_fresh_copy.default" => call("aten.clone.default", vec![v("self")?]),
+        "aten.detach.default" | "aten.detach_.default" => Ok(vec![Value::Tensor(x()?)]),
         "aten.silu.default" | "aten.silu_.default" => {
             let t = Value::Tensor(x()?);
             let s = call("aten.sigmoid.default", vec![t.clone()])?;

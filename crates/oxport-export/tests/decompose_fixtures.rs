@@ -1,0 +1,52 @@
+//! `run_decompositions` on PyTorch's own training-IR programs (tests/fixtures/pt2/*.train.pt2) gives
+//! the program PyTorch's `run_decompositions()` gave (`*.core.txt`, printed as `torch.export.load`
+//! prints it), byte for byte — stack traces included, since the original nodes' metadata is kept.
+use std::path::Path;
+
+#[test]
+fn pytorch_training_programs_decompose_as_pytorch_decomposes_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pt2");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".train.pt2").map(str::to_string))
+        .collect();
+    names.sort();
+    let (mut same, mut unsupported, mut differ) = (vec![], vec![], vec![]);
+    for name in &names {
+        let ep = oxport_ir::pt2::load(dir.join(format!("{name}.train.pt2"))).unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("{name}.core.txt"))).unwrap();
+        match oxport_export::run_decompositions(&ep) {
+            Ok(core) if core.to_string() == want => same.push(name.clone()),
+            Ok(core) => {
+                let got = core.to_string();
+                let line = got
+                    .lines()
+                    .zip(want.lines())
+                    .find(|(a, b)| a != b)
+                    .map(|(a, b)| format!("\n    ours:    {a}\n    pytorch: {b}"))
+                    .unwrap_or_default();
+                differ.push(format!("{name}{line}"));
+            }
+            Err(e) => unsupported.push(format!("{name}: {e}")),
+        }
+    }
+    eprintln!("same ({}): {}", same.len(), same.join(", "));
+    eprintln!(
+        "unsupported ({}):\n  {}",
+        unsupported.len(),
+        unsupported.join("\n  ")
+    );
+    assert!(
+        differ.is_empty(),
+        "decomposed differently:\n{}",
+        differ.join("\n")
+    );
+    // The rest name what they need (input mutations, control flow, symbolic sizes, more ops); this count
+    // only grows.
+    assert!(
+        same.len() >= 31,
+        "only {} programs decompose as PyTorch's",
+        same.len()
+    );
+}
