@@ -17,6 +17,26 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+/// Input mutations found while re-tracing: the final value of each mutated graph input.
+#[derive(Default)]
+struct Mutations {
+    /// Graph input names by fake tensor view.
+    input_of: HashMap<crate::tracer::ViewKey, String>,
+    /// Final values of mutated inputs, by input name.
+    values: HashMap<String, Tensor>,
+}
+
+impl Mutations {
+    /// Records that input `t` (if it is one) now holds `value`.
+    fn record(&mut self, t: &Tensor, value: &Tensor) {
+        if let Some(name) = self.input_of.get(&view_key(t)).cloned() {
+            self.values.insert(name.clone(), value.clone());
+            // A later in-place op on the new value mutates the same input.
+            self.input_of.insert(view_key(value), name);
+        }
+    }
+}
+
 fn unsupported(what: String) -> ExportError {
     ExportError::Io(format!("run_decompositions: {what} is not supported yet"))
 }
@@ -43,13 +63,13 @@ pub fn run_decompositions(
     for spec in &ep.graph_module.signature.output_specs {
         if !matches!(spec, ir::OutputSpec::UserOutput(_)) {
             return Err(unsupported(format!(
-                "a program that mutates its inputs ({spec:?})"
+                "a program that already returns mutations ({spec:?})"
             )));
         }
     }
     let state = Rc::new(RefCell::new(State::new(HashMap::new(), String::new())));
     let mut env: HashMap<String, Value<Tensor>> = HashMap::new();
-    let mut inputs: HashSet<String> = HashSet::new();
+    let mut mutations = Mutations::default();
     {
         let mut st = state.borrow_mut();
         for a in &g.inputs {
@@ -65,8 +85,8 @@ pub fn run_decompositions(
             let fake = fake_of(&meta);
             let name = st.ns.take_exact(&t.name);
             st.values.insert(view_key(&fake), name);
+            mutations.input_of.insert(view_key(&fake), t.name.clone());
             env.insert(t.name.clone(), Value::Tensor(fake));
-            inputs.insert(t.name.clone());
         }
     }
     let traced: Result<()> = tracer::trace(state.clone(), || {
@@ -102,17 +122,19 @@ pub fn run_decompositions(
                     _ => positional.push(v),
                 }
             }
-            if def.name.ends_with('_') || def.name.contains("_.") {
-                if let Some(ir::Argument::AsTensor(t)) = node.inputs.first().map(|a| &a.arg) {
-                    if inputs.contains(&t.name) {
-                        return Err(Error::Value(format!(
-                            "in-place {} on the input '{}' (a mutation to functionalize)",
-                            def.name, t.name
-                        )));
-                    }
-                }
+            let mutated_input = match node.inputs.first().map(|a| &a.arg) {
+                Some(ir::Argument::AsTensor(t)) if is_in_place(def) => match env.get(&t.name) {
+                    Some(Value::Tensor(x)) => Some((t.name.clone(), x.clone())),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let outs = decompose(def, positional, kwargs, &mut mutations)?;
+            if let (Some((name, x)), Some(Value::Tensor(y))) = (&mutated_input, outs.first()) {
+                // Functionalized: the input's name now means the new value.
+                mutations.record(x, y);
+                env.insert(name.clone(), Value::Tensor(y.clone()));
             }
-            let outs = decompose(def, positional, kwargs)?;
             bind_outputs(&mut env, node, outs)?;
         }
         Ok(())
@@ -126,7 +148,33 @@ pub fn run_decompositions(
             _ => Err(unsupported(format!("output '{name}'"))),
         }
     };
+    // Mutated inputs first (in input order), as BUFFER_MUTATION / USER_INPUT_MUTATION outputs.
     let mut outputs = vec![];
+    let mut mutation_specs = vec![];
+    for (a, spec) in g.inputs.iter().zip(&ep.graph_module.signature.input_specs) {
+        let ir::Argument::AsTensor(t) = a else {
+            continue;
+        };
+        let Some(value) = mutations.values.get(&t.name) else {
+            continue;
+        };
+        let arg = ir::TensorArgument::new(st.name_of(value));
+        mutation_specs.push(match spec {
+            ir::InputSpec::Buffer(b) => ir::OutputSpec::BufferMutation(ir::BufferMutationSpec {
+                arg: arg.clone(),
+                buffer_name: b.buffer_name.clone(),
+            }),
+            ir::InputSpec::UserInput(_) => {
+                ir::OutputSpec::UserInputMutation(ir::UserInputMutationSpec {
+                    arg: arg.clone(),
+                    user_input_name: t.name.clone(),
+                })
+            }
+            other => return Err(unsupported(format!("a mutation of {other:?}"))),
+        });
+        outputs.push(ir::Argument::AsTensor(arg));
+    }
+    let n_mutations = outputs.len();
     for o in &g.outputs {
         let ir::Argument::AsTensor(t) = o else {
             return Err(unsupported(format!("output {o:?}")));
@@ -153,12 +201,13 @@ pub fn run_decompositions(
     let mut out = ep.clone();
     let gm = &mut out.graph_module;
     let mut specs = gm.signature.output_specs.clone();
-    for (spec, arg) in specs.iter_mut().zip(&outputs) {
+    for (spec, arg) in specs.iter_mut().zip(&outputs[n_mutations..]) {
         if let ir::OutputSpec::UserOutput(u) = spec {
             u.arg = arg.clone();
         }
     }
-    gm.signature.output_specs = specs;
+    mutation_specs.extend(specs);
+    gm.signature.output_specs = mutation_specs;
     gm.graph = ir::Graph {
         inputs: g.inputs.clone(),
         outputs,
@@ -336,10 +385,20 @@ fn int(v: i64) -> Value<Tensor> {
 
 /// The Core ATen form of one call (PyTorch's default decomposition table, for the ops oxport's layers
 /// and the zoo emit).
+/// True for an ATen op that writes its first argument (`add_`, `relu_`).
+fn is_in_place(def: &OpDef) -> bool {
+    def.schema
+        .arguments
+        .first()
+        .and_then(|a| a.alias.as_ref())
+        .is_some_and(|a| a.is_write)
+}
+
 fn decompose(
     def: &'static OpDef,
     positional: Vec<Value<Tensor>>,
     kwargs: Vec<(String, Value<Tensor>)>,
+    mutations: &mut Mutations,
 ) -> Result<Vec<Value<Tensor>>> {
     let a = Args::bind(&def.schema, positional.clone(), kwargs.clone())?;
     let v = |name: &str| -> Result<Value<Tensor>> {
@@ -372,23 +431,40 @@ fn decompose(
                 ],
             )
         }
-        "aten.batch_norm.default" => {
-            if a.bool("training")? {
-                return Err(Error::Value("batch_norm in training mode".into()));
-            }
-            first(call(
-                "aten._native_batch_norm_legit_no_training.default",
+        "aten.batch_norm.default" if a.bool("training")? => {
+            // The functional form returns the new running statistics: mutations of those buffers.
+            let outs = call(
+                "aten._native_batch_norm_legit_functional.default",
                 vec![
                     v("input")?,
                     v("weight")?,
                     v("bias")?,
                     v("running_mean")?,
                     v("running_var")?,
+                    Value::Bool(true),
                     v("momentum")?,
                     v("eps")?,
                 ],
-            )?)
+            )?;
+            for (arg, i) in [("running_mean", 3), ("running_var", 4)] {
+                if let (Some(stat), Some(Value::Tensor(new))) = (a.opt_tensor(arg)?, outs.get(i)) {
+                    mutations.record(stat, new);
+                }
+            }
+            first(outs)
         }
+        "aten.batch_norm.default" => first(call(
+            "aten._native_batch_norm_legit_no_training.default",
+            vec![
+                v("input")?,
+                v("weight")?,
+                v("bias")?,
+                v("running_mean")?,
+                v("running_var")?,
+                v("momentum")?,
+                v("eps")?,
+            ],
+        )?),
         "aten.max_pool2d.default" => first(call(
             "aten.max_pool2d_with_indices.default",
             vec![
