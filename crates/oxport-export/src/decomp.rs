@@ -67,6 +67,108 @@ pub fn run_decompositions(
             )));
         }
     }
+    let mut r = retrace(g).map_err(|e| unsupported(e.to_string()))?;
+    // Mutated inputs first (in input order), as BUFFER_MUTATION / USER_INPUT_MUTATION outputs.
+    let mut outputs = vec![];
+    let mut mutation_specs = vec![];
+    for (a, spec) in g.inputs.iter().zip(&ep.graph_module.signature.input_specs) {
+        let ir::Argument::AsTensor(t) = a else {
+            continue;
+        };
+        let Some(value) = r.mutations.values.get(&t.name) else {
+            continue;
+        };
+        let arg = ir::TensorArgument::new(r.state.name_of(value));
+        mutation_specs.push(match spec {
+            ir::InputSpec::Buffer(b) => ir::OutputSpec::BufferMutation(ir::BufferMutationSpec {
+                arg: arg.clone(),
+                buffer_name: b.buffer_name.clone(),
+            }),
+            ir::InputSpec::UserInput(_) => {
+                ir::OutputSpec::UserInputMutation(ir::UserInputMutationSpec {
+                    arg: arg.clone(),
+                    user_input_name: t.name.clone(),
+                })
+            }
+            other => return Err(unsupported(format!("a mutation of {other:?}"))),
+        });
+        outputs.push(ir::Argument::AsTensor(arg));
+    }
+    let n_mutations = outputs.len();
+    outputs.extend(r.outputs(g)?);
+    let graph = r.into_graph(g, outputs.clone());
+    let mut out = ep.clone();
+    let gm = &mut out.graph_module;
+    let mut specs = gm.signature.output_specs.clone();
+    for (spec, arg) in specs.iter_mut().zip(&outputs[n_mutations..]) {
+        if let ir::OutputSpec::UserOutput(u) = spec {
+            u.arg = arg.clone();
+        }
+    }
+    mutation_specs.extend(specs);
+    gm.signature.output_specs = mutation_specs;
+    gm.graph = graph;
+    out.verifiers = vec!["ATEN".into()];
+    Ok(out)
+}
+
+/// A graph traced again through the decompositions.
+struct Retraced {
+    state: State,
+    /// The new value of each of the old graph's values.
+    env: HashMap<String, Value<Tensor>>,
+    mutations: Mutations,
+}
+
+impl Retraced {
+    /// The new names of the old graph's outputs.
+    fn outputs(&mut self, g: &ir::Graph) -> std::result::Result<Vec<ir::Argument>, ExportError> {
+        g.outputs
+            .iter()
+            .map(|o| match o {
+                ir::Argument::AsTensor(t) => match self.env.get(&t.name) {
+                    Some(Value::Tensor(v)) => Ok(ir::Argument::AsTensor(ir::TensorArgument::new(
+                        self.state.name_of(v),
+                    ))),
+                    _ => Err(unsupported(format!("output '{}'", t.name))),
+                },
+                o => Err(unsupported(format!("output {o:?}"))),
+            })
+            .collect()
+    }
+
+    /// The new graph: the old inputs, the recorded nodes without dead code, `outputs`.
+    fn into_graph(mut self, g: &ir::Graph, outputs: Vec<ir::Argument>) -> ir::Graph {
+        let mut nodes = std::mem::take(&mut self.state.nodes);
+        let mut tensor_values = OrderedMap::new();
+        for a in &g.inputs {
+            if let ir::Argument::AsTensor(t) = a {
+                if let Some(m) = g.tensor_values.get(&t.name) {
+                    tensor_values.insert(t.name.clone(), m.clone());
+                }
+            }
+        }
+        for (k, v) in self.state.tensor_values.iter() {
+            tensor_values.insert(k, v.clone());
+        }
+        eliminate_dead_code(&mut nodes, &outputs, &mut tensor_values);
+        rename_unused_outputs(&mut nodes, &outputs, &mut tensor_values);
+        ir::Graph {
+            inputs: g.inputs.clone(),
+            outputs,
+            nodes,
+            tensor_values,
+            sym_int_values: OrderedMap::new(),
+            sym_bool_values: OrderedMap::new(),
+            is_single_tensor_return: g.is_single_tensor_return,
+            custom_obj_values: OrderedMap::new(),
+            sym_float_values: OrderedMap::new(),
+        }
+    }
+}
+
+/// Runs every node of `g` again on fake tensors, through [`decompose`], recording the result.
+fn retrace(g: &ir::Graph) -> Result<Retraced> {
     let state = Rc::new(RefCell::new(State::new(HashMap::new(), String::new())));
     let mut env: HashMap<String, Value<Tensor>> = HashMap::new();
     let mut mutations = Mutations::default();
@@ -74,14 +176,13 @@ pub fn run_decompositions(
         let mut st = state.borrow_mut();
         for a in &g.inputs {
             let ir::Argument::AsTensor(t) = a else {
-                return Err(unsupported(format!("input {a:?}")));
+                return Err(Error::Value(format!("input {a:?}")));
             };
-            let meta = core_meta(g.tensor_values.get(&t.name).ok_or_else(|| {
-                ExportError::Io(format!(
-                    "run_decompositions: no metadata for input '{}'",
-                    t.name
-                ))
-            })?)?;
+            let meta = core_meta(
+                g.tensor_values
+                    .get(&t.name)
+                    .ok_or_else(|| Error::Value(format!("no metadata for input '{}'", t.name)))?,
+            )?;
             let fake = fake_of(&meta);
             let name = st.ns.take_exact(&t.name);
             st.values.insert(view_key(&fake), name);
@@ -92,6 +193,10 @@ pub fn run_decompositions(
     let traced: Result<()> = tracer::trace(state.clone(), || {
         for node in &g.nodes {
             state.borrow_mut().meta_override = Some(node.metadata.clone());
+            if node.target == "torch.ops.higher_order.cond" {
+                retrace_cond(&state, &mut env, g, node)?;
+                continue;
+            }
             let op = node
                 .target
                 .strip_prefix("torch.ops.")
@@ -139,97 +244,107 @@ pub fn run_decompositions(
         }
         Ok(())
     });
-    traced.map_err(|e| unsupported(e.to_string()))?;
-    let mut st = state.borrow_mut();
-    st.meta_override = None;
-    let value_name = |st: &mut State, name: &str| -> std::result::Result<String, ExportError> {
-        match env.get(name) {
-            Some(Value::Tensor(t)) => Ok(st.name_of(t)),
-            _ => Err(unsupported(format!("output '{name}'"))),
-        }
-    };
-    // Mutated inputs first (in input order), as BUFFER_MUTATION / USER_INPUT_MUTATION outputs.
-    let mut outputs = vec![];
-    let mut mutation_specs = vec![];
-    for (a, spec) in g.inputs.iter().zip(&ep.graph_module.signature.input_specs) {
-        let ir::Argument::AsTensor(t) = a else {
-            continue;
-        };
-        let Some(value) = mutations.values.get(&t.name) else {
-            continue;
-        };
-        let arg = ir::TensorArgument::new(st.name_of(value));
-        mutation_specs.push(match spec {
-            ir::InputSpec::Buffer(b) => ir::OutputSpec::BufferMutation(ir::BufferMutationSpec {
-                arg: arg.clone(),
-                buffer_name: b.buffer_name.clone(),
-            }),
-            ir::InputSpec::UserInput(_) => {
-                ir::OutputSpec::UserInputMutation(ir::UserInputMutationSpec {
-                    arg: arg.clone(),
-                    user_input_name: t.name.clone(),
-                })
-            }
-            other => return Err(unsupported(format!("a mutation of {other:?}"))),
-        });
-        outputs.push(ir::Argument::AsTensor(arg));
-    }
-    let n_mutations = outputs.len();
-    for o in &g.outputs {
-        let ir::Argument::AsTensor(t) = o else {
-            return Err(unsupported(format!("output {o:?}")));
-        };
-        outputs.push(ir::Argument::AsTensor(ir::TensorArgument::new(value_name(
-            &mut st, &t.name,
-        )?)));
-    }
-    let mut nodes = std::mem::take(&mut st.nodes);
-    let mut tensor_values = OrderedMap::new();
-    for a in &g.inputs {
-        if let ir::Argument::AsTensor(t) = a {
-            tensor_values.insert(
-                t.name.clone(),
-                g.tensor_values.get(&t.name).cloned().expect("checked"),
-            );
-        }
-    }
-    for (k, v) in st.tensor_values.iter() {
-        tensor_values.insert(k, v.clone());
-    }
-    eliminate_dead_code(&mut nodes, &outputs, &mut tensor_values);
-    rename_unused_outputs(&mut nodes, &outputs, &mut tensor_values);
-    let mut out = ep.clone();
-    let gm = &mut out.graph_module;
-    let mut specs = gm.signature.output_specs.clone();
-    for (spec, arg) in specs.iter_mut().zip(&outputs[n_mutations..]) {
-        if let ir::OutputSpec::UserOutput(u) = spec {
-            u.arg = arg.clone();
-        }
-    }
-    mutation_specs.extend(specs);
-    gm.signature.output_specs = mutation_specs;
-    gm.graph = ir::Graph {
-        inputs: g.inputs.clone(),
-        outputs,
-        nodes,
-        tensor_values,
-        sym_int_values: OrderedMap::new(),
-        sym_bool_values: OrderedMap::new(),
-        is_single_tensor_return: g.is_single_tensor_return,
-        custom_obj_values: OrderedMap::new(),
-        sym_float_values: OrderedMap::new(),
-    };
-    out.verifiers = vec!["ATEN".into()];
-    Ok(out)
+    traced?;
+    let mut state = Rc::try_unwrap(state)
+        .map_err(|_| Error::Value("a trace kept its state alive".into()))?
+        .into_inner();
+    state.meta_override = None;
+    Ok(Retraced {
+        state,
+        env,
+        mutations,
+    })
 }
 
-fn core_meta(m: &ir::TensorMeta) -> std::result::Result<CoreMeta, ExportError> {
-    let ints = |v: &[ir::SymInt]| -> std::result::Result<Vec<SymInt>, ExportError> {
+/// A `cond` node with both branch graphs decomposed.
+fn retrace_cond(
+    state: &Rc<RefCell<State>>,
+    env: &mut HashMap<String, Value<Tensor>>,
+    g: &ir::Graph,
+    node: &ir::Node,
+) -> Result<()> {
+    let mut inputs = vec![];
+    for a in &node.inputs {
+        let arg = match &a.arg {
+            ir::Argument::AsTensor(t) => {
+                let v = tensor_of(env, &t.name)?;
+                ir::Argument::AsTensor(ir::TensorArgument::new(state.borrow_mut().name_of(&v)))
+            }
+            ir::Argument::AsTensors(ts) => {
+                let mut names = vec![];
+                for t in ts {
+                    let v = tensor_of(env, &t.name)?;
+                    names.push(ir::TensorArgument::new(state.borrow_mut().name_of(&v)));
+                }
+                ir::Argument::AsTensors(names)
+            }
+            ir::Argument::AsGraph(sub) => {
+                let mut r = retrace(&sub.graph)?;
+                if !r.mutations.values.is_empty() {
+                    return Err(Error::Value("a cond branch that mutates its inputs".into()));
+                }
+                let outputs = r
+                    .outputs(&sub.graph)
+                    .map_err(|e| Error::Value(e.to_string()))?;
+                ir::Argument::AsGraph(ir::GraphArgument {
+                    name: sub.name.clone(),
+                    graph: Box::new(r.into_graph(&sub.graph, outputs)),
+                })
+            }
+            other => other.clone(),
+        };
+        inputs.push(ir::NamedArgument {
+            name: a.name.clone(),
+            arg,
+            kind: a.kind,
+        });
+    }
+    let mut st = state.borrow_mut();
+    let name = st.ns.create_name("cond");
+    let mut outputs = vec![];
+    for o in &node.outputs {
+        let ir::Argument::AsTensor(t) = o else {
+            return Err(Error::Value(format!("cond output {o:?}")));
+        };
+        let meta = g
+            .tensor_values
+            .get(&t.name)
+            .ok_or_else(|| Error::Value(format!("no metadata for '{}'", t.name)))?;
+        let fake = fake_of(&core_meta(meta)?);
+        let n = st.ns.create_name("getitem");
+        st.values.insert(view_key(&fake), n.clone());
+        st.tensor_values.insert(n.clone(), meta.clone());
+        env.insert(t.name.clone(), Value::Tensor(fake));
+        outputs.push(ir::Argument::AsTensor(ir::TensorArgument::new(n)));
+    }
+    let metadata = node.metadata.clone();
+    st.nodes.push(ir::Node {
+        target: node.target.clone(),
+        inputs,
+        outputs,
+        metadata,
+        is_hop_single_tensor_return: node.is_hop_single_tensor_return,
+        name: Some(name),
+    });
+    Ok(())
+}
+
+fn tensor_of(env: &HashMap<String, Value<Tensor>>, name: &str) -> Result<Tensor> {
+    match env.get(name) {
+        Some(Value::Tensor(t)) => Ok(t.clone()),
+        _ => Err(Error::Value(format!(
+            "'{name}' is not a tensor value of the graph"
+        ))),
+    }
+}
+
+fn core_meta(m: &ir::TensorMeta) -> Result<CoreMeta> {
+    let ints = |v: &[ir::SymInt]| -> Result<Vec<SymInt>> {
         v.iter()
             .map(|s| match s {
                 ir::SymInt::AsInt(i) => Ok(SymInt::Int(*i)),
                 ir::SymInt::AsExpr(e) => {
-                    Err(unsupported(format!("a symbolic size ({})", e.expr_str)))
+                    Err(Error::Value(format!("a symbolic size ({})", e.expr_str)))
                 }
             })
             .collect()
@@ -238,7 +353,7 @@ fn core_meta(m: &ir::TensorMeta) -> std::result::Result<CoreMeta, ExportError> {
         dtype: m
             .dtype
             .dtype()
-            .ok_or_else(|| unsupported(format!("dtype {:?}", m.dtype)))?,
+            .ok_or_else(|| Error::Value(format!("dtype {:?}", m.dtype)))?,
         sizes: ints(&m.sizes)?,
         strides: ints(&m.strides)?,
         offset: ints(std::slice::from_ref(&m.storage_offset))?.remove(0),

@@ -870,6 +870,7 @@ fn cond_on_tensor_data_exports_as_torch_cond_and_runs_both_ways() {
     );
     let ep = export(&model, vec![x.clone().into(), y.clone().into()], vec![]).unwrap();
     check(&ep, "cond.train.txt");
+    check(&run_decompositions(&ep).unwrap(), "cond.core.txt");
     // The program takes the branch the data selects, as the eager model does.
     let m = ep.module().unwrap();
     for sign in [1.0f64, -1.0] {
