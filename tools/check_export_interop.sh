@@ -12,7 +12,7 @@ for m in $MODELS; do
     ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"
 done
 # The models run_decompositions() handles, exported again to Core ATen.
-for m in sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small; do
+for m in sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small transformer_encoder gpt_block; do
     ./target/release/examples/export_zoo --model "$m" --core --out "$OUT/$m.core"
     MODELS="$MODELS $m.core"
 done

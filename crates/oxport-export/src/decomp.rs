@@ -623,27 +623,72 @@ fn decompose(
                 vec![Value::Tensor(t), Value::Ints(shape)],
             )
         }
-        "aten.linear.default" => {
-            let (input, weight) = (a.tensor("input")?.clone(), a.tensor("weight")?.clone());
-            if input.dim() != 2 {
-                return Err(Error::Value(format!("linear on a {}-d input", input.dim())));
-            }
-            let wt = call(
-                "aten.permute.default",
-                vec![
-                    Value::Tensor(weight),
-                    Value::Ints(vec![SymInt::Int(1), SymInt::Int(0)]),
-                ],
-            )?;
-            let wt = wt.into_iter().next().expect("permute returns one tensor");
-            match a.opt_tensor("bias")? {
-                Some(b) => call(
-                    "aten.addmm.default",
-                    vec![Value::Tensor(b.clone()), Value::Tensor(input), wt],
-                ),
-                None => call("aten.mm.default", vec![Value::Tensor(input), wt]),
-            }
+        "aten.linear.default" => linear(
+            a.tensor("input")?,
+            a.tensor("weight")?,
+            a.opt_tensor("bias")?,
+        ),
+        "aten.matmul.default" => matmul(a.tensor("self")?, a.tensor("other")?),
+        "aten.layer_norm.default" => first(call(
+            "aten.native_layer_norm.default",
+            vec![
+                v("input")?,
+                v("normalized_shape")?,
+                v("weight")?,
+                v("bias")?,
+                v("eps")?,
+            ],
+        )?),
+        "aten.transpose.int" => {
+            let t = x()?;
+            let nd = t.dim() as i64;
+            let wrap = |d: i64| if d < 0 { d + nd } else { d };
+            let (d0, d1) = (wrap(a.int("dim0")?), wrap(a.int("dim1")?));
+            let mut perm: Vec<i64> = (0..nd).collect();
+            perm.swap(d0 as usize, d1 as usize);
+            permute(&t, &perm)
         }
+        "aten.unflatten.int" => {
+            let t = x()?;
+            let nd = t.dim() as i64;
+            let d = a.int("dim")?;
+            let d = if d < 0 { d + nd } else { d } as usize;
+            let sizes: Vec<i64> = t.sizes_untraced().iter().map(|&s| s as i64).collect();
+            let mut shape = sizes[..d].to_vec();
+            shape.extend(a.ints("sizes")?);
+            shape.extend(&sizes[d + 1..]);
+            view(&t, &shape)
+        }
+        "aten.squeeze.dim" => call(
+            "aten.squeeze.dims",
+            vec![v("self")?, Value::Ints(vec![SymInt::Int(a.int("dim")?)])],
+        ),
+        "aten.contiguous.default" => {
+            let t = x()?;
+            if t.is_contiguous() {
+                return Ok(vec![Value::Tensor(t)]);
+            }
+            clone_contiguous(&t)
+        }
+        "aten.reshape.default" => {
+            let t = x()?;
+            let shape = a.ints("shape")?;
+            if !viewable(&t, &shape) {
+                return Err(Error::Value(
+                    "reshape of a tensor that cannot be viewed so".into(),
+                ));
+            }
+            view(&t, &shape)
+        }
+        "aten.softmax.int" => {
+            let mut args = vec![v("self")?, v("dim")?, Value::Bool(false)];
+            if !matches!(v("dtype")?, Value::None) {
+                return Err(Error::Value("softmax with a dtype".into()));
+            }
+            args.truncate(3);
+            call("aten._softmax.default", args)
+        }
+        "aten.scaled_dot_product_attention.default" => sdpa(&a),
         "aten.hardswish.default" | "aten.hardswish_.default" => {
             // x * clamp(x + 3, 0, 6) / 6, as PyTorch's decomposition writes it.
             let t = Value::Tensor(x()?);
@@ -750,4 +795,279 @@ fn functional_form(name: &str) -> Option<String> {
     let base = op.strip_suffix('_')?;
     let f = format!("{ns}.{base}.{overload}");
     registry().get(&f).ok().filter(|d| d.is_core).map(|_| f)
+}
+
+fn one(outs: Vec<Value<Tensor>>) -> Result<Tensor> {
+    match outs.into_iter().next() {
+        Some(Value::Tensor(t)) => Ok(t),
+        _ => Err(Error::Value("expected one tensor".into())),
+    }
+}
+
+fn ints(v: &[i64]) -> Value<Tensor> {
+    Value::Ints(v.iter().map(|&i| SymInt::Int(i)).collect())
+}
+
+fn permute(t: &Tensor, perm: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        "aten.permute.default",
+        vec![Value::Tensor(t.clone()), ints(perm)],
+    )
+}
+
+fn view(t: &Tensor, shape: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        "aten.view.default",
+        vec![Value::Tensor(t.clone()), ints(shape)],
+    )
+}
+
+fn expand(t: &Tensor, shape: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        "aten.expand.default",
+        vec![Value::Tensor(t.clone()), ints(shape)],
+    )
+}
+
+fn clone_contiguous(t: &Tensor) -> Result<Vec<Value<Tensor>>> {
+    oxport_core::ops::call(
+        "aten.clone.default",
+        vec![Value::Tensor(t.clone())],
+        vec![(
+            "memory_format".into(),
+            Value::MemoryFormat(oxport_core::ops::value::MemoryFormat::ContiguousFormat),
+        )],
+    )
+}
+
+/// Whether `t` can be viewed with `shape` without a copy (contiguous runs of merged dims).
+fn viewable(t: &Tensor, shape: &[i64]) -> bool {
+    if t.is_contiguous() {
+        return true;
+    }
+    // The common case here: only splitting or keeping dims whose strides line up.
+    let sizes: Vec<i64> = t.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let strides: Vec<i64> = t.strides().iter().map(|&s| s as i64).collect();
+    let numel: i64 = sizes.iter().product();
+    let mut shape = shape.to_vec();
+    if let Some(i) = shape.iter().position(|&s| s == -1) {
+        let known: i64 = shape.iter().filter(|&&s| s != -1).product();
+        shape[i] = if known == 0 { 0 } else { numel / known };
+    }
+    // Walk both shapes, merging old dims into each new dim; merged old dims must be contiguous chunks.
+    let (mut i, mut j) = (0usize, 0usize);
+    while i < sizes.len() && j < shape.len() {
+        let (mut a, mut b) = (sizes[i], shape[j]);
+        let start = i;
+        while a != b {
+            if a < b {
+                i += 1;
+                if i >= sizes.len() {
+                    return false;
+                }
+                a *= sizes[i];
+            } else {
+                j += 1;
+                if j >= shape.len() {
+                    return false;
+                }
+                b *= shape[j];
+            }
+        }
+        for k in start..i {
+            if sizes[k + 1] != 1 && strides[k] != strides[k + 1] * sizes[k + 1] {
+                return false;
+            }
+        }
+        i += 1;
+        j += 1;
+    }
+    true
+}
+
+/// PyTorch's `linear` decomposition: `addmm` for a 2-d input, flatten + `addmm` + view for a contiguous
+/// 3-d input with bias, else `matmul(input, weight.t())` (+ `bias`).
+fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Vec<Value<Tensor>>> {
+    let k = *weight.sizes_untraced().last().unwrap_or(&0) as i64;
+    let out_features = weight.sizes_untraced().first().copied().unwrap_or(0) as i64;
+    if let (2, Some(b)) = (input.dim(), bias) {
+        let wt = one(permute(weight, &[1, 0])?)?;
+        return call(
+            "aten.addmm.default",
+            vec![
+                Value::Tensor(b.clone()),
+                Value::Tensor(input.clone()),
+                Value::Tensor(wt),
+            ],
+        );
+    }
+    if let (3, Some(b), true) = (input.dim(), bias, input.is_contiguous()) {
+        let sizes: Vec<i64> = input.sizes_untraced().iter().map(|&s| s as i64).collect();
+        let flat = one(view(input, &[sizes[0] * sizes[1], k])?)?;
+        let wt = one(permute(weight, &[1, 0])?)?;
+        let out = one(call(
+            "aten.addmm.default",
+            vec![
+                Value::Tensor(b.clone()),
+                Value::Tensor(flat),
+                Value::Tensor(wt),
+            ],
+        )?)?;
+        return view(&out, &[sizes[0], sizes[1], out_features]);
+    }
+    let wt = one(permute(weight, &[1, 0])?)?;
+    let out = matmul(input, &wt)?;
+    match bias {
+        Some(b) => call(
+            "aten.add.Tensor",
+            vec![
+                out.into_iter().next().expect("one"),
+                Value::Tensor(b.clone()),
+            ],
+        ),
+        None => Ok(out),
+    }
+}
+
+/// PyTorch's `matmul` decomposition for the shapes the layers use: 2-d @ 2-d is `mm`; an N-d tensor
+/// whose leading dims fold times a matrix is view + `mm` + view; otherwise expand + view + `bmm` + view.
+fn matmul(t1: &Tensor, t2: &Tensor) -> Result<Vec<Value<Tensor>>> {
+    let s1: Vec<i64> = t1.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let s2: Vec<i64> = t2.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let (d1, d2) = (s1.len(), s2.len());
+    if d1 < 2 || d2 < 2 {
+        return Err(Error::Value("matmul with a vector".into()));
+    }
+    if d1 == 2 && d2 == 2 {
+        return call(
+            "aten.mm.default",
+            vec![Value::Tensor(t1.clone()), Value::Tensor(t2.clone())],
+        );
+    }
+    let st1: Vec<i64> = t1.strides().iter().map(|&s| s as i64).collect();
+    let folds = d1 >= 3 && d2 == 2 && (0..d1 - 2).all(|i| st1[i] == st1[i + 1] * s1[i + 1]);
+    if folds {
+        let m: i64 = s1[..d1 - 1].iter().product();
+        let flat = one(view(t1, &[m, s1[d1 - 1]])?)?;
+        let out = one(call(
+            "aten.mm.default",
+            vec![Value::Tensor(flat), Value::Tensor(t2.clone())],
+        )?)?;
+        let mut shape = s1[..d1 - 1].to_vec();
+        shape.push(s2[1]);
+        return view(&out, &shape);
+    }
+    // Batched: broadcast the batch dims, fold them, bmm, unfold.
+    let (b1, b2) = (&s1[..d1 - 2], &s2[..d2.saturating_sub(2)]);
+    let nb = b1.len().max(b2.len());
+    let mut batch = vec![1i64; nb];
+    for (i, d) in batch.iter_mut().enumerate() {
+        let x = if i + b1.len() >= nb {
+            b1[i + b1.len() - nb]
+        } else {
+            1
+        };
+        let y = if i + b2.len() >= nb {
+            b2[i + b2.len() - nb]
+        } else {
+            1
+        };
+        *d = x.max(y);
+    }
+    let prod: i64 = batch.iter().product();
+    let (n, m1) = (s1[d1 - 2], s1[d1 - 1]);
+    let (m2, p) = (s2[d2 - 2], s2[d2 - 1]);
+    let with = |tail: [i64; 2]| -> Vec<i64> { batch.iter().copied().chain(tail).collect() };
+    let e1 = one(expand(t1, &with([n, m1]))?)?;
+    let v1 = one(view(&e1, &[prod, n, m1])?)?;
+    let e2 = one(expand(t2, &with([m2, p]))?)?;
+    let v2 = one(view(&e2, &[prod, m2, p])?)?;
+    let out = one(call(
+        "aten.bmm.default",
+        vec![Value::Tensor(v1), Value::Tensor(v2)],
+    )?)?;
+    view(&out, &with([n, p]))
+}
+
+/// `scaled_dot_product_attention` without mask, dropout or causality, as PyTorch's math decomposition
+/// writes it: both q and k scaled by `sqrt(scale)`, softmax with fully masked rows zeroed, and the
+/// output laid out like the query.
+fn sdpa(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+    if a.opt_tensor("attn_mask")?.is_some() || a.bool("is_causal")? || a.float("dropout_p")? > 0.0 {
+        return Err(Error::Value(
+            "scaled_dot_product_attention with a mask, causality or dropout".into(),
+        ));
+    }
+    let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+    let e = *q.sizes_untraced().last().unwrap_or(&1) as f64;
+    let scale = a.opt_float("scale")?.unwrap_or(1.0 / e.sqrt());
+    let sqrt_scale = Value::Scalar(Scalar::Float(scale.sqrt()));
+    let nd = k.dim() as i64;
+    let mut perm: Vec<i64> = (0..nd).collect();
+    perm.swap(nd as usize - 1, nd as usize - 2);
+    let qs = one(call(
+        "aten.mul.Scalar",
+        vec![Value::Tensor(q.clone()), sqrt_scale.clone()],
+    )?)?;
+    let kt = one(permute(k, &perm)?)?;
+    let ks = one(call(
+        "aten.mul.Scalar",
+        vec![Value::Tensor(kt), sqrt_scale],
+    )?)?;
+    let scores = one(matmul(&qs, &ks)?)?;
+    let sm = one(call(
+        "aten._softmax.default",
+        vec![
+            Value::Tensor(scores.clone()),
+            Value::Int(SymInt::Int(-1)),
+            Value::Bool(false),
+        ],
+    )?)?;
+    let inf = Value::Scalar(Scalar::Float(f64::NEG_INFINITY));
+    let eq = one(call("aten.eq.Scalar", vec![Value::Tensor(scores), inf])?)?;
+    let not = one(call("aten.logical_not.default", vec![Value::Tensor(eq)])?)?;
+    let any = one(call(
+        "aten.any.dim",
+        vec![
+            Value::Tensor(not),
+            Value::Int(SymInt::Int(-1)),
+            Value::Bool(true),
+        ],
+    )?)?;
+    let masked = one(call("aten.logical_not.default", vec![Value::Tensor(any)])?)?;
+    let zeros = one(oxport_core::ops::call(
+        "aten.full_like.default",
+        vec![Value::Tensor(sm.clone()), int(0)],
+        vec![
+            ("pin_memory".into(), Value::Bool(false)),
+            (
+                "memory_format".into(),
+                Value::MemoryFormat(oxport_core::ops::value::MemoryFormat::PreserveFormat),
+            ),
+        ],
+    )?)?;
+    let w = one(call(
+        "aten.where.self",
+        vec![
+            Value::Tensor(masked),
+            Value::Tensor(zeros),
+            Value::Tensor(sm),
+        ],
+    )?)?;
+    let out = one(matmul(&w, v)?)?;
+    // The output takes the query's memory layout: permute to it, copy, permute back.
+    let qst = q.strides().to_vec();
+    let mut order: Vec<usize> = (0..q.dim()).collect();
+    order.sort_by(|&i, &j| qst[j].cmp(&qst[i]));
+    if order.iter().enumerate().all(|(i, &o)| i == o) {
+        return Ok(vec![Value::Tensor(out)]);
+    }
+    let order_i: Vec<i64> = order.iter().map(|&o| o as i64).collect();
+    let mut inverse = vec![0i64; order.len()];
+    for (i, &o) in order.iter().enumerate() {
+        inverse[o] = i as i64;
+    }
+    let p1 = one(permute(&out, &order_i)?)?;
+    let c = one(clone_contiguous(&p1)?)?;
+    permute(&c, &inverse)
 }
