@@ -11,8 +11,8 @@ cargo build --quiet --release --example export_zoo
 for m in $MODELS; do
     ./target/release/examples/export_zoo --model "$m" --out "$OUT/$m"
 done
-# The models run_decompositions() handles, exported again to Core ATen.
-for m in sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small transformer_encoder gpt_block; do
+# Every zoo model, exported again to Core ATen (run_decompositions).
+for m in sin_cos conv_relu_maxpool resnet18 mobilenet_v3_small transformer_encoder lstm gpt_block; do
     ./target/release/examples/export_zoo --model "$m" --core --out "$OUT/$m.core"
     MODELS="$MODELS $m.core"
 done

@@ -689,6 +689,7 @@ fn decompose(
             call("aten._softmax.default", args)
         }
         "aten.scaled_dot_product_attention.default" => sdpa(&a),
+        "aten.lstm.input" => lstm(&a),
         "aten.hardswish.default" | "aten.hardswish_.default" => {
             // x * clamp(x + 3, 0, 6) / 6, as PyTorch's decomposition writes it.
             let t = Value::Tensor(x()?);
@@ -989,9 +990,9 @@ fn matmul(t1: &Tensor, t2: &Tensor) -> Result<Vec<Value<Tensor>>> {
     view(&out, &with([n, p]))
 }
 
-/// `scaled_dot_product_attention` without mask, dropout or causality, as PyTorch's math decomposition
-/// writes it: both q and k scaled by `sqrt(scale)`, softmax with fully masked rows zeroed, and the
-/// output laid out like the query.
+/// `scaled_dot_product_attention` without mask, dropout or causality, as PyTorch decomposes it on CPU
+/// (flash attention's math form): both q and k scaled by `sqrt(scale)`, softmax with fully masked rows
+/// zeroed, the output re-laid out as the flash kernel returns it.
 fn sdpa(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
     if a.opt_tensor("attn_mask")?.is_some() || a.bool("is_causal")? || a.float("dropout_p")? > 0.0 {
         return Err(Error::Value(
@@ -1055,19 +1056,155 @@ fn sdpa(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
         ],
     )?)?;
     let out = one(matmul(&w, v)?)?;
-    // The output takes the query's memory layout: permute to it, copy, permute back.
-    let qst = q.strides().to_vec();
-    let mut order: Vec<usize> = (0..q.dim()).collect();
-    order.sort_by(|&i, &j| qst[j].cmp(&qst[i]));
-    if order.iter().enumerate().all(|(i, &o)| i == o) {
+    // The CPU flash-attention decomposition returns `out.permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)`.
+    if out.dim() != 4 {
         return Ok(vec![Value::Tensor(out)]);
     }
-    let order_i: Vec<i64> = order.iter().map(|&o| o as i64).collect();
-    let mut inverse = vec![0i64; order.len()];
-    for (i, &o) in order.iter().enumerate() {
-        inverse[o] = i as i64;
+    let p1 = one(permute(&out, &[2, 0, 1, 3])?)?;
+    let c = if p1.is_contiguous() {
+        p1
+    } else {
+        one(clone_contiguous(&p1)?)?
+    };
+    permute(&c, &[1, 2, 0, 3])
+}
+
+/// `t.unbind(0)` as PyTorch decomposes it: every slice, then every squeeze.
+fn unbind0(t: &Tensor) -> Result<Vec<Tensor>> {
+    let n = t.sizes_untraced().first().copied().unwrap_or(0) as i64;
+    let mut slices = vec![];
+    for i in 0..n {
+        slices.push(one(call(
+            "aten.slice.Tensor",
+            vec![
+                Value::Tensor(t.clone()),
+                Value::Int(SymInt::Int(0)),
+                Value::Int(SymInt::Int(i)),
+                Value::Int(SymInt::Int(i + 1)),
+            ],
+        )?)?);
     }
-    let p1 = one(permute(&out, &order_i)?)?;
-    let c = one(clone_contiguous(&p1)?)?;
-    permute(&c, &inverse)
+    slices.iter().map(|s| squeeze0(s)).collect()
+}
+
+fn squeeze0(t: &Tensor) -> Result<Tensor> {
+    one(call(
+        "aten.squeeze.dims",
+        vec![Value::Tensor(t.clone()), ints(&[0])],
+    )?)
+}
+
+fn unsqueeze0(t: &Tensor) -> Result<Tensor> {
+    one(call(
+        "aten.unsqueeze.default",
+        vec![Value::Tensor(t.clone()), Value::Int(SymInt::Int(0))],
+    )?)
+}
+
+fn cat(ts: &[Tensor], dim: i64) -> Result<Tensor> {
+    let mut args = vec![Value::Tensors(ts.to_vec())];
+    if dim != 0 {
+        args.push(Value::Int(SymInt::Int(dim)));
+    }
+    one(call("aten.cat.default", args)?)
+}
+
+fn unary(op: &str, t: &Tensor) -> Result<Tensor> {
+    one(call(op, vec![Value::Tensor(t.clone())])?)
+}
+
+fn binary(op: &str, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    one(call(
+        op,
+        vec![Value::Tensor(x.clone()), Value::Tensor(y.clone())],
+    )?)
+}
+
+/// `aten.lstm.input` as PyTorch's `lstm_impl` decomposition unrolls it (unidirectional layers).
+fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+    let input = a.tensor("input")?;
+    let hx = a.tensors("hx")?;
+    let params = a.tensors("params")?;
+    let has_biases = a.bool("has_biases")?;
+    let layers = a.int("num_layers")? as usize;
+    if a.bool("bidirectional")? {
+        return Err(Error::Value(
+            "a bidirectional lstm (it needs aten.flip)".into(),
+        ));
+    }
+    if a.bool("train")? && a.float("dropout")? > 0.0 && layers > 1 {
+        return Err(Error::Value("lstm dropout in training mode".into()));
+    }
+    let group = if has_biases { 4 } else { 2 };
+    if hx.len() != 2 || params.len() != layers * group {
+        return Err(Error::Value("an lstm with projections".into()));
+    }
+    let (h0, c0) = (unbind0(&hx[0])?, unbind0(&hx[1])?);
+    let batch_first = a.bool("batch_first")?;
+    let mut x = if batch_first {
+        one(permute(input, &[1, 0, 2])?)?
+    } else {
+        input.clone()
+    };
+    let (mut hs, mut cs) = (vec![], vec![]);
+    for layer in 0..layers {
+        let p = &params[layer * group..(layer + 1) * group];
+        let (w_ih, w_hh) = (&p[0], &p[1]);
+        let (b_ih, b_hh) = if has_biases {
+            (Some(&p[2]), Some(&p[3]))
+        } else {
+            (None, None)
+        };
+        let (mut h, mut c) = (unsqueeze0(&h0[layer])?, unsqueeze0(&c0[layer])?);
+        let pre = one(linear(&x, w_ih, b_ih)?)?;
+        let mut steps = vec![];
+        for step in unbind0(&pre)? {
+            let lin = one(linear(&h, w_hh, b_hh)?)?;
+            let gates = binary("aten.add.Tensor", &lin, &step)?;
+            let hsize = *gates.sizes_untraced().last().unwrap_or(&0) as i64 / 4;
+            let chunks = match call(
+                "aten.split_with_sizes.default",
+                vec![
+                    Value::Tensor(gates),
+                    ints(&[hsize; 4]),
+                    Value::Int(SymInt::Int(2)),
+                ],
+            )?
+            .into_iter()
+            .next()
+            {
+                Some(Value::Tensors(ts)) if ts.len() == 4 => ts,
+                _ => return Err(Error::Value("lstm gates did not split in four".into())),
+            };
+            let i_g = unary("aten.sigmoid.default", &chunks[0])?;
+            let f_g = unary("aten.sigmoid.default", &chunks[1])?;
+            let g_g = unary("aten.tanh.default", &chunks[2])?;
+            let o_g = unary("aten.sigmoid.default", &chunks[3])?;
+            let fc = binary("aten.mul.Tensor", &f_g, &c)?;
+            let ig = binary("aten.mul.Tensor", &i_g, &g_g)?;
+            c = binary("aten.add.Tensor", &fc, &ig)?;
+            let tc = unary("aten.tanh.default", &c)?;
+            h = binary("aten.mul.Tensor", &o_g, &tc)?;
+            steps.push(h.clone());
+        }
+        x = cat(&steps, 0)?;
+        hs.push(squeeze0(&h)?);
+        cs.push(squeeze0(&c)?);
+    }
+    if batch_first {
+        x = one(permute(&x, &[1, 0, 2])?)?;
+    }
+    // torch.stack(list, 0): cat, then a view with the new leading dim.
+    let stack = |ts: &[Tensor]| -> Result<Tensor> {
+        let joined = cat(ts, 0)?;
+        let mut shape: Vec<i64> = vec![ts.len() as i64];
+        shape.extend(ts[0].sizes_untraced().iter().map(|&s| s as i64));
+        one(view(&joined, &shape)?)
+    };
+    let (h_n, c_n) = (stack(&hs)?, stack(&cs)?);
+    Ok(vec![
+        Value::Tensor(x),
+        Value::Tensor(h_n),
+        Value::Tensor(c_n),
+    ])
 }

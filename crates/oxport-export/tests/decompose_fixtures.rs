@@ -50,3 +50,48 @@ fn pytorch_training_programs_decompose_as_pytorch_decomposes_them() {
         same.len()
     );
 }
+
+/// The large programs of `tools/gen_large_pt2.py` (resnet18, mobilenet_v3_small, vit_b_16,
+/// TransformerEncoder, LSTM, GPT block), when that cache exists (`bash tools/check_large_pt2.sh`
+/// makes it): those oxport decomposes must print as PyTorch's decomposition, byte for byte.
+#[test]
+fn large_pytorch_programs_decompose_as_pytorch_decomposes_them() {
+    let dir = std::env::var_os("OXPORT_LARGE_PT2")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/oxport/large_pt2"))
+        });
+    let Some(dir) = dir.filter(|d| d.join("manifest.json").exists()) else {
+        eprintln!("no large_pt2 cache: skipped");
+        return;
+    };
+    let mut report = vec![];
+    for name in [
+        "resnet18",
+        "mobilenet_v3_small",
+        "vit_b_16",
+        "transformer_encoder",
+        "lstm",
+        "gpt_block",
+    ] {
+        let train = dir.join(format!("{name}.train.pt2"));
+        if !train.exists() {
+            continue;
+        }
+        let ep = oxport_ir::pt2::load(&train).unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("{name}.core.txt"))).unwrap();
+        match oxport_export::run_decompositions(&ep) {
+            Ok(core) => {
+                let got = core.to_string();
+                let diff = got.lines().zip(want.lines()).find(|(a, b)| a != b);
+                assert!(
+                    diff.is_none() && got.len() == want.len(),
+                    "{name}: {diff:?}"
+                );
+                report.push(format!("{name}: same"));
+            }
+            Err(e) => report.push(format!("{name}: {e}")),
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+}
