@@ -1084,7 +1084,7 @@ fn unbind0(t: &Tensor) -> Result<Vec<Tensor>> {
             ],
         )?)?);
     }
-    slices.iter().map(|s| squeeze0(s)).collect()
+    slices.iter().map(squeeze0).collect()
 }
 
 fn squeeze0(t: &Tensor) -> Result<Tensor> {
