@@ -184,7 +184,7 @@ class DynSizes(torch.nn.Module):
 
 
 # Models whose run_decompositions() print is recorded too.
-CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond"}
+CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched"}
 
 _BATCH = torch.export.Dim("b", min=2, max=64)
 DYNAMIC = {

@@ -854,6 +854,14 @@ def shape_cases():
     K(op, "noncontig")(rn(4, 3).t(), [1, 3], 1)
     K(op, "sizes_mismatch", err=True)(rn(5, 2), [2, 2])
 
+    op = A.flip.default
+    K(op, "time_dim")(rn(5, 2, 3), [0])
+    K(op, "two_dims")(rn(2, 3, 4), [0, -1])
+    K(op, "noncontig")(rn(4, 3).t(), [1])
+    K(op, "int64")(ri(-9, 9, 3, 2), [1])
+    K(op, "no_dims")(rn(2, 2), [])
+    K(op, "dim_out_of_range", err=True)(rn(2, 3), [2])
+
     op = A.chunk.default
     K(op, "mha_in_proj")(rn(12, 4), 3)
     K(op, "uneven_fewer_pieces")(rn(5, 2), 4)

@@ -1120,23 +1120,19 @@ fn binary(op: &str, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     )?)
 }
 
-/// `aten.lstm.input` as PyTorch's `lstm_impl` decomposition unrolls it (unidirectional layers).
+/// `aten.lstm.input` as PyTorch's `lstm_impl` decomposition unrolls it.
 fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
     let input = a.tensor("input")?;
     let hx = a.tensors("hx")?;
     let params = a.tensors("params")?;
     let has_biases = a.bool("has_biases")?;
     let layers = a.int("num_layers")? as usize;
-    if a.bool("bidirectional")? {
-        return Err(Error::Value(
-            "a bidirectional lstm (it needs aten.flip)".into(),
-        ));
-    }
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
     if a.bool("train")? && a.float("dropout")? > 0.0 && layers > 1 {
         return Err(Error::Value("lstm dropout in training mode".into()));
     }
     let group = if has_biases { 4 } else { 2 };
-    if hx.len() != 2 || params.len() != layers * group {
+    if hx.len() != 2 || params.len() != layers * dirs * group {
         return Err(Error::Value("an lstm with projections".into()));
     }
     let (h0, c0) = (unbind0(&hx[0])?, unbind0(&hx[1])?);
@@ -1148,48 +1144,21 @@ fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
     };
     let (mut hs, mut cs) = (vec![], vec![]);
     for layer in 0..layers {
-        let p = &params[layer * group..(layer + 1) * group];
-        let (w_ih, w_hh) = (&p[0], &p[1]);
-        let (b_ih, b_hh) = if has_biases {
-            (Some(&p[2]), Some(&p[3]))
-        } else {
-            (None, None)
-        };
-        let (mut h, mut c) = (unsqueeze0(&h0[layer])?, unsqueeze0(&c0[layer])?);
-        let pre = one(linear(&x, w_ih, b_ih)?)?;
-        let mut steps = vec![];
-        for step in unbind0(&pre)? {
-            let lin = one(linear(&h, w_hh, b_hh)?)?;
-            let gates = binary("aten.add.Tensor", &lin, &step)?;
-            let hsize = *gates.sizes_untraced().last().unwrap_or(&0) as i64 / 4;
-            let chunks = match call(
-                "aten.split_with_sizes.default",
-                vec![
-                    Value::Tensor(gates),
-                    ints(&[hsize; 4]),
-                    Value::Int(SymInt::Int(2)),
-                ],
-            )?
-            .into_iter()
-            .next()
-            {
-                Some(Value::Tensors(ts)) if ts.len() == 4 => ts,
-                _ => return Err(Error::Value("lstm gates did not split in four".into())),
-            };
-            let i_g = unary("aten.sigmoid.default", &chunks[0])?;
-            let f_g = unary("aten.sigmoid.default", &chunks[1])?;
-            let g_g = unary("aten.tanh.default", &chunks[2])?;
-            let o_g = unary("aten.sigmoid.default", &chunks[3])?;
-            let fc = binary("aten.mul.Tensor", &f_g, &c)?;
-            let ig = binary("aten.mul.Tensor", &i_g, &g_g)?;
-            c = binary("aten.add.Tensor", &fc, &ig)?;
-            let tc = unary("aten.tanh.default", &c)?;
-            h = binary("aten.mul.Tensor", &o_g, &tc)?;
-            steps.push(h.clone());
+        let mut outs = vec![];
+        for dir in 0..dirs {
+            let k = layer * dirs + dir;
+            let p = &params[k * group..(k + 1) * group];
+            let (out, h, c) = lstm_layer(&x, &h0[k], &c0[k], p, has_biases, dir == 1)?;
+            outs.push(out);
+            hs.push(h);
+            cs.push(c);
         }
-        x = cat(&steps, 0)?;
-        hs.push(squeeze0(&h)?);
-        cs.push(squeeze0(&c)?);
+        x = if dirs == 2 {
+            let d = outs[0].dim() as i64 - 1;
+            cat(&outs, d)?
+        } else {
+            outs.remove(0)
+        };
     }
     if batch_first {
         x = one(permute(&x, &[1, 0, 2])?)?;
@@ -1207,4 +1176,65 @@ fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
         Value::Tensor(h_n),
         Value::Tensor(c_n),
     ])
+}
+
+/// `one_layer_lstm`: the input projection for all steps, then one cell per step (reversed for the
+/// backward direction). Returns the outputs and the final hidden and cell states.
+fn lstm_layer(
+    x: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    p: &[Tensor],
+    has_biases: bool,
+    reverse: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (w_ih, w_hh) = (&p[0], &p[1]);
+    let (b_ih, b_hh) = if has_biases {
+        (Some(&p[2]), Some(&p[3]))
+    } else {
+        (None, None)
+    };
+    let (mut h, mut c) = (unsqueeze0(h0)?, unsqueeze0(c0)?);
+    let mut pre = one(linear(x, w_ih, b_ih)?)?;
+    if reverse {
+        pre = one(call(
+            "aten.flip.default",
+            vec![Value::Tensor(pre), ints(&[0])],
+        )?)?;
+    }
+    let mut steps = vec![];
+    for step in unbind0(&pre)? {
+        let lin = one(linear(&h, w_hh, b_hh)?)?;
+        let gates = binary("aten.add.Tensor", &lin, &step)?;
+        let hsize = *gates.sizes_untraced().last().unwrap_or(&0) as i64 / 4;
+        let chunks = match call(
+            "aten.split_with_sizes.default",
+            vec![
+                Value::Tensor(gates),
+                ints(&[hsize; 4]),
+                Value::Int(SymInt::Int(2)),
+            ],
+        )?
+        .into_iter()
+        .next()
+        {
+            Some(Value::Tensors(ts)) if ts.len() == 4 => ts,
+            _ => return Err(Error::Value("lstm gates did not split in four".into())),
+        };
+        let i_g = unary("aten.sigmoid.default", &chunks[0])?;
+        let f_g = unary("aten.sigmoid.default", &chunks[1])?;
+        let g_g = unary("aten.tanh.default", &chunks[2])?;
+        let o_g = unary("aten.sigmoid.default", &chunks[3])?;
+        let fc = binary("aten.mul.Tensor", &f_g, &c)?;
+        let ig = binary("aten.mul.Tensor", &i_g, &g_g)?;
+        c = binary("aten.add.Tensor", &fc, &ig)?;
+        let tc = unary("aten.tanh.default", &c)?;
+        h = binary("aten.mul.Tensor", &o_g, &tc)?;
+        steps.push(h.clone());
+    }
+    if reverse {
+        steps.reverse();
+    }
+    let out = cat(&steps, 0)?;
+    Ok((out, squeeze0(&h)?, squeeze0(&c)?))
 }

@@ -540,6 +540,7 @@ fn stacked_bidirectional_lstm_with_initial_state_exports_as_torch_nn_lstm() {
     let hx = PyValue::Tuple(vec![h0.clone().into(), c0.clone().into()]);
     let ep = export(&model, vec![x.clone().into(), hx], vec![]).unwrap();
     check(&ep, "lstm_stacked.train.txt");
+    check(&run_decompositions(&ep).unwrap(), "lstm_stacked.core.txt");
     // The exported program computes what the model computes.
     let (out, (h, c)) = model.forward_with_state(&x, (&h0, &c0)).unwrap();
     let got = ep
@@ -567,10 +568,9 @@ fn unbatched_lstm_without_biases_exports_as_torch_nn_lstm() {
     };
     let model = LSTM::with_config(8, 12, cfg, &mut Generator::new(0)).unwrap();
     let x = Tensor::zeros(&[5, 8], DType::F32).unwrap();
-    check(
-        &export(&model, vec![x.into()], vec![]).unwrap(),
-        "lstm_unbatched.train.txt",
-    );
+    let ep = export(&model, vec![x.into()], vec![]).unwrap();
+    check(&ep, "lstm_unbatched.train.txt");
+    check(&run_decompositions(&ep).unwrap(), "lstm_unbatched.core.txt");
 }
 
 /// Twin of `AttnMasks` in tools/gen_export_fixtures.py.

@@ -34,6 +34,7 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.unsqueeze.default", meta_geometry, geometry_kernel);
     r.op("aten.alias.default", meta_geometry, geometry_kernel);
     r.op("aten.as_strided.default", meta_geometry, geometry_kernel);
+    r.op("aten.flip.default", meta_flip, flip);
     r.op("aten.clone.default", meta_copy_like, |a, _| {
         out1(materialize(a.tensor("self")?))
     });
@@ -490,6 +491,46 @@ fn geometry_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
 /// The output is `self` (or a view with its exact geometry).
 fn meta_same(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     Ok(vec![Value::Tensor(meta_self(a)?.clone())])
+}
+
+/// `flip(self, dims)`: a reversed copy along `dims`.
+fn meta_flip(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let mut seen = vec![false; t.dim()];
+    for &d in &a.ints("dims")? {
+        let d = wrap(d, t)?;
+        if seen[d] {
+            return Err(Error::value(format!(
+                "dim {d} appears multiple times in the list of dims"
+            )));
+        }
+        seen[d] = true;
+    }
+    one(t.dtype, t.sizes.clone())
+}
+
+fn flip(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let mut cur = materialize(a.tensor("self")?);
+    let sizes = cur.sizes().to_vec();
+    for d in a.ints("dims")? {
+        let d = wrap_dim(d, sizes.len())?;
+        let n = sizes[d];
+        let out = materialize(&cur);
+        let st = out.strides().to_vec();
+        let mut one_slice = sizes.clone();
+        one_slice[d] = 1;
+        for i in 0..n {
+            let dst = out.restride(&one_slice, &st, i * st[d])?;
+            let src = cur.restride(
+                &one_slice,
+                cur.strides(),
+                cur.storage_offset() + (n - 1 - i) * cur.strides()[d],
+            )?;
+            dst.assign_untraced(&src)?;
+        }
+        cur = out;
+    }
+    out1(cur)
 }
 
 fn meta_copy_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
