@@ -860,6 +860,7 @@ def shape_cases():
     K(op, "noncontig")(rn(4, 3).t(), [1])
     K(op, "int64")(ri(-9, 9, 3, 2), [1])
     K(op, "no_dims")(rn(2, 2), [])
+    K(op, "0d_dim_minus_1")(tt(3.0), [-1])
     K(op, "dim_out_of_range", err=True)(rn(2, 3), [2])
 
     op = A.chunk.default

@@ -496,7 +496,8 @@ fn meta_same(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 /// `flip(self, dims)`: a reversed copy along `dims`.
 fn meta_flip(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
-    let mut seen = vec![false; t.dim()];
+    // A 0-d tensor takes dim 0 / -1, as PyTorch's dim wrapping allows.
+    let mut seen = vec![false; t.dim().max(1)];
     for &d in &a.ints("dims")? {
         let d = wrap(d, t)?;
         if seen[d] {
@@ -512,6 +513,9 @@ fn meta_flip(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn flip(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let mut cur = materialize(a.tensor("self")?);
     let sizes = cur.sizes().to_vec();
+    if sizes.is_empty() {
+        return out1(cur);
+    }
     for d in a.ints("dims")? {
         let d = wrap_dim(d, sizes.len())?;
         let n = sizes[d];
