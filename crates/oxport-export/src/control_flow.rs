@@ -52,8 +52,8 @@ pub fn cond(
             false_fn(operands)
         };
     };
-    let t = trace_branch(&outer, &true_fn, operands, "t")?;
-    let f = trace_branch(&outer, &false_fn, operands, "f")?;
+    let t = trace_branch(&outer, &true_fn, operands)?;
+    let f = trace_branch(&outer, &false_fn, operands)?;
     if t.out_metas.len() != f.out_metas.len()
         || t.out_metas
             .iter()
@@ -83,7 +83,7 @@ pub fn cond(
     }
     // The operands of the node: explicit ones some branch uses, then free variables of either branch.
     let mut entries: Vec<(String, Tensor)> = vec![];
-    let used: HashSet<String> = t.used.union(&f.used).cloned().collect();
+
     for (outer_name, _, tensor) in t.state.inputs.iter().chain(&f.state.inputs) {
         if entries.iter().any(|(n, _)| n == outer_name) {
             continue;
@@ -93,7 +93,7 @@ pub fn cond(
             b.state
                 .inputs
                 .iter()
-                .any(|(o, l, _)| o == outer_name && used.contains(&format!("{}:{l}", b.tag)))
+                .any(|(o, l, _)| o == outer_name && b.used.contains(l))
         });
         if explicit && !local_used {
             continue;
@@ -116,12 +116,7 @@ pub fn cond(
     for m in true_graph.1.iter() {
         let n = st.ns.create_name("getitem");
         let fake = tracer::fake_of(m);
-        st.values.insert(view_key(&fake), n.clone());
-        if m.sizes.iter().any(oxport_core::SymInt::is_symbolic) {
-            st.metas.insert(view_key(&fake), m.clone());
-        }
-        st.tensor_values
-            .insert(n.clone(), ir::TensorMeta::from_core(m, false));
+        st.define(&fake, &n, m);
         outputs.push(ir::Argument::AsTensor(ir::TensorArgument::new(n)));
         results.push(fake);
     }
@@ -159,16 +154,14 @@ struct Branch {
     /// Its outputs' names in the branch graph.
     outputs: Vec<String>,
     out_metas: Vec<CoreMeta>,
-    /// `"<tag>:<name>"` of every value the branch's nodes or outputs use.
+    /// Every value of the branch graph its nodes or outputs use.
     used: HashSet<String>,
-    tag: &'static str,
 }
 
 fn trace_branch(
     outer: &Rc<RefCell<State>>,
     f: &dyn Fn(&[Tensor]) -> Result<Vec<Tensor>>,
     operands: &[Tensor],
-    tag: &'static str,
 ) -> Result<Branch> {
     let sub = Rc::new(RefCell::new(State::child(outer)));
     for o in operands {
@@ -188,11 +181,11 @@ fn trace_branch(
                 .unwrap_or_else(|| CoreMeta::of(t))
         })
         .collect();
-    let mut used: HashSet<String> = outputs.iter().map(|n| format!("{tag}:{n}")).collect();
+    let mut used: HashSet<String> = outputs.iter().cloned().collect();
     for n in &st.nodes {
         for a in &n.inputs {
-            for name in tensor_names(&a.arg) {
-                used.insert(format!("{tag}:{name}"));
+            for name in a.arg.value_names() {
+                used.insert(name);
             }
         }
     }
@@ -201,7 +194,6 @@ fn trace_branch(
         outputs,
         out_metas,
         used,
-        tag,
     })
 }
 
@@ -245,21 +237,5 @@ impl Branch {
             sym_float_values: OrderedMap::new(),
         };
         (graph, self.out_metas)
-    }
-}
-
-/// The tensor values an argument refers to.
-fn tensor_names(a: &ir::Argument) -> Vec<String> {
-    match a {
-        ir::Argument::AsTensor(t) => vec![t.name.clone()],
-        ir::Argument::AsTensors(ts) => ts.iter().map(|t| t.name.clone()).collect(),
-        ir::Argument::AsOptionalTensors(ts) => ts
-            .iter()
-            .filter_map(|t| match t {
-                ir::OptionalTensorArgument::AsTensor(t) => Some(t.name.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
     }
 }

@@ -388,24 +388,6 @@ fn bind_outputs(
     Ok(())
 }
 
-/// The tensor values an argument refers to.
-fn referenced(a: &ir::Argument, out: &mut HashSet<String>) {
-    match a {
-        ir::Argument::AsTensor(t) => {
-            out.insert(t.name.clone());
-        }
-        ir::Argument::AsTensors(ts) => out.extend(ts.iter().map(|t| t.name.clone())),
-        ir::Argument::AsOptionalTensors(ts) => {
-            for t in ts {
-                if let ir::OptionalTensorArgument::AsTensor(t) = t {
-                    out.insert(t.name.clone());
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Drops nodes none of whose outputs is used (the program is functional now), as PyTorch's DCE does.
 fn eliminate_dead_code(
     nodes: &mut Vec<ir::Node>,
@@ -413,16 +395,18 @@ fn eliminate_dead_code(
     tensor_values: &mut OrderedMap<ir::TensorMeta>,
 ) {
     let mut used: HashSet<String> = HashSet::new();
-    outputs.iter().for_each(|a| referenced(a, &mut used));
+    outputs.iter().for_each(|a| used.extend(a.value_names()));
     let mut keep = vec![true; nodes.len()];
     for (i, n) in nodes.iter().enumerate().rev() {
         let mut outs = HashSet::new();
-        n.outputs.iter().for_each(|a| referenced(a, &mut outs));
+        n.outputs.iter().for_each(|a| outs.extend(a.value_names()));
         if outs.is_disjoint(&used) {
             keep[i] = false;
             continue;
         }
-        n.inputs.iter().for_each(|a| referenced(&a.arg, &mut used));
+        n.inputs
+            .iter()
+            .for_each(|a| used.extend(a.arg.value_names()));
     }
     let mut dead = HashSet::new();
     let mut i = 0;
@@ -430,7 +414,7 @@ fn eliminate_dead_code(
         let k = keep[i];
         i += 1;
         if !k {
-            n.outputs.iter().for_each(|a| referenced(a, &mut dead));
+            n.outputs.iter().for_each(|a| dead.extend(a.value_names()));
         }
         k
     });
@@ -453,9 +437,11 @@ fn rename_unused_outputs(
 ) {
     let mut used: HashSet<String> = HashSet::new();
     for n in nodes.iter() {
-        n.inputs.iter().for_each(|a| referenced(&a.arg, &mut used));
+        n.inputs
+            .iter()
+            .for_each(|a| used.extend(a.arg.value_names()));
     }
-    outputs.iter().for_each(|a| referenced(a, &mut used));
+    outputs.iter().for_each(|a| used.extend(a.value_names()));
     let mut renames: HashMap<String, String> = HashMap::new();
     for n in nodes.iter_mut() {
         if n.outputs.len() < 2 {
@@ -692,17 +678,13 @@ fn decompose(
         "aten.lstm.input" => lstm(&a),
         "aten.hardswish.default" | "aten.hardswish_.default" => {
             // x * clamp(x + 3, 0, 6) / 6, as PyTorch's decomposition writes it.
-            let t = Value::Tensor(x()?);
-            let gate = hard_gate(t.clone())?;
-            let m = call("aten.mul.Tensor", vec![t, gate])?;
-            call(
-                "aten.div.Tensor",
-                vec![m.into_iter().next().expect("one"), int(6)],
-            )
+            let t = x()?;
+            let m = binary("aten.mul.Tensor", &t, &hard_gate(&t)?)?;
+            call("aten.div.Tensor", vec![Value::Tensor(m), int(6)])
         }
         "aten.hardsigmoid.default" | "aten.hardsigmoid_.default" => {
-            let gate = hard_gate(Value::Tensor(x()?))?;
-            call("aten.div.Tensor", vec![gate, int(6)])
+            let gate = hard_gate(&x()?)?;
+            call("aten.div.Tensor", vec![Value::Tensor(gate), int(6)])
         }
         "aten.zeros.default" | "aten.ones.default" => {
             // full(size, 0|1, dtype=..., layout=torch.strided, device=..., pin_memory=...), every keyword
@@ -752,12 +734,9 @@ fn decompose(
         "aten.lift_fresh_copy.default" => call("aten.clone.default", vec![v("self")?]),
         "aten.detach.default" | "aten.detach_.default" => Ok(vec![Value::Tensor(x()?)]),
         "aten.silu.default" | "aten.silu_.default" => {
-            let t = Value::Tensor(x()?);
-            let s = call("aten.sigmoid.default", vec![t.clone()])?;
-            call(
-                "aten.mul.Tensor",
-                vec![t, s.into_iter().next().expect("one")],
-            )
+            let t = x()?;
+            let s = unary("aten.sigmoid.default", &t)?;
+            Ok(vec![Value::Tensor(binary("aten.mul.Tensor", &t, &s)?)])
         }
         "aten.dropout.default" | "aten.dropout_.default" => {
             if a.bool("train")? && a.float("p")? > 0.0 {
@@ -779,14 +758,16 @@ fn decompose(
 }
 
 /// `clamp(clamp(x + 3, 0), None, 6)`.
-fn hard_gate(x: Value<Tensor>) -> Result<Value<Tensor>> {
-    let one = |v: Vec<Value<Tensor>>| v.into_iter().next().expect("one output");
-    let s = one(call("aten.add.Tensor", vec![x, int(3)])?);
-    let lo = one(call("aten.clamp.default", vec![s, int(0)])?);
-    Ok(one(call(
+fn hard_gate(x: &Tensor) -> Result<Tensor> {
+    let s = one(call(
+        "aten.add.Tensor",
+        vec![Value::Tensor(x.clone()), int(3)],
+    )?)?;
+    let lo = one(call("aten.clamp.default", vec![Value::Tensor(s), int(0)])?)?;
+    one(call(
         "aten.clamp.default",
-        vec![lo, Value::None, int(6)],
-    )?))
+        vec![Value::Tensor(lo), Value::None, int(6)],
+    )?)
 }
 
 /// `aten.relu_.default` -> `aten.relu.default`, when that is a registered Core ATen op.
@@ -917,16 +898,10 @@ fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Vec<
         return view(&out, &[sizes[0], sizes[1], out_features]);
     }
     let wt = one(permute(weight, &[1, 0])?)?;
-    let out = matmul(input, &wt)?;
+    let out = one(matmul(input, &wt)?)?;
     match bias {
-        Some(b) => call(
-            "aten.add.Tensor",
-            vec![
-                out.into_iter().next().expect("one"),
-                Value::Tensor(b.clone()),
-            ],
-        ),
-        None => Ok(out),
+        Some(b) => Ok(vec![Value::Tensor(binary("aten.add.Tensor", &out, b)?)]),
+        None => Ok(vec![Value::Tensor(out)]),
     }
 }
 

@@ -163,19 +163,14 @@ impl crate::tracer::State {
                 p => ir::SymIntArgument::AsName(st.expr_value(p, at)?),
             })
         };
+        let as_symint = |p: &SymExpr| match p {
+            SymExpr::Const(c) => SymInt::Int(*c),
+            p => SymInt::Sym(Arc::new(p.clone())),
+        };
         let mut acc = arg(self, parts[0])?;
-        let mut acc_expr = SymInt::from(0i64);
-        let mut first = true;
-        for p in &parts {
-            let pe = match p {
-                SymExpr::Const(c) => SymInt::Int(*c),
-                p => SymInt::Sym(Arc::new((*p).clone())),
-            };
-            if first {
-                acc_expr = pe;
-                first = false;
-                continue;
-            }
+        let mut acc_expr = as_symint(parts[0]);
+        for p in &parts[1..] {
+            let pe = as_symint(p);
             let rhs = arg(self, p)?;
             acc_expr = match op {
                 "add" => acc_expr.add(&pe),

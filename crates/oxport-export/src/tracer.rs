@@ -139,6 +139,17 @@ impl State {
         local
     }
 
+    /// Makes `t` the graph value `name` with metadata `m`; symbolic metadata is kept aside, as a fake
+    /// tensor's plain sizes cannot carry it.
+    pub(crate) fn define(&mut self, t: &Tensor, name: &str, m: &CoreMeta) {
+        self.values.insert(view_key(t), name.to_string());
+        if m.sizes.iter().chain(&m.strides).any(SymInt::is_symbolic) {
+            self.metas.insert(view_key(t), m.clone());
+        }
+        self.tensor_values
+            .insert(name.to_string(), ir::TensorMeta::from_core(m, false));
+    }
+
     /// The graph value a tensor argument refers to; a tensor export has not seen is lifted as a constant
     /// (in a branch graph: taken from the enclosing graph as an input).
     pub(crate) fn name_of(&mut self, t: &Tensor) -> String {
@@ -452,12 +463,7 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
                     Some(t) => t,
                     None => fake_of(m),
                 };
-                st.values.insert(view_key(&t), out_name.clone());
-                if m.sizes.iter().chain(&m.strides).any(SymInt::is_symbolic) {
-                    st.metas.insert(view_key(&t), m.clone());
-                }
-                st.tensor_values
-                    .insert(out_name.clone(), ir::TensorMeta::from_core(m, false));
+                st.define(&t, &out_name, m);
                 out_args.push(ir::Argument::AsTensor(ir::TensorArgument::new(out_name)));
                 results.push(Value::Tensor(t));
             }
@@ -467,9 +473,7 @@ fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
                 for m in ms {
                     let n = st.ns.create_name("getitem");
                     let t = fake_of(m);
-                    st.values.insert(view_key(&t), n.clone());
-                    st.tensor_values
-                        .insert(n.clone(), ir::TensorMeta::from_core(m, false));
+                    st.define(&t, &n, m);
                     names.push(ir::TensorArgument::new(n));
                     ts.push(t);
                 }

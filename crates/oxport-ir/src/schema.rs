@@ -455,6 +455,43 @@ impl Argument {
             _ => None,
         }
     }
+
+    /// Every graph value this argument names: tensors (also in lists and optional lists), symbolic
+    /// values, custom objects.
+    pub fn value_names(&self) -> Vec<String> {
+        let mut out = vec![];
+        self.collect_value_names(&mut out);
+        out
+    }
+
+    fn collect_value_names(&self, out: &mut Vec<String>) {
+        match self {
+            Argument::AsTensor(t) => out.push(t.name.clone()),
+            Argument::AsTensors(ts) => out.extend(ts.iter().map(|t| t.name.clone())),
+            Argument::AsNestedTensors(v) => out.extend(v.iter().flatten().map(|t| t.name.clone())),
+            Argument::AsOptionalTensors(v) => out.extend(v.iter().filter_map(|o| match o {
+                OptionalTensorArgument::AsTensor(t) => Some(t.name.clone()),
+                OptionalTensorArgument::AsNone(_) => None,
+            })),
+            Argument::AsOptionalTensor(OptionalTensorArgument::AsTensor(t)) => {
+                out.push(t.name.clone())
+            }
+            Argument::AsSymInts(v) => out.extend(v.iter().filter_map(|s| match s {
+                SymIntArgument::AsName(n) => Some(n.clone()),
+                SymIntArgument::AsInt(_) => None,
+            })),
+            Argument::AsSymBools(v) => out.extend(v.iter().filter_map(|s| match s {
+                SymBoolArgument::AsName(n) => Some(n.clone()),
+                SymBoolArgument::AsBool(_) => None,
+            })),
+            Argument::AsSymFloats(v) => out.extend(v.iter().filter_map(|s| match s {
+                SymFloatArgument::AsName(n) => Some(n.clone()),
+                SymFloatArgument::AsFloat(_) => None,
+            })),
+            Argument::AsStringToArgument(m) => m.values().for_each(|v| v.collect_value_names(out)),
+            other => out.extend(other.value_name().map(str::to_string)),
+        }
+    }
 }
 
 /// A named node input.

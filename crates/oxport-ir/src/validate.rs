@@ -111,34 +111,6 @@ fn need_constant(ep: &ExportedProgram, name: &str, what: &str) -> Result<()> {
     }
 }
 
-/// Every value name an argument uses (`defs` for outputs, `uses` for inputs).
-fn names_in(a: &Argument, out: &mut Vec<String>) {
-    match a {
-        Argument::AsTensor(t) => out.push(t.name.clone()),
-        Argument::AsTensors(ts) => out.extend(ts.iter().map(|t| t.name.clone())),
-        Argument::AsNestedTensors(v) => out.extend(v.iter().flatten().map(|t| t.name.clone())),
-        Argument::AsOptionalTensors(v) => out.extend(v.iter().filter_map(|o| match o {
-            OptionalTensorArgument::AsTensor(t) => Some(t.name.clone()),
-            OptionalTensorArgument::AsNone(_) => None,
-        })),
-        Argument::AsOptionalTensor(OptionalTensorArgument::AsTensor(t)) => out.push(t.name.clone()),
-        Argument::AsSymInts(v) => out.extend(v.iter().filter_map(|s| match s {
-            SymIntArgument::AsName(n) => Some(n.clone()),
-            SymIntArgument::AsInt(_) => None,
-        })),
-        Argument::AsSymBools(v) => out.extend(v.iter().filter_map(|s| match s {
-            SymBoolArgument::AsName(n) => Some(n.clone()),
-            SymBoolArgument::AsBool(_) => None,
-        })),
-        Argument::AsSymFloats(v) => out.extend(v.iter().filter_map(|s| match s {
-            SymFloatArgument::AsName(n) => Some(n.clone()),
-            SymFloatArgument::AsFloat(_) => None,
-        })),
-        Argument::AsStringToArgument(m) => m.values().for_each(|v| names_in(v, out)),
-        other => out.extend(other.value_name().map(str::to_string)),
-    }
-}
-
 /// Checks one graph (recursing into nested graphs); `what` names it in errors.
 pub fn validate_graph(g: &Graph, what: &str) -> Result<()> {
     let mut defined: HashSet<String> = HashSet::new();
@@ -178,7 +150,7 @@ pub fn validate_graph(g: &Graph, what: &str) -> Result<()> {
     };
     for input in &g.inputs {
         let mut names = vec![];
-        names_in(input, &mut names);
+        names.extend(input.value_names());
         for n in &names {
             define(n, "a graph input", &mut defined)?;
             check_meta(n, input)?;
@@ -195,7 +167,7 @@ pub fn validate_graph(g: &Graph, what: &str) -> Result<()> {
                 continue;
             }
             let mut names = vec![];
-            names_in(&input.arg, &mut names);
+            names.extend(input.arg.value_names());
             for n in names {
                 if !defined.contains(&n) {
                     return Err(invalid(format!(
@@ -207,7 +179,7 @@ pub fn validate_graph(g: &Graph, what: &str) -> Result<()> {
         }
         for out in &node.outputs {
             let mut names = vec![];
-            names_in(out, &mut names);
+            names.extend(out.value_names());
             for n in &names {
                 define(n, &label, &mut defined)?;
                 check_meta(n, out)?;
@@ -216,7 +188,7 @@ pub fn validate_graph(g: &Graph, what: &str) -> Result<()> {
     }
     for out in &g.outputs {
         let mut names = vec![];
-        names_in(out, &mut names);
+        names.extend(out.value_names());
         for n in names {
             if !defined.contains(&n) {
                 return Err(invalid(format!("{what}: output '{n}' is not defined")));
