@@ -24,3 +24,6 @@ cargo run --quiet --release -p oxport-ir --example resave -- "$OUT" "$DIR"/*.pt2
 [ "$fail" = 0 ] || exit 1
 # Runtime coverage: every program (fixtures and large) runs to PyTorch's outputs.
 "$PY" tools/check_runtime_coverage.py ./target/release/oxport tests/fixtures/pt2 "$DIR" | tail -1
+# run_decompositions on PyTorch's training programs gives PyTorch's core programs (the test skips itself
+# when `cargo test` runs before this cache exists, as on a fresh machine).
+OXPORT_LARGE_PT2="$DIR" cargo test --quiet -p oxport-export --test decompose_fixtures large 2>&1 | grep "test result"
