@@ -11,9 +11,11 @@ LOG=$(mktemp)
 "$PY" tools/gen_export_fixtures.py >/dev/null 2>&1
 "$PY" tools/gen_pt2_fixtures.py >"$LOG" 2>&1 || { tail -40 "$LOG"; echo "tools/gen_pt2_fixtures.py failed" >&2; exit 1; }
 rm -f "$LOG"
-if ! git diff --quiet --exit-code -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures \
-    || [ -n "$(git status --porcelain -- tests/fixtures tools/data)" ]; then
-    git status --short -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures | head -20
+# New or deleted files, or changes beyond the last bits of kernel-computed floats (which vary between CPU
+# models), mean the committed data is not what PyTorch produces.
+CHANGED=$( { git diff --name-only -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures;
+             git ls-files --others --exclude-standard -- tests/fixtures tools/data; } | sort -u)
+if [ -n "$CHANGED" ] && ! "$PY" tools/fixtures_equal.py $CHANGED; then
     echo "oracle artifacts differ from what PyTorch produces now: regenerate and commit them" >&2
     exit 1
 fi

@@ -200,6 +200,15 @@ class BuiltinNames(nn.Module):
         return sum.relu()
 
 
+class FloatsAndAnnotations(nn.Module):
+    """Floats that need 17 significant digits, and `# Annotation:` dicts whose keys are not sorted."""
+
+    def forward(self, x):
+        with torch.fx.traceback.annotate({"zeta": 1, "alpha": "b", "mid": 0.42044820762685725}):
+            y = x * 0.42044820762685725
+        return y.clamp(min=-3.4028234663852886e+38) + 1e-17
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -235,6 +244,7 @@ def own_cases():
     yield "transformer_block", lambda: mk(GPTBlock(d=16, h=2), (torch.randn(2, 4, 16),))
     yield "tied_and_views", lambda: mk(TiedAndViews(), (torch.tensor([[1, 2, 3], [4, 5, 9]]),))
     yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
+    yield "floats_and_annotations", lambda: mk(FloatsAndAnnotations(), (torch.randn(2, 3),), strict=True)
 
 
 def exportdb_names():
