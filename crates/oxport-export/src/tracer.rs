@@ -66,6 +66,10 @@ pub(crate) struct State {
     /// Metadata for the nodes recorded next, instead of the caller's line (`run_decompositions` keeps
     /// each original node's stack trace and module stack on the nodes it decomposes into).
     pub meta_override: Option<OrderedMap<String>>,
+    /// Re-tracing for `run_decompositions()`: ops with a decomposition run it instead of being recorded.
+    pub decompose: bool,
+    /// `(input, new value)` of the inputs the decompositions run so far mutated (functionalized).
+    pub decomp_mutations: Vec<(Tensor, Tensor)>,
 }
 
 thread_local! {
@@ -112,6 +116,8 @@ impl State {
             inputs: vec![],
             subgraphs: 0,
             meta_override: None,
+            decompose: false,
+            decomp_mutations: vec![],
         }
     }
 
@@ -266,6 +272,9 @@ struct Hook(Rc<RefCell<State>>);
 
 impl DispatchHook for Hook {
     fn dispatch(&self, call: &HookCall<'_>) -> Option<Result<Vec<Value<Tensor>>>> {
+        if self.0.borrow().decompose {
+            return Some(crate::decomp::dispatch_decomposed(&self.0, call));
+        }
         Some(record(&mut self.0.borrow_mut(), call))
     }
     fn sym_size(&self, t: &Tensor, dim: usize, _: &'static Location<'static>) -> Option<SymInt> {
@@ -369,7 +378,7 @@ fn argument(
     })
 }
 
-fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
+pub(crate) fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Tensor>>> {
     let def = call.def;
     let schema = &def.schema;
     let metas = &st.metas;

@@ -6,12 +6,16 @@
 //! * `defs/` declares each overload once, grouped by family.
 //! * [`api`] gives `Tensor` its methods (`x.add(&y)`, `x.view(&[2, 3])`), each one registry call.
 pub mod api;
+mod decompositions;
 mod defs;
 pub mod registry;
 pub mod schema;
 pub mod value;
 
 pub use api::Operand;
-pub use registry::{call, registry, with_dispatch_hook, DispatchHook, HookCall, OpDef, Registry};
+pub use registry::{
+    alloc_outputs, call, call_def, registry, with_dispatch_hook, Decomposed, DispatchHook,
+    HookCall, Kernel, OpDef, OpId, Registry,
+};
 pub use schema::FunctionSchema;
 pub use value::{Args, TensorMeta, Value};

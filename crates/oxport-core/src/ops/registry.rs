@@ -8,21 +8,73 @@ use std::sync::OnceLock;
 
 /// Computes output metadata (dtype, symbolic sizes) from input metadata, validating shapes and dtypes.
 pub type MetaFn = fn(&Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>>;
-/// Computes outputs on the CPU. Receives the outputs' metadata as computed by the meta function.
+/// A kernel that makes its own outputs: views of its inputs (`view`, `permute`, `slice`), outputs whose
+/// sizes depend on the data (`nonzero`), and kernels not yet moved to [`OutKernelFn`]. Receives the
+/// outputs' metadata as computed by the meta function.
 pub type KernelFn = fn(&Args<Tensor>, &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>>;
+/// A kernel that writes into outputs the caller provides — one tensor per tensor the meta function
+/// returns, with its dtype, sizes and strides (ExecuTorch's out variants): the runtime's planner owns
+/// the memory, the kernel only computes.
+pub type OutKernelFn = fn(&Args<Tensor>, &mut [Tensor]) -> Result<()>;
+/// A decomposition: the op written with other ops, over the Tensor API (PyTorch's `torch/_decomp`).
+/// Run eagerly it is a kernel; run under the tracer it is `run_decompositions()`.
+pub type DecompFn = fn(&Args<Tensor>) -> Result<Decomposed>;
+
+/// What a decomposition returns: the op's outputs, and the new values of the inputs the op mutates
+/// (functionalized: `batch_norm` in training mode returns its new running statistics here).
+#[derive(Debug, Default)]
+pub struct Decomposed {
+    /// The op's outputs, as its schema returns them.
+    pub outputs: Vec<Value<Tensor>>,
+    /// `(argument index, new value)` for each mutated tensor argument.
+    pub mutations: Vec<(usize, Tensor)>,
+}
+
+impl From<Vec<Value<Tensor>>> for Decomposed {
+    fn from(outputs: Vec<Value<Tensor>>) -> Self {
+        Decomposed {
+            outputs,
+            mutations: vec![],
+        }
+    }
+}
+
+impl From<Tensor> for Decomposed {
+    fn from(t: Tensor) -> Self {
+        Decomposed::from(vec![Value::Tensor(t)])
+    }
+}
+
+/// How an op computes on the CPU.
+#[derive(Clone, Copy)]
+pub enum Kernel {
+    /// Makes its own outputs.
+    Alloc(KernelFn),
+    /// Writes into outputs the caller allocated from the meta function's result.
+    Out(OutKernelFn),
+}
+
+/// An op's index in the registry: resolved from its name once (at plan or registration time), so hot
+/// paths and kernels never compare strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u32);
 
 /// Everything oxport knows about one ATen overload.
 pub struct OpDef {
     /// `aten.add.Tensor`
     pub name: &'static str,
+    /// Index in the registry.
+    pub id: OpId,
     /// PyTorch's schema, from the generated table.
     pub schema: FunctionSchema,
     /// Tagged `core` in PyTorch (part of the Core ATen opset).
     pub is_core: bool,
     /// Meta function.
     pub meta: MetaFn,
-    /// CPU kernel.
-    pub kernel: KernelFn,
+    /// CPU kernel; an op without one runs its decomposition.
+    pub kernel: Option<Kernel>,
+    /// PyTorch's decomposition of the op (what `run_decompositions()` emits for a non-Core op).
+    pub decomposition: Option<DecompFn>,
 }
 
 impl std::fmt::Debug for OpDef {
@@ -32,6 +84,46 @@ impl std::fmt::Debug for OpDef {
             .field("schema", &self.schema.text)
             .finish()
     }
+}
+
+/// Allocates the outputs an [`OutKernelFn`] writes: one tensor per tensor meta (with its strides).
+pub fn alloc_outputs(outs: &[Value<TensorMeta>]) -> Result<Vec<Tensor>> {
+    let mut ts = vec![];
+    for o in outs {
+        match o {
+            Value::Tensor(m) => ts.push(empty_for_meta(m)?),
+            Value::Tensors(ms) => {
+                for m in ms {
+                    ts.push(empty_for_meta(m)?)
+                }
+            }
+            other => {
+                return Err(Error::value(format!(
+                    "an out kernel cannot return a {}",
+                    other.kind()
+                )))
+            }
+        }
+    }
+    Ok(ts)
+}
+
+/// A tensor with a meta's dtype, sizes and strides.
+fn empty_for_meta(m: &TensorMeta) -> Result<Tensor> {
+    let sizes = m.concrete_sizes()?;
+    let strides = super::value::concrete_usizes(&m.strides)?;
+    Tensor::zeros_strided(m.dtype, &sizes, &strides)
+}
+
+/// Regroups the tensors an out kernel wrote as the meta function's output structure.
+pub fn regroup_outputs(outs: &[Value<TensorMeta>], ts: Vec<Tensor>) -> Vec<Value<Tensor>> {
+    let mut it = ts.into_iter();
+    outs.iter()
+        .map(|o| match o {
+            Value::Tensors(ms) => Value::Tensors(it.by_ref().take(ms.len()).collect()),
+            _ => it.next().map(Value::Tensor).unwrap_or(Value::None),
+        })
+        .collect()
 }
 
 impl OpDef {
@@ -47,7 +139,8 @@ impl OpDef {
         };
         (self.meta)(&meta_args)
     }
-    /// Runs the op eagerly: meta (validation, output shapes) then kernel.
+    /// Runs the op eagerly: meta (validation, output shapes) then the kernel, or the decomposition when
+    /// the op has no kernel (its mutations written back into the mutated arguments).
     pub fn run(&self, args: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
         let fake = |v: &Value<Tensor>| match v {
             Value::Tensor(t) => t.is_fake(),
@@ -73,14 +166,50 @@ impl OpDef {
                 crate::tensor::checked_numel(&m.concrete_sizes()?)?;
             }
         }
-        (self.kernel)(args, &outs)
+        match (self.kernel, self.decomposition) {
+            (Some(Kernel::Alloc(k)), _) => k(args, &outs),
+            (Some(Kernel::Out(k)), _) => {
+                let mut ts = alloc_outputs(&outs)?;
+                k(args, &mut ts)?;
+                Ok(regroup_outputs(&outs, ts))
+            }
+            (None, Some(d)) => {
+                let r = d(args)?;
+                for (i, new) in &r.mutations {
+                    if let Some(Value::Tensor(t)) = args.values.get(*i) {
+                        t.assign_untraced(new)?;
+                    }
+                }
+                Ok(r.outputs)
+            }
+            (None, None) => Err(Error::value(format!(
+                "{} has neither a kernel nor a decomposition",
+                self.name
+            ))),
+        }
+    }
+    /// Runs the op's decomposition (an error if it has none).
+    pub fn decompose(&self, args: &Args<Tensor>) -> Result<Decomposed> {
+        match self.decomposition {
+            Some(d) => d(args),
+            None => Err(Error::value(format!("{} has no decomposition", self.name))),
+        }
+    }
+    /// True for an op that writes its first argument (`add_`, `relu_`).
+    pub fn is_in_place(&self) -> bool {
+        self.schema
+            .arguments
+            .first()
+            .and_then(|a| a.alias.as_ref())
+            .is_some_and(|a| a.is_write)
     }
 }
 
 /// The table of all registered overloads.
 #[derive(Debug, Default)]
 pub struct Registry {
-    ops: HashMap<&'static str, OpDef>,
+    ops: Vec<OpDef>,
+    by_name: HashMap<&'static str, OpId>,
     errors: Vec<String>,
 }
 
@@ -90,13 +219,18 @@ pub const SCHEMA_TABLE: &str = include_str!("schemas.txt");
 impl Registry {
     /// The overload called `name` (e.g. `aten.add.Tensor`).
     pub fn get(&self, name: &str) -> Result<&OpDef> {
-        self.ops
+        self.by_name
             .get(name)
+            .map(|id| &self.ops[id.0 as usize])
             .ok_or_else(|| Error::UnknownOp(name.to_string()))
+    }
+    /// The overload with id `id`.
+    pub fn op(&self, id: OpId) -> &OpDef {
+        &self.ops[id.0 as usize]
     }
     /// All overloads, sorted by name.
     pub fn ops(&self) -> Vec<&OpDef> {
-        let mut v: Vec<&OpDef> = self.ops.values().collect();
+        let mut v: Vec<&OpDef> = self.ops.iter().collect();
         v.sort_by_key(|o| o.name);
         v
     }
@@ -136,24 +270,46 @@ impl Builder {
         }
         Builder { schemas, reg }
     }
-    /// Declares overload `name` with its meta function and kernel.
-    pub fn op(&mut self, name: &'static str, meta: MetaFn, kernel: KernelFn) {
-        match self.schemas.remove(name) {
-            Some((is_core, schema)) => {
-                self.reg.ops.insert(
-                    name,
-                    OpDef {
-                        name,
-                        schema,
-                        is_core,
-                        meta,
-                        kernel,
-                    },
-                );
-            }
-            None => self.reg.errors.push(format!(
+    /// Declares overload `name` with its meta function and a kernel that makes its own outputs. Returns
+    /// the declaration, to attach a decomposition: `r.op(..).decomposition(f)`.
+    pub fn op(&mut self, name: &'static str, meta: MetaFn, kernel: KernelFn) -> Decl<'_> {
+        self.declare(name, meta, Some(Kernel::Alloc(kernel)), None)
+    }
+    /// Declares overload `name` with its meta function and a kernel that writes into given outputs.
+    pub fn out_op(&mut self, name: &'static str, meta: MetaFn, kernel: OutKernelFn) -> Decl<'_> {
+        self.declare(name, meta, Some(Kernel::Out(kernel)), None)
+    }
+    /// Declares overload `name` with its meta function and a decomposition, and no kernel of its own:
+    /// the runtime runs the decomposition.
+    pub fn decomposed(&mut self, name: &'static str, meta: MetaFn, d: DecompFn) -> Decl<'_> {
+        self.declare(name, meta, None, Some(d))
+    }
+    fn declare(
+        &mut self,
+        name: &'static str,
+        meta: MetaFn,
+        kernel: Option<Kernel>,
+        decomposition: Option<DecompFn>,
+    ) -> Decl<'_> {
+        let Some((is_core, schema)) = self.schemas.remove(name) else {
+            self.reg.errors.push(format!(
                 "{name} is registered but has no schema in schemas.txt (run tools/gen_schemas.py)"
-            )),
+            ));
+            return Decl { def: None };
+        };
+        let id = OpId(self.reg.ops.len() as u32);
+        self.reg.by_name.insert(name, id);
+        self.reg.ops.push(OpDef {
+            name,
+            id,
+            schema,
+            is_core,
+            meta,
+            kernel,
+            decomposition,
+        });
+        Decl {
+            def: self.reg.ops.last_mut(),
         }
     }
     fn finish(mut self) -> Registry {
@@ -164,6 +320,39 @@ impl Builder {
         }
         self.reg
     }
+}
+
+/// One declaration being made (see [`Builder::op`]).
+pub struct Decl<'b> {
+    def: Option<&'b mut OpDef>,
+}
+
+impl Decl<'_> {
+    /// Attaches PyTorch's decomposition of the op.
+    pub fn decomposition(mut self, d: DecompFn) -> Self {
+        if let Some(def) = self.def.as_deref_mut() {
+            def.decomposition = Some(d);
+        }
+        self
+    }
+}
+
+/// The [`OpDef`] of an overload named by a literal, looked up once per call site:
+/// `op_def!("aten.mm.default")` is a `Result<&'static OpDef>`.
+///
+/// ```
+/// let mm = oxport_core::op_def!("aten.mm.default")?;
+/// assert_eq!(mm.name, "aten.mm.default");
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+#[macro_export]
+macro_rules! op_def {
+    ($name:literal) => {{
+        static DEF: std::sync::OnceLock<Option<&'static $crate::ops::OpDef>> =
+            std::sync::OnceLock::new();
+        DEF.get_or_init(|| $crate::ops::registry().get($name).ok())
+            .ok_or_else(|| $crate::Error::UnknownOp($name.to_string()))
+    }};
 }
 
 /// The process-wide registry.
@@ -193,7 +382,16 @@ pub fn call(
     positional: Vec<Value<Tensor>>,
     kwargs: Vec<(String, Value<Tensor>)>,
 ) -> Result<Vec<Value<Tensor>>> {
-    let def = registry().get(op)?;
+    call_def(registry().get(op)?, positional, kwargs)
+}
+
+/// [`call`] with the overload already resolved (see [`op_def!`](crate::op_def)).
+#[track_caller]
+pub fn call_def(
+    def: &'static OpDef,
+    positional: Vec<Value<Tensor>>,
+    kwargs: Vec<(String, Value<Tensor>)>,
+) -> Result<Vec<Value<Tensor>>> {
     let location = std::panic::Location::caller();
     if let Some(hook) = current_hook() {
         let call = HookCall {

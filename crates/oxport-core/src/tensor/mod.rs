@@ -158,6 +158,26 @@ impl Tensor {
         Ok(Tensor::from_buffer(buf, sizes))
     }
 
+    /// A zero-filled tensor of `dtype` with the given geometry over a fresh storage just large enough
+    /// for it (what an out kernel writes into).
+    pub fn zeros_strided(dtype: DType, sizes: &[usize], strides: &[usize]) -> Result<Tensor> {
+        checked_numel(sizes)?;
+        let mut len = 1usize;
+        for (&s, &st) in sizes.iter().zip(strides) {
+            if s == 0 {
+                len = 0;
+                break;
+            }
+            len = (s - 1)
+                .checked_mul(st)
+                .and_then(|x| x.checked_add(len))
+                .ok_or_else(|| Error::shape("tensor extends beyond addressable memory"))?;
+        }
+        checked_numel(&[len])?;
+        let base = Tensor::from_buffer(Buffer::zeros(dtype, len), &[len]);
+        base.restride(sizes, strides, 0)
+    }
+
     /// A 0-d tensor holding one value.
     pub fn scalar<T: Element>(v: T) -> Tensor {
         Tensor::from_buffer(T::into_buffer(vec![v]), &[])

@@ -4,8 +4,10 @@ use crate::dtype::Scalar;
 
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.full.default", meta_factory, factory);
-    r.op("aten.zeros.default", meta_factory, factory);
-    r.op("aten.ones.default", meta_factory, factory);
+    r.op("aten.zeros.default", meta_factory, factory)
+        .decomposition(decompositions::zeros);
+    r.op("aten.ones.default", meta_factory, factory)
+        .decomposition(decompositions::ones);
     r.op("aten.full_like.default", meta_like, factory);
     r.op("aten.zeros_like.default", meta_like, factory);
     r.op("aten.ones_like.default", meta_like, factory);

@@ -22,8 +22,10 @@ pub(super) fn register(r: &mut Builder) {
     });
     r.op("aten.addmm.default", meta_addmm, addmm);
     r.op("aten.baddbmm.default", meta_baddbmm, baddbmm);
-    r.op("aten.matmul.default", meta_matmul, matmul);
-    r.op("aten.linear.default", meta_linear, linear);
+    r.op("aten.matmul.default", meta_matmul, matmul)
+        .decomposition(decompositions::matmul);
+    r.op("aten.linear.default", meta_linear, linear)
+        .decomposition(decompositions::linear);
 }
 
 fn check_same_dtype(x: DType, y: DType) -> Result<()> {

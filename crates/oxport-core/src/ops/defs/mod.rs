@@ -1,6 +1,7 @@
 //! Registrations: every supported ATen overload, grouped by family. Each `r.op(<overload name>, meta, kernel)`
 //! line is the single declaration of an op; `tools/gen_schemas.py` reads these names to generate the
 //! schema table.
+use super::decompositions;
 use super::registry::Builder;
 use super::value::{concrete_usizes, Args, Operand, TensorMeta, Value};
 use crate::dtype::{DType, ResultTypeState};

@@ -8,12 +8,15 @@ use crate::tensor::kernels::pool;
 use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.conv2d.default", meta_conv, conv_kernel);
-    r.op("aten.conv1d.default", meta_conv, conv_kernel);
+    r.op("aten.conv2d.default", meta_conv, conv_kernel)
+        .decomposition(decompositions::conv2d);
+    r.op("aten.conv1d.default", meta_conv, conv_kernel)
+        .decomposition(decompositions::conv1d);
     r.op("aten.convolution.default", meta_conv, conv_kernel);
     r.op("aten.max_pool2d.default", meta_pool, |a, o| {
         max_pool(a, o, false)
-    });
+    })
+    .decomposition(decompositions::max_pool2d);
     r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
         max_pool(a, o, true)
     });
@@ -22,13 +25,15 @@ pub(super) fn register(r: &mut Builder) {
         "aten.adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
-    );
+    )
+    .decomposition(decompositions::adaptive_avg_pool2d);
     r.op(
         "aten._adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
     );
-    r.op("aten.batch_norm.default", meta_batch_norm, batch_norm);
+    r.op("aten.batch_norm.default", meta_batch_norm, batch_norm)
+        .decomposition(decompositions::batch_norm);
     r.op(
         "aten._native_batch_norm_legit_no_training.default",
         meta_batch_norm,
@@ -39,15 +44,18 @@ pub(super) fn register(r: &mut Builder) {
         meta_batch_norm_functional,
         batch_norm_functional,
     );
-    r.op("aten.layer_norm.default", meta_layer_norm, layer_norm);
+    r.op("aten.layer_norm.default", meta_layer_norm, layer_norm)
+        .decomposition(decompositions::layer_norm);
     r.op(
         "aten.native_layer_norm.default",
         meta_layer_norm,
         layer_norm,
     );
-    r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa);
+    r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa)
+        .decomposition(decompositions::scaled_dot_product_attention);
     r.op("aten.embedding.default", meta_embedding, embedding);
-    r.op("aten.lstm.input", meta_lstm, lstm);
+    r.op("aten.lstm.input", meta_lstm, lstm)
+        .decomposition(decompositions::lstm_input);
 }
 
 fn require_float(op: &str, t: &TensorMeta) -> Result<()> {

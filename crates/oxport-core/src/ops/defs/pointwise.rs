@@ -28,25 +28,25 @@ pub(super) fn register(r: &mut Builder) {
     float_unary!("aten.sigmoid.default", x => (F::one() + (-x).exp()).recip());
 
     macro_rules! activation {
-        ($name:literal, $name_:literal, $x:ident => $body:expr) => {{
+        ($name:literal, $name_:literal, $d:ident, $d_:ident, $x:ident => $body:expr) => {{
             fn f<F: Float>($x: F) -> F {
                 $body
             }
             r.op($name, meta_float_only, |a, o| {
                 unary_float(a, o, f::<f32>, f::<f64>)
-            });
-            if !$name_.is_empty() {
-                r.op($name_, meta_float_only, |a, o| {
-                    let out = unary_float(a, o, f::<f32>, f::<f64>)?;
-                    write_back(a.tensor("self")?, out)
-                });
-            }
+            })
+            .decomposition(decompositions::$d);
+            r.op($name_, meta_float_only, |a, o| {
+                let out = unary_float(a, o, f::<f32>, f::<f64>)?;
+                write_back(a.tensor("self")?, out)
+            })
+            .decomposition(decompositions::$d_);
         }};
     }
-    activation!("aten.hardswish.default", "aten.hardswish_.default", x => x * hard_gate(x));
-    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", x => hard_gate(x));
+    activation!("aten.hardswish.default", "aten.hardswish_.default", hardswish, hardswish_, x => x * hard_gate(x));
+    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", hardsigmoid, hardsigmoid_, x => hard_gate(x));
     // PyTorch's CPU silu is x / (1 + exp(-x)).
-    activation!("aten.silu.default", "aten.silu_.default", x => x / (F::one() + (-x).exp()));
+    activation!("aten.silu.default", "aten.silu_.default", silu, silu_, x => x / (F::one() + (-x).exp()));
     for (name, in_place) in [
         ("aten.hardtanh.default", false),
         ("aten.hardtanh_.default", true),
@@ -161,8 +161,10 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.clamp.default", meta_clamp, clamp);
     r.op("aten.pow.Tensor_Scalar", meta_pow_scalar, pow);
     r.op("aten.pow.Tensor_Tensor", meta_pow_tensor, pow);
-    r.op("aten.dropout.default", meta_dropout, dropout);
-    r.op("aten.dropout_.default", meta_dropout, dropout);
+    r.op("aten.dropout.default", meta_dropout, dropout)
+        .decomposition(decompositions::dropout);
+    r.op("aten.dropout_.default", meta_dropout, dropout)
+        .decomposition(decompositions::dropout);
 }
 
 fn hard_gate<F: Float>(x: F) -> F {

@@ -6,7 +6,8 @@ use num_traits::Float;
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.sum.default", meta_reduce, |a, o| {
         reduce(a, o, Red::Sum)
-    });
+    })
+    .decomposition(decompositions::sum);
     r.op("aten.sum.dim_IntList", meta_reduce, |a, o| {
         reduce(a, o, Red::Sum)
     });
@@ -28,7 +29,8 @@ pub(super) fn register(r: &mut Builder) {
     });
     r.op("aten.softmax.int", meta_softmax, |a, o| {
         softmax(a, o, false)
-    });
+    })
+    .decomposition(decompositions::softmax);
     r.op("aten._log_softmax.default", meta_softmax, |a, o| {
         softmax(a, o, true)
     });

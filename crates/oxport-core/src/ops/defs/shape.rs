@@ -15,21 +15,26 @@ pub(super) fn register(r: &mut Builder) {
     });
     r.op("aten.reshape.default", meta_reshape, |a, o| {
         view_kernel(a, o, true)
-    });
+    })
+    .decomposition(decompositions::reshape);
     r.op("aten.flatten.using_ints", meta_flatten, |a, o| {
         view_kernel(a, o, true)
-    });
+    })
+    .decomposition(decompositions::flatten);
     r.op("aten.unflatten.int", meta_unflatten, |a, o| {
         view_kernel(a, o, false)
-    });
+    })
+    .decomposition(decompositions::unflatten);
     r.op("aten.permute.default", meta_geometry, geometry_kernel);
-    r.op("aten.transpose.int", meta_geometry, geometry_kernel);
+    r.op("aten.transpose.int", meta_geometry, geometry_kernel)
+        .decomposition(decompositions::transpose);
     r.op("aten.t.default", meta_geometry, geometry_kernel);
     r.op("aten.expand.default", meta_geometry, geometry_kernel);
     r.op("aten.select.int", meta_geometry, geometry_kernel);
     r.op("aten.slice.Tensor", meta_geometry, geometry_kernel);
     r.op("aten.squeeze.default", meta_geometry, geometry_kernel);
-    r.op("aten.squeeze.dim", meta_geometry, geometry_kernel);
+    r.op("aten.squeeze.dim", meta_geometry, geometry_kernel)
+        .decomposition(decompositions::squeeze_dim);
     r.op("aten.squeeze.dims", meta_geometry, geometry_kernel);
     r.op("aten.unsqueeze.default", meta_geometry, geometry_kernel);
     r.op("aten.alias.default", meta_geometry, geometry_kernel);
@@ -41,17 +46,21 @@ pub(super) fn register(r: &mut Builder) {
     // Autograd is not modelled: detaching returns the tensor itself (in place) or a view of it.
     r.op("aten.detach_.default", meta_same, |a, _| {
         out1(a.tensor("self")?.clone())
-    });
+    })
+    .decomposition(decompositions::detach);
     r.op("aten.detach.default", meta_same, |a, _| {
         out1(a.tensor("self")?.clone())
-    });
+    })
+    .decomposition(decompositions::detach);
     r.op("aten.pad.default", meta_pad, pad_kernel);
     r.op("aten.lift_fresh_copy.default", meta_copy_like, |a, _| {
         out1(materialize(a.tensor("self")?))
-    });
+    })
+    .decomposition(decompositions::lift_fresh_copy);
     r.op("aten.contiguous.default", meta_copy_like, |a, _| {
         out1(a.tensor("self")?.contiguous_untraced())
-    });
+    })
+    .decomposition(decompositions::contiguous);
     r.op("aten._to_copy.default", meta_to_copy, |a, o| {
         out1(a.tensor("self")?.cast_untraced(out_dtype(o, 0)?))
     });

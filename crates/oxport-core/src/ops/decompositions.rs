@@ -1,0 +1,875 @@
+//! PyTorch's decompositions (`torch/_decomp/decompositions.py`, `torch/_refs`, the C++ composites) of the
+//! non-Core ops oxport supports, written over the op registry: each is attached to its op's declaration
+//! in `defs/` (`r.op(..).decomposition(decompositions::linear)`).
+//!
+//! One function serves two purposes. Run eagerly, it computes the op (the runtime runs it for an op
+//! without a kernel). Run under export's tracer in decomposition mode, every op it calls is recorded (and
+//! non-Core ones decomposed in turn), which is `run_decompositions()`: the ops, their order and their
+//! arguments are PyTorch's, so decomposed programs print as PyTorch's do.
+use super::registry::{call_def, Decomposed, OpDef};
+use super::value::{Args, Value};
+use crate::dtype::{DType, Scalar};
+use crate::error::{Error, Result};
+use crate::op_def;
+use crate::sym::SymInt;
+use crate::tensor::Tensor;
+
+fn call(op: &'static OpDef, positional: Vec<Value<Tensor>>) -> Result<Vec<Value<Tensor>>> {
+    call_def(op, positional, vec![])
+}
+
+fn call_kw(
+    op: &'static OpDef,
+    positional: Vec<Value<Tensor>>,
+    kwargs: Vec<(String, Value<Tensor>)>,
+) -> Result<Vec<Value<Tensor>>> {
+    call_def(op, positional, kwargs)
+}
+
+fn first(outs: Vec<Value<Tensor>>) -> Result<Decomposed> {
+    outs.into_iter()
+        .next()
+        .map(|v| Decomposed::from(vec![v]))
+        .ok_or_else(|| Error::value("an op returned nothing"))
+}
+
+fn int(v: i64) -> Value<Tensor> {
+    Value::Scalar(Scalar::Int(v))
+}
+
+/// The bound value of argument `name`.
+fn arg(a: &Args<Tensor>, name: &str) -> Result<Value<Tensor>> {
+    a.get(name).cloned()
+}
+
+/// The `input` (or `self`) tensor.
+fn input(a: &Args<Tensor>) -> Result<Tensor> {
+    a.tensor("input").or_else(|_| a.tensor("self")).cloned()
+}
+
+/// An in-place op's decomposition: the functional result, which is also the new value of `self`.
+fn in_place(out: Decomposed) -> Result<Decomposed> {
+    let Some(Value::Tensor(t)) = out.outputs.first() else {
+        return Err(Error::value("an in-place op returned no tensor"));
+    };
+    let t = t.clone();
+    Ok(Decomposed {
+        outputs: out.outputs,
+        mutations: vec![(0, t)],
+    })
+}
+
+fn convolution(a: &Args<Tensor>, nd: usize) -> Result<Decomposed> {
+    call(
+        op_def!("aten.convolution.default")?,
+        vec![
+            arg(a, "input")?,
+            arg(a, "weight")?,
+            arg(a, "bias")?,
+            arg(a, "stride")?,
+            arg(a, "padding")?,
+            arg(a, "dilation")?,
+            Value::Bool(false),
+            Value::Ints(vec![SymInt::Int(0); nd]),
+            arg(a, "groups")?,
+        ],
+    )
+    .map(Decomposed::from)
+}
+
+/// `conv1d` -> `convolution`.
+pub(crate) fn conv1d(a: &Args<Tensor>) -> Result<Decomposed> {
+    convolution(a, 1)
+}
+
+/// `conv2d` -> `convolution`.
+pub(crate) fn conv2d(a: &Args<Tensor>) -> Result<Decomposed> {
+    convolution(a, 2)
+}
+
+/// `batch_norm` -> `_native_batch_norm_legit_no_training`, or in training mode the functional form,
+/// whose new running statistics are mutations of those buffers.
+pub(crate) fn batch_norm(a: &Args<Tensor>) -> Result<Decomposed> {
+    if !a.bool("training")? {
+        return first(call(
+            op_def!("aten._native_batch_norm_legit_no_training.default")?,
+            vec![
+                arg(a, "input")?,
+                arg(a, "weight")?,
+                arg(a, "bias")?,
+                arg(a, "running_mean")?,
+                arg(a, "running_var")?,
+                arg(a, "momentum")?,
+                arg(a, "eps")?,
+            ],
+        )?);
+    }
+    let outs = call(
+        op_def!("aten._native_batch_norm_legit_functional.default")?,
+        vec![
+            arg(a, "input")?,
+            arg(a, "weight")?,
+            arg(a, "bias")?,
+            arg(a, "running_mean")?,
+            arg(a, "running_var")?,
+            Value::Bool(true),
+            arg(a, "momentum")?,
+            arg(a, "eps")?,
+        ],
+    )?;
+    let mut mutations = vec![];
+    for (name, i) in [("running_mean", 3), ("running_var", 4)] {
+        if let (Some(_), Some(Value::Tensor(new))) = (a.opt_tensor(name)?, outs.get(i)) {
+            let index = a
+                .schema
+                .arg_index(name)
+                .ok_or_else(|| Error::value(format!("batch_norm has no argument '{name}'")))?;
+            mutations.push((index, new.clone()));
+        }
+    }
+    let mut d = first(outs)?;
+    d.mutations = mutations;
+    Ok(d)
+}
+
+/// `max_pool2d` -> `max_pool2d_with_indices`, first output.
+pub(crate) fn max_pool2d(a: &Args<Tensor>) -> Result<Decomposed> {
+    first(call(
+        op_def!("aten.max_pool2d_with_indices.default")?,
+        vec![
+            arg(a, "self")?,
+            arg(a, "kernel_size")?,
+            arg(a, "stride")?,
+            arg(a, "padding")?,
+            arg(a, "dilation")?,
+            arg(a, "ceil_mode")?,
+        ],
+    )?)
+}
+
+/// `adaptive_avg_pool2d` -> `mean` over the spatial dims for a 1x1 output, else `_adaptive_avg_pool2d`.
+pub(crate) fn adaptive_avg_pool2d(a: &Args<Tensor>) -> Result<Decomposed> {
+    let out = a.ints("output_size")?;
+    if out.iter().all(|&o| o == 1) {
+        let dims = Value::Ints(vec![SymInt::Int(-1), SymInt::Int(-2)]);
+        call(
+            op_def!("aten.mean.dim")?,
+            vec![arg(a, "self")?, dims, Value::Bool(true)],
+        )
+        .map(Decomposed::from)
+    } else {
+        call(
+            op_def!("aten._adaptive_avg_pool2d.default")?,
+            vec![arg(a, "self")?, arg(a, "output_size")?],
+        )
+        .map(Decomposed::from)
+    }
+}
+
+/// `flatten` -> `view` (the input itself when nothing is flattened).
+pub(crate) fn flatten(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let sizes = t.sizes_untraced().to_vec();
+    let nd = sizes.len().max(1) as i64;
+    let wrap = |d: i64| if d < 0 { d + nd } else { d };
+    let (s, e) = (
+        wrap(a.int("start_dim")?) as usize,
+        wrap(a.int("end_dim")?) as usize,
+    );
+    if sizes.is_empty() || s >= e {
+        return Ok(Decomposed::from(t));
+    }
+    let mut shape: Vec<SymInt> = sizes[..s].iter().map(|&d| SymInt::from(d)).collect();
+    shape.push(SymInt::from(sizes[s..=e].iter().product::<usize>()));
+    shape.extend(sizes[e + 1..].iter().map(|&d| SymInt::from(d)));
+    call(
+        op_def!("aten.view.default")?,
+        vec![Value::Tensor(t), Value::Ints(shape)],
+    )
+    .map(Decomposed::from)
+}
+
+/// `linear` -> `addmm` / flattened `addmm` / `matmul` (+ `add`).
+pub(crate) fn linear(a: &Args<Tensor>) -> Result<Decomposed> {
+    linear_of(
+        a.tensor("input")?,
+        a.tensor("weight")?,
+        a.opt_tensor("bias")?,
+    )
+    .map(Decomposed::from)
+}
+
+/// `matmul` -> `mm`, folded `mm`, or batched `bmm`.
+pub(crate) fn matmul(a: &Args<Tensor>) -> Result<Decomposed> {
+    matmul_of(a.tensor("self")?, a.tensor("other")?).map(Decomposed::from)
+}
+
+/// `layer_norm` -> `native_layer_norm`, first output.
+pub(crate) fn layer_norm(a: &Args<Tensor>) -> Result<Decomposed> {
+    first(call(
+        op_def!("aten.native_layer_norm.default")?,
+        vec![
+            arg(a, "input")?,
+            arg(a, "normalized_shape")?,
+            arg(a, "weight")?,
+            arg(a, "bias")?,
+            arg(a, "eps")?,
+        ],
+    )?)
+}
+
+/// `transpose` -> `permute`.
+pub(crate) fn transpose(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let nd = t.dim() as i64;
+    let wrap = |d: i64| if d < 0 { d + nd } else { d };
+    let (d0, d1) = (wrap(a.int("dim0")?), wrap(a.int("dim1")?));
+    let mut perm: Vec<i64> = (0..nd).collect();
+    perm.swap(d0 as usize, d1 as usize);
+    permute(&t, &perm).map(Decomposed::from)
+}
+
+/// `unflatten` -> `view`.
+pub(crate) fn unflatten(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let nd = t.dim() as i64;
+    let d = a.int("dim")?;
+    let d = if d < 0 { d + nd } else { d } as usize;
+    let sizes: Vec<i64> = t.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let mut shape = sizes[..d].to_vec();
+    shape.extend(a.ints("sizes")?);
+    shape.extend(&sizes[d + 1..]);
+    view(&t, &shape).map(Decomposed::from)
+}
+
+/// `squeeze.dim` -> `squeeze.dims`.
+pub(crate) fn squeeze_dim(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(
+        op_def!("aten.squeeze.dims")?,
+        vec![
+            arg(a, "self")?,
+            Value::Ints(vec![SymInt::Int(a.int("dim")?)]),
+        ],
+    )
+    .map(Decomposed::from)
+}
+
+/// `contiguous` -> the input itself, or a contiguous `clone`.
+pub(crate) fn contiguous(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    if t.is_contiguous() {
+        return Ok(Decomposed::from(t));
+    }
+    clone_contiguous(&t).map(Decomposed::from)
+}
+
+/// `reshape` -> `view` (when the input can be viewed so).
+pub(crate) fn reshape(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let shape = a.ints("shape")?;
+    if !viewable(&t, &shape) {
+        return Err(Error::value("reshape of a tensor that cannot be viewed so"));
+    }
+    view(&t, &shape).map(Decomposed::from)
+}
+
+/// `softmax.int` -> `_softmax`.
+pub(crate) fn softmax(a: &Args<Tensor>) -> Result<Decomposed> {
+    if !matches!(arg(a, "dtype")?, Value::None) {
+        return Err(Error::value("softmax with a dtype"));
+    }
+    call(
+        op_def!("aten._softmax.default")?,
+        vec![arg(a, "self")?, arg(a, "dim")?, Value::Bool(false)],
+    )
+    .map(Decomposed::from)
+}
+
+/// `scaled_dot_product_attention` -> its CPU math form.
+pub(crate) fn scaled_dot_product_attention(a: &Args<Tensor>) -> Result<Decomposed> {
+    sdpa(a).map(Decomposed::from)
+}
+
+/// `lstm.input` -> the unrolled cells of `lstm_impl`.
+pub(crate) fn lstm_input(a: &Args<Tensor>) -> Result<Decomposed> {
+    lstm(a).map(Decomposed::from)
+}
+
+/// `hardswish` -> `x * clamp(x + 3, 0, 6) / 6`, as PyTorch's decomposition writes it.
+pub(crate) fn hardswish(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let m = binary(op_def!("aten.mul.Tensor")?, &t, &hard_gate(&t)?)?;
+    call(op_def!("aten.div.Tensor")?, vec![Value::Tensor(m), int(6)]).map(Decomposed::from)
+}
+
+/// `hardswish_`: [`hardswish`], written back.
+pub(crate) fn hardswish_(a: &Args<Tensor>) -> Result<Decomposed> {
+    in_place(hardswish(a)?)
+}
+
+/// `hardsigmoid` -> `clamp(x + 3, 0, 6) / 6`.
+pub(crate) fn hardsigmoid(a: &Args<Tensor>) -> Result<Decomposed> {
+    let gate = hard_gate(&input(a)?)?;
+    call(
+        op_def!("aten.div.Tensor")?,
+        vec![Value::Tensor(gate), int(6)],
+    )
+    .map(Decomposed::from)
+}
+
+/// `hardsigmoid_`: [`hardsigmoid`], written back.
+pub(crate) fn hardsigmoid_(a: &Args<Tensor>) -> Result<Decomposed> {
+    in_place(hardsigmoid(a)?)
+}
+
+/// `silu` -> `x * sigmoid(x)`.
+pub(crate) fn silu(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let s = unary(op_def!("aten.sigmoid.default")?, &t)?;
+    Ok(Decomposed::from(binary(
+        op_def!("aten.mul.Tensor")?,
+        &t,
+        &s,
+    )?))
+}
+
+/// `silu_`: [`silu`], written back.
+pub(crate) fn silu_(a: &Args<Tensor>) -> Result<Decomposed> {
+    in_place(silu(a)?)
+}
+
+/// `zeros`/`ones` -> `full` with every keyword filled in, as PyTorch's decomposition does.
+fn full_of(a: &Args<Tensor>, fill: i64) -> Result<Decomposed> {
+    let dtype = match arg(a, "dtype")? {
+        Value::None => Value::ScalarType(DType::F32),
+        d => d,
+    };
+    let device = match arg(a, "device")? {
+        Value::None => Value::Device("cpu".into()),
+        d => d,
+    };
+    let pin = match arg(a, "pin_memory")? {
+        Value::None => Value::Bool(false),
+        p => p,
+    };
+    call_kw(
+        op_def!("aten.full.default")?,
+        vec![arg(a, "size")?, int(fill)],
+        vec![
+            ("dtype".into(), dtype),
+            (
+                "layout".into(),
+                Value::Layout(super::value::Layout::Strided),
+            ),
+            ("device".into(), device),
+            ("pin_memory".into(), pin),
+        ],
+    )
+    .map(Decomposed::from)
+}
+
+/// `zeros` -> `full(size, 0, ...)`.
+pub(crate) fn zeros(a: &Args<Tensor>) -> Result<Decomposed> {
+    full_of(a, 0)
+}
+
+/// `ones` -> `full(size, 1, ...)`.
+pub(crate) fn ones(a: &Args<Tensor>) -> Result<Decomposed> {
+    full_of(a, 1)
+}
+
+/// `sum.default` -> `sum.dim_IntList` over no dims.
+pub(crate) fn sum(a: &Args<Tensor>) -> Result<Decomposed> {
+    let mut kw = vec![];
+    if !matches!(arg(a, "dtype")?, Value::None) {
+        kw.push(("dtype".into(), arg(a, "dtype")?));
+    }
+    call_kw(
+        op_def!("aten.sum.dim_IntList")?,
+        vec![arg(a, "self")?, Value::Ints(vec![])],
+        kw,
+    )
+    .map(Decomposed::from)
+}
+
+/// `lift_fresh_copy` -> `clone`.
+pub(crate) fn lift_fresh_copy(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(op_def!("aten.clone.default")?, vec![arg(a, "self")?]).map(Decomposed::from)
+}
+
+/// `detach` -> the tensor itself (autograd is not modelled).
+pub(crate) fn detach(a: &Args<Tensor>) -> Result<Decomposed> {
+    Ok(Decomposed::from(input(a)?))
+}
+
+/// `dropout` in eval mode (or with p = 0) -> the input itself.
+pub(crate) fn dropout(a: &Args<Tensor>) -> Result<Decomposed> {
+    if a.bool("train")? && a.float("p")? > 0.0 {
+        return Err(Error::value("dropout in training mode"));
+    }
+    Ok(Decomposed::from(input(a)?))
+}
+
+/// `clamp(clamp(x + 3, 0), None, 6)`.
+fn hard_gate(x: &Tensor) -> Result<Tensor> {
+    let s = one(call(
+        op_def!("aten.add.Tensor")?,
+        vec![Value::Tensor(x.clone()), int(3)],
+    )?)?;
+    let lo = one(call(
+        op_def!("aten.clamp.default")?,
+        vec![Value::Tensor(s), int(0)],
+    )?)?;
+    one(call(
+        op_def!("aten.clamp.default")?,
+        vec![Value::Tensor(lo), Value::None, int(6)],
+    )?)
+}
+
+fn one(outs: Vec<Value<Tensor>>) -> Result<Tensor> {
+    match outs.into_iter().next() {
+        Some(Value::Tensor(t)) => Ok(t),
+        _ => Err(Error::value("expected one tensor")),
+    }
+}
+
+fn ints(v: &[i64]) -> Value<Tensor> {
+    Value::Ints(v.iter().map(|&i| SymInt::Int(i)).collect())
+}
+
+fn permute(t: &Tensor, perm: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        op_def!("aten.permute.default")?,
+        vec![Value::Tensor(t.clone()), ints(perm)],
+    )
+}
+
+fn view(t: &Tensor, shape: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        op_def!("aten.view.default")?,
+        vec![Value::Tensor(t.clone()), ints(shape)],
+    )
+}
+
+fn expand(t: &Tensor, shape: &[i64]) -> Result<Vec<Value<Tensor>>> {
+    call(
+        op_def!("aten.expand.default")?,
+        vec![Value::Tensor(t.clone()), ints(shape)],
+    )
+}
+
+fn clone_contiguous(t: &Tensor) -> Result<Vec<Value<Tensor>>> {
+    call_kw(
+        op_def!("aten.clone.default")?,
+        vec![Value::Tensor(t.clone())],
+        vec![(
+            "memory_format".into(),
+            Value::MemoryFormat(super::value::MemoryFormat::ContiguousFormat),
+        )],
+    )
+}
+
+/// Whether `t` can be viewed with `shape` without a copy (contiguous runs of merged dims).
+fn viewable(t: &Tensor, shape: &[i64]) -> bool {
+    if t.is_contiguous() {
+        return true;
+    }
+    // The common case here: only splitting or keeping dims whose strides line up.
+    let sizes: Vec<i64> = t.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let strides: Vec<i64> = t.strides().iter().map(|&s| s as i64).collect();
+    let numel: i64 = sizes.iter().product();
+    let mut shape = shape.to_vec();
+    if let Some(i) = shape.iter().position(|&s| s == -1) {
+        let known: i64 = shape.iter().filter(|&&s| s != -1).product();
+        shape[i] = if known == 0 { 0 } else { numel / known };
+    }
+    // Walk both shapes, merging old dims into each new dim; merged old dims must be contiguous chunks.
+    let (mut i, mut j) = (0usize, 0usize);
+    while i < sizes.len() && j < shape.len() {
+        let (mut a, mut b) = (sizes[i], shape[j]);
+        let start = i;
+        while a != b {
+            if a < b {
+                i += 1;
+                if i >= sizes.len() {
+                    return false;
+                }
+                a *= sizes[i];
+            } else {
+                j += 1;
+                if j >= shape.len() {
+                    return false;
+                }
+                b *= shape[j];
+            }
+        }
+        for k in start..i {
+            if sizes[k + 1] != 1 && strides[k] != strides[k + 1] * sizes[k + 1] {
+                return false;
+            }
+        }
+        i += 1;
+        j += 1;
+    }
+    true
+}
+
+/// PyTorch's `linear` decomposition: `addmm` for a 2-d input, flatten + `addmm` + view for a contiguous
+/// 3-d input with bias, else `matmul(input, weight.t())` (+ `bias`).
+fn linear_of(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Vec<Value<Tensor>>> {
+    let k = *weight.sizes_untraced().last().unwrap_or(&0) as i64;
+    let out_features = weight.sizes_untraced().first().copied().unwrap_or(0) as i64;
+    if let (2, Some(b)) = (input.dim(), bias) {
+        let wt = one(permute(weight, &[1, 0])?)?;
+        return call(
+            op_def!("aten.addmm.default")?,
+            vec![
+                Value::Tensor(b.clone()),
+                Value::Tensor(input.clone()),
+                Value::Tensor(wt),
+            ],
+        );
+    }
+    if let (3, Some(b), true) = (input.dim(), bias, input.is_contiguous()) {
+        let sizes: Vec<i64> = input.sizes_untraced().iter().map(|&s| s as i64).collect();
+        let flat = one(view(input, &[sizes[0] * sizes[1], k])?)?;
+        let wt = one(permute(weight, &[1, 0])?)?;
+        let out = one(call(
+            op_def!("aten.addmm.default")?,
+            vec![
+                Value::Tensor(b.clone()),
+                Value::Tensor(flat),
+                Value::Tensor(wt),
+            ],
+        )?)?;
+        return view(&out, &[sizes[0], sizes[1], out_features]);
+    }
+    let wt = one(permute(weight, &[1, 0])?)?;
+    let out = one(matmul_of(input, &wt)?)?;
+    match bias {
+        Some(b) => Ok(vec![Value::Tensor(binary(
+            op_def!("aten.add.Tensor")?,
+            &out,
+            b,
+        )?)]),
+        None => Ok(vec![Value::Tensor(out)]),
+    }
+}
+
+/// PyTorch's `matmul` decomposition for the shapes the layers use: 2-d @ 2-d is `mm`; an N-d tensor
+/// whose leading dims fold times a matrix is view + `mm` + view; otherwise expand + view + `bmm` + view.
+fn matmul_of(t1: &Tensor, t2: &Tensor) -> Result<Vec<Value<Tensor>>> {
+    let s1: Vec<i64> = t1.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let s2: Vec<i64> = t2.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let (d1, d2) = (s1.len(), s2.len());
+    if d1 < 2 || d2 < 2 {
+        return Err(Error::value("matmul with a vector"));
+    }
+    if d1 == 2 && d2 == 2 {
+        return call(
+            op_def!("aten.mm.default")?,
+            vec![Value::Tensor(t1.clone()), Value::Tensor(t2.clone())],
+        );
+    }
+    let st1: Vec<i64> = t1.strides().iter().map(|&s| s as i64).collect();
+    let folds = d1 >= 3 && d2 == 2 && (0..d1 - 2).all(|i| st1[i] == st1[i + 1] * s1[i + 1]);
+    if folds {
+        let m: i64 = s1[..d1 - 1].iter().product();
+        let flat = one(view(t1, &[m, s1[d1 - 1]])?)?;
+        let out = one(call(
+            op_def!("aten.mm.default")?,
+            vec![Value::Tensor(flat), Value::Tensor(t2.clone())],
+        )?)?;
+        let mut shape = s1[..d1 - 1].to_vec();
+        shape.push(s2[1]);
+        return view(&out, &shape);
+    }
+    // Batched: broadcast the batch dims, fold them, bmm, unfold.
+    let (b1, b2) = (&s1[..d1 - 2], &s2[..d2.saturating_sub(2)]);
+    let nb = b1.len().max(b2.len());
+    let mut batch = vec![1i64; nb];
+    for (i, d) in batch.iter_mut().enumerate() {
+        let x = if i + b1.len() >= nb {
+            b1[i + b1.len() - nb]
+        } else {
+            1
+        };
+        let y = if i + b2.len() >= nb {
+            b2[i + b2.len() - nb]
+        } else {
+            1
+        };
+        *d = x.max(y);
+    }
+    let prod: i64 = batch.iter().product();
+    let (n, m1) = (s1[d1 - 2], s1[d1 - 1]);
+    let (m2, p) = (s2[d2 - 2], s2[d2 - 1]);
+    let with = |tail: [i64; 2]| -> Vec<i64> { batch.iter().copied().chain(tail).collect() };
+    let e1 = one(expand(t1, &with([n, m1]))?)?;
+    let v1 = one(view(&e1, &[prod, n, m1])?)?;
+    let e2 = one(expand(t2, &with([m2, p]))?)?;
+    let v2 = one(view(&e2, &[prod, m2, p])?)?;
+    let out = one(call(
+        op_def!("aten.bmm.default")?,
+        vec![Value::Tensor(v1), Value::Tensor(v2)],
+    )?)?;
+    view(&out, &with([n, p]))
+}
+
+/// `scaled_dot_product_attention` without mask, dropout or causality, as PyTorch decomposes it on CPU
+/// (flash attention's math form): both q and k scaled by `sqrt(scale)`, softmax with fully masked rows
+/// zeroed, the output re-laid out as the flash kernel returns it.
+fn sdpa(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+    if a.opt_tensor("attn_mask")?.is_some() || a.bool("is_causal")? || a.float("dropout_p")? > 0.0 {
+        return Err(Error::value(
+            "scaled_dot_product_attention with a mask, causality or dropout",
+        ));
+    }
+    let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+    let e = *q.sizes_untraced().last().unwrap_or(&1) as f64;
+    let scale = a.opt_float("scale")?.unwrap_or(1.0 / e.sqrt());
+    let sqrt_scale = Value::Scalar(Scalar::Float(scale.sqrt()));
+    let nd = k.dim() as i64;
+    let mut perm: Vec<i64> = (0..nd).collect();
+    perm.swap(nd as usize - 1, nd as usize - 2);
+    let qs = one(call(
+        op_def!("aten.mul.Scalar")?,
+        vec![Value::Tensor(q.clone()), sqrt_scale.clone()],
+    )?)?;
+    let kt = one(permute(k, &perm)?)?;
+    let ks = one(call(
+        op_def!("aten.mul.Scalar")?,
+        vec![Value::Tensor(kt), sqrt_scale],
+    )?)?;
+    let scores = one(matmul_of(&qs, &ks)?)?;
+    let sm = one(call(
+        op_def!("aten._softmax.default")?,
+        vec![
+            Value::Tensor(scores.clone()),
+            Value::Int(SymInt::Int(-1)),
+            Value::Bool(false),
+        ],
+    )?)?;
+    let inf = Value::Scalar(Scalar::Float(f64::NEG_INFINITY));
+    let eq = one(call(
+        op_def!("aten.eq.Scalar")?,
+        vec![Value::Tensor(scores), inf],
+    )?)?;
+    let not = one(call(
+        op_def!("aten.logical_not.default")?,
+        vec![Value::Tensor(eq)],
+    )?)?;
+    let any = one(call(
+        op_def!("aten.any.dim")?,
+        vec![
+            Value::Tensor(not),
+            Value::Int(SymInt::Int(-1)),
+            Value::Bool(true),
+        ],
+    )?)?;
+    let masked = one(call(
+        op_def!("aten.logical_not.default")?,
+        vec![Value::Tensor(any)],
+    )?)?;
+    let zeros = one(call_kw(
+        op_def!("aten.full_like.default")?,
+        vec![Value::Tensor(sm.clone()), int(0)],
+        vec![
+            ("pin_memory".into(), Value::Bool(false)),
+            (
+                "memory_format".into(),
+                Value::MemoryFormat(super::value::MemoryFormat::PreserveFormat),
+            ),
+        ],
+    )?)?;
+    let w = one(call(
+        op_def!("aten.where.self")?,
+        vec![
+            Value::Tensor(masked),
+            Value::Tensor(zeros),
+            Value::Tensor(sm),
+        ],
+    )?)?;
+    let out = one(matmul_of(&w, v)?)?;
+    // The CPU flash-attention decomposition returns `out.permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)`.
+    if out.dim() != 4 {
+        return Ok(vec![Value::Tensor(out)]);
+    }
+    let p1 = one(permute(&out, &[2, 0, 1, 3])?)?;
+    let c = if p1.is_contiguous() {
+        p1
+    } else {
+        one(clone_contiguous(&p1)?)?
+    };
+    permute(&c, &[1, 2, 0, 3])
+}
+
+/// `t.unbind(0)` as PyTorch decomposes it: every slice, then every squeeze.
+fn unbind0(t: &Tensor) -> Result<Vec<Tensor>> {
+    let n = t.sizes_untraced().first().copied().unwrap_or(0) as i64;
+    let mut slices = vec![];
+    for i in 0..n {
+        slices.push(one(call(
+            op_def!("aten.slice.Tensor")?,
+            vec![
+                Value::Tensor(t.clone()),
+                Value::Int(SymInt::Int(0)),
+                Value::Int(SymInt::Int(i)),
+                Value::Int(SymInt::Int(i + 1)),
+            ],
+        )?)?);
+    }
+    slices.iter().map(squeeze0).collect()
+}
+
+fn squeeze0(t: &Tensor) -> Result<Tensor> {
+    one(call(
+        op_def!("aten.squeeze.dims")?,
+        vec![Value::Tensor(t.clone()), ints(&[0])],
+    )?)
+}
+
+fn unsqueeze0(t: &Tensor) -> Result<Tensor> {
+    one(call(
+        op_def!("aten.unsqueeze.default")?,
+        vec![Value::Tensor(t.clone()), Value::Int(SymInt::Int(0))],
+    )?)
+}
+
+fn cat(ts: &[Tensor], dim: i64) -> Result<Tensor> {
+    let mut args = vec![Value::Tensors(ts.to_vec())];
+    if dim != 0 {
+        args.push(Value::Int(SymInt::Int(dim)));
+    }
+    one(call(op_def!("aten.cat.default")?, args)?)
+}
+
+fn unary(op: &'static OpDef, t: &Tensor) -> Result<Tensor> {
+    one(call(op, vec![Value::Tensor(t.clone())])?)
+}
+
+fn binary(op: &'static OpDef, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    one(call(
+        op,
+        vec![Value::Tensor(x.clone()), Value::Tensor(y.clone())],
+    )?)
+}
+
+/// `aten.lstm.input` as PyTorch's `lstm_impl` decomposition unrolls it.
+fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
+    let input = a.tensor("input")?;
+    let hx = a.tensors("hx")?;
+    let params = a.tensors("params")?;
+    let has_biases = a.bool("has_biases")?;
+    let layers = a.int("num_layers")? as usize;
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
+    if a.bool("train")? && a.float("dropout")? > 0.0 && layers > 1 {
+        return Err(Error::value("lstm dropout in training mode"));
+    }
+    let group = if has_biases { 4 } else { 2 };
+    if hx.len() != 2 || params.len() != layers * dirs * group {
+        return Err(Error::value("an lstm with projections"));
+    }
+    let (h0, c0) = (unbind0(&hx[0])?, unbind0(&hx[1])?);
+    let batch_first = a.bool("batch_first")?;
+    let mut x = if batch_first {
+        one(permute(input, &[1, 0, 2])?)?
+    } else {
+        input.clone()
+    };
+    let (mut hs, mut cs) = (vec![], vec![]);
+    for layer in 0..layers {
+        let mut outs = vec![];
+        for dir in 0..dirs {
+            let k = layer * dirs + dir;
+            let p = &params[k * group..(k + 1) * group];
+            let (out, h, c) = lstm_layer(&x, &h0[k], &c0[k], p, has_biases, dir == 1)?;
+            outs.push(out);
+            hs.push(h);
+            cs.push(c);
+        }
+        x = if dirs == 2 {
+            let d = outs[0].dim() as i64 - 1;
+            cat(&outs, d)?
+        } else {
+            outs.remove(0)
+        };
+    }
+    if batch_first {
+        x = one(permute(&x, &[1, 0, 2])?)?;
+    }
+    // torch.stack(list, 0): cat, then a view with the new leading dim.
+    let stack = |ts: &[Tensor]| -> Result<Tensor> {
+        let joined = cat(ts, 0)?;
+        let mut shape: Vec<i64> = vec![ts.len() as i64];
+        shape.extend(ts[0].sizes_untraced().iter().map(|&s| s as i64));
+        one(view(&joined, &shape)?)
+    };
+    let (h_n, c_n) = (stack(&hs)?, stack(&cs)?);
+    Ok(vec![
+        Value::Tensor(x),
+        Value::Tensor(h_n),
+        Value::Tensor(c_n),
+    ])
+}
+
+/// `one_layer_lstm`: the input projection for all steps, then one cell per step (reversed for the
+/// backward direction). Returns the outputs and the final hidden and cell states.
+fn lstm_layer(
+    x: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    p: &[Tensor],
+    has_biases: bool,
+    reverse: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (w_ih, w_hh) = (&p[0], &p[1]);
+    let (b_ih, b_hh) = if has_biases {
+        (Some(&p[2]), Some(&p[3]))
+    } else {
+        (None, None)
+    };
+    let (mut h, mut c) = (unsqueeze0(h0)?, unsqueeze0(c0)?);
+    let mut pre = one(linear_of(x, w_ih, b_ih)?)?;
+    if reverse {
+        pre = one(call(
+            op_def!("aten.flip.default")?,
+            vec![Value::Tensor(pre), ints(&[0])],
+        )?)?;
+    }
+    let mut steps = vec![];
+    for step in unbind0(&pre)? {
+        let lin = one(linear_of(&h, w_hh, b_hh)?)?;
+        let gates = binary(op_def!("aten.add.Tensor")?, &lin, &step)?;
+        let hsize = *gates.sizes_untraced().last().unwrap_or(&0) as i64 / 4;
+        let chunks = match call(
+            op_def!("aten.split_with_sizes.default")?,
+            vec![
+                Value::Tensor(gates),
+                ints(&[hsize; 4]),
+                Value::Int(SymInt::Int(2)),
+            ],
+        )?
+        .into_iter()
+        .next()
+        {
+            Some(Value::Tensors(ts)) if ts.len() == 4 => ts,
+            _ => return Err(Error::value("lstm gates did not split in four")),
+        };
+        let i_g = unary(op_def!("aten.sigmoid.default")?, &chunks[0])?;
+        let f_g = unary(op_def!("aten.sigmoid.default")?, &chunks[1])?;
+        let g_g = unary(op_def!("aten.tanh.default")?, &chunks[2])?;
+        let o_g = unary(op_def!("aten.sigmoid.default")?, &chunks[3])?;
+        let fc = binary(op_def!("aten.mul.Tensor")?, &f_g, &c)?;
+        let ig = binary(op_def!("aten.mul.Tensor")?, &i_g, &g_g)?;
+        c = binary(op_def!("aten.add.Tensor")?, &fc, &ig)?;
+        let tc = unary(op_def!("aten.tanh.default")?, &c)?;
+        h = binary(op_def!("aten.mul.Tensor")?, &o_g, &tc)?;
+        steps.push(h.clone());
+    }
+    if reverse {
+        steps.reverse();
+    }
+    let out = cat(&steps, 0)?;
+    Ok((out, squeeze0(&h)?, squeeze0(&c)?))
+}
