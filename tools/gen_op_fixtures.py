@@ -1163,6 +1163,124 @@ def conversion_cases():
     K(op, "uint8_to_f32")(ri(0, 256, 4, dtype=u8), dtype=f32)
 
 
+def math_cases():
+    """The rest of the Core ATen math: unary functions, rounding, predicates, promoted binary ops."""
+    unit_domain = ("asin", "acos", "atanh")
+    pos_domain = ("acosh", "log2", "log10")
+    for op in (A.tan.default, A.asin.default, A.acos.default, A.atan.default, A.sinh.default,
+               A.cosh.default, A.asinh.default, A.acosh.default, A.atanh.default, A.expm1.default,
+               A.log1p.default, A.log2.default, A.log10.default, A.reciprocal.default, A.erf.default):
+        base = op_name(op).split(".")[0]
+        if base in unit_domain:
+            x = torch.rand(3, 4) * 1.8 - 0.9
+        elif base in pos_domain:
+            x = rpos(3, 4) + (1.0 if base == "acosh" else 0.0)
+        elif base == "log1p":
+            x = rpos(3, 4) - 0.5
+        else:
+            x = rn(3, 4)
+        K(op, "f32")(x)
+        K(op, "specials")(special())
+        K(op, "f64")(x.to(f64))
+        K(op, "bf16")(x.to(bf16))
+        K(op, "noncontig")(x.t())
+        K(op, "empty")(rn(0, 3))
+        K(op, "0d")(tt(0.5))
+        K(op, "int64_to_float")(ri(1, 4, 5))
+    for op in (A.ceil.default, A.floor.default, A.trunc.default, A.round.default):
+        K(op, "f32")(rn(3, 4) * 3)
+        K(op, "halves")(tt([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 0.49999997]))
+        K(op, "specials")(special())
+        K(op, "f64")(rn(5, dtype=f64) * 3)
+        K(op, "f16")((rn(6) * 3).to(f16))
+        K(op, "int64_unchanged")(ri(-5, 6, 7))
+        K(op, "noncontig")((rn(4, 3) * 3).t())
+        K(op, "bool", err=True)(rb(3))
+    op = A.abs.default
+    K(op, "f32")(rn(3, 4))
+    K(op, "specials")(special())
+    K(op, "int8_min_wraps")(tt([-128, -1, 0, 5], i8))
+    K(op, "int64")(ri(-5, 6, 7))
+    K(op, "bf16")(rn(6).to(bf16))
+    K(op, "bool", err=True)(rb(3))
+    op = A.sign.default
+    K(op, "f32")(tt([-2.0, -0.0, 0.0, 3.0, nan, -inf]))
+    K(op, "int32")(ri(-5, 6, 7, dtype=i32))
+    K(op, "bool")(rb(5))
+    K(op, "noncontig")(rn(4, 3).t())
+    op = A.bitwise_not.default
+    K(op, "int64")(ri(-5, 6, 7))
+    K(op, "uint8")(tt([0, 1, 254, 255], u8))
+    K(op, "bool")(rb(5))
+    K(op, "float", err=True)(rn(3))
+    for op in (A.isnan.default, A.isinf.default):
+        K(op, "specials")(special())
+        K(op, "f16")(special(f16))
+        K(op, "int64")(ri(-5, 6, 4))
+        K(op, "noncontig")(rn(4, 3).t())
+        K(op, "empty")(rn(0))
+
+    for op in (A.maximum.default, A.minimum.default):
+        K(op, "broadcast")(rn(3, 4), rn(4))
+        K(op, "nan_wins")(special(), tt([0.5] * 12))
+        K(op, "int_float_promotes")(ri(-5, 6, 4), rn(4))
+        K(op, "int32")(ri(-5, 6, 5, dtype=i32), ri(-5, 6, 5, dtype=i32))
+        K(op, "bool")(rb(4), rb(4))
+        K(op, "0d_f64_with_f32")(rn(3), tt(0.25, f64))
+        K(op, "noncontig")(rn(4, 3).t(), rn(3, 4))
+        K(op, "bad_broadcast", err=True)(rn(3), rn(4))
+    op = A.atan2.default
+    K(op, "broadcast")(rn(3, 4), rn(4))
+    K(op, "quadrants")(tt([1.0, 1.0, -1.0, -1.0, 0.0, -0.0, 0.0]), tt([1.0, -1.0, 1.0, -1.0, -1.0, -1.0, 0.0]))
+    K(op, "int_to_float")(ri(-5, 6, 4), ri(-5, 6, 4))
+    K(op, "f64")(rn(5, dtype=f64), rn(5, dtype=f64))
+    for op, sop in ((A.fmod.Tensor, A.fmod.Scalar), (A.remainder.Tensor, A.remainder.Scalar)):
+        K(op, "f32_signs")(tt([5.5, -5.5, 5.5, -5.5, 0.0, 3.0]), tt([2.0, 2.0, -2.0, -2.0, 1.5, inf]))
+        K(op, "int64_signs")(tt([7, -7, 7, -7, 0], i64), tt([3, 3, -3, -3, 5], i64))
+        K(op, "broadcast")(rn(3, 4) * 4, rpos(4))
+        K(op, "int_by_zero", err=True)(tt([1, 2], i64), tt([1, 0], i64))
+        K(op, "float_by_zero")(tt([1.0, -2.0, 0.0]), tt([0.0, 0.0, 0.0]))
+        K(op, "bool", err=True)(rb(3), rb(3))
+        K(sop, "f32")(rn(3, 4) * 4, 1.5)
+        K(sop, "int_scalar")(ri(-9, 10, 6), 4)
+        K(sop, "int_tensor_float_scalar")(ri(-9, 10, 6), 2.5)
+        K(sop, "negative_divisor")(rn(5) * 4, -3)
+    for name in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+        op, sop = getattr(A, name).Tensor, getattr(A, name).Scalar
+        K(op, "int64")(ri(-9, 10, 6), ri(-9, 10, 6))
+        K(op, "broadcast_int32")(ri(0, 16, 3, 4, dtype=i32), ri(0, 16, 4, dtype=i32))
+        K(op, "bool")(rb(5), rb(5))
+        K(op, "uint8_int64")(tt([1, 2, 255], u8), tt([3, 3, 3], i64))
+        K(op, "float", err=True)(rn(3), rn(3))
+        K(sop, "int")(ri(0, 16, 5), 6)
+        K(sop, "bool_scalar")(rb(4), True)
+        K(sop, "float_scalar", err=True)(ri(0, 16, 5), 2.5)
+    for op in (A.logical_and.default, A.logical_or.default, A.logical_xor.default):
+        K(op, "bool")(rb(6), rb(6))
+        K(op, "float_int")(tt([0.0, 1.5, nan, -0.0]), tt([1, 0, 1, 2]))
+        K(op, "broadcast")(rb(3, 4), rb(4))
+        K(op, "noncontig")(rn(4, 3).t(), rn(3, 4))
+    op = A.pow.Scalar
+    K(op, "float_base")(2.5, rn(3, 4))
+    K(op, "int_base_int_exp")(2, ri(0, 8, 5))
+    K(op, "int_base_negative_exp")(2, tt([-1, -2, 0, 3]))
+    K(op, "one_and_minus_one_negative_exp")(-1, tt([-1, -2, -3]))
+    K(op, "int_base_float_exp")(3, rn(4))
+    K(op, "float_base_int_exp")(1.5, ri(-3, 4, 5))
+    K(op, "zero_base")(0.0, tt([-1.0, 0.0, 1.0, nan]))
+    for op in (A.div.Tensor_mode,):
+        K(op, "floor_f32")(rn(3, 4) * 5, rn(4), rounding_mode="floor")
+        K(op, "trunc_f32")(rn(3, 4) * 5, rn(4), rounding_mode="trunc")
+        K(op, "none_int_to_float")(ri(-9, 10, 5), ri(1, 5, 5), rounding_mode=None)
+        K(op, "floor_int")(tt([7, -7, 7, -7], i64), tt([2, 2, -2, -2], i64), rounding_mode="floor")
+        K(op, "trunc_int")(tt([7, -7, 7, -7], i64), tt([2, 2, -2, -2], i64), rounding_mode="trunc")
+        K(op, "floor_signs_and_zero")(tt([5.0, -5.0, 0.0, 1.0, -1.0]), tt([-0.5, 0.5, 3.0, 0.0, 0.0]), rounding_mode="floor")
+        K(op, "int_by_zero", err=True)(tt([1, 2], i64), tt([1, 0], i64), rounding_mode="floor")
+        K(op, "bad_mode", err=True)(rn(3), rn(3), rounding_mode="round")
+    K(A.div.Scalar_mode, "floor")(rn(3, 4) * 5, 1.5, rounding_mode="floor")
+    K(A.div.Scalar_mode, "trunc_int")(ri(-9, 10, 6), 4, rounding_mode="trunc")
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1219,7 +1337,7 @@ def main():
 
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, misc_cases):
+               factory_cases, compare_cases, conversion_cases, math_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

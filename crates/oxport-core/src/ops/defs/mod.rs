@@ -11,6 +11,7 @@ use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
 mod factory;
 mod linalg;
+mod math;
 mod nn;
 mod pointwise;
 mod reduce;
@@ -21,6 +22,7 @@ pub(super) fn register_all(r: &mut Builder) {
     shape::register(r);
     reduce::register(r);
     linalg::register(r);
+    math::register(r);
     nn::register(r);
     factory::register(r);
 }

@@ -183,7 +183,7 @@ fn gelu_tanh<F: Float>(x: F) -> F {
 // ---- metas -------------------------------------------------------------------------------------------
 
 /// sin, exp, ...: floats keep their dtype, integers and bool compute in the default dtype (f32).
-fn meta_unary_float(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+pub(super) fn meta_unary_float(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let dt = if t.dtype.is_floating_point() {
         t.dtype
@@ -245,7 +245,7 @@ fn binary_operands<'a>(
     Ok((a.operand("self")?, a.operand("other")?))
 }
 
-fn meta_binary(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+pub(super) fn meta_binary(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let sizes = broadcast_shapes(&[operand_sizes(&x), operand_sizes(&y)])?;
     one(result_type(&[&x, &y]), sizes)
@@ -283,7 +283,7 @@ fn meta_binary_alpha(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     Ok(out)
 }
 
-fn meta_div(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+pub(super) fn meta_div(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let sizes = broadcast_shapes(&[operand_sizes(&x), operand_sizes(&y)])?;
     let dt = result_type(&[&x, &y]);
@@ -467,7 +467,7 @@ fn meta_dropout(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 // ---- kernels -----------------------------------------------------------------------------------------
 
 /// Applies a float function: f64 tensors in f64, everything else in f32, result cast to the output dtype.
-fn unary_float(
+pub(super) fn unary_float(
     a: &Args<Tensor>,
     outs: &[Value<TensorMeta>],
     f32f: impl Fn(f32) -> f32 + Sync + Send,
