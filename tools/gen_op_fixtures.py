@@ -1281,6 +1281,70 @@ def math_cases():
     K(A.div.Scalar_mode, "trunc_int")(ri(-9, 10, 6), 4, rounding_mode="trunc")
 
 
+def more_reduction_cases():
+    """amin, prod, min.dim, argmin, var, cumsum, any.dims."""
+    op = A.amin.default
+    K(op, "all")(rn(3, 4))
+    K(op, "dim_keepdim")(rn(3, 4, 5), [0, 2], True)
+    K(op, "nan")(special())
+    K(op, "int64")(ri(-9, 10, 4, 5), [1])
+    K(op, "noncontig")(rn(4, 3).t(), [1])
+    K(op, "empty_dim", err=True)(rn(0, 3), [0])
+    for op in (A.prod.default,):
+        K(op, "f32")(rn(3, 4))
+        K(op, "int_to_int64")(ri(-3, 4, 5, dtype=i32))
+        K(op, "bool_to_int64")(rb(4))
+        K(op, "dtype_f64")(rn(6), dtype=f64)
+        K(op, "empty")(rn(0))
+    op = A.prod.dim_int
+    K(op, "dim1")(rn(3, 4), 1)
+    K(op, "keepdim_neg")(rn(2, 3, 4), -1, True)
+    K(op, "int")(ri(-3, 4, 3, 4), 0)
+    K(op, "0d")(tt(2.5), 0)
+    K(op, "bad_dim", err=True)(rn(3), 2)
+    op = A.min.dim
+    K(op, "dim1")(rn(3, 4), 1)
+    K(op, "keepdim")(rn(3, 4, 2), 0, True)
+    K(op, "ties_first")(tt([[1.0, 0.0, 0.0], [2.0, 2.0, 1.0]]), 1)
+    K(op, "nan")(tt([[1.0, nan, 0.0], [2.0, -inf, 1.0]]), 1)
+    K(op, "int")(ri(-9, 10, 4, 5), 0)
+    K(op, "empty_dim", err=True)(rn(3, 0), 1)
+    op = A.argmin.default
+    K(op, "all")(rn(3, 4))
+    K(op, "dim")(rn(3, 4), 1)
+    K(op, "keepdim")(rn(3, 4), 0, True)
+    K(op, "ties_first")(tt([3.0, 1.0, 1.0, 2.0]))
+    K(op, "int")(ri(-9, 10, 6))
+    K(op, "empty", err=True)(rn(0))
+    op = A.var.correction
+    K(op, "all_default")(rn(3, 4))
+    K(op, "dim_keepdim")(rn(3, 4, 5), [1], keepdim=True)
+    K(op, "correction0")(rn(3, 4), [0, 1], correction=0)
+    K(op, "correction2_f64")(rn(5, 4, dtype=f64), [0], correction=2)
+    K(op, "single_element_nan")(rn(1, 3), [0])
+    K(op, "noncontig")(rn(4, 3).t(), [1])
+    K(op, "int", err=True)(ri(0, 5, 4))
+    op = A.var.dim
+    K(op, "unbiased")(rn(3, 4), [1])
+    K(op, "biased_keepdim")(rn(3, 4), [0], False, True)
+    K(op, "bf16")(rn(4, 6).to(bf16), [1])
+    op = A.cumsum.default
+    K(op, "dim0")(rn(3, 4), 0)
+    K(op, "dim_neg")(rn(2, 3, 4), -1)
+    K(op, "int_to_int64")(ri(-9, 10, 5, dtype=i32), 0)
+    K(op, "bool")(rb(6), 0)
+    K(op, "dtype_f64")(rn(5), 0, dtype=f64)
+    K(op, "noncontig")(rn(4, 3).t(), 1)
+    K(op, "0d")(tt(1.5), 0)
+    K(op, "empty")(rn(0, 3), 0)
+    K(op, "bad_dim", err=True)(rn(3), 1)
+    op = A.any.dims
+    K(op, "dims")(rb(3, 4, 2), [0, 2])
+    K(op, "keepdim")(rn(3, 4), [1], True)
+    K(op, "none_all")(rb(3, 4))
+    K(op, "uint8")(tt([[0, 3], [0, 0]], u8), [1])
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1337,7 +1401,7 @@ def main():
 
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, math_cases, misc_cases):
+               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -19,6 +19,21 @@ pub(super) fn register(r: &mut Builder) {
         reduce(a, o, Red::Max)
     });
     r.op("aten.any.dim", meta_reduce, |a, o| reduce(a, o, Red::Any));
+    r.op("aten.any.dims", meta_reduce, |a, o| reduce(a, o, Red::Any));
+    r.op("aten.amin.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Min)
+    });
+    r.op("aten.prod.default", meta_reduce, |a, o| {
+        reduce(a, o, Red::Prod)
+    });
+    r.op("aten.prod.dim_int", meta_reduce, |a, o| {
+        reduce(a, o, Red::Prod)
+    });
+    r.op("aten.min.dim", meta_max_dim, max_dim);
+    r.op("aten.argmin.default", meta_argmax, argmax);
+    r.op("aten.var.correction", meta_var, var);
+    r.op("aten.var.dim", meta_var, var);
+    r.op("aten.cumsum.default", meta_cumsum, cumsum);
     r.op("aten.any.default", meta_reduce, |a, o| {
         reduce(a, o, Red::Any)
     });
@@ -44,6 +59,8 @@ enum Red {
     Sum,
     Mean,
     Max,
+    Min,
+    Prod,
     Any,
 }
 
@@ -107,7 +124,7 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         None
     };
     let dt = match name {
-        "aten::sum" => explicit.unwrap_or(if t.dtype.is_floating_point() {
+        "aten::sum" | "aten::prod" => explicit.unwrap_or(if t.dtype.is_floating_point() {
             t.dtype
         } else {
             DType::I64
@@ -134,7 +151,8 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             for &d in &dims {
                 if t.sizes[d].as_int() == Some(0) {
                     return Err(Error::shape(format!(
-                        "amax(): Expected reduction dim {d} to have non-zero size."
+                        "{}(): Expected reduction dim {d} to have non-zero size.",
+                        name.trim_start_matches("aten::")
                     )));
                 }
             }
@@ -166,6 +184,16 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
             Red::Mean => reduce_segments(&data, seg, n_out, |s| {
                 s.iter().sum::<f64>() / s.len() as f64
             }),
+            Red::Prod => reduce_segments(&data, seg, n_out, |s| s.iter().product::<f64>()),
+            Red::Min => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().copied().fold(f64::INFINITY, |m, x| {
+                    if x.is_nan() || m.is_nan() {
+                        f64::NAN
+                    } else {
+                        m.min(x)
+                    }
+                })
+            }),
             _ => reduce_segments(&data, seg, n_out, |s| {
                 s.iter().copied().fold(f64::NEG_INFINITY, |m, x| {
                     if x.is_nan() || m.is_nan() {
@@ -183,6 +211,12 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
             Red::Sum => reduce_segments(&data, seg, n_out, |s| {
                 s.iter().fold(0i64, |x, &y| x.wrapping_add(y))
             }),
+            Red::Prod => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().fold(1i64, |x, &y| x.wrapping_mul(y))
+            }),
+            Red::Min => reduce_segments(&data, seg, n_out, |s| {
+                s.iter().copied().min().unwrap_or(i64::MAX)
+            }),
             _ => reduce_segments(&data, seg, n_out, |s| {
                 s.iter().copied().max().unwrap_or(i64::MIN)
             }),
@@ -197,7 +231,8 @@ fn meta_max_dim(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let d = wrap(a.int("dim")?, t)?;
     if t.dim() > 0 && t.sizes[d].as_int() == Some(0) {
         return Err(Error::shape(format!(
-            "max(): Expected reduction dim {d} to have non-zero size."
+            "{}(): Expected reduction dim {d} to have non-zero size.",
+            a.schema.name.trim_start_matches("aten::")
         )));
     }
     let dims: Vec<usize> = if t.dim() == 0 { vec![] } else { vec![d] };
@@ -210,16 +245,34 @@ fn meta_max_dim(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 /// (index, value) of the first maximum; NaN counts as the maximum (PyTorch).
 fn argmax_of(s: &[f64]) -> (usize, f64) {
-    let mut best = (0, f64::NEG_INFINITY);
+    arg_extreme(s, |x, best| x > best)
+}
+
+/// (index, value) of the first minimum; NaN counts as the minimum (PyTorch).
+fn argmin_of(s: &[f64]) -> (usize, f64) {
+    arg_extreme(s, |x, best| x < best)
+}
+
+fn arg_extreme(s: &[f64], better: fn(f64, f64) -> bool) -> (usize, f64) {
+    let mut best = (0, f64::NAN);
     for (i, &x) in s.iter().enumerate() {
         if x.is_nan() {
             return (i, x);
         }
-        if i == 0 || x > best.1 {
+        if i == 0 || better(x, best.1) {
             best = (i, x);
         }
     }
     best
+}
+
+/// `argmax_of` for max/argmax, `argmin_of` for min/argmin.
+fn arg_of_op<T>(a: &Args<T>) -> fn(&[f64]) -> (usize, f64) {
+    if matches!(a.schema.name.as_str(), "aten::min" | "aten::argmin") {
+        argmin_of
+    } else {
+        argmax_of
+    }
 }
 
 fn max_dim(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
@@ -232,7 +285,8 @@ fn max_dim(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Ten
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
     let n: usize = sizes.iter().product();
-    let best = reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64);
+    let pick = arg_of_op(a);
+    let best = reduce_segments(&data, seg, n, |s| pick(s).0 as i64);
     let vals: Vec<f64> = best
         .iter()
         .enumerate()
@@ -249,9 +303,10 @@ fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = match a.opt_int("dim")? {
         None => {
             if t.numel().as_int() == Some(0) {
-                return Err(Error::shape(
-                    "argmax(): Expected reduction dim to be specified for input.numel() == 0.",
-                ));
+                return Err(Error::shape(format!(
+                    "{}(): Expected reduction dim to be specified for input.numel() == 0.",
+                    a.schema.name.trim_start_matches("aten::")
+                )));
             }
             if a.bool("keepdim")? {
                 vec![SymInt::Int(1); t.dim()]
@@ -278,10 +333,100 @@ fn argmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
     let n: usize = sizes.iter().product();
+    let pick = arg_of_op(a);
     out1(Tensor::from_vec(
-        reduce_segments(&data, seg, n, |s| argmax_of(s).0 as i64),
+        reduce_segments(&data, seg, n, |s| pick(s).0 as i64),
         &sizes,
     )?)
+}
+
+/// The correction of `var.correction` (`correction`, default 1) or `var.dim` (`unbiased`).
+fn var_correction<T>(a: &Args<T>) -> Result<f64> {
+    if a.schema.arg_index("correction").is_some() {
+        return Ok(a
+            .opt_scalar("correction")?
+            .map(|s| s.to_f64())
+            .unwrap_or(1.0));
+    }
+    Ok(if a.bool("unbiased")? { 1.0 } else { 0.0 })
+}
+
+fn meta_var(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    if !t.dtype.is_floating_point() {
+        return Err(Error::DType(
+            "std and var only support floating point and complex dtypes".into(),
+        ));
+    }
+    let dims = reduced_dims(a, t.dim())?;
+    one(t.dtype, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
+}
+
+fn var(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    let sizes = out_sizes(outs, 0)?;
+    let dims = reduced_dims(a, t.dim())?;
+    let correction = var_correction(a)?;
+    let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
+    let n_out: usize = sizes.iter().product();
+    let v = reduce_segments(&data, seg, n_out, |s| {
+        let n = s.len() as f64;
+        let mean = s.iter().sum::<f64>() / n;
+        let ss: f64 = s.iter().map(|x| (x - mean) * (x - mean)).sum();
+        // PyTorch divides by max(0, N - correction): 0 / 0 is NaN, x / 0 is inf.
+        ss / (n - correction).max(0.0)
+    });
+    out1(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
+}
+
+fn meta_cumsum(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    wrap(a.int("dim")?, t)?;
+    let dt = a
+        .opt_dtype("dtype")?
+        .unwrap_or(if t.dtype.is_floating_point() {
+            t.dtype
+        } else {
+            DType::I64
+        });
+    one(dt, t.sizes.clone())
+}
+
+fn cumsum(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let dt = out_dtype(outs, 0)?;
+    if t.dim() == 0 {
+        return out1(as_dtype(t, dt).contiguous_untraced());
+    }
+    let d = wrap_dim(a.int("dim")?, t.dim())?;
+    // Accumulate in the output dtype as PyTorch does (f32 stays f32, ints wrap in i64).
+    let r = match dt {
+        DType::F64 => along_dim::<f64>(&as_dtype(t, dt), d, |s| running_sum(s)),
+        DType::F32 | DType::F16 | DType::BF16 => {
+            let w = along_dim::<f32>(&as_dtype(t, DType::F32), d, |s| running_sum(s));
+            as_dtype(&w, dt)
+        }
+        _ => {
+            let w = along_dim::<i64>(&as_dtype(t, DType::I64), d, |s| {
+                let mut acc = 0i64;
+                for x in s.iter_mut() {
+                    acc = acc.wrapping_add(*x);
+                    *x = acc;
+                }
+            });
+            as_dtype(&w, dt)
+        }
+    };
+    out1(r)
+}
+
+fn running_sum<F: Float>(s: &mut [F]) {
+    let mut acc = F::zero();
+    for x in s.iter_mut() {
+        acc = acc + *x;
+        *x = acc;
+    }
 }
 
 fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
