@@ -402,9 +402,9 @@ fn cumsum(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     let d = wrap_dim(a.int("dim")?, t.dim())?;
     // Accumulate in the output dtype as PyTorch does (f32 stays f32, ints wrap in i64).
     let r = match dt {
-        DType::F64 => along_dim::<f64>(&as_dtype(t, dt), d, |s| running_sum(s)),
+        DType::F64 => along_dim::<f64>(&as_dtype(t, dt), d, running_sum),
         DType::F32 | DType::F16 | DType::BF16 => {
-            let w = along_dim::<f32>(&as_dtype(t, DType::F32), d, |s| running_sum(s));
+            let w = along_dim::<f32>(&as_dtype(t, DType::F32), d, running_sum);
             as_dtype(&w, dt)
         }
         _ => {
