@@ -1345,6 +1345,66 @@ def more_reduction_cases():
     K(op, "uint8")(tt([[0, 3], [0, 0]], u8), [1])
 
 
+def fill_pad_cases():
+    """scalar_tensor, empty (sizes only: values are uninitialized), fill, copy, repeat, pads, leaky_relu,
+    elu, clamp.Tensor."""
+    op = A.scalar_tensor.default
+    K(op, "float")(2.5)
+    K(op, "int_default_f32")(3)
+    K(op, "dtype_int64")(7, dtype=i64)
+    K(op, "bool_dtype")(1, dtype=b8)
+    K(A.empty.memory_format, "zero_size")([0, 3])
+    K(A.empty.memory_format, "negative", err=True)([-1, 3])
+    K(A.empty_strided.default, "zero_size")([2, 0], [1, 2])
+    op = A.fill.Scalar
+    K(op, "f32")(rn(3, 4), 1.5)
+    K(op, "int_with_float_truncates")(ri(0, 5, 4), 2.7)
+    K(op, "bool")(rb(3), 1)
+    K(op, "noncontig")(rn(4, 3).t(), -2)
+    op = A.copy.default
+    K(op, "same")(rn(3, 4), rn(3, 4))
+    K(op, "broadcast")(rn(3, 4), rn(4))
+    K(op, "cast_to_int")(ri(0, 5, 4), rn(4) * 3)
+    K(op, "noncontig_src")(rn(3, 4), rn(4, 3).t())
+    K(op, "bad_broadcast", err=True)(rn(3), rn(4))
+    op = A.repeat.default
+    K(op, "2d")(rn(2, 3), [2, 2])
+    K(op, "leading")(rn(3), [2, 1, 2])
+    K(op, "int")(ri(0, 5, 2, 2), [1, 3])
+    K(op, "zero")(rn(2, 3), [0, 1])
+    K(op, "noncontig")(rn(3, 2).t(), [2, 1])
+    K(op, "too_few", err=True)(rn(2, 3), [2])
+    op = A.constant_pad_nd.default
+    K(op, "last_dim")(rn(2, 3), [1, 2])
+    K(op, "two_dims_value")(rn(2, 3, 4), [1, 1, 2, 0], 1.5)
+    K(op, "int")(ri(0, 5, 2, 3), [1, 1], 7)
+    for op, shape, pad in ((A.reflection_pad1d.default, (1, 2, 5), [2, 1]),
+                           (A.reflection_pad2d.default, (1, 2, 4, 5), [1, 2, 2, 1]),
+                           (A.reflection_pad3d.default, (1, 1, 3, 4, 5), [1, 1, 2, 1, 1, 2]),
+                           (A.replication_pad2d.default, (1, 2, 4, 5), [1, 2, 3, 0]),
+                           (A.replication_pad3d.default, (1, 1, 3, 4, 5), [2, 1, 0, 1, 1, 1])):
+        K(op, "basic")(rn(*shape), pad)
+        K(op, "noncontig")(rn(*shape[:-1], shape[-1] * 2)[..., ::2], pad)
+    op = A.leaky_relu.default
+    K(op, "default_slope")(rn(3, 4))
+    K(op, "slope")(rn(3, 4), 0.2)
+    K(op, "specials")(special())
+    K(op, "bf16")(rn(6).to(bf16))
+    K(op, "int", err=True)(ri(-3, 3, 4))
+    op = A.elu.default
+    K(op, "default")(rn(3, 4))
+    K(op, "alpha_scale")(rn(3, 4), 0.5, 2.0, 1.5)
+    K(op, "specials")(special())
+    K(op, "f64")(rn(5, dtype=f64))
+    op = A.clamp.Tensor
+    K(op, "both")(rn(3, 4), rn(4) - 0.5, rn(3, 1) + 0.5)
+    K(op, "min_only")(rn(3, 4), rn(4))
+    K(op, "max_only")(rn(3, 4), None, rn(4))
+    K(op, "int")(ri(-9, 10, 6), ri(-3, 0, 6), ri(1, 4, 6))
+    K(op, "nan_bound")(rn(3), tt([nan, 0.0, 0.0]), tt([1.0, nan, 1.0]))
+    K(op, "none", err=True)(rn(3), None, None)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1401,7 +1461,7 @@ def main():
 
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, misc_cases):
+               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

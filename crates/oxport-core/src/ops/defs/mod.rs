@@ -10,6 +10,7 @@ use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
 mod factory;
+mod fill_pad;
 mod linalg;
 mod math;
 mod nn;
@@ -25,6 +26,7 @@ pub(super) fn register_all(r: &mut Builder) {
     math::register(r);
     nn::register(r);
     factory::register(r);
+    fill_pad::register(r);
 }
 
 /// Output list with one tensor meta.
