@@ -1356,6 +1356,11 @@ def fill_pad_cases():
     K(A.empty.memory_format, "zero_size")([0, 3])
     K(A.empty.memory_format, "negative", err=True)([-1, 3])
     K(A.empty_strided.default, "zero_size")([2, 0], [1, 2])
+    K(A.new_zeros.default, "self_dtype")(ri(0, 3, 2), [2, 3])
+    K(A.new_ones.default, "dtype_kwarg")(rn(2), [3], dtype=f64)
+    K(A.new_full.default, "fill")(rn(2), [2, 2], 2.5)
+    K(A.new_full.default, "int_self_float_fill")(ri(0, 3, 2), [3], 2.5)
+    K(A.new_ones.default, "negative", err=True)(rn(2), [-1])
     op = A.fill.Scalar
     K(op, "f32")(rn(3, 4), 1.5)
     K(op, "int_with_float_truncates")(ri(0, 5, 4), 2.7)

@@ -209,6 +209,13 @@ class FloatsAndAnnotations(nn.Module):
         return y.clamp(min=-3.4028234663852886e+38) + 1e-17
 
 
+class NewFactories(nn.Module):
+    """`new_*` factories: ops oxport runs only through their decompositions."""
+
+    def forward(self, x):
+        return x.new_ones((2, 3)) + x.new_zeros(2, 3, dtype=torch.float64) + x.new_full((2, 3), 2.5)
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -244,6 +251,7 @@ def own_cases():
     yield "transformer_block", lambda: mk(GPTBlock(d=16, h=2), (torch.randn(2, 4, 16),))
     yield "tied_and_views", lambda: mk(TiedAndViews(), (torch.tensor([[1, 2, 3], [4, 5, 9]]),))
     yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
+    yield "new_factories", lambda: mk(NewFactories(), (torch.randn(2, 3),))
     yield "floats_and_annotations", lambda: mk(FloatsAndAnnotations(), (torch.randn(2, 3),), strict=True)
 
 

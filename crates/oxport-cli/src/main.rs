@@ -67,6 +67,9 @@ enum Command {
         /// Only overloads tagged `core` in PyTorch.
         #[arg(long)]
         core: bool,
+        /// Print `name, core|-, kernel (out|alloc|-), decomposition (yes|-)` instead of schemas.
+        #[arg(long)]
+        implementations: bool,
     },
 }
 
@@ -324,9 +327,28 @@ fn main() -> ExitCode {
             warmup,
             iters,
         } => bench(&file, &inputs, threads, warmup, iters),
-        Command::Ops { core } => {
+        Command::Ops {
+            core,
+            implementations,
+        } => {
             for op in oxport::ops::registry().ops() {
-                if !core || op.is_core {
+                if core && !op.is_core {
+                    continue;
+                }
+                if implementations {
+                    let kernel = match op.kernel {
+                        Some(oxport::ops::Kernel::Out(_)) => "out",
+                        Some(oxport::ops::Kernel::Alloc(_)) => "alloc",
+                        None => "-",
+                    };
+                    let tag = if op.is_core { "core" } else { "-" };
+                    let decomposition = if op.decomposition.is_some() {
+                        "yes"
+                    } else {
+                        "-"
+                    };
+                    println!("{}\t{tag}\t{kernel}\t{decomposition}", op.name);
+                } else {
                     println!("{}\t{}", op.name, op.schema.text);
                 }
             }

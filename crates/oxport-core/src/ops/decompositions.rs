@@ -338,10 +338,11 @@ pub(crate) fn silu_(a: &Args<Tensor>) -> Result<Decomposed> {
     in_place(silu(a)?)
 }
 
-/// `zeros`/`ones` -> `full` with every keyword filled in, as PyTorch's decomposition does.
-fn full_of(a: &Args<Tensor>, fill: i64) -> Result<Decomposed> {
+/// `full(size, fill, ...)` with every keyword filled in, as PyTorch's decompositions of `zeros`, `ones`
+/// and the `new_*` factories write it.
+fn full_of(a: &Args<Tensor>, fill: Value<Tensor>, default_dtype: DType) -> Result<Decomposed> {
     let dtype = match arg(a, "dtype")? {
-        Value::None => Value::ScalarType(DType::F32),
+        Value::None => Value::ScalarType(default_dtype),
         d => d,
     };
     let device = match arg(a, "device")? {
@@ -354,7 +355,7 @@ fn full_of(a: &Args<Tensor>, fill: i64) -> Result<Decomposed> {
     };
     call_kw(
         op_def!("aten.full.default")?,
-        vec![arg(a, "size")?, int(fill)],
+        vec![arg(a, "size")?, fill],
         vec![
             ("dtype".into(), dtype),
             (
@@ -370,12 +371,27 @@ fn full_of(a: &Args<Tensor>, fill: i64) -> Result<Decomposed> {
 
 /// `zeros` -> `full(size, 0, ...)`.
 pub(crate) fn zeros(a: &Args<Tensor>) -> Result<Decomposed> {
-    full_of(a, 0)
+    full_of(a, int(0), DType::F32)
 }
 
 /// `ones` -> `full(size, 1, ...)`.
 pub(crate) fn ones(a: &Args<Tensor>) -> Result<Decomposed> {
-    full_of(a, 1)
+    full_of(a, int(1), DType::F32)
+}
+
+/// `x.new_zeros(size)` -> `full(size, 0, dtype=x.dtype, ...)`.
+pub(crate) fn new_zeros(a: &Args<Tensor>) -> Result<Decomposed> {
+    full_of(a, int(0), input(a)?.dtype())
+}
+
+/// `x.new_ones(size)` -> `full(size, 1, dtype=x.dtype, ...)`.
+pub(crate) fn new_ones(a: &Args<Tensor>) -> Result<Decomposed> {
+    full_of(a, int(1), input(a)?.dtype())
+}
+
+/// `x.new_full(size, v)` -> `full(size, v, dtype=x.dtype, ...)`.
+pub(crate) fn new_full(a: &Args<Tensor>) -> Result<Decomposed> {
+    full_of(a, arg(a, "fill_value")?, input(a)?.dtype())
 }
 
 /// `sum.default` -> `sum.dim_IntList` over no dims.

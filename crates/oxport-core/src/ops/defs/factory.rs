@@ -11,6 +11,14 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.full_like.default", meta_like, factory);
     r.op("aten.zeros_like.default", meta_like, factory);
     r.op("aten.ones_like.default", meta_like, factory);
+    // No kernels of their own: the runtime runs their decompositions (`full`).
+    r.decomposed(
+        "aten.new_zeros.default",
+        meta_new,
+        decompositions::new_zeros,
+    );
+    r.decomposed("aten.new_ones.default", meta_new, decompositions::new_ones);
+    r.decomposed("aten.new_full.default", meta_new, decompositions::new_full);
     r.op("aten.arange.default", meta_arange, arange);
     r.op("aten.arange.start", meta_arange, arange);
     r.op("aten.arange.start_step", meta_arange, arange);
@@ -40,6 +48,21 @@ fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         DType::F32
     };
     one(a.opt_dtype("dtype")?.unwrap_or(default), sizes)
+}
+
+/// `x.new_*(size, dtype=None)`: `size`, in `dtype` or x's dtype.
+fn meta_new(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let sizes = a.symints("size")?.to_vec();
+    for s in &sizes {
+        if s.guard_lt(&SymInt::Int(0)) {
+            return Err(Error::shape(format!(
+                "Trying to create tensor with negative dimension {s}: {}",
+                fmt_shape(&sizes)
+            )));
+        }
+    }
+    one(a.opt_dtype("dtype")?.unwrap_or(t.dtype), sizes)
 }
 
 fn meta_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

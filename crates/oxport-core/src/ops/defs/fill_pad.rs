@@ -187,7 +187,7 @@ fn repeat(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
             tiled_strides.push(0);
         } else {
             let s = t.sizes_untraced()[i - lead];
-            let reps = if s == 0 { 0 } else { n / s };
+            let reps = n.checked_div(s).unwrap_or(0);
             tiled_sizes.extend([reps, s]);
             tiled_strides.extend([0, t.strides()[i - lead]]);
         }
