@@ -1410,6 +1410,41 @@ def fill_pad_cases():
     K(op, "none", err=True)(rn(3), None, None)
 
 
+def norm_resample_cases():
+    """group_norm / native_group_norm, upsample_nearest2d.vec, upsample_bilinear2d.vec."""
+    op = A.native_group_norm.default
+    K(op, "affine", tol=(1e-4, 1e-5))(rn(2, 4, 3, 5), rn(4), rn(4), 2, 4, 15, 2, 1e-5)
+    K(op, "no_affine", tol=(1e-4, 1e-5))(rn(3, 6, 4), None, None, 3, 6, 4, 3, 1e-5)
+    K(op, "one_group_f64")(rn(2, 3, 2, 2, dtype=f64), rn(3, dtype=f64), None, 2, 3, 4, 1, 1e-3)
+    K(op, "bad_groups", err=True)(rn(2, 4, 3), None, None, 2, 4, 3, 3, 1e-5)
+    op = A.group_norm.default
+    K(op, "affine", tol=(1e-4, 1e-5))(rn(2, 4, 3, 5) * 3 + 1, 2, rn(4), rn(4))
+    K(op, "noncontig", tol=(1e-4, 1e-5))(rn(2, 3, 8).transpose(1, 2), 4)
+    K(op, "3d_eps", tol=(1e-4, 1e-5))(rn(2, 6, 5), 3, None, None, 0.1)
+    K(op, "bf16")(rn(2, 4, 6).to(bf16), 2)
+    K(op, "indivisible", err=True)(rn(2, 4, 3), 3)
+    K(op, "int", err=True)(ri(0, 5, 2, 4, 3), 2)
+    op = A.upsample_nearest2d.vec
+    K(op, "scale2")(rn(1, 2, 3, 4), None, [2.0, 2.0])
+    K(op, "size")(rn(2, 1, 4, 5), [7, 3], None)
+    K(op, "scale_fractional")(rn(1, 2, 5, 4), None, [1.5, 0.75])
+    K(op, "uint8")(ri(0, 9, 1, 2, 2, 3, dtype=u8), None, [2.0, 3.0])
+    K(op, "int64", err=True)(ri(0, 9, 1, 2, 2, 3), None, [2.0, 3.0])
+    K(op, "noncontig")(rn(1, 2, 4, 3).transpose(2, 3), [5, 6], None)
+    K(op, "both_none", err=True)(rn(1, 1, 2, 2), None, None)
+    K(op, "3d_input", err=True)(rn(1, 2, 3), [4, 4], None)
+    op = A.upsample_bilinear2d.vec
+    K(op, "size_no_align")(rn(2, 2, 4, 6), [5, 7], False, None)
+    K(op, "size_align")(rn(2, 2, 4, 6), [5, 7], True, None)
+    K(op, "scale_align")(rn(1, 3, 4, 4), None, True, [1.5, 1.5])
+    K(op, "scale_no_align")(rn(1, 3, 4, 5), None, False, [2.0, 0.5])
+    K(op, "downsample")(rn(1, 1, 8, 8), [3, 5], False, None)
+    K(op, "to_one")(rn(1, 1, 4, 4), [1, 1], True, None)
+    K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), [4, 5], False, None)
+    K(op, "uint8")(ri(0, 255, 1, 2, 3, 3, dtype=u8), [5, 4], False, None)
+    K(op, "noncontig")(rn(1, 2, 5, 4).transpose(2, 3), [6, 7], False, None)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1466,7 +1501,7 @@ def main():
 
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, misc_cases):
+               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, norm_resample_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

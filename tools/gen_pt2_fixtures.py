@@ -77,7 +77,7 @@ FORMS = ("train", "core")
 NPY_LIMIT = 64 * 1024           # total bytes of in/out npy per case and form
 SAMPLE_INPUTS_LIMIT = 32 * 1024  # drop example inputs from the .pt2 above this
 PT2_TARGET = 100 * 1024
-DIR_TARGET = 1_500_000
+DIR_TARGET = 2_000_000
 TORCH_DIR = os.path.dirname(torch.__file__)
 DB_DIR = os.path.join(TORCH_DIR, "_export", "db", "examples")
 
@@ -216,6 +216,21 @@ class NewFactories(nn.Module):
         return x.new_ones((2, 3)) + x.new_zeros(2, 3, dtype=torch.float64) + x.new_full((2, 3), 2.5)
 
 
+class GroupNormUpsample(nn.Module):
+    """GroupNorm and F.interpolate (nearest, bilinear with and without align_corners), as UNets use them."""
+
+    def __init__(self):
+        super().__init__()
+        self.gn = nn.GroupNorm(2, 4)
+
+    def forward(self, x):
+        y = self.gn(x)
+        a = nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+        b = nn.functional.interpolate(y, size=(5, 7), mode="bilinear", align_corners=False)
+        c = nn.functional.interpolate(y, scale_factor=1.5, mode="bilinear", align_corners=True)
+        return a, b, c
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -251,6 +266,7 @@ def own_cases():
     yield "transformer_block", lambda: mk(GPTBlock(d=16, h=2), (torch.randn(2, 4, 16),))
     yield "tied_and_views", lambda: mk(TiedAndViews(), (torch.tensor([[1, 2, 3], [4, 5, 9]]),))
     yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
+    yield "groupnorm_upsample", lambda: mk(GroupNormUpsample(), (torch.randn(2, 4, 4, 6),))
     yield "new_factories", lambda: mk(NewFactories(), (torch.randn(2, 3),))
     yield "floats_and_annotations", lambda: mk(FloatsAndAnnotations(), (torch.randn(2, 3),), strict=True)
 

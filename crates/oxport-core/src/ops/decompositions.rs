@@ -132,6 +132,28 @@ pub(crate) fn batch_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     Ok(d)
 }
 
+/// `group_norm` -> `native_group_norm(input, weight, bias, N, C, HxW, group, eps)`, first output.
+pub(crate) fn group_norm(a: &Args<Tensor>) -> Result<Decomposed> {
+    let x = input(a)?;
+    let sizes = x.sizes_untraced();
+    let n = sizes.first().copied().unwrap_or(1) as i64;
+    let c = sizes.get(1).copied().unwrap_or(1) as i64;
+    let hxw = sizes.iter().skip(2).product::<usize>() as i64;
+    first(call(
+        op_def!("aten.native_group_norm.default")?,
+        vec![
+            Value::Tensor(x),
+            arg(a, "weight")?,
+            arg(a, "bias")?,
+            Value::Int(SymInt::Int(n)),
+            Value::Int(SymInt::Int(c)),
+            Value::Int(SymInt::Int(hxw)),
+            arg(a, "num_groups")?,
+            arg(a, "eps")?,
+        ],
+    )?)
+}
+
 /// `max_pool2d` -> `max_pool2d_with_indices`, first output.
 pub(crate) fn max_pool2d(a: &Args<Tensor>) -> Result<Decomposed> {
     first(call(

@@ -14,6 +14,7 @@ mod fill_pad;
 mod linalg;
 mod math;
 mod nn;
+mod norm_resample;
 mod pointwise;
 mod reduce;
 mod shape;
@@ -25,6 +26,7 @@ pub(super) fn register_all(r: &mut Builder) {
     linalg::register(r);
     math::register(r);
     nn::register(r);
+    norm_resample::register(r);
     factory::register(r);
     fill_pad::register(r);
 }
