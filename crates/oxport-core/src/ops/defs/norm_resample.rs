@@ -89,8 +89,21 @@ fn meta_native_group_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>
     let x = a.tensor("input")?;
     let group = a.int("group")?;
     check_group_norm(x, a.opt_tensor("weight")?, a.opt_tensor("bias")?, group)?;
-    let n = a.symint("N")?.clone();
-    let stats = vec![n, SymInt::Int(group)];
+    // N, C and HxW must describe the input (PyTorch checks N * C * HxW == input.numel()).
+    let (n, c, hxw) = (a.int("N")?, a.int("C")?, a.int("HxW")?);
+    let numel = x.numel().as_int();
+    let product = [n, c, hxw].iter().try_fold(
+        1i64,
+        |acc, &v| if v < 0 { None } else { acc.checked_mul(v) },
+    );
+    if product.is_none() || (numel.is_some() && product != numel) || x.sizes[1].as_int() != Some(c)
+    {
+        return Err(Error::shape(format!(
+            "Expected input to have N * C * HxW elements with C channels, but got N={n}, C={c}, HxW={hxw} and input of shape {}",
+            fmt_shape(&x.sizes)
+        )));
+    }
+    let stats = vec![SymInt::Int(n), SymInt::Int(group)];
     Ok(vec![
         Value::Tensor(TensorMeta::contiguous(x.dtype, x.sizes.clone())),
         Value::Tensor(TensorMeta::contiguous(x.dtype, stats.clone())),
@@ -123,7 +136,8 @@ fn group_norm_into(
     let x = a.tensor("input")?;
     let dt = x.dtype();
     let g = groups as usize;
-    if g == 0 || c % g != 0 || n * c * hxw != x.numel() {
+    let total = n.checked_mul(c).and_then(|v| v.checked_mul(hxw));
+    if g == 0 || c % g != 0 || total != Some(x.numel()) {
         return Err(Error::shape(format!(
             "native_group_norm: N={n}, C={c}, HxW={hxw} and group={groups} do not describe an input of shape {}",
             fmt_shape(x.sizes_untraced())
