@@ -1433,6 +1433,7 @@ def norm_resample_cases():
     K(op, "noncontig")(rn(1, 2, 4, 3).transpose(2, 3), [5, 6], None)
     K(op, "both_none", err=True)(rn(1, 1, 2, 2), None, None)
     K(op, "3d_input", err=True)(rn(1, 2, 3), [4, 4], None)
+    K(op, "empty_input", err=True)(rn(1, 2, 0, 3), [4, 4], None)
     op = A.upsample_bilinear2d.vec
     K(op, "size_no_align")(rn(2, 2, 4, 6), [5, 7], False, None)
     K(op, "size_align")(rn(2, 2, 4, 6), [5, 7], True, None)
@@ -1443,6 +1444,36 @@ def norm_resample_cases():
     K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), [4, 5], False, None)
     K(op, "uint8")(ri(0, 255, 1, 2, 3, 3, dtype=u8), [5, 4], False, None)
     K(op, "noncontig")(rn(1, 2, 5, 4).transpose(2, 3), [6, 7], False, None)
+
+
+def sort_cases():
+    """sort (stable, NaN largest) and topk (inputs without ties: PyTorch's tie order is unspecified)."""
+    def distinct(*shape, dtype=f32):
+        n = math.prod(shape)
+        if dtype in FLOAT_DTYPES:
+            return (torch.randperm(n).to(f64) * 0.37 - n * 0.1).reshape(shape).to(dtype)
+        return (torch.randperm(n) - n // 2).reshape(shape).to(dtype)
+    op = A.sort.default
+    K(op, "last_dim")(distinct(3, 5))
+    K(op, "dim0_descending")(distinct(4, 3), 0, True)
+    K(op, "stable_ties")(tt([[2.0, 1.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]]))
+    K(op, "stable_ties_descending")(tt([[2.0, 1.0, 2.0, 1.0, 0.0]]), -1, True)
+    K(op, "nan_last")(tt([3.0, nan, -1.0, inf, -inf, nan, 0.0]))
+    K(op, "nan_first_descending")(tt([3.0, nan, -1.0, inf, -inf, 0.0]), 0, True)
+    K(op, "int64_exact")(tt([2**62 + 1, 2**62, -5, 2**62 + 3], i64))
+    K(op, "bool")(tt([True, False, True, False]))
+    K(op, "noncontig")(distinct(5, 4).t(), 1)
+    K(op, "0d")(tt(1.5))
+    K(op, "empty")(rn(0, 3), 1)
+    K(op, "bad_dim", err=True)(rn(3), 1)
+    op = A.topk.default
+    K(op, "largest")(distinct(3, 6), 2)
+    K(op, "smallest_dim0")(distinct(5, 3), 3, 0, False)
+    K(op, "k0")(distinct(3, 4), 0)
+    K(op, "full")(distinct(7), 7)
+    K(op, "int32")(distinct(2, 5, dtype=i32), 3)
+    K(op, "noncontig")(distinct(4, 3).t(), 2)
+    K(op, "k_too_big", err=True)(rn(3), 4)
 
 
 def misc_cases():
@@ -1501,7 +1532,7 @@ def main():
 
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
                pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, norm_resample_cases, misc_cases):
+               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, norm_resample_cases, sort_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -18,6 +18,7 @@ mod norm_resample;
 mod pointwise;
 mod reduce;
 mod shape;
+mod sort;
 
 pub(super) fn register_all(r: &mut Builder) {
     pointwise::register(r);
@@ -28,6 +29,7 @@ pub(super) fn register_all(r: &mut Builder) {
     nn::register(r);
     norm_resample::register(r);
     factory::register(r);
+    sort::register(r);
     fill_pad::register(r);
 }
 

@@ -216,7 +216,7 @@ fn meta_upsample(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             x.dim()
         )));
     }
-    for s in &sizes {
+    for s in sizes.iter().chain(&x.sizes[2..]) {
         if s.guard_lt(&SymInt::Int(1)) {
             return Err(Error::shape(format!(
                 "Input and output sizes should be greater than 0, but got input (H: {}, W: {}) output (H: {}, W: {})",
