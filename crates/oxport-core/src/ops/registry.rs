@@ -163,7 +163,14 @@ impl OpDef {
                 _ => &[],
             };
             for m in metas {
-                crate::tensor::checked_numel(&m.concrete_sizes()?)?;
+                match m.concrete_sizes() {
+                    Ok(sizes) => {
+                        crate::tensor::checked_numel(&sizes)?;
+                    }
+                    // A data-dependent size (boolean-mask indexing): the kernel allocates its output.
+                    Err(_) if matches!(self.kernel, Some(Kernel::Alloc(_))) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         match (self.kernel, self.decomposition) {

@@ -10,6 +10,7 @@ use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
 mod factory;
+mod indexing;
 mod linalg;
 mod nn;
 mod pointwise;
@@ -23,6 +24,7 @@ pub(super) fn register_all(r: &mut Builder) {
     linalg::register(r);
     nn::register(r);
     factory::register(r);
+    indexing::register(r);
 }
 
 /// Output list with one tensor meta.
