@@ -566,6 +566,12 @@ fn index_plan(self_sizes: &[usize], indices: &[Option<Tensor>]) -> Result<IndexP
             Ix::Full => None,
         })
         .collect();
+    if indexed.is_empty() {
+        // PyTorch fails an internal assert here.
+        return Err(Error::value(
+            "advanced indexing needs at least one index tensor",
+        ));
+    }
     let b = broadcast_indices(&shapes)?;
     let nb: usize = b.iter().product();
     // Offset contributed by the indexed dims at each broadcast position.
@@ -690,7 +696,7 @@ fn meta_index(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let indexed: Vec<usize> = (0..ix.len()).filter(|&d| ix[d].is_some()).collect();
     let Some((&first, &last)) = indexed.first().zip(indexed.last()) else {
         return Err(Error::value(
-            "aten.index.Tensor needs at least one index tensor",
+            "advanced indexing needs at least one index tensor",
         ));
     };
     let b = if has_mask {
@@ -992,4 +998,26 @@ fn diagonal_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
         &concrete_usizes(&m.strides)?,
         off as usize,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::{call, Value};
+    use crate::Tensor;
+
+    #[test]
+    fn all_none_indices_are_an_error_not_a_panic() {
+        let x = Tensor::arange_f32(6);
+        for op in ["aten.index.Tensor", "aten.index_put.default"] {
+            let mut args = vec![Value::from(&x), Value::OptTensors(vec![None])];
+            if op == "aten.index_put.default" {
+                args.push(Value::from(&Tensor::scalar(1.0f32)));
+            }
+            let e = call(op, args, vec![]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "advanced indexing needs at least one index tensor"
+            );
+        }
+    }
 }
