@@ -699,22 +699,14 @@ fn meta_index(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             "advanced indexing needs at least one index tensor",
         ));
     };
-    let b = if has_mask {
-        // The number of true elements is data: a size only the kernel knows.
-        let rank = indices
-            .iter()
-            .flatten()
-            .map(|m| {
-                if matches!(m.dtype, DType::Bool | DType::U8) {
-                    1
-                } else {
-                    m.dim()
-                }
-            })
-            .max()
-            .unwrap_or(1);
-        vec![SymInt::symbol("u_mask", 0); rank]
-    } else {
+    if has_mask {
+        // PyTorch gives the count of true elements an unbacked symbol; oxport does not model those.
+        return Err(Error::DataDependent(
+            "aten.index.Tensor with a boolean mask: the output size depends on the mask's values"
+                .into(),
+        ));
+    }
+    let b = {
         let shapes: Vec<&[SymInt]> = indices
             .iter()
             .flatten()
@@ -1004,6 +996,27 @@ fn diagonal_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
 mod tests {
     use crate::ops::{call, Value};
     use crate::Tensor;
+
+    #[test]
+    fn a_boolean_mask_sizes_the_output_in_the_kernel_only() {
+        let x = Tensor::arange_f32(4);
+        let mask = Tensor::from_vec(vec![true, false, true, true], &[4]).unwrap();
+        let def = crate::ops::registry().get("aten.index.Tensor").unwrap();
+        let args = crate::ops::value::Args::bind(
+            &def.schema,
+            vec![Value::from(&x), Value::OptTensors(vec![Some(mask)])],
+            vec![],
+        )
+        .unwrap();
+        assert!(matches!(
+            def.meta_of(&args),
+            Err(crate::Error::DataDependent(_))
+        ));
+        let Value::Tensor(y) = &def.run(&args).unwrap()[0] else {
+            panic!("index returns a tensor")
+        };
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0, 2.0, 3.0]);
+    }
 
     #[test]
     fn all_none_indices_are_an_error_not_a_panic() {
