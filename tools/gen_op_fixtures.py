@@ -1232,6 +1232,7 @@ def indexing_cases():
     K(op, "0d_index_u8")(ri(0, 255, 2, 3, 2, dtype=u8), 1, tt(1, i64))
     K(op, "empty_index_bool")(rb(3, 2), 0, torch.zeros(0, dtype=i64))
     K(op, "0d_self")(tt(7.0), 0, tt([0], i64))
+    K(op, "zero_size_inner_dim")(torch.zeros(3, 2, 0), 0, tt([2, 0], i32))
     K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([3], i64))
     K(op, "negative_index", err=True)(rn(3, 4), 0, tt([-1], i64))
     K(op, "2d_index", err=True)(rn(3, 4), 0, tt([[0]], i64))
