@@ -1236,6 +1236,8 @@ def indexing_cases():
     K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([3], i64))
     K(op, "negative_index", err=True)(rn(3, 4), 0, tt([-1], i64))
     K(op, "2d_index", err=True)(rn(3, 4), 0, tt([[0]], i64))
+    K(op, "out_of_range_dim1_path", err=True)(rn(3, 4), -1, tt([4], i64))
+    K(op, "empty_self_zero_dim", err=True)(torch.zeros(2, 0), 1, tt([0], i64))
 
     op = A.index.Tensor
     x = torch.arange(24.0).view(2, 3, 4)
@@ -1255,6 +1257,8 @@ def indexing_cases():
     K(op, "mask_shape", err=True)(rn(3, 4), [None, tt([True, False], b8)])
     K(op, "float_index", err=True)(rn(3, 4), [tt([0.0])])
     K(op, "no_broadcast", err=True)(rn(3, 4), [tt([0, 1], i64), tt([0, 1, 2], i64)])
+    K(op, "size0_dim", err=True)(torch.zeros(0, 3), [tt([0], i64)])
+    K(op, "mask_past_last_dim", err=True)(rn(3, 4), [torch.ones(3, 4, dtype=b8), tt([0], i64)])
 
     perm = lambda n, k: torch.randperm(n)[:k]  # noqa: E731
     op = A.scatter.src
@@ -1267,6 +1271,8 @@ def indexing_cases():
     K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([[7]], i64), rn(3, 4))
     K(op, "src_dtype", err=True)(rn(3, 4), 0, tt([[0]], i64), rn(3, 4, dtype=f64))
     K(op, "index_too_large", err=True)(rn(3, 4), 0, torch.zeros(4, 2, dtype=i64), rn(3, 4))
+    K(op, "empty_index_skips_checks")(rn(3, 4), 0, torch.zeros(0, dtype=i64), rn(3))
+    K(op, "src_fewer_dims", err=True)(rn(3, 4), 0, torch.zeros(1, 1, dtype=i64), rn(3))
     op = A.scatter.value
     K(op, "float_value")(rn(3, 4), 1, tt([[0, 3], [1, 2], [3, 3]], i64), -2.5)
     K(op, "int_value_i64")(ri(0, 9, 3, 4), 0, tt([[2, 0, 1, 1]], i64), 7)
@@ -1287,6 +1293,7 @@ def indexing_cases():
     K(op, "mean_int_floor")(tt([10, 7, 0], i64), 0, tt([0, 0, 1], i64), tt([1, 2, -2], i64), "mean")
     K(op, "amax_nan_bf16")(tt([1.0, nan, 0.0], bf16), 0, tt([0, 1, 0], i64), tt([nan, 2.0, 3.0], bf16), "amax")
     K(op, "bad_reduce", err=True)(rn(3), 0, tt([0], i64), rn(1), "foo")
+    K(op, "max_alias")(rn(3, 2), 0, ri(0, 3, 4, 2), rn(4, 2), "max")
     K(op, "bool_mean", err=True)(torch.zeros(3, dtype=b8), 0, tt([0, 0], i64), tt([True, True], b8), "mean")
 
     op = A.index_put.default
@@ -1296,6 +1303,10 @@ def indexing_cases():
     K(op, "accumulate_i64_mask")(ri(0, 9, 3, 4), [rb(3, 4)], tt(100, i64), True)
     K(op, "non_adjacent_f16")(rn(2, 3, 4, dtype=f16), [tt([1, 0], i64), None, tt([3, 2], i64)], rn(2, 3, dtype=f16))
     K(op, "noncontig_self_bool")(rb(4, 3).t(), [tt([2, 0], i64)], tt([True, False, True, False], b8))
+    # one mask and a one-element value: PyTorch runs masked_fill (casts the value, ignores its shape)
+    K(op, "mask_one_element_value_casts")(rn(3, 2), [tt([True, False, True], b8)], tt([[2.5]], f64))
+    K(op, "mask_after_none_one_element_value")(ri(0, 9, 2, 3), [None, tt([False, True, True], b8)], tt(7, i64))
+    K(op, "mask_shape_one_element_value", err=True)(rn(3, 4), [tt([True, False], b8), rn(1)], tt(1.0))
     K(op, "dtype_mismatch", err=True)(rn(3, 4), [tt([0], i64)], tt(1.0, f64))
     K(op, "value_shape", err=True)(rn(3, 4), [tt([0, 1], i64)], rn(3))
     K(op, "out_of_range", err=True)(rn(3, 4), [tt([0, 5], i64)], rn(4))
@@ -1308,6 +1319,7 @@ def indexing_cases():
     K(op, "1d_to_0d_bool")(rb(5), tt(True, b8), 0, 3)
     K(op, "src_shape", err=True)(rn(3, 4), rn(3), 0, 0)
     K(op, "index_out_of_range", err=True)(rn(3, 4), rn(4), 0, 3)
+    K(op, "index_out_of_range_neg_dim", err=True)(rn(3, 4), rn(3), -1, -5)
     op = A.slice_scatter.default
     K(op, "dim0_f32")(rn(4, 3), rn(2, 3), 0, 1, 3)
     K(op, "step2_neg_dim_i32")(ri(0, 9, 3, 5, dtype=i32), ri(0, 9, 3, 3, dtype=i32), -1, None, None, 2)
@@ -1324,6 +1336,7 @@ def indexing_cases():
     K(op, "source_too_small", err=True)(rn(3, 4), torch.ones(3, 4, dtype=b8), rn(2))
     K(op, "dtype_mismatch", err=True)(rn(3, 4), rb(3, 4), rn(12, dtype=f64))
     K(op, "uint8_mask", err=True)(rn(3, 4), torch.ones(3, 4, dtype=u8), rn(12))
+    K(op, "no_broadcast", err=True)(rn(2, 3), torch.ones(2, 2, dtype=b8), rn(6))
 
     op = A.diagonal.default
     K(op, "main_f32")(rn(3, 4))

@@ -162,14 +162,15 @@ fn check_gather_index_dtype(op: &str, index: &TensorMeta) -> Result<()> {
 fn meta_gather(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (t, index) = (meta_self(a)?, a.tensor("index")?);
     let d = wrap(a.int("dim")?, t)?;
-    check_gather_index_dtype("gather", index)?;
-    let (ts, is) = (nonempty_sym(&t.sizes), nonempty_sym(&index.sizes));
-    if ts.len() != is.len() {
-        return Err(Error::shape(
-            "Index tensor must have the same number of dimensions as input tensor",
-        ));
-    }
+    // An empty index skips PyTorch's dtype and shape checks.
     if !index.numel().guard_eq(&SymInt::Int(0)) {
+        check_gather_index_dtype("gather", index)?;
+        let (ts, is) = (nonempty_sym(&t.sizes), nonempty_sym(&index.sizes));
+        if ts.len() != is.len() {
+            return Err(Error::shape(
+                "Index tensor must have the same number of dimensions as input tensor",
+            ));
+        }
         for i in 0..ts.len() {
             if i != d && ts[i].guard_lt(&is[i]) {
                 return Err(Error::shape(format!(
@@ -219,18 +220,18 @@ fn meta_index_select(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             "index_select(): Index is supposed to be a vector",
         ));
     }
+    let n = index.numel();
+    if t.dim() == 0 && !n.guard_is_one() {
+        return Err(Error::shape(format!(
+            "index_select(): Index to scalar can have only 1 value, got {n} value(s)"
+        )));
+    }
     if !matches!(index.dtype, DType::I64 | DType::I32) {
         return Err(Error::DType(
             "index_select(): Expected dtype int32 or int64 for index".into(),
         ));
     }
-    let n = index.numel();
     if t.dim() == 0 {
-        if !n.guard_is_one() {
-            return Err(Error::shape(format!(
-                "index_select(): Index to scalar can have only 1 value, got {n} value(s)"
-            )));
-        }
         return one(t.dtype, vec![]);
     }
     let mut sizes = t.sizes.clone();
@@ -243,10 +244,25 @@ fn index_select_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
     let d = wrap_dim(a.int("dim")?, t.dim())?;
     let ts = nonempty(t.sizes_untraced());
     let idx = index_values(index)?;
+    // PyTorch's CPU kernel words the bounds error by path: an empty `self` and dim 1 (its fast path)
+    // of a tensor with 2+ dims say INDICES..., the others "index out of range in self".
+    let empty_self = t.dim() > 1 && ts.contains(&0);
+    if empty_self && ts[d] == 0 && !idx.is_empty() {
+        return Err(Error::shape(
+            "index_select(): self indexing axis dim should be positive",
+        ));
+    }
     let mut picked = Vec::with_capacity(idx.len());
     for &v in &idx {
         if v < 0 || v as usize >= ts[d] {
-            return Err(Error::shape("index out of range in self"));
+            return Err(Error::shape(if t.dim() > 1 && (empty_self || d == 1) {
+                format!(
+                    "INDICES element is out of DATA bounds, id={v} axis_dim={}",
+                    ts[d]
+                )
+            } else {
+                "index out of range in self".to_string()
+            }));
         }
         picked.push(v as usize);
     }
@@ -282,8 +298,9 @@ impl Reduce {
             "sum" => Reduce::Sum,
             "prod" => Reduce::Prod,
             "mean" => Reduce::Mean,
-            "amax" => Reduce::Amax,
-            "amin" => Reduce::Amin,
+            // PyTorch also takes (undocumented) "max" and "min".
+            "amax" | "max" => Reduce::Amax,
+            "amin" | "min" => Reduce::Amin,
             _ => {
                 return Err(Error::value(format!(
                     "reduce argument must be either sum, prod, mean, amax or amin, got {s}"
@@ -329,11 +346,15 @@ impl Reduce {
 fn meta_scatter(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (t, index) = (meta_self(a)?, a.tensor("index")?);
     let d = wrap(a.int("dim")?, t)?;
-    check_gather_index_dtype("scatter", index)?;
     let src = match a.schema.arg_index("src") {
         Some(_) => Some(a.tensor("src")?),
         None => None,
     };
+    // PyTorch's scatter_gather_dtype_check, then scatter_shape_check (both skip an empty index).
+    let nonempty_index = !index.numel().guard_eq(&SymInt::Int(0));
+    if nonempty_index {
+        check_gather_index_dtype("scatter", index)?;
+    }
     if let Some(s) = src {
         if s.dtype != t.dtype {
             return Err(Error::DType(
@@ -341,44 +362,61 @@ fn meta_scatter(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             ));
         }
     }
+    if nonempty_index {
+        let (ts, is) = (nonempty_sym(&t.sizes), nonempty_sym(&index.sizes));
+        if ts.len() != is.len() {
+            return Err(Error::shape(
+                "Index tensor must have the same number of dimensions as self tensor",
+            ));
+        }
+        let mut wrong = (0..ts.len()).any(|i| i != d && ts[i].guard_lt(&is[i]));
+        if let (false, Some(s)) = (wrong, src) {
+            for (i, is_i) in is.iter().enumerate() {
+                // PyTorch reads src.size(i) up to the first misfit: a dim error when src has
+                // fewer dims.
+                let s_i = if s.dim() == 0 {
+                    SymInt::Int(1)
+                } else {
+                    s.sizes[wrap_dim(i as i64, s.dim())?].clone()
+                };
+                if s_i.guard_lt(is_i) {
+                    wrong = true;
+                    break;
+                }
+            }
+        }
+        if let Some(s) = src {
+            if nonempty_sym(&s.sizes).len() != is.len() {
+                return Err(Error::shape(
+                    "Index tensor must have the same number of dimensions as src tensor",
+                ));
+            }
+        }
+        if wrong {
+            let mut msg = format!(
+                "Expected index {} to be no larger than self {} apart from dimension {d}",
+                fmt_shape(&index.sizes),
+                fmt_shape(&t.sizes)
+            );
+            if let Some(s) = src {
+                msg += &format!(" and to be no larger size than src {}", fmt_shape(&s.sizes));
+            }
+            return Err(Error::shape(msg));
+        }
+    }
     if a.schema.arg_index("reduce").is_some() {
         let r = Reduce::parse(a.str("reduce")?)?;
         if r == Reduce::Mean && t.dtype == DType::Bool {
+            // With an empty index PyTorch only fails at the final division.
             return Err(Error::DTypeNotSupported {
-                op: "scatter_gather_tensor_cpu_reduce_mean".into(),
+                op: if nonempty_index {
+                    "scatter_gather_tensor_cpu_reduce_mean"
+                } else {
+                    "div_floor_cpu"
+                }
+                .into(),
                 dtype: t.dtype,
             });
-        }
-    }
-    let (ts, is) = (nonempty_sym(&t.sizes), nonempty_sym(&index.sizes));
-    if ts.len() != is.len() {
-        return Err(Error::shape(
-            "Index tensor must have the same number of dimensions as self tensor",
-        ));
-    }
-    if let Some(s) = src {
-        if nonempty_sym(&s.sizes).len() != is.len() {
-            return Err(Error::shape(
-                "Index tensor must have the same number of dimensions as src tensor",
-            ));
-        }
-    }
-    if !index.numel().guard_eq(&SymInt::Int(0)) {
-        let ss = src.map(|s| nonempty_sym(&s.sizes));
-        for i in 0..ts.len() {
-            let too_big_self = i != d && ts[i].guard_lt(&is[i]);
-            let too_big_src = ss.as_ref().is_some_and(|ss| ss[i].guard_lt(&is[i]));
-            if too_big_self || too_big_src {
-                let mut msg = format!(
-                    "Expected index {} to be no larger than self {} apart from dimension {d}",
-                    fmt_shape(&index.sizes),
-                    fmt_shape(&t.sizes)
-                );
-                if let Some(s) = src {
-                    msg += &format!(" and to be no larger size than src {}", fmt_shape(&s.sizes));
-                }
-                return Err(Error::shape(msg));
-            }
         }
     }
     one(t.dtype, t.sizes.clone())
@@ -447,68 +485,57 @@ fn scatter_kernel(
 }
 
 // ---- advanced indexing ---------------------------------------------------------------------------------
+//
+// PyTorch's order of checks: the number of index entries, their dtypes, mask shapes (a mask or index
+// landing past the last dim is a dim error), broadcasting, an indexed dim of size 0, then (index_put)
+// the value's shape and dtype, and last the bounds of the index values actually read. index_put
+// may first take PyTorch's masked_fill shortcut (see `masked_fill_path`).
 
-/// One entry of an expanded index list: a dim left alone, or int64 positions with their shape.
-enum Ix {
-    Full,
-    Pos(Vec<i64>, Vec<usize>),
+fn is_mask(dtype: DType) -> bool {
+    matches!(dtype, DType::Bool | DType::U8)
 }
 
-/// Expands `Tensor?[]` indices (boolean masks become one position list per mask dim, like PyTorch's
-/// `expandTensors`), validating as PyTorch does.
-fn expand_indices(self_sizes: &[usize], indices: &[Option<Tensor>]) -> Result<Vec<Ix>> {
-    let nd = self_sizes.len();
+/// The checks that need only metadata; returns the number of dims the expanded indices cover.
+fn check_index_metas(t: &TensorMeta, indices: &[Option<TensorMeta>]) -> Result<usize> {
+    let nd = t.dim();
     if indices.is_empty() {
         return Err(Error::shape("at least one index must be provided"));
     }
-    let mut out = Vec::new();
+    if indices.len() > nd {
+        return Err(too_many(nd, indices.len()));
+    }
+    let bad_dtype =
+        |m: &TensorMeta| !matches!(m.dtype, DType::I64 | DType::I32) && !is_mask(m.dtype);
+    if indices.iter().flatten().any(bad_dtype) {
+        return Err(bad_index_dtype());
+    }
+    let past_end = |d: usize| Error::DimOutOfRange {
+        dim: d as i64,
+        min: -(nd as i64),
+        max: nd as i64 - 1,
+    };
+    let mut d = 0;
     for ix in indices {
-        let Some(t) = ix else {
-            out.push(Ix::Full);
-            continue;
-        };
-        match t.dtype() {
-            DType::Bool | DType::U8 => {
-                let ms = t.sizes_untraced();
-                let start = out.len();
-                for (j, &m) in ms.iter().enumerate() {
-                    if start + j >= nd {
-                        return Err(too_many(nd, start + ms.len()));
+        match ix {
+            Some(m) if is_mask(m.dtype) => {
+                for (j, s) in m.sizes.iter().enumerate() {
+                    if d + j >= nd {
+                        return Err(past_end(d + j));
                     }
-                    if m != self_sizes[start + j] {
-                        return Err(mask_mismatch(ms, j, self_sizes, start + j));
+                    if !s.guard_eq(&t.sizes[d + j]) {
+                        return Err(mask_mismatch(&m.sizes, j, &t.sizes, d + j));
                     }
                 }
-                let flags: Vec<bool> = crate::dispatch_dtype!(t.dtype(), T => {
-                    t.to_vec::<T>()?.into_iter().map(|x| x.is_nonzero()).collect()
-                });
-                let mut pos: Vec<Vec<i64>> = vec![vec![]; ms.len()];
-                let mut k = 0;
-                for_each_index(ms, |p| {
-                    if flags[k] {
-                        for (j, &i) in p.iter().enumerate() {
-                            pos[j].push(i as i64);
-                        }
-                    }
-                    k += 1;
-                    Ok(())
-                })?;
-                let n = flags.iter().filter(|&&f| f).count();
-                out.extend(pos.into_iter().map(|p| Ix::Pos(p, vec![n])));
+                d += m.dim();
             }
-            DType::I64 | DType::I32 => {
-                out.push(Ix::Pos(index_values(t)?, t.sizes_untraced().to_vec()))
-            }
-            _ => return Err(bad_index_dtype()),
+            Some(_) if d >= nd => return Err(past_end(d)),
+            _ => d += 1,
         }
     }
-    if out.len() > nd {
-        return Err(too_many(nd, out.len()));
+    if d > nd {
+        return Err(too_many(nd, d));
     }
-    while out.len() < nd {
-        out.push(Ix::Full);
-    }
-    Ok(out)
+    Ok(d)
 }
 
 fn too_many(nd: usize, got: usize) -> Error {
@@ -529,131 +556,200 @@ fn mask_mismatch<S: std::fmt::Display>(mask: &[S], j: usize, sizes: &[S], d: usi
     ))
 }
 
-fn broadcast_indices(shapes: &[&[usize]]) -> Result<Vec<usize>> {
-    let sym: Vec<Vec<SymInt>> = shapes
-        .iter()
-        .map(|s| s.iter().map(|&x| SymInt::from(x)).collect())
-        .collect();
-    let refs: Vec<&[SymInt]> = sym.iter().map(|s| s.as_slice()).collect();
-    let b = broadcast_shapes(&refs).map_err(|_| {
+fn broadcast_index_shapes(shapes: &[&[SymInt]]) -> Result<Vec<SymInt>> {
+    broadcast_shapes(shapes).map_err(|_| {
         let list: Vec<String> = shapes.iter().map(|s| fmt_shape(s)).collect();
         Error::shape(format!(
             "shape mismatch: indexing tensors could not be broadcast together with shapes {}",
             list.join(", ")
         ))
-    })?;
-    concrete_usizes(&b)
-}
-
-/// Where advanced indexing reads: the result's sizes and, per result element, the row-major offset
-/// into `self`.
-struct IndexPlan {
-    sizes: Vec<usize>,
-    offsets: Vec<usize>,
-}
-
-fn index_plan(self_sizes: &[usize], indices: &[Option<Tensor>]) -> Result<IndexPlan> {
-    let ix = expand_indices(self_sizes, indices)?;
-    let st = contiguous_strides(self_sizes);
-    let indexed: Vec<usize> = (0..ix.len())
-        .filter(|&d| matches!(ix[d], Ix::Pos(..)))
-        .collect();
-    let shapes: Vec<&[usize]> = ix
-        .iter()
-        .filter_map(|i| match i {
-            Ix::Pos(_, s) => Some(s.as_slice()),
-            Ix::Full => None,
-        })
-        .collect();
-    if indexed.is_empty() {
-        // PyTorch fails an internal assert here.
-        return Err(Error::value(
-            "advanced indexing needs at least one index tensor",
-        ));
-    }
-    let b = broadcast_indices(&shapes)?;
-    let nb: usize = b.iter().product();
-    // Offset contributed by the indexed dims at each broadcast position.
-    let mut idx_off = vec![0usize; nb];
-    // PyTorch's message numbers the index tensors, not the dims they index.
-    for (k, &d) in indexed.iter().enumerate() {
-        let Ix::Pos(vals, shape) = &ix[d] else {
-            continue;
-        };
-        let bst = crate::tensor::kernels::elementwise::broadcast_strides_of(
-            shape,
-            &contiguous_strides(shape),
-            &b,
-        );
-        let size = self_sizes[d];
-        for (o, src) in idx_off.iter_mut().zip(offsets(&b, &bst)) {
-            let v = vals[src];
-            let w = if v < 0 { v + size as i64 } else { v };
-            if w < 0 || w >= size as i64 {
-                return Err(out_of_bounds(v, k, size));
-            }
-            *o += w as usize * st[d];
-        }
-    }
-    // Adjacent indexed dims keep their place; otherwise the broadcast dims go first (NumPy's rule).
-    let (first, last) = (indexed[0], indexed[indexed.len() - 1]);
-    let adjacent = last - first + 1 == indexed.len();
-    let rest =
-        |r: std::ops::Range<usize>| -> Vec<usize> { r.filter(|d| !indexed.contains(d)).collect() };
-    let (before, after) = if adjacent {
-        (rest(0..first), rest(last + 1..self_sizes.len()))
-    } else {
-        (vec![], rest(0..self_sizes.len()))
-    };
-    let pick = |ds: &[usize], v: &[usize]| -> Vec<usize> { ds.iter().map(|&d| v[d]).collect() };
-    let before_off = offsets(&pick(&before, self_sizes), &pick(&before, &st));
-    let after_off = offsets(&pick(&after, self_sizes), &pick(&after, &st));
-    let mut sizes = pick(&before, self_sizes);
-    sizes.extend_from_slice(&b);
-    sizes.extend(pick(&after, self_sizes));
-    let mut offs = Vec::with_capacity(before_off.len() * nb * after_off.len());
-    for &x in &before_off {
-        for &y in &idx_off {
-            offs.extend(after_off.iter().map(|&z| x + y + z));
-        }
-    }
-    Ok(IndexPlan {
-        sizes,
-        offsets: offs,
     })
 }
 
-/// Checks index dtypes, count and mask shapes on metadata (what can be known without data).
-fn check_index_metas(t: &TensorMeta, indices: &[Option<TensorMeta>]) -> Result<()> {
-    if indices.is_empty() {
-        return Err(Error::shape("at least one index must be provided"));
+fn size0_dim() -> Error {
+    Error::shape("index is out of bounds for dimension with size 0")
+}
+
+/// The result's sizes: the non-indexed dims around the broadcast index shape when the indexed dims
+/// are adjacent, after it otherwise (NumPy's rule). `indexed[d]` says whether dim `d` is indexed.
+fn place<S: Clone>(sizes: &[S], indexed: &[bool], b: Vec<S>) -> Vec<S> {
+    let dims: Vec<usize> = (0..indexed.len()).filter(|&d| indexed[d]).collect();
+    let (Some(&first), Some(&last)) = (dims.first(), dims.last()) else {
+        return sizes.to_vec();
+    };
+    let adjacent = last - first + 1 == dims.len();
+    let rest = |r: std::ops::Range<usize>| r.filter(|&d| !indexed[d]).map(|d| sizes[d].clone());
+    let mut out = vec![];
+    if adjacent {
+        out.extend(rest(0..first));
+        out.extend(b);
+        out.extend(rest(last + 1..sizes.len()));
+    } else {
+        out.extend(b);
+        out.extend(rest(0..sizes.len()));
     }
-    let mut d = 0;
-    for m in indices.iter().flatten() {
-        if !matches!(m.dtype, DType::I64 | DType::I32 | DType::Bool | DType::U8) {
-            return Err(bad_index_dtype());
-        }
+    out
+}
+
+/// The result sizes of advanced indexing from metadata, or `None` when a boolean mask makes them
+/// depend on the data. Without index tensors, `index_put` (`for_put`) sees `self`'s sizes.
+fn index_result_meta(
+    t: &TensorMeta,
+    indices: &[Option<TensorMeta>],
+    for_put: bool,
+) -> Result<Option<Vec<SymInt>>> {
+    check_index_metas(t, indices)?;
+    if indices.iter().flatten().any(|m| is_mask(m.dtype)) {
+        return Ok(None);
     }
-    for ix in indices {
-        match ix {
-            Some(m) if matches!(m.dtype, DType::Bool | DType::U8) => {
-                for (j, s) in m.sizes.iter().enumerate() {
-                    if d + j >= t.dim() {
-                        break;
-                    }
-                    if !s.guard_eq(&t.sizes[d + j]) {
-                        return Err(mask_mismatch(&m.sizes, j, &t.sizes, d + j));
-                    }
-                }
-                d += m.dim();
+    let shapes: Vec<&[SymInt]> = indices
+        .iter()
+        .flatten()
+        .map(|m| m.sizes.as_slice())
+        .collect();
+    if shapes.is_empty() {
+        return if for_put {
+            Ok(Some(t.sizes.clone())) // see index_plan
+        } else {
+            Err(Error::value(
+                "advanced indexing needs at least one index tensor",
+            ))
+        };
+    }
+    let b = broadcast_index_shapes(&shapes)?;
+    let mut indexed = vec![false; t.dim()];
+    let empty = b.iter().any(|s| s.guard_eq(&SymInt::Int(0)));
+    for (d, ix) in indices.iter().enumerate() {
+        if ix.is_some() {
+            if !empty && t.sizes[d].guard_eq(&SymInt::Int(0)) {
+                return Err(size0_dim());
             }
-            _ => d += 1,
+            indexed[d] = true;
         }
     }
-    if d > t.dim() {
-        return Err(too_many(t.dim(), d));
+    Ok(Some(place(&t.sizes, &indexed, b)))
+}
+
+/// Where advanced indexing reads: the result's sizes and, per result element, the row-major offset
+/// into `self` — or the bounds error PyTorch raises when it reads them (kept so that index_put can
+/// check the value first, as PyTorch does).
+struct IndexPlan {
+    sizes: Vec<usize>,
+    offsets: Result<Vec<usize>>,
+}
+
+fn index_plan(t: &Tensor, indices: &[Option<Tensor>]) -> Result<IndexPlan> {
+    let metas: Vec<Option<TensorMeta>> = indices
+        .iter()
+        .map(|i| i.as_ref().map(TensorMeta::of))
+        .collect();
+    check_index_metas(&TensorMeta::of(t), &metas)?;
+    let self_sizes = t.sizes_untraced();
+    let nd = self_sizes.len();
+    // Expand: masks become one position list per mask dim (PyTorch's `expandTensors`).
+    let mut ix: Vec<Option<(Vec<i64>, Vec<usize>)>> = vec![];
+    for i in indices {
+        match i {
+            None => ix.push(None),
+            Some(m) if is_mask(m.dtype()) => {
+                let ms = m.sizes_untraced();
+                let flags: Vec<bool> = crate::dispatch_dtype!(m.dtype(), T => {
+                    m.to_vec::<T>()?.into_iter().map(|x| x.is_nonzero()).collect()
+                });
+                let mut pos: Vec<Vec<i64>> = vec![vec![]; ms.len()];
+                let mut k = 0;
+                for_each_index(ms, |p| {
+                    if flags[k] {
+                        for (j, &i) in p.iter().enumerate() {
+                            pos[j].push(i as i64);
+                        }
+                    }
+                    k += 1;
+                    Ok(())
+                })?;
+                let n = flags.iter().filter(|&&f| f).count();
+                ix.extend(pos.into_iter().map(|p| Some((p, vec![n]))));
+            }
+            Some(m) => ix.push(Some((index_values(m)?, m.sizes_untraced().to_vec()))),
+        }
     }
-    Ok(())
+    ix.resize_with(nd, || None);
+    let indexed: Vec<bool> = ix.iter().map(Option::is_some).collect();
+    let shapes: Vec<Vec<SymInt>> = ix
+        .iter()
+        .flatten()
+        .map(|(_, s)| s.iter().map(|&x| SymInt::from(x)).collect())
+        .collect();
+    if shapes.is_empty() {
+        // Only None entries and 0-d masks (which expand to nothing): PyTorch checks index_put's
+        // value against `self`'s shape, then fails an internal assert.
+        return Ok(IndexPlan {
+            sizes: self_sizes.to_vec(),
+            offsets: Err(Error::value(
+                "advanced indexing needs at least one index tensor",
+            )),
+        });
+    }
+    let refs: Vec<&[SymInt]> = shapes.iter().map(|s| s.as_slice()).collect();
+    let b = concrete_usizes(&broadcast_index_shapes(&refs)?)?;
+    let nb: usize = b.iter().product();
+    if nb > 0 && (0..nd).any(|d| indexed[d] && self_sizes[d] == 0) {
+        return Err(size0_dim());
+    }
+    let sizes = place(self_sizes, &indexed, b.clone());
+    let st = contiguous_strides(self_sizes);
+    let offsets = (|| {
+        let n: usize = sizes.iter().product();
+        if n == 0 {
+            return Ok(vec![]); // nothing is read, so nothing is bounds-checked
+        }
+        // Offset contributed by the indexed dims at each broadcast position. PyTorch's message
+        // numbers the index tensors, not the dims they index.
+        let mut idx_off = vec![0usize; nb];
+        for (k, (d, (vals, shape))) in ix
+            .iter()
+            .enumerate()
+            .filter_map(|(d, i)| i.as_ref().map(|i| (d, i)))
+            .enumerate()
+        {
+            let bst = crate::tensor::kernels::elementwise::broadcast_strides_of(
+                shape,
+                &contiguous_strides(shape),
+                &b,
+            );
+            let size = self_sizes[d];
+            for (o, src) in idx_off.iter_mut().zip(offsets(&b, &bst)) {
+                let v = vals[src];
+                let w = if v < 0 { v + size as i64 } else { v };
+                if w < 0 || w >= size as i64 {
+                    return Err(out_of_bounds(v, k, size));
+                }
+                *o += w as usize * st[d];
+            }
+        }
+        // The non-indexed dims, split as `place` puts them around the broadcast dims.
+        let dims: Vec<usize> = (0..nd).filter(|&d| indexed[d]).collect();
+        let (first, last) = (dims[0], dims[dims.len() - 1]);
+        let adjacent = last - first + 1 == dims.len();
+        let rest =
+            |r: std::ops::Range<usize>| -> Vec<usize> { r.filter(|&d| !indexed[d]).collect() };
+        let (before, after) = if adjacent {
+            (rest(0..first), rest(last + 1..nd))
+        } else {
+            (vec![], rest(0..nd))
+        };
+        let pick = |ds: &[usize], v: &[usize]| -> Vec<usize> { ds.iter().map(|&d| v[d]).collect() };
+        let before_off = offsets(&pick(&before, self_sizes), &pick(&before, &st));
+        let after_off = offsets(&pick(&after, self_sizes), &pick(&after, &st));
+        let mut offs = Vec::with_capacity(n);
+        for &x in &before_off {
+            for &y in &idx_off {
+                offs.extend(after_off.iter().map(|&z| x + y + z));
+            }
+        }
+        Ok(offs)
+    })();
+    Ok(IndexPlan { sizes, offsets })
 }
 
 fn opt_metas<'a>(a: &'a Args<TensorMeta>) -> Result<&'a [Option<TensorMeta>]> {
@@ -678,77 +774,52 @@ fn opt_tensors<'a>(a: &'a Args<Tensor>) -> Result<&'a [Option<Tensor>]> {
 
 fn meta_index(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
-    let indices = opt_metas(a)?;
-    check_index_metas(t, indices)?;
-    let mut ix: Vec<Option<&TensorMeta>> = vec![];
-    let mut has_mask = false;
-    for i in indices {
-        match i {
-            Some(m) if matches!(m.dtype, DType::Bool | DType::U8) => {
-                has_mask = true;
-                ix.extend(std::iter::repeat_n(Some(m), m.dim()));
-            }
-            other => ix.push(other.as_ref()),
-        }
-    }
-    ix.resize(t.dim(), None);
-    let indexed: Vec<usize> = (0..ix.len()).filter(|&d| ix[d].is_some()).collect();
-    let Some((&first, &last)) = indexed.first().zip(indexed.last()) else {
-        return Err(Error::value(
-            "advanced indexing needs at least one index tensor",
-        ));
-    };
-    if has_mask {
+    match index_result_meta(t, opt_metas(a)?, false)? {
+        Some(sizes) => one(t.dtype, sizes),
         // PyTorch gives the count of true elements an unbacked symbol; oxport does not model those.
-        return Err(Error::DataDependent(
+        None => Err(Error::DataDependent(
             "aten.index.Tensor with a boolean mask: the output size depends on the mask's values"
                 .into(),
-        ));
+        )),
     }
-    let b = {
-        let shapes: Vec<&[SymInt]> = indices
-            .iter()
-            .flatten()
-            .map(|m| m.sizes.as_slice())
-            .collect();
-        broadcast_shapes(&shapes).map_err(|_| {
-            let list: Vec<String> = shapes.iter().map(|s| fmt_shape(s)).collect();
-            Error::shape(format!(
-                "shape mismatch: indexing tensors could not be broadcast together with shapes {}",
-                list.join(", ")
-            ))
-        })?
-    };
-    let adjacent = last - first + 1 == indexed.len();
-    let mut sizes = vec![];
-    if adjacent {
-        sizes.extend((0..first).map(|d| t.sizes[d].clone()));
-        sizes.extend(b);
-        sizes.extend((last + 1..t.dim()).map(|d| t.sizes[d].clone()));
-    } else {
-        sizes.extend(b);
-        sizes.extend(
-            (0..t.dim())
-                .filter(|&d| ix[d].is_none())
-                .map(|d| t.sizes[d].clone()),
-        );
-    }
-    one(t.dtype, sizes)
 }
 
 fn index_kernel(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let t = a.tensor("self")?;
-    let plan = index_plan(t.sizes_untraced(), opt_tensors(a)?)?;
+    let plan = index_plan(t, opt_tensors(a)?)?;
+    let offsets = plan.offsets?;
     crate::dispatch_dtype!(t.dtype(), T => {
         let src = t.to_vec::<T>()?;
-        let res: Vec<T> = plan.offsets.iter().map(|&o| src[o]).collect();
+        let res: Vec<T> = offsets.iter().map(|&o| src[o]).collect();
         out1(Tensor::from_vec(res, &plan.sizes)?)
     })
 }
 
-fn meta_index_put(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
-    let (t, values) = (meta_self(a)?, a.tensor("values")?);
-    check_index_metas(t, opt_metas(a)?)?;
+/// True if `from` broadcasts to `to` (one-directional, like `expand`).
+fn expands_to<S: PartialEq + From<u8>>(from: &[S], to: &[S]) -> bool {
+    from.len() <= to.len()
+        && from
+            .iter()
+            .rev()
+            .zip(to.iter().rev())
+            .all(|(f, t)| f == t || *f == S::from(1))
+}
+
+fn check_index_put_value(result: &[SymInt], t: &TensorMeta, values: &TensorMeta) -> Result<()> {
+    let (r, v) = (concrete_usizes(result), concrete_usizes(&values.sizes));
+    if let (Ok(r), Ok(v)) = (r, v) {
+        let (r, v): (Vec<u64>, Vec<u64>) = (
+            r.iter().map(|&x| x as u64).collect(),
+            v.iter().map(|&x| x as u64).collect(),
+        );
+        if !expands_to(&v, &r) {
+            return Err(Error::shape(format!(
+                "shape mismatch: value tensor of shape {} cannot be broadcast to indexing result of shape {}",
+                fmt_shape(&v),
+                fmt_shape(&r)
+            )));
+        }
+    }
     if values.dtype != t.dtype {
         return Err(Error::DType(format!(
             "Index put requires the source and destination dtypes match, got {} for the destination and {} for the source.",
@@ -756,35 +827,118 @@ fn meta_index_put(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             values.dtype.scalar_type_name()
         )));
     }
-    one(t.dtype, t.sizes.clone())
+    Ok(())
 }
 
-/// True if `from` broadcasts to `to` (one-directional, like `expand`).
-fn expands_to(from: &[usize], to: &[usize]) -> bool {
-    from.len() <= to.len()
-        && from
-            .iter()
-            .rev()
-            .zip(to.iter().rev())
-            .all(|(&f, &t)| f == t || f == 1)
+/// PyTorch's `canDispatchToMaskedFill`: index_put without accumulate, a one-element value and, among
+/// the entries, Nones and exactly one mask (checked here as it is scanned) becomes `masked_fill`,
+/// which casts the value and ignores its shape. Returns the mask's entry and first dim.
+fn masked_fill_path(
+    t: &TensorMeta,
+    indices: &[Option<TensorMeta>],
+    values: &TensorMeta,
+    accumulate: bool,
+) -> Result<Option<(usize, usize)>> {
+    if accumulate || !values.numel().guard_is_one() {
+        return Ok(None);
+    }
+    let nd = t.dim();
+    let (mut num_ind, mut found) = (0, None);
+    for (k, ix) in indices.iter().enumerate() {
+        match ix {
+            None => num_ind += 1,
+            Some(m) if is_mask(m.dtype) && found.is_none() => {
+                for (j, s) in m.sizes.iter().enumerate() {
+                    let d = num_ind + j;
+                    if d >= nd {
+                        return Err(Error::DimOutOfRange {
+                            dim: d as i64,
+                            min: -(nd as i64),
+                            max: nd as i64 - 1,
+                        });
+                    }
+                    if !s.guard_eq(&t.sizes[d]) {
+                        return Err(mask_mismatch(&m.sizes, j, &t.sizes, d));
+                    }
+                }
+                found = Some((k, num_ind));
+                num_ind += m.dim();
+            }
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(found)
+}
+
+fn meta_index_put(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (t, values) = (meta_self(a)?, a.tensor("values")?);
+    let indices = opt_metas(a)?;
+    if indices.len() > t.dim() {
+        return Err(too_many(t.dim(), indices.len()));
+    }
+    if masked_fill_path(t, indices, values, a.bool("accumulate")?)?.is_none() {
+        // With a mask the value's shape is checked by the kernel (it needs the mask's count).
+        if let Some(result) = index_result_meta(t, indices, true)? {
+            check_index_put_value(&result, t, values)?;
+        }
+    }
+    one(t.dtype, t.sizes.clone())
 }
 
 fn index_put_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
     let (t, values) = (a.tensor("self")?, a.tensor("values")?);
     let accumulate = a.bool("accumulate")?;
-    let plan = index_plan(t.sizes_untraced(), opt_tensors(a)?)?;
-    if !expands_to(values.sizes_untraced(), &plan.sizes) {
-        return Err(Error::shape(format!(
-            "shape mismatch: value tensor of shape {} cannot be broadcast to indexing result of shape {}",
-            fmt_shape(values.sizes_untraced()),
-            fmt_shape(&plan.sizes)
-        )));
-    }
+    let indices = opt_tensors(a)?;
     let out = first_out(outs)?;
+    let metas: Vec<Option<TensorMeta>> = indices
+        .iter()
+        .map(|i| i.as_ref().map(TensorMeta::of))
+        .collect();
+    if indices.len() > t.dim() {
+        return Err(too_many(t.dim(), indices.len()));
+    }
+    let path = masked_fill_path(
+        &TensorMeta::of(t),
+        &metas,
+        &TensorMeta::of(values),
+        accumulate,
+    )?;
+    if let Some((k, first)) = path {
+        let Some(mask) = &indices[k] else {
+            return Err(Error::value("masked_fill path without a mask"));
+        };
+        // The mask over dims first.., broadcast over the others.
+        let mask = mask.cast_untraced(DType::Bool);
+        let sizes = t.sizes_untraced();
+        let mut msizes = vec![1; sizes.len()];
+        let mut mstrides = vec![0; sizes.len()];
+        for (j, (&s, &st)) in mask.sizes_untraced().iter().zip(mask.strides()).enumerate() {
+            msizes[first + j] = s;
+            mstrides[first + j] = st;
+        }
+        let m = expanded::<bool>(
+            &mask.restride(&msizes, &mstrides, mask.storage_offset())?,
+            sizes,
+        )?;
+        return crate::dispatch_dtype!(t.dtype(), T => {
+            let v = values.cast_untraced(t.dtype()).to_vec::<T>()?[0];
+            let mut res = t.to_vec::<T>()?;
+            for (r, &on) in res.iter_mut().zip(&m) {
+                if on {
+                    *r = v;
+                }
+            }
+            write_out(out, &res)
+        });
+    }
+    let plan = index_plan(t, indices)?;
+    let result: Vec<SymInt> = plan.sizes.iter().map(|&s| SymInt::from(s)).collect();
+    check_index_put_value(&result, &TensorMeta::of(t), &TensorMeta::of(values))?;
+    let offsets = plan.offsets?;
     crate::dispatch_dtype!(t.dtype(), T => {
         let mut res = t.to_vec::<T>()?;
         let vals = expanded::<T>(values, &plan.sizes)?;
-        for (&o, &v) in plan.offsets.iter().zip(&vals) {
+        for (&o, &v) in offsets.iter().zip(&vals) {
             res[o] = if accumulate { Reduce::Sum.combine(res[o], v) } else { v };
         }
         write_out(out, &res)
@@ -818,9 +972,8 @@ fn meta_select_scatter(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     };
     if real.guard_lt(&SymInt::Int(0)) || !real.guard_lt(size) {
         return Err(Error::shape(format!(
-            "select(): index {idx} out of range for tensor of size {} at dimension {}",
+            "select(): index {idx} out of range for tensor of size {} at dimension {d}",
             fmt_shape(&t.sizes),
-            a.int("dim")?
         )));
     }
     let mut slice = t.sizes.clone();
@@ -907,12 +1060,8 @@ fn slice_scatter_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
 
 fn meta_masked_scatter(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let (t, mask, source) = (meta_self(a)?, a.tensor("mask")?, a.tensor("source")?);
-    if mask.dtype != DType::Bool {
-        return Err(Error::DType(format!(
-            "masked_scatter_ only supports boolean masks, but got mask with dtype {}",
-            mask.dtype.scalar_type_name()
-        )));
-    }
+    // PyTorch broadcasts (mask, self) first, then checks the dtypes.
+    let sizes = broadcast_shapes(&[&mask.sizes, &t.sizes])?;
     if t.dtype != source.dtype {
         return Err(Error::DType(format!(
             "masked_scatter: expected self and source to have same dtypes but got{} and {}",
@@ -920,7 +1069,13 @@ fn meta_masked_scatter(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             source.dtype.scalar_type_name()
         )));
     }
-    one(t.dtype, broadcast_shapes(&[&t.sizes, &mask.sizes])?)
+    if mask.dtype != DType::Bool {
+        return Err(Error::DType(format!(
+            "masked_scatter_ only supports boolean masks, but got mask with dtype {}",
+            mask.dtype.scalar_type_name()
+        )));
+    }
+    one(t.dtype, sizes)
 }
 
 fn masked_scatter_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {

@@ -119,7 +119,8 @@ pub(crate) fn broadcast_shapes(shapes: &[&[SymInt]]) -> Result<Vec<SymInt>> {
     let mut first: Vec<Option<usize>> = vec![None; nd]; // which operand set each dim
     for (k, s) in shapes.iter().enumerate() {
         let off = nd - s.len();
-        for (i, d) in s.iter().enumerate() {
+        // Last dim first, as PyTorch's infer_size: with several mismatches it names the last.
+        for (i, d) in s.iter().enumerate().rev() {
             let o = &mut out[off + i];
             if d.guard_is_one() {
                 continue;
