@@ -1523,6 +1523,145 @@ def misc_cases():
     K(op, "single_step_batch1")(rn(1, 1, I), [torch.zeros(1, 1, H), torch.zeros(1, 1, H)], params(), True, 1, 0.0, False, False, True)
 
 
+def indexing_cases():
+    op = A.gather.default
+    K(op, "dim0_f32")(rn(3, 4), 0, ri(0, 3, 2, 4))
+    K(op, "neg_dim_i64")(ri(-9, 9, 3, 5), -1, ri(0, 5, 3, 2))
+    K(op, "smaller_index_bf16")(rn(4, 3, dtype=bf16), 1, ri(0, 3, 2, 2))
+    K(op, "noncontig_self_and_index")(rn(4, 3).t(), 0, ri(0, 3, 2, 3).t())
+    K(op, "int32_index_bool")(rb(3, 3), 1, ri(0, 3, 3, 4, dtype=i32))
+    K(op, "0d")(tt(2.5), 0, tt(0, i64))
+    K(op, "empty_index")(rn(3, 4), 1, torch.zeros(0, 9, dtype=i64))
+    K(op, "3d_f16")(rn(2, 3, 4, dtype=f16), 1, ri(0, 3, 2, 5, 4))
+    K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([[5]], i64))
+    K(op, "rank_mismatch", err=True)(rn(3, 4), 0, tt([0, 1], i64))
+    K(op, "index_too_large", err=True)(rn(3, 4), 0, torch.zeros(2, 5, dtype=i64))
+    K(op, "float_index", err=True)(rn(3, 4), 0, tt([[0.0]]))
+
+    op = A.index_select.default
+    K(op, "dim0_f32")(rn(4, 3), 0, tt([3, 0, 0, 2], i64))
+    K(op, "neg_dim_int32_index")(ri(0, 99, 3, 4, dtype=i32), -1, tt([3, 1], i32))
+    K(op, "noncontig_f64")(rn(3, 5, dtype=f64).t(), 1, tt([2, 2], i64))
+    K(op, "0d_index_u8")(ri(0, 255, 2, 3, 2, dtype=u8), 1, tt(1, i64))
+    K(op, "empty_index_bool")(rb(3, 2), 0, torch.zeros(0, dtype=i64))
+    K(op, "0d_self")(tt(7.0), 0, tt([0], i64))
+    K(op, "zero_size_inner_dim")(torch.zeros(3, 2, 0), 0, tt([2, 0], i32))
+    K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([3], i64))
+    K(op, "negative_index", err=True)(rn(3, 4), 0, tt([-1], i64))
+    K(op, "2d_index", err=True)(rn(3, 4), 0, tt([[0]], i64))
+    K(op, "out_of_range_dim1_path", err=True)(rn(3, 4), -1, tt([4], i64))
+    K(op, "empty_self_zero_dim", err=True)(torch.zeros(2, 0), 1, tt([0], i64))
+
+    op = A.index.Tensor
+    x = torch.arange(24.0).view(2, 3, 4)
+    K(op, "single_dim0")(rn(4, 3), [tt([3, 0, -1], i64)])
+    K(op, "none_then_index")(ri(0, 9, 2, 3, 4), [None, tt([[2, 0], [1, 1]], i64)])
+    K(op, "adjacent_broadcast")(x, [None, tt([[0], [2]], i64), tt([1, 3, -4], i64)])
+    K(op, "non_adjacent")(x, [tt([1, 0], i64), None, tt([3, 2], i64)])
+    K(op, "non_adjacent_broadcast_bf16")(rn(2, 3, 4, dtype=bf16), [tt([[1], [0]], i64), None, tt([3, 2, 0], i64)])
+    K(op, "bool_mask_2d")(rn(3, 4), [rb(3, 4)])
+    K(op, "bool_mask_after_none")(x, [None, tt([True, False, True], b8), tt([0, 3], i64)])
+    K(op, "uint8_mask")(rn(3, 2, dtype=f64), [tt([1, 0, 1], u8)])
+    K(op, "int32_0d_index_noncontig")(rn(4, 3).t(), [tt(1, i32)])
+    K(op, "empty_index_int16")(ri(0, 9, 3, 2, dtype=i16), [torch.zeros(0, dtype=i64)])
+    K(op, "out_of_range", err=True)(rn(3, 4), [tt([3], i64)])
+    K(op, "neg_out_of_range", err=True)(rn(3, 4), [None, tt([-5], i64)])
+    K(op, "too_many", err=True)(rn(3, 4), [None, None, tt([0], i64)])
+    K(op, "mask_shape", err=True)(rn(3, 4), [None, tt([True, False], b8)])
+    K(op, "float_index", err=True)(rn(3, 4), [tt([0.0])])
+    K(op, "no_broadcast", err=True)(rn(3, 4), [tt([0, 1], i64), tt([0, 1, 2], i64)])
+    K(op, "size0_dim", err=True)(torch.zeros(0, 3), [tt([0], i64)])
+    K(op, "mask_past_last_dim", err=True)(rn(3, 4), [torch.ones(3, 4, dtype=b8), tt([0], i64)])
+
+    perm = lambda n, k: torch.randperm(n)[:k]  # noqa: E731
+    op = A.scatter.src
+    K(op, "dim0_f32")(rn(3, 4), 0, torch.stack([perm(3, 2) for _ in range(4)], 1), rn(2, 4))
+    K(op, "neg_dim_src_larger_i32")(ri(0, 9, 2, 5, dtype=i32), -1, torch.stack([perm(5, 3) for _ in range(2)]), ri(0, 9, 3, 4, dtype=i32))
+    K(op, "noncontig_f16")(rn(4, 3, dtype=f16).t(), 1, torch.stack([perm(4, 2) for _ in range(3)]).t().contiguous().t(), rn(3, 2, dtype=f16))
+    K(op, "int32_index_bool")(rb(2, 3), 1, tt([[2, 0], [1, 2]], i32), rb(2, 2))
+    K(op, "0d")(tt(1.0), 0, tt(0, i64), tt(5.0))
+    K(op, "empty_index")(rn(3, 4), 0, torch.zeros(0, 9, dtype=i64), rn(3, 4))
+    K(op, "out_of_range", err=True)(rn(3, 4), 0, tt([[7]], i64), rn(3, 4))
+    K(op, "src_dtype", err=True)(rn(3, 4), 0, tt([[0]], i64), rn(3, 4, dtype=f64))
+    K(op, "index_too_large", err=True)(rn(3, 4), 0, torch.zeros(4, 2, dtype=i64), rn(3, 4))
+    K(op, "empty_index_skips_checks")(rn(3, 4), 0, torch.zeros(0, dtype=i64), rn(3))
+    K(op, "src_fewer_dims", err=True)(rn(3, 4), 0, torch.zeros(1, 1, dtype=i64), rn(3))
+    op = A.scatter.value
+    K(op, "float_value")(rn(3, 4), 1, tt([[0, 3], [1, 2], [3, 3]], i64), -2.5)
+    K(op, "int_value_i64")(ri(0, 9, 3, 4), 0, tt([[2, 0, 1, 1]], i64), 7)
+    K(op, "value_to_u8_noncontig")(ri(0, 9, 4, 3, dtype=u8).t(), -1, tt([[0], [3], [1]], i64), 200)
+    K(op, "rank_mismatch", err=True)(rn(3, 4), 0, tt([0], i64), 1.0)
+    K(op, "index_too_large", err=True)(rn(3, 4), 0, torch.zeros(2, 5, dtype=i64), 1.0)
+    op = A.scatter_add.default
+    K(op, "dup_indices_f32")(rn(3, 4), 0, ri(0, 3, 5, 4), rn(5, 4))
+    K(op, "neg_dim_i64")(ri(-9, 9, 2, 3), -1, ri(0, 3, 2, 6), ri(-9, 9, 2, 7))
+    K(op, "f64_noncontig")(rn(4, 3, dtype=f64).t(), 1, ri(0, 4, 3, 5), rn(3, 5, dtype=f64))
+    K(op, "bool_or")(torch.zeros(3, dtype=b8), 0, tt([0, 0, 2], i64), tt([True, False, True], b8))
+    K(op, "int8_wraps")(tt([120, 0], i8), 0, tt([0, 0], i64), tt([5, 10], i8))
+    K(op, "src_dtype", err=True)(rn(3, 4), 0, tt([[0]], i64), rn(3, 4, dtype=f64))
+    op = A.scatter_reduce.two
+    for red in ("sum", "prod", "mean", "amax", "amin"):
+        K(op, f"{red}_include_self_f32")(rn(3, 4), 0, ri(0, 3, 5, 4), rn(5, 4), red)
+        K(op, f"{red}_exclude_self_i64")(ri(-20, 20, 6), 0, tt([0, 0, 2, 5, 2, 0, 5], i64), ri(-20, 20, 7), red, include_self=False)
+    K(op, "mean_int_floor")(tt([10, 7, 0], i64), 0, tt([0, 0, 1], i64), tt([1, 2, -2], i64), "mean")
+    K(op, "amax_nan_bf16")(tt([1.0, nan, 0.0], bf16), 0, tt([0, 1, 0], i64), tt([nan, 2.0, 3.0], bf16), "amax")
+    K(op, "bad_reduce", err=True)(rn(3), 0, tt([0], i64), rn(1), "foo")
+    K(op, "max_alias")(rn(3, 2), 0, ri(0, 3, 4, 2), rn(4, 2), "max")
+    K(op, "bool_mean", err=True)(torch.zeros(3, dtype=b8), 0, tt([0, 0], i64), tt([True, True], b8), "mean")
+
+    op = A.index_put.default
+    K(op, "rows_f32")(rn(4, 3), [tt([3, 0], i64)], rn(2, 3))
+    K(op, "broadcast_value_i32")(ri(0, 9, 3, 4, dtype=i32), [None, tt([1, -1], i64)], tt(5, i32))
+    K(op, "accumulate_dups")(rn(3, 4), [tt([0, 2, 0], i64), tt([1, 1, 1], i64)], rn(3), True)
+    K(op, "accumulate_i64_mask")(ri(0, 9, 3, 4), [rb(3, 4)], tt(100, i64), True)
+    K(op, "non_adjacent_f16")(rn(2, 3, 4, dtype=f16), [tt([1, 0], i64), None, tt([3, 2], i64)], rn(2, 3, dtype=f16))
+    K(op, "noncontig_self_bool")(rb(4, 3).t(), [tt([2, 0], i64)], tt([True, False, True, False], b8))
+    # one mask and a one-element value: PyTorch runs masked_fill (casts the value, ignores its shape)
+    K(op, "mask_one_element_value_casts")(rn(3, 2), [tt([True, False, True], b8)], tt([[2.5]], f64))
+    K(op, "mask_after_none_one_element_value")(ri(0, 9, 2, 3), [None, tt([False, True, True], b8)], tt(7, i64))
+    K(op, "mask_shape_one_element_value", err=True)(rn(3, 4), [tt([True, False], b8), rn(1)], tt(1.0))
+    K(op, "dtype_mismatch", err=True)(rn(3, 4), [tt([0], i64)], tt(1.0, f64))
+    K(op, "value_shape", err=True)(rn(3, 4), [tt([0, 1], i64)], rn(3))
+    K(op, "out_of_range", err=True)(rn(3, 4), [tt([0, 5], i64)], rn(4))
+    K(op, "out_of_range_second_index", err=True)(rn(2, 3, 4), [None, tt([0], i64), tt([9], i64)], tt(1.0))
+
+    op = A.select_scatter.default
+    K(op, "dim0_f32")(rn(3, 4), rn(4), 0, 1)
+    K(op, "neg_dim_neg_index_i64")(ri(0, 9, 2, 3, 4), ri(0, 9, 2, 3), -1, -1)
+    K(op, "src_cast_noncontig")(rn(4, 3).t(), rn(4, dtype=f64), 0, 2)
+    K(op, "1d_to_0d_bool")(rb(5), tt(True, b8), 0, 3)
+    K(op, "src_shape", err=True)(rn(3, 4), rn(3), 0, 0)
+    K(op, "index_out_of_range", err=True)(rn(3, 4), rn(4), 0, 3)
+    K(op, "index_out_of_range_neg_dim", err=True)(rn(3, 4), rn(3), -1, -5)
+    op = A.slice_scatter.default
+    K(op, "dim0_f32")(rn(4, 3), rn(2, 3), 0, 1, 3)
+    K(op, "step2_neg_dim_i32")(ri(0, 9, 3, 5, dtype=i32), ri(0, 9, 3, 3, dtype=i32), -1, None, None, 2)
+    K(op, "clamped_end_noncontig_bf16")(rn(5, 3, dtype=bf16).t(), rn(3, 2, dtype=bf16), 1, -2, 100)
+    K(op, "empty_slice")(rn(3, 2), torch.zeros(0, 2), 0, 2, 1)
+    K(op, "src_shape", err=True)(rn(3, 4), rn(3, 4), 0, 0, 2)
+
+    op = A.masked_scatter.default
+    K(op, "same_shape_f32")(rn(3, 4), rb(3, 4), rn(12))
+    K(op, "broadcast_mask_i64")(ri(0, 9, 3, 4), tt([True, False, True, False], b8), torch.arange(20))
+    K(op, "broadcast_self_f16")(rn(4, dtype=f16), rb(3, 4), rn(3, 4, dtype=f16))
+    K(op, "noncontig_bool")(rb(4, 3).t(), rb(3, 4), rb(2, 6))
+    K(op, "0d")(tt(1.0), tt(True, b8), tt([5.0, 6.0]))
+    K(op, "source_too_small", err=True)(rn(3, 4), torch.ones(3, 4, dtype=b8), rn(2))
+    K(op, "dtype_mismatch", err=True)(rn(3, 4), rb(3, 4), rn(12, dtype=f64))
+    K(op, "uint8_mask", err=True)(rn(3, 4), torch.ones(3, 4, dtype=u8), rn(12))
+    K(op, "no_broadcast", err=True)(rn(2, 3), torch.ones(2, 2, dtype=b8), rn(6))
+
+    op = A.diagonal.default
+    K(op, "main_f32")(rn(3, 4))
+    K(op, "offset_pos_i64")(ri(0, 9, 3, 4), 2)
+    K(op, "offset_neg_3d")(rn(2, 4, 3), -1, 1, 2)
+    K(op, "neg_dims_swapped_f16")(rn(3, 2, 4, dtype=f16), 0, -1, 0)
+    K(op, "noncontig_bool")(rb(4, 5).t(), 1)
+    K(op, "offset_past_end")(rn(3, 3), 5)
+    K(op, "same_dims", err=True)(rn(3, 4), 0, -2, 0)
+    K(op, "1d", err=True)(rn(3), 0, 0, 1)
+
+
 # ---------------------------------------------------------------- main
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
@@ -1530,9 +1669,10 @@ def main():
         if f.endswith(".npy") or f == "cases.json":
             os.remove(os.path.join(OUT_DIR, f))
 
-    for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases, norm_cases,
-               pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases,
-               factory_cases, compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases, norm_resample_cases, sort_cases, misc_cases):
+    for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases,
+               norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
+               compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
+               norm_resample_cases, sort_cases, indexing_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -154,7 +154,12 @@ impl OpDef {
                 self.name
             )));
         }
-        let outs = self.meta_of(args)?;
+        let outs = match self.meta_of(args) {
+            // Sizes that depend on the data (boolean-mask indexing): the meta validated what it could,
+            // and the kernel sizes its own outputs.
+            Err(Error::DataDependent(_)) if matches!(self.kernel, Some(Kernel::Alloc(_))) => vec![],
+            r => r?,
+        };
         // Refuse absurd outputs before a kernel allocates them.
         for o in &outs {
             let metas: &[TensorMeta] = match o {

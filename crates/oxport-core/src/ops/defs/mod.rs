@@ -11,6 +11,7 @@ use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
 mod factory;
 mod fill_pad;
+mod indexing;
 mod linalg;
 mod math;
 mod nn;
@@ -31,6 +32,7 @@ pub(super) fn register_all(r: &mut Builder) {
     factory::register(r);
     sort::register(r);
     fill_pad::register(r);
+    indexing::register(r);
 }
 
 /// Output list with one tensor meta.
@@ -125,7 +127,8 @@ pub(crate) fn broadcast_shapes(shapes: &[&[SymInt]]) -> Result<Vec<SymInt>> {
     let mut first: Vec<Option<usize>> = vec![None; nd]; // which operand set each dim
     for (k, s) in shapes.iter().enumerate() {
         let off = nd - s.len();
-        for (i, d) in s.iter().enumerate() {
+        // Last dim first, as PyTorch's infer_size: with several mismatches it names the last.
+        for (i, d) in s.iter().enumerate().rev() {
             let o = &mut out[off + i];
             if d.guard_is_one() {
                 continue;
