@@ -1476,6 +1476,38 @@ def sort_cases():
     K(op, "k_too_big", err=True)(rn(3), 4)
 
 
+def random_and_more_cases():
+    """Random ops (errors only: values come from oxport's own generator), _native_batch_norm_legit,
+    nonzero, atan2.out."""
+    K(A.rand.default, "negative", err=True)([-1, 2])
+    K(A.rand.default, "int_dtype", err=True)([2], dtype=i64)
+    K(A.randn.default, "int_dtype", err=True)([2], dtype=i64)
+    K(A.randperm.default, "negative", err=True)(-1)
+    K(A.randperm.default, "bool", err=True)(3, dtype=b8)
+    K(A.randperm.default, "zero")(0)
+    K(A.native_dropout.default, "eval")(rn(3, 4), 0.5, False)
+    K(A.native_dropout.default, "p_one_train")(rn(3, 4), 1.0, True)
+    K(A.native_dropout.default, "p_zero_train")(rn(3, 4), 0.0, True)
+    K(A.native_dropout.default, "bad_p", err=True)(rn(3), 1.5, True)
+    op = A._native_batch_norm_legit.default
+    K(op, "train_updates_stats", tol=(1e-4, 1e-5))(rn(4, 3, 5), rn(3), rn(3), torch.zeros(3), torch.ones(3), True, 0.1, 1e-5)
+    K(op, "eval")(rn(4, 3, 5), rn(3), rn(3), rn(3), rpos(3), False, 0.1, 1e-5)
+    K(op, "train_no_affine_4d", tol=(1e-4, 1e-5))(rn(2, 3, 4, 4), None, None, rn(3), rpos(3), True, 0.3, 1e-3)
+    op = A._native_batch_norm_legit.no_stats
+    K(op, "train", tol=(1e-4, 1e-5))(rn(4, 3, 5), rn(3), None, True, 0.1, 1e-5)
+    K(op, "eval", err=True)(rn(4, 3, 5), None, None, False, 0.1, 1e-5)
+    op = A.nonzero.default
+    K(op, "2d")(tt([[0.0, 1.5, 0.0], [nan, 0.0, -2.0]]))
+    K(op, "int_3d")(ri(0, 2, 2, 3, 2))
+    K(op, "bool")(rb(7))
+    K(op, "none")(torch.zeros(2, 3))
+    K(op, "0d")(tt(3.0))
+    K(op, "noncontig")(ri(0, 2, 4, 3).t())
+    op = A.atan2.out
+    K(op, "into_out")(rn(3, 4), rn(4), out=torch.zeros(3, 4))
+    K(op, "int_into_float_out")(ri(-3, 4, 5), ri(-3, 4, 5), out=torch.zeros(5))
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1672,7 +1704,7 @@ def main():
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases,
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
-               norm_resample_cases, sort_cases, indexing_cases, misc_cases):
+               norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -51,6 +51,29 @@ impl DType {
     pub fn from_code(code: i64) -> Option<DType> {
         ALL_DTYPES.iter().copied().find(|d| d.code() as i64 == code)
     }
+    /// The dtype for a `c10::ScalarType` code, as schema defaults write them (`ScalarType? dtype=4` is
+    /// `torch.long`); these differ from the serialized codes of [`DType::code`].
+    ///
+    /// ```
+    /// use oxport_core::DType;
+    /// assert_eq!(DType::from_c10_code(4), Some(DType::I64));
+    /// assert_eq!(DType::from_c10_code(6), Some(DType::F32));
+    /// ```
+    pub fn from_c10_code(code: i64) -> Option<DType> {
+        Some(match code {
+            0 => DType::U8,
+            1 => DType::I8,
+            2 => DType::I16,
+            3 => DType::I32,
+            4 => DType::I64,
+            5 => DType::F16,
+            6 => DType::F32,
+            7 => DType::F64,
+            11 => DType::Bool,
+            15 => DType::BF16,
+            _ => return None,
+        })
+    }
     /// Bytes per element.
     pub fn itemsize(self) -> usize {
         match self {

@@ -65,10 +65,9 @@ fn compare(got: &Value, expected: &Tensor) -> Option<String> {
 }
 
 /// Programs that do not run yet, and why (the test fails if one of them starts passing: update the list).
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    // Its output is randn's: no generator reproduces PyTorch's stream, so it cannot match.
-    ("db_tensor_setattr.train", "aten.randn (random output)"),
-];
+/// Programs expected to fail, with the reason (none today: db_tensor_setattr's dead `randn` runs since
+/// aten.randn joined the registry).
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 #[test]
 fn every_fixture_program_runs_and_matches_pytorch() {

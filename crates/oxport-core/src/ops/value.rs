@@ -249,7 +249,8 @@ pub fn default_to_value<T>(d: &DefaultValue, arg: &SchemaArg) -> Value<T> {
             (_, Some(_)) => Value::Ints(vec![SymInt::Int(*i); list_len.unwrap_or(1)]),
             (BaseType::Float, None) => Value::Float(*i as f64),
             (BaseType::Scalar, None) => Value::Scalar(Scalar::Int(*i)),
-            (BaseType::ScalarType, None) => DType::from_code(*i)
+            // Schema defaults are c10 codes (`dtype=4` is torch.long).
+            (BaseType::ScalarType, None) => DType::from_c10_code(*i)
                 .map(Value::ScalarType)
                 .unwrap_or(Value::None),
             // c10::MemoryFormat: 0 = Contiguous, 1 = Preserve, 2 = ChannelsLast, 3 = ChannelsLast3d.

@@ -8,7 +8,7 @@ mod element;
 pub mod kernels;
 pub mod npy;
 pub mod npy_format;
-mod random;
+pub(crate) mod random;
 pub mod strided;
 
 pub use element::{cast_element, Buffer, Element};

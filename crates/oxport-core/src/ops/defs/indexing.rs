@@ -8,6 +8,8 @@ use crate::tensor::kernels::elementwise::broadcast_strides;
 use crate::tensor::{contiguous_strides, strided, Element};
 
 pub(super) fn register(r: &mut Builder) {
+    // Its output size depends on the data: the meta says so and the kernel sizes its own output.
+    r.op("aten.nonzero.default", meta_nonzero, nonzero);
     r.out_op("aten.gather.default", meta_gather, gather_kernel);
     r.out_op(
         "aten.index_select.default",
@@ -1157,6 +1159,37 @@ fn diagonal_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<V
         &concrete_usizes(&m.strides)?,
         off as usize,
     )?)
+}
+
+fn meta_nonzero(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    meta_self(a)?;
+    Err(Error::DataDependent(
+        "aten.nonzero: the number of nonzero elements depends on the data".into(),
+    ))
+}
+
+/// The indices of the nonzero elements, one row per element in row-major order (int64 `[n, ndim]`).
+fn nonzero(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let t = a.tensor("self")?;
+    let sizes = t.sizes_untraced().to_vec();
+    let nd = sizes.len();
+    let flags: Vec<bool> = crate::dispatch_dtype!(t.dtype(), T => t.to_vec::<T>()?.into_iter().map(|x| x.is_nonzero()).collect());
+    let mut rows = vec![];
+    let mut count = 0usize;
+    for (flat, &nz) in flags.iter().enumerate() {
+        if !nz {
+            continue;
+        }
+        count += 1;
+        let mut rem = flat;
+        let mut idx = vec![0i64; nd];
+        for d in (0..nd).rev() {
+            idx[d] = (rem % sizes[d].max(1)) as i64;
+            rem /= sizes[d].max(1);
+        }
+        rows.extend(idx);
+    }
+    out1(Tensor::from_vec(rows, &[count, nd])?)
 }
 
 #[cfg(test)]

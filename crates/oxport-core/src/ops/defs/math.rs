@@ -102,6 +102,23 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.atan2.default", meta_binary_float, |a, o| {
         binary_by_class(a, o, f64::atan2, |_, _| Ok(0), |_, _| false)
     });
+    // The out= form: computed like atan2, written into `out` (which must already have the result's shape).
+    r.op("aten.atan2.out", meta_binary_float, |a, o| {
+        let r = binary_by_class(a, o, f64::atan2, |_, _| Ok(0), |_, _| false)?;
+        let out = a.tensor("out")?;
+        let Some(Value::Tensor(t)) = r.first() else {
+            return Err(Error::value("atan2 returned no tensor"));
+        };
+        if out.sizes_untraced() != t.sizes_untraced() {
+            return Err(Error::shape(format!(
+                "atan2.out: out has shape {} but the result has shape {} (oxport does not resize out=)",
+                fmt_shape(out.sizes_untraced()),
+                fmt_shape(t.sizes_untraced())
+            )));
+        }
+        out.assign_untraced(t)?;
+        out1(out.clone())
+    });
     for name in ["aten.fmod.Tensor", "aten.fmod.Scalar"] {
         r.op(
             name,

@@ -17,6 +17,7 @@ mod math;
 mod nn;
 mod norm_resample;
 mod pointwise;
+mod random;
 mod reduce;
 mod shape;
 mod sort;
@@ -30,6 +31,7 @@ pub(super) fn register_all(r: &mut Builder) {
     nn::register(r);
     norm_resample::register(r);
     factory::register(r);
+    random::register(r);
     sort::register(r);
     fill_pad::register(r);
     indexing::register(r);

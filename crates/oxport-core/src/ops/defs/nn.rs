@@ -39,6 +39,12 @@ pub(super) fn register(r: &mut Builder) {
         meta_batch_norm,
         batch_norm,
     );
+    for name in [
+        "aten._native_batch_norm_legit.default",
+        "aten._native_batch_norm_legit.no_stats",
+    ] {
+        r.op(name, meta_batch_norm, batch_norm_legit);
+    }
     r.op(
         "aten._native_batch_norm_legit_functional.default",
         meta_batch_norm_functional,
@@ -590,6 +596,15 @@ fn adaptive_avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec
 
 // ---- normalisation -----------------------------------------------------------------------------------
 
+/// An optional tensor argument that some overloads do not have (`_native_batch_norm_legit.no_stats` has
+/// no running statistics).
+fn opt_tensor_arg<'a, T>(a: &'a Args<T>, name: &str) -> Result<Option<&'a T>> {
+    if a.schema.arg_index(name).is_none() {
+        return Ok(None);
+    }
+    a.opt_tensor(name)
+}
+
 fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     require_float("batch_norm", x)?;
@@ -601,7 +616,7 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     let c = &x.sizes[1];
     for name in ["running_mean", "running_var", "weight", "bias"] {
-        if let Some(t) = a.opt_tensor(name)? {
+        if let Some(t) = opt_tensor_arg(a, name)? {
             if t.dim() != 1 || !t.sizes[0].guard_eq(c) {
                 return Err(Error::shape(
                     format!("running_mean should contain {c} elements not {}", t.numel())
@@ -612,21 +627,32 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
     if !training
-        && (a.opt_tensor("running_mean")?.is_none() || a.opt_tensor("running_var")?.is_none())
+        && (opt_tensor_arg(a, "running_mean")?.is_none()
+            || opt_tensor_arg(a, "running_var")?.is_none())
     {
         return Err(Error::value(
-            "running_mean and running_var must be defined in evaluation mode",
+            if a.schema.name == "aten::_native_batch_norm_legit" {
+                "running_mean must be defined in evaluation mode"
+            } else {
+                "running_mean and running_var must be defined in evaluation mode"
+            },
         ));
     }
     let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
     if a.schema.name == "aten::batch_norm" {
         return Ok(vec![Value::Tensor(out)]);
     }
-    let empty = TensorMeta::contiguous(x.dtype, vec![SymInt::Int(0)]);
+    // `_native_batch_norm_legit` saves the batch mean and inverse std in training, nothing in eval.
+    let saved = if training && a.schema.name == "aten::_native_batch_norm_legit" {
+        vec![c.clone()]
+    } else {
+        vec![SymInt::Int(0)]
+    };
+    let saved = TensorMeta::contiguous(x.dtype, saved);
     Ok(vec![
         Value::Tensor(out),
-        Value::Tensor(empty.clone()),
-        Value::Tensor(empty),
+        Value::Tensor(saved.clone()),
+        Value::Tensor(saved),
     ])
 }
 
@@ -716,6 +742,30 @@ fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result
     Ok(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
 }
 
+/// `_native_batch_norm_legit` (with running statistics updated in place in training, or without any):
+/// the output, then the batch mean and inverse std in training (empty in eval).
+fn batch_norm_legit(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    let (y, mean, var) = batch_norm_compute(a)?;
+    let dt = y.dtype();
+    let (save_mean, save_rstd) = if a.bool("training")? {
+        let c = mean.len();
+        let eps = a.float("eps")?;
+        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        (
+            as_dtype(&Tensor::from_vec(mean, &[c])?, dt),
+            as_dtype(&Tensor::from_vec(rstd, &[c])?, dt),
+        )
+    } else {
+        let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
+        (empty.clone(), empty)
+    };
+    Ok(vec![
+        Value::Tensor(y),
+        Value::Tensor(save_mean),
+        Value::Tensor(save_rstd),
+    ])
+}
+
 fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let (y, _, _) = batch_norm_compute(a)?;
     if outs.len() == 1 {
@@ -738,7 +788,7 @@ fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> 
     let eps = a.float("eps")?;
     let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
     let vec_or = |name: &str, d: f64| -> Result<Vec<f64>> {
-        Ok(match a.opt_tensor(name)? {
+        Ok(match opt_tensor_arg(a, name)? {
             Some(t) => as_dtype(t, DType::F64).to_vec::<f64>()?,
             None => vec![d; c],
         })
@@ -764,8 +814,10 @@ fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> 
             })
             .collect();
         let mom = a.float("momentum")?;
-        if let (Some(rm), Some(rv)) = (a.opt_tensor("running_mean")?, a.opt_tensor("running_var")?)
-        {
+        if let (Some(rm), Some(rv)) = (
+            opt_tensor_arg(a, "running_mean")?,
+            opt_tensor_arg(a, "running_var")?,
+        ) {
             let old_m = as_dtype(rm, DType::F64).to_vec::<f64>()?;
             let old_v = as_dtype(rv, DType::F64).to_vec::<f64>()?;
             let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
