@@ -1503,6 +1503,15 @@ def random_and_more_cases():
     K(op, "none")(torch.zeros(2, 3))
     K(op, "0d")(tt(3.0))
     K(op, "noncontig")(ri(0, 2, 4, 3).t())
+    op = A.to.device
+    K(op, "to_f64")(rn(3, 4), "cpu", f64)
+    K(op, "same_no_copy")(rn(3, 4), "cpu", f32)
+    K(op, "same_copy")(rn(3, 4), "cpu", f32, False, True)
+    K(op, "float_to_int")(rn(5) * 5, "cpu", i64)
+    op = A.to.dtype_layout
+    K(op, "dtype")(rn(3, 4), dtype=f16)
+    K(op, "device_only")(rn(3), device="cpu")
+    K(op, "noncontig_copy")(rn(4, 3).t(), dtype=f32, copy=True)
     op = A.atan2.out
     K(op, "into_out")(rn(3, 4), rn(4), out=torch.zeros(3, 4))
     K(op, "int_into_float_out")(ri(-3, 4, 5), ri(-3, 4, 5), out=torch.zeros(5))

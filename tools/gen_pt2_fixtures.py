@@ -231,6 +231,18 @@ class GroupNormUpsample(nn.Module):
         return a, b, c
 
 
+class ToConversions(nn.Module):
+    """Tensor.to in its forms: to.device, to.dtype_layout, to.dtype, with and without copies."""
+
+    def forward(self, x, y):
+        a = x.to("cpu", torch.float64)
+        b = x.to(device="cpu", copy=True)
+        c = x.to(y)
+        d = x.to(torch.float32, copy=True)
+        e = x.to(memory_format=torch.contiguous_format, dtype=torch.float16)
+        return a, b, c, d, e
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -267,6 +279,7 @@ def own_cases():
     yield "tied_and_views", lambda: mk(TiedAndViews(), (torch.tensor([[1, 2, 3], [4, 5, 9]]),))
     yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
     yield "groupnorm_upsample", lambda: mk(GroupNormUpsample(), (torch.randn(2, 4, 4, 6),))
+    yield "to_conversions", lambda: mk(ToConversions(), (torch.randn(2, 3) * 5, torch.zeros(2, dtype=torch.int64)))
     yield "new_factories", lambda: mk(NewFactories(), (torch.randn(2, 3),))
     yield "floats_and_annotations", lambda: mk(FloatsAndAnnotations(), (torch.randn(2, 3),), strict=True)
 

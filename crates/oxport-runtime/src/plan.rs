@@ -236,7 +236,8 @@ pub fn argument_value<T>(
             MemoryFormat::PreserveFormat => CoreMemoryFormat::PreserveFormat,
             MemoryFormat::Unknown => return Err("unknown memory format".into()),
         }),
-        Argument::AsDevice(d) if d.type_ == "cpu" => V::Device("cpu".into()),
+        // oxport computes on the CPU: a program exported on CUDA (or any device) runs here as is.
+        Argument::AsDevice(_) => V::Device("cpu".into()),
         other => {
             return Err(format!(
                 "argument {other:?} is not supported by the runtime"

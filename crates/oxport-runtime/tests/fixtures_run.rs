@@ -137,3 +137,43 @@ fn every_fixture_program_runs_and_matches_pytorch() {
         failures.join("\n")
     );
 }
+
+/// A program exported on CUDA runs on the CPU: the same program with every tensor's device and every
+/// device argument set to `cuda:0` gives the CPU program's outputs.
+#[test]
+fn a_program_exported_on_cuda_runs_on_the_cpu() {
+    use oxport_ir::schema::{Argument, Device};
+    for form in ["train", "core"] {
+        let base = format!("to_conversions.{form}");
+        let mut ep = oxport_ir::pt2::load(dir().join(format!("{base}.pt2"))).unwrap();
+        let cuda = Device {
+            type_: "cuda".into(),
+            index: Some(0),
+        };
+        let g = &mut ep.graph_module.graph;
+        let mut devices = 0;
+        for (_, m) in g.tensor_values.iter_mut() {
+            m.device = cuda.clone();
+            devices += 1;
+        }
+        for n in &mut g.nodes {
+            for a in &mut n.inputs {
+                if let Argument::AsDevice(d) = &mut a.arg {
+                    *d = cuda.clone();
+                    devices += 1;
+                }
+            }
+        }
+        assert!(devices > 5, "{base}: the program has devices to rewrite");
+        let m = Module::new(&ep).unwrap();
+        let x = Tensor::read_npy(dir().join(format!("{base}.in_0.npy"))).unwrap();
+        let y = Tensor::read_npy(dir().join(format!("{base}.in_1.npy"))).unwrap();
+        let outs = m
+            .call_flat(vec![Value::Tensor(x), Value::Tensor(y)])
+            .unwrap();
+        for (j, o) in outs.iter().enumerate() {
+            let expected = Tensor::read_npy(dir().join(format!("{base}.out_{j}.npy"))).unwrap();
+            assert_eq!(compare(o, &expected), None, "{base} output {j}");
+        }
+    }
+}

@@ -416,6 +416,60 @@ pub(crate) fn new_full(a: &Args<Tensor>) -> Result<Decomposed> {
     full_of(a, arg(a, "fill_value")?, input(a)?.dtype())
 }
 
+/// `Tensor.to(...)` as PyTorch's `to_impl` decomposes it: the input itself when dtype, layout and device
+/// do not change and no copy is asked, else `_to_copy` with the given keywords (in schema order).
+fn to_copy_of(a: &Args<Tensor>, keywords: &[&str]) -> Result<Decomposed> {
+    let t = input(a)?;
+    let dtype = a.opt_dtype("dtype")?;
+    let same_dtype = dtype.is_none_or(|d| d == t.dtype());
+    let device_is_cpu = match a.schema.arg_index("device").map(|_| arg(a, "device")) {
+        Some(Ok(Value::Device(d))) => d == "cpu",
+        _ => true,
+    };
+    if same_dtype && device_is_cpu && !a.bool("copy")? {
+        return Ok(Decomposed::from(t));
+    }
+    let mut kwargs = vec![];
+    for &k in keywords {
+        match arg(a, k)? {
+            Value::None => {}
+            Value::Bool(false) if k == "non_blocking" => {}
+            v => kwargs.push((k.to_string(), v)),
+        }
+    }
+    call_kw(
+        op_def!("aten._to_copy.default")?,
+        vec![Value::Tensor(t)],
+        kwargs,
+    )
+    .map(Decomposed::from)
+}
+
+/// `to.dtype` -> the input, or `_to_copy(dtype=...)`.
+pub(crate) fn to_dtype(a: &Args<Tensor>) -> Result<Decomposed> {
+    to_copy_of(a, &["dtype", "non_blocking", "memory_format"])
+}
+
+/// `to.device` -> the input, or `_to_copy(dtype=..., device=...)`.
+pub(crate) fn to_device(a: &Args<Tensor>) -> Result<Decomposed> {
+    to_copy_of(a, &["dtype", "device", "non_blocking", "memory_format"])
+}
+
+/// `to.dtype_layout` -> the input, or `_to_copy(dtype=..., layout=..., device=..., pin_memory=...)`.
+pub(crate) fn to_dtype_layout(a: &Args<Tensor>) -> Result<Decomposed> {
+    to_copy_of(
+        a,
+        &[
+            "dtype",
+            "layout",
+            "device",
+            "pin_memory",
+            "non_blocking",
+            "memory_format",
+        ],
+    )
+}
+
 /// `sum.default` -> `sum.dim_IntList` over no dims.
 pub(crate) fn sum(a: &Args<Tensor>) -> Result<Decomposed> {
     let mut kw = vec![];

@@ -2,7 +2,7 @@
 //! line is the single declaration of an op; `tools/gen_schemas.py` reads these names to generate the
 //! schema table.
 use super::decompositions;
-use super::registry::Builder;
+use super::registry::{Builder, DecompFn};
 use super::value::{concrete_usizes, Args, Operand, TensorMeta, Value};
 use crate::dtype::{DType, ResultTypeState};
 use crate::error::{Error, Result};

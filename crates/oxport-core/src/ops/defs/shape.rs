@@ -64,15 +64,24 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten._to_copy.default", meta_to_copy, |a, o| {
         out1(a.tensor("self")?.cast_untraced(out_dtype(o, 0)?))
     });
-    r.op("aten.to.dtype", meta_to_dtype, |a, o| {
-        let t = a.tensor("self")?;
-        let dt = out_dtype(o, 0)?;
-        out1(if dt == t.dtype() && !a.bool("copy")? {
-            t.clone()
-        } else {
-            t.cast_untraced(dt)
+    // `Tensor.to(...)`: the tensor itself when nothing changes (and no copy is asked), else a converted
+    // copy. Every device is the CPU here (programs exported on CUDA run on the CPU).
+    for (name, d) in [
+        ("aten.to.dtype", decompositions::to_dtype as DecompFn),
+        ("aten.to.device", decompositions::to_device),
+        ("aten.to.dtype_layout", decompositions::to_dtype_layout),
+    ] {
+        r.op(name, meta_to_dtype, |a, o| {
+            let t = a.tensor("self")?;
+            let dt = out_dtype(o, 0)?;
+            out1(if dt == t.dtype() && !a.bool("copy")? {
+                t.clone()
+            } else {
+                t.cast_untraced(dt)
+            })
         })
-    });
+        .decomposition(d);
+    }
     r.op("aten.copy_.default", meta_copy_, |a, _| {
         let (dst, src) = (a.tensor("self")?, a.tensor("src")?);
         let st = crate::tensor::kernels::elementwise::broadcast_strides(src, dst.sizes());
