@@ -334,6 +334,8 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         (BaseType::ScalarType, false, Value::ScalarType(d)) => Value::ScalarType(d),
         (BaseType::Layout, false, v @ Value::Layout(_)) => v,
         (BaseType::Device, false, v @ Value::Device(_)) => v,
+        // A device named by a string (`"cpu"`, `"cuda:0"`), as Python callers pass it.
+        (BaseType::Device, false, Value::Str(s)) => Value::Device(s),
         (BaseType::MemoryFormat, false, v @ Value::MemoryFormat(_)) => v,
         (_, _, v) => return Err(bad(&v)),
     })
