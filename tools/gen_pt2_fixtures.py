@@ -243,6 +243,21 @@ class ToConversions(nn.Module):
         return a, b, c, d, e
 
 
+class SymInts(nn.Module):
+    """Symbolic ints where ints and numbers go: arange(s), full((s, 4)), new_zeros(s), view(s * 4, -1),
+    a slice bound s - 1, and x / s (a Scalar computed from a size)."""
+
+    def forward(self, x):
+        s = x.shape[1]
+        pos = torch.arange(s)
+        twos = torch.full((s, 4), 2.0)
+        z = x.new_zeros(s)
+        v = twos.view(s * 4, -1)
+        head = x[:, : s - 1]
+        scaled = x / s
+        return pos, twos, z, v, head, scaled
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -280,6 +295,12 @@ def own_cases():
     yield "builtin_names", lambda: mk(BuiltinNames(), (torch.randn(2, 3), torch.randn(2, 3)))
     yield "groupnorm_upsample", lambda: mk(GroupNormUpsample(), (torch.randn(2, 4, 4, 6),))
     yield "to_conversions", lambda: mk(ToConversions(), (torch.randn(2, 3) * 5, torch.zeros(2, dtype=torch.int64)))
+    def sym_ints(seq):
+        return lambda: mk(SymInts(), (torch.randn(2, seq),),
+                          dynamic_shapes={"x": {1: Dim("seq", min=3, max=64)}})
+    yield "sym_ints", sym_ints(6)
+    # The same program traced at another example size: its inputs and outputs check sym_ints at seq 9.
+    yield "sym_ints_seq9", sym_ints(9)
     yield "new_factories", lambda: mk(NewFactories(), (torch.randn(2, 3),))
     yield "floats_and_annotations", lambda: mk(FloatsAndAnnotations(), (torch.randn(2, 3),), strict=True)
 

@@ -518,9 +518,6 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
             positional.push(v);
         }
     }
-    let args = Args::bind(&def.schema, positional, kwargs)
-        .map_err(|e| unsupported(node, e.to_string()))?;
-    let mut int_patches = vec![];
     let slot_of = |s: &SymInt| -> Option<Slot> {
         match s {
             SymInt::Sym(e) => match &**e {
@@ -532,6 +529,27 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
             SymInt::Int(_) => None,
         }
     };
+    // A symbolic int passed for a Scalar or float parameter (`arange(s0)`, `full(.., s0 * 2)`, a scale
+    // computed from sizes): binding turns it into a number, so note which argument it fed first.
+    let mut scalar_slots: Vec<(usize, Slot)> = vec![];
+    for (pi, v) in positional.iter().enumerate() {
+        if let V::Int(s) = v {
+            scalar_slots.extend(slot_of(s).map(|slot| (pi, slot)));
+        }
+    }
+    for (name, v) in &kwargs {
+        if let (V::Int(s), Some(ai)) = (v, def.schema.arg_index(name)) {
+            scalar_slots.extend(slot_of(s).map(|slot| (ai, slot)));
+        }
+    }
+    let args = Args::bind(&def.schema, positional, kwargs)
+        .map_err(|e| unsupported(node, e.to_string()))?;
+    let mut int_patches = vec![];
+    for &(ai, slot) in &scalar_slots {
+        if matches!(args.values.get(ai), Some(V::Scalar(_) | V::Float(_))) {
+            int_patches.push((ai, None, slot));
+        }
+    }
     for (ai, v) in args.values.iter().enumerate() {
         match v {
             V::Int(s) => int_patches.extend(slot_of(s).map(|slot| (ai, None, slot))),
@@ -848,6 +866,8 @@ impl GraphPlan {
                     match (&mut values[ai], j) {
                         (V::Int(x), None) => *x = SymInt::Int(n),
                         (V::Ints(xs), Some(j)) => xs[j] = SymInt::Int(n),
+                        (V::Scalar(x), None) => *x = oxport_core::Scalar::Int(n),
+                        (V::Float(x), None) => *x = n as f64,
                         _ => {}
                     }
                 }

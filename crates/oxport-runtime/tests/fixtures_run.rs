@@ -177,3 +177,23 @@ fn a_program_exported_on_cuda_runs_on_the_cpu() {
         }
     }
 }
+
+/// Symbolic ints where ints and numbers go (`arange(s)`, `full((s, 4))`, `new_zeros(s)`, `view(s * 4,
+/// -1)`, a slice bound `s - 1`, `x / s`): the program traced at seq 6 gives, at seq 9, what PyTorch's
+/// program traced at seq 9 gives (both forms).
+#[test]
+fn symbolic_ints_reach_scalar_and_list_arguments_at_every_size() {
+    for form in ["train", "core"] {
+        let ep = oxport_ir::pt2::load(dir().join(format!("sym_ints.{form}.pt2"))).unwrap();
+        let m = Module::new(&ep).unwrap();
+        for base in [format!("sym_ints.{form}"), format!("sym_ints_seq9.{form}")] {
+            let x = Tensor::read_npy(dir().join(format!("{base}.in_0.npy"))).unwrap();
+            let outs = m.call_flat(vec![Value::Tensor(x)]).unwrap();
+            assert_eq!(outs.len(), 6);
+            for (j, o) in outs.iter().enumerate() {
+                let expected = Tensor::read_npy(dir().join(format!("{base}.out_{j}.npy"))).unwrap();
+                assert_eq!(compare(o, &expected), None, "{base} output {j}");
+            }
+        }
+    }
+}
