@@ -1517,6 +1517,26 @@ def random_and_more_cases():
     K(op, "int_into_float_out")(ri(-3, 4, 5), ri(-3, 4, 5), out=torch.zeros(5))
 
 
+def conv_transpose_cases():
+    """conv_transpose1d/2d and convolution(transposed=True)."""
+    T = dict(tol=(1e-4, 1e-5))
+    op = A.conv_transpose2d.input
+    K(op, "k2s2", **T)(rn(1, 4, 3, 3), rn(4, 2, 2, 2), rn(2), [2, 2])
+    K(op, "k3_pad_outpad", **T)(rn(2, 3, 4, 5), rn(3, 2, 3, 3), None, [2, 2], [1, 1], [1, 1])
+    K(op, "groups_dilation", **T)(rn(1, 4, 4, 4), rn(4, 3, 3, 3), rn(6), [1, 1], [1, 1], [0, 0], 2, [2, 1])
+    K(op, "unbatched", **T)(rn(2, 3, 3), rn(2, 3, 2, 2))
+    K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), rn(2, 2, 3, 3, dtype=f64), None, [2, 1], [1, 0])
+    K(op, "noncontig", **T)(rn(1, 3, 5, 4).transpose(2, 3), rn(3, 2, 2, 3))
+    K(op, "bad_channels", err=True)(rn(1, 3, 4, 4), rn(2, 2, 3, 3))
+    K(op, "bad_output_padding", err=True)(rn(1, 2, 4, 4), rn(2, 2, 3, 3), None, [1, 1], [0, 0], [1, 1])
+    op = A.conv_transpose1d.default
+    K(op, "basic", **T)(rn(2, 3, 6), rn(3, 4, 3), rn(4), [2], [1], [1])
+    K(op, "groups", **T)(rn(1, 4, 5), rn(4, 1, 2), None, [1], [0], [0], 2)
+    op = A.convolution.default
+    K(op, "transposed_2d", **T)(rn(1, 4, 3, 3), rn(4, 2, 2, 2), rn(2), [2, 2], [0, 0], [1, 1], True, [0, 0], 1)
+    K(op, "transposed_1d", **T)(rn(2, 2, 5), rn(2, 3, 3), None, [2], [1], [1], True, [1], 1)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1713,7 +1733,8 @@ def main():
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases,
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
-               norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases, misc_cases):
+               norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
+               conv_transpose_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -87,6 +87,25 @@ pub(crate) fn conv2d(a: &Args<Tensor>) -> Result<Decomposed> {
     convolution(a, 2)
 }
 
+/// `conv_transpose1d/2d` -> `convolution(.., transposed=True, output_padding, groups)`.
+pub(crate) fn conv_transpose(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(
+        op_def!("aten.convolution.default")?,
+        vec![
+            arg(a, "input")?,
+            arg(a, "weight")?,
+            arg(a, "bias")?,
+            arg(a, "stride")?,
+            arg(a, "padding")?,
+            arg(a, "dilation")?,
+            Value::Bool(true),
+            arg(a, "output_padding")?,
+            arg(a, "groups")?,
+        ],
+    )
+    .map(Decomposed::from)
+}
+
 /// `batch_norm` -> `_native_batch_norm_legit_no_training`, or in training mode the functional form,
 /// whose new running statistics are mutations of those buffers.
 pub(crate) fn batch_norm(a: &Args<Tensor>) -> Result<Decomposed> {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
+mod conv_transpose;
 mod factory;
 mod fill_pad;
 mod indexing;
@@ -29,6 +30,7 @@ pub(super) fn register_all(r: &mut Builder) {
     linalg::register(r);
     math::register(r);
     nn::register(r);
+    conv_transpose::register(r);
     norm_resample::register(r);
     factory::register(r);
     random::register(r);

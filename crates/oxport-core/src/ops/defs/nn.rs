@@ -93,11 +93,6 @@ struct ConvArgs {
 }
 
 fn conv_args<T>(a: &Args<T>, spatial: usize) -> Result<ConvArgs> {
-    if a.schema.name == "aten::convolution" && a.bool("transposed")? {
-        return Err(Error::value(
-            "transposed convolution is not supported by oxport yet",
-        ));
-    }
     let c = ConvArgs {
         stride: expand_param(a.ints("stride")?, spatial, "stride")?,
         padding: expand_param(a.ints("padding")?, spatial, "padding")?,
@@ -119,7 +114,15 @@ fn conv_args<T>(a: &Args<T>, spatial: usize) -> Result<ConvArgs> {
     Ok(c)
 }
 
+/// True for `convolution(.., transposed=True, ..)`.
+fn is_transposed<T>(a: &Args<T>) -> Result<bool> {
+    Ok(a.schema.name == "aten::convolution" && a.bool("transposed")?)
+}
+
 fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    if is_transposed(a)? {
+        return super::conv_transpose::meta_conv_transpose(a);
+    }
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let nd = w.dim();
     if !(3..=4).contains(&nd) {
@@ -237,6 +240,11 @@ fn conv_typed<T: Element + FloatScalar>(
 }
 
 fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+    if is_transposed(a)? {
+        let mut o = crate::ops::registry::alloc_outputs(outs)?;
+        super::conv_transpose::conv_transpose(a, &mut o)?;
+        return Ok(o.into_iter().map(Value::Tensor).collect());
+    }
     let dt = out_dtype(outs, 0)?;
     let sizes = out_sizes(outs, 0)?;
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""A broad corpus of real models exported by PyTorch, for runtime and printing coverage (never committed).
+
+Models are built from code and configs with random weights (nothing is downloaded): torchvision
+classification, segmentation and video models, plain torch.nn models (GRU, RNN, nn.Transformer, a UNet with
+GroupNorm/ConvTranspose2d/interpolate, EmbeddingBag, grid_sample), and, when installed, timm models and tiny
+Hugging Face transformers configs. Each is exported in eval mode by torch.export (training IR, `train`) and
+decomposed (`core`), saved, loaded back, printed, and run by `ep.module()` on seeded inputs.
+
+Writes into OUT_DIR (default ~/.cache/oxport/corpus), per program NAME.FORM: .pt2, .txt (PyTorch's print of
+the loaded program), .in_<i>.npy, .out_<j>.npy, and manifest.json in the format of
+tests/fixtures/pt2/manifest.json (plus "source"), with "skipped" listing models whose export failed in
+PyTorch. Programs already there for the installed torch are kept, so reruns are incremental.
+
+Run:  ~/.cache/oxport/venv/bin/python tools/gen_model_corpus.py [--out DIR] [--only SUBSTR] [--max-params N]
+Then: bash tools/check_model_corpus.sh  (prints, runs and compares every program with oxport)
+"""
+import argparse
+import json
+import os
+import time
+import traceback
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+torch.set_num_threads(2)
+
+
+# ---------------------------------------------------------------- plain torch.nn models
+class GRUModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(8, 16, num_layers=2, batch_first=True)
+        self.rnn = nn.RNN(16, 8, nonlinearity="tanh")
+
+    def forward(self, x):
+        y, h = self.gru(x)
+        z, _ = self.rnn(y.transpose(0, 1))
+        return z, h
+
+
+class TinyUNet(nn.Module):
+    """Conv2d, GroupNorm(8), SiLU, ConvTranspose2d(k=2, s=2), F.interpolate nearest x2, torch.cat skips."""
+
+    def __init__(self):
+        super().__init__()
+        self.down1 = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.GroupNorm(8, 16), nn.SiLU())
+        self.down2 = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GroupNorm(8, 32), nn.SiLU())
+        self.mid = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.GroupNorm(8, 32), nn.SiLU())
+        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
+        self.out = nn.Conv2d(32, 3, 1)
+        self.side = nn.Conv2d(32, 16, 1)
+
+    def forward(self, x):
+        a = self.down1(x)
+        b = self.down2(a)
+        m = self.mid(b)
+        u = self.up(m)
+        s = nn.functional.interpolate(self.side(m), scale_factor=2, mode="nearest")
+        return self.out(torch.cat([u + s, a], dim=1))
+
+
+class BagModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(50, 8, mode="mean")
+        self.emb = nn.Embedding(50, 8, padding_idx=0)
+
+    def forward(self, ids, offsets):
+        return self.bag(ids, offsets), self.emb(ids).sum(0)
+
+
+class GridSample(nn.Module):
+    def forward(self, x, grid):
+        return nn.functional.grid_sample(x, grid, mode="bilinear", align_corners=False)
+
+
+def plain_models():
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    yield "nn_gru_rnn", lambda: (GRUModel(), (r(2, 5, 8),))
+    yield "nn_transformer", lambda: (nn.Transformer(d_model=32, nhead=4, num_encoder_layers=2,
+                                                    num_decoder_layers=2, dim_feedforward=64,
+                                                    batch_first=True), (r(2, 6, 32), r(2, 5, 32)))
+    yield "nn_unet", lambda: (TinyUNet(), (r(1, 3, 32, 32),))
+    yield "nn_embedding_bag", lambda: (BagModel(), (torch.randint(0, 50, (12,), generator=g),
+                                                    torch.tensor([0, 3, 7])))
+    yield "nn_grid_sample", lambda: (GridSample(), (r(1, 2, 6, 7), torch.rand(1, 4, 5, 2, generator=g) * 2 - 1))
+
+
+# ---------------------------------------------------------------- torchvision
+def torchvision_models():
+    import torchvision.models as tvm
+    for name in sorted(tvm.list_models(module=tvm)):
+        size = 299 if name == "inception_v3" else 224
+        kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
+        yield f"tv_{name}", (lambda name=name, size=size, kwargs=kwargs:
+                             (tvm.get_model(name, weights=None, **kwargs), (torch.randn(1, 3, size, size),)))
+    import torchvision.models.segmentation as seg
+    for name in ("fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"):
+        yield f"tv_seg_{name}", (lambda name=name: (seg.__dict__[name](weights=None, weights_backbone=None,
+                                                                        num_classes=5),
+                                                    (torch.randn(1, 3, 96, 96),)))
+    import torchvision.models.video as video
+    for name in ("r3d_18", "mc3_18", "r2plus1d_18", "s3d"):
+        yield f"tv_video_{name}", (lambda name=name: (video.__dict__[name](weights=None),
+                                                      (torch.randn(1, 3, 8, 64, 64),)))
+
+
+# ---------------------------------------------------------------- timm (when installed)
+TIMM = ("convnext_atto", "efficientformer_l1", "fastvit_t8", "mobilevit_xxs", "levit_128s", "ghostnet_100",
+        "poolformer_s12", "hrnet_w18_small", "swin_tiny_patch4_window7_224", "eva02_tiny_patch14_224",
+        "xcit_nano_12_p16_224", "coat_lite_tiny", "resnet18d", "efficientnet_b0", "mixer_b16_224",
+        "deit_tiny_patch16_224", "regnety_002", "mobilenetv3_small_050", "densenet121", "dla34")
+
+
+def timm_models():
+    try:
+        import timm
+    except ImportError:
+        return
+    for name in TIMM:
+        yield f"timm_{name}", (lambda name=name: (timm.create_model(name, pretrained=False),
+                                                  (torch.randn(1, 3, 224, 224),)))
+
+
+# ---------------------------------------------------------------- transformers (when installed)
+def hf_models():
+    try:
+        import transformers as tf
+    except ImportError:
+        return
+    tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                vocab_size=128, max_position_embeddings=64)
+    ids = lambda: torch.randint(0, 128, (2, 12))  # noqa: E731
+
+    def enc(cls, cfg_cls, **extra):
+        def build():
+            cfg = cfg_cls(**{**tiny, **extra})
+            m = cls(cfg)
+            return m, (ids(),)
+        return build
+    yield "hf_bert", enc(tf.BertModel, tf.BertConfig)
+    yield "hf_roberta", enc(tf.RobertaModel, tf.RobertaConfig)
+    yield "hf_distilbert", lambda: (tf.DistilBertModel(tf.DistilBertConfig(
+        dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=128, max_position_embeddings=64)), (ids(),))
+    yield "hf_gpt2", lambda: (tf.GPT2Model(tf.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=128,
+                                                          n_positions=64)), (ids(),))
+    yield "hf_llama", enc(tf.LlamaModel, tf.LlamaConfig, num_key_value_heads=2)
+    yield "hf_mistral", enc(tf.MistralModel, tf.MistralConfig, num_key_value_heads=2)
+    yield "hf_qwen2", enc(tf.Qwen2Model, tf.Qwen2Config, num_key_value_heads=2)
+
+
+# ---------------------------------------------------------------- export + record
+def leaf_spec(x):
+    if isinstance(x, torch.Tensor):
+        return {"kind": "tensor", "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape)}
+    return {"kind": type(x).__name__, "value": x}
+
+
+def to_np(x):
+    return x.detach().numpy() if isinstance(x, torch.Tensor) else np.array(x)
+
+
+def record(out_dir, name, source, build, manifest):
+    torch.manual_seed(0)
+    mod, args = build()
+    mod.eval()
+    t0 = time.time()
+    ep = torch.export.export(mod, args)
+    export_s = time.time() - t0
+    flat_in = pytree.tree_leaves(args)
+    for form in ("train", "core"):
+        prog = ep if form == "train" else ep.run_decompositions()
+        base = os.path.join(out_dir, f"{name}.{form}")
+        prog.example_inputs = None
+        torch.export.save(prog, base + ".pt2")
+        loaded = torch.export.load(base + ".pt2")
+        with open(base + ".txt", "w") as f:
+            f.write(str(loaded))
+        with torch.no_grad():
+            outs = pytree.tree_leaves(loaded.module()(*args))
+        for i, x in enumerate(flat_in):
+            np.save(f"{base}.in_{i}.npy", to_np(x))
+        for j, y in enumerate(outs):
+            np.save(f"{base}.out_{j}.npy", to_np(y))
+        manifest["cases"] = [c for c in manifest["cases"] if (c["name"], c["form"]) != (name, form)]
+        manifest["cases"].append({
+            "name": name, "form": form, "source": source, "pt2": f"{name}.{form}.pt2",
+            "pt2_size": os.path.getsize(base + ".pt2"),
+            "inputs": [leaf_spec(x) for x in flat_in], "outputs": [leaf_spec(y) for y in outs],
+            "torch_export_seconds": round(export_s, 3),
+        })
+    return export_s
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.expanduser("~/.cache/oxport/corpus"))
+    ap.add_argument("--only", default="", help="only models whose name contains this")
+    ap.add_argument("--max-params", type=float, default=60e6, help="skip larger models (memory, time)")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "manifest.json")
+    manifest = {"torch_version": torch.__version__, "cases": [], "skipped": {}}
+    if os.path.exists(path):
+        old = json.load(open(path))
+        if old.get("torch_version") == torch.__version__:
+            manifest = old
+    done = {c["name"] for c in manifest["cases"]}
+    sources = [("nn", plain_models()), ("torchvision", torchvision_models()),
+               ("timm", timm_models()), ("transformers", hf_models())]
+    for source, models in sources:
+        for name, build in models:
+            if a.only not in name or name in done or name in manifest["skipped"]:
+                continue
+            t0 = time.time()
+            try:
+                torch.manual_seed(0)
+                mod, _ = build()
+                n = sum(p.numel() for p in mod.parameters())
+                if n > a.max_params:
+                    manifest["skipped"][name] = f"{n / 1e6:.0f}M parameters (over --max-params)"
+                    print(f"[{name}] skipped: {n / 1e6:.0f}M parameters", flush=True)
+                    continue
+                del mod
+                s = record(a.out, name, source, build, manifest)
+                print(f"[{name}] exported in {s:.1f}s, total {time.time() - t0:.1f}s", flush=True)
+            except Exception as e:  # noqa: BLE001 - a model PyTorch cannot export is recorded, not fatal
+                manifest["skipped"][name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                print(f"[{name}] PyTorch failed: {manifest['skipped'][name]}", flush=True)
+                if os.environ.get("CORPUS_TRACEBACK"):
+                    traceback.print_exc()
+            with open(path, "w") as f:
+                json.dump(manifest, f, indent=1)
+    print(f"{len(manifest['cases'])} programs in {a.out}, {len(manifest['skipped'])} models skipped")
+
+
+if __name__ == "__main__":
+    main()
