@@ -1537,6 +1537,30 @@ def conv_transpose_cases():
     K(op, "transposed_1d", **T)(rn(2, 2, 5), rn(2, 3, 3), None, [2], [1], [1], True, [1], 1)
 
 
+def rnn_cases():
+    """gru.input, rnn_tanh.input, rnn_relu.input (run by their decompositions)."""
+    T = dict(tol=(1e-4, 1e-5))
+
+    def params(gates, inp, hidden, layers, dirs, bias=True):
+        ps = []
+        for layer in range(layers):
+            for _ in range(dirs):
+                i = inp if layer == 0 else hidden * dirs
+                ps += [rn(gates * hidden, i) * 0.3, rn(gates * hidden, hidden) * 0.3]
+                if bias:
+                    ps += [rn(gates * hidden) * 0.1, rn(gates * hidden) * 0.1]
+        return ps
+    op = A.gru.input
+    K(op, "two_layers", **T)(rn(4, 2, 5), rn(2, 2, 6), params(3, 5, 6, 2, 1), True, 2, 0.0, False, False, False)
+    K(op, "bidirectional_batch_first", **T)(rn(2, 3, 4), rn(2, 2, 5), params(3, 4, 5, 1, 2), True, 1, 0.0, False, True, True)
+    K(op, "no_bias", **T)(rn(3, 1, 4), rn(1, 1, 3), params(3, 4, 3, 1, 1, bias=False), False, 1, 0.0, False, False, False)
+    op = A.rnn_tanh.input
+    K(op, "two_layers", **T)(rn(4, 2, 5), rn(2, 2, 6), params(1, 5, 6, 2, 1), True, 2, 0.0, False, False, False)
+    K(op, "bidirectional", **T)(rn(3, 2, 4), rn(2, 2, 3), params(1, 4, 3, 1, 2), True, 1, 0.0, False, True, False)
+    op = A.rnn_relu.input
+    K(op, "batch_first_no_bias", **T)(rn(2, 5, 3), rn(1, 2, 4), params(1, 3, 4, 1, 1, bias=False), False, 1, 0.0, False, False, True)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1734,7 +1758,7 @@ def main():
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
                norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
-               conv_transpose_cases, misc_cases):
+               conv_transpose_cases, rnn_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -909,14 +909,7 @@ fn lstm(a: &Args<Tensor>) -> Result<Vec<Value<Tensor>>> {
     if batch_first {
         x = one(permute(&x, &[1, 0, 2])?)?;
     }
-    // torch.stack(list, 0): cat, then a view with the new leading dim.
-    let stack = |ts: &[Tensor]| -> Result<Tensor> {
-        let joined = cat(ts, 0)?;
-        let mut shape: Vec<i64> = vec![ts.len() as i64];
-        shape.extend(ts[0].sizes_untraced().iter().map(|&s| s as i64));
-        one(view(&joined, &shape)?)
-    };
-    let (h_n, c_n) = (stack(&hs)?, stack(&cs)?);
+    let (h_n, c_n) = (stack0(&hs)?, stack0(&cs)?);
     Ok(vec![
         Value::Tensor(x),
         Value::Tensor(h_n),
@@ -983,4 +976,192 @@ fn lstm_layer(
     }
     let out = cat(&steps, 0)?;
     Ok((out, squeeze0(&h)?, squeeze0(&c)?))
+}
+
+/// `torch.stack(ts, 0)` as PyTorch decomposes it: cat, then a view with the new leading dim.
+fn stack0(ts: &[Tensor]) -> Result<Tensor> {
+    let joined = cat(ts, 0)?;
+    let mut shape: Vec<i64> = vec![ts.len() as i64];
+    shape.extend(ts[0].sizes_untraced().iter().map(|&s| s as i64));
+    one(view(&joined, &shape)?)
+}
+
+/// `t.chunk(n, dim)` as PyTorch decomposes it (equal `split_with_sizes`).
+fn chunk(t: &Tensor, n: usize, dim: i64) -> Result<Vec<Tensor>> {
+    let d = if dim < 0 { dim + t.dim() as i64 } else { dim } as usize;
+    let size = *t
+        .sizes_untraced()
+        .get(d)
+        .ok_or_else(|| Error::value("chunk: dim out of range"))? as i64;
+    let part = (size + n as i64 - 1) / n as i64;
+    match call(
+        op_def!("aten.split_with_sizes.default")?,
+        vec![
+            Value::Tensor(t.clone()),
+            ints(&vec![part; n]),
+            Value::Int(SymInt::Int(dim)),
+        ],
+    )?
+    .into_iter()
+    .next()
+    {
+        Some(Value::Tensors(ts)) if ts.len() == n => Ok(ts),
+        _ => Err(Error::value(
+            "chunk: split_with_sizes gave another number of parts",
+        )),
+    }
+}
+
+/// The recurrence of one step: (precomputed input projection, hidden [1, B, H], w_hh, b_hh) -> hidden.
+type Cell = fn(&Tensor, &Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>;
+
+/// `gru_cell`: reset, update and new gates from the input projection and the hidden projection.
+fn gru_cell(x: &Tensor, h: &Tensor, w_hh: &Tensor, b_hh: Option<&Tensor>) -> Result<Tensor> {
+    let ig = chunk(x, 3, 1)?;
+    let hg = chunk(&one(linear_of(h, w_hh, b_hh)?)?, 3, 2)?;
+    let add = op_def!("aten.add.Tensor")?;
+    let mul = op_def!("aten.mul.Tensor")?;
+    let reset = unary(
+        op_def!("aten.sigmoid.default")?,
+        &binary(add, &hg[0], &ig[0])?,
+    )?;
+    let input_gate = unary(
+        op_def!("aten.sigmoid.default")?,
+        &binary(add, &hg[1], &ig[1])?,
+    )?;
+    let new = unary(
+        op_def!("aten.tanh.default")?,
+        &binary(add, &ig[2], &binary(mul, &hg[2], &reset)?)?,
+    )?;
+    let diff = binary(op_def!("aten.sub.Tensor")?, h, &new)?;
+    binary(add, &binary(mul, &diff, &input_gate)?, &new)
+}
+
+fn rnn_cell_with(
+    x: &Tensor,
+    h: &Tensor,
+    w_hh: &Tensor,
+    b_hh: Option<&Tensor>,
+    nonlinearity: &'static OpDef,
+) -> Result<Tensor> {
+    let lin = one(linear_of(h, w_hh, b_hh)?)?;
+    unary(nonlinearity, &binary(op_def!("aten.add.Tensor")?, &lin, x)?)
+}
+
+fn rnn_tanh_cell(x: &Tensor, h: &Tensor, w_hh: &Tensor, b_hh: Option<&Tensor>) -> Result<Tensor> {
+    rnn_cell_with(x, h, w_hh, b_hh, op_def!("aten.tanh.default")?)
+}
+
+fn rnn_relu_cell(x: &Tensor, h: &Tensor, w_hh: &Tensor, b_hh: Option<&Tensor>) -> Result<Tensor> {
+    rnn_cell_with(x, h, w_hh, b_hh, op_def!("aten.relu.default")?)
+}
+
+/// `one_layer_rnn`: the input projection for all steps, then the cell per step (reversed for the
+/// backward direction). Returns the outputs and the final hidden state.
+fn one_layer_rnn(
+    x: &Tensor,
+    h0: &Tensor,
+    p: &[Tensor],
+    has_biases: bool,
+    cell: Cell,
+    reverse: bool,
+) -> Result<(Tensor, Tensor)> {
+    let (w_ih, w_hh) = (&p[0], &p[1]);
+    let (b_ih, b_hh) = if has_biases {
+        (Some(&p[2]), Some(&p[3]))
+    } else {
+        (None, None)
+    };
+    let mut pre = one(linear_of(x, w_ih, b_ih)?)?;
+    if reverse {
+        pre = one(call(
+            op_def!("aten.flip.default")?,
+            vec![Value::Tensor(pre), ints(&[0])],
+        )?)?;
+    }
+    let mut h = unsqueeze0(h0)?;
+    let mut steps = vec![];
+    for step in unbind0(&pre)? {
+        h = cell(&step, &h, w_hh, b_hh)?;
+        steps.push(h.clone());
+    }
+    if reverse {
+        steps.reverse();
+    }
+    Ok((cat(&steps, 0)?, squeeze0(&h)?))
+}
+
+/// `_rnn_helper` for GRU and plain RNNs: layers (and directions) of [`one_layer_rnn`], hidden states
+/// stacked. Dropout between layers in training mode is not decomposed.
+fn rnn_of(a: &Args<Tensor>, cell: Cell) -> Result<Decomposed> {
+    let input = a.tensor("input")?;
+    let hx = a.tensor("hx")?;
+    let params = a.tensors("params")?;
+    let has_biases = a.bool("has_biases")?;
+    let layers = a.int("num_layers")? as usize;
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
+    if a.bool("train")? && a.float("dropout")? > 0.0 && layers > 1 {
+        return Err(Error::value("rnn dropout in training mode"));
+    }
+    let group = if has_biases { 4 } else { 2 };
+    if params.len() != layers * dirs * group {
+        return Err(Error::value(format!(
+            "expected {} parameter tensors, got {}",
+            layers * dirs * group,
+            params.len()
+        )));
+    }
+    let h0 = unbind0(hx)?;
+    if h0.len() != layers * dirs {
+        return Err(Error::value(format!(
+            "expected {} initial hidden states, got {}",
+            layers * dirs,
+            h0.len()
+        )));
+    }
+    let batch_first = a.bool("batch_first")?;
+    let mut x = if batch_first {
+        one(permute(input, &[1, 0, 2])?)?
+    } else {
+        input.clone()
+    };
+    let mut finals = vec![];
+    for layer in 0..layers {
+        let mut outs = vec![];
+        for dir in 0..dirs {
+            let k = layer * dirs + dir;
+            let p = &params[k * group..(k + 1) * group];
+            let (out, h) = one_layer_rnn(&x, &h0[k], p, has_biases, cell, dir == 1)?;
+            outs.push(out);
+            finals.push(h);
+        }
+        x = if dirs == 2 {
+            let d = outs[0].dim() as i64 - 1;
+            cat(&outs, d)?
+        } else {
+            outs.remove(0)
+        };
+    }
+    if batch_first {
+        x = one(permute(&x, &[1, 0, 2])?)?;
+    }
+    Ok(Decomposed::from(vec![
+        Value::Tensor(x),
+        Value::Tensor(stack0(&finals)?),
+    ]))
+}
+
+/// `gru.input` as PyTorch's `gru_impl` decomposes it.
+pub(crate) fn gru_input(a: &Args<Tensor>) -> Result<Decomposed> {
+    rnn_of(a, gru_cell)
+}
+
+/// `rnn_tanh.input` as PyTorch's `rnn_tanh_input` decomposes it.
+pub(crate) fn rnn_tanh_input(a: &Args<Tensor>) -> Result<Decomposed> {
+    rnn_of(a, rnn_tanh_cell)
+}
+
+/// `rnn_relu.input` as PyTorch's `rnn_relu_input` decomposes it.
+pub(crate) fn rnn_relu_input(a: &Args<Tensor>) -> Result<Decomposed> {
+    rnn_of(a, rnn_relu_cell)
 }

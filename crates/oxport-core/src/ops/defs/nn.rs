@@ -62,6 +62,22 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.embedding.default", meta_embedding, embedding);
     r.op("aten.lstm.input", meta_lstm, lstm)
         .decomposition(decompositions::lstm_input);
+    // No kernels of their own: the runtime runs PyTorch's decompositions (cells unrolled per step).
+    r.decomposed(
+        "aten.gru.input",
+        |a| meta_rnn(a, 3),
+        decompositions::gru_input,
+    );
+    r.decomposed(
+        "aten.rnn_tanh.input",
+        |a| meta_rnn(a, 1),
+        decompositions::rnn_tanh_input,
+    );
+    r.decomposed(
+        "aten.rnn_relu.input",
+        |a| meta_rnn(a, 1),
+        decompositions::rnn_relu_input,
+    );
 }
 
 fn require_float(op: &str, t: &TensorMeta) -> Result<()> {
@@ -1151,6 +1167,74 @@ fn embedding(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<T
 }
 
 // ---- LSTM --------------------------------------------------------------------------------------------
+
+/// `gru.input` / `rnn_*.input`: (output [seq, batch, dirs * H] (batch first if asked), h_n [layers *
+/// dirs, batch, H]); `gates` is 3 for GRU, 1 for plain RNNs (the rows of w_ih per hidden unit).
+fn meta_rnn(a: &Args<TensorMeta>, gates: i64) -> Result<Vec<Value<TensorMeta>>> {
+    let x = a.tensor("input")?;
+    let hx = a.tensor("hx")?;
+    if x.dim() != 3 || hx.dim() != 3 {
+        return Err(Error::shape(format!(
+            "{}: expected 3-D input and hx, got input of shape {} and hx of shape {}",
+            a.schema.name.trim_start_matches("aten::"),
+            fmt_shape(&x.sizes),
+            fmt_shape(&hx.sizes)
+        )));
+    }
+    require_float("rnn", x)?;
+    let layers = a.int("num_layers")?;
+    let dirs = if a.bool("bidirectional")? { 2 } else { 1 };
+    let per = if a.bool("has_biases")? { 4 } else { 2 };
+    let params = a.tensors("params")?;
+    if layers < 1 || params.len() as i64 != layers * dirs * per {
+        return Err(Error::value(format!(
+            "{}: expected {} parameter tensors, got {}",
+            a.schema.name.trim_start_matches("aten::"),
+            layers.max(0) * dirs * per,
+            params.len()
+        )));
+    }
+    let hidden = hx.sizes[2].clone();
+    let batch_first = a.bool("batch_first")?;
+    let (seq, batch) = if batch_first {
+        (x.sizes[1].clone(), x.sizes[0].clone())
+    } else {
+        (x.sizes[0].clone(), x.sizes[1].clone())
+    };
+    if !hx.sizes[0].guard_eq(&SymInt::Int(layers * dirs)) || !hx.sizes[1].guard_eq(&batch) {
+        return Err(Error::shape(format!(
+            "Expected hidden size ({}, {}, {}), got {}",
+            layers * dirs,
+            batch,
+            hidden,
+            fmt_shape(&hx.sizes)
+        )));
+    }
+    for (k, w) in params.iter().enumerate() {
+        let rows = hidden.mul(&SymInt::Int(gates));
+        if !w.sizes.first().is_some_and(|r| r.guard_eq(&rows)) {
+            return Err(Error::shape(format!(
+                "{}: parameter {k} has shape {}, expected {} rows",
+                a.schema.name.trim_start_matches("aten::"),
+                fmt_shape(&w.sizes),
+                rows
+            )));
+        }
+    }
+    let feat = hidden.mul(&SymInt::Int(dirs));
+    let out = if batch_first {
+        vec![batch.clone(), seq, feat]
+    } else {
+        vec![seq, batch.clone(), feat]
+    };
+    Ok(vec![
+        Value::Tensor(TensorMeta::contiguous(x.dtype, out)),
+        Value::Tensor(TensorMeta::contiguous(
+            x.dtype,
+            vec![SymInt::Int(layers * dirs), batch, hidden],
+        )),
+    ])
+}
 
 fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
