@@ -1663,6 +1663,43 @@ def indexing_cases():
 
 
 # ---------------------------------------------------------------- main
+def nn_extra_cases():
+    """3-d pooling (avg, max with indices, adaptive avg)."""
+    op = A.avg_pool3d.default
+    K(op, "basic")(rn(1, 2, 4, 5, 6), [2, 2, 2])
+    K(op, "stride_pad_ceil", tol=(1e-5, 1e-6))(rn(2, 1, 5, 4, 5), [3, 2, 3], [2, 1, 2], [1, 1, 1], True)
+    K(op, "no_count_pad")(rn(1, 2, 3, 4, 4), [3], [2], [1], True, False)
+    K(op, "divisor_override_4d")(rn(2, 3, 4, 4), [2, 3, 2], [1], [0, 1, 1], False, True, 5)
+    K(op, "f64_noncontig")(rn(1, 4, 5, 3, 2, dtype=f64).transpose(1, 4), [2], [1])
+    K(op, "int64")(ri(-50, 50, 1, 2, 3, 4, 4), [2], [1], [1], False, True)
+    K(op, "int64_neg_divisor")(ri(-50, 50, 1, 1, 3, 3, 3), [2], [1], [0], False, True, -3)
+    K(op, "f16", err=True)(rn(1, 1, 2, 2, 2).half(), [2])
+    K(op, "kernel_larger", err=True)(rn(1, 2, 4, 5, 6), [5, 2, 2])
+    K(op, "bad_stride_len", err=True)(rn(1, 2, 4, 5, 6), [2], [2, 1])
+    K(op, "negative_kernel", err=True)(rn(1, 2, 4, 5, 6), [-1, 2, 2], [1])
+    op = A.max_pool3d_with_indices.default
+    K(op, "basic")(rn(1, 2, 4, 5, 6), [2, 2, 2])
+    K(op, "dilation_pad_ceil")(rn(2, 1, 6, 5, 7), [2, 3, 2], [2, 1, 2], [1, 1, 1], [2, 1, 2], True)
+    K(op, "unbatched")(rn(3, 4, 4, 5), [3], [2], [1])
+    K(op, "nan_neginf")(tt([[[[[1.0, nan, 3.0, nan], [-inf, -inf, -inf, -inf]]]]]), [1, 1, 2], [1], [0, 0, 1])
+    K(op, "bf16_noncontig")(rn(1, 5, 4, 3, 2).to(bf16).transpose(1, 4), [2], [1])
+    K(op, "int32")(ri(-9, 9, 1, 2, 3, 4, 4, dtype=i32), [2, 2, 3], [1, 2, 1])
+    K(op, "int64")(ri(-9, 9, 2, 3, 3, 3), [2])
+    K(op, "bool", err=True)(rb(1, 1, 2, 2, 2), [2])
+    K(op, "pad_vs_dilation", err=True)(rn(1, 2, 6, 6, 6), [2], [1], [2], [3])
+    K(op, "too_small", err=True)(rn(1, 2, 4, 5, 6), [5, 2, 2])
+    op = A._adaptive_avg_pool3d.default
+    K(op, "basic", tol=(1e-5, 1e-6))(rn(1, 2, 5, 6, 7), [2, 3, 4])
+    K(op, "unbatched_upsample")(rn(2, 3, 2, 3), [4, 3, 5])
+    K(op, "f64_noncontig")(rn(1, 4, 5, 3, 2, dtype=f64).transpose(1, 4), [1, 2, 3])
+    K(op, "f16")(rn(1, 2, 4, 4, 4).half(), [3, 2, 1])
+    K(op, "bf16")(rn(1, 2, 3, 4, 5).to(bf16), [2, 2, 2])
+    K(op, "zero_out")(rn(1, 2, 3, 4, 5), [0, 2, 2])
+    K(op, "int", err=True)(ri(0, 5, 1, 2, 2, 2, 2), [1, 1, 1])
+    K(op, "3d", err=True)(rn(2, 3, 4), [1, 1, 1])
+    K(op, "two_sizes", err=True)(rn(1, 2, 3, 4, 5), [1, 1])
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     for f in os.listdir(OUT_DIR):
@@ -1672,7 +1709,7 @@ def main():
     for fn in (conv_cases, conv1d_cases, pad_cases, linalg_cases, binary_cases, inplace_cases, unary_cases,
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
-               norm_resample_cases, sort_cases, indexing_cases, misc_cases):
+               norm_resample_cases, sort_cases, indexing_cases, misc_cases, nn_extra_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

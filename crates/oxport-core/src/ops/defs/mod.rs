@@ -15,6 +15,7 @@ mod indexing;
 mod linalg;
 mod math;
 mod nn;
+mod nn_extra;
 mod norm_resample;
 mod pointwise;
 mod reduce;
@@ -28,6 +29,7 @@ pub(super) fn register_all(r: &mut Builder) {
     linalg::register(r);
     math::register(r);
     nn::register(r);
+    nn_extra::register(r);
     norm_resample::register(r);
     factory::register(r);
     sort::register(r);

@@ -1,0 +1,532 @@
+//! More neural-network ops: 3-d pooling (`avg_pool3d`, `max_pool3d_with_indices`, `_adaptive_avg_pool3d`).
+//! Kernels compute over f64 (floats) or i64 (integers) copies, which hold every input value exactly;
+//! f32 sums are rounded to f32 after each step to follow PyTorch's accumulation.
+use super::*;
+use crate::tensor::Element;
+
+pub(super) fn register(r: &mut Builder) {
+    r.out_op("aten.avg_pool3d.default", meta_avg_pool3d, avg_pool3d);
+    r.out_op(
+        "aten.max_pool3d_with_indices.default",
+        meta_max_pool3d,
+        max_pool3d,
+    );
+    r.out_op(
+        "aten._adaptive_avg_pool3d.default",
+        meta_adaptive_avg_pool3d,
+        adaptive_avg_pool3d,
+    );
+}
+
+// ---- shared helpers -----------------------------------------------------------------------------------
+
+/// Concrete sizes of a meta (pooling and sampling need them to check windows).
+fn concrete(x: &TensorMeta, op: &str) -> Result<Vec<i64>> {
+    x.sizes
+        .iter()
+        .map(|s| s.as_int())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::Symbolic(format!("{op} over symbolic sizes")))
+}
+
+/// PyTorch's `safe_downcast<int, int64_t>`.
+fn to_int32(v: i64) -> Result<i64> {
+    if i32::try_from(v).is_err() {
+        return Err(Error::value(
+            "value cannot be converted to type int without overflow",
+        ));
+    }
+    Ok(v)
+}
+
+/// Rounds an f64 to the compute precision of `dt` (f32 for f32 and the 16-bit floats, whose CPU kernels
+/// accumulate in float).
+fn rounder(dt: DType) -> fn(f64) -> f64 {
+    match dt {
+        DType::F64 => |v| v,
+        _ => |v| v as f32 as f64,
+    }
+}
+
+/// Writes f64 values (exact in the output dtype) into an out tensor.
+fn write_f64(o: &Tensor, v: Vec<f64>) -> Result<()> {
+    o.assign_untraced(&Tensor::from_vec(v, o.sizes_untraced())?)
+}
+
+fn write_i64(o: &Tensor, v: Vec<i64>) -> Result<()> {
+    o.assign_untraced(&Tensor::from_vec(v, o.sizes_untraced())?)
+}
+
+/// The elements of an integer tensor as i64.
+fn to_vec_i64(t: &Tensor) -> Result<Vec<i64>> {
+    crate::dispatch_dtype!(t.dtype(), T => Ok(t.to_vec::<T>()?.into_iter().map(|v| v.to_i64()).collect()))
+}
+
+// ---- 3-d pooling --------------------------------------------------------------------------------------
+
+/// Window geometry of a 3-d pooling: `[T, H, W]` triples.
+#[derive(Clone, Copy)]
+struct Pool3 {
+    k: [i64; 3],
+    s: [i64; 3],
+    p: [i64; 3],
+    d: [i64; 3],
+}
+
+/// Reads a `1 or 3` int list as PyTorch's pool3d does (`stride` empty means the kernel size).
+fn triple(v: &[i64], default: Option<[i64; 3]>, msg: &str) -> Result<[i64; 3]> {
+    match (v.len(), default) {
+        (0, Some(d)) => Ok(d),
+        (1, _) => {
+            let x = to_int32(v[0])?;
+            Ok([x; 3])
+        }
+        (3, _) => Ok([to_int32(v[0])?, to_int32(v[1])?, to_int32(v[2])?]),
+        _ => Err(Error::value(msg.to_string())),
+    }
+}
+
+fn div_rtn(a: i128, b: i128) -> i128 {
+    a.div_euclid(b) - if b < 0 && a.rem_euclid(b) != 0 { 1 } else { 0 }
+}
+
+/// PyTorch's `pooling_output_shape` (with its checks), in i128 so absurd sizes cannot overflow.
+fn pooling_output_shape(input: i64, k: i64, pad: i64, s: i64, d: i64, ceil: bool) -> Result<i64> {
+    if s == 0 {
+        return Err(Error::value("stride should not be zero"));
+    }
+    if pad < 0 {
+        return Err(Error::value(format!(
+            "pad must be non-negative, but got pad: {pad}"
+        )));
+    }
+    // C++ integer division truncates toward zero, as Rust's.
+    if pad > ((k - 1) * d + 1) / 2 {
+        return Err(Error::value(format!(
+            "pad should be at most half of effective kernel size, but got pad={pad}, kernel_size={k} and dilation={d}"
+        )));
+    }
+    let (i, k, p, s, d) = (input as i128, k as i128, pad as i128, s as i128, d as i128);
+    let mut out = div_rtn(
+        i + 2 * p - d * (k - 1) - 1 + if ceil { s - 1 } else { 0 },
+        s,
+    ) + 1;
+    if ceil && (out - 1) * s >= i + p {
+        out -= 1;
+    }
+    Ok(out.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+}
+
+/// Parses the pooling arguments, checks them in PyTorch's order and returns the geometry and the output's
+/// `[T, H, W]`.
+fn pool3_check(a: &Args<TensorMeta>, max: bool) -> Result<(Pool3, [i64; 3])> {
+    let x = meta_self(a)?;
+    let (name, either, be) = if max {
+        ("max_pool3d", " either", " either")
+    } else {
+        ("avg_pool3d", "", "")
+    };
+    let k = triple(
+        &a.ints("kernel_size")?,
+        None,
+        &format!("{name}: kernel_size must{either} be a single int, or a tuple of three ints"),
+    )?;
+    let s = triple(
+        &a.ints("stride")?,
+        Some(k),
+        &format!("{name}: stride must{either} be omitted, a single int, or a tuple of three ints"),
+    )?;
+    let p = triple(
+        &a.ints("padding")?,
+        None,
+        &format!("{name}: padding must{either} be a single int, or a tuple of three ints"),
+    )?;
+    let d = if max {
+        triple(
+            &a.ints("dilation")?,
+            None,
+            &format!("{name}: dilation must be{be} a single int, or a tuple of three ints"),
+        )?
+    } else {
+        [1; 3]
+    };
+    if x.dim() != 4 && x.dim() != 5 {
+        return Err(Error::shape(
+            "non-empty 4D or 5D (batch mode) tensor expected for input",
+        ));
+    }
+    if !max && a.opt_int("divisor_override")? == Some(0) {
+        return Err(Error::value("divisor must be not zero"));
+    }
+    let sizes = concrete(x, name)?;
+    let nd = sizes.len();
+    let ins = [sizes[nd - 3], sizes[nd - 2], sizes[nd - 1]];
+    let ceil_mode = a.bool("ceil_mode")?;
+    let mut out = [0i64; 3];
+    for i in 0..3 {
+        out[i] = pooling_output_shape(ins[i], k[i], p[i], s[i], d[i], ceil_mode)?;
+    }
+    // pool3d_shape_check
+    if k.iter().any(|&v| v <= 0) {
+        return Err(Error::value(format!(
+            "kernel size should be greater than zero, but got kT: {} kH: {} kW: {}",
+            k[0], k[1], k[2]
+        )));
+    }
+    if s.iter().any(|&v| v <= 0) {
+        return Err(Error::value(format!(
+            "stride should be greater than zero, but got dT: {} dH: {} dW: {}",
+            s[0], s[1], s[2]
+        )));
+    }
+    if d.iter().any(|&v| v <= 0) {
+        return Err(Error::value(format!(
+            "dilation should be greater than zero, but got dilationT: {} dilationH: {} dilationW: {}",
+            d[0], d[1], d[2]
+        )));
+    }
+    let fn_name = if max {
+        "max_pool3d_with_indices_out_cpu_template()"
+    } else {
+        "avg_pool3d()"
+    };
+    for (i, &v) in sizes.iter().enumerate() {
+        if !(nd == 5 && i == 0) && v <= 0 {
+            return Err(Error::shape(format!(
+                "{fn_name}: Expected input to have non-zero size for non-batch dimensions, but input has sizes {} with dimension {i} being empty",
+                fmt_shape(&x.sizes)
+            )));
+        }
+    }
+    if !max && (ins[0] < k[0] || ins[1] < k[1] || ins[2] < k[2]) {
+        return Err(Error::shape(format!(
+            "input image (T: {} H: {} W: {}) smaller than kernel size (kT: {} kH: {} kW: {})",
+            ins[0], ins[1], ins[2], k[0], k[1], k[2]
+        )));
+    }
+    if k[0] / 2 < p[0] || k[2] / 2 < p[2] || k[1] / 2 < p[1] {
+        return Err(Error::value(format!(
+            "pad should be smaller than or equal to half of kernel size, but got kT: {} kW: {} kH: {} padT: {} padW: {} padH: {}",
+            k[0], k[2], k[1], p[0], p[2], p[1]
+        )));
+    }
+    if out.iter().any(|&v| v < 1) {
+        let c = sizes[nd - 4];
+        return Err(Error::shape(format!(
+            "Given input size: ({c}x{}x{}x{}). Calculated output size: ({c}x{}x{}x{}). Output size is too small",
+            ins[0], ins[1], ins[2], out[0], out[1], out[2]
+        )));
+    }
+    Ok((Pool3 { k, s, p, d }, out))
+}
+
+fn pool3_out_sizes(x: &TensorMeta, out: [i64; 3]) -> Vec<SymInt> {
+    let nd = x.dim();
+    let mut sizes = x.sizes[..nd - 3].to_vec();
+    sizes.extend(out.iter().map(|&v| SymInt::Int(v)));
+    sizes
+}
+
+fn meta_avg_pool3d(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let (_, out) = pool3_check(a, false)?;
+    // The CPU kernel (avg_pool3d_out_frame) takes float, double and long only.
+    if !matches!(x.dtype, DType::F32 | DType::F64 | DType::I64) {
+        return Err(Error::DTypeNotSupported {
+            op: "avg_pool3d_out_frame".into(),
+            dtype: x.dtype,
+        });
+    }
+    one(x.dtype, pool3_out_sizes(x, out))
+}
+
+fn meta_max_pool3d(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let (_, out) = pool3_check(a, true)?;
+    if x.dtype == DType::Bool {
+        return Err(Error::DTypeNotSupported {
+            op: "max_pool3d".into(),
+            dtype: x.dtype,
+        });
+    }
+    let sizes = pool3_out_sizes(x, out);
+    Ok(vec![
+        Value::Tensor(TensorMeta::contiguous(x.dtype, sizes.clone())),
+        Value::Tensor(TensorMeta::contiguous(DType::I64, sizes)),
+    ])
+}
+
+/// Planes (N*C), input `[T, H, W]` and output `[T, H, W]` of a 4-d or 5-d pooling input and output.
+fn dims3(x: &Tensor, o: &Tensor) -> (usize, [usize; 3], [usize; 3]) {
+    let (xs, os) = (x.sizes_untraced(), o.sizes_untraced());
+    let (nx, no) = (xs.len(), os.len());
+    let planes = xs[..nx.saturating_sub(3)].iter().product();
+    let tail = |s: &[usize], n: usize| [s[n - 3], s[n - 2], s[n - 1]];
+    (planes, tail(xs, nx), tail(os, no))
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Sums each window (clipped to the input) in loop order (t, h, w), as PyTorch's avg_pool3d_out_frame.
+fn avg_pool3d_frames<V: Copy>(
+    data: &[V],
+    planes: usize,
+    ins: [usize; 3],
+    outs: [usize; 3],
+    p: &Pool3,
+    zero: V,
+    add: impl Fn(V, V) -> V,
+    divide: impl Fn(V, i64) -> V,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+) -> Vec<V> {
+    let [it, ih, iw] = ins.map(|v| v as i64);
+    let plane_in = ins.iter().product::<usize>();
+    let mut out = Vec::with_capacity(planes * outs.iter().product::<usize>());
+    for pl in 0..planes {
+        let base = &data[pl * plane_in..(pl + 1) * plane_in];
+        for ot in 0..outs[0] as i64 {
+            for oh in 0..outs[1] as i64 {
+                for ow in 0..outs[2] as i64 {
+                    let start = [
+                        ot * p.s[0] - p.p[0],
+                        oh * p.s[1] - p.p[1],
+                        ow * p.s[2] - p.p[2],
+                    ];
+                    let lim = [it + p.p[0], ih + p.p[1], iw + p.p[2]];
+                    let end: [i64; 3] = std::array::from_fn(|i| (start[i] + p.k[i]).min(lim[i]));
+                    let pool_size: i64 = (0..3).map(|i| end[i] - start[i]).product();
+                    let st = start.map(|v| v.max(0));
+                    let en = [end[0].min(it), end[1].min(ih), end[2].min(iw)];
+                    if (0..3).any(|i| st[i] >= en[i]) {
+                        out.push(zero);
+                        continue;
+                    }
+                    let div = divisor_override.unwrap_or(if count_include_pad {
+                        pool_size
+                    } else {
+                        (0..3).map(|i| en[i] - st[i]).product()
+                    });
+                    let mut sum = zero;
+                    for t in st[0]..en[0] {
+                        for h in st[1]..en[1] {
+                            for w in st[2]..en[2] {
+                                sum = add(sum, base[((t * ih + h) * iw + w) as usize]);
+                            }
+                        }
+                    }
+                    out.push(divide(sum, div));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn avg_pool3d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    let p = pool3_of(a, false)?;
+    let (planes, ins, outs) = dims3(x, &o[0]);
+    let cip = a.bool("count_include_pad")?;
+    let dov = a.opt_int("divisor_override")?;
+    if x.dtype() == DType::I64 {
+        let v = avg_pool3d_frames(
+            &x.to_vec::<i64>()?,
+            planes,
+            ins,
+            outs,
+            &p,
+            0i64,
+            |s, v| s.wrapping_add(v),
+            |s, d| s.checked_div(d).unwrap_or(0),
+            cip,
+            dov,
+        );
+        return write_i64(&o[0], v);
+    }
+    let r = rounder(x.dtype());
+    let v = avg_pool3d_frames(
+        &x.to_vec_f64(),
+        planes,
+        ins,
+        outs,
+        &p,
+        0.0,
+        |s, v| r(s + v),
+        |s, d| r(s / r(d as f64)),
+        cip,
+        dov,
+    );
+    write_f64(&o[0], v)
+}
+
+/// Re-parses the pooling geometry in a kernel (the meta function validated it).
+fn pool3_of(a: &Args<Tensor>, max: bool) -> Result<Pool3> {
+    let k = triple(&a.ints("kernel_size")?, None, "kernel_size")?;
+    Ok(Pool3 {
+        k,
+        s: triple(&a.ints("stride")?, Some(k), "stride")?,
+        p: triple(&a.ints("padding")?, None, "padding")?,
+        d: if max {
+            triple(&a.ints("dilation")?, None, "dilation")?
+        } else {
+            [1; 3]
+        },
+    })
+}
+
+/// Max over each dilated window; the index is the flat offset in the (T, H, W) plane. NaN wins (the last
+/// one), and an all `-inf` window reports its first in-bounds tap, as PyTorch's cpu_max_pool.
+fn max_pool3d_frames<V: Copy + PartialOrd>(
+    data: &[V],
+    planes: usize,
+    ins: [usize; 3],
+    outs: [usize; 3],
+    p: &Pool3,
+    lowest: V,
+    is_nan: impl Fn(V) -> bool,
+) -> (Vec<V>, Vec<i64>) {
+    let [it, ih, iw] = ins.map(|v| v as i64);
+    let plane_in = ins.iter().product::<usize>();
+    let n = planes * outs.iter().product::<usize>();
+    let (mut vals, mut idx) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for pl in 0..planes {
+        let base = &data[pl * plane_in..(pl + 1) * plane_in];
+        for ot in 0..outs[0] as i64 {
+            for oh in 0..outs[1] as i64 {
+                for ow in 0..outs[2] as i64 {
+                    let o = [ot, oh, ow];
+                    let lim = [it, ih, iw];
+                    let mut st = [0i64; 3];
+                    let mut en = [0i64; 3];
+                    for i in 0..3 {
+                        let mut s0 = o[i] * p.s[i] - p.p[i];
+                        en[i] = (s0 + (p.k[i] - 1) * p.d[i] + 1).min(lim[i]);
+                        while s0 < 0 {
+                            s0 += p.d[i];
+                        }
+                        st[i] = s0;
+                    }
+                    let mut best = lowest;
+                    let mut best_i = (st[0] * ih + st[1]) * iw + st[2];
+                    let mut t = st[0];
+                    while t < en[0] {
+                        let mut h = st[1];
+                        while h < en[1] {
+                            let mut w = st[2];
+                            while w < en[2] {
+                                let j = (t * ih + h) * iw + w;
+                                let v = base[j as usize];
+                                if v > best || is_nan(v) {
+                                    best = v;
+                                    best_i = j;
+                                }
+                                w += p.d[2];
+                            }
+                            h += p.d[1];
+                        }
+                        t += p.d[0];
+                    }
+                    vals.push(best);
+                    idx.push(best_i);
+                }
+            }
+        }
+    }
+    (vals, idx)
+}
+
+fn max_pool3d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    let p = pool3_of(a, true)?;
+    let (planes, ins, outs) = dims3(x, &o[0]);
+    let idx = if x.dtype().is_floating_point() {
+        let (v, i) = max_pool3d_frames(
+            &x.to_vec_f64(),
+            planes,
+            ins,
+            outs,
+            &p,
+            f64::NEG_INFINITY,
+            f64::is_nan,
+        );
+        write_f64(&o[0], v)?;
+        i
+    } else {
+        let (v, i) = max_pool3d_frames(&to_vec_i64(x)?, planes, ins, outs, &p, i64::MIN, |_| false);
+        write_i64(&o[0], v)?;
+        i
+    };
+    write_i64(&o[1], idx)
+}
+
+fn meta_adaptive_avg_pool3d(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let os = a.ints("output_size")?;
+    if os.len() != 3 {
+        return Err(Error::value("adaptive_avg_pool3d: output_size must be 3"));
+    }
+    if x.dim() != 4 && x.dim() != 5 {
+        return Err(Error::shape(format!(
+            "adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {}",
+            fmt_shape(&x.sizes)
+        )));
+    }
+    let sizes = concrete(x, "adaptive_avg_pool3d")?;
+    for (i, &v) in sizes.iter().enumerate().skip(1) {
+        if v <= 0 {
+            return Err(Error::shape(format!(
+                "adaptive_avg_pool3d(): Expected input to have non-zero size for non-batch dimensions, but input has sizes {} with dimension {i} being empty",
+                fmt_shape(&x.sizes)
+            )));
+        }
+    }
+    // A negative size reaches PyTorch's allocator as a huge unsigned one.
+    let out: Vec<i64> = sizes[..sizes.len() - 3].iter().copied().chain(os).collect();
+    if out.iter().any(|&v| v < 0)
+        || crate::tensor::checked_numel(&out.iter().map(|&v| v as usize).collect::<Vec<_>>())
+            .is_err()
+    {
+        return Err(Error::value("numel: integer multiplication overflow"));
+    }
+    if !x.dtype.is_floating_point() {
+        return Err(Error::DTypeNotSupported {
+            op: "adaptive_avg_pool3d_cpu".into(),
+            dtype: x.dtype,
+        });
+    }
+    one(x.dtype, out.into_iter().map(SymInt::Int).collect())
+}
+
+fn adaptive_avg_pool3d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    let (planes, ins, outs) = dims3(x, &o[0]);
+    let r = rounder(x.dtype());
+    let data = x.to_vec_f64();
+    let start = |i: usize, o: usize, n: usize| (i * n) / o;
+    let end = |i: usize, o: usize, n: usize| ((i + 1) * n).div_ceil(o);
+    let plane_in = ins.iter().product::<usize>();
+    let mut out = Vec::with_capacity(planes * outs.iter().product::<usize>());
+    for pl in 0..planes {
+        let base = &data[pl * plane_in..(pl + 1) * plane_in];
+        for ot in 0..outs[0] {
+            let (t0, t1) = (start(ot, outs[0], ins[0]), end(ot, outs[0], ins[0]));
+            for oh in 0..outs[1] {
+                let (h0, h1) = (start(oh, outs[1], ins[1]), end(oh, outs[1], ins[1]));
+                for ow in 0..outs[2] {
+                    let (w0, w1) = (start(ow, outs[2], ins[2]), end(ow, outs[2], ins[2]));
+                    let mut sum = 0.0;
+                    for t in t0..t1 {
+                        for h in h0..h1 {
+                            for w in w0..w1 {
+                                sum = r(sum + base[(t * ins[1] + h) * ins[2] + w]);
+                            }
+                        }
+                    }
+                    let v = r(r(r(sum / (t1 - t0) as f64) / (h1 - h0) as f64) / (w1 - w0) as f64);
+                    out.push(v);
+                }
+            }
+        }
+    }
+    write_f64(&o[0], out)
+}
