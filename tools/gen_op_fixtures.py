@@ -1699,6 +1699,24 @@ def nn_extra_cases():
     K(op, "3d", err=True)(rn(2, 3, 4), [1, 1, 1])
     K(op, "two_sizes", err=True)(rn(1, 2, 3, 4, 5), [1, 1])
 
+    op = A.grid_sampler_2d.default
+    def grid(n, h, w, scale=1.2, dtype=f32):
+        return ((torch.rand(n, h, w, 2, dtype=f64) * 2 - 1) * scale).to(dtype)
+    for m, mname in enumerate(("bilinear", "nearest", "bicubic")):
+        for p, pname in enumerate(("zeros", "border", "reflection")):
+            for ac in (False, True):
+                K(op, f"{mname}_{pname}_{'align' if ac else 'noalign'}", tol=(1e-5, 1e-5))(
+                    rn(2, 2, 4, 5), grid(2, 3, 2, 1.6 if p == 2 else 1.2), m, p, ac)
+    K(op, "f64_noncontig")(rn(1, 5, 4, 2, dtype=f64).transpose(1, 3), grid(1, 2, 3, dtype=f64).transpose(1, 2), 0, 0, False)
+    K(op, "f16_bilinear")(rn(1, 2, 3, 3).half(), grid(1, 2, 2, 0.9, f16), 0, 1, True)
+    K(op, "bf16_bicubic", tol=(3e-2, 3e-2))(rn(1, 1, 4, 4).to(bf16), grid(1, 2, 2, 0.9, bf16), 2, 0, False)
+    K(op, "size1_reflection")(rn(1, 1, 1, 3), grid(1, 2, 2, 3.0), 0, 2, True)
+    K(op, "empty_grid")(rn(2, 3, 4, 5), grid(2, 0, 2), 0, 0, False)
+    K(op, "batch_mismatch", err=True)(rn(2, 3, 4, 5), grid(1, 3, 2), 0, 0, False)
+    K(op, "grid_last_dim", err=True)(rn(2, 3, 4, 5), rn(2, 3, 2, 3), 0, 0, False)
+    K(op, "dtype_mismatch", err=True)(rn(2, 3, 4, 5), grid(2, 3, 2, dtype=f64), 0, 0, False)
+    K(op, "int", err=True)(ri(0, 5, 1, 1, 2, 2), grid(1, 2, 2), 0, 0, False)
+
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)

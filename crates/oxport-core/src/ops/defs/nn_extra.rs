@@ -1,4 +1,5 @@
-//! More neural-network ops: 3-d pooling (`avg_pool3d`, `max_pool3d_with_indices`, `_adaptive_avg_pool3d`).
+//! More neural-network ops: 3-d pooling (`avg_pool3d`, `max_pool3d_with_indices`, `_adaptive_avg_pool3d`),
+//! `grid_sampler_2d`.
 //! Kernels compute over f64 (floats) or i64 (integers) copies, which hold every input value exactly;
 //! f32 sums are rounded to f32 after each step to follow PyTorch's accumulation.
 use super::*;
@@ -15,6 +16,11 @@ pub(super) fn register(r: &mut Builder) {
         "aten._adaptive_avg_pool3d.default",
         meta_adaptive_avg_pool3d,
         adaptive_avg_pool3d,
+    );
+    r.out_op(
+        "aten.grid_sampler_2d.default",
+        meta_grid_sampler_2d,
+        grid_sampler_2d,
     );
 }
 
@@ -44,6 +50,16 @@ fn to_int32(v: i64) -> Result<i64> {
 fn rounder(dt: DType) -> fn(f64) -> f64 {
     match dt {
         DType::F64 => |v| v,
+        _ => |v| v as f32 as f64,
+    }
+}
+
+/// Rounds an f64 to `dt` itself (kernels that compute in the element type, 16-bit floats included).
+fn dtype_rounder(dt: DType) -> fn(f64) -> f64 {
+    match dt {
+        DType::F64 => |v| v,
+        DType::F16 => |v| half::f16::from_f64(v).to_f64(),
+        DType::BF16 => |v| half::bf16::from_f64(v).to_f64(),
         _ => |v| v as f32 as f64,
     }
 }
@@ -525,6 +541,218 @@ fn adaptive_avg_pool3d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
                     let v = r(r(r(sum / (t1 - t0) as f64) / (h1 - h0) as f64) / (w1 - w0) as f64);
                     out.push(v);
                 }
+            }
+        }
+    }
+    write_f64(&o[0], out)
+}
+
+// ---- grid_sampler_2d ----------------------------------------------------------------------------------
+
+fn meta_grid_sampler_2d(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = a.tensor("input")?;
+    let g = a.tensor("grid")?;
+    if x.dim() == 0 || g.dim() == 0 {
+        return Err(Error::value(
+            "Dimension specified as 0 but tensor has no dimensions",
+        ));
+    }
+    let xs = concrete(x, "grid_sampler_2d")?;
+    let gs = concrete(g, "grid_sampler_2d")?;
+    let both = format!(
+        "input with sizes {} and grid with sizes {}",
+        fmt_shape(&x.sizes),
+        fmt_shape(&g.sizes)
+    );
+    if xs[0] != gs[0] {
+        return Err(Error::shape(format!(
+            "grid_sampler(): expected grid and input to have same batch size, but got {both}"
+        )));
+    }
+    if gs[gs.len() - 1] != x.dim() as i64 - 2 {
+        return Err(Error::shape(format!(
+            "grid_sampler(): expected grid to have size {} in last dimension, but got grid with sizes {}",
+            x.dim() as i64 - 2,
+            fmt_shape(&g.sizes)
+        )));
+    }
+    for (i, &v) in xs.iter().enumerate().skip(2) {
+        if v <= 0 {
+            return Err(Error::shape(format!(
+                "grid_sampler(): expected input to have non-empty spatial dimensions, but input has sizes {} with dimension {i} being empty",
+                fmt_shape(&x.sizes)
+            )));
+        }
+    }
+    if x.dim() != 4 || g.dim() != 4 {
+        return Err(Error::shape(format!(
+            "grid_sampler(): expected 4D input and grid with same number of dimensions, but got {both}"
+        )));
+    }
+    if !x.dtype.is_floating_point() {
+        return Err(Error::DTypeNotSupported {
+            op: "grid_sampler_2d_cpu_kernel_impl".into(),
+            dtype: x.dtype,
+        });
+    }
+    if g.dtype != x.dtype {
+        return Err(Error::DType(format!(
+            "expected scalar type {} but found {}",
+            x.dtype, g.dtype
+        )));
+    }
+    // Other values are undefined behaviour in PyTorch (it reads an out-of-range enum).
+    let (mode, pad) = (a.int("interpolation_mode")?, a.int("padding_mode")?);
+    if !(0..=2).contains(&mode) || !(0..=2).contains(&pad) {
+        return Err(Error::value(format!(
+            "grid_sampler(): interpolation_mode {mode} and padding_mode {pad} must be 0, 1 or 2"
+        )));
+    }
+    one(
+        x.dtype,
+        vec![
+            x.sizes[0].clone(),
+            x.sizes[1].clone(),
+            g.sizes[1].clone(),
+            g.sizes[2].clone(),
+        ],
+    )
+}
+
+/// One spatial axis of a grid sample: PyTorch's vectorized CPU ComputeLocation.
+struct Axis {
+    size: f64,
+    align: bool,
+    pad: i64,
+    r: fn(f64) -> f64,
+}
+
+impl Axis {
+    fn unnormalize(&self, c: f64) -> f64 {
+        let r = self.r;
+        if self.align {
+            r(r(c + 1.0) * r((self.size - 1.0) / 2.0))
+        } else {
+            r(r(r(c + 1.0) * r(self.size / 2.0)) - 0.5)
+        }
+    }
+    fn clip(&self, c: f64) -> f64 {
+        c.max(0.0).min(self.size - 1.0)
+    }
+    fn reflect(&self, c: f64) -> f64 {
+        let r = self.r;
+        let (twice_span, shift) = if self.align {
+            (2.0 * (self.size - 1.0), 0.0)
+        } else {
+            (2.0 * self.size, 0.5)
+        };
+        if twice_span == 0.0 {
+            return 0.0;
+        }
+        let abs = r(c + shift).abs();
+        let flips = r(abs / twice_span).trunc();
+        let extra = r(abs - r(flips * twice_span));
+        r(extra.min(r(twice_span - extra)) - shift)
+    }
+    /// Applies the padding mode to a source coordinate.
+    fn compute(&self, c: f64) -> f64 {
+        match self.pad {
+            1 => self.clip(c),
+            2 => self.clip(self.reflect(c)),
+            _ => c,
+        }
+    }
+}
+
+/// Cubic convolution weights (A = -0.75), each step rounded to the element type.
+fn cubic_coefficients(t: f64, r: fn(f64) -> f64) -> [f64; 4] {
+    const A: f64 = -0.75;
+    let c1 = |x: f64| r(r(r(r(r(r((A + 2.0) * x) - (A + 3.0)) * x) * x)) + 1.0);
+    let c2 = |x: f64| r(r(r(r(r(r(r(A * x) - 5.0 * A) * x) + 8.0 * A) * x)) - 4.0 * A);
+    [c2(r(t + 1.0)), c1(t), c1(r(1.0 - t)), c2(r(2.0 - t))]
+}
+
+fn grid_sampler_2d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("input")?;
+    let g = a.tensor("grid")?;
+    let (mode, pad) = (a.int("interpolation_mode")?, a.int("padding_mode")?);
+    let align = a.bool("align_corners")?;
+    let xs = x.sizes_untraced();
+    let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let gs = g.sizes_untraced();
+    let (gh, gw) = (gs[1], gs[2]);
+    let r = dtype_rounder(x.dtype());
+    let data = x.to_vec_f64();
+    let grid = g.to_vec_f64();
+    let ax_w = Axis {
+        size: w as f64,
+        align,
+        pad,
+        r,
+    };
+    let ax_h = Axis {
+        size: h as f64,
+        align,
+        pad,
+        r,
+    };
+    let mut out = vec![0f64; n * c * gh * gw];
+    for b in 0..n {
+        for i in 0..gh * gw {
+            let gi = (b * gh * gw + i) * 2;
+            let (gx, gy) = (grid[gi], grid[gi + 1]);
+            for ch in 0..c {
+                let plane = &data[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                // Taps are whole numbers; out-of-bounds (and non-finite) ones read zero.
+                let at = |xi: f64, yi: f64| -> f64 {
+                    if xi > -1.0 && xi < w as f64 && yi > -1.0 && yi < h as f64 {
+                        plane[yi as usize * w + xi as usize]
+                    } else {
+                        0.0
+                    }
+                };
+                let v = match mode {
+                    0 => {
+                        let (px, py) = (
+                            ax_w.compute(ax_w.unnormalize(gx)),
+                            ax_h.compute(ax_h.unnormalize(gy)),
+                        );
+                        let (x0, y0) = (px.floor(), py.floor());
+                        let (we, no) = (r(px - x0), r(py - y0));
+                        let (ea, so) = (r(1.0 - we), r(1.0 - no));
+                        let (nw, ne, sw, se) = (r(so * ea), r(so * we), r(no * ea), r(no * we));
+                        let s = r(r(at(x0, y0) * nw) + r(at(x0 + 1.0, y0) * ne));
+                        let s = r(s + r(at(x0, y0 + 1.0) * sw));
+                        r(s + r(at(x0 + 1.0, y0 + 1.0) * se))
+                    }
+                    1 => {
+                        let px = ax_w.compute(ax_w.unnormalize(gx)).round_ties_even();
+                        let py = ax_h.compute(ax_h.unnormalize(gy)).round_ties_even();
+                        at(px, py)
+                    }
+                    _ => {
+                        let (px, py) = (ax_w.unnormalize(gx), ax_h.unnormalize(gy));
+                        let (x0, y0) = (px.floor(), py.floor());
+                        let cx = cubic_coefficients(r(px - x0), r);
+                        let cy = cubic_coefficients(r(py - y0), r);
+                        let mut acc = 0.0;
+                        for (i, wy) in cy.iter().enumerate() {
+                            let yy = ax_h.compute(y0 - 1.0 + i as f64);
+                            let mut row = 0.0;
+                            for (j, wx) in cx.iter().enumerate() {
+                                let v = at(ax_w.compute(x0 - 1.0 + j as f64), yy);
+                                row = if j == 0 {
+                                    r(wx * v)
+                                } else {
+                                    r(row + r(wx * v))
+                                };
+                            }
+                            acc = r(acc + r(wy * row));
+                        }
+                        acc
+                    }
+                };
+                out[((b * c + ch) * gh * gw) + i] = v;
             }
         }
     }
