@@ -1717,6 +1717,27 @@ def nn_extra_cases():
     K(op, "dtype_mismatch", err=True)(rn(2, 3, 4, 5), grid(2, 3, 2, dtype=f64), 0, 0, False)
     K(op, "int", err=True)(ri(0, 5, 1, 1, 2, 2), grid(1, 2, 2), 0, 0, False)
 
+    op = A._embedding_bag.default
+    idx, off = tt([0, 2, 5, 2, 1, 4, 3], i64), tt([0, 3, 3, 5], i64)
+    for m, mname in enumerate(("sum", "mean", "max")):
+        K(op, f"{mname}")(rn(6, 3), idx, off, False, m)
+        K(op, f"{mname}_last_offset")(rn(6, 3), idx, tt([0, 2, 4], i64), False, m, False, None, True)
+        K(op, f"{mname}_padding_idx")(rn(6, 3), idx, off, False, m, False, None, False, 2)
+        K(op, f"{mname}_f64_decreasing")(rn(6, 2, dtype=f64), idx, tt([0, 4, 2], i64), False, m)
+        K(op, f"{mname}_noncontig_int32")(rn(3, 6).t(), idx.int(), off.int(), False, m)
+    K(op, "sum_bf16")(rn(6, 3).to(bf16), idx, off, False, 0)
+    K(op, "mean_f16_padding")(rn(6, 3).half(), idx, off, False, 1, False, None, False, 5)
+    K(op, "max_nan_ties")(tt([[nan, 1.0], [2.0, nan], [0.0, 1.0]]), tt([0, 1, 2, 2, 1], i64), tt([0, 3], i64), False, 2)
+    K(op, "per_sample_weights")(rn(6, 3), idx, off, False, 0, False, rn(7))
+    K(op, "per_sample_weights_padding")(rn(6, 3), idx, off, False, 0, False, rn(7), False, 4)
+    K(op, "mixed_index_dtypes")(rn(6, 3), idx.int(), off, False, 1)
+    K(op, "out_of_range", err=True)(rn(6, 3), tt([0, 6], i64), tt([0, 1], i64), False, 0)
+    K(op, "out_of_range_max", err=True)(rn(6, 3), tt([0, -1], i64), tt([0, 1], i64), False, 2)
+    K(op, "offsets0", err=True)(rn(6, 3), idx, tt([1, 3], i64), False, 0)
+    K(op, "offsets_past_end", err=True)(rn(6, 3), idx, tt([0, 9], i64), False, 1)
+    K(op, "per_sample_weights_mean", err=True)(rn(6, 3), idx, off, False, 1, False, rn(7))
+    K(op, "float_indices", err=True)(rn(6, 3), idx.float(), off, False, 0)
+
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)

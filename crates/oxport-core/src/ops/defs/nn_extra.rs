@@ -1,5 +1,5 @@
 //! More neural-network ops: 3-d pooling (`avg_pool3d`, `max_pool3d_with_indices`, `_adaptive_avg_pool3d`),
-//! `grid_sampler_2d`.
+//! `grid_sampler_2d`, `_embedding_bag`.
 //! Kernels compute over f64 (floats) or i64 (integers) copies, which hold every input value exactly;
 //! f32 sums are rounded to f32 after each step to follow PyTorch's accumulation.
 use super::*;
@@ -21,6 +21,11 @@ pub(super) fn register(r: &mut Builder) {
         "aten.grid_sampler_2d.default",
         meta_grid_sampler_2d,
         grid_sampler_2d,
+    );
+    r.out_op(
+        "aten._embedding_bag.default",
+        meta_embedding_bag,
+        embedding_bag,
     );
 }
 
@@ -757,4 +762,270 @@ fn grid_sampler_2d(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         }
     }
     write_f64(&o[0], out)
+}
+
+// ---- _embedding_bag -----------------------------------------------------------------------------------
+
+const BAG_INDEX_ERROR: &str = "Expected i < index_size to be true, but got false.  (Could this error message be improved?  If so, please report an enhancement request to PyTorch.)";
+
+fn tensor_type_name(dt: DType) -> String {
+    format!("torch.{dt}Tensor")
+}
+
+/// PyTorch's CPU fast path (`is_fast_path`): sum and mean bags then follow the offsets, not offset2bag,
+/// and the sum mode returns an empty offset2bag.
+fn bag_fast_path(
+    dt: DType,
+    weight_stride1: i64,
+    padding_idx: i64,
+    psw_stride0: Option<i64>,
+) -> bool {
+    matches!(dt, DType::F32 | DType::F16 | DType::BF16)
+        && weight_stride1 == 1
+        && padding_idx < 0
+        && psw_stride0.is_none_or(|s| s == 1)
+}
+
+fn meta_embedding_bag(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let w = a.tensor("weight")?;
+    let idx = a.tensor("indices")?;
+    let off = a.tensor("offsets")?;
+    let it = crate::dtype::promote_types(idx.dtype, off.dtype);
+    if idx.dim() != 1 && idx.dim() != 2 {
+        return Err(Error::shape(format!(
+            "input has to be a 1D or 2D Tensor, but got Tensor of dimension {}",
+            idx.dim()
+        )));
+    }
+    if idx.dim() == 1 && off.dim() != 1 {
+        return Err(Error::shape(format!(
+            "offsets has to be a 1D Tensor, but got Tensor of dimension {}",
+            off.dim()
+        )));
+    }
+    if w.dim() != 2 {
+        return Err(Error::shape(format!(
+            "weight has to be a 2D Tensor, but got Tensor of dimension {}",
+            w.dim()
+        )));
+    }
+    if idx.dim() == 2 {
+        // PyTorch's CPU paths disagree on 2-D indices (the slow path fails a check); not supported.
+        return Err(Error::shape(
+            "embedding_bag: oxport supports 1-D indices only (flatten them and pass offsets)",
+        ));
+    }
+    if !matches!(it, DType::I64 | DType::I32) {
+        return Err(Error::DType(format!(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got {} instead (while checking arguments for embedding_bag)",
+            tensor_type_name(it)
+        )));
+    }
+    if !w.dtype.is_floating_point() {
+        return Err(Error::DType(format!(
+            "Expected tensor for argument #1 'weight' to have one of the following scalar types: Half, BFloat16, Float, Double; but got {} instead (while checking arguments for embedding_bag)",
+            tensor_type_name(w.dtype)
+        )));
+    }
+    let mode = a.int("mode")?;
+    let psw = a.opt_tensor("per_sample_weights")?;
+    if let Some(p) = psw {
+        if mode != 0 {
+            return Err(Error::value(
+                "embedding_bag: per_sample_weights only supported with mode='sum'",
+            ));
+        }
+        if p.dtype != w.dtype {
+            return Err(Error::DType(format!(
+                "Expected tensor for argument #1 'weight' to have the same type as tensor for argument #1 'per_sample_weights'; but type {} does not equal {} (while checking arguments for embedding_bag)",
+                tensor_type_name(w.dtype),
+                tensor_type_name(p.dtype)
+            )));
+        }
+        if p.dim() != 1 {
+            return Err(Error::shape("Expected per_sample_weights.value().dim() == 1 to be true, but got false.  (Could this error message be improved?  If so, please report an enhancement request to PyTorch.)"));
+        }
+        if !p.numel().guard_eq(&idx.numel()) {
+            return Err(Error::shape("Expected per_sample_weights.value().numel() == indices.numel() to be true, but got false.  (Could this error message be improved?  If so, please report an enhancement request to PyTorch.)"));
+        }
+    }
+    let n_off = off.sizes[0]
+        .as_int()
+        .ok_or_else(|| Error::Symbolic("embedding_bag over symbolic offsets".into()))?;
+    let include_last = a.bool("include_last_offset")?;
+    if include_last && n_off < 1 {
+        return Err(Error::shape(
+            "include_last_offset: number of offset should be at least 1",
+        ));
+    }
+    if !(0..=2).contains(&mode) {
+        return Err(Error::value("`mode` must be sum, mean, or max."));
+    }
+    let nb = SymInt::Int(n_off - include_last as i64);
+    let d = w.sizes[1].clone();
+    let fast = bag_fast_path(
+        w.dtype,
+        w.strides[1].as_int().unwrap_or(0),
+        a.int("padding_idx")?,
+        psw.map(|p| p.strides[0].as_int().unwrap_or(0)),
+    );
+    let o2b = if mode == 0 && fast {
+        SymInt::Int(0)
+    } else {
+        idx.sizes[0].clone()
+    };
+    let max_idx = if mode == 2 {
+        vec![nb.clone(), d.clone()]
+    } else {
+        vec![nb.clone()]
+    };
+    let m = |dt, s| Value::Tensor(TensorMeta::contiguous(dt, s));
+    Ok(vec![
+        m(w.dtype, vec![nb.clone(), d]),
+        m(it, vec![o2b]),
+        m(it, vec![nb]),
+        m(it, max_idx),
+    ])
+}
+
+fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let w = a.tensor("weight")?;
+    let idx = to_vec_i64(a.tensor("indices")?)?;
+    let off = to_vec_i64(a.tensor("offsets")?)?;
+    let mode = a.int("mode")?;
+    let padding_idx = a.int("padding_idx")?;
+    let include_last = a.bool("include_last_offset")?;
+    let psw_t = a.opt_tensor("per_sample_weights")?;
+    let n = idx.len();
+    if let (Some(&first), Some(&last)) = (off.first(), off.last()) {
+        if first != 0 {
+            return Err(Error::value(format!(
+                "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from position 0. However, got {first}"
+            )));
+        }
+        if last > n as i64 {
+            return Err(Error::value(format!(
+                "offsets[-1] can not be greater than input's length {n} but got offsets[-1] of {last}"
+            )));
+        }
+    }
+    let (num_w, d) = (w.sizes_untraced()[0], w.sizes_untraced()[1]);
+    let nb = off.len() - include_last as usize;
+    let fast = bag_fast_path(
+        w.dtype(),
+        w.strides()[1] as i64,
+        padding_idx,
+        psw_t.map(|p| p.strides()[0] as i64),
+    );
+    let weights = w.to_vec_f64();
+    let psw = psw_t.map(|p| p.to_vec_f64());
+    let r = rounder(w.dtype());
+    let mut out = vec![0f64; nb * d];
+    // offset2bag: the bag of each index (a cumulative count of the offsets after the first).
+    let counted = off.len() - include_last as usize;
+    let mut o2b = vec![0i64; n + 1];
+    for &v in off.iter().take(counted).skip(1) {
+        if let Some(c) = o2b.get_mut(v.max(0) as usize) {
+            *c += 1;
+        }
+    }
+    for i in 1..o2b.len() {
+        o2b[i] += o2b[i - 1];
+    }
+    o2b.truncate(n);
+    // bag_size: offset differences (the last bag runs to the end), less padding entries.
+    let mut bag_size: Vec<i64> = (0..nb)
+        .map(|b| {
+            if b + 1 < nb {
+                off[b + 1] - off[b]
+            } else {
+                n as i64 - off[b]
+            }
+        })
+        .collect();
+    let in_range = |v: i64| v >= 0 && (v as usize) < num_w;
+    let slow_index_error = |v: i64| {
+        Error::value(format!(
+            "embedding_bag: Expected idx >= 0 && idx < num_embeddings but found idx to be {v}"
+        ))
+    };
+    let mut max_idx = vec![0i64; if mode == 2 { nb * d } else { 0 }];
+    if mode != 2 && fast {
+        // Bags follow the offsets; indices past the last offset (include_last_offset) are not read.
+        for b in 0..nb {
+            let start = off[b];
+            let end = if b + 1 < off.len() {
+                off[b + 1]
+            } else {
+                n as i64
+            };
+            if end < start {
+                // Single-threaded PyTorch reads out of bounds here; its parallel path raises this.
+                return Err(Error::value(BAG_INDEX_ERROR));
+            }
+            for i in start as usize..end as usize {
+                if !in_range(idx[i]) {
+                    return Err(Error::value(format!(
+                        "Index {i} of input takes value {} which is not in the valid range [0, {num_w})",
+                        idx[i]
+                    )));
+                }
+                let row = idx[i] as usize * d;
+                let s = psw.as_ref().map(|p| p[i]);
+                for j in 0..d {
+                    let v = weights[row + j];
+                    let acc = &mut out[b * d + j];
+                    *acc = r(*acc + s.map_or(v, |s| r(v * s)));
+                }
+            }
+        }
+    } else {
+        let mut seen = vec![false; nb];
+        for i in 0..n {
+            let v = idx[i];
+            if !in_range(v) {
+                return Err(slow_index_error(v));
+            }
+            let b = o2b[i] as usize;
+            if b >= nb {
+                continue;
+            }
+            if v == padding_idx {
+                bag_size[b] -= 1;
+                continue;
+            }
+            let row = v as usize * d;
+            for j in 0..d {
+                let x = weights[row + j];
+                let acc = &mut out[b * d + j];
+                if mode == 2 {
+                    if !seen[b] || x > *acc {
+                        *acc = x;
+                        max_idx[b * d + j] = v;
+                    }
+                } else {
+                    let s = psw.as_ref().map(|p| p[i]);
+                    *acc = r(*acc + s.map_or(x, |s| r(x * s)));
+                }
+            }
+            seen[b] = true;
+        }
+    }
+    if mode == 1 {
+        for (b, &c) in bag_size.iter().enumerate() {
+            let div = c.max(1) as f64;
+            for v in &mut out[b * d..(b + 1) * d] {
+                *v = r(*v / div);
+            }
+        }
+    }
+    write_f64(&o[0], out)?;
+    if o[1].numel() == n {
+        write_i64(&o[1], o2b)?;
+    }
+    if mode == 0 {
+        return Ok(()); // bag_size and max_indices stay zero
+    }
+    write_i64(&o[2], bag_size.clone())?;
+    write_i64(&o[3], if mode == 2 { max_idx } else { bag_size })
 }
