@@ -1736,6 +1736,7 @@ def nn_extra_cases():
     K(op, "offsets0", err=True)(rn(6, 3), idx, tt([1, 3], i64), False, 0)
     K(op, "offsets_past_end", err=True)(rn(6, 3), idx, tt([0, 9], i64), False, 1)
     K(op, "per_sample_weights_mean", err=True)(rn(6, 3), idx, off, False, 1, False, rn(7))
+    K(op, "offset_past_end_slow", err=True)(rn(6, 3, dtype=f64), idx, tt([0, 9, 2], i64), False, 0)
     K(op, "float_indices", err=True)(rn(6, 3), idx.float(), off, False, 0)
 
 

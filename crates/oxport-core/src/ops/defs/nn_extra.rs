@@ -925,8 +925,11 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let counted = off.len() - include_last as usize;
     let mut o2b = vec![0i64; n + 1];
     for &v in off.iter().take(counted).skip(1) {
-        if let Some(c) = o2b.get_mut(v.max(0) as usize) {
-            *c += 1;
+        match o2b.get_mut(v as usize) {
+            Some(c) if v >= 0 => *c += 1,
+            // PyTorch's index_add_ into offset2bag (the slow path builds it first).
+            _ if mode == 2 || !fast => return Err(Error::value("index out of range in self")),
+            _ => {}
         }
     }
     for i in 1..o2b.len() {
@@ -937,9 +940,9 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let mut bag_size: Vec<i64> = (0..nb)
         .map(|b| {
             if b + 1 < nb {
-                off[b + 1] - off[b]
+                off[b + 1].wrapping_sub(off[b])
             } else {
-                n as i64 - off[b]
+                (n as i64).wrapping_sub(off[b])
             }
         })
         .collect();
@@ -959,7 +962,7 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
             } else {
                 n as i64
             };
-            if end < start {
+            if end < start || start < 0 || end > n as i64 {
                 // Single-threaded PyTorch reads out of bounds here; its parallel path raises this.
                 return Err(Error::value(BAG_INDEX_ERROR));
             }
