@@ -1739,6 +1739,39 @@ def nn_extra_cases():
     K(op, "offset_past_end_slow", err=True)(rn(6, 3, dtype=f64), idx, tt([0, 9, 2], i64), False, 0)
     K(op, "float_indices", err=True)(rn(6, 3), idx.float(), off, False, 0)
 
+    op = A.col2im.default
+    K(op, "basic")(rn(2, 12, 12), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "stride_pad_dilation")(rn(1, 8, 6), [5, 4], [2, 2], [2, 1], [1, 0], [2, 2])
+    K(op, "unbatched")(rn(6, 6), [3, 5], [1, 3], [1, 1], [0, 1], [2, 2])
+    K(op, "f64_noncontig")(rn(2, 9, 4, dtype=f64).transpose(1, 2).contiguous().transpose(1, 2), [4, 4], [3, 3], [1, 1], [1, 1], [2, 2])
+    K(op, "f16")(rn(1, 4, 9).half(), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "bool")(rb(1, 4, 9), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "int", err=True)(ri(0, 5, 1, 4, 9), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "blocks_mismatch", err=True)(rn(2, 12, 11), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "unbatched_not_divisible", err=True)(rn(5, 8), [3, 5], [1, 3], [1, 1], [0, 1], [2, 2])
+    K(op, "not_divisible", err=True)(rn(2, 10, 12), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    op = A._cdist_forward.default
+    for pv in (0.0, 1.0, 2.0, 3.5, inf, 0.5):
+        K(op, f"p{pv}")(rn(3, 4), rn(5, 4), pv, None)
+    K(op, "mm_mode1", tol=(1e-4, 1e-4))(rn(3, 4), rn(5, 4), 2.0, 1)
+    K(op, "mm_large_rows", tol=(1e-4, 1e-4))(rn(26, 3), rn(4, 3), 2.0, None)
+    K(op, "no_mm_mode2")(rn(26, 3), rn(4, 3), 2.0, 2)
+    K(op, "batch_broadcast_f64")(rn(2, 1, 3, 4, dtype=f64), rn(3, 5, 4, dtype=f64).transpose(1, 2).contiguous().transpose(1, 2), 1.0, None)
+    K(op, "f16_mm")(rn(3, 4).half(), rn(2, 4).half(), 2.0, 1)
+    K(op, "empty_cols")(rn(3, 0), rn(5, 0), 2.0, None)
+    K(op, "f16_p1", err=True)(rn(3, 4).half(), rn(2, 4).half(), 1.0, None)
+    K(op, "negative_p", err=True)(rn(3, 4), rn(5, 4), -1.0, None)
+    K(op, "columns", err=True)(rn(3, 4), rn(5, 3), 2.0, None)
+    op = A._pdist_forward.default
+    for pv in (0.0, 1.0, 2.0, 3.0, inf):
+        K(op, f"p{pv}")(rn(5, 3), pv)
+    K(op, "f64_p0.7")(rn(4, 6, dtype=f64), 0.7)
+    K(op, "one_row")(rn(1, 3), 2.0)
+    K(op, "no_cols")(rn(4, 0), 2.0)
+    K(op, "noncontig", err=True)(rn(3, 4).t(), 2.0)
+    K(op, "f16", err=True)(rn(3, 4).half(), 2.0)
+    K(op, "1d", err=True)(rn(4), 2.0)
+
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)

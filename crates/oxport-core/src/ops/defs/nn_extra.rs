@@ -1,5 +1,5 @@
 //! More neural-network ops: 3-d pooling (`avg_pool3d`, `max_pool3d_with_indices`, `_adaptive_avg_pool3d`),
-//! `grid_sampler_2d`, `_embedding_bag`.
+//! `grid_sampler_2d`, `_embedding_bag`, `col2im`, `_cdist_forward`, `_pdist_forward`.
 //! Kernels compute over f64 (floats) or i64 (integers) copies, which hold every input value exactly;
 //! f32 sums are rounded to f32 after each step to follow PyTorch's accumulation.
 use super::*;
@@ -27,6 +27,9 @@ pub(super) fn register(r: &mut Builder) {
         meta_embedding_bag,
         embedding_bag,
     );
+    r.out_op("aten.col2im.default", meta_col2im, col2im);
+    r.out_op("aten._cdist_forward.default", meta_cdist, cdist);
+    r.out_op("aten._pdist_forward.default", meta_pdist, pdist);
 }
 
 // ---- shared helpers -----------------------------------------------------------------------------------
@@ -1031,4 +1034,376 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     }
     write_i64(&o[2], bag_size.clone())?;
     write_i64(&o[3], if mode == 2 { max_idx } else { bag_size })
+}
+
+// ---- col2im -------------------------------------------------------------------------------------------
+
+/// The five `int[2]` arguments of col2im, in PyTorch's order of checks.
+fn col2im_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 5]> {
+    let mut out = [[0i64; 2]; 5];
+    for (i, name) in [
+        "output_size",
+        "kernel_size",
+        "dilation",
+        "padding",
+        "stride",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let v = a.ints(name)?;
+        if v.len() != 2 {
+            return Err(Error::value(format!(
+                "It is expected {name} equals to 2, but got size {}",
+                v.len()
+            )));
+        }
+        out[i] = [v[0], v[1]];
+    }
+    Ok(out)
+}
+
+/// `[N?, C*kh*kw, L]` checked as PyTorch's col2im_shape_check; returns the number of blocks `[bh, bw]`.
+fn meta_col2im(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let [os, k, d, p, s] = col2im_params(a)?;
+    if k[0] <= 0 || k[1] <= 0 {
+        return Err(Error::value(format!(
+            "kernel size should be greater than zero, but got kernel_height: {} kernel_width: {}",
+            k[0], k[1]
+        )));
+    }
+    if s[0] <= 0 || s[1] <= 0 {
+        return Err(Error::value(format!(
+            "stride should be greater than zero, but got stride_height: {} stride_width: {}",
+            s[0], s[1]
+        )));
+    }
+    if d[0] <= 0 || d[1] <= 0 {
+        return Err(Error::value(format!(
+            "dilation should be greater than zero, but got dilation_height: {} dilation_width: {}",
+            d[0], d[1]
+        )));
+    }
+    if p[0] < 0 || p[1] < 0 {
+        return Err(Error::value(format!(
+            "padding should be non-negative, but got pad_height: {} pad_width: {}",
+            p[0], p[1]
+        )));
+    }
+    let sizes = concrete(x, "col2im")?;
+    let nd = sizes.len();
+    if !((nd == 2 && sizes[0] != 0 && sizes[1] != 0) || (nd == 3 && sizes[1] != 0 && sizes[2] != 0))
+    {
+        return Err(Error::shape(format!(
+            "Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero dimensions for input, but got: {}",
+            fmt_shape(&x.sizes)
+        )));
+    }
+    let bd = 0; // PyTorch names the dims of the batched (unsqueezed) input
+    let planes = sizes[nd - 2];
+    let kk = k[0] as i128 * k[1] as i128;
+    if planes as i128 % kk != 0 {
+        return Err(Error::shape(format!(
+            "Expected size of input's dimension {} to be divisible by the product of kernel_size, but got input.size({})={planes} and kernel_size=({}, {}).",
+            bd + 1,
+            bd + 1,
+            k[0],
+            k[1]
+        )));
+    }
+    let blocks: [i128; 2] = std::array::from_fn(|i| {
+        let num = os[i] as i128 + 2 * p[i] as i128 - d[i] as i128 * (k[i] as i128 - 1) - 1;
+        div_rtn(num, s[i] as i128) + 1
+    });
+    let len = sizes[nd - 1];
+    let head = format!(
+        "Given output_size=({}, {}), kernel_size=({}, {}), dilation=({}, {}), padding=({}, {}), stride=({}, {}), ",
+        os[0], os[1], k[0], k[1], d[0], d[1], p[0], p[1], s[0], s[1]
+    );
+    if len as i128 != blocks[0] * blocks[1] {
+        return Err(Error::shape(format!(
+            "{head}expected size of input's dimension {} to match the calculated number of sliding blocks {} * {} = {}, but got input.size({})={len}.",
+            bd + 2,
+            blocks[0],
+            blocks[1],
+            blocks[0] * blocks[1],
+            bd + 2
+        )));
+    }
+    if blocks[0] < 1 || blocks[1] < 1 {
+        return Err(Error::shape(format!(
+            "{head}calculated shape of the array of sliding blocks as ({}, {}), which is too small (non-positive)",
+            blocks[0], blocks[1]
+        )));
+    }
+    if os[0] < 1 || os[1] < 1 {
+        return Err(Error::shape(format!(
+            "Expected output spatial size to be positive, but got: output_size=({}, {}).",
+            os[0], os[1]
+        )));
+    }
+    if !(x.dtype.is_floating_point() || x.dtype == DType::Bool) {
+        return Err(Error::DTypeNotSupported {
+            op: "col2im_out_cpu".into(),
+            dtype: x.dtype,
+        });
+    }
+    let mut out: Vec<SymInt> = x.sizes[..nd - 2].to_vec();
+    out.push(SymInt::Int((planes as i128 / kk) as i64));
+    out.extend([SymInt::Int(os[0]), SymInt::Int(os[1])]);
+    one(x.dtype, out)
+}
+
+fn col2im(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    let [os, k, d, p, s] = col2im_params(a)?;
+    let xs = x.sizes_untraced();
+    let nd = xs.len();
+    let (batch, planes, len) = (
+        xs[..nd - 2].iter().product::<usize>(),
+        xs[nd - 2],
+        xs[nd - 1],
+    );
+    let (oh, ow) = (os[0], os[1]);
+    let bw = (ow + 2 * p[1] - d[1] * (k[1] - 1) - 1) / s[1] + 1;
+    let (kh, kw) = (k[0] as usize, k[1] as usize);
+    let channels = planes / (kh * kw);
+    let r = dtype_rounder(x.dtype());
+    let data = x.to_vec_f64();
+    let plane_out = (oh * ow) as usize;
+    let mut out = vec![0f64; batch * channels * plane_out];
+    // PyTorch's col2im loop order (c_col, h_col, w_col), accumulating in the element type.
+    for b in 0..batch {
+        let src = &data[b * planes * len..(b + 1) * planes * len];
+        let dst = &mut out[b * channels * plane_out..(b + 1) * channels * plane_out];
+        for c_col in 0..planes {
+            let (w_off, h_off, c_im) = (c_col % kw, (c_col / kw) % kh, c_col / kh / kw);
+            for l in 0..len {
+                let (h_col, w_col) = (l as i64 / bw, l as i64 % bw);
+                let h = h_col * s[0] - p[0] + h_off as i64 * d[0];
+                let w = w_col * s[1] - p[1] + w_off as i64 * d[1];
+                if (0..oh).contains(&h) && (0..ow).contains(&w) {
+                    let j = c_im * plane_out + (h * ow + w) as usize;
+                    dst[j] = r(dst[j] + src[c_col * len + l]);
+                }
+            }
+        }
+    }
+    write_f64(&o[0], out)
+}
+
+// ---- _cdist_forward / _pdist_forward ------------------------------------------------------------------
+
+/// The p-norm distance of two rows, computed in f64 (PyTorch's CPU kernel vectorizes the sum).
+fn dist(a: &[f64], b: &[f64], p: f64) -> f64 {
+    let diffs = a.iter().zip(b).map(|(x, y)| (x - y).abs());
+    if p == 0.0 {
+        diffs.filter(|&v| v != 0.0).count() as f64
+    } else if p == 1.0 {
+        diffs.sum()
+    } else if p == 2.0 {
+        diffs.map(|v| v * v).sum::<f64>().sqrt()
+    } else if p == f64::INFINITY {
+        diffs.fold(0.0, |m, v| if v > m || v.is_nan() { v } else { m })
+    } else {
+        diffs.map(|v| v.powf(p)).sum::<f64>().powf(1.0 / p)
+    }
+}
+
+/// Whether cdist takes its matrix-multiplication path (`_euclidean_dist`).
+fn cdist_uses_mm(p: f64, mode: i64, r1: i64, r2: i64) -> bool {
+    p == 2.0 && (mode == 1 || (mode == 0 && (r1 > 25 || r2 > 25)))
+}
+
+fn meta_cdist(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+    for (t, name) in [(x1, "X1"), (x2, "X2")] {
+        if t.dim() < 2 {
+            return Err(Error::shape(format!(
+                "cdist only supports at least 2D tensors, {name} got: {}D",
+                t.dim()
+            )));
+        }
+    }
+    let (s1, s2) = (concrete(x1, "cdist")?, concrete(x2, "cdist")?);
+    let (n1, n2) = (s1.len(), s2.len());
+    if s1[n1 - 1] != s2[n2 - 1] {
+        return Err(Error::shape(format!(
+            "X1 and X2 must have the same number of columns. X1: {} X2: {}",
+            s1[n1 - 1],
+            s2[n2 - 1]
+        )));
+    }
+    for (t, name) in [(x1, "X1"), (x2, "X2")] {
+        if !t.dtype.is_floating_point() {
+            return Err(Error::DType(format!(
+                "cdist only supports floating-point dtypes, {name} got: {}",
+                t.dtype
+            )));
+        }
+    }
+    let p = a.float("p")?;
+    // PyTorch's `p >= 0` is false for NaN too.
+    if p.is_nan() || p < 0.0 {
+        return Err(Error::value("cdist only supports non-negative p values"));
+    }
+    let mode = a.opt_int("compute_mode")?.unwrap_or(0);
+    if !(0..=2).contains(&mode) {
+        return Err(Error::value(format!(
+            "possible modes: 0, 1, 2, but was: {mode}"
+        )));
+    }
+    let mut out = broadcast_shapes(&[&x1.sizes[..n1 - 2], &x2.sizes[..n2 - 2]])?;
+    let (r1, r2, c) = (s1[n1 - 2], s2[n2 - 2], s1[n1 - 1]);
+    let batch: i64 = out.iter().map(|v| v.as_int().unwrap_or(0)).product();
+    let empty = r1 == 0 || r2 == 0 || batch == 0 || c == 0;
+    if !empty {
+        if cdist_uses_mm(p, mode, r1, r2) {
+            if x1.dtype != x2.dtype {
+                return Err(Error::DType(format!(
+                    "expected m1 and m2 to have the same dtype, but got: {} != {}",
+                    x1.dtype.name(),
+                    x2.dtype.name()
+                )));
+            }
+        } else {
+            if matches!(x1.dtype, DType::F16 | DType::BF16) {
+                return Err(Error::DTypeNotSupported {
+                    op: "cdist".into(),
+                    dtype: x1.dtype,
+                });
+            }
+            if x1.dtype != x2.dtype {
+                return Err(Error::DType(format!(
+                    "expected scalar type {} but found {}",
+                    x1.dtype, x2.dtype
+                )));
+            }
+        }
+    }
+    out.extend([SymInt::Int(r1), SymInt::Int(r2)]);
+    one(x1.dtype, out)
+}
+
+fn cdist(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let (x1, x2) = (a.tensor("x1")?, a.tensor("x2")?);
+    let p = a.float("p")?;
+    let mode = a.opt_int("compute_mode")?.unwrap_or(0);
+    let os = o[0].sizes_untraced().to_vec();
+    let nd = os.len();
+    let (r1, r2) = (os[nd - 2], os[nd - 1]);
+    let c = x1.sizes_untraced()[x1.dim() - 1];
+    if o[0].numel() == 0 || c == 0 {
+        return Ok(()); // zeros
+    }
+    // Broadcast the batch dims by restriding (stride 0 where a size is 1 or missing).
+    let expand = |t: &Tensor, rows: usize| -> Result<Vec<f64>> {
+        let (ts, st) = (t.sizes_untraced(), t.strides());
+        let tb = t.dim() - 2;
+        let mut sizes = os[..nd - 2].to_vec();
+        let mut strides = vec![0usize; nd - 2];
+        for i in 0..tb {
+            let j = nd - 2 - tb + i;
+            strides[j] = if ts[i] == 1 { 0 } else { st[i] };
+        }
+        sizes.extend([rows, c]);
+        strides.extend([st[tb], st[tb + 1]]);
+        Ok(t.restride(&sizes, &strides, t.storage_offset())?
+            .to_vec_f64())
+    };
+    let (a1, a2) = (expand(x1, r1)?, expand(x2, r2)?);
+    let batch = o[0].numel() / (r1 * r2);
+    let mm = cdist_uses_mm(p, mode, r1 as i64, r2 as i64);
+    let r = rounder(x1.dtype());
+    let mut out = Vec::with_capacity(o[0].numel());
+    for b in 0..batch {
+        for i in 0..r1 {
+            let u = &a1[(b * r1 + i) * c..(b * r1 + i + 1) * c];
+            for j in 0..r2 {
+                let v = &a2[(b * r2 + j) * c..(b * r2 + j + 1) * c];
+                out.push(if mm {
+                    // _euclidean_dist: [-2u, |u|², 1] · [v, 1, |v|²], clamped at 0, in the element type.
+                    let n1 = u.iter().fold(0.0, |acc, x| r(acc + r(x * x)));
+                    let n2 = v.iter().fold(0.0, |acc, x| r(acc + r(x * x)));
+                    let dot = u
+                        .iter()
+                        .zip(v)
+                        .fold(0.0, |acc, (x, y)| r(acc + r(r(-2.0 * x) * y)));
+                    r(r(r(dot + n1) + n2).max(0.0).sqrt())
+                } else {
+                    dist(u, v, p)
+                });
+            }
+        }
+    }
+    write_f64(&o[0], out)
+}
+
+fn meta_pdist(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let contiguous = crate::ops::value::contiguous_sym_strides(&x.sizes);
+    let sizes = concrete(x, "_pdist_forward")?;
+    let is_contig = sizes.contains(&0)
+        || x.sizes
+            .iter()
+            .zip(x.strides.iter().zip(&contiguous))
+            .all(|(n, (s, c))| n.as_int() == Some(1) || s.as_int() == c.as_int());
+    if !is_contig {
+        return Err(Error::value("_pdist_forward requires contiguous input"));
+    }
+    if sizes.is_empty() {
+        return Err(Error::value(
+            "Dimension specified as 0 but tensor has no dimensions",
+        ));
+    }
+    let n = sizes[0];
+    if n <= 1 {
+        return one(x.dtype, vec![SymInt::Int(0)]);
+    }
+    if sizes.len() < 2 {
+        return Err(Error::DimOutOfRange {
+            dim: 1,
+            min: -1,
+            max: 0,
+        });
+    }
+    // PyTorch reads N rows of size(1) elements from the start of the data (any rank); with an empty
+    // later dim that is past the end.
+    let numel: i128 = sizes.iter().map(|&v| v as i128).product();
+    if numel < n as i128 * sizes[1] as i128 {
+        return Err(Error::shape(format!(
+            "_pdist_forward: an input of shape {} has fewer than size(0) * size(1) elements",
+            fmt_shape(&x.sizes)
+        )));
+    }
+    if sizes[1] != 0 && !matches!(x.dtype, DType::F32 | DType::F64) {
+        return Err(Error::DTypeNotSupported {
+            op: "pdist".into(),
+            dtype: x.dtype,
+        });
+    }
+    one(x.dtype, vec![SymInt::Int(n * (n - 1) / 2)])
+}
+
+fn pdist(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    if o[0].numel() == 0 || x.sizes_untraced()[1] == 0 {
+        return Ok(()); // empty, or zeros
+    }
+    let p = a.float("p")?;
+    let (n, m) = (x.sizes_untraced()[0], x.sizes_untraced()[1]);
+    // Rows of `m` elements over the flat data, as PyTorch's kernel reads a (contiguous) input of any rank.
+    let data = x.to_vec_f64();
+    let mut out = Vec::with_capacity(o[0].numel());
+    for i in 0..n {
+        for j in i + 1..n {
+            out.push(dist(
+                &data[i * m..(i + 1) * m],
+                &data[j * m..(j + 1) * m],
+                p,
+            ));
+        }
+    }
+    write_f64(&o[0], out)
 }
