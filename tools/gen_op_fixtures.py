@@ -1748,6 +1748,116 @@ def indexing_cases():
 
 
 # ---------------------------------------------------------------- main
+def nn_extra_cases():
+    """3-d pooling (avg, max with indices, adaptive avg)."""
+    op = A.avg_pool3d.default
+    K(op, "basic")(rn(1, 2, 4, 5, 6), [2, 2, 2])
+    K(op, "stride_pad_ceil", tol=(1e-5, 1e-6))(rn(2, 1, 5, 4, 5), [3, 2, 3], [2, 1, 2], [1, 1, 1], True)
+    K(op, "no_count_pad")(rn(1, 2, 3, 4, 4), [3], [2], [1], True, False)
+    K(op, "divisor_override_4d")(rn(2, 3, 4, 4), [2, 3, 2], [1], [0, 1, 1], False, True, 5)
+    K(op, "f64_noncontig")(rn(1, 4, 5, 3, 2, dtype=f64).transpose(1, 4), [2], [1])
+    K(op, "int64")(ri(-50, 50, 1, 2, 3, 4, 4), [2], [1], [1], False, True)
+    K(op, "int64_neg_divisor")(ri(-50, 50, 1, 1, 3, 3, 3), [2], [1], [0], False, True, -3)
+    K(op, "f16", err=True)(rn(1, 1, 2, 2, 2).half(), [2])
+    K(op, "kernel_larger", err=True)(rn(1, 2, 4, 5, 6), [5, 2, 2])
+    K(op, "bad_stride_len", err=True)(rn(1, 2, 4, 5, 6), [2], [2, 1])
+    K(op, "negative_kernel", err=True)(rn(1, 2, 4, 5, 6), [-1, 2, 2], [1])
+    op = A.max_pool3d_with_indices.default
+    K(op, "basic")(rn(1, 2, 4, 5, 6), [2, 2, 2])
+    K(op, "dilation_pad_ceil")(rn(2, 1, 6, 5, 7), [2, 3, 2], [2, 1, 2], [1, 1, 1], [2, 1, 2], True)
+    K(op, "unbatched")(rn(3, 4, 4, 5), [3], [2], [1])
+    K(op, "nan_neginf")(tt([[[[[1.0, nan, 3.0, nan], [-inf, -inf, -inf, -inf]]]]]), [1, 1, 2], [1], [0, 0, 1])
+    K(op, "bf16_noncontig")(rn(1, 5, 4, 3, 2).to(bf16).transpose(1, 4), [2], [1])
+    K(op, "int32")(ri(-9, 9, 1, 2, 3, 4, 4, dtype=i32), [2, 2, 3], [1, 2, 1])
+    K(op, "int64")(ri(-9, 9, 2, 3, 3, 3), [2])
+    K(op, "bool", err=True)(rb(1, 1, 2, 2, 2), [2])
+    K(op, "pad_vs_dilation", err=True)(rn(1, 2, 6, 6, 6), [2], [1], [2], [3])
+    K(op, "too_small", err=True)(rn(1, 2, 4, 5, 6), [5, 2, 2])
+    op = A._adaptive_avg_pool3d.default
+    K(op, "basic", tol=(1e-5, 1e-6))(rn(1, 2, 5, 6, 7), [2, 3, 4])
+    K(op, "unbatched_upsample")(rn(2, 3, 2, 3), [4, 3, 5])
+    K(op, "f64_noncontig")(rn(1, 4, 5, 3, 2, dtype=f64).transpose(1, 4), [1, 2, 3])
+    K(op, "f16")(rn(1, 2, 4, 4, 4).half(), [3, 2, 1])
+    K(op, "bf16")(rn(1, 2, 3, 4, 5).to(bf16), [2, 2, 2])
+    K(op, "zero_out")(rn(1, 2, 3, 4, 5), [0, 2, 2])
+    K(op, "int", err=True)(ri(0, 5, 1, 2, 2, 2, 2), [1, 1, 1])
+    K(op, "3d", err=True)(rn(2, 3, 4), [1, 1, 1])
+    K(op, "two_sizes", err=True)(rn(1, 2, 3, 4, 5), [1, 1])
+
+    op = A.grid_sampler_2d.default
+    def grid(n, h, w, scale=1.2, dtype=f32):
+        return ((torch.rand(n, h, w, 2, dtype=f64) * 2 - 1) * scale).to(dtype)
+    for m, mname in enumerate(("bilinear", "nearest", "bicubic")):
+        for p, pname in enumerate(("zeros", "border", "reflection")):
+            for ac in (False, True):
+                K(op, f"{mname}_{pname}_{'align' if ac else 'noalign'}", tol=(1e-5, 1e-5))(
+                    rn(2, 2, 4, 5), grid(2, 3, 2, 1.6 if p == 2 else 1.2), m, p, ac)
+    K(op, "f64_noncontig")(rn(1, 5, 4, 2, dtype=f64).transpose(1, 3), grid(1, 2, 3, dtype=f64).transpose(1, 2), 0, 0, False)
+    K(op, "f16_bilinear")(rn(1, 2, 3, 3).half(), grid(1, 2, 2, 0.9, f16), 0, 1, True)
+    K(op, "bf16_bicubic", tol=(3e-2, 3e-2))(rn(1, 1, 4, 4).to(bf16), grid(1, 2, 2, 0.9, bf16), 2, 0, False)
+    K(op, "size1_reflection")(rn(1, 1, 1, 3), grid(1, 2, 2, 3.0), 0, 2, True)
+    K(op, "empty_grid")(rn(2, 3, 4, 5), grid(2, 0, 2), 0, 0, False)
+    K(op, "batch_mismatch", err=True)(rn(2, 3, 4, 5), grid(1, 3, 2), 0, 0, False)
+    K(op, "grid_last_dim", err=True)(rn(2, 3, 4, 5), rn(2, 3, 2, 3), 0, 0, False)
+    K(op, "dtype_mismatch", err=True)(rn(2, 3, 4, 5), grid(2, 3, 2, dtype=f64), 0, 0, False)
+    K(op, "int", err=True)(ri(0, 5, 1, 1, 2, 2), grid(1, 2, 2), 0, 0, False)
+
+    op = A._embedding_bag.default
+    idx, off = tt([0, 2, 5, 2, 1, 4, 3], i64), tt([0, 3, 3, 5], i64)
+    for m, mname in enumerate(("sum", "mean", "max")):
+        K(op, f"{mname}")(rn(6, 3), idx, off, False, m)
+        K(op, f"{mname}_last_offset")(rn(6, 3), idx, tt([0, 2, 4], i64), False, m, False, None, True)
+        K(op, f"{mname}_padding_idx")(rn(6, 3), idx, off, False, m, False, None, False, 2)
+        K(op, f"{mname}_f64_decreasing")(rn(6, 2, dtype=f64), idx, tt([0, 4, 2], i64), False, m)
+        K(op, f"{mname}_noncontig_int32")(rn(3, 6).t(), idx.int(), off.int(), False, m)
+    K(op, "sum_bf16")(rn(6, 3).to(bf16), idx, off, False, 0)
+    K(op, "mean_f16_padding")(rn(6, 3).half(), idx, off, False, 1, False, None, False, 5)
+    K(op, "max_nan_ties")(tt([[nan, 1.0], [2.0, nan], [0.0, 1.0]]), tt([0, 1, 2, 2, 1], i64), tt([0, 3], i64), False, 2)
+    K(op, "per_sample_weights")(rn(6, 3), idx, off, False, 0, False, rn(7))
+    K(op, "per_sample_weights_padding")(rn(6, 3), idx, off, False, 0, False, rn(7), False, 4)
+    K(op, "mixed_index_dtypes")(rn(6, 3), idx.int(), off, False, 1)
+    K(op, "out_of_range", err=True)(rn(6, 3), tt([0, 6], i64), tt([0, 1], i64), False, 0)
+    K(op, "out_of_range_max", err=True)(rn(6, 3), tt([0, -1], i64), tt([0, 1], i64), False, 2)
+    K(op, "offsets0", err=True)(rn(6, 3), idx, tt([1, 3], i64), False, 0)
+    K(op, "offsets_past_end", err=True)(rn(6, 3), idx, tt([0, 9], i64), False, 1)
+    K(op, "per_sample_weights_mean", err=True)(rn(6, 3), idx, off, False, 1, False, rn(7))
+    K(op, "offset_past_end_slow", err=True)(rn(6, 3, dtype=f64), idx, tt([0, 9, 2], i64), False, 0)
+    K(op, "float_indices", err=True)(rn(6, 3), idx.float(), off, False, 0)
+
+    op = A.col2im.default
+    K(op, "basic")(rn(2, 12, 12), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "stride_pad_dilation")(rn(1, 8, 6), [5, 4], [2, 2], [2, 1], [1, 0], [2, 2])
+    K(op, "unbatched")(rn(6, 6), [3, 5], [1, 3], [1, 1], [0, 1], [2, 2])
+    K(op, "f64_noncontig")(rn(2, 9, 4, dtype=f64).transpose(1, 2).contiguous().transpose(1, 2), [4, 4], [3, 3], [1, 1], [1, 1], [2, 2])
+    K(op, "f16")(rn(1, 4, 9).half(), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "bool")(rb(1, 4, 9), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "int", err=True)(ri(0, 5, 1, 4, 9), [4, 4], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "blocks_mismatch", err=True)(rn(2, 12, 11), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "unbatched_not_divisible", err=True)(rn(5, 8), [3, 5], [1, 3], [1, 1], [0, 1], [2, 2])
+    K(op, "not_divisible", err=True)(rn(2, 10, 12), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    op = A._cdist_forward.default
+    for pv in (0.0, 1.0, 2.0, 3.5, inf, 0.5):
+        K(op, f"p{pv}")(rn(3, 4), rn(5, 4), pv, None)
+    K(op, "mm_mode1", tol=(1e-4, 1e-4))(rn(3, 4), rn(5, 4), 2.0, 1)
+    K(op, "mm_large_rows", tol=(1e-4, 1e-4))(rn(26, 3), rn(4, 3), 2.0, None)
+    K(op, "no_mm_mode2")(rn(26, 3), rn(4, 3), 2.0, 2)
+    K(op, "batch_broadcast_f64")(rn(2, 1, 3, 4, dtype=f64), rn(3, 5, 4, dtype=f64).transpose(1, 2).contiguous().transpose(1, 2), 1.0, None)
+    K(op, "f16_mm")(rn(3, 4).half(), rn(2, 4).half(), 2.0, 1)
+    K(op, "empty_cols")(rn(3, 0), rn(5, 0), 2.0, None)
+    K(op, "f16_p1", err=True)(rn(3, 4).half(), rn(2, 4).half(), 1.0, None)
+    K(op, "negative_p", err=True)(rn(3, 4), rn(5, 4), -1.0, None)
+    K(op, "columns", err=True)(rn(3, 4), rn(5, 3), 2.0, None)
+    op = A._pdist_forward.default
+    for pv in (0.0, 1.0, 2.0, 3.0, inf):
+        K(op, f"p{pv}")(rn(5, 3), pv)
+    K(op, "f64_p0.7")(rn(4, 6, dtype=f64), 0.7)
+    K(op, "one_row")(rn(1, 3), 2.0)
+    K(op, "no_cols")(rn(4, 0), 2.0)
+    K(op, "noncontig", err=True)(rn(3, 4).t(), 2.0)
+    K(op, "f16", err=True)(rn(3, 4).half(), 2.0)
+    K(op, "1d", err=True)(rn(4), 2.0)
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     for f in os.listdir(OUT_DIR):
@@ -1758,7 +1868,7 @@ def main():
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
                norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
-               conv_transpose_cases, rnn_cases, misc_cases):
+               conv_transpose_cases, rnn_cases, nn_extra_cases, misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -16,6 +16,7 @@ mod indexing;
 mod linalg;
 mod math;
 mod nn;
+mod nn_extra;
 mod norm_resample;
 mod pointwise;
 mod random;
@@ -31,6 +32,7 @@ pub(super) fn register_all(r: &mut Builder) {
     math::register(r);
     nn::register(r);
     conv_transpose::register(r);
+    nn_extra::register(r);
     norm_resample::register(r);
     factory::register(r);
     random::register(r);
