@@ -1561,6 +1561,19 @@ def rnn_cases():
     K(op, "batch_first_no_bias", **T)(rn(2, 5, 3), rn(1, 2, 4), params(1, 3, 4, 1, 1, bias=False), False, 1, 0.0, False, False, True)
 
 
+def decomposed_nn_cases():
+    """Non-Core nn ops run through their decompositions: grid_sampler, embedding_bag."""
+    op = A.grid_sampler.default
+    K(op, "bilinear_zeros")(rn(1, 2, 5, 6), torch.rand(1, 3, 4, 2) * 2.2 - 1.1, 0, 0, False)
+    K(op, "nearest_border_align")(rn(2, 1, 4, 4), torch.rand(2, 2, 3, 2) * 2 - 1, 1, 1, True)
+    op = A.embedding_bag.padding_idx
+    K(op, "mean", tol=(1e-5, 1e-6))(rn(10, 4), ri(0, 10, 7), tt([0, 3, 5], i64), False, 1, False, None, False, None)
+    K(op, "sum_padding_idx")(rn(10, 4), tt([1, 2, 0, 4, 0], i64), tt([0, 2], i64), False, 0, False, None, False, 0)
+    op = A.embedding_bag.default
+    K(op, "max")(rn(10, 3), ri(0, 10, 6), tt([0, 2, 4], i64), False, 2)
+    K(op, "sum_weights")(rn(8, 3), ri(0, 8, 5), tt([0, 2, 4], i64), False, 0, False, rn(5), False)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1868,7 +1881,8 @@ def main():
                norm_cases, pool_cases, reduction_cases, softmax_cases, sdpa_cases, shape_cases, factory_cases,
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
                norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
-               conv_transpose_cases, rnn_cases, nn_extra_cases, misc_cases):
+               conv_transpose_cases, rnn_cases, nn_extra_cases, decomposed_nn_cases,
+               misc_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -1165,3 +1165,49 @@ pub(crate) fn rnn_tanh_input(a: &Args<Tensor>) -> Result<Decomposed> {
 pub(crate) fn rnn_relu_input(a: &Args<Tensor>) -> Result<Decomposed> {
     rnn_of(a, rnn_relu_cell)
 }
+
+/// The arguments of `_embedding_bag` for an `embedding_bag` call (`padding_idx=None` is `-1`).
+pub(crate) fn embedding_bag_args<T: Clone>(a: &Args<T>) -> Result<Vec<Value<T>>> {
+    let padding_idx = match a
+        .schema
+        .arg_index("padding_idx")
+        .map(|i| a.values[i].clone())
+    {
+        Some(Value::Int(i)) => Value::Int(i),
+        _ => Value::Int(SymInt::Int(-1)),
+    };
+    let mut v = vec![];
+    for name in [
+        "weight",
+        "indices",
+        "offsets",
+        "scale_grad_by_freq",
+        "mode",
+        "sparse",
+        "per_sample_weights",
+        "include_last_offset",
+    ] {
+        v.push(a.get(name)?.clone());
+    }
+    v.push(padding_idx);
+    Ok(v)
+}
+
+/// `embedding_bag` -> `_embedding_bag`.
+pub(crate) fn embedding_bag(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(
+        op_def!("aten._embedding_bag.default")?,
+        embedding_bag_args(a)?,
+    )
+    .map(Decomposed::from)
+}
+
+/// `grid_sampler` on a 4-d input -> `grid_sampler_2d`.
+pub(crate) fn grid_sampler(a: &Args<Tensor>) -> Result<Decomposed> {
+    if input(a)?.dim() != 4 {
+        return Err(Error::value(
+            "grid_sampler on a non-4-d input (grid_sampler_3d)",
+        ));
+    }
+    call(op_def!("aten.grid_sampler_2d.default")?, a.values.clone()).map(Decomposed::from)
+}

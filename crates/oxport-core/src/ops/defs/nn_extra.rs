@@ -6,6 +6,36 @@ use super::*;
 use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
+    // Non-Core forms that decompose to the Core ops below; the runtime runs them through it.
+    r.decomposed(
+        "aten.grid_sampler.default",
+        |a| {
+            let x = a.tensor("input")?;
+            if x.dim() != 4 {
+                return Err(Error::shape(format!(
+                    "grid_sampler(): expected 4D input (5D grid_sampler_3d is not in oxport yet), but got input of shape {}",
+                    fmt_shape(&x.sizes)
+                )));
+            }
+            let def = crate::op_def!("aten.grid_sampler_2d.default")?;
+            (def.meta)(&Args::bind(&def.schema, a.values.clone(), vec![])?)
+        },
+        decompositions::grid_sampler,
+    );
+    for name in [
+        "aten.embedding_bag.default",
+        "aten.embedding_bag.padding_idx",
+    ] {
+        r.decomposed(
+            name,
+            |a| {
+                let def = crate::op_def!("aten._embedding_bag.default")?;
+                let args = decompositions::embedding_bag_args(a)?;
+                (def.meta)(&Args::bind(&def.schema, args, vec![])?)
+            },
+            decompositions::embedding_bag,
+        );
+    }
     r.out_op("aten.avg_pool3d.default", meta_avg_pool3d, avg_pool3d);
     r.out_op(
         "aten.max_pool3d_with_indices.default",
