@@ -1569,6 +1569,16 @@ def decomposed_nn_cases():
     op = A.embedding_bag.padding_idx
     K(op, "mean", tol=(1e-5, 1e-6))(rn(10, 4), ri(0, 10, 7), tt([0, 3, 5], i64), False, 1, False, None, False, None)
     K(op, "sum_padding_idx")(rn(10, 4), tt([1, 2, 0, 4, 0], i64), tt([0, 2], i64), False, 0, False, None, False, 0)
+    op = A.roll.default
+    K(op, "two_dims")(rn(3, 4, 5), [-1, 2], [1, 2])
+    K(op, "flattened")(rn(3, 4), [5])
+    K(op, "big_shift_int")(ri(0, 9, 6), [13], [0])
+    K(op, "noncontig")(rn(4, 3).t(), [1], [-1])
+    K(op, "empty")(rn(0, 3), [1], [1])
+    K(op, "misaligned", err=True)(rn(3, 4), [1, 2], [0])
+    op = A.zero_.default
+    K(op, "f32")(rn(3, 4))
+    K(op, "int_noncontig")(ri(1, 9, 4, 3).t())
     op = A.embedding_bag.default
     K(op, "max")(rn(10, 3), ri(0, 10, 6), tt([0, 2, 4], i64), False, 2)
     K(op, "sum_weights")(rn(8, 3), ri(0, 8, 5), tt([0, 2, 4], i64), False, 0, False, rn(5), False)

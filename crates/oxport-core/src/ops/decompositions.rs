@@ -1211,3 +1211,60 @@ pub(crate) fn grid_sampler(a: &Args<Tensor>) -> Result<Decomposed> {
     }
     call(op_def!("aten.grid_sampler_2d.default")?, a.values.clone()).map(Decomposed::from)
 }
+
+/// `roll` as PyTorch's reference decomposes it: one `index_select` per rolled dim, gathering at
+/// `fmod(arange(size) + (size - shift) % size, size)`; no dims rolls the flattened tensor.
+pub(crate) fn roll(a: &Args<Tensor>) -> Result<Decomposed> {
+    let x = input(a)?;
+    let shifts = a.ints("shifts")?;
+    let dims = a.ints("dims")?;
+    if x.numel() == 0 {
+        return call(op_def!("aten.clone.default")?, vec![Value::Tensor(x)]).map(Decomposed::from);
+    }
+    if dims.is_empty() && shifts.len() == 1 {
+        let sizes: Vec<i64> = x.sizes_untraced().iter().map(|&s| s as i64).collect();
+        let flat = one(view(&x, &[x.numel() as i64])?)?;
+        let rolled = roll_dim(&flat, shifts[0], 0)?;
+        return view(&rolled, &sizes).map(Decomposed::from);
+    }
+    let mut out = x;
+    for (&s, &d) in shifts.iter().zip(&dims) {
+        out = roll_dim(&out, s, d)?;
+    }
+    Ok(Decomposed::from(out))
+}
+
+fn roll_dim(x: &Tensor, shift: i64, dim: i64) -> Result<Tensor> {
+    let nd = x.dim() as i64;
+    let d = if dim < 0 { dim + nd } else { dim };
+    let size = x.sizes_untraced()[d as usize] as i64;
+    let start = (size - shift).rem_euclid(size);
+    let idx = one(call_kw(
+        op_def!("aten.arange.start_step")?,
+        vec![int(0), int(size)],
+        vec![
+            (
+                "layout".into(),
+                Value::Layout(super::value::Layout::Strided),
+            ),
+            ("device".into(), Value::Device("cpu".into())),
+            ("pin_memory".into(), Value::Bool(false)),
+        ],
+    )?)?;
+    let shifted = one(call(
+        op_def!("aten.add.Tensor")?,
+        vec![Value::Tensor(idx), int(start)],
+    )?)?;
+    let wrapped = one(call(
+        op_def!("aten.fmod.Scalar")?,
+        vec![Value::Tensor(shifted), int(size)],
+    )?)?;
+    one(call(
+        op_def!("aten.index_select.default")?,
+        vec![
+            Value::Tensor(x.clone()),
+            Value::Int(SymInt::Int(dim)),
+            Value::Tensor(wrapped),
+        ],
+    )?)
+}

@@ -40,6 +40,15 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.alias.default", meta_geometry, geometry_kernel);
     r.op("aten.as_strided.default", meta_geometry, geometry_kernel);
     r.op("aten.flip.default", meta_flip, flip);
+    // Run through PyTorch's decomposition (arange, fmod, index_select per dim).
+    r.decomposed("aten.roll.default", meta_roll, decompositions::roll);
+    // In place: zeros written through the view.
+    r.op("aten.zero_.default", meta_same, |a, _| {
+        let t = a.tensor("self")?;
+        let zeros = Tensor::filled(t.sizes(), crate::Scalar::Int(0), t.dtype());
+        t.assign_untraced(&zeros)?;
+        out1(t.clone())
+    });
     r.op("aten.clone.default", meta_copy_like, |a, _| {
         out1(materialize(a.tensor("self")?))
     });
@@ -512,6 +521,31 @@ fn meta_same(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 /// `flip(self, dims)`: a reversed copy along `dims`.
+fn meta_roll(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let (shifts, dims) = (a.ints("shifts")?, a.ints("dims")?);
+    if shifts.is_empty() {
+        return Err(Error::value("`shifts` required"));
+    }
+    if t.dim() == 0 && !dims.is_empty() {
+        return Err(Error::value(format!(
+            "Dimension specified as {} but tensor has no dimensions",
+            dims[0]
+        )));
+    }
+    if !(dims.is_empty() && shifts.len() == 1) && shifts.len() != dims.len() {
+        return Err(Error::value(format!(
+            "shifts and dimensions must align. shifts: {}, dims:{}",
+            shifts.len(),
+            dims.len()
+        )));
+    }
+    for &d in &dims {
+        wrap(d, t)?;
+    }
+    one(t.dtype, t.sizes.clone())
+}
+
 fn meta_flip(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     // A 0-d tensor takes dim 0 / -1, as PyTorch's dim wrapping allows.
