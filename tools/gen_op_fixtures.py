@@ -1529,6 +1529,13 @@ def conv_transpose_cases():
     K(op, "noncontig", **T)(rn(1, 3, 5, 4).transpose(2, 3), rn(3, 2, 2, 3))
     K(op, "bad_channels", err=True)(rn(1, 3, 4, 4), rn(2, 2, 3, 3))
     K(op, "bad_output_padding", err=True)(rn(1, 2, 4, 4), rn(2, 2, 3, 3), None, [1, 1], [0, 0], [1, 1])
+    op = A.conv3d.default
+    K(op, "basic", **T)(rn(1, 2, 4, 5, 5), rn(3, 2, 2, 3, 3), rn(3))
+    K(op, "stride_pad_dil", **T)(rn(2, 2, 5, 6, 6), rn(4, 2, 3, 3, 3), None, [1, 2, 2], [1, 1, 0], [2, 1, 1])
+    K(op, "groups_unbatched", **T)(rn(4, 3, 4, 4), rn(4, 2, 1, 3, 3), rn(4), [1], [0], [1], 2)
+    K(op, "f64")(rn(1, 1, 3, 3, 3, dtype=f64), rn(2, 1, 2, 2, 2, dtype=f64))
+    K(op, "kernel_too_big", err=True)(rn(1, 1, 2, 2, 2), rn(1, 1, 3, 3, 3))
+    K(A.convolution.default, "3d", **T)(rn(1, 2, 3, 4, 4), rn(2, 2, 2, 2, 2), rn(2), [1, 1, 1], [0, 1, 1], [1, 1, 1], False, [0, 0, 0], 1)
     op = A.conv_transpose1d.default
     K(op, "basic", **T)(rn(2, 3, 6), rn(3, 4, 3), rn(4), [2], [1], [1])
     K(op, "groups", **T)(rn(1, 4, 5), rn(4, 1, 2), None, [1], [0], [0], 2)

@@ -82,6 +82,11 @@ pub(crate) fn conv1d(a: &Args<Tensor>) -> Result<Decomposed> {
     convolution(a, 1)
 }
 
+/// `conv3d` -> `convolution`.
+pub(crate) fn conv3d(a: &Args<Tensor>) -> Result<Decomposed> {
+    convolution(a, 3)
+}
+
 /// `conv2d` -> `convolution`.
 pub(crate) fn conv2d(a: &Args<Tensor>) -> Result<Decomposed> {
     convolution(a, 2)

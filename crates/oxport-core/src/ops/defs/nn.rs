@@ -10,6 +10,8 @@ use crate::tensor::Element;
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.conv2d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv2d);
+    r.op("aten.conv3d.default", meta_conv, conv_kernel)
+        .decomposition(decompositions::conv3d);
     r.op("aten.conv1d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv1d);
     r.op("aten.convolution.default", meta_conv, conv_kernel);
@@ -141,9 +143,9 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let nd = w.dim();
-    if !(3..=4).contains(&nd) {
+    if !(3..=5).contains(&nd) {
         return Err(Error::shape(format!(
-            "oxport supports 1-D and 2-D convolution; weight has {nd} dims"
+            "oxport supports 1-D, 2-D and 3-D convolution; weight has {nd} dims"
         )));
     }
     let spatial = nd - 2;
@@ -266,6 +268,9 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let spatial = w.dim() - 2;
     let c = conv_args(a, spatial)?;
+    if spatial == 3 {
+        return out1(conv3d(a, &c, &sizes, dt)?);
+    }
     let batched = x.dim() == w.dim();
     let n = if batched { x.sizes()[0] } else { 1 };
     let off = usize::from(batched);
@@ -310,6 +315,94 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
         &flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
         dt,
     ))
+}
+
+/// 3-d convolution: per sample and group, the input unfolded (im2col over depth, height, width) times
+/// the flattened weights, on the gemm-backed matmul.
+fn conv3d(a: &Args<Tensor>, c: &ConvArgs, out_sizes: &[usize], dt: DType) -> Result<Tensor> {
+    let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
+    let batched = x.dim() == 5;
+    let xs = x.sizes_untraced();
+    let off = usize::from(batched);
+    let n = if batched { xs[0] } else { 1 };
+    let cin = xs[off];
+    let [id, ih, iw] = [xs[off + 1], xs[off + 2], xs[off + 3]];
+    let ws = w.sizes_untraced();
+    let (cout, cing, [kd, kh, kw]) = (ws[0], ws[1], [ws[2], ws[3], ws[4]]);
+    let os = &out_sizes[out_sizes.len() - 3..];
+    let [od, oh, ow] = [os[0], os[1], os[2]];
+    let g = c.groups as usize;
+    let coutg = cout / g.max(1);
+    let compute = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let xd = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    let wflat = as_dtype(w, compute).contiguous_untraced();
+    let k = cing * kd * kh * kw;
+    let cols = od * oh * ow;
+    let mut out = vec![0f64; n * cout * cols];
+    let p = |i: usize| {
+        (
+            c.stride[i] as i64,
+            c.padding[i] as i64,
+            c.dilation[i] as i64,
+        )
+    };
+    let (pd, ph, pw) = (p(0), p(1), p(2));
+    for b in 0..n {
+        for grp in 0..g {
+            let mut col = vec![0f64; k * cols];
+            for ci in 0..cing {
+                let chan = grp * cing + ci;
+                for zd in 0..kd {
+                    for zh in 0..kh {
+                        for zw in 0..kw {
+                            let row = ((ci * kd + zd) * kh + zh) * kw + zw;
+                            for o_d in 0..od {
+                                let sd = o_d as i64 * pd.0 - pd.1 + zd as i64 * pd.2;
+                                if sd < 0 || sd >= id as i64 {
+                                    continue;
+                                }
+                                for o_h in 0..oh {
+                                    let sh = o_h as i64 * ph.0 - ph.1 + zh as i64 * ph.2;
+                                    if sh < 0 || sh >= ih as i64 {
+                                        continue;
+                                    }
+                                    for o_w in 0..ow {
+                                        let sw = o_w as i64 * pw.0 - pw.1 + zw as i64 * pw.2;
+                                        if sw < 0 || sw >= iw as i64 {
+                                            continue;
+                                        }
+                                        let src = (((b * cin + chan) * id + sd as usize) * ih
+                                            + sh as usize)
+                                            * iw
+                                            + sw as usize;
+                                        col[row * cols + (o_d * oh + o_h) * ow + o_w] = xd[src];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let colt = as_dtype(&Tensor::from_vec(col, &[k, cols])?, compute);
+            let wg = wflat
+                .restride(&[coutg, k], &[k, 1], grp * coutg * k)?
+                .contiguous_untraced();
+            let prod = batched_matmul(&wg, &colt, compute)?.to_vec_f64();
+            let base = (b * cout + grp * coutg) * cols;
+            out[base..base + coutg * cols].copy_from_slice(&prod);
+        }
+    }
+    if let Some(bias) = a.opt_tensor("bias")? {
+        let bias = bias.to_vec_f64();
+        for (i, v) in out.iter_mut().enumerate() {
+            *v += bias[(i / cols) % cout];
+        }
+    }
+    Ok(as_dtype(&Tensor::from_vec(out, out_sizes)?, dt))
 }
 
 // ---- pooling -----------------------------------------------------------------------------------------
