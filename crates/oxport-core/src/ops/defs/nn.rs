@@ -343,13 +343,7 @@ fn conv3d(a: &Args<Tensor>, c: &ConvArgs, out_sizes: &[usize], dt: DType) -> Res
     let k = cing * kd * kh * kw;
     let cols = od * oh * ow;
     let mut out = vec![0f64; n * cout * cols];
-    let p = |i: usize| {
-        (
-            c.stride[i] as i64,
-            c.padding[i] as i64,
-            c.dilation[i] as i64,
-        )
-    };
+    let p = |i: usize| (c.stride[i], c.padding[i], c.dilation[i]);
     let (pd, ph, pw) = (p(0), p(1), p(2));
     for b in 0..n {
         for grp in 0..g {
