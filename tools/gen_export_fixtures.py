@@ -3,10 +3,11 @@
 (those point at Python sources; oxport's point at Rust): tests/fixtures/export/<model>.train.txt.
 The Rust test crates/oxport-export/tests/zoo_prints.rs compares oxport's export of each zoo model with it.
 
-Run: ~/.cache/oxport/venv/bin/python tools/gen_export_fixtures.py
+Run: ~/.cache/oxport/venv/bin/python tools/gen_export_fixtures.py [name ...]  (only those twins)
 """
 import io
 import os
+import sys
 
 import torch
 import torchvision
@@ -183,8 +184,37 @@ class DynSizes(torch.nn.Module):
         return r, v, h.reshape(h.shape[0], x.shape[1] // 2, -1)
 
 
+@torch.library.custom_op("mylib::scaled_add", mutates_args=())
+def scaled_add(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """The custom op crates/oxport/tests/custom_op.rs registers on the Rust side."""
+    return x + alpha * y
+
+
+@scaled_add.register_fake
+def _(x, y, alpha=1.0):
+    return torch.empty_like(x)
+
+
+class CustomOpModel(torch.nn.Module):
+    """A custom op called with and without its default argument (twin in crates/oxport/tests/custom_op.rs)."""
+
+    def forward(s, x, y):
+        a = torch.ops.mylib.scaled_add(x, y)
+        b = torch.ops.mylib.scaled_add(a, y, 2.5)
+        return b.relu()
+
+
+def write_custom_op_pt2(ep):
+    """The custom-op program as torch.export.save writes it, and its loaded print with the `# File:` lines
+    (oxport prints a loaded program's stack traces as PyTorch does): custom_op.pt2, custom_op.pt2.txt."""
+    path = os.path.join(OUT, "custom_op.pt2")
+    torch.export.save(ep, path)
+    with open(os.path.join(OUT, "custom_op.pt2.txt"), "w") as f:
+        f.write(str(torch.export.load(path)))
+
+
 # Models whose run_decompositions() print is recorded too.
-CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched"}
+CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched", "custom_op"}
 
 _BATCH = torch.export.Dim("b", min=2, max=64)
 DYNAMIC = {
@@ -226,6 +256,7 @@ def twins():
     yield "attn_weights_train", AttnWeights, (torch.randn(2, 4, 16),)
     yield "attn_unbatched", AttnUnbatched, (torch.randn(4, 16), torch.randn(5, 16), torch.tensor([False] * 3 + [True] * 2))
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
+    yield "custom_op", CustomOpModel, (torch.randn(2, 3), torch.randn(2, 3))
 
 
 def write_safetensors():
@@ -254,9 +285,13 @@ def reloaded(ep):
 
 
 def main():
+    only = set(sys.argv[1:])
     os.makedirs(OUT, exist_ok=True)
-    write_safetensors()
+    if not only:
+        write_safetensors()
     for name, ctor, args in twins():
+        if only and name not in only:
+            continue
         torch.manual_seed(0)
         model = ctor()
         if name.endswith("_train"):
@@ -267,6 +302,8 @@ def main():
         else:
             model.eval()
         ep = torch.export.export(model, args, dynamic_shapes=DYNAMIC.get(name))
+        if name == "custom_op":
+            write_custom_op_pt2(ep)
         if name == "cond":
             ep = reloaded(ep)
         text = "\n".join(l for l in str(ep).splitlines() if not l.strip().startswith("# File:")) + "\n"

@@ -476,8 +476,8 @@ fn rename_unused_outputs(
 
 /// What the tracer does with an op call while re-tracing for `run_decompositions()`: an op with a
 /// decomposition runs it (the ops it calls come back here, so non-Core ops decompose recursively, and
-/// the new values of the inputs it mutates are kept in [`State::decomp_mutations`]); a Core ATen op is
-/// recorded as is; an in-place op on an intermediate value becomes its functional form.
+/// the new values of the inputs it mutates are kept in [`State::decomp_mutations`]); a Core ATen op or a
+/// custom op is recorded as is; an in-place op on an intermediate value becomes its functional form.
 pub(crate) fn dispatch_decomposed(
     state: &Rc<RefCell<State>>,
     call: &HookCall<'_>,
@@ -493,7 +493,8 @@ pub(crate) fn dispatch_decomposed(
         }
         return Ok(d.outputs);
     }
-    if def.is_core {
+    // Custom ops without a decomposition stay, as PyTorch keeps them.
+    if def.is_core || def.is_custom {
         return tracer::record(&mut state.borrow_mut(), call);
     }
     if let Some(functional) = functional_form(def) {

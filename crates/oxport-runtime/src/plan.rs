@@ -170,6 +170,69 @@ fn unsupported(node: &Node, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Why a node's op cannot run: an ATen op oxport lacks, or a custom op nobody registered — then how to
+/// register it, with a schema guessed from the node (a `.pt2` does not store custom ops' schemas).
+fn missing_op_reason(node: &Node, op_name: &str) -> String {
+    let mut parts = op_name.splitn(3, '.');
+    let (ns, base, overload) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or("default"),
+    );
+    if matches!(ns, "aten" | "prims" | "prim") {
+        return format!(
+            "'{op_name}' is not in oxport's op registry (an ATen op oxport does not implement yet)"
+        );
+    }
+    let overload = if overload == "default" {
+        String::new()
+    } else {
+        format!(".{overload}")
+    };
+    let args: Vec<String> = node
+        .inputs
+        .iter()
+        .map(|i| format!("{} {}", schema_type_of(&i.arg), i.name))
+        .collect();
+    let rets: Vec<&str> = node.outputs.iter().map(schema_type_of).collect();
+    let rets = match rets.as_slice() {
+        [one] => one.to_string(),
+        many => format!("({})", many.join(", ")),
+    };
+    format!(
+        "'{op_name}' is not in oxport's op registry: it is a custom op; register it before planning with \
+         oxport_core::ops::register_custom_op(\"{ns}::{base}{overload}({}) -> {rets}\", meta, kernel) \
+         (a schema guessed from this call; use the op's real one, with its defaults)",
+        args.join(", ")
+    )
+}
+
+/// The schema type an argument's value suggests (`Tensor`, `int[]`, ...).
+fn schema_type_of(a: &Argument) -> &'static str {
+    use Argument as A;
+    match a {
+        A::AsTensor(_) => "Tensor",
+        A::AsTensors(_) => "Tensor[]",
+        A::AsOptionalTensor(_) | A::AsNone(_) => "Tensor?",
+        A::AsOptionalTensors(_) => "Tensor?[]",
+        A::AsInt(_) => "int",
+        A::AsInts(_) => "int[]",
+        A::AsSymInt(_) => "SymInt",
+        A::AsSymInts(_) => "SymInt[]",
+        A::AsFloat(_) | A::AsSymFloat(_) => "float",
+        A::AsFloats(_) | A::AsSymFloats(_) => "float[]",
+        A::AsBool(_) | A::AsSymBool(_) => "bool",
+        A::AsBools(_) | A::AsSymBools(_) => "bool[]",
+        A::AsString(_) => "str",
+        A::AsStrings(_) => "str[]",
+        A::AsScalarType(_) => "ScalarType",
+        A::AsMemoryFormat(_) => "MemoryFormat",
+        A::AsLayout(_) => "Layout",
+        A::AsDevice(_) => "Device",
+        _ => "Any",
+    }
+}
+
 fn core_dtype(t: ScalarType) -> std::result::Result<DType, String> {
     t.dtype()
         .ok_or_else(|| format!("dtype {} is not supported", t.python_name()))
@@ -501,7 +564,7 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
     };
     let def = registry()
         .get(op_name)
-        .map_err(|_| unsupported(node, format!("'{op_name}' is not in oxport's op registry")))?;
+        .map_err(|_| unsupported(node, missing_op_reason(node, op_name)))?;
     let mut positional = vec![];
     let mut kwargs = vec![];
     let mut n_syms = 0;

@@ -14,8 +14,9 @@ pub mod value;
 
 pub use api::Operand;
 pub use registry::{
-    alloc_outputs, call, call_def, registry, with_dispatch_hook, Decomposed, DispatchHook,
-    HookCall, Kernel, OpDef, OpId, Registry,
+    alloc_outputs, call, call_def, register_custom_op, registry, with_dispatch_hook, CustomOp,
+    DecompFn, Decomposed, DispatchHook, HookCall, Kernel, KernelFn, MetaFn, OpDef, OpId,
+    OutKernelFn, Registry,
 };
 pub use schema::FunctionSchema;
 pub use value::{Args, TensorMeta, Value};

@@ -4,7 +4,7 @@ use super::value::{Args, TensorMeta, Value};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 /// Computes output metadata (dtype, symbolic sizes) from input metadata, validating shapes and dtypes.
 pub type MetaFn = fn(&Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>>;
@@ -75,6 +75,9 @@ pub struct OpDef {
     pub kernel: Option<Kernel>,
     /// PyTorch's decomposition of the op (what `run_decompositions()` emits for a non-Core op).
     pub decomposition: Option<DecompFn>,
+    /// Registered at run time with [`CustomOp`] (not an ATen op): `run_decompositions()` keeps it
+    /// unless it has a decomposition, as PyTorch keeps custom ops.
+    pub is_custom: bool,
 }
 
 impl std::fmt::Debug for OpDef {
@@ -222,18 +225,31 @@ pub struct Registry {
 pub const SCHEMA_TABLE: &str = include_str!("schemas.txt");
 
 impl Registry {
-    /// The overload called `name` (e.g. `aten.add.Tensor`).
+    /// The overload called `name` (e.g. `aten.add.Tensor`, or a custom op's `mylib.scaled_add.default`).
     pub fn get(&self, name: &str) -> Result<&OpDef> {
-        self.by_name
-            .get(name)
-            .map(|id| &self.ops[id.0 as usize])
-            .ok_or_else(|| Error::UnknownOp(name.to_string()))
+        // Built-in ops first, without a lock; custom ops only when that misses.
+        match self.by_name.get(name) {
+            Some(id) => Ok(&self.ops[id.0 as usize]),
+            None => custom_table()
+                .by_name
+                .get(name)
+                .copied()
+                .ok_or_else(|| Error::UnknownOp(name.to_string())),
+        }
     }
-    /// The overload with id `id`.
+    /// The overload with id `id` (custom ops' ids follow the built-in ones).
     pub fn op(&self, id: OpId) -> &OpDef {
-        &self.ops[id.0 as usize]
+        let i = id.0 as usize;
+        match self.ops.get(i) {
+            Some(d) => d,
+            None => custom_table().ops[i - self.ops.len()],
+        }
     }
-    /// All overloads, sorted by name.
+    /// The custom ops registered so far, in registration order.
+    pub fn custom_ops(&self) -> Vec<&'static OpDef> {
+        custom_table().ops.clone()
+    }
+    /// All built-in (ATen) overloads, sorted by name; see [`Registry::custom_ops`] for the others.
     pub fn ops(&self) -> Vec<&OpDef> {
         let mut v: Vec<&OpDef> = self.ops.iter().collect();
         v.sort_by_key(|o| o.name);
@@ -312,6 +328,7 @@ impl Builder {
             meta,
             kernel,
             decomposition,
+            is_custom: false,
         });
         Decl {
             def: self.reg.ops.last_mut(),
@@ -368,6 +385,150 @@ pub fn registry() -> &'static Registry {
         super::defs::register_all(&mut b);
         b.finish()
     })
+}
+
+/// The ops registered at run time: append-only, each leaked so that `&'static OpDef` stays valid (and
+/// its identity stable) for the life of the process.
+#[derive(Default)]
+struct CustomTable {
+    ops: Vec<&'static OpDef>,
+    by_name: HashMap<&'static str, &'static OpDef>,
+}
+
+static CUSTOM: OnceLock<RwLock<CustomTable>> = OnceLock::new();
+
+fn custom_table() -> std::sync::RwLockReadGuard<'static, CustomTable> {
+    let lock = CUSTOM.get_or_init(Default::default);
+    // A panic while holding the lock cannot leave the table half-written (one push, one insert).
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Namespaces PyTorch reserves (`torch/_library/custom_ops.py`): custom ops cannot live there.
+const RESERVED_NAMESPACES: &[&str] = &["prim", "prims", "aten", "at", "torch", "pytorch"];
+
+/// A custom operator (PyTorch's `torch.library.custom_op`) being declared: a schema, a meta function
+/// (PyTorch's `register_fake`), a CPU kernel and/or a decomposition. [`CustomOp::register`] adds it to
+/// the process-wide [`registry`], after which it is called, exported, saved, loaded and run like an
+/// ATen op, under the name `torch.ops.<namespace>.<name>.<overload>` (`default` when the schema names
+/// no overload).
+///
+/// ```
+/// use oxport_core::ops::{call, Args, CustomOp, Kernel, TensorMeta, Value};
+/// use oxport_core::{Result, Tensor};
+///
+/// // Output metadata: the shape and dtype of `x` (a real op would validate `y` too).
+/// fn meta(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+///     let x = a.tensor("x")?;
+///     Ok(vec![Value::Tensor(TensorMeta::contiguous(x.dtype, x.sizes.clone()))])
+/// }
+/// // The CPU kernel, written with the tensor API: x + alpha * y.
+/// fn kernel(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+///     let y = a.tensor("y")?.mul(a.float("alpha")?)?;
+///     Ok(vec![Value::Tensor(a.tensor("x")?.add(&y)?)])
+/// }
+///
+/// let def = CustomOp::new("doclib::scaled_add(Tensor x, Tensor y, float alpha=1.0) -> Tensor", meta)
+///     .kernel(Kernel::Alloc(kernel))
+///     .register()?;
+/// assert_eq!(def.name, "doclib.scaled_add.default");
+///
+/// let x = Tensor::arange_f32(3);
+/// let out = call("doclib.scaled_add.default", vec![Value::from(&x), Value::from(&x), Value::from(2.0)], vec![])?;
+/// let Value::Tensor(y) = &out[0] else { unreachable!() };
+/// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 3.0, 6.0]);
+///
+/// // A second registration of the same name is refused.
+/// assert!(CustomOp::new("doclib::scaled_add(Tensor x) -> Tensor", meta).kernel(Kernel::Alloc(kernel)).register().is_err());
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct CustomOp {
+    schema: String,
+    meta: MetaFn,
+    kernel: Option<Kernel>,
+    decomposition: Option<DecompFn>,
+}
+
+impl CustomOp {
+    /// An op with schema `schema` (PyTorch's syntax, `mylib::op.overload(Tensor x, int n=1) -> Tensor`)
+    /// and meta function `meta`.
+    pub fn new(schema: impl Into<String>, meta: MetaFn) -> Self {
+        CustomOp {
+            schema: schema.into(),
+            meta,
+            kernel: None,
+            decomposition: None,
+        }
+    }
+    /// The CPU kernel (without one, the op runs its decomposition).
+    pub fn kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = Some(kernel);
+        self
+    }
+    /// A decomposition into other ops: `run_decompositions()` replaces the op with it (without one the
+    /// op is kept as is), and it runs the op when there is no kernel.
+    pub fn decomposition(mut self, d: DecompFn) -> Self {
+        self.decomposition = Some(d);
+        self
+    }
+    /// Adds the op to the registry. An error for a schema that does not parse, lacks a namespace, uses a
+    /// reserved namespace (`aten`, `prims`, ...) or mutates or aliases its inputs (not supported yet), for
+    /// an op with neither kernel nor decomposition, and for a name already registered.
+    pub fn register(self) -> Result<&'static OpDef> {
+        let err = |msg: String| Error::Schema {
+            op: self.schema.clone(),
+            msg,
+        };
+        let schema = FunctionSchema::parse(&self.schema)?;
+        let ns = schema.name.split("::").next().unwrap_or_default();
+        if RESERVED_NAMESPACES.contains(&ns) {
+            return Err(err(format!(
+                "the namespace '{ns}' is reserved for PyTorch's own ops; use your own (e.g. 'mylib::')"
+            )));
+        }
+        let aliases = schema
+            .arguments
+            .iter()
+            .chain(&schema.returns)
+            .any(|a| a.alias.is_some());
+        if aliases {
+            return Err(err(
+                "custom ops that mutate or alias their inputs are not supported yet".into(),
+            ));
+        }
+        if self.kernel.is_none() && self.decomposition.is_none() {
+            return Err(err("a custom op needs a kernel or a decomposition".into()));
+        }
+        let name = schema.op_name();
+        let base = registry();
+        let lock = CUSTOM.get_or_init(Default::default);
+        let mut table = lock.write().unwrap_or_else(|e| e.into_inner());
+        if base.by_name.contains_key(name.as_str()) || table.by_name.contains_key(name.as_str()) {
+            return Err(err(format!(
+                "an operator named '{name}' is already registered"
+            )));
+        }
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let def: &'static OpDef = Box::leak(Box::new(OpDef {
+            name,
+            id: OpId((base.ops.len() + table.ops.len()) as u32),
+            schema,
+            is_core: false,
+            meta: self.meta,
+            kernel: self.kernel,
+            decomposition: self.decomposition,
+            is_custom: true,
+        }));
+        table.ops.push(def);
+        table.by_name.insert(name, def);
+        Ok(def)
+    }
+}
+
+/// Registers a custom operator with a kernel: `CustomOp::new(schema, meta).kernel(kernel).register()`
+/// (see [`CustomOp`], also for a decomposition).
+pub fn register_custom_op(schema: &str, meta: MetaFn, kernel: Kernel) -> Result<&'static OpDef> {
+    CustomOp::new(schema, meta).kernel(kernel).register()
 }
 
 /// Calls overload `op` eagerly with positional and keyword arguments.
