@@ -207,8 +207,20 @@ class CustomOpModel(torch.nn.Module):
 def write_custom_op_pt2(ep):
     """The custom-op program as torch.export.save writes it, and its loaded print with the `# File:` lines
     (oxport prints a loaded program's stack traces as PyTorch does): custom_op.pt2, custom_op.pt2.txt."""
+    sys.path.insert(0, HERE)
+    import gen_pt2_fixtures
+
+    # Repository-relative stack traces and a content-derived serialization id, as the .pt2 fixtures have,
+    # so the file is the same from any clone location.
+    gen_pt2_fixtures.normalize_stack_traces(ep)
+    gen_pt2_fixtures.normalize_nn_module_stack(ep)
+    gen_pt2_fixtures.normalize_from_node(ep)
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    data = gen_pt2_fixtures.normalize_torch_zip(buf.getvalue())
     path = os.path.join(OUT, "custom_op.pt2")
-    torch.export.save(ep, path)
+    with open(path, "wb") as f:
+        f.write(data)
     with open(os.path.join(OUT, "custom_op.pt2.txt"), "w") as f:
         f.write(str(torch.export.load(path)))
 
