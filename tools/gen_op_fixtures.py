@@ -1583,6 +1583,12 @@ def decomposed_nn_cases():
     K(op, "noncontig")(rn(4, 3).t(), [1], [-1])
     K(op, "empty")(rn(0, 3), [1], [1])
     K(op, "misaligned", err=True)(rn(3, 4), [1, 2], [0])
+    op = A.fill_.Scalar
+    K(op, "f32")(rn(3, 4), 2.5)
+    K(op, "int_noncontig")(ri(1, 9, 4, 3).t(), 7)
+    op = A.adaptive_avg_pool3d.default
+    K(op, "to_one")(rn(1, 2, 3, 4, 5), [1, 1, 1])
+    K(op, "to_2x2x3", tol=(1e-5, 1e-6))(rn(1, 2, 4, 5, 6), [2, 2, 3])
     op = A.zero_.default
     K(op, "f32")(rn(3, 4))
     K(op, "int_noncontig")(ri(1, 9, 4, 3).t())

@@ -212,6 +212,24 @@ pub(crate) fn adaptive_avg_pool2d(a: &Args<Tensor>) -> Result<Decomposed> {
     }
 }
 
+/// `adaptive_avg_pool3d` -> `mean` over the three spatial dims for a 1x1x1 output, else
+/// `_adaptive_avg_pool3d`.
+pub(crate) fn adaptive_avg_pool3d(a: &Args<Tensor>) -> Result<Decomposed> {
+    if a.ints("output_size")?.iter().all(|&o| o == 1) {
+        let dims = Value::Ints(vec![SymInt::Int(-1), SymInt::Int(-2), SymInt::Int(-3)]);
+        return call(
+            op_def!("aten.mean.dim")?,
+            vec![arg(a, "self")?, dims, Value::Bool(true)],
+        )
+        .map(Decomposed::from);
+    }
+    call(
+        op_def!("aten._adaptive_avg_pool3d.default")?,
+        vec![arg(a, "self")?, arg(a, "output_size")?],
+    )
+    .map(Decomposed::from)
+}
+
 /// `flatten` -> `view` (the input itself when nothing is flattened).
 pub(crate) fn flatten(a: &Args<Tensor>) -> Result<Decomposed> {
     let t = input(a)?;

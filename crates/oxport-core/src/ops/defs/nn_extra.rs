@@ -48,6 +48,12 @@ pub(super) fn register(r: &mut Builder) {
         adaptive_avg_pool3d,
     );
     r.out_op(
+        "aten.adaptive_avg_pool3d.default",
+        meta_adaptive_avg_pool3d,
+        adaptive_avg_pool3d,
+    )
+    .decomposition(decompositions::adaptive_avg_pool3d);
+    r.out_op(
         "aten.grid_sampler_2d.default",
         meta_grid_sampler_2d,
         grid_sampler_2d,

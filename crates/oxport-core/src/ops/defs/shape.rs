@@ -42,6 +42,13 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.flip.default", meta_flip, flip);
     // Run through PyTorch's decomposition (arange, fmod, index_select per dim).
     r.decomposed("aten.roll.default", meta_roll, decompositions::roll);
+    // In place: the value written through the view.
+    r.op("aten.fill_.Scalar", meta_same, |a, _| {
+        let t = a.tensor("self")?;
+        let filled = Tensor::filled(t.sizes(), a.scalar("value")?, t.dtype());
+        t.assign_untraced(&filled)?;
+        out1(t.clone())
+    });
     // In place: zeros written through the view.
     r.op("aten.zero_.default", meta_same, |a, _| {
         let t = a.tensor("self")?;
