@@ -19,9 +19,7 @@ import torch
 import torch.utils._pytree as pytree
 
 # Programs that cannot match, and why.
-KNOWN_FAILURES = {
-    "db_tensor_setattr.train": "draws randn: no generator reproduces PyTorch's random stream",
-}
+KNOWN_FAILURES = {}
 
 
 def compare(got, want):
