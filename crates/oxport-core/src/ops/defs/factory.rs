@@ -34,14 +34,7 @@ fn fill_value<T>(a: &Args<T>) -> Result<Scalar> {
 
 fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = a.symints("size")?.to_vec();
-    for s in &sizes {
-        if s.guard_lt(&SymInt::Int(0)) {
-            return Err(Error::shape(format!(
-                "Trying to create tensor with negative dimension {s}: {}",
-                fmt_shape(&sizes)
-            )));
-        }
-    }
+    check_sizes(&sizes)?;
     let default = if a.schema.name == "aten::full" {
         fill_value(a)?.natural_dtype()
     } else {
@@ -54,14 +47,7 @@ fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn meta_new(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let sizes = a.symints("size")?.to_vec();
-    for s in &sizes {
-        if s.guard_lt(&SymInt::Int(0)) {
-            return Err(Error::shape(format!(
-                "Trying to create tensor with negative dimension {s}: {}",
-                fmt_shape(&sizes)
-            )));
-        }
-    }
+    check_sizes(&sizes)?;
     one(a.opt_dtype("dtype")?.unwrap_or(t.dtype), sizes)
 }
 

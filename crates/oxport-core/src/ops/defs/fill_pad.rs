@@ -59,18 +59,6 @@ fn meta_scalar_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(a.opt_dtype("dtype")?.unwrap_or(DType::F32), vec![])
 }
 
-fn check_sizes(sizes: &[SymInt]) -> Result<()> {
-    for s in sizes {
-        if s.guard_lt(&SymInt::Int(0)) {
-            return Err(Error::shape(format!(
-                "Trying to create tensor with negative dimension {s}: {}",
-                fmt_shape(sizes)
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn meta_empty(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = a.symints("size")?.to_vec();
     check_sizes(&sizes)?;

@@ -41,6 +41,19 @@ pub(super) fn register_all(r: &mut Builder) {
     indexing::register(r);
 }
 
+/// PyTorch's check on the sizes a factory creates.
+pub(crate) fn check_sizes(sizes: &[SymInt]) -> Result<()> {
+    for s in sizes {
+        if s.guard_lt(&SymInt::Int(0)) {
+            return Err(Error::shape(format!(
+                "Trying to create tensor with negative dimension {s}: {}",
+                fmt_shape(sizes)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Output list with one tensor meta.
 pub(crate) fn one(dtype: DType, sizes: Vec<SymInt>) -> Result<Vec<Value<TensorMeta>>> {
     Ok(vec![Value::Tensor(TensorMeta::contiguous(dtype, sizes))])

@@ -816,20 +816,7 @@ fn batch_norm_functional(
         values,
     };
     let (y, mean, var) = batch_norm_compute(&args)?;
-    let x = a.tensor("input")?;
-    let dt = x.dtype();
-    let (save_mean, save_rstd) = if a.bool("training")? {
-        let c = mean.len();
-        let eps = a.float("eps")?;
-        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        (
-            as_dtype(&Tensor::from_vec(mean, &[c])?, dt),
-            as_dtype(&Tensor::from_vec(rstd, &[c])?, dt),
-        )
-    } else {
-        let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
-        (empty.clone(), empty)
-    };
+    let (save_mean, save_rstd) = saved_stats(a, mean, var, a.tensor("input")?.dtype())?;
     debug_assert_eq!(outs.len(), 5);
     Ok(vec![
         Value::Tensor(y),
@@ -838,6 +825,26 @@ fn batch_norm_functional(
         Value::Tensor(copies[0].clone()),
         Value::Tensor(copies[1].clone()),
     ])
+}
+
+/// What batch norm saves for backward: the batch mean and inverse std in training, empty tensors in eval.
+fn saved_stats(
+    a: &Args<Tensor>,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    dt: DType,
+) -> Result<(Tensor, Tensor)> {
+    if !a.bool("training")? {
+        let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
+        return Ok((empty.clone(), empty));
+    }
+    let c = mean.len();
+    let eps = a.float("eps")?;
+    let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    Ok((
+        as_dtype(&Tensor::from_vec(mean, &[c])?, dt),
+        as_dtype(&Tensor::from_vec(rstd, &[c])?, dt),
+    ))
 }
 
 /// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
@@ -857,19 +864,7 @@ fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result
 /// the output, then the batch mean and inverse std in training (empty in eval).
 fn batch_norm_legit(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
     let (y, mean, var) = batch_norm_compute(a)?;
-    let dt = y.dtype();
-    let (save_mean, save_rstd) = if a.bool("training")? {
-        let c = mean.len();
-        let eps = a.float("eps")?;
-        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        (
-            as_dtype(&Tensor::from_vec(mean, &[c])?, dt),
-            as_dtype(&Tensor::from_vec(rstd, &[c])?, dt),
-        )
-    } else {
-        let empty = Tensor::filled(&[0], Scalar::Int(0), dt);
-        (empty.clone(), empty)
-    };
+    let (save_mean, save_rstd) = saved_stats(a, mean, var, y.dtype())?;
     Ok(vec![
         Value::Tensor(y),
         Value::Tensor(save_mean),

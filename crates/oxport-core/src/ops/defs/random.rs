@@ -23,18 +23,6 @@ pub(super) fn register(r: &mut Builder) {
     );
 }
 
-fn check_sizes(sizes: &[SymInt]) -> Result<()> {
-    for s in sizes {
-        if s.guard_lt(&SymInt::Int(0)) {
-            return Err(Error::shape(format!(
-                "Trying to create tensor with negative dimension {s}: {}",
-                fmt_shape(sizes)
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn meta_random(a: &Args<TensorMeta>, kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = a.symints("size")?.to_vec();
     check_sizes(&sizes)?;
