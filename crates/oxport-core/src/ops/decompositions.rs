@@ -42,6 +42,11 @@ fn arg(a: &Args<Tensor>, name: &str) -> Result<Value<Tensor>> {
     a.get(name).cloned()
 }
 
+/// The bound values of the arguments `names`, in that order (to pass them on to another op).
+fn named<T: Clone>(a: &Args<T>, names: &[&str]) -> Result<Vec<Value<T>>> {
+    names.iter().map(|n| a.get(n).cloned()).collect()
+}
+
 /// The `input` (or `self`) tensor.
 fn input(a: &Args<Tensor>) -> Result<Tensor> {
     a.tensor("input").or_else(|_| a.tensor("self")).cloned()
@@ -117,15 +122,18 @@ pub(crate) fn batch_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     if !a.bool("training")? {
         return first(call(
             op_def!("aten._native_batch_norm_legit_no_training.default")?,
-            vec![
-                arg(a, "input")?,
-                arg(a, "weight")?,
-                arg(a, "bias")?,
-                arg(a, "running_mean")?,
-                arg(a, "running_var")?,
-                arg(a, "momentum")?,
-                arg(a, "eps")?,
-            ],
+            named(
+                a,
+                &[
+                    "input",
+                    "weight",
+                    "bias",
+                    "running_mean",
+                    "running_var",
+                    "momentum",
+                    "eps",
+                ],
+            )?,
         )?);
     }
     let outs = call(
@@ -182,14 +190,17 @@ pub(crate) fn group_norm(a: &Args<Tensor>) -> Result<Decomposed> {
 pub(crate) fn max_pool2d(a: &Args<Tensor>) -> Result<Decomposed> {
     first(call(
         op_def!("aten.max_pool2d_with_indices.default")?,
-        vec![
-            arg(a, "self")?,
-            arg(a, "kernel_size")?,
-            arg(a, "stride")?,
-            arg(a, "padding")?,
-            arg(a, "dilation")?,
-            arg(a, "ceil_mode")?,
-        ],
+        named(
+            a,
+            &[
+                "self",
+                "kernel_size",
+                "stride",
+                "padding",
+                "dilation",
+                "ceil_mode",
+            ],
+        )?,
     )?)
 }
 
@@ -272,13 +283,7 @@ pub(crate) fn matmul(a: &Args<Tensor>) -> Result<Decomposed> {
 pub(crate) fn layer_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     first(call(
         op_def!("aten.native_layer_norm.default")?,
-        vec![
-            arg(a, "input")?,
-            arg(a, "normalized_shape")?,
-            arg(a, "weight")?,
-            arg(a, "bias")?,
-            arg(a, "eps")?,
-        ],
+        named(a, &["input", "normalized_shape", "weight", "bias", "eps"])?,
     )?)
 }
 
@@ -1199,19 +1204,19 @@ pub(crate) fn embedding_bag_args<T: Clone>(a: &Args<T>) -> Result<Vec<Value<T>>>
         Some(Value::Int(i)) => Value::Int(i),
         _ => Value::Int(SymInt::Int(-1)),
     };
-    let mut v = vec![];
-    for name in [
-        "weight",
-        "indices",
-        "offsets",
-        "scale_grad_by_freq",
-        "mode",
-        "sparse",
-        "per_sample_weights",
-        "include_last_offset",
-    ] {
-        v.push(a.get(name)?.clone());
-    }
+    let mut v = named(
+        a,
+        &[
+            "weight",
+            "indices",
+            "offsets",
+            "scale_grad_by_freq",
+            "mode",
+            "sparse",
+            "per_sample_weights",
+            "include_last_offset",
+        ],
+    )?;
     v.push(padding_idx);
     Ok(v)
 }

@@ -1,6 +1,7 @@
 //! Transposed convolution: `convolution(.., transposed=True, ..)` (Core ATen) and `conv_transpose1d/2d`,
 //! which decompose to it. Each input pixel scatters `x * w` into the output window it maps to — the
 //! adjoint of the direct convolution — computed in f64 for every floating dtype.
+use super::nn::expand_param;
 use super::*;
 
 pub(super) fn register(r: &mut Builder) {
@@ -27,22 +28,12 @@ pub(super) struct TransposeArgs {
     groups: i64,
 }
 
-fn per_dim(v: Vec<i64>, n: usize, name: &str) -> Result<Vec<i64>> {
-    match v.len() {
-        1 => Ok(vec![v[0]; n]),
-        l if l == n => Ok(v),
-        l => Err(Error::value(format!(
-            "expected {name} to be a single integer value or a list of {n} values to match the convolution dimensions, but got {name}={v:?} (len {l})"
-        ))),
-    }
-}
-
 fn transpose_args<T>(a: &Args<T>, spatial: usize) -> Result<TransposeArgs> {
     let t = TransposeArgs {
-        stride: per_dim(a.ints("stride")?, spatial, "stride")?,
-        padding: per_dim(a.ints("padding")?, spatial, "padding")?,
-        output_padding: per_dim(a.ints("output_padding")?, spatial, "output_padding")?,
-        dilation: per_dim(a.ints("dilation")?, spatial, "dilation")?,
+        stride: expand_param(a.ints("stride")?, spatial, "stride")?,
+        padding: expand_param(a.ints("padding")?, spatial, "padding")?,
+        output_padding: expand_param(a.ints("output_padding")?, spatial, "output_padding")?,
+        dilation: expand_param(a.ints("dilation")?, spatial, "dilation")?,
         groups: a.int("groups")?,
     };
     if t.stride.iter().any(|&s| s <= 0) {

@@ -89,7 +89,8 @@ fn meta_same_as_self(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(t.dtype, t.sizes.clone())
 }
 
-fn fill_into(out: &Tensor, s: Scalar) -> Result<()> {
+/// Writes `s` into every element of `out` (through its view).
+pub(super) fn fill_into(out: &Tensor, s: Scalar) -> Result<()> {
     let value = Tensor::scalar_of(s, out.dtype());
     out.assign_untraced(&expand_to(&value, out.sizes_untraced())?)
 }

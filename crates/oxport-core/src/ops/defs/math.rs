@@ -463,15 +463,7 @@ fn int_pow(base: i64, exp: i64) -> i64 {
             _ => 0,
         };
     }
-    let (mut acc, mut b, mut e) = (1i64, base, exp);
-    while e > 0 {
-        if e & 1 == 1 {
-            acc = acc.wrapping_mul(b);
-        }
-        b = b.wrapping_mul(b);
-        e >>= 1;
-    }
-    acc
+    super::pointwise::ipow(base, exp)
 }
 
 fn div_mode(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {

@@ -93,7 +93,7 @@ fn require_float(op: &str, t: &TensorMeta) -> Result<()> {
 }
 
 /// Expands an `int[N]` argument given as one value (`[3]`) to N values, like PyTorch's `expand_param_if_needed`.
-fn expand_param(v: Vec<i64>, n: usize, name: &str) -> Result<Vec<i64>> {
+pub(super) fn expand_param(v: Vec<i64>, n: usize, name: &str) -> Result<Vec<i64>> {
     match v.len() {
         1 => Ok(vec![v[0]; n]),
         l if l == n => Ok(v),

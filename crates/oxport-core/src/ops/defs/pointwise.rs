@@ -736,7 +736,7 @@ fn clamp_typed<T: Element>(t: &Tensor, lo: Option<Scalar>, hi: Option<Scalar>) -
     })
 }
 
-fn ipow(mut base: i64, mut exp: i64) -> i64 {
+pub(super) fn ipow(mut base: i64, mut exp: i64) -> i64 {
     let mut acc: i64 = 1;
     while exp > 0 {
         if exp & 1 == 1 {

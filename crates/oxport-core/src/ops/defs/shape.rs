@@ -45,15 +45,13 @@ pub(super) fn register(r: &mut Builder) {
     // In place: the value written through the view.
     r.op("aten.fill_.Scalar", meta_same, |a, _| {
         let t = a.tensor("self")?;
-        let filled = Tensor::filled(t.sizes(), a.scalar("value")?, t.dtype());
-        t.assign_untraced(&filled)?;
+        super::fill_pad::fill_into(t, a.scalar("value")?)?;
         out1(t.clone())
     });
     // In place: zeros written through the view.
     r.op("aten.zero_.default", meta_same, |a, _| {
         let t = a.tensor("self")?;
-        let zeros = Tensor::filled(t.sizes(), crate::Scalar::Int(0), t.dtype());
-        t.assign_untraced(&zeros)?;
+        super::fill_pad::fill_into(t, crate::Scalar::Int(0))?;
         out1(t.clone())
     });
     r.op("aten.clone.default", meta_copy_like, |a, _| {
