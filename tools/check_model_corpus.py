@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks every program of the model corpus (tools/gen_model_corpus.py) with oxport: `oxport inspect` must
 print it exactly as PyTorch prints it, and `oxport run` must give PyTorch's outputs on the recorded inputs
-(f32: |a - b| <= 1e-5 + 1e-4 |b|; integers and bools exact).
+(f32: |a - b| <= 1e-4 + 1e-4 |b|, or, where the corpus has PyTorch's float64 outputs, an error against
+them no larger than PyTorch's own f32 error; integers and bools exact).
 
 Prints a markdown table per model (both IR forms) with the first reason a program fails, then the counts
 by source; with --markdown FILE it also writes them there (docs/runtime_coverage.md keeps the last run).
@@ -45,12 +46,24 @@ def check(oxport, d, case):
             ran = "error: " + first_line(r.stderr)
         else:
             ran = "yes"
+            notes = []
             for j in range(len(case["outputs"])):
-                why = compare(np.load(os.path.join(out, f"output_{j}.npy")),
-                              np.load(os.path.join(d, f"{base}.out_{j}.npy")))
+                got = np.load(os.path.join(out, f"output_{j}.npy"))
+                want = np.load(os.path.join(d, f"{base}.out_{j}.npy"))
+                why = compare(got, want)
+                ref = os.path.join(d, f"{case['name']}.f64.out_{j}.npy")
+                if why and os.path.exists(ref) and got.shape == want.shape:
+                    # Deep random-weight nets: no worse than PyTorch's own f32 error against float64.
+                    ref = np.load(ref)
+                    ours, theirs = np.abs(got - ref).max(), np.abs(want - ref).max()
+                    if ours <= theirs:
+                        notes.append(f"output {j}: max error vs float64 {ours:.3g}, PyTorch's {theirs:.3g}")
+                        why = None
                 if why:
                     ran = f"output {j} differs: {why}"
                     break
+            if ran == "yes" and notes:
+                ran = "yes (" + "; ".join(notes) + ")"
     return printed, ran
 
 
@@ -59,16 +72,19 @@ def main():
     ap.add_argument("oxport")
     ap.add_argument("dir", nargs="?", default=os.path.expanduser("~/.cache/oxport/corpus"))
     ap.add_argument("--markdown")
+    ap.add_argument("--only", default="", help="only programs whose name contains this")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.dir, "manifest.json")))
     rows, counts = [], {}
     for case in sorted(manifest["cases"], key=lambda c: (c["source"], c["name"], c["form"] != "train")):
+        if a.only not in case["name"]:
+            continue
         printed, ran = check(a.oxport, a.dir, case)
         rows.append((case["source"], f"{case['name']}.{case['form']}", printed, ran))
         c = counts.setdefault(case["source"], [0, 0, 0])
         c[0] += 1
         c[1] += printed == "yes"
-        c[2] += ran == "yes"
+        c[2] += ran.startswith("yes")
     lines = ["| source | program | prints as PyTorch | runs and matches PyTorch |", "|---|---|---|---|"]
     lines += [f"| {s} | {b} | {p} | {r} |" for s, b, p, r in rows]
     lines += ["", "| source | programs | print identically | run and match |", "|---|---|---|---|"]

@@ -129,29 +129,87 @@ def timm_models():
 
 # ---------------------------------------------------------------- transformers (when installed)
 def hf_models():
+    """Tiny random configs (2 layers, width 32) of the transformers architectures people deploy.
+
+    A build returns (module, args) or (module, args, kwargs, dynamic_shapes). `hf_*_dynseq` programs are
+    exported with a dynamic sequence length, as LLM serving needs.
+    """
     try:
         import transformers as tf
     except ImportError:
         return
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                vocab_size=128, max_position_embeddings=64)
-    ids = lambda: torch.randint(0, 128, (2, 12))  # noqa: E731
+                vocab_size=128, max_position_embeddings=64, use_cache=False)
+    ids = lambda s=12: torch.randint(0, 128, (2, s))  # noqa: E731
 
-    def enc(cls, cfg_cls, **extra):
+    def model(cls, cfg_cls, inputs=None, **extra):
         def build():
             cfg = cfg_cls(**{**tiny, **extra})
             m = cls(cfg)
-            return m, (ids(),)
+            return (m, (ids(),)) if inputs is None else (m, (), inputs(), None)
         return build
-    yield "hf_bert", enc(tf.BertModel, tf.BertConfig)
-    yield "hf_roberta", enc(tf.RobertaModel, tf.RobertaConfig)
+
+    def dynseq(cls, cfg_cls, **extra):
+        def build():
+            m = cls(cfg_cls(**{**tiny, **extra}))
+            seq = torch.export.Dim("seq", min=2, max=48)
+            return m, (), {"input_ids": ids(10)}, {"input_ids": {1: seq}}
+        return build
+
+    yield "hf_bert", model(tf.BertModel, tf.BertConfig)
+    yield "hf_roberta", model(tf.RobertaModel, tf.RobertaConfig)
+    yield "hf_albert", model(tf.AlbertModel, tf.AlbertConfig, embedding_size=16)
+    yield "hf_deberta_v2", model(tf.DebertaV2Model, tf.DebertaV2Config)
     yield "hf_distilbert", lambda: (tf.DistilBertModel(tf.DistilBertConfig(
         dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=128, max_position_embeddings=64)), (ids(),))
+    yield "hf_mobilebert", model(tf.MobileBertModel, tf.MobileBertConfig, embedding_size=16,
+                                 intra_bottleneck_size=16, true_hidden_size=16, num_feedforward_networks=2)
+    yield "hf_electra", model(tf.ElectraModel, tf.ElectraConfig, embedding_size=16)
     yield "hf_gpt2", lambda: (tf.GPT2Model(tf.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=128,
-                                                          n_positions=64)), (ids(),))
-    yield "hf_llama", enc(tf.LlamaModel, tf.LlamaConfig, num_key_value_heads=2)
-    yield "hf_mistral", enc(tf.MistralModel, tf.MistralConfig, num_key_value_heads=2)
-    yield "hf_qwen2", enc(tf.Qwen2Model, tf.Qwen2Config, num_key_value_heads=2)
+                                                          n_positions=64, use_cache=False)), (ids(),))
+    yield "hf_llama", model(tf.LlamaModel, tf.LlamaConfig, num_key_value_heads=2)
+    yield "hf_mistral", model(tf.MistralModel, tf.MistralConfig, num_key_value_heads=2)
+    yield "hf_qwen2", model(tf.Qwen2Model, tf.Qwen2Config, num_key_value_heads=2)
+    yield "hf_qwen3", model(tf.Qwen3Model, tf.Qwen3Config, num_key_value_heads=2, head_dim=8)
+    yield "hf_gemma", model(tf.GemmaModel, tf.GemmaConfig, num_key_value_heads=2, head_dim=8)
+    yield "hf_phi3", model(tf.Phi3Model, tf.Phi3Config, num_key_value_heads=2, pad_token_id=0)
+    yield "hf_bloom", lambda: (tf.BloomModel(tf.BloomConfig(hidden_size=32, n_layer=2, n_head=4,
+                                                             vocab_size=128, use_cache=False)), (ids(),))
+    t5 = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, vocab_size=128, decoder_start_token_id=0,
+              use_cache=False)
+    yield "hf_t5_encoder", lambda: (tf.T5EncoderModel(tf.T5Config(**t5)), (ids(),))
+    yield "hf_t5", lambda: (tf.T5Model(tf.T5Config(**t5)), (),
+                            {"input_ids": ids(), "decoder_input_ids": ids(5)}, None)
+    bart = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=128,
+                max_position_embeddings=64, use_cache=False)
+    yield "hf_bart", lambda: (tf.BartModel(tf.BartConfig(**bart)), (),
+                              {"input_ids": ids(), "decoder_input_ids": ids(5)}, None)
+    whisper = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                   decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=128,
+                   num_mel_bins=16, max_source_positions=20, max_target_positions=32, pad_token_id=0,
+                   bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+                   use_cache=False)
+    yield "hf_whisper", lambda: (tf.WhisperModel(tf.WhisperConfig(**whisper)), (),
+                                 {"input_features": torch.randn(1, 16, 40),
+                                  "decoder_input_ids": torch.randint(0, 128, (1, 5))}, None)
+    vit = dict(tiny, image_size=32, patch_size=8, num_channels=3)
+    del vit["vocab_size"], vit["max_position_embeddings"], vit["use_cache"]
+    yield "hf_vit", lambda: (tf.ViTModel(tf.ViTConfig(**vit)), (torch.randn(1, 3, 32, 32),))
+    yield "hf_clip_text", lambda: (tf.CLIPTextModel(tf.CLIPTextConfig(**tiny)), (ids(),))
+    yield "hf_clip_vision", lambda: (tf.CLIPVisionModel(tf.CLIPVisionConfig(**vit)),
+                                     (torch.randn(1, 3, 32, 32),))
+    yield "hf_wav2vec2", lambda: (tf.Wav2Vec2Model(tf.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4)), (torch.randn(1, 400),))
+    yield "hf_llama_dynseq", dynseq(tf.LlamaForCausalLM, tf.LlamaConfig, num_key_value_heads=2)
+    yield "hf_qwen2_dynseq", dynseq(tf.Qwen2ForCausalLM, tf.Qwen2Config, num_key_value_heads=2)
+    yield "hf_gpt2_dynseq", lambda: (tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=32, n_layer=2, n_head=4,
+                                                                       vocab_size=128, n_positions=64,
+                                                                       use_cache=False)), (),
+                                     {"input_ids": ids(10)},
+                                     {"input_ids": {1: torch.export.Dim("seq", min=2, max=48)}})
 
 
 # ---------------------------------------------------------------- export + record
@@ -167,12 +225,14 @@ def to_np(x):
 
 def record(out_dir, name, source, build, manifest):
     torch.manual_seed(0)
-    mod, args = build()
+    built = build()
+    mod, args = built[0], built[1]
+    kwargs, dynamic_shapes = (built[2], built[3]) if len(built) == 4 else ({}, None)
     mod.eval()
     t0 = time.time()
-    ep = torch.export.export(mod, args)
+    ep = torch.export.export(mod, args, kwargs, dynamic_shapes=dynamic_shapes)
     export_s = time.time() - t0
-    flat_in = pytree.tree_leaves(args)
+    flat_in = pytree.tree_leaves((args, kwargs))
     for form in ("train", "core"):
         prog = ep if form == "train" else ep.run_decompositions()
         base = os.path.join(out_dir, f"{name}.{form}")
@@ -182,7 +242,7 @@ def record(out_dir, name, source, build, manifest):
         with open(base + ".txt", "w") as f:
             f.write(str(loaded))
         with torch.no_grad():
-            outs = pytree.tree_leaves(loaded.module()(*args))
+            outs = pytree.tree_leaves(loaded.module()(*args, **kwargs))
         for i, x in enumerate(flat_in):
             np.save(f"{base}.in_{i}.npy", to_np(x))
         for j, y in enumerate(outs):
@@ -197,11 +257,30 @@ def record(out_dir, name, source, build, manifest):
     return export_s
 
 
+def f64_reference(out_dir, name, build):
+    """PyTorch's outputs in float64 (`NAME.f64.out_<j>.npy`): the yardstick for deep random-weight nets,
+    whose f32 outputs reach 1e4-1e5 where PyTorch's own f32 result is off by more than an elementwise
+    1e-4 tolerance. check_model_corpus.py accepts oxport when its error against this is no larger than
+    PyTorch's own."""
+    torch.manual_seed(0)
+    built = build()
+    mod, args = built[0], built[1]
+    kwargs = built[2] if len(built) == 4 else {}
+    to64 = lambda x: x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x  # noqa: E731
+    mod = mod.eval().double()
+    with torch.no_grad():
+        outs = pytree.tree_leaves(mod(*pytree.tree_map(to64, args), **pytree.tree_map(to64, kwargs)))
+    for j, y in enumerate(outs):
+        np.save(os.path.join(out_dir, f"{name}.f64.out_{j}.npy"), to_np(y))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.expanduser("~/.cache/oxport/corpus"))
     ap.add_argument("--only", default="", help="only models whose name contains this")
     ap.add_argument("--max-params", type=float, default=60e6, help="skip larger models (memory, time)")
+    ap.add_argument("--f64", action="store_true",
+                    help="add float64 reference outputs to the programs already there (with --only)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "manifest.json")
@@ -213,6 +292,16 @@ def main():
     done = {c["name"] for c in manifest["cases"]}
     sources = [("nn", plain_models()), ("torchvision", torchvision_models()),
                ("timm", timm_models()), ("transformers", hf_models())]
+    if a.f64:
+        for source, models in sources:
+            for name, build in models:
+                if a.only in name and name in done:
+                    try:
+                        f64_reference(a.out, name, build)
+                        print(f"[{name}] float64 reference written", flush=True)
+                    except Exception as e:  # noqa: BLE001 - some models cannot run in float64
+                        print(f"[{name}] no float64 reference: {type(e).__name__}: {e}", flush=True)
+        return
     for source, models in sources:
         for name, build in models:
             if a.only not in name or name in done or name in manifest["skipped"]:
@@ -220,7 +309,7 @@ def main():
             t0 = time.time()
             try:
                 torch.manual_seed(0)
-                mod, _ = build()
+                mod = build()[0]
                 n = sum(p.numel() for p in mod.parameters())
                 if n > a.max_params:
                     manifest["skipped"][name] = f"{n / 1e6:.0f}M parameters (over --max-params)"

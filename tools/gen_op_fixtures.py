@@ -1597,6 +1597,138 @@ def decomposed_nn_cases():
     K(op, "sum_weights")(rn(8, 3), ri(0, 8, 5), tt([0, 2, 4], i64), False, 0, False, rn(5), False)
 
 
+def composite_cases():
+    """CompositeImplicit ops real models keep in the training IR: type_as, reshape_as, where with numbers,
+    min/max.other, diff, linalg_vector_norm, _weight_norm, einsum."""
+    op = A.type_as.default
+    K(op, "int_to_float")(ri(0, 9, 2, 3), rn(1))
+    K(op, "float_to_int32")(rn(2, 3) * 5, ri(0, 2, 1, dtype=torch.int32))
+    K(op, "same_dtype")(rn(2, 3), rn(4))
+    K(op, "bool_to_f64_noncontig")(rb(3, 2).t(), rn(1, dtype=f64))
+    K(op, "f16_to_f32_0d")(rn(1).reshape(()).half(), rn(2))
+    op = A.reshape_as.default
+    K(op, "basic")(rn(2, 6), rn(3, 4))
+    K(op, "noncontig")(rn(4, 3).t(), rn(12))
+    K(op, "zero_size")(rn(0, 3), rn(3, 0))
+    K(op, "0d")(rn(1), rn(1).reshape(()))
+    K(op, "numel_mismatch", err=True)(rn(2, 3), rn(4))
+    op = A.where.ScalarOther
+    K(op, "float_min")(rb(2, 3), rn(2, 3), -3.4028234663852886e+38)
+    K(op, "broadcast_int")(rb(3, 1), ri(0, 9, 1, 4), 7)
+    K(op, "int_tensor_float_scalar")(rb(2, 3), ri(0, 9, 2, 3), 0.5)
+    K(op, "f64_noncontig")(rb(3, 2).t(), rn(3, 2, dtype=f64).t(), 1)
+    K(op, "bool_cond_u8", err=False)(rb(2, 2).to(torch.uint8), rn(2, 2), 0.0)
+    K(op, "bad_cond", err=True)(rn(2), rn(2), 0.0)
+    op = A.where.ScalarSelf
+    K(op, "basic")(rb(2, 3), 2.5, rn(2, 3))
+    K(op, "int_bool")(rb(4), True, rb(4))
+    op = A.where.Scalar
+    K(op, "ints")(rb(2, 3), 1, 0)
+    K(op, "float_int")(rb(2, 3), 1.5, 0)
+    for op in (A.min.other, A.max.other):
+        K(op, "broadcast")(rn(2, 3), rn(3))
+        K(op, "int_float")(ri(-5, 5, 4), rn(4))
+        K(op, "nan")(tt([nan, 1.0, 2.0]), tt([0.0, nan, 3.0]))
+        K(op, "i64_noncontig")(ri(-9, 9, 3, 4).t(), ri(-9, 9, 4, 1))
+        K(op, "bool")(rb(5), rb(5))
+        K(op, "shape_mismatch", err=True)(rn(2), rn(3))
+    op = A.diff.default
+    K(op, "basic")(rn(2, 5))
+    K(op, "n2_dim0")(rn(4, 3), 2, 0)
+    K(op, "prepend_append")(ri(0, 9, 2, 4), 1, -1, ri(0, 9, 2, 1), ri(0, 9, 2, 2))
+    K(op, "prepend_llama")(ri(0, 9, 2, 12), 1, -1, ri(0, 9, 2, 1))
+    K(op, "bool_xor")(rb(3, 6), 1, 1)
+    K(op, "n_larger_than_dim")(rn(3), 5)
+    K(op, "n0")(rn(2, 3), 0)
+    K(op, "f64_noncontig")(rn(5, 4, dtype=f64).t(), 3, 1)
+    K(op, "empty")(rn(0), 1)
+    K(op, "mixed_prepend_dtype")(ri(0, 9, 3), 1, 0, rn(2))
+    K(op, "0d", err=True)(rn(1).reshape(()), 1)
+    K(op, "negative_n", err=True)(rn(3), -1)
+    K(op, "prepend_rank", err=True)(rn(2, 3), 1, -1, rn(3))
+    K(op, "prepend_shape", err=True)(rn(2, 3), 1, -1, rn(3, 3))
+    op = A.linalg_vector_norm.default
+    K(op, "l2_all")(rn(3, 4))
+    K(op, "l2_dim_keepdim")(rn(1, 4, 8, 5), 2.0, [-1], True)
+    K(op, "l1_dims")(rn(3, 4, 5), 1, [0, 2])
+    K(op, "l3")(rn(6), 3.0)
+    K(op, "l0")(tt([[0.0, 1.0, -2.0], [0.0, 0.0, 3.0]]), 0, [1])
+    K(op, "inf")(rn(3, 4), inf, [1])
+    K(op, "neg_inf_keepdim")(rn(3, 4), -inf, [0], True)
+    K(op, "fractional")(rpos(4, 3), 0.5, [0])
+    K(op, "single_element_dim")(rn(3, 1), 2, [1])
+    K(op, "single_element_all")(rn(1, 1), 2)
+    K(op, "f64_noncontig")(rn(4, 3, dtype=f64).t(), 2, [1])
+    K(op, "dtype_f64")(rn(3, 3), 2, None, False, dtype=f64)
+    K(op, "empty_l2")(rn(0, 3), 2, [0])
+    K(op, "f16", tol=(2e-3, 2e-3))(rn(8).half())
+    K(op, "int", err=True)(ri(0, 9, 3))
+    K(op, "empty_inf", err=True)(rn(0, 3), inf, [0])
+    K(op, "int_dtype", err=True)(rn(3), 2, None, False, dtype=i64)
+    op = A._weight_norm.default
+    K(op, "dim0")(rn(8, 4, 3), rpos(8, 1, 1), 0)
+    K(op, "dim_last_wav2vec2")(rn(6, 2, 5), rpos(1, 1, 5), 2)
+    K(op, "dim_middle")(rn(3, 4, 5), rpos(1, 4, 1), 1)
+    K(op, "dim_all")(rn(3, 4), rpos(()), -1)
+    K(op, "f64")(rn(4, 3, dtype=f64), rpos(4, 1, dtype=f64), 0)
+    op = A.einsum.default
+    K(op, "matmul")("ij,jk->ik", [rn(2, 3), rn(3, 4)])
+    K(op, "batched_attention", tol=(1e-5, 1e-5))("bhqd,bhkd->bhqk", [rn(2, 3, 4, 5), rn(2, 3, 6, 5)])
+    K(op, "implicit")("ij,jk", [rn(2, 3), rn(3, 4)])
+    K(op, "implicit_sorted")("ba", [rn(2, 3)])
+    K(op, "transpose")("ij->ji", [rn(2, 3)])
+    K(op, "sum_all")("ij->", [rn(2, 3)])
+    K(op, "trace")("ii", [rn(3, 3)])
+    K(op, "diagonal")("ii->i", [rn(4, 4)])
+    K(op, "outer")("i,j->ij", [rn(3), rn(4)])
+    K(op, "dot")("i,i->", [rn(5), rn(5)])
+    K(op, "ellipsis")("...ij,...jk->...ik", [rn(2, 2, 3), rn(2, 3, 4)])
+    K(op, "ellipsis_broadcast")("...ij,jk", [rn(5, 2, 3), rn(3, 4)])
+    K(op, "three_operands", tol=(1e-5, 1e-5))("ij,jk,kl->il", [rn(2, 3), rn(3, 4), rn(4, 5)])
+    K(op, "maxvit_rel")("bhwc,hkc->bhwk", [rn(2, 3, 4, 5), rn(3, 6, 5)])
+    K(op, "unused_label_summed")("ij,k->i", [rn(2, 3), rn(4)])
+    K(op, "broadcast_size1")("bij,bjk->bik", [rn(1, 2, 3), rn(4, 3, 5)])
+    K(op, "uppercase")("Ab,bC->AC", [rn(2, 3), rn(3, 4)])
+    K(op, "f64_noncontig")("ij,jk->ki", [rn(3, 2, dtype=f64).t(), rn(4, 3, dtype=f64).t()])
+    K(op, "int64")("ij,jk->ik", [ri(-3, 3, 2, 3), ri(-3, 3, 3, 2)])
+    K(op, "zero_size")("ij,jk->ik", [rn(2, 0), rn(0, 3)])
+    K(op, "spaces")("i j , j k -> i k", [rn(2, 3), rn(3, 4)])
+    K(op, "too_few_operands", err=True)("ij,jk->ik", [rn(2, 3)])
+    K(op, "too_many_operands", err=True)("ij->ij", [rn(2, 3), rn(3, 4)])
+    K(op, "rank_mismatch", err=True)("ij->ij", [rn(2, 3, 4)])
+    K(op, "bad_subscript", err=True)("i1,j->ij", [rn(2), rn(3)])
+    K(op, "output_repeated", err=True)("ij->ii", [rn(2, 3)])
+    K(op, "output_unknown", err=True)("ij->ik", [rn(2, 3)])
+    K(op, "size_mismatch", err=True)("ij,jk->ik", [rn(2, 3), rn(4, 5)])
+    K(op, "diagonal_mismatch", err=True)("ii->i", [rn(2, 3)])
+    for base in ("__and__", "__or__", "__xor__"):
+        op = getattr(A, base).Tensor
+        K(op, "bool_broadcast")(rb(2, 3), rb(3))
+        K(op, "int")(ri(0, 64, 4), ri(0, 64, 4))
+        K(op, "int32_noncontig")(ri(0, 64, 3, 2, dtype=torch.int32).t(), ri(0, 64, 2, 1, dtype=torch.int32))
+        K(op, "float", err=True)(rn(3), rn(3))
+        op = getattr(A, base).Scalar
+        K(op, "int")(ri(0, 64, 4), 6)
+        K(op, "bool")(rb(4), True)
+    for op in (A.clamp_min.default, A.clamp_max.default):
+        K(op, "float")(rn(3, 4), 0.1)
+        K(op, "int_float_bound")(ri(-5, 5, 6), 0.5)
+        K(op, "int")(ri(-5, 5, 6), 1)
+        K(op, "f64_noncontig")(rn(4, 3, dtype=f64).t(), -0.2)
+        K(op, "nan")(tt([nan, 1.0, -1.0]), 0.0)
+        K(op, "bool_int_bound")(rb(3), 1)
+        K(op, "bool_bool_bound", err=True)(rb(3), True)
+    K(A.clamp.default, "bool_int_bounds")(rb(3), 0, 1)
+    K(A.clamp.default, "bool_max_only", err=True)(rb(3), None, True)
+    op = A.swapaxes.default
+    K(op, "basic")(rn(2, 3, 4), 0, 2)
+    K(op, "negative")(rn(2, 3, 4), -1, 1)
+    K(op, "same")(rn(2, 3), 1, 1)
+    K(op, "out_of_range", err=True)(rn(2, 3), 0, 2)
+    op = A.swapdims.default
+    K(op, "basic")(rn(2, 3, 4), 1, 2)
+
+
 def misc_cases():
     K(A.detach.default, "view")(rn(3, 4))
     K(A.detach_.default, "in_place")(rn(2, 3))
@@ -1905,7 +2037,7 @@ def main():
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
                norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
                conv_transpose_cases, rnn_cases, nn_extra_cases, decomposed_nn_cases,
-               misc_cases):
+               misc_cases, composite_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -30,6 +30,15 @@ pub enum PyValue {
     Tuple(Vec<PyValue>),
     /// A dict with string keys, in order.
     Dict(Vec<(String, PyValue)>),
+    /// An instance of a class registered as a pytree node in Python (a `dataclass`, or a Hugging Face
+    /// `ModelOutput` such as `transformers.modeling_outputs.BaseModelOutput`): its fully qualified type
+    /// name and its fields, in the order the spec's context lists them.
+    Object {
+        /// The Python type, e.g. `transformers.modeling_outputs.BaseModelOutput`.
+        type_name: String,
+        /// The fields in flattening order.
+        fields: Vec<(String, PyValue)>,
+    },
 }
 
 impl From<Tensor> for PyValue {
@@ -39,6 +48,22 @@ impl From<Tensor> for PyValue {
 }
 
 impl PyValue {
+    /// The field `name` of a dict or an object (`out["last_hidden_state"]`, `out.logits`).
+    ///
+    /// ```
+    /// use oxport_runtime::PyValue;
+    /// let v = PyValue::Dict(vec![("n".into(), PyValue::Int(3))]);
+    /// assert!(matches!(v.get("n"), Some(PyValue::Int(3))));
+    /// ```
+    pub fn get(&self, name: &str) -> Option<&PyValue> {
+        match self {
+            PyValue::Dict(items) | PyValue::Object { fields: items, .. } => {
+                items.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+            }
+            _ => None,
+        }
+    }
+
     /// The tensor, if this is one.
     pub fn as_tensor(&self) -> Option<&Tensor> {
         match self {
@@ -58,6 +83,7 @@ impl PyValue {
             PyValue::List(_) => "list",
             PyValue::Tuple(_) => "tuple",
             PyValue::Dict(_) => "dict",
+            PyValue::Object { .. } => "object",
         }
     }
 }
@@ -75,6 +101,10 @@ pub enum NodeType {
     List,
     /// A dict with these keys.
     Dict(Vec<String>),
+    /// Another registered pytree class (a `ModelOutput`, a dataclass): its type name and, when its
+    /// context is a list of field names (as `ModelOutput` and dataclasses serialize it), those names;
+    /// otherwise its fields are numbered.
+    Object(String, Vec<String>),
 }
 
 /// A parsed pytree spec.
@@ -139,7 +169,17 @@ impl TreeSpec {
                     .collect();
                 NodeType::Dict(keys)
             }
-            Some(other) => return Err(spec_err(format!("unsupported pytree node type '{other}'"))),
+            Some(other) => {
+                // Registered classes serialize their context with their own `to_dumpable_context`;
+                // ModelOutput and dataclasses write a JSON list of field names. Anything else gets
+                // positional names: its children still flatten in order.
+                let names = v["context"]
+                    .as_str()
+                    .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
+                    .filter(|n| n.len() == children.len())
+                    .unwrap_or_else(|| (0..children.len()).map(|i| i.to_string()).collect());
+                NodeType::Object(other.to_string(), names)
+            }
         };
         Ok(TreeSpec { node, children })
     }
@@ -200,6 +240,19 @@ impl TreeSpec {
                 }
             }
             (NodeType::Dict(_), _) => return Err(mismatch("dict")),
+            (
+                NodeType::Object(ty, names),
+                PyValue::Object { fields, .. } | PyValue::Dict(fields),
+            ) => {
+                for (c, k) in self.children.iter().zip(names) {
+                    let x = fields.iter().find(|(key, _)| key == k).map(|(_, x)| x);
+                    let x = x.ok_or_else(|| {
+                        Error::Guard(format!("input {path} ({ty}) has no field '{k}'"))
+                    })?;
+                    c.flatten(x, &format!("{path}.{k}"), out)?;
+                }
+            }
+            (NodeType::Object(ty, _), _) => return Err(mismatch(ty)),
         }
         Ok(())
     }
@@ -242,6 +295,14 @@ impl TreeSpec {
                     .map(|(k, c)| Ok((k.clone(), c.unflatten(leaves)?)))
                     .collect::<Result<_>>()?,
             ),
+            NodeType::Object(ty, names) => PyValue::Object {
+                type_name: ty.clone(),
+                fields: names
+                    .iter()
+                    .zip(&self.children)
+                    .map(|(k, c)| Ok((k.clone(), c.unflatten(leaves)?)))
+                    .collect::<Result<_>>()?,
+            },
         })
     }
 }
@@ -272,5 +333,28 @@ mod tests {
         let bad = PyValue::Tuple(vec![PyValue::Tuple(vec![]), PyValue::Dict(vec![])]);
         let e = spec.flatten(&bad, "", &mut vec![]).unwrap_err().to_string();
         assert!(e.contains("must have 1 elements"), "{e}");
+    }
+
+    #[test]
+    fn registered_classes_flatten_by_their_field_names() {
+        // out_spec of a transformers BertModel (PyTorch 2.15, transformers 5.24): a ModelOutput.
+        let s = r#"[1, {"type": "transformers.modeling_outputs.BaseModelOutputWithPoolingAndCrossAttentions", "context": "[\"last_hidden_state\", \"pooler_output\"]", "children_spec": [{"type": null, "context": null, "children_spec": []}, {"type": null, "context": null, "children_spec": []}]}]"#;
+        let spec = TreeSpec::parse(s).unwrap();
+        assert_eq!(spec.num_leaves(), 2);
+        let out = spec
+            .unflatten(&mut vec![Value::Int(1.into()), Value::Float(2.0)].into_iter())
+            .unwrap();
+        assert!(matches!(out.get("pooler_output"), Some(PyValue::Float(f)) if *f == 2.0));
+        assert!(
+            matches!(&out, PyValue::Object { type_name, .. } if type_name.ends_with("CrossAttentions"))
+        );
+        let mut flat = vec![];
+        spec.flatten(&out, "out", &mut flat).unwrap();
+        assert_eq!(flat.len(), 2);
+        let e = spec
+            .flatten(&PyValue::Dict(vec![]), "x", &mut vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no field 'last_hidden_state'"), "{e}");
     }
 }

@@ -1296,3 +1296,471 @@ fn roll_dim(x: &Tensor, shift: i64, dim: i64) -> Result<Tensor> {
         ],
     )?)
 }
+
+// ---------------------------------------------------------------- CompositeImplicit ops real models keep
+
+fn t(x: &Tensor) -> Value<Tensor> {
+    Value::Tensor(x.clone())
+}
+
+fn scalar_f(v: f64) -> Value<Tensor> {
+    Value::Scalar(Scalar::Float(v))
+}
+
+/// `_to_copy(t, dtype=d, layout=strided, device=cpu)`: `Tensor.to(other's options)`.
+fn to_options(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    one(call_kw(
+        op_def!("aten._to_copy.default")?,
+        vec![t(x)],
+        vec![
+            ("dtype".into(), Value::ScalarType(dtype)),
+            (
+                "layout".into(),
+                Value::Layout(super::value::Layout::Strided),
+            ),
+            ("device".into(), Value::Device("cpu".into())),
+        ],
+    )?)
+}
+
+/// `type_as(self, other)` -> `self` when the dtypes agree, else `self.to(other.options())`.
+pub(crate) fn type_as(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (x, other) = (a.tensor("self")?, a.tensor("other")?);
+    if x.dtype() == other.dtype() {
+        return Ok(Decomposed::from(x.clone()));
+    }
+    Ok(Decomposed::from(to_options(x, other.dtype())?))
+}
+
+/// `reshape_as(self, other)` -> `reshape(self, other.sizes())`.
+pub(crate) fn reshape_as(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (x, other) = (a.tensor("self")?, a.tensor("other")?);
+    let shape: Vec<i64> = other.sizes_untraced().iter().map(|&s| s as i64).collect();
+    if viewable(x, &shape) {
+        return view(x, &shape).map(Decomposed::from);
+    }
+    let c = one(clone_contiguous(x)?)?;
+    view(&c, &shape).map(Decomposed::from)
+}
+
+/// `where.ScalarOther` / `where.ScalarSelf` / `where.Scalar` -> `where.self` with the numbers as
+/// `scalar_tensor`s of the result dtype (and tensors converted to it).
+pub(crate) fn where_scalar(a: &Args<Tensor>, result: DType) -> Result<Decomposed> {
+    let operand = |name: &str| -> Result<Tensor> {
+        match a.get(name)? {
+            Value::Scalar(s) => one(call_kw(
+                op_def!("aten.scalar_tensor.default")?,
+                vec![Value::Scalar(*s)],
+                vec![
+                    ("dtype".into(), Value::ScalarType(result)),
+                    (
+                        "layout".into(),
+                        Value::Layout(super::value::Layout::Strided),
+                    ),
+                    ("device".into(), Value::Device("cpu".into())),
+                ],
+            )?),
+            Value::Tensor(x) if x.dtype() != result => to_options(x, result),
+            Value::Tensor(x) => Ok(x.clone()),
+            v => Err(Error::value(format!("where: {name} is a {}", v.kind()))),
+        }
+    };
+    let (x, y) = (operand("self")?, operand("other")?);
+    call(
+        op_def!("aten.where.self")?,
+        vec![arg(a, "condition")?, t(&x), t(&y)],
+    )
+    .map(Decomposed::from)
+}
+
+/// An alias (`__and__` -> `bitwise_and`, `clamp_min` -> `clamp`, `swapaxes` -> `transpose`): the
+/// target op over the re-ordered arguments.
+pub(crate) fn alias(target: &'static OpDef, args: Vec<Value<Tensor>>) -> Result<Decomposed> {
+    call(target, args).map(Decomposed::from)
+}
+
+/// `min.other` -> `minimum`.
+pub(crate) fn min_other(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(
+        op_def!("aten.minimum.default")?,
+        named(a, &["self", "other"])?,
+    )
+    .map(Decomposed::from)
+}
+
+/// `max.other` -> `maximum`.
+pub(crate) fn max_other(a: &Args<Tensor>) -> Result<Decomposed> {
+    call(
+        op_def!("aten.maximum.default")?,
+        named(a, &["self", "other"])?,
+    )
+    .map(Decomposed::from)
+}
+
+fn slice(x: &Tensor, dim: i64, start: i64, end: i64) -> Result<Tensor> {
+    one(call(
+        op_def!("aten.slice.Tensor")?,
+        vec![t(x), int(dim), int(start), int(end)],
+    )?)
+}
+
+/// `diff` as ATen's composite computes it: `prepend`/`append` concatenated on `dim`, then `n` times
+/// `narrow(1, len) - narrow(0, len)` (`logical_xor` for bools). ATen evaluates the second narrow first,
+/// so the `slice` from 0 comes first in the graph, as in PyTorch's.
+pub(crate) fn diff(a: &Args<Tensor>) -> Result<Decomposed> {
+    let x = a.tensor("self")?;
+    let n = a.int("n")?;
+    let dim = a.int("dim")?;
+    if x.dim() == 0 {
+        return Err(Error::value(
+            "diff expects input to be at least one-dimensional",
+        ));
+    }
+    if n < 0 {
+        return Err(Error::value(format!(
+            "order must be non-negative but got {n}"
+        )));
+    }
+    let d = crate::tensor::wrap_dim(dim, x.dim())?;
+    let mut parts = vec![];
+    for name in ["prepend", "append"] {
+        if let Some(p) = a.opt_tensor(name)? {
+            if p.dim() != x.dim() {
+                return Err(Error::value(
+                    "diff expects prepend or append to be the same dimension as input",
+                ));
+            }
+            for i in 0..x.dim() {
+                if i != d && p.sizes_untraced()[i] != x.sizes_untraced()[i] {
+                    return Err(Error::value(format!(
+                        "diff expects the shape of tensor to prepend or append to match that of input except along the differencing dimension; input.size({i}) = {}, but got tensor.size({i}) = {}",
+                        x.sizes_untraced()[i],
+                        p.sizes_untraced()[i]
+                    )));
+                }
+            }
+        }
+    }
+    let mut r = x.clone();
+    if n > 0 {
+        if let Some(p) = a.opt_tensor("prepend")? {
+            parts.push(p.clone());
+        }
+        parts.push(x.clone());
+        if let Some(p) = a.opt_tensor("append")? {
+            parts.push(p.clone());
+        }
+        if parts.len() > 1 {
+            r = cat(&parts, dim)?;
+        }
+    }
+    let len = r.sizes_untraced()[d] as i64;
+    if n == 0 {
+        return one(clone_contiguous(&r)?).map(Decomposed::from);
+    }
+    let n = n.min(len);
+    let mut out_len = len - 1;
+    let xor = r.dtype() == DType::Bool;
+    for _ in 0..n {
+        let lo = slice(&r, dim, 0, out_len)?;
+        let hi = slice(&r, dim, 1, 1 + out_len)?;
+        r = if xor {
+            binary(op_def!("aten.logical_xor.default")?, &hi, &lo)?
+        } else {
+            binary(op_def!("aten.sub.Tensor")?, &hi, &lo)?
+        };
+        out_len -= 1;
+    }
+    Ok(Decomposed::from(r))
+}
+
+/// `linalg_vector_norm` as `torch._refs.linalg.vector_norm` computes it.
+pub(crate) fn linalg_vector_norm(a: &Args<Tensor>) -> Result<Decomposed> {
+    let x = a.tensor("self")?.clone();
+    let ord = a.scalar("ord")?;
+    let ordf = ord.to_f64();
+    let keepdim = a.bool("keepdim")?;
+    let dims = a.opt_ints("dim")?;
+    let result = a.opt_dtype("dtype")?.unwrap_or(x.dtype());
+    let abs = |x: &Tensor| unary(op_def!("aten.abs.default")?, x);
+    let dims_value = |d: &Option<Vec<i64>>| match d {
+        Some(v) => ints(v),
+        None => Value::None,
+    };
+    let to_result = |r: Tensor| -> Result<Tensor> {
+        if r.dtype() == result {
+            Ok(r)
+        } else {
+            one(call_kw(
+                op_def!("aten._to_copy.default")?,
+                vec![t(&r)],
+                vec![("dtype".into(), Value::ScalarType(result))],
+            )?)
+        }
+    };
+    let out = if ordf == 0.0 {
+        let ne = one(call(
+            op_def!("aten.ne.Scalar")?,
+            vec![t(&x), scalar_f(0.0)],
+        )?)?;
+        one(call_kw(
+            op_def!("aten.sum.dim_IntList")?,
+            vec![t(&ne), dims_value(&dims), Value::Bool(keepdim)],
+            vec![("dtype".into(), Value::ScalarType(result))],
+        )?)?
+    } else if ordf.is_infinite() {
+        let op = if ordf > 0.0 {
+            op_def!("aten.amax.default")?
+        } else {
+            op_def!("aten.amin.default")?
+        };
+        let d = dims.clone().unwrap_or_default();
+        to_result(one(call(
+            op,
+            vec![t(&abs(&x)?), ints(&d), Value::Bool(keepdim)],
+        )?)?)?
+    } else {
+        let x = if x.dtype() != result && result.is_floating_point() {
+            to_result(x)?
+        } else {
+            x
+        };
+        let nd = x.dim();
+        let dims = match dims {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(
+                v.iter()
+                    .map(|&d| crate::tensor::wrap_dim(d, nd).map(|w| w as i64))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let sizes = x.sizes_untraced().to_vec();
+        let trivial = match &dims {
+            None => sizes.iter().product::<usize>() == 1,
+            Some(v) => nd > 0 && v.iter().all(|&d| sizes[d as usize] == 1),
+        };
+        if trivial {
+            let r = abs(&x)?;
+            let r = if keepdim || nd == 0 {
+                r
+            } else if let Some(v) = &dims {
+                let shape: Vec<i64> = (0..nd)
+                    .filter(|d| !v.contains(&(*d as i64)))
+                    .map(|d| sizes[d] as i64)
+                    .collect();
+                one(view(&r, &shape)?)?
+            } else {
+                let flat = one(view(&r, &[-1])?)?;
+                one(call(
+                    op_def!("aten.select.int")?,
+                    vec![t(&flat), int(0), int(0)],
+                )?)?
+            };
+            return Ok(Decomposed::from(to_result(r)?));
+        }
+        let even = ordf % 2.0 == 0.0;
+        let x = if even && x.dtype().is_floating_point() {
+            x
+        } else {
+            abs(&x)?
+        };
+        let p = one(call(
+            op_def!("aten.pow.Tensor_Scalar")?,
+            vec![t(&x), Value::Scalar(ord)],
+        )?)?;
+        let s = one(call(
+            op_def!("aten.sum.dim_IntList")?,
+            vec![t(&p), dims_value(&dims), Value::Bool(keepdim)],
+        )?)?;
+        to_result(one(call(
+            op_def!("aten.pow.Tensor_Scalar")?,
+            vec![t(&s), scalar_f(1.0 / ordf)],
+        )?)?)?
+    };
+    Ok(Decomposed::from(out))
+}
+
+/// `_weight_norm(v, g, dim)` -> `v * (g / ‖v‖)`, the norm over every dim but `dim` (kept), as
+/// `_weight_norm_interface`'s decomposition writes it; `dim = -1` is the norm of all of `v`.
+pub(crate) fn weight_norm(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (v, g) = (a.tensor("v")?, a.tensor("g")?);
+    let dim = a.int("dim")?;
+    let nd = v.dim() as i64;
+    let (dims, keep): (Vec<i64>, bool) = if dim == -1 {
+        (vec![], false)
+    } else {
+        let d = crate::tensor::wrap_dim(dim, v.dim())? as i64;
+        ((0..nd).filter(|&i| i != d).collect(), true)
+    };
+    let norm = one(call(
+        op_def!("aten.linalg_vector_norm.default")?,
+        vec![
+            t(v),
+            Value::Scalar(Scalar::Int(2)),
+            if dims.is_empty() {
+                Value::None
+            } else {
+                ints(&dims)
+            },
+            Value::Bool(keep),
+        ],
+    )?)?;
+    let q = binary(op_def!("aten.div.Tensor")?, g, &norm)?;
+    Ok(Decomposed::from(binary(
+        op_def!("aten.mul.Tensor")?,
+        v,
+        &q,
+    )?))
+}
+
+/// `einsum` as sums of products: labels only one operand has are summed out first, then operands are
+/// contracted left to right with `bmm` (batch labels, free labels, contracted labels), and the result
+/// is permuted into the output order.
+pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
+    use super::einsum::{Equation, Label};
+    let ops = a.tensors("tensors")?;
+    let ranks: Vec<usize> = ops.iter().map(|x| x.dim()).collect();
+    let eq = Equation::parse(a.str("equation")?, &ranks)?;
+    let sym: Vec<Vec<SymInt>> = ops
+        .iter()
+        .map(|x| {
+            x.sizes_untraced()
+                .iter()
+                .map(|&s| SymInt::from(s))
+                .collect()
+        })
+        .collect();
+    let sizes = eq.label_sizes(&sym)?;
+    let size_of = |l: Label| -> i64 {
+        sizes
+            .iter()
+            .find(|(x, _)| *x == l)
+            .and_then(|(_, n)| n.as_int())
+            .unwrap_or(1)
+    };
+    let sum_dims = |x: Tensor,
+                    labels: Vec<Label>,
+                    drop: &dyn Fn(Label) -> bool|
+     -> Result<(Tensor, Vec<Label>)> {
+        let dims: Vec<i64> = (0..labels.len() as i64)
+            .filter(|&i| drop(labels[i as usize]))
+            .collect();
+        if dims.is_empty() {
+            return Ok((x, labels));
+        }
+        let r = one(call(
+            op_def!("aten.sum.dim_IntList")?,
+            vec![t(&x), ints(&dims), Value::Bool(false)],
+        )?)?;
+        let kept = labels.into_iter().filter(|&l| !drop(l)).collect();
+        Ok((r, kept))
+    };
+    // Diagonals first: a label repeated within one operand.
+    let mut terms: Vec<(Tensor, Vec<Label>)> = vec![];
+    for (x, labels) in ops.iter().zip(&eq.inputs) {
+        let (mut x, mut labels) = (x.clone(), labels.clone());
+        while let Some((i, j)) = (0..labels.len()).find_map(|i| {
+            (i + 1..labels.len())
+                .find(|&j| labels[j] == labels[i])
+                .map(|j| (i, j))
+        }) {
+            x = one(call(
+                op_def!("aten.diagonal.default")?,
+                vec![t(&x), int(0), int(i as i64), int(j as i64)],
+            )?)?;
+            let l = labels[i];
+            labels.remove(j);
+            labels.remove(i);
+            labels.push(l);
+        }
+        terms.push((x, labels));
+    }
+    let needed_after = |k: usize, terms: &[(Tensor, Vec<Label>)], l: Label| {
+        eq.output.contains(&l) || terms[k + 1..].iter().any(|(_, ls)| ls.contains(&l))
+    };
+    let (first_t, first_l) = terms[0].clone();
+    let (mut acc, mut acc_l) = sum_dims(first_t, first_l, &|l| !needed_after(0, &terms, l))?;
+    for k in 1..terms.len() {
+        let keep = |l: Label| needed_after(k, &terms, l);
+        let (b, b_l) = terms[k].clone();
+        // Labels only one side has and nothing later needs: summed out on that side.
+        let (b, b_l) = sum_dims(b, b_l.clone(), &|l| !keep(l) && !acc_l.contains(&l))?;
+        let (a2, a_l) = sum_dims(acc, acc_l.clone(), &|l| !keep(l) && !b_l.contains(&l))?;
+        let batch: Vec<Label> = a_l
+            .iter()
+            .copied()
+            .filter(|l| b_l.contains(l) && keep(*l))
+            .collect();
+        let summed: Vec<Label> = a_l
+            .iter()
+            .copied()
+            .filter(|l| b_l.contains(l) && !keep(*l))
+            .collect();
+        let a_free: Vec<Label> = a_l.iter().copied().filter(|l| !b_l.contains(l)).collect();
+        let b_free: Vec<Label> = b_l.iter().copied().filter(|l| !a_l.contains(l)).collect();
+        let arrange = |x: &Tensor, ls: &[Label], order: &[&[Label]]| -> Result<Tensor> {
+            let order: Vec<Label> = order.iter().flat_map(|o| o.iter().copied()).collect();
+            let perm: Vec<i64> = order
+                .iter()
+                .map(|l| ls.iter().position(|x| x == l).unwrap_or(0) as i64)
+                .collect();
+            let p = if perm.iter().enumerate().all(|(i, &p)| i as i64 == p) {
+                x.clone()
+            } else {
+                one(permute(x, &perm)?)?
+            };
+            let full: Vec<i64> = order.iter().map(|&l| size_of(l)).collect();
+            let sz: Vec<i64> = p.sizes_untraced().iter().map(|&s| s as i64).collect();
+            if sz != full {
+                one(expand(&p, &full)?)
+            } else {
+                Ok(p)
+            }
+        };
+        let prod = |ls: &[Label]| ls.iter().map(|&l| size_of(l)).product::<i64>();
+        let xa = arrange(&a2, &a_l, &[&batch, &a_free, &summed])?;
+        let xb = arrange(&b, &b_l, &[&batch, &summed, &b_free])?;
+        let (bt, m, kk, n) = (prod(&batch), prod(&a_free), prod(&summed), prod(&b_free));
+        let to3 = |x: &Tensor, s: [i64; 3]| -> Result<Tensor> {
+            if viewable(x, &s) {
+                one(view(x, &s)?)
+            } else {
+                one(view(&one(clone_contiguous(x)?)?, &s)?)
+            }
+        };
+        let r = binary(
+            op_def!("aten.bmm.default")?,
+            &to3(&xa, [bt, m, kk])?,
+            &to3(&xb, [bt, kk, n])?,
+        )?;
+        acc_l = batch
+            .iter()
+            .chain(&a_free)
+            .chain(&b_free)
+            .copied()
+            .collect();
+        let shape: Vec<i64> = acc_l.iter().map(|&l| size_of(l)).collect();
+        acc = one(view(&r, &shape)?)?;
+    }
+    // Labels nothing needs (a single operand's summed labels were dropped above).
+    let (acc, acc_l) = sum_dims(acc, acc_l, &|l| !eq.output.contains(&l))?;
+    let perm: Vec<i64> = eq
+        .output
+        .iter()
+        .map(|l| acc_l.iter().position(|x| x == l).unwrap_or(0) as i64)
+        .collect();
+    let out = if perm.iter().enumerate().all(|(i, &p)| i as i64 == p) {
+        acc
+    } else {
+        one(permute(&acc, &perm)?)?
+    };
+    let want: Vec<i64> = eq.output.iter().map(|&l| size_of(l)).collect();
+    let have: Vec<i64> = out.sizes_untraced().iter().map(|&s| s as i64).collect();
+    let out = if have != want {
+        one(expand(&out, &want)?)?
+    } else {
+        out
+    };
+    Ok(Decomposed::from(out))
+}

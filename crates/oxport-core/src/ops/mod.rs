@@ -8,6 +8,7 @@
 pub mod api;
 mod decompositions;
 mod defs;
+mod einsum;
 pub mod registry;
 pub mod schema;
 pub mod value;

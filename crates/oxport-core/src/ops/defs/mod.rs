@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 
+mod composite;
 mod conv_transpose;
 mod factory;
 mod fill_pad;
@@ -39,6 +40,7 @@ pub(super) fn register_all(r: &mut Builder) {
     sort::register(r);
     fill_pad::register(r);
     indexing::register(r);
+    composite::register(r);
 }
 
 /// PyTorch's check on the sizes a factory creates.

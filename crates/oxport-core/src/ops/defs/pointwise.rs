@@ -356,7 +356,7 @@ fn meta_compare(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     )
 }
 
-fn meta_where(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+pub(super) fn meta_where(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let cond = a.tensor("condition")?;
     if cond.dtype != DType::Bool && cond.dtype != DType::U8 {
         return Err(Error::DType(format!(
@@ -421,16 +421,23 @@ fn meta_clamp(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             "torch.clamp: At least one of 'min' or 'max' must not be None",
         ));
     }
-    if t.dtype == DType::Bool {
-        return Err(Error::DTypeNotSupported {
-            op: "clamp_scalar_cpu".into(),
-            dtype: t.dtype,
-        });
-    }
     let mut operands = vec![Operand::Tensor(t)];
     operands.extend([lo, hi].into_iter().flatten().map(Operand::Scalar));
     let ops: Vec<&Operand<&TensorMeta>> = operands.iter().collect();
-    one(result_type(&ops), t.sizes.clone())
+    let dt = result_type(&ops);
+    // PyTorch checks the promoted dtype: clamp(bool, 1) is an int64 clamp, clamp(bool, True) fails.
+    if dt == DType::Bool {
+        return Err(Error::DTypeNotSupported {
+            op: match (lo, hi) {
+                (Some(_), None) => "clamp_min_scalar_cpu",
+                (None, Some(_)) => "clamp_max_scalar_cpu",
+                _ => "clamp_scalar_cpu",
+            }
+            .into(),
+            dtype: t.dtype,
+        });
+    }
+    one(dt, t.sizes.clone())
 }
 
 fn meta_pow_scalar(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

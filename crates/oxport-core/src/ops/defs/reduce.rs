@@ -114,6 +114,48 @@ fn reduced_sizes(sizes: &[SymInt], dims: &[usize], keep: bool) -> Vec<SymInt> {
     out
 }
 
+/// `linalg_vector_norm`: a float reduction (`dtype` converts the result).
+pub(super) fn meta_vector_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    if !t.dtype.is_floating_point() {
+        return Err(Error::DType(format!(
+            "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {}",
+            t.dtype.scalar_type_name()
+        )));
+    }
+    let dims = reduced_dims(a, t.dim())?;
+    let ord = a.scalar("ord")?.to_f64();
+    if ord < 0.0 || ord.is_infinite() {
+        let all = matches!(a.get("dim")?, Value::None);
+        if all && t.numel().as_int() == Some(0) {
+            return Err(Error::shape(format!(
+                "linalg.vector_norm cannot compute the {} norm on an empty tensor because the operation does not have an identity",
+                a.scalar("ord")?
+            )));
+        }
+        for &d in &dims {
+            if !all && t.sizes[d].as_int() == Some(0) {
+                // PyTorch's message, missing space included.
+                return Err(Error::shape(format!(
+                    "linalg.vector_norm cannot compute the {} norm on the dimension {d}because this dimension is empty and the operation does not have an identity",
+                    a.scalar("ord")?
+                )));
+            }
+        }
+    }
+    let dt = match a.opt_dtype("dtype")? {
+        Some(d) if !d.is_floating_point() => {
+            return Err(Error::DType(format!(
+                "linalg.vector_norm: dtype should be floating point or complex, but got {}",
+                d.scalar_type_name()
+            )))
+        }
+        Some(d) => d,
+        None => t.dtype,
+    };
+    one(dt, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
+}
+
 fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let dims = reduced_dims(a, t.dim())?;

@@ -74,7 +74,9 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
     let sa = A::slice(&ga).expect("a has element type A");
     let sb = B::slice(gb).expect("b has element type B");
     let same_shape = a.sizes() == out_sizes && b.sizes() == out_sizes;
-    if same_shape && a.is_contiguous() && b.is_contiguous() {
+    if n == 0 {
+        // Nothing to read: an empty view's offset may point past its storage (a slice at the end).
+    } else if same_shape && a.is_contiguous() && b.is_contiguous() {
         let xa = &sa[a.storage_offset()..a.storage_offset() + n];
         let xb = &sb[b.storage_offset()..b.storage_offset() + n];
         if n >= PAR_THRESHOLD {

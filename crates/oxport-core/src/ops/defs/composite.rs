@@ -1,0 +1,170 @@
+//! CompositeImplicit ops that stay in training-IR programs of real models (transformers, timm): each
+//! is declared with its meta function and runs as its decomposition (no kernel of its own), so
+//! `run_decompositions()` and the runtime share one definition.
+use super::*;
+
+pub(super) fn register(r: &mut Builder) {
+    r.decomposed(
+        "aten.type_as.default",
+        meta_type_as,
+        decompositions::type_as,
+    );
+    r.decomposed(
+        "aten.reshape_as.default",
+        meta_reshape_as,
+        decompositions::reshape_as,
+    );
+    for name in [
+        "aten.where.ScalarOther",
+        "aten.where.ScalarSelf",
+        "aten.where.Scalar",
+    ] {
+        r.decomposed(name, pointwise::meta_where, |a| {
+            let result = result_type(&[&a.operand("self")?, &a.operand("other")?]);
+            decompositions::where_scalar(a, result)
+        });
+    }
+    r.decomposed(
+        "aten.min.other",
+        pointwise::meta_binary,
+        decompositions::min_other,
+    );
+    r.decomposed(
+        "aten.max.other",
+        pointwise::meta_binary,
+        decompositions::max_other,
+    );
+    r.decomposed("aten.diff.default", meta_diff, decompositions::diff);
+    r.decomposed(
+        "aten.linalg_vector_norm.default",
+        reduce::meta_vector_norm,
+        decompositions::linalg_vector_norm,
+    );
+    r.decomposed(
+        "aten._weight_norm.default",
+        meta_weight_norm,
+        decompositions::weight_norm,
+    );
+    r.decomposed("aten.einsum.default", meta_einsum, decompositions::einsum);
+    // Aliases: the meta and the decomposition are the target op's, over re-ordered arguments.
+    macro_rules! alias {
+        ($($name:literal => $target:literal ($($arg:tt),*);)*) => {$({
+            fn args<T: Clone>(a: &Args<T>) -> Result<Vec<Value<T>>> {
+                Ok(vec![$(alias!(@arg a, $arg)),*])
+            }
+            r.decomposed(
+                $name,
+                |a| {
+                    let op = crate::op_def!($target)?;
+                    (op.meta)(&Args::bind(&op.schema, args(a)?, vec![])?)
+                },
+                |a| decompositions::alias(crate::op_def!($target)?, args(a)?),
+            );
+        })*};
+        (@arg $a:ident, None) => { Value::None };
+        (@arg $a:ident, $n:literal) => { $a.get($n)?.clone() };
+    }
+    alias! {
+        "aten.__and__.Tensor" => "aten.bitwise_and.Tensor"("self", "other");
+        "aten.__and__.Scalar" => "aten.bitwise_and.Scalar"("self", "other");
+        "aten.__or__.Tensor" => "aten.bitwise_or.Tensor"("self", "other");
+        "aten.__or__.Scalar" => "aten.bitwise_or.Scalar"("self", "other");
+        "aten.__xor__.Tensor" => "aten.bitwise_xor.Tensor"("self", "other");
+        "aten.__xor__.Scalar" => "aten.bitwise_xor.Scalar"("self", "other");
+        "aten.clamp_min.default" => "aten.clamp.default"("self", "min");
+        "aten.clamp_max.default" => "aten.clamp.default"("self", None, "max");
+        "aten.swapaxes.default" => "aten.transpose.int"("self", "axis0", "axis1");
+        "aten.swapdims.default" => "aten.transpose.int"("self", "dim0", "dim1");
+    }
+}
+
+fn meta_type_as(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (t, other) = (meta_self(a)?, a.tensor("other")?);
+    if t.dtype == other.dtype {
+        return Ok(vec![Value::Tensor(t.clone())]);
+    }
+    one(other.dtype, t.sizes.clone())
+}
+
+fn meta_reshape_as(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (t, other) = (meta_self(a)?, a.tensor("other")?);
+    if t.numel() != other.numel() {
+        return Err(Error::shape(format!(
+            "shape '{}' is invalid for input of size {}",
+            fmt_shape(&other.sizes),
+            t.numel()
+        )));
+    }
+    one(t.dtype, other.sizes.clone())
+}
+
+fn meta_diff(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    if t.dim() == 0 {
+        return Err(Error::value(
+            "diff expects input to be at least one-dimensional",
+        ));
+    }
+    let n = a.int("n")?;
+    if n < 0 {
+        return Err(Error::value(format!(
+            "order must be non-negative but got {n}"
+        )));
+    }
+    let d = wrap(a.int("dim")?, t)?;
+    let mut sizes = t.sizes.clone();
+    let mut dtype = t.dtype;
+    for name in ["prepend", "append"] {
+        if let Some(p) = a.opt_tensor(name)? {
+            if p.dim() != t.dim() {
+                return Err(Error::value(
+                    "diff expects prepend or append to be the same dimension as input",
+                ));
+            }
+            for i in 0..t.dim() {
+                if i != d && p.sizes[i] != t.sizes[i] {
+                    return Err(Error::value(format!(
+                        "diff expects the shape of tensor to prepend or append to match that of input except along the differencing dimension; input.size({i}) = {}, but got tensor.size({i}) = {}",
+                        t.sizes[i], p.sizes[i]
+                    )));
+                }
+            }
+            if n > 0 {
+                sizes[d] = sizes[d].add(&p.sizes[d]);
+                if p.dtype != t.dtype {
+                    dtype = crate::dtype::promote_types(dtype, p.dtype);
+                }
+            }
+        }
+    }
+    let len = sizes[d]
+        .as_int()
+        .ok_or_else(|| Error::Symbolic("diff over a symbolic dim".into()))?;
+    sizes[d] = SymInt::Int(len - n.min(len));
+    one(dtype, sizes)
+}
+
+fn meta_weight_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (v, g) = (a.tensor("v")?, a.tensor("g")?);
+    let dim = a.int("dim")?;
+    if dim != -1 {
+        wrap(dim, v)?;
+    }
+    let dt = result_type(&[&Operand::Tensor(v), &Operand::Tensor(g)]);
+    let sizes = broadcast_shapes(&[&v.sizes, &g.sizes])?;
+    one(dt, sizes)
+}
+
+fn meta_einsum(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let ops = a.tensors("tensors")?;
+    let sizes: Vec<Vec<SymInt>> = ops.iter().map(|t| t.sizes.clone()).collect();
+    let out = super::super::einsum::output_sizes(a.str("equation")?, &sizes)?;
+    let dt = ops.first().map_or(DType::F32, |t| t.dtype);
+    if let Some(o) = ops.iter().find(|t| t.dtype != dt) {
+        return Err(Error::DType(format!(
+            "expected scalar type {} but found {}",
+            dt, o.dtype
+        )));
+    }
+    one(dt, out)
+}
