@@ -1725,6 +1725,15 @@ def composite_cases():
     K(op, "negative")(rn(2, 3, 4), -1, 1)
     K(op, "same")(rn(2, 3), 1, 1)
     K(op, "out_of_range", err=True)(rn(2, 3), 0, 2)
+    op = A.expand_as.default
+    K(op, "basic")(rn(3, 1), rn(2, 3, 4))
+    K(op, "same")(rn(2, 3), rn(2, 3))
+    K(op, "int_other_dtype")(ri(0, 5, 1), rn(4, 2))
+    K(op, "bad", err=True)(rn(3, 2), rn(3, 4))
+    op = A.view_as.default
+    K(op, "basic")(rn(2, 6), rn(3, 4))
+    K(op, "noncontig", err=True)(rn(4, 3).t(), rn(12))
+    K(op, "numel", err=True)(rn(2, 3), rn(4))
     op = A.swapdims.default
     K(op, "basic")(rn(2, 3, 4), 1, 2)
 

@@ -1379,6 +1379,16 @@ pub(crate) fn alias(target: &'static OpDef, args: Vec<Value<Tensor>>) -> Result<
     call(target, args).map(Decomposed::from)
 }
 
+/// `expand_as` / `view_as` -> `target(self, other.sizes())`.
+pub(crate) fn sized_like(a: &Args<Tensor>, target: &'static OpDef) -> Result<Decomposed> {
+    let other = a.tensor("other")?;
+    call(
+        target,
+        vec![arg(a, "self")?, Value::Ints(other.sym_sizes())],
+    )
+    .map(Decomposed::from)
+}
+
 /// `min.other` -> `minimum`.
 pub(crate) fn min_other(a: &Args<Tensor>) -> Result<Decomposed> {
     call(

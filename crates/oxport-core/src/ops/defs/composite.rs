@@ -35,6 +35,17 @@ pub(super) fn register(r: &mut Builder) {
         decompositions::max_other,
     );
     r.decomposed("aten.diff.default", meta_diff, decompositions::diff);
+    // `x.expand_as(y)`, `x.view_as(y)`: `expand` / `view` to `y`'s sizes.
+    r.decomposed(
+        "aten.expand_as.default",
+        |a| meta_sized_like(a, crate::op_def!("aten.expand.default")?),
+        |a| decompositions::sized_like(a, crate::op_def!("aten.expand.default")?),
+    );
+    r.decomposed(
+        "aten.view_as.default",
+        |a| meta_sized_like(a, crate::op_def!("aten.view.default")?),
+        |a| decompositions::sized_like(a, crate::op_def!("aten.view.default")?),
+    );
     r.decomposed(
         "aten.linalg_vector_norm.default",
         reduce::meta_vector_norm,
@@ -96,6 +107,16 @@ fn meta_reshape_as(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     one(t.dtype, other.sizes.clone())
+}
+
+/// The meta of `target(self, other.sizes)`.
+fn meta_sized_like(
+    a: &Args<TensorMeta>,
+    target: &'static crate::ops::OpDef,
+) -> Result<Vec<Value<TensorMeta>>> {
+    let other = a.tensor("other")?;
+    let args = vec![a.get("self")?.clone(), Value::Ints(other.sizes.clone())];
+    (target.meta)(&Args::bind(&target.schema, args, vec![])?)
 }
 
 fn meta_diff(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
