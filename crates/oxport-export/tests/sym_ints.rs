@@ -2,6 +2,8 @@
 //! in tools/gen_export_fixtures.py, exported with dynamic dims, print as PyTorch prints its export of the
 //! twin (tests/fixtures/export/<name>.train.txt, `# File:` lines aside), and the exported programs run in
 //! oxport's runtime to the outputs of PyTorch's program at two sizes (`<name>.<sizes>.{in,out}_<i>.npy`).
+//! With `OXPORT_SYM_INTS_PT2=DIR` the exports are also saved as `DIR/<name>.pt2`, which
+//! tools/check_sym_ints_interop.py loads and runs in PyTorch (CI: tools/check_export_interop.sh).
 use oxport_core::ops::Value;
 use oxport_core::prelude::*;
 use oxport_export::{export_dynamic, Dim, Forward};
@@ -24,6 +26,10 @@ fn lines(text: &str) -> Vec<String> {
 }
 
 fn check_print(ep: &ExportedProgram, name: &str) {
+    if let Some(dir) = std::env::var_os("OXPORT_SYM_INTS_PT2") {
+        std::fs::create_dir_all(&dir).unwrap();
+        oxport_ir::pt2::save(ep, Path::new(&dir).join(format!("{name}.pt2"))).unwrap();
+    }
     let want = std::fs::read_to_string(fixture(&format!("{name}.train.txt"))).unwrap();
     let (got, want) = (lines(&ep.to_string()), lines(&want));
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -130,14 +136,11 @@ impl Forward for SymViews {
         let (b, t) = (x.sym_size(0)?, x.sym_size(1)?);
         let v = x.view([&b * 4, (-1).into()])?;
         let r = x.reshape([(-1).into(), &t * 2])?;
-        let e = x
-            .slice(1, 0, 1, 1)?
-            .expand([b.clone(), t.clone(), 4.into()])?;
-        let head = x.slice(1, 1, &t - 1, 1)?;
-        let n = x.narrow(1, 0, &t - 1)?;
-        let rep = x
-            .slice(0, 0, 1, 1)?
-            .repeat([b.clone(), 1.into(), 1.into()])?;
+        // One line each, as in the twin: a node's stack trace is its line, and the print groups by it.
+        let e = x.slice(1, 0, 1, 1)?.expand([b.clone(), t, 4.into()])?;
+        let head = x.slice(1, 1, &x.sym_size(1)? - 1, 1)?;
+        let n = x.narrow(1, 0, &x.sym_size(1)? - 1)?;
+        let rep = x.slice(0, 0, 1, 1)?.repeat([b, 1.into(), 1.into()])?;
         let outs = [v, r, e, head, n, rep];
         Ok(PyValue::Tuple(outs.into_iter().map(Into::into).collect()))
     }
