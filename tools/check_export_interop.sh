@@ -28,3 +28,6 @@ LARGE=${OXPORT_LARGE_PT2:-$HOME/.cache/oxport/large_pt2}
 export RESNET18_WEIGHTS="$LARGE/resnet18.train.pt2"
 ./target/release/examples/export_zoo --model resnet18 --weights "$RESNET18_WEIGHTS" --out "$OUT/resnet18_torch_weights"
 "$PY" tools/check_export_interop.py "$OUT" $MODELS 2>&1 | grep -v "^W[0-9]"
+# Symbolic ints where ints go (arange(s), full([s, 4]), view([s * 4, -1]), slice bounds, scalars from sizes).
+OXPORT_SYM_INTS_PT2="$OUT/sym_ints" cargo test --quiet --release -p oxport-export --test sym_ints
+"$PY" tools/check_sym_ints_interop.py "$OUT/sym_ints"

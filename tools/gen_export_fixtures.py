@@ -225,6 +225,51 @@ def write_custom_op_pt2(ep):
         f.write(str(torch.export.load(path)))
 
 
+class SymFactories(torch.nn.Module):
+    """Factories sized by a dynamic dim (twin in crates/oxport-export/tests/sym_ints.rs): arange(n),
+    arange(1, n + 1), arange(0, 2 * n, 2), full([n, 4]), new_zeros, new_ones, zeros(n, 2)."""
+
+    def forward(s, x):
+        n = x.shape[0]
+        pos = torch.arange(n)
+        steps = torch.arange(1, n + 1)
+        evens = torch.arange(0, n * 2, 2)
+        f = torch.full([n, 4], 1.5)
+        z = x.new_zeros([n, 3])
+        o = x.new_ones([2, n])
+        e = torch.zeros(n, 2)
+        shifted = x + pos.unsqueeze(1)
+        return pos, steps, evens, f, z, o, e, shifted
+
+
+class SymViews(torch.nn.Module):
+    """Views and slices with sizes computed from two dynamic dims: view([b * 4, -1]), reshape([-1, t * 2]),
+    expand([b, t, 4]), x[:, 1:t - 1], narrow(1, 0, t - 1), repeat([b, 1, 1])."""
+
+    def forward(s, x):
+        b, t = x.shape[0], x.shape[1]
+        v = x.view(b * 4, -1)
+        r = x.reshape(-1, t * 2)
+        e = x[:, :1].expand(b, t, 4)
+        head = x[:, 1 : t - 1]
+        n = x.narrow(1, 0, t - 1)
+        rep = x[:1].repeat(b, 1, 1)
+        return v, r, e, head, n, rep
+
+
+class SymScalars(torch.nn.Module):
+    """Numbers computed from dynamic sizes passed where ops take a Scalar: x * t, x + (t - 1), x / (t * d),
+    full([2, t], t)."""
+
+    def forward(s, x):
+        t, d = x.shape[1], x.shape[-1]
+        a = x * t
+        c = x + (t - 1)
+        q = x / (t * d)
+        g = torch.full([2, t], t)
+        return a, c, q, g
+
+
 # Models whose run_decompositions() print is recorded too.
 CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched", "custom_op"}
 
@@ -232,7 +277,31 @@ _BATCH = torch.export.Dim("b", min=2, max=64)
 DYNAMIC = {
     "dynamic_mlp": {"x": {0: torch.export.Dim("batch", min=3, max=1024)}},
     "dynamic_sizes": {"x": {0: _BATCH}, "y": {0: _BATCH}},
+    "sym_factories": {"x": {0: torch.export.Dim("n", min=2, max=32)}},
+    "sym_views": {"x": {0: torch.export.Dim("b", min=2, max=16), 1: torch.export.Dim("t", min=4, max=32)}},
+    "sym_scalars": {"x": {1: torch.export.Dim("t", min=2, max=32), 2: torch.export.Dim("d", min=2, max=64)}},
 }
+
+# Dynamic models also run by PyTorch's exported program at their example size and at another one:
+# <name>.<size tag>.in_<i>.npy / .out_<i>.npy, which oxport's export of the Rust twin must reproduce.
+RUN_SIZES = {
+    "sym_factories": {"n5": [(5, 6)], "n9": [(9, 6)]},
+    "sym_views": {"b3t5": [(3, 5, 4)], "b6t11": [(6, 11, 4)]},
+    "sym_scalars": {"t5d8": [(2, 5, 8)], "t7d3": [(2, 7, 3)]},
+}
+
+
+def write_runs(name, ep):
+    """PyTorch's outputs of the exported program at each of RUN_SIZES[name] (seeded inputs)."""
+    import numpy as np
+
+    for tag, shapes in RUN_SIZES[name].items():
+        gen = torch.Generator().manual_seed(0)
+        inputs = [torch.randn(*shape, generator=gen) for shape in shapes]
+        outputs = ep.module()(*inputs)
+        for kind, values in (("in", inputs), ("out", outputs)):
+            for i, v in enumerate(values):
+                np.save(os.path.join(OUT, f"{name}.{tag}.{kind}_{i}.npy"), v.detach().numpy(), allow_pickle=False)
 
 
 def twins():
@@ -269,6 +338,9 @@ def twins():
     yield "attn_unbatched", AttnUnbatched, (torch.randn(4, 16), torch.randn(5, 16), torch.tensor([False] * 3 + [True] * 2))
     yield "layers", Layers, (torch.randn(2, 3, 8, 8), torch.tensor([[1, 2], [3, 4]]))
     yield "custom_op", CustomOpModel, (torch.randn(2, 3), torch.randn(2, 3))
+    yield "sym_factories", SymFactories, (torch.randn(5, 6),)
+    yield "sym_views", SymViews, (torch.randn(3, 5, 4),)
+    yield "sym_scalars", SymScalars, (torch.randn(2, 5, 8),)
 
 
 def write_safetensors():
@@ -316,6 +388,8 @@ def main():
         ep = torch.export.export(model, args, dynamic_shapes=DYNAMIC.get(name))
         if name == "custom_op":
             write_custom_op_pt2(ep)
+        if name in RUN_SIZES:
+            write_runs(name, ep)
         if name == "cond":
             ep = reloaded(ep)
         text = "\n".join(l for l in str(ep).splitlines() if not l.strip().startswith("# File:")) + "\n"

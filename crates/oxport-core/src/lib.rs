@@ -25,15 +25,15 @@ pub mod tensor;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
 pub use sym::SymInt;
-pub use sym_ops::IntoSymInts;
+pub use sym_ops::{IntoOptSymInt, IntoSymInts};
 pub use tensor::Tensor;
 
 /// The names most programs need.
 pub mod prelude {
     pub use crate::dtype::{DType, Scalar};
     pub use crate::error::{Error, Result};
-    pub use crate::ops::Operand;
+    pub use crate::ops::{ArangeArgs, Operand, SymScalar, TensorOptions};
     pub use crate::sym::SymInt;
-    pub use crate::sym_ops::IntoSymInts;
+    pub use crate::sym_ops::{IntoOptSymInt, IntoSymInts};
     pub use crate::tensor::{Generator, Tensor};
 }

@@ -209,13 +209,29 @@ impl SymInt {
                 t => terms.push(t),
             }
         }
+        // Like terms combine (`s0 + -1*(s0 - 1)` is `1`), in order of first appearance, as sympy does.
+        let mut combined: Vec<(i64, SymExpr)> = vec![];
+        for t in terms {
+            let (k, rest) = SymInt::from_expr(t).coef_rest();
+            let rest = rest.expect("a symbolic term");
+            match combined.iter_mut().find(|(_, r)| *r == rest) {
+                Some((acc, _)) => *acc = acc.wrapping_add(k),
+                None => combined.push((k, rest)),
+            }
+        }
+        let mut terms: Vec<SymExpr> = combined
+            .into_iter()
+            .filter(|(k, _)| *k != 0)
+            .map(|(k, rest)| SymInt::from_expr(rest).mul(&SymInt::Int(k)).expr())
+            .collect();
         if c != 0 {
             terms.push(SymExpr::Const(c));
         }
-        if terms.len() == 1 {
-            return SymInt::from_expr(terms.pop().expect("one term"));
+        match terms.len() {
+            0 => SymInt::Int(0),
+            1 => SymInt::from_expr(terms.pop().expect("one term")),
+            _ => SymInt::from_expr(SymExpr::Add(terms)),
         }
-        SymInt::from_expr(SymExpr::Add(terms))
     }
     /// `self - other`.
     pub fn sub(&self, other: &SymInt) -> SymInt {
@@ -225,6 +241,16 @@ impl SymInt {
     pub fn mul(&self, other: &SymInt) -> SymInt {
         if let (Some(a), Some(b)) = (self.as_int(), other.as_int()) {
             return SymInt::Int(a.wrapping_mul(b));
+        }
+        // A number distributes over a sum, as in sympy: `-1*(s0 - 1)` is `1 - s0`.
+        for (c, sum) in [(self, other), (other, self)] {
+            if let (Some(k), SymInt::Sym(e)) = (c.as_int(), sum) {
+                if let SymExpr::Add(ts) = &**e {
+                    return ts.iter().fold(SymInt::Int(0), |acc, t| {
+                        acc.add(&SymInt::from_expr(t.clone()).mul(&SymInt::Int(k)))
+                    });
+                }
+            }
         }
         let mut factors = Vec::new();
         let mut c = 1i64;
@@ -275,12 +301,63 @@ impl SymInt {
             _ => None,
         }
     }
+    /// `c * f1 * f2 * ...` for a product of positive factors (no sums): the coefficient and the factors.
+    fn monomial(&self) -> Option<(i64, Vec<SymExpr>)> {
+        let (c, rest) = self.coef_rest();
+        let factors = match rest {
+            None => vec![],
+            Some(SymExpr::Mul(fs)) => fs,
+            Some(SymExpr::Add(_)) => return None,
+            Some(e) => vec![e],
+        };
+        Some((c, factors))
+    }
+    /// `self / other` when `other` divides `self` as a monomial (`4*s0*s1 / (2*s1)` is `2*s0`).
+    fn exact_quotient(&self, other: &SymInt) -> Option<SymInt> {
+        let ((a, mut fa), (b, fb)) = (self.monomial()?, other.monomial()?);
+        if b <= 0 || a % b != 0 {
+            return None;
+        }
+        for f in &fb {
+            let i = fa.iter().position(|x| x == f)?;
+            fa.remove(i);
+        }
+        Some(
+            fa.into_iter()
+                .fold(SymInt::Int(a / b), |acc, f| acc.mul(&SymInt::from_expr(f))),
+        )
+    }
     /// `self // other` (floor division).
     pub fn floor_div(&self, other: &SymInt) -> SymInt {
         if let Some((a, b, _)) = self.common_multiples(other) {
             return SymInt::Int(a / b); // (a*X)/(b*X) == a/b exactly
         }
+        if self.is_symbolic() {
+            if let Some(q) = self.exact_quotient(other) {
+                return q;
+            }
+        }
         if let (SymInt::Sym(e), Some(d)) = (self, other.as_int()) {
+            // (d*A + R)//d == A + R//d for integers A: the terms d divides come out of the division, as
+            // sympy's FloorDiv takes them out: (2*s0 + 1)//2 -> s0.
+            if let SymExpr::Add(ts) = &**e {
+                if d > 0 {
+                    let (mut out, mut rest) = (SymInt::Int(0), SymInt::Int(0));
+                    for t in ts {
+                        let t = SymInt::from_expr(t.clone());
+                        match t.coef_rest() {
+                            (c, x) if c % d == 0 => {
+                                let x = x.map_or(SymInt::Int(1), SymInt::from_expr);
+                                out = out.add(&x.mul(&SymInt::Int(c / d)));
+                            }
+                            _ => rest = rest.add(&t),
+                        }
+                    }
+                    if out != SymInt::Int(0) {
+                        return out.add(&rest.floor_div(other));
+                    }
+                }
+            }
             // (c*x)//d == (c/d)*x when d divides c, as sympy simplifies it: (64*s0)//16 -> 4*s0.
             if let SymExpr::Mul(fs) = &**e {
                 if let Some(SymExpr::Const(c)) = fs.first() {
@@ -309,6 +386,9 @@ impl SymInt {
         if let Some((a, b, x)) = self.common_multiples(other) {
             // (a*X) % (b*X) == (a % b) * X for X >= 1.
             return SymInt::Int(a % b).mul(&SymInt::from_expr(x));
+        }
+        if self.is_symbolic() && self.exact_quotient(other).is_some() {
+            return SymInt::Int(0);
         }
         match (self.as_int(), other.as_int()) {
             (Some(a), Some(b)) => SymInt::Int(py_mod(a, b)),
@@ -374,6 +454,11 @@ impl From<i64> for SymInt {
 impl From<i32> for SymInt {
     fn from(v: i32) -> Self {
         SymInt::Int(v as i64)
+    }
+}
+impl From<&SymInt> for SymInt {
+    fn from(v: &SymInt) -> Self {
+        v.clone()
     }
 }
 impl From<usize> for SymInt {
@@ -481,6 +566,22 @@ mod tests {
             "((6*s0)//(4))"
         );
         assert_eq!(SymInt::Int(-7).modulo(&SymInt::Int(3)), SymInt::Int(2));
+        // Terms the divisor divides come out: (2*s0 + 1)//2 == s0, (4*s0 + 6)//2 == 2*s0 + 3.
+        let two = SymInt::Int(2);
+        assert_eq!(s0.mul(&two).add(&SymInt::Int(1)).floor_div(&two), s0);
+        let e = s0.mul(&SymInt::Int(4)).add(&SymInt::Int(6)).floor_div(&two);
+        assert_eq!(e.to_string(), "2*s0 + 3");
+        let s1 = SymInt::symbol("s1", 3);
+        let e = s0.mul(&two).add(&s1).floor_div(&two);
+        assert_eq!(e.to_string(), "s0 + ((s1)//(2))");
+        // Monomials divide exactly: (4*s0*s1)//(2*s1) == 2*s0, Mod(4*s0*s1, 4*s0) == 0.
+        let p = s0.mul(&s1).mul(&SymInt::Int(4));
+        assert_eq!(p.floor_div(&s1.mul(&two)).to_string(), "2*s0");
+        assert_eq!(p.modulo(&s0.mul(&SymInt::Int(4))), SymInt::Int(0));
+        // Numbers distribute and like terms combine: s0 - (s0 - 1) == 1, 2*(s0 + 1) - s0 == s0 + 2.
+        assert_eq!(s0.sub(&s0.sub(&SymInt::Int(1))), SymInt::Int(1));
+        let e = s0.add(&SymInt::Int(1)).mul(&two).sub(&s0);
+        assert_eq!(e.to_string(), "s0 + 2");
     }
     #[test]
     fn decisions_on_symbols_are_guards() {

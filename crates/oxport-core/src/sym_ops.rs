@@ -139,6 +139,42 @@ impl IntoSymInts for &Vec<SymInt> {
     }
 }
 
+/// An optional int argument (`SymInt?` in a schema, such as `slice`'s bounds): an int, a [`SymInt`], or
+/// `None`.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// fn bound(v: impl IntoOptSymInt) -> Option<SymInt> {
+///     v.into_opt_sym_int()
+/// }
+/// assert_eq!(bound(3), Some(SymInt::Int(3)));
+/// assert_eq!(bound(SymInt::Int(2) - 1), Some(SymInt::Int(1)));
+/// assert_eq!(bound(None), None);
+/// ```
+pub trait IntoOptSymInt {
+    /// The value, `None` for an absent one.
+    fn into_opt_sym_int(self) -> Option<SymInt>;
+}
+
+macro_rules! opt_sym_int_from {
+    ($($t:ty),*) => {$(
+        impl IntoOptSymInt for $t {
+            fn into_opt_sym_int(self) -> Option<SymInt> {
+                Some(SymInt::from(self))
+            }
+        }
+    )*};
+}
+opt_sym_int_from!(i64, i32, usize, SymInt, &SymInt);
+
+/// `None` (an open bound) or `Some(bound)`. This is the only `Option` implementation, so a bare `None`
+/// needs no type annotation.
+impl IntoOptSymInt for Option<SymInt> {
+    fn into_opt_sym_int(self) -> Option<SymInt> {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

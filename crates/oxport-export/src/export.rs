@@ -181,13 +181,17 @@ pub fn export_dynamic(
         ids.push(((name.clone(), *d), id, dim.name.clone()));
     }
     let mut dim_of: HashMap<(String, usize), String> = HashMap::new();
+    // Symbols in the order the inputs' dims create them, the order of PyTorch's range constraints.
+    let mut dim_order: Vec<String> = vec![];
     for (key, _, dim_name) in ids {
+        if !dim_order.contains(&dim_name) {
+            dim_order.push(dim_name.clone());
+        }
         symbol_of.insert(key.clone(), format!("s{}", dim_symbol[&dim_name].0));
         dim_of.insert(key, dim_name);
     }
     let mut range_constraints = OrderedMap::new();
-    let mut symbols_sorted: Vec<&(u64, Dim)> = dim_symbol.values().collect();
-    symbols_sorted.sort_by_key(|(id, _)| *id);
+    let symbols_in_order: Vec<&(u64, Dim)> = dim_order.iter().map(|d| &dim_symbol[d]).collect();
     // User inputs: fake copies named after forward's arguments.
     let mut user: Vec<(String, ir::TensorMeta)> = vec![];
     let mut user_metas: Vec<(String, CoreMeta)> = vec![];
@@ -275,7 +279,7 @@ pub fn export_dynamic(
     // Sound export: every decision the trace took on a symbolic size must hold for all sizes in range.
     // As in PyTorch, tracing may assume a dynamic size is neither 0 nor 1 (examples of size 0 or 1 are
     // refused above): `s != 1` holds for the traced program even when the Dim allows 1.
-    let ranges: HashMap<String, (i64, Option<i64>)> = symbols_sorted
+    let ranges: HashMap<String, (i64, Option<i64>)> = symbols_in_order
         .iter()
         .map(|(id, d)| (format!("s{id}"), (d.min.unwrap_or(0).max(2), d.max)))
         .collect();
@@ -305,7 +309,7 @@ pub fn export_dynamic(
             symbolic.join(", ")
         )));
     }
-    for (id, dim) in &symbols_sorted {
+    for (id, dim) in &symbols_in_order {
         range_constraints.insert(
             format!("s{id}"),
             ir::RangeConstraint {

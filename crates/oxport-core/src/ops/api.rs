@@ -11,47 +11,131 @@
 //! # Ok::<(), oxport_core::Error>(())
 //! ```
 use super::registry::call;
-use super::value::{self, Value};
+use super::value::{SymScalar, Value};
 use crate::dtype::{DType, Scalar};
 use crate::error::{Error, Result};
-use crate::sym_ops::IntoSymInts;
+use crate::sym::SymInt;
+use crate::sym_ops::{IntoOptSymInt, IntoSymInts};
 use crate::tensor::{Element, Generator, Tensor};
 
-/// A tensor or a Python-style number (a "wrapped number" for type promotion).
-pub type Operand = value::Operand<Tensor>;
+/// A tensor, or a number where ops take a tensor or a Python number (a "wrapped number" for type
+/// promotion): `x.add(&y)`, `x.mul(2.0)`, and `x.mul(x.sym_size(1)?)` (a size, symbolic under export).
+#[derive(Debug, Clone)]
+pub enum Operand {
+    /// A tensor.
+    Tensor(Tensor),
+    /// A number, possibly a symbolic int.
+    Scalar(SymScalar),
+}
 
 impl From<&Tensor> for Operand {
     fn from(t: &Tensor) -> Self {
-        value::Operand::Tensor(t.clone())
+        Operand::Tensor(t.clone())
     }
 }
 impl From<Tensor> for Operand {
     fn from(t: Tensor) -> Self {
-        value::Operand::Tensor(t)
+        Operand::Tensor(t)
     }
 }
 macro_rules! operand_from_number {
     ($($t:ty),*) => {$(
         impl From<$t> for Operand {
             fn from(v: $t) -> Self {
-                value::Operand::Scalar(Scalar::from(v))
+                Operand::Scalar(SymScalar::from(v))
             }
         }
     )*};
 }
-operand_from_number!(f64, f32, i64, i32, bool);
-impl From<Scalar> for Operand {
-    fn from(v: Scalar) -> Self {
-        value::Operand::Scalar(v)
-    }
-}
+operand_from_number!(f64, f32, i64, i32, bool, Scalar, SymInt, &SymInt, SymScalar);
 
 impl From<Operand> for Value<Tensor> {
     fn from(o: Operand) -> Self {
         match o {
-            value::Operand::Tensor(t) => Value::Tensor(t),
-            value::Operand::Scalar(s) => Value::Scalar(s),
+            Operand::Tensor(t) => Value::Tensor(t),
+            Operand::Scalar(s) => s.into(),
         }
+    }
+}
+
+/// The keyword arguments of a tensor factory (`torch.zeros(size, dtype=..., device=...)`), recorded as a
+/// Python call records them: PyTorch's export always records `device` and `pin_memory` (`cpu`, `False`
+/// unless given) and `dtype` when given. [`TensorOptions::default`] is a call without keywords.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// let n = SymInt::from(3);
+/// let z = Tensor::zeros_with([n, 2.into()], TensorOptions::default())?;
+/// assert_eq!(z.sizes(), &[3, 2]);
+/// let i = Tensor::ones_with(&[2], TensorOptions::default().dtype(DType::I64))?;
+/// assert_eq!(i.to_vec::<i64>()?, vec![1, 1]);
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorOptions {
+    /// `dtype=` (`None`: not passed, the op's default).
+    pub dtype: Option<DType>,
+    /// `device=` (`cpu` by default; oxport computes on the CPU whatever it says).
+    pub device: String,
+    /// `pin_memory=`.
+    pub pin_memory: bool,
+}
+
+impl Default for TensorOptions {
+    fn default() -> Self {
+        TensorOptions {
+            dtype: None,
+            device: "cpu".into(),
+            pin_memory: false,
+        }
+    }
+}
+
+impl TensorOptions {
+    /// With `dtype=dtype`.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+    /// With `device=device` (`"cpu"`, `"cuda:0"`).
+    pub fn device(mut self, device: &str) -> Self {
+        self.device = device.into();
+        self
+    }
+    fn kwargs(&self) -> Kw {
+        let mut kw = vec![];
+        if let Some(d) = self.dtype {
+            kw.push(("dtype", Value::ScalarType(d)));
+        }
+        kw.push(("device", Value::Device(self.device.clone())));
+        kw.push(("pin_memory", Value::Bool(self.pin_memory)));
+        kw
+    }
+}
+
+/// The positional arguments of `torch.arange`, which pick its overload as Python's do: `end`
+/// (`arange.default`), `(start, end)` (`arange.start`) or `(start, end, step)` (`arange.start_step`);
+/// each a number or a [`SymInt`].
+pub trait ArangeArgs {
+    /// The overload and its positional arguments.
+    fn arange_args(self) -> (&'static str, Vec<SymScalar>);
+}
+impl<E: Into<SymScalar>> ArangeArgs for E {
+    fn arange_args(self) -> (&'static str, Vec<SymScalar>) {
+        ("aten.arange.default", vec![self.into()])
+    }
+}
+impl<S: Into<SymScalar>, E: Into<SymScalar>> ArangeArgs for (S, E) {
+    fn arange_args(self) -> (&'static str, Vec<SymScalar>) {
+        ("aten.arange.start", vec![self.0.into(), self.1.into()])
+    }
+}
+impl<S: Into<SymScalar>, E: Into<SymScalar>, P: Into<SymScalar>> ArangeArgs for (S, E, P) {
+    fn arange_args(self) -> (&'static str, Vec<SymScalar>) {
+        (
+            "aten.arange.start_step",
+            vec![self.0.into(), self.1.into(), self.2.into()],
+        )
     }
 }
 
@@ -237,8 +321,8 @@ impl Tensor {
     #[track_caller]
     fn compare(&self, name: &str, other: Operand) -> Result<Tensor> {
         let op = match other {
-            value::Operand::Tensor(_) => format!("aten.{name}.Tensor"),
-            value::Operand::Scalar(_) => format!("aten.{name}.Scalar"),
+            Operand::Tensor(_) => format!("aten.{name}.Tensor"),
+            Operand::Scalar(_) => format!("aten.{name}.Scalar"),
         };
         op1(&op, vec![t(self), other.into()], vec![])
     }
@@ -248,24 +332,20 @@ impl Tensor {
     pub fn add_scaled(
         &self,
         other: impl Into<Operand>,
-        alpha: impl Into<Scalar>,
+        alpha: impl Into<SymScalar>,
     ) -> Result<Tensor> {
         op1(
             "aten.add.Tensor",
             vec![t(self), other.into().into()],
-            vec![("alpha", Value::Scalar(alpha.into()))],
+            vec![("alpha", alpha.into().into())],
         )
     }
     /// `self ** exponent` (number → `pow.Tensor_Scalar`, tensor → `pow.Tensor_Tensor`).
     #[track_caller]
     pub fn pow(&self, exponent: impl Into<Operand>) -> Result<Tensor> {
         match exponent.into() {
-            value::Operand::Scalar(s) => op1(
-                "aten.pow.Tensor_Scalar",
-                vec![t(self), Value::Scalar(s)],
-                vec![],
-            ),
-            value::Operand::Tensor(e) => op1(
+            Operand::Scalar(s) => op1("aten.pow.Tensor_Scalar", vec![t(self), s.into()], vec![]),
+            Operand::Tensor(e) => op1(
                 "aten.pow.Tensor_Tensor",
                 vec![t(self), Value::Tensor(e)],
                 vec![],
@@ -297,19 +377,19 @@ impl Tensor {
     }
     /// `self.masked_fill(mask, value)`: `value` where the bool `mask` is true.
     #[track_caller]
-    pub fn masked_fill(&self, mask: &Tensor, value: impl Into<Scalar>) -> Result<Tensor> {
+    pub fn masked_fill(&self, mask: &Tensor, value: impl Into<SymScalar>) -> Result<Tensor> {
         op1(
             "aten.masked_fill.Scalar",
-            vec![t(self), t(mask), Value::Scalar(value.into())],
+            vec![t(self), t(mask), value.into().into()],
             vec![],
         )
     }
     /// In-place `masked_fill_`.
     #[track_caller]
-    pub fn masked_fill_(&self, mask: &Tensor, value: impl Into<Scalar>) -> Result<Tensor> {
+    pub fn masked_fill_(&self, mask: &Tensor, value: impl Into<SymScalar>) -> Result<Tensor> {
         op1(
             "aten.masked_fill_.Scalar",
-            vec![t(self), t(mask), Value::Scalar(value.into())],
+            vec![t(self), t(mask), value.into().into()],
             vec![],
         )
     }
@@ -368,21 +448,76 @@ impl Tensor {
     pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
         op1("aten.select.int", vec![t(self), i(dim), i(index)], vec![])
     }
-    /// `self[start:end:step]` along `dim` (`None` = open end).
+    /// `self[start:end:step]` along `dim`; `start`/`end` are ints, [`SymInt`]s (bounds computed from
+    /// sizes) or `None` for an open end.
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::arange_f32(6);
+    /// let n = x.sym_size(0)?;
+    /// assert_eq!(x.slice(0, 1, n - 1, 1)?.to_vec::<f32>()?, vec![1.0, 2.0, 3.0, 4.0]);
+    /// assert_eq!(x.slice(0, None, 2, 1)?.to_vec::<f32>()?, vec![0.0, 1.0]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn slice(
         &self,
         dim: i64,
-        start: Option<i64>,
-        end: Option<i64>,
-        step: i64,
+        start: impl IntoOptSymInt,
+        end: impl IntoOptSymInt,
+        step: impl Into<SymInt>,
     ) -> Result<Tensor> {
-        let o = |v: Option<i64>| v.map(i).unwrap_or(Value::None);
+        let o = |v: Option<SymInt>| v.map(Value::Int).unwrap_or(Value::None);
         op1(
             "aten.slice.Tensor",
-            vec![t(self), i(dim), o(start), o(end), i(step)],
+            vec![
+                t(self),
+                i(dim),
+                o(start.into_opt_sym_int()),
+                o(end.into_opt_sym_int()),
+                Value::Int(step.into()),
+            ],
             vec![],
         )
+    }
+    /// `Tensor.narrow(dim, start, length)`: `length` elements from `start` along `dim` (a view).
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::arange_f32(6).view(&[2, 3])?;
+    /// let n = x.sym_size(1)?;
+    /// assert_eq!(x.narrow(1, 1, n - 1)?.to_vec::<f32>()?, vec![1.0, 2.0, 4.0, 5.0]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn narrow(
+        &self,
+        dim: i64,
+        start: impl Into<SymInt>,
+        length: impl Into<SymInt>,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.narrow.default",
+            vec![
+                t(self),
+                i(dim),
+                Value::Int(start.into()),
+                Value::Int(length.into()),
+            ],
+            vec![],
+        )
+    }
+    /// `Tensor.repeat(repeats)`: the tensor tiled `repeats[i]` times along each dim.
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::arange_f32(2);
+    /// assert_eq!(x.repeat(&[2, 1])?.to_vec::<f32>()?, vec![0.0, 1.0, 0.0, 1.0]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn repeat(&self, repeats: impl IntoSymInts) -> Result<Tensor> {
+        op1("aten.repeat.default", vec![t(self), sl(repeats)], vec![])
     }
     /// `Tensor.squeeze(dim)`.
     #[track_caller]
@@ -897,12 +1032,12 @@ impl Tensor {
     #[track_caller]
     pub fn full(
         size: impl IntoSymInts,
-        value: impl Into<Scalar>,
+        value: impl Into<SymScalar>,
         dtype: Option<DType>,
     ) -> Result<Tensor> {
         op1(
             "aten.full.default",
-            vec![sl(size), Value::Scalar(value.into())],
+            vec![sl(size), value.into().into()],
             vec![("dtype", dtype.map(Value::ScalarType).unwrap_or(Value::None))],
         )
     }
@@ -957,29 +1092,100 @@ impl Tensor {
     }
     /// `torch.full_like(self, value)`.
     #[track_caller]
-    pub fn full_like(&self, value: impl Into<Scalar>) -> Result<Tensor> {
+    pub fn full_like(&self, value: impl Into<SymScalar>) -> Result<Tensor> {
         op1(
             "aten.full_like.default",
-            vec![t(self), Value::Scalar(value.into())],
+            vec![t(self), value.into().into()],
             vec![],
         )
     }
-    /// `torch.arange(start, end, step, dtype)`; dtype `None` infers i64 or f32 like PyTorch.
+    /// `torch.arange(start, end, step, dtype)` (records `arange.start_step` with `dtype` only); dtype `None`
+    /// infers i64 or f32 like PyTorch. [`Tensor::arange_with`] records what Python's `torch.arange` does.
     #[track_caller]
     pub fn arange(
-        start: impl Into<Scalar>,
-        end: impl Into<Scalar>,
-        step: impl Into<Scalar>,
+        start: impl Into<SymScalar>,
+        end: impl Into<SymScalar>,
+        step: impl Into<SymScalar>,
         dtype: Option<DType>,
     ) -> Result<Tensor> {
         op1(
             "aten.arange.start_step",
-            vec![
-                Value::Scalar(start.into()),
-                Value::Scalar(end.into()),
-                Value::Scalar(step.into()),
-            ],
+            vec![start.into().into(), end.into().into(), step.into().into()],
             vec![("dtype", dtype.map(Value::ScalarType).unwrap_or(Value::None))],
+        )
+    }
+    /// `torch.arange(end)`, `torch.arange(start, end)` or `torch.arange(start, end, step)` with keyword
+    /// arguments `options`, recorded as the Python call is (the overload by argument count, `device` and
+    /// `pin_memory`); bounds may be [`SymInt`]s computed from sizes.
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::zeros(&[3], DType::F32)?;
+    /// let n = x.sym_size(0)?;
+    /// let opts = TensorOptions::default();
+    /// assert_eq!(Tensor::arange_with(n.clone(), opts.clone())?.to_vec::<i64>()?, vec![0, 1, 2]);
+    /// assert_eq!(Tensor::arange_with((1, n.clone() + 1), opts.clone())?.to_vec::<i64>()?, vec![1, 2, 3]);
+    /// let halves = Tensor::arange_with((0, n, 0.5), opts)?;
+    /// assert_eq!(halves.to_vec::<f32>()?, vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn arange_with(args: impl ArangeArgs, options: TensorOptions) -> Result<Tensor> {
+        let (op, args) = args.arange_args();
+        op1(
+            op,
+            args.into_iter().map(Value::from).collect(),
+            options.kwargs(),
+        )
+    }
+    /// `torch.full(size, value, **options)` as Python records it (`device`, `pin_memory`).
+    #[track_caller]
+    pub fn full_with(
+        size: impl IntoSymInts,
+        value: impl Into<SymScalar>,
+        options: TensorOptions,
+    ) -> Result<Tensor> {
+        op1(
+            "aten.full.default",
+            vec![sl(size), value.into().into()],
+            options.kwargs(),
+        )
+    }
+    /// `torch.zeros(size, **options)` as Python records it.
+    #[track_caller]
+    pub fn zeros_with(size: impl IntoSymInts, options: TensorOptions) -> Result<Tensor> {
+        op1("aten.zeros.default", vec![sl(size)], options.kwargs())
+    }
+    /// `torch.ones(size, **options)` as Python records it.
+    #[track_caller]
+    pub fn ones_with(size: impl IntoSymInts, options: TensorOptions) -> Result<Tensor> {
+        op1("aten.ones.default", vec![sl(size)], options.kwargs())
+    }
+    /// `self.new_zeros(size)`: zeros of `self`'s dtype (records `pin_memory=False`, as Python's does).
+    ///
+    /// ```
+    /// use oxport_core::prelude::*;
+    /// let x = Tensor::from_vec(vec![1i64, 2], &[2])?;
+    /// let z = x.new_zeros([x.sym_size(0)?, 3.into()])?;
+    /// assert_eq!((z.sizes(), z.dtype()), (&[2, 3][..], DType::I64));
+    /// assert_eq!(x.new_ones(&[2])?.to_vec::<i64>()?, vec![1, 1]);
+    /// # Ok::<(), oxport_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn new_zeros(&self, size: impl IntoSymInts) -> Result<Tensor> {
+        op1(
+            "aten.new_zeros.default",
+            vec![t(self), sl(size)],
+            vec![("pin_memory", Value::Bool(false))],
+        )
+    }
+    /// `self.new_ones(size)`: ones of `self`'s dtype (records `pin_memory=False`, as Python's does).
+    #[track_caller]
+    pub fn new_ones(&self, size: impl IntoSymInts) -> Result<Tensor> {
+        op1(
+            "aten.new_ones.default",
+            vec![t(self), sl(size)],
+            vec![("pin_memory", Value::Bool(false))],
         )
     }
     /// `torch.cat(tensors, dim)`.

@@ -323,6 +323,30 @@ pub(crate) fn squeeze_dim(a: &Args<Tensor>) -> Result<Decomposed> {
     .map(Decomposed::from)
 }
 
+/// `narrow(self, dim, start, length)` -> `slice(self, dim, start, start + length)`, a negative `start`
+/// counted from the end (`narrow_symint` in ATen).
+pub(crate) fn narrow(a: &Args<Tensor>) -> Result<Decomposed> {
+    let t = input(a)?;
+    let dim = a.int("dim")?;
+    let mut start = a.symint("start")?.clone();
+    if start.guard_lt(&SymInt::Int(0)) {
+        let d = crate::tensor::wrap_dim(dim, t.dim())?;
+        start = start.add(&SymInt::from(t.sizes_untraced()[d]));
+    }
+    // `start + length` on symbolic ints is recorded, as PyTorch's decomposition records it.
+    let end = &start + a.symint("length")?;
+    call(
+        op_def!("aten.slice.Tensor")?,
+        vec![
+            Value::Tensor(t),
+            Value::Int(SymInt::Int(dim)),
+            Value::Int(start),
+            Value::Int(end),
+        ],
+    )
+    .map(Decomposed::from)
+}
+
 /// `contiguous` -> the input itself, or a contiguous `clone`.
 pub(crate) fn contiguous(a: &Args<Tensor>) -> Result<Decomposed> {
     let t = input(a)?;

@@ -13,11 +13,11 @@ pub mod registry;
 pub mod schema;
 pub mod value;
 
-pub use api::Operand;
+pub use api::{ArangeArgs, Operand, TensorOptions};
 pub use registry::{
     alloc_outputs, call, call_def, register_custom_op, registry, with_dispatch_hook, CustomOp,
     DecompFn, Decomposed, DispatchHook, HookCall, Kernel, KernelFn, MetaFn, OpDef, OpId,
     OutKernelFn, Registry,
 };
 pub use schema::FunctionSchema;
-pub use value::{Args, TensorMeta, Value};
+pub use value::{Args, SymScalar, TensorMeta, Value};

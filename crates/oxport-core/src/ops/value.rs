@@ -231,6 +231,78 @@ pub enum Operand<T> {
     Scalar(Scalar),
 }
 
+/// A number where an op takes a `Scalar`: a Python number, or a symbolic int computed from sizes (PyTorch's
+/// `c10::Scalar` holds either). Binary ops, `full`, `arange`, ... take `impl Into<SymScalar>`, so plain
+/// numbers and [`SymInt`]s both work:
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
+/// let n: SymInt = x.sym_size(0)?; // eager: a plain int
+/// assert_eq!(x.mul(n.clone())?.to_vec::<f32>()?, vec![2.0, 4.0]);
+/// assert_eq!(x.mul(2.5)?.to_vec::<f32>()?, vec![2.5, 5.0]);
+/// assert_eq!(SymScalar::from(n), SymScalar::Scalar(Scalar::Int(2)));
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum SymScalar {
+    /// A concrete number.
+    Scalar(Scalar),
+    /// A symbolic int (under export, a value of the graph).
+    Int(SymInt),
+}
+
+impl SymScalar {
+    /// The value with every symbol at its hint.
+    pub fn hint(&self) -> Scalar {
+        match self {
+            SymScalar::Scalar(s) => *s,
+            SymScalar::Int(i) => Scalar::Int(i.hint()),
+        }
+    }
+    /// The int this is, if it is one (concrete or symbolic).
+    pub fn as_sym_int(&self) -> Option<SymInt> {
+        match self {
+            SymScalar::Scalar(Scalar::Int(i)) => Some(SymInt::Int(*i)),
+            SymScalar::Int(i) => Some(i.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl From<SymInt> for SymScalar {
+    fn from(v: SymInt) -> Self {
+        match v {
+            SymInt::Int(i) => SymScalar::Scalar(Scalar::Int(i)),
+            s => SymScalar::Int(s),
+        }
+    }
+}
+impl From<&SymInt> for SymScalar {
+    fn from(v: &SymInt) -> Self {
+        v.clone().into()
+    }
+}
+macro_rules! sym_scalar_from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for SymScalar {
+            fn from(v: $t) -> Self {
+                SymScalar::Scalar(Scalar::from(v))
+            }
+        }
+    )*};
+}
+sym_scalar_from_number!(f64, f32, i64, i32, bool, Scalar);
+
+impl<T> From<SymScalar> for Value<T> {
+    fn from(v: SymScalar) -> Self {
+        match v {
+            SymScalar::Scalar(s) => Value::Scalar(s),
+            SymScalar::Int(i) => Value::Int(i),
+        }
+    }
+}
+
 /// Arguments bound to a schema: one value per schema argument, defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Args<'s, T> {
@@ -328,7 +400,11 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         (BaseType::Bool, true, Value::Bools(b)) => Value::Bools(b),
         (BaseType::Str, false, Value::Str(s)) => Value::Str(s),
         (BaseType::Scalar, false, Value::Scalar(s)) => Value::Scalar(s),
-        (BaseType::Scalar, false, Value::Int(i)) => Value::Scalar(Scalar::Int(i.hint())),
+        // A symbolic int stays one, so meta functions see it (`arange(s0)` has `s0` elements).
+        (BaseType::Scalar, false, Value::Int(i)) => match i {
+            SymInt::Int(i) => Value::Scalar(Scalar::Int(i)),
+            i => Value::Int(i),
+        },
         (BaseType::Scalar, false, Value::Float(f)) => Value::Scalar(Scalar::Float(f)),
         (BaseType::Scalar, false, Value::Bool(b)) => Value::Scalar(Scalar::Bool(b)),
         (BaseType::ScalarType, false, Value::ScalarType(d)) => Value::ScalarType(d),
@@ -526,10 +602,19 @@ impl<'s, T> Args<'s, T> {
             _ => Err(self.type_err(name, "a str")),
         }
     }
-    /// A Scalar.
+    /// A Scalar (a symbolic int passed for it is taken at its hint; see [`Args::sym_scalar`]).
     pub fn scalar(&self, name: &str) -> Result<Scalar> {
         match self.get(name)? {
             Value::Scalar(s) => Ok(*s),
+            Value::Int(i) => Ok(Scalar::Int(i.hint())),
+            _ => Err(self.type_err(name, "a number")),
+        }
+    }
+    /// A Scalar that may be a symbolic int (for meta functions whose output sizes depend on it).
+    pub fn sym_scalar(&self, name: &str) -> Result<SymScalar> {
+        match self.get(name)? {
+            Value::Scalar(s) => Ok(SymScalar::Scalar(*s)),
+            Value::Int(i) => Ok(SymScalar::Int(i.clone())),
             _ => Err(self.type_err(name, "a number")),
         }
     }
@@ -538,6 +623,7 @@ impl<'s, T> Args<'s, T> {
         match self.get(name)? {
             Value::None => Ok(None),
             Value::Scalar(s) => Ok(Some(*s)),
+            Value::Int(i) => Ok(Some(Scalar::Int(i.hint()))),
             _ => Err(self.type_err(name, "a number or None")),
         }
     }

@@ -1,6 +1,7 @@
 //! Tensor factories: full, zeros, ones, *_like, arange.
 use super::*;
 use crate::dtype::Scalar;
+use crate::ops::value::SymScalar;
 
 pub(super) fn register(r: &mut Builder) {
     r.op("aten.full.default", meta_factory, factory);
@@ -97,7 +98,54 @@ fn arange_len(start: f64, end: f64, step: f64) -> Result<usize> {
     Ok(n as usize)
 }
 
+/// The length of an integer `arange` with a symbolic bound, as PyTorch's reference computes it:
+/// `(end - start + step - sgn(step)) // step`, which simplifies to `s0` for `arange(s0)`, `arange(1, s0 + 1)`
+/// and `arange(0, 2*s0, 2)`. `None` when an argument is not an int.
+fn sym_arange_len(a: &Args<TensorMeta>) -> Result<Option<SymInt>> {
+    let get = |name: &str, default: i64| -> Result<Option<SymInt>> {
+        if a.schema.arg_index(name).is_none() {
+            return Ok(Some(SymInt::Int(default)));
+        }
+        Ok(a.sym_scalar(name)?.as_sym_int())
+    };
+    let symbolic = ["start", "end", "step"].iter().any(|n| {
+        a.schema.arg_index(n).is_some() && matches!(a.sym_scalar(n), Ok(SymScalar::Int(_)))
+    });
+    if !symbolic {
+        return Ok(None);
+    }
+    let (Some(start), Some(end), Some(step)) = (
+        get("start", 0)?,
+        a.sym_scalar("end")?.as_sym_int(),
+        get("step", 1)?,
+    ) else {
+        return Err(Error::Symbolic(
+            "arange with a symbolic bound and a float argument is not supported yet".into(),
+        ));
+    };
+    let positive = SymInt::Int(0).guard_lt(&step);
+    if !positive && !step.guard_lt(&SymInt::Int(0)) {
+        return Err(Error::value("step must be nonzero"));
+    }
+    // The bounds must be in the step's direction.
+    let backwards = if positive {
+        end.guard_lt(&start)
+    } else {
+        start.guard_lt(&end)
+    };
+    if backwards {
+        return Err(Error::value(
+            "upper bound and larger bound inconsistent with step sign",
+        ));
+    }
+    let sgn = SymInt::Int(if positive { 1 } else { -1 });
+    Ok(Some(end.sub(&start).add(&step).sub(&sgn).floor_div(&step)))
+}
+
 fn meta_arange(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    if let Some(n) = sym_arange_len(a)? {
+        return one(a.opt_dtype("dtype")?.unwrap_or(DType::I64), vec![n]);
+    }
     let (start, end, step) = arange_params(a)?;
     let any_float = [start, end, step].iter().any(|s| s.is_float());
     let dt = a

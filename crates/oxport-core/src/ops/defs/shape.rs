@@ -32,6 +32,8 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.expand.default", meta_geometry, geometry_kernel);
     r.op("aten.select.int", meta_geometry, geometry_kernel);
     r.op("aten.slice.Tensor", meta_geometry, geometry_kernel);
+    // A view: `slice(self, dim, start, start + length)` (its C++ composite).
+    r.decomposed("aten.narrow.default", meta_geometry, decompositions::narrow);
     r.op("aten.squeeze.default", meta_geometry, geometry_kernel);
     r.op("aten.squeeze.dim", meta_geometry, geometry_kernel)
         .decomposition(decompositions::squeeze_dim);
@@ -413,6 +415,35 @@ fn meta_geometry(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             offset = offset.add(&real.mul(&t.strides[d]));
             sizes.remove(d);
             strides.remove(d);
+        }
+        "aten.narrow.default" => {
+            if nd == 0 {
+                return Err(Error::shape(
+                    "narrow() cannot be applied to a 0-dim tensor.",
+                ));
+            }
+            let d = wrap_dim(a.int("dim")?, nd)?;
+            let (mut start, length) = (a.symint("start")?.clone(), a.symint("length")?.clone());
+            if length.guard_lt(&SymInt::Int(0)) {
+                return Err(Error::value("narrow(): length must be non-negative."));
+            }
+            let size = t.sizes[d].clone();
+            let neg_size = SymInt::Int(0).sub(&size);
+            if start.guard_lt(&neg_size) || size.guard_lt(&start) {
+                return Err(Error::value(format!(
+                    "start out of range (expected to be in range of [{neg_size}, {size}], but got {start})"
+                )));
+            }
+            if start.guard_lt(&SymInt::Int(0)) {
+                start = start.add(&size);
+            }
+            if size.sub(&length).guard_lt(&start) {
+                return Err(Error::value(format!(
+                    "start ({start}) + length ({length}) exceeds dimension size ({size})."
+                )));
+            }
+            offset = offset.add(&start.mul(&t.strides[d]));
+            sizes[d] = length;
         }
         "aten.slice.Tensor" => {
             if nd == 0 {
