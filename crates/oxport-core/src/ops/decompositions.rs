@@ -541,6 +541,49 @@ pub(crate) fn detach(a: &Args<Tensor>) -> Result<Decomposed> {
     Ok(Decomposed::from(input(a)?))
 }
 
+/// `index_copy` as `torch/_decomp/decompositions.py`'s `_index_copy` writes it: an `index_put` with `None`
+/// for the dims before `dim` (0-d tensors seen as 1-d), then made contiguous.
+pub(crate) fn index_copy(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (x, index, src) = (input(a)?, a.tensor("index")?, a.tensor("source")?);
+    let d = crate::tensor::wrap_dim(a.int("dim")?, x.dim())?;
+    let unsqueeze = |t: &Tensor| -> Result<Tensor> {
+        if t.dim() == 0 {
+            one(call(
+                op_def!("aten.unsqueeze.default")?,
+                vec![Value::Tensor(t.clone()), int(0)],
+            )?)
+        } else {
+            Ok(t.clone())
+        }
+    };
+    let zero_dim = x.dim() == 0;
+    let mut indices = vec![None; d];
+    indices.push(Some(unsqueeze(index)?));
+    let out = one(call(
+        op_def!("aten.index_put.default")?,
+        vec![
+            Value::Tensor(unsqueeze(&x)?),
+            Value::OptTensors(indices),
+            Value::Tensor(src.clone()),
+        ],
+    )?)?;
+    if zero_dim {
+        first(call(
+            op_def!("aten.squeeze.dim")?,
+            vec![Value::Tensor(out), int(0)],
+        )?)
+    } else if out.is_contiguous() {
+        Ok(Decomposed::from(vec![Value::Tensor(out)]))
+    } else {
+        first(clone_contiguous(&out)?)
+    }
+}
+
+/// `index_copy_`: [`index_copy`], written back (what functionalization makes of it).
+pub(crate) fn index_copy_(a: &Args<Tensor>) -> Result<Decomposed> {
+    in_place(index_copy(a)?)
+}
+
 /// `dropout` in eval mode (or with p = 0) -> the input itself.
 pub(crate) fn dropout(a: &Args<Tensor>) -> Result<Decomposed> {
     if a.bool("train")? && a.float("p")? > 0.0 {
