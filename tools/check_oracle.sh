@@ -11,6 +11,12 @@ LOG=$(mktemp)
 "$PY" tools/gen_export_fixtures.py >/dev/null 2>&1
 "$PY" tools/gen_pt2_fixtures.py >"$LOG" 2>&1 || { tail -40 "$LOG"; echo "tools/gen_pt2_fixtures.py failed" >&2; exit 1; }
 rm -f "$LOG"
+# The static-KV-cache LLaMA (tests/fixtures/llm) needs transformers, which the venv may lack.
+if "$PY" -c "import transformers" >/dev/null 2>&1; then
+    "$PY" tools/gen_llm_static_cache.py >/dev/null 2>&1
+else
+    echo "skipping tests/fixtures/llm: transformers is not installed in the venv" >&2
+fi
 # New or deleted files, or changes beyond the last bits of kernel-computed floats (which vary between CPU
 # models), mean the committed data is not what PyTorch produces.
 CHANGED=$( { git diff --name-only -- crates/oxport-core/src/ops/schemas.txt tools/data tests/fixtures;

@@ -1156,10 +1156,43 @@ impl InputCheck {
 }
 
 /// An exported program ready to run: `ep.module()` in PyTorch.
+///
+/// **State persists between calls**, as in PyTorch: the module holds the program's parameters, buffers
+/// and constants (sharing their storage with the [`ExportedProgram`] it was planned from, as `ep.module()`
+/// shares `ep.state_dict`), and every mutation a call makes — a `BUFFER_MUTATION` output of a
+/// functionalized program, or an in-place op on a buffer in a training-IR one (`index_copy_`, `copy_`,
+/// `add_`) — is visible to the next call. So a program exported with a static KV cache (transformers'
+/// `convert_and_export_with_cache`) decodes token by token by calling it repeatedly; [`Module::buffer`]
+/// reads the state. Calls on one module from several threads see each other's mutations (the storage is
+/// locked per access, never torn), so run independent sequences on modules planned from separate loads.
+///
+/// ```
+/// use oxport_runtime::{ExportedProgramExt, PyValue};
+/// use oxport_core::Tensor;
+/// # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/llm");
+/// let m = oxport_ir::pt2::load(dir.join("llama_static_cache.core.pt2"))?.module()?;
+/// for (pos, token) in [1i64, 2, 3].into_iter().enumerate() {
+///     let kwargs = vec![
+///         ("input_ids".to_string(), PyValue::from(Tensor::from_vec(vec![token], &[1, 1])?)),
+///         ("cache_position".to_string(), Tensor::from_vec(vec![pos as i64], &[1])?.into()),
+///     ];
+///     let logits = m.call(vec![], kwargs)?;
+///     assert_eq!(logits.as_tensor().unwrap().sizes(), &[1, 1, 256]);
+/// }
+/// // Three positions of the cache have been written.
+/// let keys = m.buffer("key_cache_0").unwrap(); // [batch, kv heads, max_cache_len, head_dim]
+/// let written = (0..5)
+///     .map(|p| Ok(keys.select(2, p)?.to_vec::<f32>()?.iter().any(|&v| v != 0.0)))
+///     .collect::<oxport_core::Result<Vec<bool>>>()?;
+/// assert_eq!(written, [true, true, true, false, false]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Module {
     plan: GraphPlan,
     feeds: Vec<Feed>,
+    /// The program's buffers by fully qualified name, in input order (shared with `feeds`).
+    buffers: Vec<(String, Tensor)>,
     checks: Vec<InputCheck>,
     ranges: HashMap<String, (Option<i64>, Option<i64>)>,
     /// (graph output index, buffer to update)
@@ -1182,6 +1215,7 @@ impl Module {
         let sig = ep.graph_signature();
         let mut feeds = vec![];
         let mut checks = vec![];
+        let mut buffers = vec![];
         let state = |name: &str| -> Result<Tensor> {
             ep.state_dict
                 .get(name)
@@ -1218,7 +1252,11 @@ impl Module {
                     Feed::Const(value)
                 }
                 InputSpec::Parameter(p) => Feed::State(state(&p.parameter_name)?),
-                InputSpec::Buffer(b) => Feed::State(state(&b.buffer_name)?),
+                InputSpec::Buffer(b) => {
+                    let t = state(&b.buffer_name)?;
+                    buffers.push((b.buffer_name.clone(), t.clone()));
+                    Feed::State(t)
+                }
                 InputSpec::TensorConstant(c) => Feed::State(state(&c.tensor_constant_name)?),
                 InputSpec::CustomObj(_) | InputSpec::Token(_) => {
                     return Err(Error::Unsupported {
@@ -1279,6 +1317,7 @@ impl Module {
         Ok(Module {
             plan,
             feeds,
+            buffers,
             checks,
             ranges,
             buffer_mutations,
@@ -1344,6 +1383,19 @@ impl Module {
             g.check(&lookup)?;
         }
         Ok(())
+    }
+
+    /// The program's buffers (`ep.module().named_buffers()`): fully qualified name and the tensor the
+    /// module holds, in the graph signature's order, persistent or not. Each reflects the mutations of
+    /// the calls so far.
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.buffers.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
+    /// The buffer named `name` (its fully qualified name, e.g. `key_cache_0` or `bn.running_mean`), as
+    /// the calls so far have left it.
+    pub fn buffer(&self, name: &str) -> Option<&Tensor> {
+        self.buffers.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
     /// Names of the user inputs, in flattened order (args then kwargs).

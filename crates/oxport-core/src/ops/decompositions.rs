@@ -251,7 +251,11 @@ pub(crate) fn flatten(a: &Args<Tensor>) -> Result<Decomposed> {
         wrap(a.int("start_dim")?) as usize,
         wrap(a.int("end_dim")?) as usize,
     );
-    if sizes.is_empty() || s >= e {
+    // PyTorch's composite: a 0-d tensor reshapes to [1].
+    if sizes.is_empty() {
+        return first(view(&t, &[1])?);
+    }
+    if s >= e {
         return Ok(Decomposed::from(t));
     }
     let mut shape: Vec<SymInt> = sizes[..s].iter().map(|&d| SymInt::from(d)).collect();
@@ -287,14 +291,22 @@ pub(crate) fn layer_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     )?)
 }
 
-/// `transpose` -> `permute`.
+/// `transpose` -> `permute` (`alias` for 0-d and 1-d tensors and equal dims, as `_refs.transpose`).
 pub(crate) fn transpose(a: &Args<Tensor>) -> Result<Decomposed> {
     let t = input(a)?;
-    let nd = t.dim() as i64;
-    let wrap = |d: i64| if d < 0 { d + nd } else { d };
-    let (d0, d1) = (wrap(a.int("dim0")?), wrap(a.int("dim1")?));
-    let mut perm: Vec<i64> = (0..nd).collect();
-    perm.swap(d0 as usize, d1 as usize);
+    let (dim0, dim1) = (a.int("dim0")?, a.int("dim1")?);
+    let (d0, d1) = (
+        crate::tensor::wrap_dim(dim0, t.dim())?,
+        crate::tensor::wrap_dim(dim1, t.dim())?,
+    );
+    if t.dim() <= 1 || dim0 == dim1 {
+        return first(call(
+            op_def!("aten.alias.default")?,
+            vec![Value::Tensor(t)],
+        )?);
+    }
+    let mut perm: Vec<i64> = (0..t.dim() as i64).collect();
+    perm.swap(d0, d1);
     permute(&t, &perm).map(Decomposed::from)
 }
 
@@ -563,6 +575,49 @@ pub(crate) fn lift_fresh_copy(a: &Args<Tensor>) -> Result<Decomposed> {
 /// `detach` -> the tensor itself (autograd is not modelled).
 pub(crate) fn detach(a: &Args<Tensor>) -> Result<Decomposed> {
     Ok(Decomposed::from(input(a)?))
+}
+
+/// `index_copy` as `torch/_decomp/decompositions.py`'s `_index_copy` writes it: an `index_put` with `None`
+/// for the dims before `dim` (0-d tensors seen as 1-d), then made contiguous.
+pub(crate) fn index_copy(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (x, index, src) = (input(a)?, a.tensor("index")?, a.tensor("source")?);
+    let d = crate::tensor::wrap_dim(a.int("dim")?, x.dim())?;
+    let unsqueeze = |t: &Tensor| -> Result<Tensor> {
+        if t.dim() == 0 {
+            one(call(
+                op_def!("aten.unsqueeze.default")?,
+                vec![Value::Tensor(t.clone()), int(0)],
+            )?)
+        } else {
+            Ok(t.clone())
+        }
+    };
+    let zero_dim = x.dim() == 0;
+    let mut indices = vec![None; d];
+    indices.push(Some(unsqueeze(index)?));
+    let out = one(call(
+        op_def!("aten.index_put.default")?,
+        vec![
+            Value::Tensor(unsqueeze(&x)?),
+            Value::OptTensors(indices),
+            Value::Tensor(src.clone()),
+        ],
+    )?)?;
+    if zero_dim {
+        first(call(
+            op_def!("aten.squeeze.dim")?,
+            vec![Value::Tensor(out), int(0)],
+        )?)
+    } else if out.is_contiguous() {
+        Ok(Decomposed::from(vec![Value::Tensor(out)]))
+    } else {
+        first(clone_contiguous(&out)?)
+    }
+}
+
+/// `index_copy_`: [`index_copy`], written back (what functionalization makes of it).
+pub(crate) fn index_copy_(a: &Args<Tensor>) -> Result<Decomposed> {
+    in_place(index_copy(a)?)
 }
 
 /// `dropout` in eval mode (or with p = 0) -> the input itself.

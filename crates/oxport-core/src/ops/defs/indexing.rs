@@ -36,6 +36,19 @@ pub(super) fn register(r: &mut Builder) {
         )
     });
     r.out_op("aten.index_put.default", meta_index_put, index_put_kernel);
+    r.out_op("aten.index_copy.default", meta_index_copy, |a, o| {
+        let out = first_out(o)?;
+        out.assign_untraced(a.tensor("self")?)?;
+        index_copy_into(out, a)
+    })
+    .decomposition(decompositions::index_copy);
+    // The static KV caches of exported LLMs (transformers' StaticCache) are updated with it.
+    r.op("aten.index_copy_.default", meta_index_copy_, |a, _| {
+        let t = a.tensor("self")?;
+        index_copy_into(t, a)?;
+        out1(t.clone())
+    })
+    .decomposition(decompositions::index_copy_);
     r.out_op(
         "aten.select_scatter.default",
         meta_select_scatter,
@@ -945,6 +958,122 @@ fn index_put_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
         }
         write_out(out, &res)
     })
+}
+
+// ---- index_copy ---------------------------------------------------------------------------------------
+
+/// PyTorch's `index_copy` meta checks, in its order; returns the wrapped dim.
+fn check_index_copy(a: &Args<TensorMeta>) -> Result<usize> {
+    let (t, index, src) = (meta_self(a)?, a.tensor("index")?, a.tensor("source")?);
+    let d = wrap(a.int("dim")?, t)?;
+    if index.dim() > 1 {
+        return Err(Error::shape(format!(
+            "index_copy_(): Index should have dimension 1 or 0 (got {})",
+            index.dim()
+        )));
+    }
+    let n = index.numel();
+    if src.dim() == 0 && !n.guard_is_one() {
+        return Err(Error::shape(format!(
+            "index_copy_(): When source is scalar, index should have one element (got {n})"
+        )));
+    }
+    if src.dim() != 0 && t.dim() != 0 && src.dim() != t.dim() {
+        return Err(Error::shape(format!(
+            "index_copy_(): When source and destination are not scalars, their dimensionality must match. Source dimensionality ({}), destination dimensionality ({})",
+            src.dim(),
+            t.dim()
+        )));
+    }
+    if index.dtype != DType::I64 {
+        return Err(Error::DType(format!(
+            "index_copy_(): Expected a long tensor for index, but got {}",
+            index.dtype.scalar_type_name()
+        )));
+    }
+    if t.dtype != src.dtype {
+        return Err(Error::DType(format!(
+            "index_copy_(): self and source expected to have the same dtype, but got (self) {} and (source) {}",
+            t.dtype.scalar_type_name(),
+            src.dtype.scalar_type_name()
+        )));
+    }
+    let sliced = |s: &[SymInt]| -> Vec<SymInt> {
+        let mut s = s.to_vec();
+        if !s.is_empty() && d < s.len() {
+            s.remove(d);
+        }
+        s
+    };
+    let (ts, ss) = (sliced(&t.sizes), sliced(&src.sizes));
+    if ts.len() != ss.len() || ts.iter().zip(&ss).any(|(x, y)| !x.guard_eq(y)) {
+        let words = |s: &[SymInt]| {
+            s.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        return Err(Error::shape(format!(
+            "index_copy_(): Source/destination tensor must have same slice shapes. Destination slice shape: {} at dimension {d} and source slice shape: {} at dimension 0.",
+            words(&ts),
+            words(&ss)
+        )));
+    }
+    if src.dim() != 0 && !n.guard_eq(&src.sizes[d]) {
+        return Err(Error::shape(format!(
+            "index_copy_(): Number of indices ({n}) should be equal to source.size(dim) ({})",
+            src.sizes[d]
+        )));
+    }
+    Ok(d)
+}
+
+fn meta_index_copy(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    check_index_copy(a)?;
+    let t = meta_self(a)?;
+    one(t.dtype, t.sizes.clone())
+}
+
+fn meta_index_copy_(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    check_index_copy(a)?;
+    Ok(vec![Value::Tensor(meta_self(a)?.clone())])
+}
+
+/// `t` with a 0-d tensor seen as one dim of size 1 (a view).
+fn nonempty_view(t: &Tensor) -> Result<Tensor> {
+    if t.dim() == 0 {
+        t.restride(&[1], &[1], t.storage_offset())
+    } else {
+        Ok(t.clone())
+    }
+}
+
+/// Slice `i` of `t` along dim `d` (a view without that dim).
+fn slice_at(t: &Tensor, d: usize, i: usize) -> Result<Tensor> {
+    let (mut sizes, mut strides) = (t.sizes_untraced().to_vec(), t.strides().to_vec());
+    sizes.remove(d);
+    let step = strides.remove(d);
+    t.restride(&sizes, &strides, t.storage_offset() + i * step)
+}
+
+/// `dst.index_copy_(dim, index, source)` for checked arguments: slice `i` of `source` along `dim`
+/// goes to slice `index[i]` of `dst` (a later duplicate index wins, as on PyTorch's CPU). Every index
+/// is bounds-checked before anything is written.
+fn index_copy_into(dst: &Tensor, a: &Args<Tensor>) -> Result<()> {
+    let (t, index, src) = (a.tensor("self")?, a.tensor("index")?, a.tensor("source")?);
+    let d = wrap_dim(a.int("dim")?, t.dim())?;
+    let (dst, src) = (nonempty_view(dst)?, nonempty_view(src)?);
+    let n = dst.sizes_untraced()[d];
+    let idx = index_values(index)?;
+    if let Some(&v) = idx.iter().find(|&&v| v < 0 || v as usize >= n) {
+        return Err(Error::shape(format!(
+            "index_copy_(): index {v} is out of bounds for dimension {d} with size {n}"
+        )));
+    }
+    for (i, &v) in idx.iter().enumerate() {
+        slice_at(&dst, d, v as usize)?.assign_untraced(&slice_at(&src, d, i)?)?;
+    }
+    Ok(())
 }
 
 // ---- select / slice / masked scatter -----------------------------------------------------------------
