@@ -1,6 +1,7 @@
 //! Runs every fixture program (tests/fixtures/pt2, exported by PyTorch 2.15) on its recorded inputs and
-//! compares with the outputs PyTorch's `ep.module()` gave (f32: |a-b| <= 1e-5 + 1e-4|b|; exact otherwise),
-//! including inputs the program mutates.
+//! compares with the outputs PyTorch's `ep.module()` gave (floats: |a-b| <= 1e-5 + 1e-4|b|, or the
+//! case's recorded `tol` [rtol, atol] for half-precision programs; integers and bools exact, as 64-bit
+//! integers), including inputs the program mutates.
 use oxport_core::{DType, Scalar, Tensor};
 use oxport_runtime::{Module, Value};
 use std::path::{Path, PathBuf};
@@ -30,8 +31,8 @@ fn input_value(spec: &serde_json::Value, path: &Path) -> Value {
     }
 }
 
-/// None if equal within tolerance, else a description.
-fn compare(got: &Value, expected: &Tensor) -> Option<String> {
+/// None if equal within tolerance (`tol` = (rtol, atol) for floats), else a description.
+fn compare(got: &Value, expected: &Tensor, tol: (f64, f64)) -> Option<String> {
     let g = match got {
         Value::Tensor(t) => t.clone(),
         Value::Int(i) => Tensor::scalar(i.as_int().unwrap_or(i64::MIN)),
@@ -50,13 +51,20 @@ fn compare(got: &Value, expected: &Tensor) -> Option<String> {
     {
         return Some(format!("dtype {:?} vs {:?}", g.dtype(), expected.dtype()));
     }
+    if !float {
+        // Exact, in 64 bits: a float64 detour would round values past 2**53.
+        let as_i64 = |t: &Tensor| t.cast_untraced(DType::I64).to_vec::<i64>();
+        let (a, b) = (as_i64(&g).ok()?, as_i64(expected).ok()?);
+        return a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .map(|i| format!("element {i}: {} vs {}", a[i], b[i]));
+    }
+    let (rtol, atol) = tol;
     let (a, b) = (g.to_vec_f64(), expected.to_vec_f64());
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        let ok = if float {
-            (x - y).abs() <= 1e-5 + 1e-4 * y.abs() || (x.is_nan() && y.is_nan()) || x == y
-        } else {
-            x == y
-        };
+        let ok = (x - y).abs() <= atol + rtol * y.abs() || (x.is_nan() && y.is_nan()) || x == y;
         if !ok {
             return Some(format!("element {i}: {x} vs {y}"));
         }
@@ -85,6 +93,10 @@ fn every_fixture_program_runs_and_matches_pytorch() {
             case["name"].as_str().unwrap(),
             case["form"].as_str().unwrap()
         );
+        let tol = match case["tol"].as_array().map(|t| t.as_slice()) {
+            Some([r, a]) => (r.as_f64().unwrap(), a.as_f64().unwrap()),
+            _ => (1e-4, 1e-5),
+        };
         let run = || -> Result<(), String> {
             let ep = oxport_ir::pt2::load(dir().join(format!("{base}.pt2")))
                 .map_err(|e| e.to_string())?;
@@ -104,7 +116,7 @@ fn every_fixture_program_runs_and_matches_pytorch() {
             for (j, o) in outs.iter().enumerate() {
                 let expected = Tensor::read_npy(dir().join(format!("{base}.out_{j}.npy")))
                     .map_err(|e| e.to_string())?;
-                if let Some(d) = compare(o, &expected) {
+                if let Some(d) = compare(o, &expected, tol) {
                     return Err(format!("output {j}: {d}"));
                 }
             }
@@ -112,7 +124,7 @@ fn every_fixture_program_runs_and_matches_pytorch() {
                 let after = dir().join(format!("{base}.in_{i}.after.npy"));
                 if after.exists() {
                     let expected = Tensor::read_npy(&after).map_err(|e| e.to_string())?;
-                    if let Some(d) = compare(v, &expected) {
+                    if let Some(d) = compare(v, &expected, tol) {
                         return Err(format!("mutated input {i}: {d}"));
                     }
                 }
@@ -173,7 +185,11 @@ fn a_program_exported_on_cuda_runs_on_the_cpu() {
             .unwrap();
         for (j, o) in outs.iter().enumerate() {
             let expected = Tensor::read_npy(dir().join(format!("{base}.out_{j}.npy"))).unwrap();
-            assert_eq!(compare(o, &expected), None, "{base} output {j}");
+            assert_eq!(
+                compare(o, &expected, (1e-4, 1e-5)),
+                None,
+                "{base} output {j}"
+            );
         }
     }
 }
@@ -192,7 +208,11 @@ fn symbolic_ints_reach_scalar_and_list_arguments_at_every_size() {
             assert_eq!(outs.len(), 6);
             for (j, o) in outs.iter().enumerate() {
                 let expected = Tensor::read_npy(dir().join(format!("{base}.out_{j}.npy"))).unwrap();
-                assert_eq!(compare(o, &expected), None, "{base} output {j}");
+                assert_eq!(
+                    compare(o, &expected, (1e-4, 1e-5)),
+                    None,
+                    "{base} output {j}"
+                );
             }
         }
     }
