@@ -7,12 +7,13 @@ them no larger than PyTorch's own f32 error; integers and bools exact).
 Prints a markdown table per model (both IR forms) with the first reason a program fails, then the counts
 by source; with --markdown FILE it also writes them there (docs/runtime_coverage.md keeps the last run).
 
-Usage: check_model_corpus.py OXPORT_BIN [CORPUS_DIR] [--markdown FILE]
+Usage: check_model_corpus.py OXPORT_BIN [CORPUS_DIR] [--markdown FILE] [--only A,B] [--strict]
 """
 import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -72,12 +73,13 @@ def main():
     ap.add_argument("oxport")
     ap.add_argument("dir", nargs="?", default=os.path.expanduser("~/.cache/oxport/corpus"))
     ap.add_argument("--markdown")
-    ap.add_argument("--only", default="", help="only programs whose name contains this")
+    ap.add_argument("--only", default="", help="only programs whose name starts with one of these (comma-separated)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 unless every program prints and runs")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.dir, "manifest.json")))
     rows, counts = [], {}
     for case in sorted(manifest["cases"], key=lambda c: (c["source"], c["name"], c["form"] != "train")):
-        if a.only not in case["name"]:
+        if not any(case["name"].startswith(part) for part in a.only.split(",")):
             continue
         printed, ran = check(a.oxport, a.dir, case)
         rows.append((case["source"], f"{case['name']}.{case['form']}", printed, ran))
@@ -101,6 +103,8 @@ def main():
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(text)
+    if a.strict and (not total[0] or total[0] != total[1] or total[0] != total[2]):
+        sys.exit(f"{total[0] - total[1]} programs print differently, {total[0] - total[2]} do not run or match")
 
 
 if __name__ == "__main__":

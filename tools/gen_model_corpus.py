@@ -12,8 +12,9 @@ the loaded program), .in_<i>.npy, .out_<j>.npy, and manifest.json in the format 
 tests/fixtures/pt2/manifest.json (plus "source"), with "skipped" listing models whose export failed in
 PyTorch. Programs already there for the installed torch are kept, so reruns are incremental.
 
-Run:  ~/.cache/oxport/venv/bin/python tools/gen_model_corpus.py [--out DIR] [--only SUBSTR] [--max-params N]
-Then: bash tools/check_model_corpus.sh  (prints, runs and compares every program with oxport)
+Run:  ~/.cache/oxport/venv/bin/python tools/gen_model_corpus.py [--out DIR] [--only A,B] [--max-params N] [--f64]
+Then: cd tools && python3 check_model_corpus.py ../target/release/oxport  (prints, runs and compares every
+program with oxport; tools/check_corpus_ci.sh does both for CI's subset)
 """
 import argparse
 import json
@@ -104,6 +105,15 @@ def torchvision_models():
         yield f"tv_seg_{name}", (lambda name=name: (seg.__dict__[name](weights=None, weights_backbone=None,
                                                                         num_classes=5),
                                                     (torch.randn(1, 3, 96, 96),)))
+    # Detection: torch.export 2.15 cannot export these (data-dependent guards in the box heads); they
+    # are kept here so the corpus records PyTorch's reason, and so they join when export learns them.
+    import torchvision.models.detection as det
+    for name in ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
+                 "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large", "ssd300_vgg16", "maskrcnn_resnet50_fpn",
+                 "keypointrcnn_resnet50_fpn"):
+        yield f"tv_det_{name}", (lambda name=name: (det.__dict__[name](weights=None, weights_backbone=None,
+                                                                       num_classes=5),
+                                                    ([torch.rand(3, 128, 128)],)))
     import torchvision.models.video as video
     for name in ("r3d_18", "mc3_18", "r2plus1d_18", "s3d"):
         yield f"tv_video_{name}", (lambda name=name: (video.__dict__[name](weights=None),
@@ -223,6 +233,10 @@ def to_np(x):
     return x.detach().numpy() if isinstance(x, torch.Tensor) else np.array(x)
 
 
+class CoreFormError(Exception):
+    """PyTorch exported the model but could not decompose it (the training IR program is kept)."""
+
+
 def record(out_dir, name, source, build, manifest):
     torch.manual_seed(0)
     built = build()
@@ -234,7 +248,10 @@ def record(out_dir, name, source, build, manifest):
     export_s = time.time() - t0
     flat_in = pytree.tree_leaves((args, kwargs))
     for form in ("train", "core"):
-        prog = ep if form == "train" else ep.run_decompositions()
+        try:
+            prog = ep if form == "train" else ep.run_decompositions()
+        except Exception as e:  # noqa: BLE001 - recorded as the model's skip reason, naming the step
+            raise CoreFormError(f"run_decompositions(): {type(e).__name__}: {e}") from e
         base = os.path.join(out_dir, f"{name}.{form}")
         prog.example_inputs = None
         torch.export.save(prog, base + ".pt2")
@@ -274,10 +291,15 @@ def f64_reference(out_dir, name, build):
         np.save(os.path.join(out_dir, f"{name}.f64.out_{j}.npy"), to_np(y))
 
 
+def selected(name, only):
+    """Whether `name` starts with one of the comma-separated prefixes `only` (all names when empty)."""
+    return any(name.startswith(part) for part in only.split(","))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.expanduser("~/.cache/oxport/corpus"))
-    ap.add_argument("--only", default="", help="only models whose name contains this")
+    ap.add_argument("--only", default="", help="only models whose name starts with one of these (comma-separated)")
     ap.add_argument("--max-params", type=float, default=60e6, help="skip larger models (memory, time)")
     ap.add_argument("--f64", action="store_true",
                     help="add float64 reference outputs to the programs already there (with --only)")
@@ -295,7 +317,7 @@ def main():
     if a.f64:
         for source, models in sources:
             for name, build in models:
-                if a.only in name and name in done:
+                if selected(name, a.only) and name in done:
                     try:
                         f64_reference(a.out, name, build)
                         print(f"[{name}] float64 reference written", flush=True)
@@ -304,7 +326,7 @@ def main():
         return
     for source, models in sources:
         for name, build in models:
-            if a.only not in name or name in done or name in manifest["skipped"]:
+            if not selected(name, a.only) or name in done or name in manifest["skipped"]:
                 continue
             t0 = time.time()
             try:

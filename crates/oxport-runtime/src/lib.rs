@@ -24,6 +24,7 @@ mod error;
 mod guards;
 mod plan;
 pub mod pytree;
+mod verify;
 
 pub use error::{Error, Result};
 pub use oxport_core::ops::Value as CoreValue;

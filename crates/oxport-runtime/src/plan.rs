@@ -1212,6 +1212,7 @@ impl Module {
     pub fn new(ep: &ExportedProgram) -> Result<Module> {
         let g = ep.graph();
         let plan = graph_plan(g)?;
+        crate::verify::check_metas(g)?;
         let sig = ep.graph_signature();
         let mut feeds = vec![];
         let mut checks = vec![];
