@@ -141,6 +141,22 @@ fn check_value(got: &Value<Tensor>, j: &J, rtol: f64, atol: f64) -> Result<(), S
     }
 }
 
+/// A case's positional and keyword arguments, and its (rtol, atol).
+type CaseArgs = (Vec<Value<Tensor>>, Vec<(String, Value<Tensor>)>, f64, f64);
+
+fn case_args(case: &J) -> CaseArgs {
+    let pos = case["args"].as_array().unwrap().iter().map(arg).collect();
+    let kw = case["kwargs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), arg(v)))
+        .collect();
+    let rtol = case.get("rtol").and_then(J::as_f64).unwrap_or(1e-5);
+    let atol = case.get("atol").and_then(J::as_f64).unwrap_or(1e-6);
+    (pos, kw, rtol, atol)
+}
+
 #[test]
 fn every_op_case_matches_pytorch() {
     let text = std::fs::read_to_string(fixtures().join("cases.json"))
@@ -152,15 +168,7 @@ fn every_op_case_matches_pytorch() {
     for case in cases {
         let id = case["id"].as_str().unwrap();
         let op = case["op"].as_str().unwrap();
-        let pos: Vec<Value<Tensor>> = case["args"].as_array().unwrap().iter().map(arg).collect();
-        let kw: Vec<(String, Value<Tensor>)> = case["kwargs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), arg(v)))
-            .collect();
-        let rtol = case.get("rtol").and_then(J::as_f64).unwrap_or(1e-5);
-        let atol = case.get("atol").and_then(J::as_f64).unwrap_or(1e-6);
+        let (pos, kw, rtol, atol) = case_args(case);
         // Keep the inputs to check in-place mutation afterwards.
         let inputs = pos.clone();
         let result =
@@ -247,15 +255,7 @@ fn decompositions_of_ops_with_kernels_match_pytorch() {
         if case.get("error").is_some() || def.kernel.is_none() || def.decomposition.is_none() {
             continue;
         }
-        let pos: Vec<Value<Tensor>> = case["args"].as_array().unwrap().iter().map(arg).collect();
-        let kw: Vec<(String, Value<Tensor>)> = case["kwargs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), arg(v)))
-            .collect();
-        let rtol = case.get("rtol").and_then(J::as_f64).unwrap_or(1e-5);
-        let atol = case.get("atol").and_then(J::as_f64).unwrap_or(1e-6);
+        let (pos, kw, rtol, atol) = case_args(case);
         let d = match Args::bind(&def.schema, pos, kw).and_then(|a| def.decompose(&a)) {
             Ok(d) => d,
             // A decomposition written for the cases models need refuses the others (`matmul with a
