@@ -124,7 +124,12 @@ def torchvision_models():
 TIMM = ("convnext_atto", "efficientformer_l1", "fastvit_t8", "mobilevit_xxs", "levit_128s", "ghostnet_100",
         "poolformer_s12", "hrnet_w18_small", "swin_tiny_patch4_window7_224", "eva02_tiny_patch14_224",
         "xcit_nano_12_p16_224", "coat_lite_tiny", "resnet18d", "efficientnet_b0", "mixer_b16_224",
-        "deit_tiny_patch16_224", "regnety_002", "mobilenetv3_small_050", "densenet121", "dla34")
+        "deit_tiny_patch16_224", "regnety_002", "mobilenetv3_small_050", "densenet121", "dla34",
+        "beit_base_patch16_224", "cait_xxs24_224", "crossvit_tiny_240", "convmixer_768_32", "edgenext_xx_small",
+        "efficientvit_b0", "gcvit_xxtiny", "mobileone_s0", "nf_resnet26", "pvt_v2_b0", "repvgg_a0",
+        "res2net50_14w_8s", "resnest14d", "rexnet_100", "sequencer2d_s", "twins_pcpvt_small", "visformer_tiny",
+        "volo_d1_224", "tinynet_e", "inception_next_tiny", "mambaout_femto", "hgnetv2_b0", "lcnet_050",
+        "tiny_vit_5m_224", "vit_small_patch16_224")
 
 
 def timm_models():

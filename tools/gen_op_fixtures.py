@@ -1444,6 +1444,19 @@ def norm_resample_cases():
     K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), [4, 5], False, None)
     K(op, "uint8")(ri(0, 255, 1, 2, 3, 3, dtype=u8), [5, 4], False, None)
     K(op, "noncontig")(rn(1, 2, 5, 4).transpose(2, 3), [6, 7], False, None)
+    op = A.upsample_bicubic2d.vec
+    K(op, "size_no_align", tol=(1e-4, 1e-5))(rn(2, 2, 4, 6), [5, 7], False, None)
+    K(op, "size_align", tol=(1e-4, 1e-5))(rn(2, 2, 4, 6), [5, 7], True, None)
+    K(op, "crossvit_up", tol=(1e-4, 1e-5))(rn(1, 3, 8, 8), [15, 15], False, None)
+    K(op, "scale_no_align", tol=(1e-4, 1e-5))(rn(1, 3, 4, 5), None, False, [2.0, 0.5])
+    K(op, "scale_align", tol=(1e-4, 1e-5))(rn(1, 1, 4, 4), None, True, [1.5, 1.5])
+    K(op, "downsample", tol=(1e-4, 1e-5))(rn(1, 1, 9, 9), [4, 3], False, None)
+    K(op, "to_one", tol=(1e-4, 1e-5))(rn(1, 1, 4, 4), [1, 1], True, None)
+    K(op, "tiny_input", tol=(1e-4, 1e-5))(rn(1, 2, 1, 2), [3, 5], False, None)
+    K(op, "f64")(rn(1, 2, 3, 3, dtype=f64), [4, 5], False, None)
+    K(op, "noncontig", tol=(1e-4, 1e-5))(rn(1, 2, 5, 4).transpose(2, 3), [6, 7], False, None)
+    K(op, "int", err=True)(ri(0, 9, 1, 1, 3, 3), [4, 4], False, None)
+    K(op, "3d", err=True)(rn(1, 3, 3), [4, 4], False, None)
 
 
 def sort_cases():
@@ -1725,6 +1738,26 @@ def composite_cases():
     K(op, "negative")(rn(2, 3, 4), -1, 1)
     K(op, "same")(rn(2, 3), 1, 1)
     K(op, "out_of_range", err=True)(rn(2, 3), 0, 2)
+    op = A.repeat_interleave.self_int
+    K(op, "dim0")(rn(1, 3, 2), 4, 0)
+    K(op, "dim1")(rn(2, 3), 2, 1)
+    K(op, "negative_dim")(ri(0, 9, 2, 3), 3, -1)
+    K(op, "flat")(rn(2, 3), 2)
+    K(op, "zero")(rn(2, 3), 0, 0)
+    K(op, "0d")(rn(1).reshape(()), 3)
+    K(op, "noncontig")(rn(3, 2).t(), 2, 0)
+    K(op, "negative", err=True)(rn(2), -1, 0)
+    for op in (A.conv1d.padding, A.conv2d.padding, A.conv3d.padding):
+        nd = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[op._schema.name.split("::")[1]]
+        x = lambda c=3: rn(1, c, *([6] * nd))  # noqa: E731
+        w = lambda k, o=4, c=3: rn(o, c, *([k] * nd))  # noqa: E731
+        K(op, "same_odd_kernel", tol=(1e-4, 1e-5))(x(), w(3), rn(4), [1] * nd, "same", [1] * nd, 1)
+        K(op, "same_even_kernel", tol=(1e-4, 1e-5))(x(), w(4), rn(4), [1] * nd, "same", [1] * nd, 1)
+        K(op, "same_dilated", tol=(1e-4, 1e-5))(x(), w(2), None, [1] * nd, "same", [2] * nd, 1)
+        K(op, "valid_strided", tol=(1e-4, 1e-5))(x(), w(3), rn(4), [2] * nd, "valid", [1] * nd, 1)
+        K(op, "same_depthwise", tol=(1e-4, 1e-5))(x(4), w(3, 4, 1), rn(4), [1] * nd, "same", [1] * nd, 4)
+        K(op, "same_strided", err=True)(x(), w(3), None, [2] * nd, "same", [1] * nd, 1)
+        K(op, "bad_mode", err=True)(x(), w(3), None, [1] * nd, "full", [1] * nd, 1)
     op = A.expand_as.default
     K(op, "basic")(rn(3, 1), rn(2, 3, 4))
     K(op, "same")(rn(2, 3), rn(2, 3))

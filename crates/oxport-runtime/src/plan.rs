@@ -105,6 +105,12 @@ enum Kind {
         operands: Vec<Slot>,
         outs: Vec<Slot>,
     },
+    /// A subgraph run once on operands (`wrap_with_autocast` with autocast disabled).
+    Call {
+        body: Box<GraphPlan>,
+        operands: Vec<Slot>,
+        outs: Vec<Slot>,
+    },
     Map {
         body: Box<GraphPlan>,
         xs: Vec<Slot>,
@@ -530,6 +536,32 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
                 outs,
             });
         }
+        "torch.ops.higher_order.wrap_with_autocast" => {
+            // (device_type, dtype, enabled, cache_enabled, body, *operands): with autocast disabled
+            // (`torch.autocast(..., enabled=False)`, how models keep a region in float32) the body runs
+            // as written; enabled regions would change op dtypes, which the runtime does not model.
+            let (mut body, mut operands, mut enabled) = (None, vec![], None);
+            for (k, i) in node.inputs.iter().enumerate() {
+                match &i.arg {
+                    Argument::AsGraph(g) => body = Some(graph_plan(&g.graph)?),
+                    Argument::AsTensor(t) => operands.push(b.get(&t.name).map_err(err)?),
+                    Argument::AsBool(e) if k == 2 => enabled = Some(*e),
+                    _ => {}
+                }
+            }
+            let (Some(body), Some(false)) = (body, enabled) else {
+                return Err(unsupported(
+                    node,
+                    "an enabled autocast region (the runtime runs ops in their declared dtypes only)",
+                ));
+            };
+            let outs = tensor_outs(b, node)?;
+            return Ok(Kind::Call {
+                body: Box::new(body),
+                operands,
+                outs,
+            });
+        }
         "torch.ops.higher_order.map_impl" => {
             let mut body = None;
             let mut lists = vec![];
@@ -700,6 +732,7 @@ fn reads(kind: &Kind, out: &mut Vec<Slot>) {
             out.extend(xs);
             out.extend(args);
         }
+        Kind::Call { operands, .. } => out.extend(operands),
     }
 }
 
@@ -1028,6 +1061,16 @@ impl GraphPlan {
                 let branch = &branches[if p { 0 } else { 1 }];
                 let ins = operands.iter().map(|&s| slots[s].clone()).collect();
                 for (s, v) in outs.iter().zip(branch.run(ins)?) {
+                    slots[*s] = v;
+                }
+            }
+            Kind::Call {
+                body,
+                operands,
+                outs,
+            } => {
+                let ins = operands.iter().map(|&s| slots[s].clone()).collect();
+                for (s, v) in outs.iter().zip(body.run(ins)?) {
                     slots[*s] = v;
                 }
             }

@@ -1468,6 +1468,117 @@ pub(crate) fn sized_like(a: &Args<Tensor>, target: &'static OpDef) -> Result<Dec
     .map(Decomposed::from)
 }
 
+/// `repeat_interleave(self, int repeats, dim)` as ATen's composite writes it: `unsqueeze(dim + 1)`,
+/// `expand` the new dim to `repeats`, a contiguous `clone` and a `view` merging the two (over the
+/// flattened input when `dim` is None).
+pub(crate) fn repeat_interleave(a: &Args<Tensor>) -> Result<Decomposed> {
+    let x = a.tensor("self")?;
+    let repeats = a.int("repeats")?;
+    if repeats < 0 {
+        return Err(Error::value("Repeats must be non-negative"));
+    }
+    let dim = a.opt_int("dim")?;
+    let input = match dim {
+        Some(_) => x.clone(),
+        None => one(call(
+            op_def!("aten.flatten.using_ints")?,
+            vec![t(x), int(0), int(-1)],
+        )?)?,
+    };
+    let d = crate::tensor::wrap_dim(dim.unwrap_or(0), x.dim())?;
+    let u = one(call(
+        op_def!("aten.unsqueeze.default")?,
+        vec![t(&input), int(d as i64 + 1)],
+    )?)?;
+    let mut shape: Vec<i64> = u.sizes_untraced().iter().map(|&s| s as i64).collect();
+    shape[d + 1] = repeats;
+    let e = one(expand(&u, &shape)?)?;
+    let c = one(clone_contiguous(&e)?)?;
+    let mut out: Vec<i64> = input.sizes_untraced().iter().map(|&s| s as i64).collect();
+    if out.is_empty() {
+        out.push(1);
+    }
+    out[d] *= repeats;
+    view(&c, &out).map(Decomposed::from)
+}
+
+/// `_convolution_mode`'s padding: `valid` is none; `same` pads `dilation * (k - 1)` per spatial dim,
+/// half on each side and any odd remainder on the right (returned as the extra right padding, which
+/// PyTorch adds with `constant_pad_nd` before a symmetric convolution).
+pub(crate) fn same_padding(
+    mode: &str,
+    weight: &[usize],
+    dilation: &[i64],
+    stride: &[i64],
+) -> Result<(Vec<i64>, Option<Vec<i64>>)> {
+    let spatial = weight.len().saturating_sub(2);
+    let at = |v: &[i64], i: usize| {
+        if v.len() == 1 {
+            v[0]
+        } else {
+            v.get(i).copied().unwrap_or(1)
+        }
+    };
+    match mode {
+        "valid" => Ok((vec![0; spatial], None)),
+        "same" => {
+            if (0..spatial).any(|i| at(stride, i) != 1) {
+                return Err(Error::value(
+                    "padding='same' is not supported for strided convolutions",
+                ));
+            }
+            let mut left = vec![];
+            let mut extra = vec![];
+            for i in 0..spatial {
+                let total = at(dilation, i) * (weight[i + 2] as i64 - 1);
+                left.push(total / 2);
+                extra.push(total - 2 * (total / 2));
+            }
+            let asymmetric = extra.iter().any(|&e| e > 0);
+            Ok((left, asymmetric.then_some(extra)))
+        }
+        other => Err(Error::value(format!("Invalid padding string: '{other}'"))),
+    }
+}
+
+/// `conv1d/2d/3d.padding` -> `convolution` with `_convolution_mode`'s padding.
+pub(crate) fn conv_padding(a: &Args<Tensor>) -> Result<Decomposed> {
+    let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
+    let dilation = a.ints("dilation")?;
+    let stride = a.ints("stride")?;
+    let spatial = w.dim().saturating_sub(2);
+    let (pad, extra) = same_padding(a.str("padding")?, w.sizes_untraced(), &dilation, &stride)?;
+    let input = match extra {
+        Some(extra) => {
+            // constant_pad_nd pads the last dim first: (left, right) pairs from the last spatial dim.
+            let mut p = vec![];
+            for e in extra.iter().rev() {
+                p.extend([0, *e]);
+            }
+            one(call(
+                op_def!("aten.constant_pad_nd.default")?,
+                vec![t(x), ints(&p), int(0)],
+            )?)?
+        }
+        None => x.clone(),
+    };
+    call(
+        op_def!("aten.convolution.default")?,
+        vec![
+            t(&input),
+            t(w),
+            arg(a, "bias")?,
+            ints(&stride),
+            ints(&pad),
+            ints(&dilation),
+            Value::Bool(false),
+            ints(&vec![0; spatial]),
+            arg(a, "groups")?,
+        ],
+    )
+    .map(Decomposed::from)
+}
+
 /// `min.other` -> `minimum`.
 pub(crate) fn min_other(a: &Args<Tensor>) -> Result<Decomposed> {
     call(

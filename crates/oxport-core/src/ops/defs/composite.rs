@@ -35,6 +35,19 @@ pub(super) fn register(r: &mut Builder) {
         decompositions::max_other,
     );
     r.decomposed("aten.diff.default", meta_diff, decompositions::diff);
+    r.decomposed(
+        "aten.repeat_interleave.self_int",
+        meta_repeat_interleave,
+        decompositions::repeat_interleave,
+    );
+    // conv1d/2d/3d with padding='same' / 'valid': convolution after PyTorch's `_convolution_mode`.
+    for name in [
+        "aten.conv1d.padding",
+        "aten.conv2d.padding",
+        "aten.conv3d.padding",
+    ] {
+        r.decomposed(name, meta_conv_padding, decompositions::conv_padding);
+    }
     // `x.expand_as(y)`, `x.view_as(y)`: `expand` / `view` to `y`'s sizes.
     r.decomposed(
         "aten.expand_as.default",
@@ -117,6 +130,64 @@ fn meta_sized_like(
     let other = a.tensor("other")?;
     let args = vec![a.get("self")?.clone(), Value::Ints(other.sizes.clone())];
     (target.meta)(&Args::bind(&target.schema, args, vec![])?)
+}
+
+fn meta_repeat_interleave(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let t = meta_self(a)?;
+    let repeats = a.symint("repeats")?;
+    if repeats.as_int().is_some_and(|r| r < 0) {
+        return Err(Error::value("Repeats must be non-negative"));
+    }
+    match a.opt_int("dim")? {
+        None => one(t.dtype, vec![t.numel().mul(repeats)]),
+        Some(d) => {
+            let d = wrap(d, t)?;
+            let mut sizes = t.sizes.clone();
+            if t.dim() > 0 {
+                sizes[d] = sizes[d].mul(repeats);
+            }
+            one(t.dtype, sizes)
+        }
+    }
+}
+
+/// The meta of `convolution` over the input padded as `_convolution_mode` pads it.
+fn meta_conv_padding(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
+    let spatial = w.dim().saturating_sub(2);
+    let dilation = a.ints("dilation")?;
+    let (sym_pad, extra) = decompositions::same_padding(
+        a.str("padding")?,
+        &w.concrete_sizes()?,
+        &dilation,
+        &a.ints("stride")?,
+    )?;
+    let mut input = x.clone();
+    if let Some(extra) = extra {
+        // The right-side extra of each spatial dim (last dims of the input).
+        let nd = input.dim();
+        for (i, e) in extra.iter().enumerate() {
+            if nd >= spatial && *e > 0 {
+                let d = nd - spatial + i;
+                input.sizes[d] = input.sizes[d].add(&SymInt::Int(*e));
+            }
+        }
+        input = TensorMeta::contiguous(input.dtype, input.sizes.clone());
+    }
+    let op = crate::op_def!("aten.convolution.default")?;
+    let ints = |v: &[i64]| Value::Ints(v.iter().map(|&i| SymInt::Int(i)).collect());
+    let args = vec![
+        Value::Tensor(input),
+        a.get("weight")?.clone(),
+        a.get("bias")?.clone(),
+        a.get("stride")?.clone(),
+        ints(&sym_pad),
+        ints(&dilation),
+        Value::Bool(false),
+        ints(&vec![0; spatial]),
+        a.get("groups")?.clone(),
+    ];
+    (op.meta)(&Args::bind(&op.schema, args, vec![])?)
 }
 
 fn meta_diff(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

@@ -24,6 +24,11 @@ pub(super) fn register(r: &mut Builder) {
         meta_upsample,
         upsample_bilinear,
     );
+    r.out_op(
+        "aten.upsample_bicubic2d.vec",
+        meta_upsample,
+        upsample_bicubic,
+    );
 }
 
 /// (N, C, H*W...) of a group-norm input.
@@ -228,6 +233,7 @@ fn meta_upsample(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     if !x.dtype.is_floating_point() && x.dtype != DType::U8 {
         let kernel = match a.schema.name.as_str() {
             "aten::upsample_nearest2d" => "upsample_nearest2d_channels_last",
+            "aten::upsample_bicubic2d" => "compute_indices_weights_cubic",
             _ => "upsample_bilinear2d_channels_last",
         };
         return Err(Error::DTypeNotSupported {
@@ -349,6 +355,64 @@ fn upsample_bilinear(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         for (yo, &(y0, y1, ly)) in rows.iter().enumerate() {
             for xo in 0..ow {
                 q[yo * ow + xo] = rowbuf[y0 * ow + xo] * (1.0 - ly) + rowbuf[y1 * ow + xo] * ly;
+            }
+        }
+    })
+}
+
+/// PyTorch's cubic convolution weights (`get_cubic_upsample_coefficients`, A = -0.75) at offset `t`.
+fn cubic_weights(t: f64) -> [f64; 4] {
+    const A: f64 = -0.75;
+    let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+}
+
+/// The four source indices (clamped to the input, as `upsample_get_value_bounded` reads) and their
+/// weights, per output index.
+fn cubic_taps(
+    n_in: usize,
+    n_out: usize,
+    align: bool,
+    scale: Option<f64>,
+) -> Vec<([usize; 4], [f64; 4])> {
+    let step = pixel_scale(n_in, n_out, align, scale);
+    (0..n_out)
+        .map(|o| {
+            // area_pixel_compute_source_index with cubic = true: not clamped at 0.
+            let real = if align {
+                step * o as f64
+            } else {
+                step * (o as f64 + 0.5) - 0.5
+            };
+            let base = real.floor();
+            let idx = |k: i64| (base as i64 - 1 + k).clamp(0, n_in as i64 - 1) as usize;
+            ([idx(0), idx(1), idx(2), idx(3)], cubic_weights(real - base))
+        })
+        .collect()
+}
+
+fn upsample_bicubic(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("input")?;
+    let align = a.bool("align_corners")?;
+    let (ih, iw) = (x.sizes_untraced()[2], x.sizes_untraced()[3]);
+    let (oh, ow) = (o[0].sizes_untraced()[2], o[0].sizes_untraced()[3]);
+    if ih == 0 || iw == 0 {
+        return Ok(());
+    }
+    let rows = cubic_taps(ih, oh, align, scale_factor(a, 0)?);
+    let cols = cubic_taps(iw, ow, align, scale_factor(a, 1)?);
+    resample(x, &o[0], |p, q| {
+        // Separable: along rows first, then columns (the same sum of 16 products).
+        let mut rowbuf = vec![0f64; ih * ow];
+        for yi in 0..ih {
+            for (xo, (xs, wx)) in cols.iter().enumerate() {
+                rowbuf[yi * ow + xo] = (0..4).map(|k| p[yi * iw + xs[k]] * wx[k]).sum();
+            }
+        }
+        for (yo, (ys, wy)) in rows.iter().enumerate() {
+            for xo in 0..ow {
+                q[yo * ow + xo] = (0..4).map(|k| rowbuf[ys[k] * ow + xo] * wy[k]).sum();
             }
         }
     })
