@@ -534,6 +534,24 @@ impl Tensor {
         Ok(f(&mut s[self.offset..self.offset + n]))
     }
 
+    /// Writes row-major `src` into this contiguous tensor, casting each element from `S` to its dtype
+    /// (the store of an out kernel that computes in a wider type).
+    #[track_caller]
+    pub fn write_contiguous<S: Element>(&self, src: &[S]) -> Result<()> {
+        if src.len() != self.numel() {
+            return Err(Error::shape(format!(
+                "write: {} values for a tensor of {} elements",
+                src.len(),
+                self.numel()
+            )));
+        }
+        crate::dispatch_dtype!(self.dtype, T => self.with_contiguous_mut::<T, _>(|o| {
+            for (o, &x) in o.iter_mut().zip(src) {
+                *o = cast_element::<S, T>(x);
+            }
+        }))
+    }
+
     /// Loads a tensor from `.npy` bytes.
     pub fn from_npy_bytes(bytes: &[u8]) -> Result<Tensor> {
         npy::tensor_from_npy(bytes)
