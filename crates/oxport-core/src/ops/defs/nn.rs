@@ -8,28 +8,28 @@ use crate::tensor::kernels::pool;
 use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.conv2d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv2d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv2d);
-    r.op("aten.conv3d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv3d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv3d);
-    r.op("aten.conv1d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv1d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv1d);
-    r.op("aten.convolution.default", meta_conv, conv_kernel);
-    r.op("aten.max_pool2d.default", meta_pool, |a, o| {
+    r.out_op("aten.convolution.default", meta_conv, conv_kernel);
+    r.out_op("aten.max_pool2d.default", meta_pool, |a, o| {
         max_pool(a, o, false)
     })
     .decomposition(decompositions::max_pool2d);
-    r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
+    r.out_op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
         max_pool(a, o, true)
     });
-    r.op("aten.avg_pool2d.default", meta_pool, avg_pool);
-    r.op(
+    r.out_op("aten.avg_pool2d.default", meta_pool, avg_pool);
+    r.out_op(
         "aten.adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
     )
     .decomposition(decompositions::adaptive_avg_pool2d);
-    r.op(
+    r.out_op(
         "aten._adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
@@ -61,7 +61,7 @@ pub(super) fn register(r: &mut Builder) {
     );
     r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa)
         .decomposition(decompositions::scaled_dot_product_attention);
-    r.op("aten.embedding.default", meta_embedding, embedding);
+    r.out_op("aten.embedding.default", meta_embedding, embedding);
     r.op("aten.lstm.input", meta_lstm, lstm)
         .decomposition(decompositions::lstm_input);
     // No kernels of their own: the runtime runs PyTorch's decompositions (cells unrolled per step).
@@ -238,38 +238,48 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(x.dtype, out)
 }
 
-fn conv_typed<T: Element + FloatScalar>(
+/// 2-d convolution into `out` (row-major), computing in `T`: straight into its buffer when it has
+/// dtype `T`, else into a `T` scratch cast into it.
+fn conv_typed_into<T: Element + FloatScalar>(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     xs: [usize; 4],
     ws: [usize; 4],
     p: &Conv2dParams,
-    out_n: usize,
-) -> Result<Tensor> {
+    out: &Tensor,
+) -> Result<()> {
     let x = x.contiguous_untraced();
     let w = w.contiguous_untraced();
-    let mut out = vec![T::default(); out_n];
     let bias = b.map(|b| b.to_vec::<T>()).transpose()?;
-    x.with_contiguous::<T, _>(|xd| {
-        w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, &mut out))
-    })??;
-    Tensor::from_vec(out, &[out_n])
+    let run = |o: &mut [T]| -> Result<()> {
+        x.with_contiguous::<T, _>(|xd| {
+            w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, o))
+        })??;
+        Ok(())
+    };
+    if out.dtype() == T::DTYPE {
+        out.with_contiguous_mut::<T, _>(run)?
+    } else {
+        let mut o = vec![T::default(); out.numel()];
+        run(&mut o)?;
+        out.write_contiguous(&o)
+    }
 }
 
-fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn conv_kernel(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     if is_transposed(a)? {
-        let mut o = crate::ops::registry::alloc_outputs(outs)?;
-        super::conv_transpose::conv_transpose(a, &mut o)?;
-        return Ok(o.into_iter().map(Value::Tensor).collect());
+        return super::conv_transpose::conv_transpose(a, o);
     }
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+    let out = &o[0];
+    let dt = out.dtype();
+    let sizes = out.sizes().to_vec();
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let spatial = w.dim() - 2;
     let c = conv_args(a, spatial)?;
     if spatial == 3 {
-        return out1(conv3d(a, &c, &sizes, dt)?);
+        // TODO(issue 11): conv3d computes into its own tensor, copied into the output.
+        return out.assign_untraced(&conv3d(a, &c, &sizes, dt)?);
     }
     let batched = x.dim() == w.dim();
     let n = if batched { x.sizes()[0] } else { 1 };
@@ -298,7 +308,6 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
             },
         )
     };
-    let numel: usize = sizes.iter().product();
     let compute = if dt == DType::F64 {
         DType::F64
     } else {
@@ -306,15 +315,11 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
     };
     let (xc, wc) = (as_dtype(x, compute), as_dtype(w, compute));
     let bc = a.opt_tensor("bias")?.map(|b| as_dtype(b, compute));
-    let flat = if compute == DType::F64 {
-        conv_typed::<f64>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
+    if compute == DType::F64 {
+        conv_typed_into::<f64>(&xc, &wc, bc.as_ref(), xs, ws, &p, out)
     } else {
-        conv_typed::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
-    };
-    out1(as_dtype(
-        &flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
-        dt,
-    ))
+        conv_typed_into::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, out)
+    }
 }
 
 /// 3-d convolution: per sample and group, the input unfolded (im2col over depth, height, width) times
@@ -538,7 +543,6 @@ fn nchw(x: &Tensor) -> [usize; 4] {
 enum Pool<'a> {
     Max {
         args: &'a PoolArgs,
-        with_indices: bool,
     },
     Avg {
         args: &'a PoolArgs,
@@ -552,31 +556,19 @@ enum Pool<'a> {
 
 /// Runs a pooling kernel in compute type `T` on a contiguous copy of `x`; returns the values (in `T`)
 /// and, for max pooling with indices, the flat indices.
-fn pool_in<T: Element + FloatScalar>(
+/// Pools `x` into `out` (and the argmax `indices`, max pooling only), computing in `T`: straight into
+/// `out`'s buffer when it has dtype `T`, else into a `T` scratch cast into it.
+fn pool_into<T: Element + FloatScalar>(
     x: &Tensor,
-    sizes: &[usize],
     pool: &Pool,
-) -> Result<(Tensor, Vec<i64>)> {
-    let n: usize = sizes.iter().product();
-    let mut out = vec![T::default(); n];
-    let with_indices = matches!(
-        pool,
-        Pool::Max {
-            with_indices: true,
-            ..
-        }
-    );
-    // Indices cost ~2.7x in max pooling: computed only when asked for.
-    let mut idx = vec![0i64; if with_indices { n } else { 0 }];
+    out: &Tensor,
+    indices: Option<&Tensor>,
+) -> Result<()> {
+    let xt = as_dtype(x, T::DTYPE);
     let s = nchw(x);
-    as_dtype(x, T::DTYPE).with_contiguous::<T, _>(|d| match pool {
-        Pool::Max { args: p, .. } => {
-            let indices = if with_indices {
-                Some(&mut idx[..])
-            } else {
-                None
-            };
-            pool::max_pool2d(
+    let run = |o: &mut [T], idx: Option<&mut [i64]>| -> Result<()> {
+        xt.with_contiguous::<T, _>(|d| match pool {
+            Pool::Max { args: p, .. } => pool::max_pool2d(
                 d,
                 s,
                 p.kernel,
@@ -584,67 +576,62 @@ fn pool_in<T: Element + FloatScalar>(
                 p.padding,
                 p.dilation,
                 p.ceil_mode,
-                &mut out,
-                indices,
-            )
+                o,
+                idx,
+            ),
+            Pool::Avg {
+                args: p,
+                count_include_pad,
+                divisor_override,
+            } => pool::avg_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.ceil_mode,
+                *count_include_pad,
+                *divisor_override,
+                o,
+            ),
+            Pool::Adaptive { out_hw } => pool::adaptive_avg_pool2d(d, s, *out_hw, o),
+        })
+    };
+    // Indices cost ~2.7x in max pooling: computed only when asked for.
+    let run_with = |o: &mut [T]| -> Result<()> {
+        match indices {
+            Some(it) => it.with_contiguous_mut::<i64, _>(|i| run(o, Some(i)))?,
+            None => run(o, None),
         }
-        Pool::Avg {
-            args: p,
-            count_include_pad,
-            divisor_override,
-        } => pool::avg_pool2d(
-            d,
-            s,
-            p.kernel,
-            p.stride,
-            p.padding,
-            p.ceil_mode,
-            *count_include_pad,
-            *divisor_override,
-            &mut out,
-        ),
-        Pool::Adaptive { out_hw } => pool::adaptive_avg_pool2d(d, s, *out_hw, &mut out),
-    })?;
-    Ok((Tensor::from_vec(out, sizes)?, idx))
+    };
+    if out.dtype() == T::DTYPE {
+        out.with_contiguous_mut::<T, _>(run_with)?
+    } else {
+        let mut o = vec![T::default(); out.numel()];
+        run_with(&mut o)?;
+        out.write_contiguous(&o)
+    }
 }
 
 /// Pools in f32 for f32/f16/bf16 outputs and in f64 otherwise (f64 holds integers up to 2^53 exactly),
-/// casting the values back to `out_dt` (integer average pooling truncates, like PyTorch).
-fn run_pool(x: &Tensor, out_dt: DType, sizes: &[usize], pool: &Pool) -> Result<(Tensor, Vec<i64>)> {
-    let (values, idx) = if matches!(out_dt, DType::F32 | DType::F16 | DType::BF16) {
-        pool_in::<f32>(x, sizes, pool)?
+/// casting the values to `out`'s dtype as they are stored (integer average pooling truncates, like
+/// PyTorch).
+fn run_pool(x: &Tensor, pool: &Pool, out: &Tensor, indices: Option<&Tensor>) -> Result<()> {
+    if matches!(out.dtype(), DType::F32 | DType::F16 | DType::BF16) {
+        pool_into::<f32>(x, pool, out, indices)
     } else {
-        pool_in::<f64>(x, sizes, pool)?
-    };
-    Ok((as_dtype(&values, out_dt), idx))
-}
-
-fn max_pool(
-    a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
-    with_indices: bool,
-) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
-    let p = pool_args(a)?;
-    let (values, idx) = run_pool(
-        a.tensor("self")?,
-        out_dtype(outs, 0)?,
-        &sizes,
-        &Pool::Max {
-            args: &p,
-            with_indices,
-        },
-    )?;
-    if !with_indices {
-        return out1(values);
+        pool_into::<f64>(x, pool, out, indices)
     }
-    Ok(vec![
-        Value::Tensor(values),
-        Value::Tensor(Tensor::from_vec(idx, &sizes)?),
-    ])
 }
 
-fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn max_pool(a: &Args<Tensor>, o: &mut [Tensor], with_indices: bool) -> Result<()> {
+    let p = pool_args(a)?;
+    let pool = Pool::Max { args: &p };
+    let indices = if with_indices { o.get(1) } else { None };
+    run_pool(a.tensor("self")?, &pool, &o[0], indices)
+}
+
+fn avg_pool(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let p = pool_args(a)?;
     let divisor_override = a.opt_int("divisor_override")?;
     if divisor_override == Some(0) {
@@ -655,15 +642,7 @@ fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Te
         count_include_pad: a.bool("count_include_pad")?,
         divisor_override,
     };
-    out1(
-        run_pool(
-            a.tensor("self")?,
-            out_dtype(outs, 0)?,
-            &out_sizes(outs, 0)?,
-            &pool,
-        )?
-        .0,
-    )
+    run_pool(a.tensor("self")?, &pool, &o[0], None)
 }
 
 fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -696,13 +675,13 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(x.dtype, out)
 }
 
-fn adaptive_avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
+fn adaptive_avg_pool(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let sizes = o[0].sizes().to_vec();
     let nd = sizes.len();
     let pool = Pool::Adaptive {
         out_hw: [sizes[nd - 2], sizes[nd - 1]],
     };
-    out1(run_pool(a.tensor("self")?, out_dtype(outs, 0)?, &sizes, &pool)?.0)
+    run_pool(a.tensor("self")?, &pool, &o[0], None)
 }
 
 // ---- normalisation -----------------------------------------------------------------------------------
@@ -1228,24 +1207,30 @@ fn meta_embedding(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(w.dtype, sizes)
 }
 
-fn embedding(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn embedding(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let (w, idx) = (a.tensor("weight")?, a.tensor("indices")?);
-    let sizes = out_sizes(outs, 0)?;
+    let out = &o[0];
     let (rows, d) = (w.sizes()[0], w.sizes()[1]);
     let ids = as_dtype(idx, DType::I64).to_vec::<i64>()?;
-    let out = Tensor::filled(&sizes, Scalar::Int(0), w.dtype());
-    for (i, &id) in ids.iter().enumerate() {
-        if id < 0 || id as usize >= rows {
-            return Err(Error::value("index out of range in self"));
-        }
-        let src = w.restride(
-            &[d],
-            &[w.strides()[1]],
-            w.storage_offset() + id as usize * w.strides()[0],
-        )?;
-        out.restride(&[d], &[1], i * d)?.assign_untraced(&src)?;
+    if ids.iter().any(|&id| id < 0 || id as usize >= rows) {
+        return Err(Error::value("index out of range in self"));
     }
-    out1(out)
+    let (rs, cs, off) = (w.strides()[0], w.strides()[1], w.storage_offset());
+    let ws = w.storage().read();
+    crate::dispatch_dtype!(out.dtype(), T => {
+        let src = T::slice(&ws).ok_or_else(|| Error::DType("embedding: weight dtype".into()))?;
+        out.with_contiguous_mut::<T, _>(|o| {
+            if d == 0 {
+                return;
+            }
+            for (row, &id) in o.chunks_mut(d).zip(&ids) {
+                let base = off + id as usize * rs;
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = src[base + j * cs];
+                }
+            }
+        })
+    })
 }
 
 // ---- LSTM --------------------------------------------------------------------------------------------
