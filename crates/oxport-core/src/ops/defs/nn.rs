@@ -52,9 +52,9 @@ pub(super) fn register(r: &mut Builder) {
         meta_batch_norm_functional,
         batch_norm_functional,
     );
-    r.op("aten.layer_norm.default", meta_layer_norm, layer_norm)
+    r.out_op("aten.layer_norm.default", meta_layer_norm, layer_norm)
         .decomposition(decompositions::layer_norm);
-    r.op(
+    r.out_op(
         "aten.native_layer_norm.default",
         meta_layer_norm,
         layer_norm,
@@ -976,13 +976,12 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     ])
 }
 
-fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn layer_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let x = a.tensor("input")?;
-    let dt = x.dtype();
     let ns = a.ints("normalized_shape")?;
     let eps = a.float("eps")?;
     let seg: usize = ns.iter().map(|&v| v as usize).product();
-    let mut data = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    let data = as_dtype(x, DType::F64).to_vec::<f64>()?;
     let w = a
         .opt_tensor("weight")?
         .map(|t| as_dtype(t, DType::F64).to_vec::<f64>())
@@ -994,12 +993,16 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let nseg = data.len().checked_div(seg).unwrap_or(0);
     let mut means = Vec::with_capacity(nseg);
     let mut rstds = Vec::with_capacity(nseg);
-    if seg > 0 {
-        for s in data.chunks_mut(seg) {
+    let y = &o[0];
+    crate::dispatch_dtype!(y.dtype(), T => y.with_contiguous_mut::<T, _>(|out| {
+        if seg == 0 {
+            return;
+        }
+        for (s, os) in data.chunks(seg).zip(out.chunks_mut(seg)) {
             let m = s.iter().sum::<f64>() / seg as f64;
             let v = s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / seg as f64;
             let r = 1.0 / (v + eps).sqrt();
-            for (i, e) in s.iter_mut().enumerate() {
+            for (i, (e, d)) in s.iter().zip(os.iter_mut()).enumerate() {
                 let mut y = (*e - m) * r;
                 if let Some(w) = &w {
                     y *= w[i];
@@ -1007,28 +1010,17 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
                 if let Some(b) = &b {
                     y += b[i];
                 }
-                *e = y;
+                *d = crate::tensor::cast_element::<f64, T>(y);
             }
             means.push(m);
             rstds.push(r);
         }
+    }))?;
+    if let [_, mean, rstd] = o {
+        mean.write_contiguous(&means)?;
+        rstd.write_contiguous(&rstds)?;
     }
-    let y = as_dtype(&Tensor::from_vec(data, x.sizes())?, dt);
-    if outs.len() == 1 {
-        return out1(y);
-    }
-    let stat = out_sizes(outs, 1)?;
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(as_dtype(
-            &Tensor::from_vec(means, &stat)?,
-            out_dtype(outs, 1)?,
-        )),
-        Value::Tensor(as_dtype(
-            &Tensor::from_vec(rstds, &stat)?,
-            out_dtype(outs, 2)?,
-        )),
-    ])
+    Ok(())
 }
 
 // ---- attention ---------------------------------------------------------------------------------------
