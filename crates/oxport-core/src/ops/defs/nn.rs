@@ -34,9 +34,9 @@ pub(super) fn register(r: &mut Builder) {
         meta_adaptive,
         adaptive_avg_pool,
     );
-    r.op("aten.batch_norm.default", meta_batch_norm, batch_norm)
+    r.out_op("aten.batch_norm.default", meta_batch_norm, batch_norm)
         .decomposition(decompositions::batch_norm);
-    r.op(
+    r.out_op(
         "aten._native_batch_norm_legit_no_training.default",
         meta_batch_norm,
         batch_norm,
@@ -45,7 +45,7 @@ pub(super) fn register(r: &mut Builder) {
         "aten._native_batch_norm_legit.default",
         "aten._native_batch_norm_legit.no_stats",
     ] {
-        r.op(name, meta_batch_norm, batch_norm_legit);
+        r.out_op(name, meta_batch_norm, batch_norm_legit);
     }
     r.op(
         "aten._native_batch_norm_legit_functional.default",
@@ -826,49 +826,51 @@ fn saved_stats(
     ))
 }
 
-/// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
-fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result<Tensor> {
+/// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64, into a contiguous
+/// `out` of `x`'s sizes (each element cast as it is stored).
+fn channel_affine_into(x: &Tensor, scale: &[f64], shift: &[f64], out: &Tensor) -> Result<()> {
     let sizes = x.sizes().to_vec();
     let c = sizes[1];
     let inner: usize = sizes[2..].iter().product();
-    let mut v = as_dtype(x, DType::F64).to_vec::<f64>()?;
-    for (i, e) in v.iter_mut().enumerate() {
-        let ch = (i / inner.max(1)) % c.max(1);
-        *e = *e * scale[ch] + shift[ch];
-    }
-    Ok(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
+    let v = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    crate::dispatch_dtype!(out.dtype(), T => out.with_contiguous_mut::<T, _>(|o| {
+        for (i, (d, e)) in o.iter_mut().zip(&v).enumerate() {
+            let ch = (i / inner.max(1)) % c.max(1);
+            *d = crate::tensor::cast_element::<f64, T>(*e * scale[ch] + shift[ch]);
+        }
+    }))
 }
 
 /// `_native_batch_norm_legit` (with running statistics updated in place in training, or without any):
 /// the output, then the batch mean and inverse std in training (empty in eval).
-fn batch_norm_legit(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let (y, mean, var) = batch_norm_compute(a)?;
-    let (save_mean, save_rstd) = saved_stats(a, mean, var, y.dtype())?;
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(save_mean),
-        Value::Tensor(save_rstd),
-    ])
+fn batch_norm_legit(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let (mean, var) = batch_norm_compute_into(a, &o[0])?;
+    if a.bool("training")? {
+        let eps = a.float("eps")?;
+        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        o[1].write_contiguous(&mean)?;
+        o[2].write_contiguous(&rstd)?;
+    }
+    Ok(())
 }
 
-fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let (y, _, _) = batch_norm_compute(a)?;
-    if outs.len() == 1 {
-        return out1(y);
-    }
-    let empty = Tensor::filled(&[0], Scalar::Int(0), y.dtype());
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(empty.clone()),
-        Value::Tensor(empty),
-    ])
+fn batch_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    // The statistics outputs of `_native_batch_norm_legit_no_training` are empty.
+    batch_norm_compute_into(a, &o[0]).map(|_| ())
 }
 
 /// Batch norm: the output and the (batch or running) mean and variance it used; in training the
 /// running statistics passed in are updated in place, as PyTorch does.
 fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> {
     let x = a.tensor("input")?;
-    let dt = x.dtype();
+    let y = Tensor::filled(x.sizes(), Scalar::Int(0), x.dtype());
+    let (mean, var) = batch_norm_compute_into(a, &y)?;
+    Ok((y, mean, var))
+}
+
+/// [`batch_norm_compute`] writing the output into `y` (contiguous, the input's sizes).
+fn batch_norm_compute_into(a: &Args<Tensor>, y: &Tensor) -> Result<(Vec<f64>, Vec<f64>)> {
+    let x = a.tensor("input")?;
     let c = x.sizes()[1];
     let eps = a.float("eps")?;
     let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
@@ -925,8 +927,8 @@ fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> 
     };
     let scale: Vec<f64> = (0..c).map(|i| w[i] / (var[i] + eps).sqrt()).collect();
     let shift: Vec<f64> = (0..c).map(|i| b[i] - mean[i] * scale[i]).collect();
-    let y = channel_affine(x, &scale, &shift, dt)?;
-    Ok((y, mean, var))
+    channel_affine_into(x, &scale, &shift, y)?;
+    Ok((mean, var))
 }
 
 fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

@@ -130,3 +130,43 @@ pub fn along_dim_into<T: Element>(
         crate::tensor::strided::scatter(o, &moved_sizes, &moved_strides, 0, &vals);
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+
+    #[test]
+    fn along_dim_into_writes_any_dim_and_casts() {
+        // [[1, 2], [3, 4]] cumulative sum along dim 0, stored as f64 from an f32 computation.
+        let t = Tensor::from_vec(vec![1f32, 2., 3., 4.], &[2, 2]).unwrap();
+        let out = Tensor::zeros_strided(DType::F64, &[2, 2], &[2, 1]).unwrap();
+        along_dim_into::<f32>(&t, 0, &out, |s| {
+            let mut acc = 0.0;
+            for x in s.iter_mut() {
+                acc += *x;
+                *x = acc;
+            }
+        })
+        .unwrap();
+        assert_eq!(out.to_vec::<f64>().unwrap(), vec![1., 2., 4., 6.]);
+        // Last dim: computed in place in the output's buffer.
+        let out = Tensor::zeros_strided(DType::F32, &[2, 2], &[2, 1]).unwrap();
+        along_dim_into::<f32>(&t, 1, &out, |s| s.reverse()).unwrap();
+        assert_eq!(out.to_vec::<f32>().unwrap(), vec![2., 1., 4., 3.]);
+    }
+
+    #[test]
+    fn out_writes_need_a_contiguous_output_of_the_right_dtype() {
+        let t = Tensor::from_vec(vec![1f32, 2., 3., 4.], &[2, 2]).unwrap();
+        assert!(t
+            .transpose_untraced(0, 1)
+            .with_contiguous_mut::<f32, _>(|_| ())
+            .is_err());
+        assert!(t.with_contiguous_mut::<f64, _>(|_| ()).is_err());
+        let out = Tensor::zeros_strided(DType::I32, &[2], &[1]).unwrap();
+        reduce_segments_to(&[1.5f64, 2.0, 3.0, 4.0], 2, &out, |s| s.iter().sum::<f64>()).unwrap();
+        assert_eq!(out.to_vec::<i32>().unwrap(), vec![3, 7]);
+        assert!(out.write_contiguous(&[1i64]).is_err());
+    }
+}
