@@ -506,6 +506,52 @@ impl Tensor {
         }
     }
 
+    /// Writes this tensor's elements through a typed mutable slice, in row-major order: the output side
+    /// of an out kernel. The tensor must be real, contiguous and of element type `T` (outputs from
+    /// `alloc_outputs` or a memory planner are). The storage is locked for writing during `f`, so `f`
+    /// must not read a tensor sharing this one's storage (read inputs before, or outside, `f`).
+    #[track_caller]
+    pub fn with_contiguous_mut<T: Element, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
+        self.check_real()?;
+        if T::DTYPE != self.dtype {
+            return Err(Error::DType(format!(
+                "expected {} but got {}",
+                T::DTYPE.name(),
+                self.dtype.name()
+            )));
+        }
+        if !self.is_contiguous() {
+            return Err(Error::value(
+                "an out kernel's output must be contiguous".to_string(),
+            ));
+        }
+        let n = self.numel();
+        let mut buf = self.storage.write();
+        let s = T::slice_mut(&mut buf).expect("dtype matches");
+        if n == 0 {
+            return Ok(f(&mut []));
+        }
+        Ok(f(&mut s[self.offset..self.offset + n]))
+    }
+
+    /// Writes row-major `src` into this contiguous tensor, casting each element from `S` to its dtype
+    /// (the store of an out kernel that computes in a wider type).
+    #[track_caller]
+    pub fn write_contiguous<S: Element>(&self, src: &[S]) -> Result<()> {
+        if src.len() != self.numel() {
+            return Err(Error::shape(format!(
+                "write: {} values for a tensor of {} elements",
+                src.len(),
+                self.numel()
+            )));
+        }
+        crate::dispatch_dtype!(self.dtype, T => self.with_contiguous_mut::<T, _>(|o| {
+            for (o, &x) in o.iter_mut().zip(src) {
+                *o = cast_element::<S, T>(x);
+            }
+        }))
+    }
+
     /// Loads a tensor from `.npy` bytes.
     pub fn from_npy_bytes(bytes: &[u8]) -> Result<Tensor> {
         npy::tensor_from_npy(bytes)

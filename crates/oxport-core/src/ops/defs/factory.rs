@@ -4,14 +4,14 @@ use crate::dtype::Scalar;
 use crate::ops::value::SymScalar;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.full.default", meta_factory, factory);
-    r.op("aten.zeros.default", meta_factory, factory)
+    r.out_op("aten.full.default", meta_factory, factory);
+    r.out_op("aten.zeros.default", meta_factory, factory)
         .decomposition(decompositions::zeros);
-    r.op("aten.ones.default", meta_factory, factory)
+    r.out_op("aten.ones.default", meta_factory, factory)
         .decomposition(decompositions::ones);
-    r.op("aten.full_like.default", meta_like, factory);
-    r.op("aten.zeros_like.default", meta_like, factory);
-    r.op("aten.ones_like.default", meta_like, factory);
+    r.out_op("aten.full_like.default", meta_like, factory);
+    r.out_op("aten.zeros_like.default", meta_like, factory);
+    r.out_op("aten.ones_like.default", meta_like, factory);
     // No kernels of their own: the runtime runs their decompositions (`full`).
     r.decomposed(
         "aten.new_zeros.default",
@@ -20,9 +20,9 @@ pub(super) fn register(r: &mut Builder) {
     );
     r.decomposed("aten.new_ones.default", meta_new, decompositions::new_ones);
     r.decomposed("aten.new_full.default", meta_new, decompositions::new_full);
-    r.op("aten.arange.default", meta_arange, arange);
-    r.op("aten.arange.start", meta_arange, arange);
-    r.op("aten.arange.start_step", meta_arange, arange);
+    r.out_op("aten.arange.default", meta_arange, arange);
+    r.out_op("aten.arange.start", meta_arange, arange);
+    r.out_op("aten.arange.start_step", meta_arange, arange);
 }
 
 fn fill_value<T>(a: &Args<T>) -> Result<Scalar> {
@@ -57,12 +57,8 @@ fn meta_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(a.opt_dtype("dtype")?.unwrap_or(t.dtype), t.sizes.clone())
 }
 
-fn factory(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    out1(Tensor::filled(
-        &out_sizes(outs, 0)?,
-        fill_value(a)?,
-        out_dtype(outs, 0)?,
-    ))
+fn factory(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    super::fill_pad::fill_into(&o[0], fill_value(a)?)
 }
 
 fn arange_params<T>(a: &Args<T>) -> Result<(Scalar, Scalar, Scalar)> {
@@ -160,30 +156,21 @@ fn meta_arange(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(dt, vec![SymInt::from(n)])
 }
 
-fn arange(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let n = out_sizes(outs, 0)?[0];
+fn arange(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = &o[0];
+    let dt = out.dtype();
     let (start, _, step) = arange_params(a)?;
-    let t = if dt.is_floating_point() {
-        let (s, st) = (start.to_f64(), step.to_f64());
-        as_dtype(
-            &Tensor::from_vec(
-                (0..n).map(|i| s + st * i as f64).collect::<Vec<f64>>(),
-                &[n],
-            )?,
-            dt,
-        )
-    } else {
-        let (s, st) = (start.to_i64(), step.to_i64());
-        as_dtype(
-            &Tensor::from_vec(
-                (0..n as i64)
-                    .map(|i| s.wrapping_add(st.wrapping_mul(i)))
-                    .collect::<Vec<i64>>(),
-                &[n],
-            )?,
-            dt,
-        )
-    };
-    out1(t)
+    crate::dispatch_dtype!(dt, O => out.with_contiguous_mut::<O, _>(|v| {
+        if dt.is_floating_point() {
+            let (s, st) = (start.to_f64(), step.to_f64());
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = crate::tensor::cast_element::<f64, O>(s + st * i as f64);
+            }
+        } else {
+            let (s, st) = (start.to_i64(), step.to_i64());
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = crate::tensor::cast_element::<i64, O>(s.wrapping_add(st.wrapping_mul(i as i64)));
+            }
+        }
+    }))
 }

@@ -91,6 +91,12 @@ fn meta_same_as_self(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 /// Writes `s` into every element of `out` (through its view).
 pub(super) fn fill_into(out: &Tensor, s: Scalar) -> Result<()> {
+    if out.is_contiguous() {
+        return crate::dispatch_dtype!(out.dtype(), T => {
+            let v = crate::tensor::scalar_to::<T>(s);
+            out.with_contiguous_mut::<T, _>(|o| o.fill(v))
+        });
+    }
     let value = Tensor::scalar_of(s, out.dtype());
     out.assign_untraced(&expand_to(&value, out.sizes_untraced())?)
 }

@@ -2,30 +2,40 @@
 use super::*;
 use crate::dtype::Scalar as Number;
 use crate::tensor::kernels::matmul::{gemm_strided, Scalar as GemmScalar};
-use crate::tensor::{contiguous_strides, strided::for_each_run, Element};
+use crate::tensor::{strided::for_each_run, Element};
 use rayon::prelude::*;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.mm.default", meta_mm, |a, o| {
-        out1(batched_matmul(
-            a.tensor("self")?,
-            a.tensor("mat2")?,
-            out_dtype(o, 0)?,
-        )?)
+    r.out_op("aten.mm.default", meta_mm, |a, o| {
+        batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0])
     });
-    r.op("aten.bmm.default", meta_mm, |a, o| {
-        out1(batched_matmul(
-            a.tensor("self")?,
-            a.tensor("mat2")?,
-            out_dtype(o, 0)?,
-        )?)
+    r.out_op("aten.bmm.default", meta_mm, |a, o| {
+        batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0])
     });
-    r.op("aten.addmm.default", meta_addmm, addmm);
-    r.op("aten.baddbmm.default", meta_baddbmm, baddbmm);
-    r.op("aten.matmul.default", meta_matmul, matmul)
-        .decomposition(decompositions::matmul);
-    r.op("aten.linear.default", meta_linear, linear)
+    r.out_op("aten.addmm.default", meta_addmm, addmm);
+    r.out_op("aten.baddbmm.default", meta_baddbmm, baddbmm);
+    r.out_op("aten.matmul.default", meta_matmul, |a, o| {
+        matmul_tensors_into(a.tensor("self")?, a.tensor("other")?, &o[0])
+    })
+    .decomposition(decompositions::matmul);
+    r.out_op("aten.linear.default", meta_linear, linear)
         .decomposition(decompositions::linear);
+}
+
+/// `out = f(out, other)` in place, `other` broadcast to `out`'s sizes, computed in `C` (each side cast
+/// to `C`, the result cast back to `out`'s dtype).
+fn combine_into<C: Element>(out: &Tensor, other: &Tensor, f: impl Fn(C, C) -> C) -> Result<()> {
+    let sizes = out.sizes().to_vec();
+    let oc = as_dtype(other, C::DTYPE);
+    let strides = crate::tensor::kernels::elementwise::broadcast_strides(&oc, &sizes);
+    let ys = oc
+        .restride(&sizes, &strides, oc.storage_offset())?
+        .to_vec::<C>()?;
+    crate::dispatch_dtype!(out.dtype(), O => out.with_contiguous_mut::<O, _>(|o| {
+        for (x, &y) in o.iter_mut().zip(&ys) {
+            *x = crate::tensor::cast_element::<C, O>(f(crate::tensor::cast_element::<O, C>(*x), y));
+        }
+    }))
 }
 
 fn check_same_dtype(x: DType, y: DType) -> Result<()> {
@@ -127,59 +137,53 @@ fn meta_baddbmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(x.dtype, out)
 }
 
-fn baddbmm(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(o, 0)?;
-    let prod = batched_matmul(a.tensor("batch1")?, a.tensor("batch2")?, dt)?;
+fn baddbmm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = &o[0];
+    batched_matmul_into(a.tensor("batch1")?, a.tensor("batch2")?, out)?;
     let beta = a.opt_scalar("beta")?.unwrap_or(Number::Int(1));
     let alpha = a.opt_scalar("alpha")?.unwrap_or(Number::Int(1));
-    let sizes = out_sizes(o, 0)?;
     let input = a.tensor("self")?;
     // beta == 0 ignores self (NaN and inf included), as PyTorch does.
     let ignore_self = beta.to_f64() == 0.0;
-    let compute = dt.compute_dtype();
-    let (p, s) = (as_dtype(&prod, compute), as_dtype(input, compute));
     fn axpby<T: Element + std::ops::Mul<Output = T> + std::ops::Add<Output = T>>(
-        p: &Tensor,
+        out: &Tensor,
         s: &Tensor,
-        sizes: &[usize],
         alpha: Number,
         beta: Number,
         ignore_self: bool,
-    ) -> Tensor {
+    ) -> Result<()> {
         let (al, be): (T, T) = (
             crate::tensor::scalar_to(alpha),
             crate::tensor::scalar_to(beta),
         );
-        crate::tensor::kernels::elementwise::binary_map::<T, T, T>(p, s, sizes, move |x, y| {
-            if ignore_self {
-                al * x
-            } else {
-                al * x + be * y
-            }
-        })
+        combine_into::<T>(
+            out,
+            s,
+            move |x, y| {
+                if ignore_self {
+                    al * x
+                } else {
+                    al * x + be * y
+                }
+            },
+        )
     }
-    let r = match compute {
-        DType::F32 => axpby::<f32>(&p, &s, &sizes, alpha, beta, ignore_self),
-        DType::F64 => axpby::<f64>(&p, &s, &sizes, alpha, beta, ignore_self),
+    match out.dtype().compute_dtype() {
+        DType::F32 => axpby::<f32>(out, input, alpha, beta, ignore_self),
+        DType::F64 => axpby::<f64>(out, input, alpha, beta, ignore_self),
         _ => {
             // Integers wrap, as in C++.
             let (al, be) = (alpha.to_i64(), beta.to_i64());
-            crate::tensor::kernels::elementwise::binary_map::<i64, i64, i64>(
-                &as_dtype(&p, DType::I64),
-                &as_dtype(&s, DType::I64),
-                &sizes,
-                move |x, y| {
-                    let ax = al.wrapping_mul(x);
-                    if ignore_self {
-                        ax
-                    } else {
-                        ax.wrapping_add(be.wrapping_mul(y))
-                    }
-                },
-            )
+            combine_into::<i64>(out, input, move |x, y| {
+                let ax = al.wrapping_mul(x);
+                if ignore_self {
+                    ax
+                } else {
+                    ax.wrapping_add(be.wrapping_mul(y))
+                }
+            })
         }
-    };
-    out1(as_dtype(&r, dt))
+    }
 }
 
 fn meta_addmm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -278,6 +282,16 @@ fn meta_linear(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 /// `a @ b` for a: [.., m, k], b: [.., k, n] with broadcast batch dims (both at least 2-D), in `dtype`.
 pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (mut sizes, m, _, n) = batch_layout(a, b)?;
+    sizes.extend([m, n]);
+    let out = Tensor::filled(&sizes, Number::Int(0), dtype);
+    batched_matmul_into(a, b, &out)?;
+    Ok(out)
+}
+
+/// [`batched_matmul`] writing into `out`: contiguous, `batch x m x n` elements, the result's dtype.
+pub(crate) fn batched_matmul_into(a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
+    let dtype = out.dtype();
     let compute = if dtype == DType::F64 {
         DType::F64
     } else if dtype.is_floating_point() {
@@ -286,12 +300,11 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, dtype: DType) -> Result<Ten
         DType::I64
     };
     let (a, b) = (as_dtype(a, compute), as_dtype(b, compute));
-    let r = match compute {
-        DType::F32 => matmul_float::<f32>(&a, &b),
-        DType::F64 => matmul_float::<f64>(&a, &b),
-        _ => matmul_int(&a, &b),
-    }?;
-    Ok(as_dtype(&r, dtype))
+    match compute {
+        DType::F32 => matmul_float_into::<f32>(&a, &b, out),
+        DType::F64 => matmul_float_into::<f64>(&a, &b, out),
+        _ => matmul_int_into(&a, &b, out),
+    }
 }
 
 fn batch_layout(a: &Tensor, b: &Tensor) -> Result<(Vec<usize>, usize, usize, usize)> {
@@ -332,14 +345,33 @@ fn batch_offsets(t: &Tensor, batch: &[usize]) -> Vec<usize> {
     offs
 }
 
-fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+/// The float product into `out`: gemm writes straight into its buffer when it has the compute dtype
+/// `T`, else into a `T` scratch rounded into it.
+fn matmul_float_into<T: Element + GemmScalar>(a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
+    if out.dtype() == T::DTYPE {
+        out.with_contiguous_mut::<T, _>(|c| gemm_batches::<T>(a, b, c))?
+    } else {
+        let mut c = vec![T::default(); out.numel()];
+        gemm_batches::<T>(a, b, &mut c)?;
+        out.write_contiguous(&c)
+    }
+}
+
+/// Every batch's `m x n` product, row-major into `c` (`batch * m * n` elements).
+fn gemm_batches<T: Element + GemmScalar>(a: &Tensor, b: &Tensor, c: &mut [T]) -> Result<()> {
     let (batch, m, k, n) = batch_layout(a, b)?;
     let nbatch: usize = batch.iter().product();
+    if c.len() != nbatch * m * n {
+        return Err(Error::shape(format!(
+            "matmul: an output of {} elements for a product of {}",
+            c.len(),
+            nbatch * m * n
+        )));
+    }
     let (oa, ob) = (batch_offsets(a, &batch), batch_offsets(b, &batch));
     let (da, db) = (a.dim(), b.dim());
     let (a_rs, a_cs) = (a.strides()[da - 2] as isize, a.strides()[da - 1] as isize);
     let (b_rs, b_cs) = (b.strides()[db - 2] as isize, b.strides()[db - 1] as isize);
-    let mut out = vec![T::default(); nbatch * m * n];
     let ga = a.storage().read();
     let gb_owned;
     let gb = if a.shares_storage(b) {
@@ -351,8 +383,11 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
     let sa = T::slice(&ga).expect("dtype checked");
     let sb = T::slice(gb).expect("dtype checked");
     let mn = m * n;
-    if mn == 0 || k == 0 {
-        // Empty product: the zeros already in `out` (and the operands may have no storage to index).
+    if mn == 0 {
+        // Nothing to write (and the operands may have no storage to index).
+    } else if k == 0 {
+        // Empty sum: zeros.
+        c.fill(T::default());
     } else {
         let one = |i: usize, c: &mut [T], parallel: bool| {
             gemm_strided(
@@ -372,23 +407,28 @@ fn matmul_float<T: Element + GemmScalar>(a: &Tensor, b: &Tensor) -> Result<Tenso
         };
         if nbatch > 1 && m * n * k < (1 << 18) {
             // Many small products (attention heads): parallel over the batch, each gemm on one thread.
-            out.par_chunks_mut(mn)
+            c.par_chunks_mut(mn)
                 .enumerate()
                 .for_each(|(i, c)| one(i, c, false));
         } else {
-            out.chunks_mut(mn)
+            c.chunks_mut(mn)
                 .enumerate()
                 .for_each(|(i, c)| one(i, c, true));
         }
     }
-    let mut sizes = batch;
-    sizes.extend([m, n]);
-    Ok(Tensor::from_buffer(T::into_buffer(out), &sizes))
+    Ok(())
 }
 
-fn matmul_int(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+fn matmul_int_into(a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
     let (batch, m, k, n) = batch_layout(a, b)?;
     let nbatch: usize = batch.iter().product();
+    if out.numel() != nbatch * m * n {
+        return Err(Error::shape(format!(
+            "matmul: an output of {} elements for a product of {}",
+            out.numel(),
+            nbatch * m * n
+        )));
+    }
     let (oa, ob) = (batch_offsets(a, &batch), batch_offsets(b, &batch));
     let (va, vb) = (a.storage().read(), b.storage().read());
     let (sa, sb) = (i64::slice(&va).expect("i64"), i64::slice(&vb).expect("i64"));
@@ -399,23 +439,22 @@ fn matmul_int(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         b.strides()[db - 2],
         b.strides()[db - 1],
     );
-    let mut out = vec![0i64; nbatch * m * n];
-    for bi in 0..nbatch {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0i64;
-                for p in 0..k {
-                    acc = acc.wrapping_add(
-                        sa[oa[bi] + i * ars + p * acs].wrapping_mul(sb[ob[bi] + p * brs + j * bcs]),
-                    );
+    crate::dispatch_dtype!(out.dtype(), O => out.with_contiguous_mut::<O, _>(|o| {
+        for bi in 0..nbatch {
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0i64;
+                    for p in 0..k {
+                        acc = acc.wrapping_add(
+                            sa[oa[bi] + i * ars + p * acs]
+                                .wrapping_mul(sb[ob[bi] + p * brs + j * bcs]),
+                        );
+                    }
+                    o[(bi * m + i) * n + j] = crate::tensor::cast_element::<i64, O>(acc);
                 }
-                out[(bi * m + i) * n + j] = acc;
             }
         }
-    }
-    let mut sizes = batch;
-    sizes.extend([m, n]);
-    Tensor::from_vec(out, &sizes)
+    }))
 }
 
 /// `torch.matmul` semantics via the batched core (1-D operands get a unit dim that is removed after).
@@ -425,6 +464,13 @@ pub(crate) fn matmul_tensors(
     dtype: DType,
     out: &[usize],
 ) -> Result<Tensor> {
+    let r = Tensor::filled(out, Number::Int(0), dtype);
+    matmul_tensors_into(x, y, &r)?;
+    Ok(r)
+}
+
+/// [`matmul_tensors`] writing into a contiguous `out` of the result's sizes and dtype.
+pub(crate) fn matmul_tensors_into(x: &Tensor, y: &Tensor, out: &Tensor) -> Result<()> {
     let xa = if x.dim() == 1 {
         x.unsqueeze_untraced(0)
     } else {
@@ -435,56 +481,44 @@ pub(crate) fn matmul_tensors(
     } else {
         y.clone()
     };
-    let r = batched_matmul(&xa, &yb, dtype)?;
-    r.restride(out, &contiguous_strides(out), 0)
+    batched_matmul_into(&xa, &yb, out)
 }
 
-fn matmul(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    out1(matmul_tensors(
-        a.tensor("self")?,
-        a.tensor("other")?,
-        out_dtype(outs, 0)?,
-        &out_sizes(outs, 0)?,
-    )?)
-}
-
-/// Adds `bias` (broadcast) into a contiguous `out` in place; both already in the output dtype.
-fn add_bias(out: Tensor, bias: &Tensor, beta: Number, alpha: Number) -> Result<Tensor> {
-    let dt = out.dtype();
-    let compute = dt.compute_dtype();
-    let (o, b) = (as_dtype(&out, compute), as_dtype(bias, compute));
-    let sizes = o.sizes().to_vec();
-    let r = crate::dispatch_dtype!(compute, T => {
+/// `out = alpha * out + beta * bias` in place (`bias` broadcast), computed as PyTorch's CPU addmm
+/// epilogue: in f64, rounded to the output's compute dtype.
+fn add_bias_into(out: &Tensor, bias: &Tensor, beta: Number, alpha: Number) -> Result<()> {
+    let compute = out.dtype().compute_dtype();
+    crate::dispatch_dtype!(compute, T => {
         let (be, al): (f64, f64) = (beta.to_f64(), alpha.to_f64());
-        crate::tensor::kernels::elementwise::binary_map::<T, T, T>(&o, &b, &sizes, move |x, y| {
+        combine_into::<T>(out, bias, move |x, y| {
             if be == 1.0 && al == 1.0 {
                 T::from_f64(x.to_f64() + y.to_f64())
             } else {
                 T::from_f64(al * x.to_f64() + be * y.to_f64())
             }
         })
-    });
-    Ok(as_dtype(&r, dt))
+    })
 }
 
-fn addmm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let prod = batched_matmul(a.tensor("mat1")?, a.tensor("mat2")?, dt)?;
+fn addmm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = &o[0];
+    let dt = out.dtype();
+    batched_matmul_into(a.tensor("mat1")?, a.tensor("mat2")?, out)?;
     let (beta, alpha) = (a.scalar("beta")?, a.scalar("alpha")?);
     if beta.to_f64() == 0.0 {
         // PyTorch ignores `self` entirely (NaN included) when beta == 0.
-        return out1(if alpha.to_f64() == 1.0 {
-            prod
-        } else {
-            let z = Tensor::scalar_of(Number::Int(0), dt);
-            add_bias(prod, &z, Number::Int(0), alpha)?
-        });
+        if alpha.to_f64() == 1.0 {
+            return Ok(());
+        }
+        let z = Tensor::scalar_of(Number::Int(0), dt);
+        return add_bias_into(out, &z, Number::Int(0), alpha);
     }
-    out1(add_bias(prod, a.tensor("self")?, beta, alpha)?)
+    add_bias_into(out, a.tensor("self")?, beta, alpha)
 }
 
-fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
+fn linear(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = &o[0];
+    let dt = out.dtype();
     let x = a.tensor("input")?;
     let w = a.tensor("weight")?;
     let w = if w.dim() == 2 {
@@ -492,7 +526,7 @@ fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
     } else {
         w.clone()
     };
-    let sizes = out_sizes(outs, 0)?;
+    let sizes = out.sizes().to_vec();
     // A contiguous N-d input is one 2-d matmul against the (strided, uncopied) transposed weight,
     // instead of a batched matmul that would materialize the weight per call.
     let x2;
@@ -507,32 +541,17 @@ fn linear(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tens
         &TensorMeta::of(x).sizes,
         &TensorMeta::of(&w).sizes,
     )?)?;
-    let r = matmul_tensors(x, &w, dt, &mm_sizes)?;
-    let r =
-        if mm_sizes != sizes && r.numel() == sizes.iter().product::<usize>() && r.is_contiguous() {
-            r.restride(
-                &sizes,
-                &crate::tensor::contiguous_strides(&sizes),
-                r.storage_offset(),
-            )?
-        } else {
-            r
-        };
-    let mm_sizes = r.sizes().to_vec();
+    if mm_sizes.iter().product::<usize>() == out.numel() {
+        // The product has the output's elements in row-major order: write it in place.
+        matmul_tensors_into(x, &w, out)?;
+    } else {
+        // A bias broadcasting the product to a larger shape: expand the product into the output.
+        let r = matmul_tensors(x, &w, dt, &mm_sizes)?;
+        let strides = crate::tensor::kernels::elementwise::broadcast_strides(&r, &sizes);
+        out.assign_untraced(&r.restride(&sizes, &strides, 0)?)?;
+    }
     match a.opt_tensor("bias")? {
-        Some(b) => {
-            let r = if mm_sizes == sizes {
-                r
-            } else {
-                r.restride(
-                    &sizes,
-                    &crate::tensor::kernels::elementwise::broadcast_strides(&r, &sizes),
-                    0,
-                )?
-                .contiguous_untraced()
-            };
-            out1(add_bias(r, b, Number::Int(1), Number::Int(1))?)
-        }
-        None => out1(r),
+        Some(b) => add_bias_into(out, b, Number::Int(1), Number::Int(1)),
+        None => Ok(()),
     }
 }

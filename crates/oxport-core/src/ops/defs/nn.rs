@@ -8,35 +8,35 @@ use crate::tensor::kernels::pool;
 use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.conv2d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv2d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv2d);
-    r.op("aten.conv3d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv3d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv3d);
-    r.op("aten.conv1d.default", meta_conv, conv_kernel)
+    r.out_op("aten.conv1d.default", meta_conv, conv_kernel)
         .decomposition(decompositions::conv1d);
-    r.op("aten.convolution.default", meta_conv, conv_kernel);
-    r.op("aten.max_pool2d.default", meta_pool, |a, o| {
+    r.out_op("aten.convolution.default", meta_conv, conv_kernel);
+    r.out_op("aten.max_pool2d.default", meta_pool, |a, o| {
         max_pool(a, o, false)
     })
     .decomposition(decompositions::max_pool2d);
-    r.op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
+    r.out_op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
         max_pool(a, o, true)
     });
-    r.op("aten.avg_pool2d.default", meta_pool, avg_pool);
-    r.op(
+    r.out_op("aten.avg_pool2d.default", meta_pool, avg_pool);
+    r.out_op(
         "aten.adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
     )
     .decomposition(decompositions::adaptive_avg_pool2d);
-    r.op(
+    r.out_op(
         "aten._adaptive_avg_pool2d.default",
         meta_adaptive,
         adaptive_avg_pool,
     );
-    r.op("aten.batch_norm.default", meta_batch_norm, batch_norm)
+    r.out_op("aten.batch_norm.default", meta_batch_norm, batch_norm)
         .decomposition(decompositions::batch_norm);
-    r.op(
+    r.out_op(
         "aten._native_batch_norm_legit_no_training.default",
         meta_batch_norm,
         batch_norm,
@@ -45,23 +45,23 @@ pub(super) fn register(r: &mut Builder) {
         "aten._native_batch_norm_legit.default",
         "aten._native_batch_norm_legit.no_stats",
     ] {
-        r.op(name, meta_batch_norm, batch_norm_legit);
+        r.out_op(name, meta_batch_norm, batch_norm_legit);
     }
     r.op(
         "aten._native_batch_norm_legit_functional.default",
         meta_batch_norm_functional,
         batch_norm_functional,
     );
-    r.op("aten.layer_norm.default", meta_layer_norm, layer_norm)
+    r.out_op("aten.layer_norm.default", meta_layer_norm, layer_norm)
         .decomposition(decompositions::layer_norm);
-    r.op(
+    r.out_op(
         "aten.native_layer_norm.default",
         meta_layer_norm,
         layer_norm,
     );
     r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa)
         .decomposition(decompositions::scaled_dot_product_attention);
-    r.op("aten.embedding.default", meta_embedding, embedding);
+    r.out_op("aten.embedding.default", meta_embedding, embedding);
     r.op("aten.lstm.input", meta_lstm, lstm)
         .decomposition(decompositions::lstm_input);
     // No kernels of their own: the runtime runs PyTorch's decompositions (cells unrolled per step).
@@ -238,38 +238,48 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(x.dtype, out)
 }
 
-fn conv_typed<T: Element + FloatScalar>(
+/// 2-d convolution into `out` (row-major), computing in `T`: straight into its buffer when it has
+/// dtype `T`, else into a `T` scratch cast into it.
+fn conv_typed_into<T: Element + FloatScalar>(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     xs: [usize; 4],
     ws: [usize; 4],
     p: &Conv2dParams,
-    out_n: usize,
-) -> Result<Tensor> {
+    out: &Tensor,
+) -> Result<()> {
     let x = x.contiguous_untraced();
     let w = w.contiguous_untraced();
-    let mut out = vec![T::default(); out_n];
     let bias = b.map(|b| b.to_vec::<T>()).transpose()?;
-    x.with_contiguous::<T, _>(|xd| {
-        w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, &mut out))
-    })??;
-    Tensor::from_vec(out, &[out_n])
+    let run = |o: &mut [T]| -> Result<()> {
+        x.with_contiguous::<T, _>(|xd| {
+            w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, o))
+        })??;
+        Ok(())
+    };
+    if out.dtype() == T::DTYPE {
+        out.with_contiguous_mut::<T, _>(run)?
+    } else {
+        let mut o = vec![T::default(); out.numel()];
+        run(&mut o)?;
+        out.write_contiguous(&o)
+    }
 }
 
-fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn conv_kernel(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     if is_transposed(a)? {
-        let mut o = crate::ops::registry::alloc_outputs(outs)?;
-        super::conv_transpose::conv_transpose(a, &mut o)?;
-        return Ok(o.into_iter().map(Value::Tensor).collect());
+        return super::conv_transpose::conv_transpose(a, o);
     }
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+    let out = &o[0];
+    let dt = out.dtype();
+    let sizes = out.sizes().to_vec();
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
     let spatial = w.dim() - 2;
     let c = conv_args(a, spatial)?;
     if spatial == 3 {
-        return out1(conv3d(a, &c, &sizes, dt)?);
+        // TODO(issue 11): conv3d computes into its own tensor, copied into the output.
+        return out.assign_untraced(&conv3d(a, &c, &sizes, dt)?);
     }
     let batched = x.dim() == w.dim();
     let n = if batched { x.sizes()[0] } else { 1 };
@@ -298,7 +308,6 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
             },
         )
     };
-    let numel: usize = sizes.iter().product();
     let compute = if dt == DType::F64 {
         DType::F64
     } else {
@@ -306,15 +315,11 @@ fn conv_kernel(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value
     };
     let (xc, wc) = (as_dtype(x, compute), as_dtype(w, compute));
     let bc = a.opt_tensor("bias")?.map(|b| as_dtype(b, compute));
-    let flat = if compute == DType::F64 {
-        conv_typed::<f64>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
+    if compute == DType::F64 {
+        conv_typed_into::<f64>(&xc, &wc, bc.as_ref(), xs, ws, &p, out)
     } else {
-        conv_typed::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, numel)?
-    };
-    out1(as_dtype(
-        &flat.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
-        dt,
-    ))
+        conv_typed_into::<f32>(&xc, &wc, bc.as_ref(), xs, ws, &p, out)
+    }
 }
 
 /// 3-d convolution: per sample and group, the input unfolded (im2col over depth, height, width) times
@@ -538,7 +543,6 @@ fn nchw(x: &Tensor) -> [usize; 4] {
 enum Pool<'a> {
     Max {
         args: &'a PoolArgs,
-        with_indices: bool,
     },
     Avg {
         args: &'a PoolArgs,
@@ -552,31 +556,19 @@ enum Pool<'a> {
 
 /// Runs a pooling kernel in compute type `T` on a contiguous copy of `x`; returns the values (in `T`)
 /// and, for max pooling with indices, the flat indices.
-fn pool_in<T: Element + FloatScalar>(
+/// Pools `x` into `out` (and the argmax `indices`, max pooling only), computing in `T`: straight into
+/// `out`'s buffer when it has dtype `T`, else into a `T` scratch cast into it.
+fn pool_into<T: Element + FloatScalar>(
     x: &Tensor,
-    sizes: &[usize],
     pool: &Pool,
-) -> Result<(Tensor, Vec<i64>)> {
-    let n: usize = sizes.iter().product();
-    let mut out = vec![T::default(); n];
-    let with_indices = matches!(
-        pool,
-        Pool::Max {
-            with_indices: true,
-            ..
-        }
-    );
-    // Indices cost ~2.7x in max pooling: computed only when asked for.
-    let mut idx = vec![0i64; if with_indices { n } else { 0 }];
+    out: &Tensor,
+    indices: Option<&Tensor>,
+) -> Result<()> {
+    let xt = as_dtype(x, T::DTYPE);
     let s = nchw(x);
-    as_dtype(x, T::DTYPE).with_contiguous::<T, _>(|d| match pool {
-        Pool::Max { args: p, .. } => {
-            let indices = if with_indices {
-                Some(&mut idx[..])
-            } else {
-                None
-            };
-            pool::max_pool2d(
+    let run = |o: &mut [T], idx: Option<&mut [i64]>| -> Result<()> {
+        xt.with_contiguous::<T, _>(|d| match pool {
+            Pool::Max { args: p, .. } => pool::max_pool2d(
                 d,
                 s,
                 p.kernel,
@@ -584,67 +576,62 @@ fn pool_in<T: Element + FloatScalar>(
                 p.padding,
                 p.dilation,
                 p.ceil_mode,
-                &mut out,
-                indices,
-            )
+                o,
+                idx,
+            ),
+            Pool::Avg {
+                args: p,
+                count_include_pad,
+                divisor_override,
+            } => pool::avg_pool2d(
+                d,
+                s,
+                p.kernel,
+                p.stride,
+                p.padding,
+                p.ceil_mode,
+                *count_include_pad,
+                *divisor_override,
+                o,
+            ),
+            Pool::Adaptive { out_hw } => pool::adaptive_avg_pool2d(d, s, *out_hw, o),
+        })
+    };
+    // Indices cost ~2.7x in max pooling: computed only when asked for.
+    let run_with = |o: &mut [T]| -> Result<()> {
+        match indices {
+            Some(it) => it.with_contiguous_mut::<i64, _>(|i| run(o, Some(i)))?,
+            None => run(o, None),
         }
-        Pool::Avg {
-            args: p,
-            count_include_pad,
-            divisor_override,
-        } => pool::avg_pool2d(
-            d,
-            s,
-            p.kernel,
-            p.stride,
-            p.padding,
-            p.ceil_mode,
-            *count_include_pad,
-            *divisor_override,
-            &mut out,
-        ),
-        Pool::Adaptive { out_hw } => pool::adaptive_avg_pool2d(d, s, *out_hw, &mut out),
-    })?;
-    Ok((Tensor::from_vec(out, sizes)?, idx))
+    };
+    if out.dtype() == T::DTYPE {
+        out.with_contiguous_mut::<T, _>(run_with)?
+    } else {
+        let mut o = vec![T::default(); out.numel()];
+        run_with(&mut o)?;
+        out.write_contiguous(&o)
+    }
 }
 
 /// Pools in f32 for f32/f16/bf16 outputs and in f64 otherwise (f64 holds integers up to 2^53 exactly),
-/// casting the values back to `out_dt` (integer average pooling truncates, like PyTorch).
-fn run_pool(x: &Tensor, out_dt: DType, sizes: &[usize], pool: &Pool) -> Result<(Tensor, Vec<i64>)> {
-    let (values, idx) = if matches!(out_dt, DType::F32 | DType::F16 | DType::BF16) {
-        pool_in::<f32>(x, sizes, pool)?
+/// casting the values to `out`'s dtype as they are stored (integer average pooling truncates, like
+/// PyTorch).
+fn run_pool(x: &Tensor, pool: &Pool, out: &Tensor, indices: Option<&Tensor>) -> Result<()> {
+    if matches!(out.dtype(), DType::F32 | DType::F16 | DType::BF16) {
+        pool_into::<f32>(x, pool, out, indices)
     } else {
-        pool_in::<f64>(x, sizes, pool)?
-    };
-    Ok((as_dtype(&values, out_dt), idx))
-}
-
-fn max_pool(
-    a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
-    with_indices: bool,
-) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
-    let p = pool_args(a)?;
-    let (values, idx) = run_pool(
-        a.tensor("self")?,
-        out_dtype(outs, 0)?,
-        &sizes,
-        &Pool::Max {
-            args: &p,
-            with_indices,
-        },
-    )?;
-    if !with_indices {
-        return out1(values);
+        pool_into::<f64>(x, pool, out, indices)
     }
-    Ok(vec![
-        Value::Tensor(values),
-        Value::Tensor(Tensor::from_vec(idx, &sizes)?),
-    ])
 }
 
-fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn max_pool(a: &Args<Tensor>, o: &mut [Tensor], with_indices: bool) -> Result<()> {
+    let p = pool_args(a)?;
+    let pool = Pool::Max { args: &p };
+    let indices = if with_indices { o.get(1) } else { None };
+    run_pool(a.tensor("self")?, &pool, &o[0], indices)
+}
+
+fn avg_pool(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let p = pool_args(a)?;
     let divisor_override = a.opt_int("divisor_override")?;
     if divisor_override == Some(0) {
@@ -655,15 +642,7 @@ fn avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Te
         count_include_pad: a.bool("count_include_pad")?,
         divisor_override,
     };
-    out1(
-        run_pool(
-            a.tensor("self")?,
-            out_dtype(outs, 0)?,
-            &out_sizes(outs, 0)?,
-            &pool,
-        )?
-        .0,
-    )
+    run_pool(a.tensor("self")?, &pool, &o[0], None)
 }
 
 fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -696,13 +675,13 @@ fn meta_adaptive(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(x.dtype, out)
 }
 
-fn adaptive_avg_pool(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
+fn adaptive_avg_pool(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let sizes = o[0].sizes().to_vec();
     let nd = sizes.len();
     let pool = Pool::Adaptive {
         out_hw: [sizes[nd - 2], sizes[nd - 1]],
     };
-    out1(run_pool(a.tensor("self")?, out_dtype(outs, 0)?, &sizes, &pool)?.0)
+    run_pool(a.tensor("self")?, &pool, &o[0], None)
 }
 
 // ---- normalisation -----------------------------------------------------------------------------------
@@ -847,49 +826,51 @@ fn saved_stats(
     ))
 }
 
-/// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64.
-fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64], dt: DType) -> Result<Tensor> {
+/// Per-channel affine `y = x * scale[c] + shift[c]` over dim 1, computed in f64, into a contiguous
+/// `out` of `x`'s sizes (each element cast as it is stored).
+fn channel_affine_into(x: &Tensor, scale: &[f64], shift: &[f64], out: &Tensor) -> Result<()> {
     let sizes = x.sizes().to_vec();
     let c = sizes[1];
     let inner: usize = sizes[2..].iter().product();
-    let mut v = as_dtype(x, DType::F64).to_vec::<f64>()?;
-    for (i, e) in v.iter_mut().enumerate() {
-        let ch = (i / inner.max(1)) % c.max(1);
-        *e = *e * scale[ch] + shift[ch];
-    }
-    Ok(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
+    let v = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    crate::dispatch_dtype!(out.dtype(), T => out.with_contiguous_mut::<T, _>(|o| {
+        for (i, (d, e)) in o.iter_mut().zip(&v).enumerate() {
+            let ch = (i / inner.max(1)) % c.max(1);
+            *d = crate::tensor::cast_element::<f64, T>(*e * scale[ch] + shift[ch]);
+        }
+    }))
 }
 
 /// `_native_batch_norm_legit` (with running statistics updated in place in training, or without any):
 /// the output, then the batch mean and inverse std in training (empty in eval).
-fn batch_norm_legit(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let (y, mean, var) = batch_norm_compute(a)?;
-    let (save_mean, save_rstd) = saved_stats(a, mean, var, y.dtype())?;
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(save_mean),
-        Value::Tensor(save_rstd),
-    ])
+fn batch_norm_legit(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let (mean, var) = batch_norm_compute_into(a, &o[0])?;
+    if a.bool("training")? {
+        let eps = a.float("eps")?;
+        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        o[1].write_contiguous(&mean)?;
+        o[2].write_contiguous(&rstd)?;
+    }
+    Ok(())
 }
 
-fn batch_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let (y, _, _) = batch_norm_compute(a)?;
-    if outs.len() == 1 {
-        return out1(y);
-    }
-    let empty = Tensor::filled(&[0], Scalar::Int(0), y.dtype());
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(empty.clone()),
-        Value::Tensor(empty),
-    ])
+fn batch_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    // The statistics outputs of `_native_batch_norm_legit_no_training` are empty.
+    batch_norm_compute_into(a, &o[0]).map(|_| ())
 }
 
 /// Batch norm: the output and the (batch or running) mean and variance it used; in training the
 /// running statistics passed in are updated in place, as PyTorch does.
 fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> {
     let x = a.tensor("input")?;
-    let dt = x.dtype();
+    let y = Tensor::filled(x.sizes(), Scalar::Int(0), x.dtype());
+    let (mean, var) = batch_norm_compute_into(a, &y)?;
+    Ok((y, mean, var))
+}
+
+/// [`batch_norm_compute`] writing the output into `y` (contiguous, the input's sizes).
+fn batch_norm_compute_into(a: &Args<Tensor>, y: &Tensor) -> Result<(Vec<f64>, Vec<f64>)> {
+    let x = a.tensor("input")?;
     let c = x.sizes()[1];
     let eps = a.float("eps")?;
     let training = a.schema.arg_index("training").is_some() && a.bool("training")?;
@@ -946,8 +927,8 @@ fn batch_norm_compute(a: &Args<Tensor>) -> Result<(Tensor, Vec<f64>, Vec<f64>)> 
     };
     let scale: Vec<f64> = (0..c).map(|i| w[i] / (var[i] + eps).sqrt()).collect();
     let shift: Vec<f64> = (0..c).map(|i| b[i] - mean[i] * scale[i]).collect();
-    let y = channel_affine(x, &scale, &shift, dt)?;
-    Ok((y, mean, var))
+    channel_affine_into(x, &scale, &shift, y)?;
+    Ok((mean, var))
 }
 
 fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -997,13 +978,12 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     ])
 }
 
-fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn layer_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let x = a.tensor("input")?;
-    let dt = x.dtype();
     let ns = a.ints("normalized_shape")?;
     let eps = a.float("eps")?;
     let seg: usize = ns.iter().map(|&v| v as usize).product();
-    let mut data = as_dtype(x, DType::F64).to_vec::<f64>()?;
+    let data = as_dtype(x, DType::F64).to_vec::<f64>()?;
     let w = a
         .opt_tensor("weight")?
         .map(|t| as_dtype(t, DType::F64).to_vec::<f64>())
@@ -1015,12 +995,16 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
     let nseg = data.len().checked_div(seg).unwrap_or(0);
     let mut means = Vec::with_capacity(nseg);
     let mut rstds = Vec::with_capacity(nseg);
-    if seg > 0 {
-        for s in data.chunks_mut(seg) {
+    let y = &o[0];
+    crate::dispatch_dtype!(y.dtype(), T => y.with_contiguous_mut::<T, _>(|out| {
+        if seg == 0 {
+            return;
+        }
+        for (s, os) in data.chunks(seg).zip(out.chunks_mut(seg)) {
             let m = s.iter().sum::<f64>() / seg as f64;
             let v = s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / seg as f64;
             let r = 1.0 / (v + eps).sqrt();
-            for (i, e) in s.iter_mut().enumerate() {
+            for (i, (e, d)) in s.iter().zip(os.iter_mut()).enumerate() {
                 let mut y = (*e - m) * r;
                 if let Some(w) = &w {
                     y *= w[i];
@@ -1028,28 +1012,17 @@ fn layer_norm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<
                 if let Some(b) = &b {
                     y += b[i];
                 }
-                *e = y;
+                *d = crate::tensor::cast_element::<f64, T>(y);
             }
             means.push(m);
             rstds.push(r);
         }
+    }))?;
+    if let [_, mean, rstd] = o {
+        mean.write_contiguous(&means)?;
+        rstd.write_contiguous(&rstds)?;
     }
-    let y = as_dtype(&Tensor::from_vec(data, x.sizes())?, dt);
-    if outs.len() == 1 {
-        return out1(y);
-    }
-    let stat = out_sizes(outs, 1)?;
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(as_dtype(
-            &Tensor::from_vec(means, &stat)?,
-            out_dtype(outs, 1)?,
-        )),
-        Value::Tensor(as_dtype(
-            &Tensor::from_vec(rstds, &stat)?,
-            out_dtype(outs, 2)?,
-        )),
-    ])
+    Ok(())
 }
 
 // ---- attention ---------------------------------------------------------------------------------------
@@ -1228,24 +1201,30 @@ fn meta_embedding(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(w.dtype, sizes)
 }
 
-fn embedding(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn embedding(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let (w, idx) = (a.tensor("weight")?, a.tensor("indices")?);
-    let sizes = out_sizes(outs, 0)?;
+    let out = &o[0];
     let (rows, d) = (w.sizes()[0], w.sizes()[1]);
     let ids = as_dtype(idx, DType::I64).to_vec::<i64>()?;
-    let out = Tensor::filled(&sizes, Scalar::Int(0), w.dtype());
-    for (i, &id) in ids.iter().enumerate() {
-        if id < 0 || id as usize >= rows {
-            return Err(Error::value("index out of range in self"));
-        }
-        let src = w.restride(
-            &[d],
-            &[w.strides()[1]],
-            w.storage_offset() + id as usize * w.strides()[0],
-        )?;
-        out.restride(&[d], &[1], i * d)?.assign_untraced(&src)?;
+    if ids.iter().any(|&id| id < 0 || id as usize >= rows) {
+        return Err(Error::value("index out of range in self"));
     }
-    out1(out)
+    let (rs, cs, off) = (w.strides()[0], w.strides()[1], w.storage_offset());
+    let ws = w.storage().read();
+    crate::dispatch_dtype!(out.dtype(), T => {
+        let src = T::slice(&ws).ok_or_else(|| Error::DType("embedding: weight dtype".into()))?;
+        out.with_contiguous_mut::<T, _>(|o| {
+            if d == 0 {
+                return;
+            }
+            for (row, &id) in o.chunks_mut(d).zip(&ids) {
+                let base = off + id as usize * rs;
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = src[base + j * cs];
+                }
+            }
+        })
+    })
 }
 
 // ---- LSTM --------------------------------------------------------------------------------------------

@@ -1,56 +1,65 @@
 //! Reductions (sum, mean, amax, any, max.dim, argmax) and softmax / log_softmax.
 use super::*;
-use crate::tensor::kernels::reduce::{along_dim, reduce_segments, segments};
+use crate::tensor::cast_element;
+use crate::tensor::kernels::reduce::{
+    along_dim_into, reduce_segments_into, reduce_segments_to, segments,
+};
 use num_traits::Float;
 
 pub(super) fn register(r: &mut Builder) {
-    r.op("aten.sum.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Sum)
+    r.out_op("aten.sum.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Sum)
     })
     .decomposition(decompositions::sum);
-    r.op("aten.sum.dim_IntList", meta_reduce, |a, o| {
-        reduce(a, o, Red::Sum)
+    r.out_op("aten.sum.dim_IntList", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Sum)
     });
-    r.op("aten.mean.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Mean)
+    r.out_op("aten.mean.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Mean)
     });
-    r.op("aten.mean.dim", meta_reduce, |a, o| reduce(a, o, Red::Mean));
-    r.op("aten.amax.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Max)
+    r.out_op("aten.mean.dim", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Mean)
     });
-    r.op("aten.any.dim", meta_reduce, |a, o| reduce(a, o, Red::Any));
-    r.op("aten.any.dims", meta_reduce, |a, o| reduce(a, o, Red::Any));
-    r.op("aten.amin.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Min)
+    r.out_op("aten.amax.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Max)
     });
-    r.op("aten.prod.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Prod)
+    r.out_op("aten.any.dim", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Any)
     });
-    r.op("aten.prod.dim_int", meta_reduce, |a, o| {
-        reduce(a, o, Red::Prod)
+    r.out_op("aten.any.dims", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Any)
     });
-    r.op("aten.min.dim", meta_max_dim, max_dim);
-    r.op("aten.argmin.default", meta_argmax, argmax);
-    r.op("aten.var.correction", meta_var, var);
-    r.op("aten.var.dim", meta_var, var);
-    r.op("aten.cumsum.default", meta_cumsum, cumsum);
-    r.op("aten.any.default", meta_reduce, |a, o| {
-        reduce(a, o, Red::Any)
+    r.out_op("aten.amin.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Min)
     });
-    r.op("aten.max.dim", meta_max_dim, max_dim);
-    r.op("aten.argmax.default", meta_argmax, argmax);
-    r.op("aten._softmax.default", meta_softmax, |a, o| {
-        softmax(a, o, false)
+    r.out_op("aten.prod.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Prod)
     });
-    r.op("aten.softmax.int", meta_softmax, |a, o| {
-        softmax(a, o, false)
+    r.out_op("aten.prod.dim_int", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Prod)
+    });
+    r.out_op("aten.min.dim", meta_max_dim, max_dim);
+    r.out_op("aten.argmin.default", meta_argmax, argmax);
+    r.out_op("aten.var.correction", meta_var, var);
+    r.out_op("aten.var.dim", meta_var, var);
+    r.out_op("aten.cumsum.default", meta_cumsum, cumsum);
+    r.out_op("aten.any.default", meta_reduce, |a, o| {
+        reduce(a, &o[0], Red::Any)
+    });
+    r.out_op("aten.max.dim", meta_max_dim, max_dim);
+    r.out_op("aten.argmax.default", meta_argmax, argmax);
+    r.out_op("aten._softmax.default", meta_softmax, |a, o| {
+        softmax(a, &o[0], false)
+    });
+    r.out_op("aten.softmax.int", meta_softmax, |a, o| {
+        softmax(a, &o[0], false)
     })
     .decomposition(decompositions::softmax);
-    r.op("aten._log_softmax.default", meta_softmax, |a, o| {
-        softmax(a, o, true)
+    r.out_op("aten._log_softmax.default", meta_softmax, |a, o| {
+        softmax(a, &o[0], true)
     });
-    r.op("aten.log_softmax.int", meta_softmax, |a, o| {
-        softmax(a, o, true)
+    r.out_op("aten.log_softmax.int", meta_softmax, |a, o| {
+        softmax(a, &o[0], true)
     });
 }
 
@@ -204,30 +213,22 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(dt, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
 }
 
-fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<Value<Tensor>>> {
+fn reduce(a: &Args<Tensor>, out: &Tensor, red: Red) -> Result<()> {
     let t = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+    let dt = out.dtype();
     let dims = reduced_dims(a, t.dim())?;
-    let n_out: usize = sizes.iter().product();
-    let r = if red == Red::Any {
+    if red == Red::Any {
         let (data, seg) = segments::<bool>(&as_dtype(t, DType::Bool), &dims);
-        as_dtype(
-            &Tensor::from_vec(
-                reduce_segments(&data, seg, n_out, |s| s.iter().any(|&x| x)),
-                &sizes,
-            )?,
-            dt,
-        )
+        reduce_segments_to(&data, seg, out, |s| s.iter().any(|&x| x))
     } else if dt.is_floating_point() || red == Red::Mean {
         let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-        let v = match red {
-            Red::Sum => reduce_segments(&data, seg, n_out, |s| s.iter().sum::<f64>()),
-            Red::Mean => reduce_segments(&data, seg, n_out, |s| {
-                s.iter().sum::<f64>() / s.len() as f64
-            }),
-            Red::Prod => reduce_segments(&data, seg, n_out, |s| s.iter().product::<f64>()),
-            Red::Min => reduce_segments(&data, seg, n_out, |s| {
+        match red {
+            Red::Sum => reduce_segments_to(&data, seg, out, |s| s.iter().sum::<f64>()),
+            Red::Mean => {
+                reduce_segments_to(&data, seg, out, |s| s.iter().sum::<f64>() / s.len() as f64)
+            }
+            Red::Prod => reduce_segments_to(&data, seg, out, |s| s.iter().product::<f64>()),
+            Red::Min => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().copied().fold(f64::INFINITY, |m, x| {
                     if x.is_nan() || m.is_nan() {
                         f64::NAN
@@ -236,7 +237,7 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
                     }
                 })
             }),
-            _ => reduce_segments(&data, seg, n_out, |s| {
+            _ => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().copied().fold(f64::NEG_INFINITY, |m, x| {
                     if x.is_nan() || m.is_nan() {
                         f64::NAN
@@ -245,27 +246,24 @@ fn reduce(a: &Args<Tensor>, outs: &[Value<TensorMeta>], red: Red) -> Result<Vec<
                     }
                 })
             }),
-        };
-        as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
+        }
     } else {
         let (data, seg) = segments::<i64>(&as_dtype(t, DType::I64), &dims);
-        let v = match red {
-            Red::Sum => reduce_segments(&data, seg, n_out, |s| {
+        match red {
+            Red::Sum => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().fold(0i64, |x, &y| x.wrapping_add(y))
             }),
-            Red::Prod => reduce_segments(&data, seg, n_out, |s| {
+            Red::Prod => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().fold(1i64, |x, &y| x.wrapping_mul(y))
             }),
-            Red::Min => reduce_segments(&data, seg, n_out, |s| {
+            Red::Min => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().copied().min().unwrap_or(i64::MAX)
             }),
-            _ => reduce_segments(&data, seg, n_out, |s| {
+            _ => reduce_segments_to(&data, seg, out, |s| {
                 s.iter().copied().max().unwrap_or(i64::MIN)
             }),
-        };
-        as_dtype(&Tensor::from_vec(v, &sizes)?, dt)
-    };
-    out1(r)
+        }
+    }
 }
 
 fn meta_max_dim(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -317,27 +315,26 @@ fn arg_of_op<T>(a: &Args<T>) -> fn(&[f64]) -> (usize, f64) {
     }
 }
 
-fn max_dim(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn max_dim(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    let sizes = out_sizes(outs, 0)?;
     let dims = if t.dim() == 0 {
         vec![]
     } else {
         vec![wrap_dim(a.int("dim")?, t.dim())?]
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-    let n: usize = sizes.iter().product();
     let pick = arg_of_op(a);
-    let best = reduce_segments(&data, seg, n, |s| pick(s).0 as i64);
-    let vals: Vec<f64> = best
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| data[k * seg + i as usize])
-        .collect();
-    Ok(vec![
-        Value::Tensor(as_dtype(&Tensor::from_vec(vals, &sizes)?, t.dtype())),
-        Value::Tensor(Tensor::from_vec(best, &sizes)?),
-    ])
+    let (values, indices) = (&o[0], &o[1]);
+    indices.with_contiguous_mut::<i64, _>(|idx| {
+        reduce_segments_into(&data, seg, idx, |s| pick(s).0 as i64)
+    })?;
+    indices.with_contiguous::<i64, _>(|idx| {
+        crate::dispatch_dtype!(values.dtype(), O => values.with_contiguous_mut::<O, _>(|v| {
+            for (k, (v, &i)) in v.iter_mut().zip(idx).enumerate() {
+                *v = cast_element::<f64, O>(data[k * seg + i as usize]);
+            }
+        }))
+    })?
 }
 
 fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -365,21 +362,16 @@ fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(DType::I64, sizes)
 }
 
-fn argmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn argmax(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    let sizes = out_sizes(outs, 0)?;
     let dims: Vec<usize> = match a.opt_int("dim")? {
         None => (0..t.dim()).collect(),
         Some(_) if t.dim() == 0 => vec![],
         Some(d) => vec![wrap_dim(d, t.dim())?],
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-    let n: usize = sizes.iter().product();
     let pick = arg_of_op(a);
-    out1(Tensor::from_vec(
-        reduce_segments(&data, seg, n, |s| pick(s).0 as i64),
-        &sizes,
-    )?)
+    reduce_segments_to(&data, seg, &o[0], |s| pick(s).0 as i64)
 }
 
 /// The correction of `var.correction` (`correction`, default 1) or `var.dim` (`unbiased`).
@@ -404,22 +396,18 @@ fn meta_var(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(t.dtype, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
 }
 
-fn var(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn var(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
     let dims = reduced_dims(a, t.dim())?;
     let correction = var_correction(a)?;
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-    let n_out: usize = sizes.iter().product();
-    let v = reduce_segments(&data, seg, n_out, |s| {
+    reduce_segments_to(&data, seg, &o[0], |s| {
         let n = s.len() as f64;
         let mean = s.iter().sum::<f64>() / n;
         let ss: f64 = s.iter().map(|x| (x - mean) * (x - mean)).sum();
         // PyTorch divides by max(0, N - correction): 0 / 0 is NaN, x / 0 is inf.
         ss / (n - correction).max(0.0)
-    });
-    out1(as_dtype(&Tensor::from_vec(v, &sizes)?, dt))
+    })
 }
 
 fn meta_cumsum(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -435,32 +423,28 @@ fn meta_cumsum(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(dt, t.sizes.clone())
 }
 
-fn cumsum(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn cumsum(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
+    let out = &o[0];
+    let dt = out.dtype();
     if t.dim() == 0 {
-        return out1(as_dtype(t, dt).contiguous_untraced());
+        return out.assign_untraced(t);
     }
     let d = wrap_dim(a.int("dim")?, t.dim())?;
     // Accumulate in the output dtype as PyTorch does (f32 stays f32, ints wrap in i64).
-    let r = match dt {
-        DType::F64 => along_dim::<f64>(&as_dtype(t, dt), d, running_sum),
+    match dt {
+        DType::F64 => along_dim_into::<f64>(&as_dtype(t, dt), d, out, running_sum),
         DType::F32 | DType::F16 | DType::BF16 => {
-            let w = along_dim::<f32>(&as_dtype(t, DType::F32), d, running_sum);
-            as_dtype(&w, dt)
+            along_dim_into::<f32>(&as_dtype(t, DType::F32), d, out, running_sum)
         }
-        _ => {
-            let w = along_dim::<i64>(&as_dtype(t, DType::I64), d, |s| {
-                let mut acc = 0i64;
-                for x in s.iter_mut() {
-                    acc = acc.wrapping_add(*x);
-                    *x = acc;
-                }
-            });
-            as_dtype(&w, dt)
-        }
-    };
-    out1(r)
+        _ => along_dim_into::<i64>(&as_dtype(t, DType::I64), d, out, |s| {
+            let mut acc = 0i64;
+            for x in s.iter_mut() {
+                acc = acc.wrapping_add(*x);
+                *x = acc;
+            }
+        }),
+    }
 }
 
 fn running_sum<F: Float>(s: &mut [F]) {
@@ -518,18 +502,17 @@ fn softmax_seg<F: Float>(s: &mut [F], log: bool) {
     }
 }
 
-fn softmax(a: &Args<Tensor>, outs: &[Value<TensorMeta>], log: bool) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
+fn softmax(a: &Args<Tensor>, out: &Tensor, log: bool) -> Result<()> {
+    let dt = out.dtype();
     let t = a.tensor("self")?;
     if t.dim() == 0 {
         let v = if log { 0.0 } else { 1.0 };
-        return out1(Tensor::scalar_of(crate::Scalar::Float(v), dt));
+        return super::fill_pad::fill_into(out, crate::Scalar::Float(v));
     }
     let d = wrap_dim(a.int("dim")?, t.dim())?;
-    let r = if dt == DType::F64 {
-        along_dim::<f64>(&as_dtype(t, DType::F64), d, |s| softmax_seg(s, log))
+    if dt == DType::F64 {
+        along_dim_into::<f64>(&as_dtype(t, DType::F64), d, out, |s| softmax_seg(s, log))
     } else {
-        along_dim::<f32>(&as_dtype(t, DType::F32), d, |s| softmax_seg(s, log))
-    };
-    out1(as_dtype(&r, dt))
+        along_dim_into::<f32>(&as_dtype(t, DType::F32), d, out, |s| softmax_seg(s, log))
+    }
 }
