@@ -50,6 +50,16 @@ fn compare(got: &Value, expected: &Tensor) -> Option<String> {
     {
         return Some(format!("dtype {:?} vs {:?}", g.dtype(), expected.dtype()));
     }
+    if expected.dtype().is_complex() {
+        // complex outputs (.npy c8/c16): by distance, with the float tolerance
+        let (a, b) = (g.to_vec_complex().ok()?, expected.to_vec_complex().ok()?);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            if (x - y).norm() > 1e-5 + 1e-4 * y.norm() && x != y {
+                return Some(format!("element {i}: {x} vs {y}"));
+            }
+        }
+        return None;
+    }
     let (a, b) = (g.to_vec_f64(), expected.to_vec_f64());
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let ok = if float {
