@@ -3,7 +3,8 @@
 
 Text, JSON structure and archives must be byte-identical, except for floating-point values computed
 by PyTorch's CPU kernels, which may differ in the last bits between CPU models (MKL and oneDNN pick
-code paths per ISA): those must agree within rtol 1e-5 / atol 1e-6 (float16/bfloat16: 1e-2 / 1e-3).
+code paths per ISA): those must agree within rtol 1e-5 / atol 1e-6 (float16/bfloat16: 1e-2 / 1e-3;
+complex numbers by their distance).
 Prints each file that differs beyond that and exits 1 if any does.
 
 Usage: python tools/fixtures_equal.py PATH...   (paths relative to the repository root)
@@ -26,7 +27,8 @@ def committed(path):
 def arrays_close(a, b):
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    if a.dtype.kind == "f":
+    if a.dtype.kind in "fc":
+        # complex64 is two float32s: the float32 tolerances apply to each part's distance
         rtol, atol = (1e-2, 1e-3) if a.dtype.itemsize <= 2 else (1e-5, 1e-6)
         return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
     return bool(np.array_equal(a, b))

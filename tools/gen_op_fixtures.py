@@ -42,6 +42,7 @@ OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "ops")
 MODEL_OPS = os.path.join(HERE, "data", "model_ops.txt")
 
 f32, f64, f16, bf16 = torch.float32, torch.float64, torch.float16, torch.bfloat16
+c64, c128 = torch.complex64, torch.complex128
 i64, i32, i16, i8, u8, b8 = torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool
 nan, inf = float("nan"), float("inf")
 INT64_MAX = 9223372036854775807
@@ -49,6 +50,7 @@ INT64_MAX = 9223372036854775807
 DTYPE_NAMES = {
     f32: "float32", f64: "float64", f16: "float16", bf16: "bfloat16",
     i64: "int64", i32: "int32", i16: "int16", i8: "int8", u8: "uint8", b8: "bool",
+    c64: "complex64", c128: "complex128",
 }
 FLOAT_DTYPES = (f32, f64, f16, bf16)
 
@@ -82,7 +84,7 @@ def fenc(x):
 
 
 def to_numpy(t):
-    t = t.detach().contiguous()
+    t = t.detach().resolve_conj().resolve_neg().contiguous()
     if t.dtype == bf16:
         return t.to(f32).numpy()  # exact
     return t.numpy()
@@ -171,6 +173,16 @@ def _float_dtypes(v, acc):
     return acc
 
 
+def _complex_dtypes(v, acc):
+    if isinstance(v, torch.Tensor):
+        if v.dtype.is_complex:
+            acc.add(v.dtype)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _complex_dtypes(x, acc)
+    return acc
+
+
 def default_tol(name, float_dts):
     if not float_dts:
         return None
@@ -213,6 +225,8 @@ def record(cid, op, args, kwargs, err, tol):
         outs = list(result)
     case["outputs"] = [rec.out(o, f"o{i}") for i, o in enumerate(outs)]
     float_dts = _float_dtypes(outs, set())
+    # complex outputs are compared (by distance) with their real dtype's tolerances
+    float_dts |= {f32 if d == c64 else f64 for d in _complex_dtypes(outs, set())}
 
     mutated = {}
     for i, a in enumerate(op._schema.arguments):
@@ -2096,6 +2110,162 @@ def nn_extra_cases():
     K(op, "1d", err=True)(rn(4), 2.0)
 
 
+def rc(*shape, dtype=c64):
+    return torch.randn(*shape, dtype=dtype)
+
+
+def complex_cases():
+    # FFTs: f32 results carry the round-off of O(log n) butterfly stages over unit-scale sums, and
+    # MKL's and rustfft's algorithms differ, so f32 compares at rtol 1e-4 / atol 1e-5 (f64 1e-9 / 1e-11).
+    FT, FT64 = (1e-4, 1e-5), (1e-9, 1e-11)
+    op = A._fft_r2c.default
+    K(op, "last_dim_onesided", tol=FT)(rn(3, 8), [1], 0, True)
+    K(op, "odd_len_full", tol=FT)(rn(2, 7), [1], 0, False)
+    K(op, "by_root_n", tol=FT)(rn(4, 6), [1], 1, True)
+    K(op, "by_n_dim0", tol=FT)(rn(5, 3), [0], 2, True)
+    K(op, "two_dims", tol=FT)(rn(2, 4, 6), [1, 2], 0, True)
+    K(op, "two_dims_unordered_full", tol=FT)(rn(4, 5, 6), [2, 0], 1, False)
+    K(op, "prime_len_17", tol=FT)(rn(17), [0], 0, True)
+    K(op, "len_1", tol=FT)(rn(3, 1), [1], 0, True)
+    K(op, "f64", tol=FT64)(rn(3, 10, dtype=f64), [1], 2, True)
+    K(op, "noncontig", tol=FT)(rn(6, 4).t(), [1], 0, True)
+    K(op, "zero_batch", tol=FT)(rn(0, 8), [1], 0, True)
+    K(op, "complex_input", err=True)(rc(4), [0], 0, True)
+    op = A._fft_c2r.default
+    K(op, "even", tol=FT)(rc(3, 5), [1], 2, 8)
+    K(op, "odd", tol=FT)(rc(3, 5), [1], 2, 9)
+    K(op, "no_norm", tol=FT)(rc(2, 4), [1], 0, 6)
+    K(op, "ortho_dim0", tol=FT)(rc(4, 3), [0], 1, 6)
+    K(op, "two_dims", tol=FT)(rc(3, 4, 5), [1, 2], 2, 8)
+    K(op, "f64", tol=FT64)(rc(2, 6, dtype=c128), [1], 2, 10)
+    K(op, "noncontig", tol=FT)(rc(5, 3).t(), [1], 2, 8)
+    K(op, "real_input", err=True)(rn(3, 5), [1], 2, 8)
+    op = A._fft_c2c.default
+    K(op, "forward", tol=FT)(rc(3, 8), [1], 0, True)
+    K(op, "backward_by_n", tol=FT)(rc(3, 8), [1], 2, False)
+    K(op, "two_dims_ortho", tol=FT)(rc(4, 6), [0, 1], 1, True)
+    K(op, "prime_len_13", tol=FT)(rc(13), [0], 0, True)
+    K(op, "f64", tol=FT64)(rc(5, 7, dtype=c128), [1], 0, False)
+    K(op, "noncontig", tol=FT)(rc(6, 3).t(), [0, 1], 0, True)
+    K(op, "real_input", err=True)(rn(4), [0], 0, True)
+    # the torch.fft composites (fft_* decompose to the ops above)
+    op = A.fft_rfft.default
+    K(op, "default", tol=FT)(rn(3, 8))
+    K(op, "n_pads_ortho", tol=FT)(rn(3, 6), 10, -1, "ortho")
+    K(op, "n_slices_dim0_forward", tol=FT)(rn(9, 4), 5, 0, "forward")
+    K(op, "int_input", tol=FT)(ri(-5, 5, 2, 6))
+    K(op, "f64", tol=FT64)(rn(4, 7, dtype=f64))
+    K(op, "complex_input", err=True)(rc(4))
+    K(op, "bad_norm", err=True)(rn(4), None, -1, "bogus")
+    K(op, "n_zero", err=True)(rn(4), 0)
+    op = A.fft_irfft.default
+    K(op, "default", tol=FT)(rc(3, 5))
+    K(op, "n_odd_ortho", tol=FT)(rc(3, 5), 7, -1, "ortho")
+    K(op, "n_pads", tol=FT)(rc(2, 3), 10)
+    K(op, "dim0_forward", tol=FT)(rc(4, 3), 6, 0, "forward")
+    K(op, "real_input", tol=FT)(rn(3, 5))
+    op = A.fft_fft.default
+    K(op, "complex", tol=FT)(rc(3, 8))
+    K(op, "real_input", tol=FT)(rn(2, 7))
+    K(op, "n_ortho", tol=FT)(rc(4, 5), 8, 0, "ortho")
+    op = A.fft_ifft.default
+    K(op, "complex", tol=FT)(rc(3, 8))
+    K(op, "real_input", tol=FT)(rn(2, 6))
+
+    # views between complex and real dtypes
+    op = A.view_as_real.default
+    K(op, "c64")(rc(2, 3))
+    K(op, "noncontig")(rc(3, 2).t())
+    K(op, "zero_d")(rc(()))
+    K(op, "c128")(rc(4, dtype=c128))
+    K(op, "offset_view")(rc(10)[3:7])
+    K(op, "real_input", err=True)(rn(3))
+    op = A.view_as_complex.default
+    K(op, "f32")(rn(3, 2))
+    K(op, "f64")(rn(2, 4, 2, dtype=f64))
+    K(op, "strided_even")(rn(4, 3, 2)[:, 1])
+    K(op, "offset_even")(rn(10)[2:6].view(2, 2))
+    K(op, "last_dim_3", err=True)(rn(3, 3))
+    K(op, "last_stride", err=True)(rn(2, 3).t())
+    K(op, "odd_stride", err=True)(rn(3, 3)[:, :2])
+    K(op, "odd_offset", err=True)(rn(10)[1:5].view(2, 2))
+    K(op, "zero_d", err=True)(tt(1.0))
+    K(op, "int_input", err=True)(ri(0, 3, 3, 2))
+    for name, o in (("real", A.real.default), ("imag", A.imag.default)):
+        K(o, "c64")(rc(2, 3))
+        K(o, "noncontig")(rc(3, 4).t())
+        K(o, "c128")(rc(5, dtype=c128))
+    K(A.real.default, "real_input")(rn(3))
+    K(A.imag.default, "real_input", err=True)(rn(3))
+    op = A.complex.default
+    K(op, "f32")(rn(3), rn(3))
+    K(op, "broadcast")(rn(2, 1), rn(3))
+    K(op, "f64_noncontig")(rn(3, 2, dtype=f64).t(), rn(2, 3, dtype=f64))
+    K(op, "dtype_mismatch", err=True)(rn(3), rn(3, dtype=f64))
+    K(op, "int_input", err=True)(ri(0, 3, 3), ri(0, 3, 3))
+    op = A.abs.default
+    K(op, "c64")(rc(4, 3))
+    K(op, "c128")(rc(5, dtype=c128))
+    K(op, "c64_special")(torch.complex(special(), special().flip(0)))
+    op = A.angle.default
+    K(op, "c64")(rc(6))
+    K(op, "c128")(rc(2, 3, dtype=c128))
+    K(op, "f32_special")(special())
+    K(op, "int")(ri(-3, 3, 6))
+    op = A._conj.default
+    K(op, "c64")(rc(3, 2))
+    # arithmetic with type promotion across complex and real
+    op = A.mul.Tensor
+    K(op, "c64")(rc(3, 4), rc(3, 4))
+    K(op, "c64_f32_broadcast")(rc(3, 4), rn(4))
+    K(op, "c64_f64_tensor")(rc(3), rn(3, dtype=f64))
+    K(op, "f64_tensor_c64_0d")(rn(3, dtype=f64), rc(()))
+    K(op, "c64_int_0d")(rc(3), tt(3, i64))
+    K(op, "c128_noncontig")(rc(4, 3, dtype=c128).t(), rc(3, 4, dtype=c128))
+    K(A.mul.Scalar, "c64")(rc(3), 2.5)
+    op = A.add.Tensor
+    K(op, "c64")(rc(3, 4), rc(3, 4))
+    K(op, "c64_alpha")(rc(3), rn(3), alpha=2.5)
+    K(op, "c64_f32_0d")(rc(2, 2), tt(1.5))
+    op = A.sub.Tensor
+    K(op, "c64")(rc(3, 4), rc(4))
+    K(op, "c128_alpha")(rc(3, dtype=c128), rc(3, dtype=c128), alpha=-0.5)
+    # views and copies of complex tensors
+    K(A.view.default, "c64")(rc(2, 3, 4), [6, 4])
+    K(A._unsafe_view.default, "c64")(rc(2, 3, 4), [4, 6])
+    K(A.reshape.default, "c64_noncontig")(rc(3, 4).t(), [12])
+    K(A.flatten.using_ints, "c64")(rc(2, 3, 4), 1)
+    K(A.unflatten.int, "c64")(rc(6, 2), 0, [2, 3])
+    K(A.permute.default, "c64")(rc(2, 3, 4), [2, 0, 1])
+    K(A.transpose.int, "c64")(rc(2, 3), 0, 1)
+    K(A.t.default, "c64")(rc(2, 3))
+    K(A.expand.default, "c64")(rc(3, 1), [3, 4])
+    K(A.select.int, "c64")(rc(3, 4), 1, 2)
+    K(A.slice.Tensor, "c64")(rc(6, 4), 0, 1, 5, 2)
+    K(A.narrow.default, "c64")(rc(6, 4), 1, 1, 2)
+    K(A.squeeze.default, "c64")(rc(3, 1, 2))
+    K(A.squeeze.dim, "c64")(rc(3, 1, 2), 1)
+    K(A.squeeze.dims, "c64")(rc(1, 3, 1), [0, 2])
+    K(A.unsqueeze.default, "c64")(rc(3, 2), 1)
+    K(A.alias.default, "c64")(rc(3))
+    K(A.clone.default, "c64_noncontig")(rc(3, 4).t())
+    K(A.detach.default, "c64")(rc(3))
+    K(A.contiguous.default, "c64")(rc(3, 4).t())
+    K(A._to_copy.default, "c64_to_c128")(rc(3), dtype=c128)
+    K(A._to_copy.default, "f32_to_c64")(rn(3), dtype=c64)
+    K(A._to_copy.default, "c64_to_f32")(rc(3), dtype=f32)
+    K(A._to_copy.default, "i64_to_c128")(ri(-5, 5, 4), dtype=c128)
+    K(A.to.dtype, "c128_to_c64")(rc(3, dtype=c128), c64)
+    K(A.copy_.default, "c64")(rc(2, 3), rc(3))
+    K(A.cat.default, "c64")([rc(2, 3), rc(1, 3)])
+    K(A.stack.default, "c64")([rc(2), rc(2)], 1)
+    K(A.split_with_sizes.default, "c64")(rc(5, 2), [2, 3])
+    K(A.split.Tensor, "c64")(rc(5, 2), 2)
+    K(A.unbind.int, "c64")(rc(2, 3), 1)
+    K(A.constant_pad_nd.default, "c64")(rc(2, 3), [1, 2])
+    K(A.pad.default, "c64")(rc(2, 3), [0, 2])
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     for f in os.listdir(OUT_DIR):
@@ -2107,7 +2277,7 @@ def main():
                compare_cases, conversion_cases, math_cases, more_reduction_cases, fill_pad_cases,
                norm_resample_cases, sort_cases, indexing_cases, random_and_more_cases,
                conv_transpose_cases, rnn_cases, nn_extra_cases, decomposed_nn_cases,
-               misc_cases, composite_cases):
+               misc_cases, composite_cases, complex_cases):
         fn()
 
     # one case per line: compact, diff-friendly, still plain JSON (keys sorted)

@@ -258,6 +258,21 @@ class SymInts(nn.Module):
         return pos, twos, z, v, head, scaled
 
 
+class SpectralFilter(nn.Module):
+    """A learned spectral filter (FNet/GFNet style): rfft along the last dim, a complex weight given as
+    view_as_complex of a real parameter, irfft back. Complex tensors flow between the ops."""
+
+    def __init__(self, n=8):
+        super().__init__()
+        self.n = n
+        self.w = nn.Parameter(torch.randn(n // 2 + 1, 2))
+
+    def forward(self, x):
+        spec = torch.fft.rfft(x, dim=-1)
+        spec = spec * torch.view_as_complex(self.w)
+        return torch.fft.irfft(spec, n=self.n, dim=-1) + x
+
+
 # Cases: each yields (name, build) with build() -> dict
 #   model, args, kwargs, dynamic_shapes, strict, plus optional extras
 # --------------------------------------------------------------------------
@@ -339,6 +354,7 @@ def own_cases():
     big = 2 ** 62 // 3
     yield "int64_and_bool_paths", lambda: mk(Int64AndBoolPaths(), (
         torch.randint(-big, big, (6,)), torch.randint(-big, big, (6,)), torch.rand(6) > 0.5))
+    yield "spectral_filter", lambda: mk(SpectralFilter(), (torch.randn(3, 8),))
 
 
 def exportdb_names():

@@ -22,6 +22,10 @@ pub enum DType {
     F32 = 7,
     /// `torch.float64` (DOUBLE)
     F64 = 8,
+    /// `torch.complex64` (COMPLEXFLOAT): two f32s, real then imaginary.
+    C64 = 10,
+    /// `torch.complex128` (COMPLEXDOUBLE): two f64s, real then imaginary.
+    C128 = 11,
     /// `torch.bool` (BOOL)
     Bool = 12,
     /// `torch.bfloat16` (BFLOAT16)
@@ -29,7 +33,7 @@ pub enum DType {
 }
 
 /// All supported dtypes, in serialized-code order.
-pub const ALL_DTYPES: [DType; 10] = [
+pub const ALL_DTYPES: [DType; 12] = [
     DType::U8,
     DType::I8,
     DType::I16,
@@ -38,6 +42,8 @@ pub const ALL_DTYPES: [DType; 10] = [
     DType::F16,
     DType::F32,
     DType::F64,
+    DType::C64,
+    DType::C128,
     DType::Bool,
     DType::BF16,
 ];
@@ -69,6 +75,8 @@ impl DType {
             5 => DType::F16,
             6 => DType::F32,
             7 => DType::F64,
+            9 => DType::C64,
+            10 => DType::C128,
             11 => DType::Bool,
             15 => DType::BF16,
             _ => return None,
@@ -80,12 +88,36 @@ impl DType {
             DType::U8 | DType::I8 | DType::Bool => 1,
             DType::I16 | DType::F16 | DType::BF16 => 2,
             DType::I32 | DType::F32 => 4,
-            DType::I64 | DType::F64 => 8,
+            DType::I64 | DType::F64 | DType::C64 => 8,
+            DType::C128 => 16,
         }
     }
     /// True for f16, bf16, f32, f64.
     pub fn is_floating_point(self) -> bool {
         matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    }
+    /// True for complex64 and complex128.
+    pub fn is_complex(self) -> bool {
+        matches!(self, DType::C64 | DType::C128)
+    }
+    /// The real dtype of a complex one (`complex64` -> `float32`, PyTorch's `toRealValueType`); other
+    /// dtypes are their own.
+    pub fn to_real(self) -> DType {
+        match self {
+            DType::C64 => DType::F32,
+            DType::C128 => DType::F64,
+            d => d,
+        }
+    }
+    /// The complex dtype of a floating one (`float32` -> `complex64`, `float64` -> `complex128`;
+    /// complex dtypes are their own). f16/bf16 (whose complex twins oxport lacks) and non-float dtypes
+    /// have none.
+    pub fn to_complex(self) -> Option<DType> {
+        match self {
+            DType::F32 | DType::C64 => Some(DType::C64),
+            DType::F64 | DType::C128 => Some(DType::C128),
+            _ => None,
+        }
     }
     /// True for the integer types (not bool).
     pub fn is_integral(self) -> bool {
@@ -105,6 +137,8 @@ impl DType {
             DType::F16 => "float16",
             DType::F32 => "float32",
             DType::F64 => "float64",
+            DType::C64 => "complex64",
+            DType::C128 => "complex128",
             DType::Bool => "bool",
             DType::BF16 => "bfloat16",
         }
@@ -120,6 +154,8 @@ impl DType {
             DType::F16 => "Half",
             DType::F32 => "Float",
             DType::F64 => "Double",
+            DType::C64 => "ComplexFloat",
+            DType::C128 => "ComplexDouble",
             DType::Bool => "Bool",
             DType::BF16 => "BFloat16",
         }
@@ -135,6 +171,8 @@ impl DType {
             DType::F16 => "c10::Half",
             DType::F32 => "float",
             DType::F64 => "double",
+            DType::C64 => "c10::complex<float>",
+            DType::C128 => "c10::complex<double>",
             DType::Bool => "bool",
             DType::BF16 => "c10::BFloat16",
         }
@@ -151,6 +189,8 @@ impl DType {
             "float16" | "half" => DType::F16,
             "float32" | "float" => DType::F32,
             "float64" | "double" => DType::F64,
+            "complex64" | "cfloat" => DType::C64,
+            "complex128" | "cdouble" => DType::C128,
             "bool" => DType::Bool,
             "bfloat16" => DType::BF16,
             _ => return None,
@@ -167,6 +207,8 @@ impl DType {
             DType::F16 => "f16",
             DType::F32 => "f32",
             DType::F64 => "f64",
+            DType::C64 => "c64",
+            DType::C128 => "c128",
             DType::Bool => "b8",
             DType::BF16 => "bf16",
         }
@@ -191,6 +233,11 @@ pub fn promote_types(a: DType, b: DType) -> DType {
     use DType::*;
     if a == b {
         return a;
+    }
+    if a.is_complex() || b.is_complex() {
+        // c10's table: the complex type of the promoted value types (c64 + f64 = c128, c64 + i64 = c64).
+        let value = promote_types(a.to_real(), b.to_real());
+        return if value == F64 { C128 } else { C64 };
     }
     match (a, b) {
         (Bool, x) | (x, Bool) => x,
@@ -354,6 +401,23 @@ fn promote_opt(a: Option<DType>, b: DType) -> Option<DType> {
 
 fn combine_categories(higher: Option<DType>, lower: Option<DType>) -> Option<DType> {
     let Some(h) = higher else { return lower };
+    if h.is_complex() {
+        return Some(h);
+    }
+    if let Some(l) = lower.filter(|l| l.is_complex()) {
+        // A floating higher category keeps its value type (f64 tensor * complex64 0-d = complex128);
+        // an integral one takes the complex type. (PyTorch gives f16/bf16 its ComplexHalf twins, which
+        // oxport lacks: they promote through f32 to complex64 here.)
+        return Some(if h.is_floating_point() {
+            if h == DType::F64 {
+                DType::C128
+            } else {
+                DType::C64
+            }
+        } else {
+            l
+        });
+    }
     if h.is_floating_point() {
         return Some(h);
     }
@@ -415,6 +479,35 @@ mod tests {
         s.add_tensor(Bool, 1);
         s.add_scalar(Scalar::Int(2));
         assert_eq!(s.result(), I64);
+    }
+    #[test]
+    fn complex_promotion() {
+        use DType::*;
+        // Expected values from torch.promote_types / torch.result_type (torch 2.15).
+        assert_eq!(promote_types(C64, F64), C128);
+        assert_eq!(promote_types(C64, I64), C64);
+        assert_eq!(promote_types(F16, C64), C64);
+        assert_eq!(promote_types(BF16, C128), C128);
+        assert_eq!(promote_types(Bool, C64), C64);
+        let mut s = ResultTypeState::default();
+        s.add_tensor(F64, 1);
+        s.add_tensor(C64, 0);
+        assert_eq!(s.result(), C128);
+        let mut s = ResultTypeState::default();
+        s.add_tensor(C64, 1);
+        s.add_tensor(F64, 0);
+        assert_eq!(s.result(), C64);
+        let mut s = ResultTypeState::default();
+        s.add_tensor(I64, 1);
+        s.add_tensor(C128, 0);
+        assert_eq!(s.result(), C128);
+        let mut s = ResultTypeState::default();
+        s.add_tensor(C64, 1);
+        s.add_tensor(F64, 1);
+        assert_eq!(s.result(), C128);
+        assert_eq!(DType::from_code(10), Some(C64));
+        assert_eq!(DType::from_c10_code(9), Some(C64));
+        assert_eq!(C128.itemsize(), 16);
     }
     #[test]
     fn python_float_repr() {

@@ -24,6 +24,8 @@ pub mod tensor;
 
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
+/// The complex number types of complex64 / complex128 tensors (`Complex32`, `Complex64`).
+pub use num_complex;
 pub use sym::SymInt;
 pub use sym_ops::{IntoOptSymInt, IntoSymInts};
 pub use tensor::Tensor;

@@ -1,6 +1,7 @@
 //! Every op case recorded from real PyTorch (`tools/gen_op_fixtures.py` → `tests/fixtures/ops/`) runs
 //! through the registry and must match: exact for integers/bools, within the case's rtol/atol for floats
-//! (defaults rtol 1e-5, atol 1e-6), same dtype and shape; cases where PyTorch raises must raise with
+//! (defaults rtol 1e-5, atol 1e-6; complex numbers by their distance), same dtype and shape; cases
+//! where PyTorch raises must raise with
 //! PyTorch's message.
 use oxport_core::ops::{call, Value};
 use oxport_core::{DType, Tensor};
@@ -109,6 +110,24 @@ fn check_tensor(got: &Tensor, j: &J, rtol: f64, atol: f64) -> Result<(), String>
             got.sizes(),
             want.sizes()
         ));
+    }
+    if want.dtype().is_complex() {
+        // Complex numbers agree when their distance is within the tolerance (NaN parts must match).
+        let (g, w) = (
+            got.to_vec_complex().unwrap(),
+            want.to_vec_complex().unwrap(),
+        );
+        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+            let nan_ok = a.re.is_nan() == b.re.is_nan() && a.im.is_nan() == b.im.is_nan();
+            let same = |x: f64, y: f64| x == y || (x.is_nan() && y.is_nan());
+            let ok = nan_ok
+                && ((same(a.re, b.re) && same(a.im, b.im))
+                    || (a - b).norm() <= atol + rtol * b.norm());
+            if !ok {
+                return Err(format!("element {i}: got {a}, expected {b}"));
+            }
+        }
+        return Ok(());
     }
     let (g, w) = (got.to_vec_f64(), want.to_vec_f64());
     let exact = !want.dtype().is_floating_point();

@@ -399,7 +399,7 @@ pub(crate) fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Te
     let bound = Args::bind(schema, pos_meta, kw_meta)?;
     // The decisions this op's shape checks take on symbolic sizes, kept with the op and the line so a
     // guard that fails the export can name them.
-    let (outs, guards) = oxport_core::sym::with_guard_sink(|| (def.meta)(&bound));
+    let (outs, guards) = oxport_core::sym::with_guard_sink(|| def.infer(&bound));
     let outs = outs?;
     let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(call.location);
     for g in guards {

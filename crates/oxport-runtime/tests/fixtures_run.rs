@@ -51,6 +51,16 @@ fn compare(got: &Value, expected: &Tensor, tol: (f64, f64)) -> Option<String> {
     {
         return Some(format!("dtype {:?} vs {:?}", g.dtype(), expected.dtype()));
     }
+    if expected.dtype().is_complex() {
+        // complex outputs (.npy c8/c16): by distance, with the float tolerance
+        let (a, b) = (g.to_vec_complex().ok()?, expected.to_vec_complex().ok()?);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            if (x - y).norm() > 1e-5 + 1e-4 * y.norm() && x != y {
+                return Some(format!("element {i}: {x} vs {y}"));
+            }
+        }
+        return None;
+    }
     if !float {
         // Exact, in 64 bits: a float64 detour would round values past 2**53.
         let as_i64 = |t: &Tensor| t.cast_untraced(DType::I64).to_vec::<i64>();

@@ -217,6 +217,16 @@ macro_rules! binary_methods {
 
 impl Tensor {
     unary_methods! {
+        /// `torch.view_as_real`: a complex tensor as real pairs (a copy in oxport; see `ops::defs::complex`).
+        view_as_real => "aten.view_as_real.default";
+        /// `torch.view_as_complex`: a real tensor whose last dim is 2 as complex numbers.
+        view_as_complex => "aten.view_as_complex.default";
+        /// `x.real`.
+        real => "aten.real.default";
+        /// `x.imag` (complex tensors only).
+        imag => "aten.imag.default";
+        /// `torch.angle`.
+        angle => "aten.angle.default";
         /// `torch.sin` (`aten.sin.default`).
         sin => "aten.sin.default";
         /// `torch.cos`.
@@ -1234,5 +1244,53 @@ impl Tensor {
     #[track_caller]
     pub fn item_as<T: Element>(&self) -> Result<T> {
         Ok(crate::tensor::cast_element::<f64, T>(self.item_f64()?))
+    }
+}
+
+/// The `torch.fft` functions and complex construction.
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[4])?;
+/// let spec = x.fft_rfft(None, -1, None)?;
+/// assert_eq!(spec.dtype(), DType::C64);
+/// let back = spec.fft_irfft(Some(4), -1, None)?;
+/// let v = back.to_vec::<f32>()?;
+/// assert!((v[3] - 4.0).abs() < 1e-6);
+/// # Ok::<(), oxport_core::Error>(())
+/// ```
+impl Tensor {
+    #[track_caller]
+    fn fft_op(&self, op: &str, n: Option<i64>, dim: i64, norm: Option<&str>) -> Result<Tensor> {
+        let n = n.map(i).unwrap_or(Value::None);
+        let norm = norm
+            .map(|s| Value::Str(s.to_string()))
+            .unwrap_or(Value::None);
+        op1(op, vec![t(self), n, i(dim), norm], vec![])
+    }
+    /// `torch.fft.fft(self, n, dim, norm)`.
+    #[track_caller]
+    pub fn fft_fft(&self, n: Option<i64>, dim: i64, norm: Option<&str>) -> Result<Tensor> {
+        self.fft_op("aten.fft_fft.default", n, dim, norm)
+    }
+    /// `torch.fft.ifft(self, n, dim, norm)`.
+    #[track_caller]
+    pub fn fft_ifft(&self, n: Option<i64>, dim: i64, norm: Option<&str>) -> Result<Tensor> {
+        self.fft_op("aten.fft_ifft.default", n, dim, norm)
+    }
+    /// `torch.fft.rfft(self, n, dim, norm)`.
+    #[track_caller]
+    pub fn fft_rfft(&self, n: Option<i64>, dim: i64, norm: Option<&str>) -> Result<Tensor> {
+        self.fft_op("aten.fft_rfft.default", n, dim, norm)
+    }
+    /// `torch.fft.irfft(self, n, dim, norm)`.
+    #[track_caller]
+    pub fn fft_irfft(&self, n: Option<i64>, dim: i64, norm: Option<&str>) -> Result<Tensor> {
+        self.fft_op("aten.fft_irfft.default", n, dim, norm)
+    }
+    /// `torch.complex(real, imag)`.
+    #[track_caller]
+    pub fn complex(real: &Tensor, imag: &Tensor) -> Result<Tensor> {
+        op1("aten.complex.default", vec![t(real), t(imag)], vec![])
     }
 }

@@ -1964,3 +1964,159 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
     };
     Ok(Decomposed::from(out))
 }
+
+// ---- complex views and the torch.fft composites -------------------------------------------------------
+
+/// `real` / `imag` (`part` 0 / 1) of a complex tensor: `select(view_as_real(self), -1, part)` (the C++
+/// composite); `real` of a real tensor is the tensor itself.
+fn real_imag(a: &Args<Tensor>, part: i64) -> Result<Decomposed> {
+    let t = a.tensor("self")?;
+    if !t.dtype().is_complex() {
+        return Ok(Decomposed::from(t.clone()));
+    }
+    let vr = unary(op_def!("aten.view_as_real.default")?, t)?;
+    let last = vr.dim() as i64 - 1;
+    call(
+        op_def!("aten.select.int")?,
+        vec![
+            Value::Tensor(vr),
+            Value::Int(SymInt::Int(last)),
+            Value::Int(SymInt::Int(part)),
+        ],
+    )
+    .map(Decomposed::from)
+}
+
+/// `aten.real.default`.
+pub(crate) fn real(a: &Args<Tensor>) -> Result<Decomposed> {
+    real_imag(a, 0)
+}
+
+/// `aten.imag.default`.
+pub(crate) fn imag(a: &Args<Tensor>) -> Result<Decomposed> {
+    real_imag(a, 1)
+}
+
+/// PyTorch's `resize_fft_input` for one dim: sliced to `size`, or zero-padded (`constant_pad_nd`).
+fn resize_fft_input(x: Tensor, dim: usize, size: &SymInt) -> Result<Tensor> {
+    let cur = x.sym_size(dim as i64)?;
+    if cur.guard_lt(size) {
+        let nd = x.dim();
+        let mut pad = vec![SymInt::Int(0); 2 * nd];
+        pad[2 * nd - 2 * dim - 1] = size - &cur;
+        return one(call(
+            op_def!("aten.constant_pad_nd.default")?,
+            vec![Value::Tensor(x), Value::Ints(pad)],
+        )?);
+    }
+    if size.guard_lt(&cur) {
+        return one(call(
+            op_def!("aten.slice.Tensor")?,
+            vec![
+                Value::Tensor(x),
+                Value::Int(SymInt::Int(dim as i64)),
+                Value::Int(SymInt::Int(0)),
+                Value::Int(size.clone()),
+            ],
+        )?);
+    }
+    Ok(x)
+}
+
+/// PyTorch's `promote_tensor_fft`: integers to the default float dtype; with `require_complex`, real
+/// tensors to their complex dtype.
+fn promote_tensor_fft(t: Tensor, require_complex: bool) -> Result<Tensor> {
+    let mut dt = t.dtype();
+    if !dt.is_floating_point() && !dt.is_complex() {
+        dt = DType::F32;
+    }
+    if require_complex && !dt.is_complex() {
+        dt = dt.to_complex().ok_or(Error::DTypeNotSupported {
+            op: "fft (oxport has no ComplexHalf)".into(),
+            dtype: dt,
+        })?;
+    }
+    if dt == t.dtype() {
+        return Ok(t);
+    }
+    one(call(
+        op_def!("aten.to.dtype")?,
+        vec![Value::Tensor(t), Value::ScalarType(dt)],
+    )?)
+}
+
+/// `torch.fft.fft / ifft / rfft / irfft` as their C++ composites (`fft_c2c`, `fft_r2c`, `fft_c2r` in
+/// `aten/src/ATen/native/SpectralOps.cpp`).
+fn fft_composite(a: &Args<Tensor>, c: super::defs::Composite) -> Result<Decomposed> {
+    use super::defs::Composite;
+    let t = a.tensor("self")?.clone();
+    let d = crate::tensor::wrap_dim(a.int("dim")?, t.dim())?;
+    let n = a.opt_symint("n")?.cloned();
+    let norm = super::defs::norm_from_string(a.opt_str("norm")?, c.forward())?;
+    let dims = Value::Ints(vec![SymInt::Int(d as i64)]);
+    let norm = Value::Int(SymInt::Int(norm));
+    let complex_path = t.dtype().is_complex() && matches!(c, Composite::Fft | Composite::Ifft);
+    if c == Composite::Irfft {
+        let x = promote_tensor_fft(t, true)?;
+        let last = match &n {
+            Some(n) => n.clone(),
+            None => &(&x.sym_size(d as i64)? - 1) * 2,
+        };
+        let x = match &n {
+            Some(n) => resize_fft_input(x, d, &(&(n / 2) + 1))?,
+            None => x,
+        };
+        return call(
+            op_def!("aten._fft_c2r.default")?,
+            vec![Value::Tensor(x), dims, norm, Value::Int(last)],
+        )
+        .map(Decomposed::from);
+    }
+    if complex_path {
+        let x = match &n {
+            Some(n) => resize_fft_input(t, d, n)?,
+            None => t,
+        };
+        return call(
+            op_def!("aten._fft_c2c.default")?,
+            vec![Value::Tensor(x), dims, norm, Value::Bool(c.forward())],
+        )
+        .map(Decomposed::from);
+    }
+    let x = promote_tensor_fft(t, false)?;
+    let x = match &n {
+        Some(n) => resize_fft_input(x, d, n)?,
+        None => x,
+    };
+    let out = one(call(
+        op_def!("aten._fft_r2c.default")?,
+        vec![
+            Value::Tensor(x),
+            dims,
+            norm,
+            Value::Bool(c == Composite::Rfft),
+        ],
+    )?)?;
+    if c.forward() {
+        Ok(Decomposed::from(out))
+    } else {
+        unary(op_def!("aten._conj.default")?, &out).map(Decomposed::from)
+    }
+}
+
+/// `aten.fft_fft.default`.
+pub(crate) fn fft_fft(a: &Args<Tensor>) -> Result<Decomposed> {
+    fft_composite(a, super::defs::Composite::Fft)
+}
+/// `aten.fft_ifft.default`.
+pub(crate) fn fft_ifft(a: &Args<Tensor>) -> Result<Decomposed> {
+    fft_composite(a, super::defs::Composite::Ifft)
+}
+/// `aten.fft_rfft.default`.
+pub(crate) fn fft_rfft(a: &Args<Tensor>) -> Result<Decomposed> {
+    fft_composite(a, super::defs::Composite::Rfft)
+}
+/// `aten.fft_irfft.default`.
+pub(crate) fn fft_irfft(a: &Args<Tensor>) -> Result<Decomposed> {
+    fft_composite(a, super::defs::Composite::Irfft)
+}

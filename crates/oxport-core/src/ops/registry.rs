@@ -78,6 +78,10 @@ pub struct OpDef {
     /// Registered at run time with [`CustomOp`] (not an ATen op): `run_decompositions()` keeps it
     /// unless it has a decomposition, as PyTorch keeps custom ops.
     pub is_custom: bool,
+    /// Its meta function and kernel take complex tensors (declared with [`Decl::complex`]). For any
+    /// other op, a complex input or output is an error naming the op ([`OpDef::infer`]), never a
+    /// kernel reading complex numbers as real ones.
+    pub takes_complex: bool,
 }
 
 impl std::fmt::Debug for OpDef {
@@ -129,7 +133,55 @@ pub fn regroup_outputs(outs: &[Value<TensorMeta>], ts: Vec<Tensor>) -> Vec<Value
         .collect()
 }
 
+/// The first complex dtype among the tensors of `values`.
+fn complex_dtype_in<'a>(
+    values: impl IntoIterator<Item = &'a Value<TensorMeta>>,
+) -> Option<crate::DType> {
+    let mut found = None;
+    for v in values {
+        let mut check = |m: &TensorMeta| {
+            if m.dtype.is_complex() && found.is_none() {
+                found = Some(m.dtype);
+            }
+        };
+        match v {
+            Value::Tensor(m) => check(m),
+            Value::Tensors(ms) => ms.iter().for_each(&mut check),
+            Value::OptTensors(ms) => ms.iter().flatten().for_each(&mut check),
+            _ => {}
+        }
+    }
+    found
+}
+
 impl OpDef {
+    /// Runs the meta function, refusing complex inputs and outputs unless the op takes them
+    /// ([`OpDef::takes_complex`]). Every caller of a meta function on an op's own arguments (the
+    /// eager path, the runtime, the tracer) goes through here.
+    pub fn infer(&self, args: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+        let refuse = |dtype| {
+            Err(Error::DTypeNotSupported {
+                op: format!(
+                    "{} (oxport has no complex kernel for this op yet)",
+                    self.name
+                ),
+                dtype,
+            })
+        };
+        let gated = !self.takes_complex && !self.is_custom;
+        if gated {
+            if let Some(d) = complex_dtype_in(&args.values) {
+                return refuse(d);
+            }
+        }
+        let outs = (self.meta)(args)?;
+        if gated {
+            if let Some(d) = complex_dtype_in(&outs) {
+                return refuse(d);
+            }
+        }
+        Ok(outs)
+    }
     /// Runs the meta function on real tensors' metadata.
     pub fn meta_of(&self, args: &Args<Tensor>) -> Result<Vec<Value<TensorMeta>>> {
         let meta_args = Args {
@@ -140,7 +192,7 @@ impl OpDef {
                 .map(|v| v.map_tensors(&mut TensorMeta::of))
                 .collect(),
         };
-        (self.meta)(&meta_args)
+        self.infer(&meta_args)
     }
     /// Runs the op eagerly: meta (validation, output shapes) then the kernel, or the decomposition when
     /// the op has no kernel (its mutations written back into the mutated arguments).
@@ -329,9 +381,23 @@ impl Builder {
             kernel,
             decomposition,
             is_custom: false,
+            takes_complex: false,
         });
         Decl {
             def: self.reg.ops.last_mut(),
+        }
+    }
+    /// Marks already declared ops as taking complex tensors ([`Decl::complex`] for a family of
+    /// dtype-agnostic ops: views and copies).
+    pub fn complex_ops(&mut self, names: &[&'static str]) {
+        for name in names {
+            match self.reg.by_name.get(name) {
+                Some(id) => self.reg.ops[id.0 as usize].takes_complex = true,
+                None => self
+                    .reg
+                    .errors
+                    .push(format!("{name} is marked complex but not registered")),
+            }
         }
     }
     fn finish(mut self) -> Registry {
@@ -354,6 +420,14 @@ impl Decl<'_> {
     pub fn decomposition(mut self, d: DecompFn) -> Self {
         if let Some(def) = self.def.as_deref_mut() {
             def.decomposition = Some(d);
+        }
+        self
+    }
+    /// Declares that the op's meta function and kernel (or decomposition) take complex tensors;
+    /// see [`OpDef::takes_complex`]. Each such op has complex oracle cases.
+    pub fn complex(mut self) -> Self {
+        if let Some(def) = self.def.as_deref_mut() {
+            def.takes_complex = true;
         }
         self
     }
@@ -518,6 +592,7 @@ impl CustomOp {
             kernel: self.kernel,
             decomposition: self.decomposition,
             is_custom: true,
+            takes_complex: true,
         }));
         table.ops.push(def);
         table.by_name.insert(name, def);

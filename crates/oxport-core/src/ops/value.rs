@@ -602,6 +602,14 @@ impl<'s, T> Args<'s, T> {
             _ => Err(self.type_err(name, "a str")),
         }
     }
+    /// An optional string (`str? norm=None`).
+    pub fn opt_str(&self, name: &str) -> Result<Option<&str>> {
+        match self.get(name)? {
+            Value::None => Ok(None),
+            Value::Str(s) => Ok(Some(s)),
+            _ => Err(self.type_err(name, "a str or None")),
+        }
+    }
     /// A Scalar (a symbolic int passed for it is taken at its hint; see [`Args::sym_scalar`]).
     pub fn scalar(&self, name: &str) -> Result<Scalar> {
         match self.get(name)? {

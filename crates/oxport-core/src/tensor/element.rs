@@ -1,6 +1,7 @@
 //! Typed buffers and the [`Element`] trait that maps Rust types to dtypes.
 use crate::dtype::DType;
 use half::{bf16, f16};
+use num_complex::{Complex32, Complex64};
 
 /// The bytes of a storage, typed by dtype (keeps alignment right and kernels safe).
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +15,8 @@ pub enum Buffer {
     F16(Vec<f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    C64(Vec<Complex32>),
+    C128(Vec<Complex64>),
     Bool(Vec<bool>),
     BF16(Vec<bf16>),
 }
@@ -30,6 +33,8 @@ impl Buffer {
             Buffer::F16(_) => DType::F16,
             Buffer::F32(_) => DType::F32,
             Buffer::F64(_) => DType::F64,
+            Buffer::C64(_) => DType::C64,
+            Buffer::C128(_) => DType::C128,
             Buffer::Bool(_) => DType::Bool,
             Buffer::BF16(_) => DType::BF16,
         }
@@ -89,18 +94,44 @@ macro_rules! dispatch_buffer {
             $crate::tensor::Buffer::F16($v) => $body,
             $crate::tensor::Buffer::F32($v) => $body,
             $crate::tensor::Buffer::F64($v) => $body,
+            $crate::tensor::Buffer::C64($v) => $body,
+            $crate::tensor::Buffer::C128($v) => $body,
             $crate::tensor::Buffer::Bool($v) => $body,
             $crate::tensor::Buffer::BF16($v) => $body,
         }
     };
 }
 
-/// Runs `$body` with the type alias `$T` set to the Rust element type of `$dtype`.
+/// Runs `$body` with the type alias `$T` set to the Rust element type of `$dtype` — every dtype,
+/// complex ones included (their [`Element`] conversions to real numbers take the real part: use it
+/// for data movement; see [`dispatch_real_dtype!`] for code that orders or does integer math).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! dispatch_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
+            $crate::dtype::DType::C64 => {
+                type $T = $crate::num_complex::Complex32;
+                $body
+            }
+            $crate::dtype::DType::C128 => {
+                type $T = $crate::num_complex::Complex64;
+                $body
+            }
+            d => $crate::dispatch_real_dtype!(d, $T => $body, complex => unreachable!("complex dtypes are matched above")),
+        }
+    };
+}
+
+/// Runs `$body` with the type alias `$T` set to the Rust element type of `$dtype` (a [`RealElement`],
+/// which is ordered) for the real dtypes, and evaluates `$complex` for the complex ones — an error
+/// naming the op, for code that cannot take complex numbers.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_real_dtype {
+    ($dtype:expr, $T:ident => $body:expr, complex => $complex:expr) => {
+        match $dtype {
+            $crate::dtype::DType::C64 | $crate::dtype::DType::C128 => $complex,
             $crate::dtype::DType::U8 => {
                 type $T = u8;
                 $body
@@ -145,12 +176,23 @@ macro_rules! dispatch_dtype {
     };
 }
 
-/// A Rust type that is a tensor element.
-pub trait Element: Copy + Send + Sync + Default + PartialOrd + std::fmt::Debug + 'static {
+/// A Rust type that is a tensor element. Complex elements convert to and from real numbers by their
+/// real part (PyTorch's cast from complex to real drops the imaginary part).
+pub trait Element: Copy + Send + Sync + Default + std::fmt::Debug + 'static {
     /// The dtype of this element type.
     const DTYPE: DType;
-    /// True for floating-point types.
+    /// True for floating-point types (not complex).
     const IS_FLOAT: bool;
+    /// True for complex types.
+    const IS_COMPLEX: bool = false;
+    /// As a complex number (real types: imaginary part 0).
+    fn to_complex(self) -> Complex64 {
+        Complex64::new(self.to_f64(), 0.0)
+    }
+    /// From a complex number (real types: the real part, converted like [`Element::from_f64`]).
+    fn from_complex(v: Complex64) -> Self {
+        Self::from_f64(v.re)
+    }
     /// The typed data, if the buffer has this type.
     fn slice(b: &Buffer) -> Option<&[Self]>;
     /// The typed data, mutably, if the buffer has this type.
@@ -315,12 +357,77 @@ impl Element for bool {
     }
 }
 
-/// Converts one element between types with PyTorch's cast semantics.
+/// An element type with an order: every dtype but the complex ones.
+pub trait RealElement: Element + PartialOrd {}
+impl<T: Element + PartialOrd> RealElement for T {}
+
+macro_rules! impl_complex_element {
+    ($t:ty, $variant:ident, $f:ty) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            const IS_FLOAT: bool = false;
+            const IS_COMPLEX: bool = true;
+            fn to_complex(self) -> Complex64 {
+                Complex64::new(self.re as f64, self.im as f64)
+            }
+            fn from_complex(v: Complex64) -> Self {
+                <$t>::new(v.re as $f, v.im as $f)
+            }
+            fn slice(b: &Buffer) -> Option<&[Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_buffer(v: Vec<Self>) -> Buffer {
+                Buffer::$variant(v)
+            }
+            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn to_f64(self) -> f64 {
+                self.re as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                <$t>::new(v as $f, 0.0)
+            }
+            fn to_i64(self) -> i64 {
+                self.re as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                <$t>::new(v as $f, 0.0)
+            }
+            fn is_nonzero(self) -> bool {
+                self.re != 0.0 || self.im != 0.0
+            }
+        }
+    };
+}
+impl_complex_element!(Complex32, C64, f32);
+impl_complex_element!(Complex64, C128, f64);
+
+/// Converts one element between types with PyTorch's cast semantics (complex to real keeps the real
+/// part; real to complex has imaginary part 0).
 #[inline]
 pub fn cast_element<S: Element, D: Element>(v: S) -> D {
-    if D::DTYPE == DType::Bool {
+    if D::IS_COMPLEX {
+        if S::IS_COMPLEX || S::IS_FLOAT {
+            D::from_complex(v.to_complex())
+        } else {
+            D::from_complex(Complex64::new(v.to_i64() as f64, 0.0))
+        }
+    } else if D::DTYPE == DType::Bool {
         D::from_i64(v.is_nonzero() as i64)
-    } else if S::IS_FLOAT {
+    } else if S::IS_FLOAT || S::IS_COMPLEX {
         if D::IS_FLOAT {
             D::from_f64(v.to_f64())
         } else {
@@ -354,6 +461,22 @@ macro_rules! impl_le_bytes {
     )*};
 }
 impl_le_bytes!(u8, i8, i16, i32, i64, f32, f64, f16, bf16);
+
+macro_rules! impl_le_bytes_complex {
+    ($($t:ty, $f:ty, $n:literal);*) => {$(
+        impl LeBytes for $t {
+            fn from_le(b: &[u8]) -> Self {
+                let (re, im) = b.split_at($n);
+                <$t>::new(<$f>::from_le(re), <$f>::from_le(im))
+            }
+            fn append_le(&self, out: &mut Vec<u8>) {
+                self.re.append_le(out);
+                self.im.append_le(out);
+            }
+        }
+    )*};
+}
+impl_le_bytes_complex!(Complex32, f32, 4; Complex64, f64, 8);
 
 impl LeBytes for bool {
     fn from_le(b: &[u8]) -> Self {

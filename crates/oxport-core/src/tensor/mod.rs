@@ -11,7 +11,7 @@ pub mod npy_format;
 pub(crate) mod random;
 pub mod strided;
 
-pub use element::{cast_element, Buffer, Element};
+pub use element::{cast_element, Buffer, Element, RealElement};
 pub(crate) use random::dropout_mask;
 pub use random::{manual_seed, Generator};
 
@@ -402,7 +402,8 @@ impl Tensor {
         ))
     }
 
-    /// The elements in logical order converted to f64.
+    /// The elements in logical order converted to f64 (the real parts of complex numbers: see
+    /// [`Tensor::to_vec_complex`]).
     #[track_caller]
     pub fn to_vec_f64(&self) -> Vec<f64> {
         crate::dispatch_dtype!(self.dtype, T => self
@@ -411,6 +412,16 @@ impl Tensor {
             .into_iter()
             .map(|v| v.to_f64())
             .collect())
+    }
+
+    /// The elements in logical order as complex numbers (real dtypes: imaginary part 0).
+    #[track_caller]
+    pub fn to_vec_complex(&self) -> Result<Vec<num_complex::Complex64>> {
+        crate::dispatch_dtype!(self.dtype, T => Ok(self
+            .to_vec::<T>()?
+            .into_iter()
+            .map(|v| v.to_complex())
+            .collect()))
     }
 
     /// The single value of a one-element tensor, as f64 (`Tensor.item()`; reads data, so not traceable).
@@ -429,6 +440,12 @@ impl Tensor {
     /// The single value as a [`Scalar`] of the matching kind.
     #[track_caller]
     pub fn item(&self) -> Result<Scalar> {
+        if self.dtype.is_complex() {
+            return Err(Error::DTypeNotSupported {
+                op: "item (oxport has no complex Scalar)".into(),
+                dtype: self.dtype,
+            });
+        }
         let v = self.item_f64()?;
         Ok(if self.dtype.is_floating_point() {
             Scalar::Float(v)
@@ -617,7 +634,11 @@ impl fmt::Debug for Tensor {
             self.offset
         )?;
         if !self.storage.fake && self.sizes.iter().product::<usize>() <= 16 {
-            write!(f, " {:?}", self.to_vec_f64())?;
+            if self.dtype.is_complex() {
+                write!(f, " {:?}", self.to_vec_complex().unwrap_or_default())?;
+            } else {
+                write!(f, " {:?}", self.to_vec_f64())?;
+            }
         }
         Ok(())
     }

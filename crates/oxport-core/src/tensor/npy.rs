@@ -21,6 +21,8 @@ pub fn tensor_from_npy(bytes: &[u8]) -> Result<Tensor> {
         NpyDtype::F64 => Buffer::F64(le_vec(d, 8, |b| {
             f64::from_le_bytes(b.try_into().expect("8 bytes"))
         })),
+        NpyDtype::C64 => Buffer::from_le_bytes(DType::C64, d)?,
+        NpyDtype::C128 => Buffer::from_le_bytes(DType::C128, d)?,
         NpyDtype::I8 => Buffer::I8(d.iter().map(|&b| b as i8).collect()),
         NpyDtype::I16 => Buffer::I16(le_vec(d, 2, |b| i16::from_le_bytes([b[0], b[1]]))),
         NpyDtype::I32 => Buffer::I32(le_vec(d, 4, |b| {
@@ -62,6 +64,8 @@ pub fn tensor_to_npy(t: &Tensor) -> Vec<u8> {
                 x.to_le_bytes().to_vec()
             }),
         ),
+        DType::C64 => (NpyDtype::C64, t.to_buffer().to_le_bytes()),
+        DType::C128 => (NpyDtype::C128, t.to_buffer().to_le_bytes()),
         DType::I8 => (
             NpyDtype::I8,
             bytes_of(&t.to_vec::<i8>().expect("dtype"), |x| {
@@ -123,5 +127,22 @@ mod tests {
             assert_eq!(back.sizes(), &[2, 3]);
             assert_eq!(back.to_vec_f64(), t.to_vec_f64());
         }
+    }
+    #[test]
+    fn complex_roundtrip_keeps_both_parts() {
+        use num_complex::Complex32;
+        let v = vec![Complex32::new(1.5, -2.0), Complex32::new(0.0, 3.25)];
+        let t = Tensor::from_vec(v.clone(), &[2]).unwrap();
+        let bytes = tensor_to_npy(&t);
+        assert!(bytes.windows(5).any(|w| w == b"'<c8'"));
+        let back = tensor_from_npy(&bytes).unwrap();
+        assert_eq!(back.dtype(), DType::C64);
+        assert_eq!(back.to_vec::<Complex32>().unwrap(), v);
+        let wide = t.cast_untraced(DType::C128);
+        let back = tensor_from_npy(&tensor_to_npy(&wide)).unwrap();
+        assert_eq!(
+            back.to_vec::<num_complex::Complex64>().unwrap()[1],
+            num_complex::Complex64::new(0.0, 3.25)
+        );
     }
 }

@@ -19,12 +19,12 @@
 //! exactly the keys `descr`, `fortran_order` and `shape` (as NumPy requires),
 //! each once.
 //!
-//! Accepted `descr` strings are `<f2 <f4 <f8 |i1 <i2 <i4 <i8 |u1 |b1`, plus
+//! Accepted `descr` strings are `<f2 <f4 <f8 <c8 <c16 |i1 <i2 <i4 <i8 |u1 |b1`, plus
 //! the equivalent spellings `<u1`, `<i1`, `?`, `b1` etc. (any byte-order
 //! character is accepted for one-byte types). **Big-endian** descrs such as
 //! `>f4` or `>i8` are accepted and the data is byte-swapped to little-endian on
 //! read. `=`, `|` or no byte-order character mean the host's native order, as in
-//! NumPy. Everything else (complex, unsigned wider than one byte, strings,
+//! NumPy. Everything else (complex256, unsigned wider than one byte, strings,
 //! structured dtypes, ...) is rejected with [`NpyError::UnsupportedDtype`].
 //!
 //! The header must be pure ASCII in every version. NumPy only writes non-ASCII
@@ -74,6 +74,10 @@ pub enum NpyDtype {
     F32,
     /// IEEE 754 double precision float (`<f8`).
     F64,
+    /// Complex of two single precision floats, real then imaginary (`<c8`).
+    C64,
+    /// Complex of two double precision floats, real then imaginary (`<c16`).
+    C128,
     /// Signed 8-bit integer (`|i1`).
     I8,
     /// Signed 16-bit integer (`<i2`).
@@ -96,6 +100,8 @@ impl NpyDtype {
             NpyDtype::F16 => "<f2",
             NpyDtype::F32 => "<f4",
             NpyDtype::F64 => "<f8",
+            NpyDtype::C64 => "<c8",
+            NpyDtype::C128 => "<c16",
             NpyDtype::I8 => "|i1",
             NpyDtype::I16 => "<i2",
             NpyDtype::I32 => "<i4",
@@ -111,7 +117,18 @@ impl NpyDtype {
             NpyDtype::I8 | NpyDtype::U8 | NpyDtype::Bool => 1,
             NpyDtype::F16 | NpyDtype::I16 => 2,
             NpyDtype::F32 | NpyDtype::I32 => 4,
-            NpyDtype::F64 | NpyDtype::I64 => 8,
+            NpyDtype::F64 | NpyDtype::I64 | NpyDtype::C64 => 8,
+            NpyDtype::C128 => 16,
+        }
+    }
+
+    /// The size of the scalars whose bytes a big-endian file swaps: a complex number is two floats,
+    /// each swapped on its own.
+    fn swap_unit(&self) -> usize {
+        match self {
+            NpyDtype::C64 => 4,
+            NpyDtype::C128 => 8,
+            d => d.itemsize(),
         }
     }
 
@@ -126,6 +143,8 @@ impl NpyDtype {
             "f2" => NpyDtype::F16,
             "f4" => NpyDtype::F32,
             "f8" => NpyDtype::F64,
+            "c8" => NpyDtype::C64,
+            "c16" => NpyDtype::C128,
             "i1" => NpyDtype::I8,
             "i2" => NpyDtype::I16,
             "i4" => NpyDtype::I32,
@@ -380,7 +399,7 @@ pub fn read_npy(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     let p = parse(bytes)?;
     let mut data = bytes[p.data_offset..].to_vec();
     if p.swap {
-        swap_bytes(&mut data, p.dtype.itemsize());
+        swap_bytes(&mut data, p.dtype.swap_unit());
     }
     Ok(NpyArray {
         dtype: p.dtype,
@@ -399,7 +418,7 @@ pub fn read_npy_file(path: &Path) -> Result<NpyArray, NpyError> {
     // Reuse the file buffer instead of copying the data.
     bytes.drain(..p.data_offset);
     if p.swap {
-        swap_bytes(&mut bytes, p.dtype.itemsize());
+        swap_bytes(&mut bytes, p.dtype.swap_unit());
     }
     Ok(NpyArray {
         dtype: p.dtype,
@@ -833,10 +852,12 @@ mod tests {
     /// 192 bytes
     const U8_ALIGNED_QUIRK: &[u8] = b"\x93NUMPY\x01\x00\xb6\x00{'descr': '|u1', 'fortran_order': False, 'shape': (0, 10, 10, 10, 10, 10, 10, 10, 10, 10, 100), }                                                                                    \n";
 
-    const ALL_DTYPES: [NpyDtype; 9] = [
+    const ALL_DTYPES: [NpyDtype; 11] = [
         NpyDtype::F16,
         NpyDtype::F32,
         NpyDtype::F64,
+        NpyDtype::C64,
+        NpyDtype::C128,
         NpyDtype::I8,
         NpyDtype::I16,
         NpyDtype::I32,
@@ -1022,6 +1043,22 @@ mod tests {
             );
             assert_eq!(read_npy(&file).unwrap(), arr(dtype, &[1], le), "{descr}");
         }
+
+        // A big-endian complex number is two big-endian floats, each swapped on its own.
+        let be: Vec<u8> = [1.5f32.to_be_bytes(), (-2.0f32).to_be_bytes()].concat();
+        let le: Vec<u8> = [1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat();
+        let file = v1_file(
+            "{'descr': '>c8', 'fortran_order': False, 'shape': (1,), }",
+            &be,
+        );
+        assert_eq!(read_npy(&file).unwrap(), arr(NpyDtype::C64, &[1], le));
+        let be: Vec<u8> = [0.25f64.to_be_bytes(), 3.0f64.to_be_bytes()].concat();
+        let le: Vec<u8> = [0.25f64.to_le_bytes(), 3.0f64.to_le_bytes()].concat();
+        let file = v1_file(
+            "{'descr': '>c16', 'fortran_order': False, 'shape': (1,), }",
+            &be,
+        );
+        assert_eq!(read_npy(&file).unwrap(), arr(NpyDtype::C128, &[1], le));
     }
 
     #[test]
@@ -1075,6 +1112,8 @@ mod tests {
             ("<f2", 2),
             ("<f4", 4),
             ("<f8", 8),
+            ("<c8", 8),
+            ("<c16", 16),
             ("|i1", 1),
             ("<i2", 2),
             ("<i4", 4),
@@ -1256,7 +1295,7 @@ mod tests {
     #[test]
     fn unsupported_dtype() {
         for descr in [
-            "<c8", ">c16", "<u2", "<u8", "|S5", "<U3", "|O", "<m8[s]", "f4x", "", "<",
+            "<c32", ">c4", "<u2", "<u8", "|S5", "<U3", "|O", "<m8[s]", "f4x", "", "<",
         ] {
             let file = v1_file(
                 &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"),

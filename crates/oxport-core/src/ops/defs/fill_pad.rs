@@ -36,6 +36,7 @@ pub(super) fn register(r: &mut Builder) {
     ] {
         r.op(name, meta_pad_family, pad_family);
     }
+    r.complex_ops(&["aten.constant_pad_nd.default"]);
     r.op("aten.leaky_relu.default", meta_float_activation, |a, o| {
         let slope = a.scalar("negative_slope")?.to_f64();
         float_unary(a, o, move |x| if x > 0.0 { x } else { x * slope })

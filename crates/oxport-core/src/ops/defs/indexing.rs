@@ -324,7 +324,7 @@ impl Reduce {
         })
     }
     /// `acc <op> v` in `T`'s arithmetic (integers wrap like C++; bool sum is `or`, prod `and`).
-    fn combine<T: Element>(self, acc: T, v: T) -> T {
+    fn combine<T: crate::tensor::RealElement>(self, acc: T, v: T) -> T {
         let is_nan = |x: T| x.partial_cmp(&x).is_none();
         match self {
             Reduce::Assign => v,
@@ -455,7 +455,7 @@ fn scatter_kernel(
     };
     let src_st = src.map(|s| contiguous_strides(&nonempty(s.sizes_untraced())));
     let out = first_out(outs)?;
-    crate::dispatch_dtype!(t.dtype(), T => {
+    crate::dispatch_real_dtype!(t.dtype(), T => {
         let mut res = t.to_vec::<T>()?;
         let src_vals: Vec<T> = match src {
             Some(s) => s.to_vec::<T>()?,
@@ -496,7 +496,7 @@ fn scatter_kernel(
             }
         }
         write_out(out, &res)
-    })
+    }, complex => Err(Error::DTypeNotSupported { op: "scatter".into(), dtype: t.dtype() }))
 }
 
 // ---- advanced indexing ---------------------------------------------------------------------------------
@@ -950,14 +950,14 @@ fn index_put_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
     let result: Vec<SymInt> = plan.sizes.iter().map(|&s| SymInt::from(s)).collect();
     check_index_put_value(&result, &TensorMeta::of(t), &TensorMeta::of(values))?;
     let offsets = plan.offsets?;
-    crate::dispatch_dtype!(t.dtype(), T => {
+    crate::dispatch_real_dtype!(t.dtype(), T => {
         let mut res = t.to_vec::<T>()?;
         let vals = expanded::<T>(values, &plan.sizes)?;
         for (&o, &v) in offsets.iter().zip(&vals) {
             res[o] = if accumulate { Reduce::Sum.combine(res[o], v) } else { v };
         }
         write_out(out, &res)
-    })
+    }, complex => Err(Error::DTypeNotSupported { op: "index_put".into(), dtype: t.dtype() }))
 }
 
 // ---- index_copy ---------------------------------------------------------------------------------------

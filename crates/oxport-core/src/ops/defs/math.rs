@@ -59,9 +59,13 @@ pub(super) fn register(r: &mut Builder) {
     }
     r.op(
         "aten.abs.default",
-        |a| meta_not_bool(a, "abs_cpu"),
-        |a, o| same_dtype_unary(a, o, f64::abs, i64::wrapping_abs, |x| x),
-    );
+        super::complex::meta_abs,
+        |a, o| match super::complex::complex_abs(a)? {
+            Some(r) => Ok(r),
+            None => same_dtype_unary(a, o, f64::abs, i64::wrapping_abs, |x| x),
+        },
+    )
+    .complex();
     r.op("aten.sign.default", meta_same_dtype, |a, o| {
         same_dtype_unary(
             a,
@@ -236,7 +240,7 @@ fn meta_same_dtype(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(t.dtype, t.sizes.clone())
 }
 
-fn meta_not_bool(a: &Args<TensorMeta>, kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
+pub(super) fn meta_not_bool(a: &Args<TensorMeta>, kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if t.dtype == DType::Bool {
         return Err(Error::DTypeNotSupported {

@@ -8,7 +8,9 @@ use crate::dtype::{DType, ResultTypeState};
 use crate::error::{Error, Result};
 use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
+pub(crate) use complex::{norm_from_string, Composite};
 
+mod complex;
 mod composite;
 mod conv_transpose;
 mod factory;
@@ -41,6 +43,7 @@ pub(super) fn register_all(r: &mut Builder) {
     fill_pad::register(r);
     indexing::register(r);
     composite::register(r);
+    complex::register(r);
 }
 
 /// PyTorch's check on the sizes a factory creates.

@@ -149,6 +149,26 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     let spatial = nd - 2;
+    let op_spatial = match a.schema.name.as_str() {
+        "aten::conv1d" => Some(1),
+        "aten::conv2d" => Some(2),
+        "aten::conv3d" => Some(3),
+        _ => None,
+    };
+    if op_spatial.is_some_and(|k| k != spatial) && x.dim() != nd {
+        return Err(Error::shape(format!(
+            "Expected {nd}-dimensional input for {nd}-dimensional weight {}, but got {}-dimensional input of size {} instead",
+            fmt_shape(&w.sizes),
+            x.dim(),
+            fmt_shape(&x.sizes)
+        )));
+    }
+    if w.sizes[2..].iter().any(|k| k.guard_lt(&SymInt::Int(1))) && spatial == 2 {
+        return Err(Error::shape(format!(
+            "kernel size should be greater than zero, but got kernel_height: {} kernel_width: {}",
+            w.sizes[2], w.sizes[3]
+        )));
+    }
     let unbatched = x.dim() == nd - 1;
     if x.dim() != nd && !unbatched {
         return Err(Error::shape(format!(

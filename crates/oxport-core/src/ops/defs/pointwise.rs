@@ -131,6 +131,12 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.div_.Tensor", meta_inplace_div, |a, o| {
         inplace(a, o, ArithOp::Div)
     });
+    r.complex_ops(&[
+        "aten.add.Tensor",
+        "aten.sub.Tensor",
+        "aten.mul.Tensor",
+        "aten.mul.Scalar",
+    ]);
 
     macro_rules! compare {
         ($t:literal, $s:literal, $x:ident, $y:ident => $body:expr) => {{
@@ -266,7 +272,7 @@ fn check_alpha(a: &Args<TensorMeta>, dt: DType) -> Result<()> {
             return Err(Error::value("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."));
         }
     }
-    if !dt.is_floating_point() && alpha.is_float() {
+    if !dt.is_floating_point() && !dt.is_complex() && alpha.is_float() {
         return Err(Error::value(
             "For integral input tensors, argument alpha must not be a floating point number.",
         ));
@@ -587,6 +593,23 @@ macro_rules! impl_arith_float {
     )*};
 }
 impl_arith_float!(f32, f64);
+macro_rules! impl_arith_complex {
+    ($($t:ty),*) => {$(
+        impl Arith for $t {
+            #[inline]
+            fn arith(op: ArithOp, x: Self, y: Self, alpha: Self) -> Self {
+                let one = <$t>::new(1.0, 0.0);
+                match op {
+                    ArithOp::Add => if alpha == one { x + y } else { x + alpha * y },
+                    ArithOp::Sub => if alpha == one { x - y } else { x - alpha * y },
+                    ArithOp::Mul => x * y,
+                    ArithOp::Div => x / y,
+                }
+            }
+        }
+    )*};
+}
+impl_arith_complex!(num_complex::Complex32, num_complex::Complex64);
 impl Arith for bool {
     fn arith(op: ArithOp, x: Self, y: Self, alpha: Self) -> Self {
         match op {
@@ -631,6 +654,8 @@ fn binary_arith(
         DType::I8 => arith_typed::<i8>(&x, &y, &sizes, op, alpha),
         DType::U8 => arith_typed::<u8>(&x, &y, &sizes, op, alpha),
         DType::Bool => arith_typed::<bool>(&x, &y, &sizes, op, alpha),
+        DType::C64 => arith_typed::<num_complex::Complex32>(&x, &y, &sizes, op, alpha),
+        DType::C128 => arith_typed::<num_complex::Complex64>(&x, &y, &sizes, op, alpha),
         DType::F16 | DType::BF16 => unreachable!("compute dtype is never half"),
     };
     out1(as_dtype(&r, out_dt))
@@ -714,12 +739,18 @@ fn clamp(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tenso
     let r = match dt.compute_dtype() {
         DType::F32 => clamp_typed::<f32>(&t, lo, hi),
         DType::F64 => clamp_typed::<f64>(&t, lo, hi),
-        d => crate::dispatch_dtype!(d, T => clamp_typed::<T>(&t, lo, hi)),
+        d => {
+            crate::dispatch_real_dtype!(d, T => clamp_typed::<T>(&t, lo, hi), complex => return Err(Error::DTypeNotSupported { op: "clamp".into(), dtype: d }))
+        }
     };
     out1(as_dtype(&r, dt))
 }
 
-fn clamp_typed<T: Element>(t: &Tensor, lo: Option<Scalar>, hi: Option<Scalar>) -> Tensor {
+fn clamp_typed<T: crate::tensor::RealElement>(
+    t: &Tensor,
+    lo: Option<Scalar>,
+    hi: Option<Scalar>,
+) -> Tensor {
     let lo: Option<T> = lo.map(scalar_to);
     let hi: Option<T> = hi.map(scalar_to);
     unary_map::<T, T>(t, move |x| {

@@ -111,6 +111,38 @@ pub(super) fn register(r: &mut Builder) {
     r.op("aten.chunk.default", meta_split, split_kernel);
     r.op("aten.split.Tensor", meta_split, split_kernel);
     r.op("aten.unbind.int", meta_split, split_kernel);
+    // Views and copies move elements without computing on them: complex tensors too.
+    r.complex_ops(&[
+        "aten.view.default",
+        "aten._unsafe_view.default",
+        "aten.reshape.default",
+        "aten.flatten.using_ints",
+        "aten.unflatten.int",
+        "aten.permute.default",
+        "aten.transpose.int",
+        "aten.t.default",
+        "aten.expand.default",
+        "aten.select.int",
+        "aten.slice.Tensor",
+        "aten.narrow.default",
+        "aten.squeeze.default",
+        "aten.squeeze.dim",
+        "aten.squeeze.dims",
+        "aten.unsqueeze.default",
+        "aten.alias.default",
+        "aten.clone.default",
+        "aten.detach.default",
+        "aten.contiguous.default",
+        "aten._to_copy.default",
+        "aten.to.dtype",
+        "aten.copy_.default",
+        "aten.cat.default",
+        "aten.stack.default",
+        "aten.split_with_sizes.default",
+        "aten.split.Tensor",
+        "aten.unbind.int",
+        "aten.pad.default",
+    ]);
 }
 
 /// A clone: always a fresh contiguous copy.

@@ -1,7 +1,6 @@
 //! Sorting along a dim: `sort` (stable; NaN sorts as the largest value, as in PyTorch) and `topk`.
 use super::*;
 use crate::tensor::kernels::reduce::segments;
-use crate::tensor::Element;
 use std::cmp::Ordering;
 
 pub(super) fn register(r: &mut Builder) {
@@ -43,7 +42,7 @@ fn meta_topk(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 /// Ascending order with NaN last (PyTorch's comparator); exact for every dtype (no f64 round trip).
-fn ascending<T: Element>(x: T, y: T) -> Ordering {
+fn ascending<T: crate::tensor::RealElement>(x: T, y: T) -> Ordering {
     #[allow(clippy::eq_op)] // x != x is the NaN test for any element type
     let (xn, yn) = (x != x, y != y);
     match (xn, yn) {
@@ -55,7 +54,7 @@ fn ascending<T: Element>(x: T, y: T) -> Ordering {
 }
 
 /// The first `take` elements of each segment in sorted order (stable), and their indices.
-fn order_segments<T: Element>(
+fn order_segments<T: crate::tensor::RealElement>(
     t: &Tensor,
     dims: &[usize],
     descending: bool,
@@ -104,10 +103,10 @@ fn sorted_along(
     if dim.is_some() {
         moved_sizes.push(take);
     }
-    let (v, i) = crate::dispatch_dtype!(t.dtype(), T => {
+    let (v, i) = crate::dispatch_real_dtype!(t.dtype(), T => {
         let (vals, idxs) = order_segments::<T>(t, &dims, descending, take);
         (Tensor::from_vec(vals, &moved_sizes)?, Tensor::from_vec(idxs, &moved_sizes)?)
-    });
+    }, complex => return Err(Error::DTypeNotSupported { op: "sort".into(), dtype: t.dtype() }));
     let back = |x: &Tensor| -> Result<Tensor> {
         let Some(d) = dim else { return Ok(x.clone()) };
         let mut sizes = vec![0; nd];
