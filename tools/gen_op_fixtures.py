@@ -2087,6 +2087,17 @@ def nn_extra_cases():
     K(op, "blocks_mismatch", err=True)(rn(2, 12, 11), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
     K(op, "unbatched_not_divisible", err=True)(rn(5, 8), [3, 5], [1, 3], [1, 1], [0, 1], [2, 2])
     K(op, "not_divisible", err=True)(rn(2, 10, 12), [4, 5], [2, 2], [1, 1], [0, 0], [1, 1])
+    op = A.im2col.default
+    K(op, "basic")(rn(2, 3, 5, 6), [2, 3], [1, 1], [0, 0], [1, 1])
+    K(op, "volo")(rn(1, 4, 7, 7), [3, 3], [1, 1], [1, 1], [2, 2])
+    K(op, "dilation_padding")(rn(1, 2, 6, 5), [2, 2], [2, 1], [1, 2], [1, 2])
+    K(op, "unbatched_f64")(rn(3, 4, 4, dtype=f64), [2, 2], [1, 1], [0, 0], [2, 2])
+    K(op, "noncontig_f16")(rn(1, 2, 5, 4).half().transpose(2, 3), [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "int", err=True)(ri(0, 9, 1, 2, 5, 4), [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "empty_batch")(rn(0, 2, 4, 4), [2, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "too_small", err=True)(rn(1, 2, 2, 2), [3, 3], [1, 1], [0, 0], [1, 1])
+    K(op, "bad_kernel", err=True)(rn(1, 2, 4, 4), [0, 2], [1, 1], [0, 0], [1, 1])
+    K(op, "bad_rank", err=True)(rn(2, 4), [2, 2], [1, 1], [0, 0], [1, 1])
     op = A._cdist_forward.default
     for pv in (0.0, 1.0, 2.0, 3.5, inf, 0.5):
         K(op, f"p{pv}")(rn(3, 4), rn(5, 4), pv, None)
@@ -2263,6 +2274,13 @@ def complex_cases():
     K(A.split.Tensor, "c64")(rc(5, 2), 2)
     K(A.unbind.int, "c64")(rc(2, 3), 1)
     K(A.constant_pad_nd.default, "c64")(rc(2, 3), [1, 2])
+    # Negative padding crops (volo pads with -1 to trim its fold output).
+    K(A.constant_pad_nd.default, "negative_crop")(rn(2, 3, 5), [-1, -1, 1, -1], 0.5)
+    K(A.constant_pad_nd.default, "negative_mixed")(rn(4, 5), [2, -3])
+    K(A.constant_pad_nd.default, "negative_too_much", err=True)(rn(2, 3), [-2, -2])
+    K(A.pad.default, "reflect_negative")(rn(2, 3), [-1, 0], "reflect")
+    K(A.pad.default, "circular_negative")(rn(2, 4), [-1, -1], "circular")
+    K(A.pad.default, "replicate_negative")(rn(1, 2, 3), [-1, 2], "replicate")
     K(A.pad.default, "c64")(rc(2, 3), [0, 2])
 
 

@@ -64,6 +64,7 @@ pub(super) fn register(r: &mut Builder) {
         embedding_bag,
     );
     r.out_op("aten.col2im.default", meta_col2im, col2im);
+    r.out_op("aten.im2col.default", meta_im2col, im2col);
     r.out_op("aten._cdist_forward.default", meta_cdist, cdist);
     r.out_op("aten._pdist_forward.default", meta_pdist, pdist);
 }
@@ -1222,6 +1223,132 @@ fn col2im(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
                 if (0..oh).contains(&h) && (0..ow).contains(&w) {
                     let j = c_im * plane_out + (h * ow + w) as usize;
                     dst[j] = r(dst[j] + src[c_col * len + l]);
+                }
+            }
+        }
+    }
+    write_f64(&o[0], out)
+}
+
+// ---- im2col (F.unfold) ---------------------------------------------------------------------------------
+
+/// kernel_size, dilation, padding, stride of im2col.
+fn im2col_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 4]> {
+    let mut out = [[0i64; 2]; 4];
+    for (i, name) in ["kernel_size", "dilation", "padding", "stride"]
+        .iter()
+        .enumerate()
+    {
+        let v = a.ints(name)?;
+        if v.len() != 2 {
+            return Err(Error::value(format!(
+                "It is expected {name} equals to 2, but got size {}",
+                v.len()
+            )));
+        }
+        out[i] = [v[0], v[1]];
+    }
+    Ok(out)
+}
+
+/// `[N?, C, H, W]` -> `[N?, C*kh*kw, L]`, checked as PyTorch's im2col_shape_check.
+fn meta_im2col(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let x = meta_self(a)?;
+    let [k, d, p, s] = im2col_params(a)?;
+    if k[0] <= 0 || k[1] <= 0 {
+        return Err(Error::value(format!(
+            "kernel size should be greater than zero, but got kernel_height: {} kernel_width: {}",
+            k[0], k[1]
+        )));
+    }
+    if d[0] <= 0 || d[1] <= 0 {
+        return Err(Error::value(format!(
+            "dilation should be greater than zero, but got dilation_height: {} dilation_width: {}",
+            d[0], d[1]
+        )));
+    }
+    if p[0] < 0 || p[1] < 0 {
+        return Err(Error::value(format!(
+            "padding should be non-negative, but got pad_height: {} pad_width: {}",
+            p[0], p[1]
+        )));
+    }
+    if s[0] <= 0 || s[1] <= 0 {
+        return Err(Error::value(format!(
+            "stride should be greater than zero, but got stride_height: {} stride_width: {}",
+            s[0], s[1]
+        )));
+    }
+    let sizes = concrete(x, "im2col")?;
+    let nd = sizes.len();
+    if nd < 3 {
+        // PyTorch reads size(2) before its shape check.
+        let n = nd.max(1) as i64;
+        return Err(Error::value(format!(
+            "Dimension out of range (expected to be in range of [{}, {}], but got 2)",
+            -n,
+            n - 1
+        )));
+    }
+    if !(nd == 3 || nd == 4) || sizes[nd - 3..].iter().any(|&v| v == 0) {
+        return Err(Error::shape(format!(
+            "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, but got: {}",
+            fmt_shape(&x.sizes)
+        )));
+    }
+    let (h, w) = (sizes[nd - 2] as i64, sizes[nd - 1] as i64);
+    let blocks: [i64; 2] = std::array::from_fn(|i| {
+        let n = [h, w][i];
+        (n + 2 * p[i] - (d[i] * (k[i] - 1) + 1)) / s[i] + 1
+    });
+    if blocks[0] < 1 || blocks[1] < 1 {
+        return Err(Error::shape(format!(
+            "Given input with spatial size ({h}, {w}), kernel_size=({}, {}), dilation=({}, {}), padding=({}, {}), calculated shape of the array of sliding blocks as ({}, {}), but its components must be at least one.",
+            k[0], k[1], d[0], d[1], p[0], p[1], blocks[0], blocks[1]
+        )));
+    }
+    if !x.dtype.is_floating_point() {
+        return Err(Error::DTypeNotSupported {
+            op: "im2col_out_cpu".into(),
+            dtype: x.dtype,
+        });
+    }
+    let mut out: Vec<SymInt> = x.sizes[..nd - 3].to_vec();
+    out.push(SymInt::Int(sizes[nd - 3] as i64 * k[0] * k[1]));
+    out.push(SymInt::Int(blocks[0] * blocks[1]));
+    one(x.dtype, out)
+}
+
+fn im2col(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let x = a.tensor("self")?;
+    let [k, d, p, s] = im2col_params(a)?;
+    let xs = x.sizes_untraced();
+    let nd = xs.len();
+    let (batch, channels, h, w) = (
+        xs[..nd - 3].iter().product::<usize>(),
+        xs[nd - 3],
+        xs[nd - 2] as i64,
+        xs[nd - 1] as i64,
+    );
+    let (kh, kw) = (k[0] as usize, k[1] as usize);
+    let bh = (h + 2 * p[0] - (d[0] * (k[0] - 1) + 1)) / s[0] + 1;
+    let bw = (w + 2 * p[1] - (d[1] * (k[1] - 1) + 1)) / s[1] + 1;
+    let len = (bh * bw) as usize;
+    let planes = channels * kh * kw;
+    let data = x.to_vec_f64();
+    let plane_in = (h * w) as usize;
+    let mut out = vec![0f64; batch * planes * len];
+    for b in 0..batch {
+        let src = &data[b * channels * plane_in..(b + 1) * channels * plane_in];
+        let dst = &mut out[b * planes * len..(b + 1) * planes * len];
+        for c_col in 0..planes {
+            let (w_off, h_off, c_im) = (c_col % kw, (c_col / kw) % kh, c_col / kh / kw);
+            for l in 0..len {
+                let (h_col, w_col) = (l as i64 / bw, l as i64 % bw);
+                let y = h_col * s[0] - p[0] + h_off as i64 * d[0];
+                let xx = w_col * s[1] - p[1] + w_off as i64 * d[1];
+                if (0..h).contains(&y) && (0..w).contains(&xx) {
+                    dst[c_col * len + l] = src[c_im * plane_in + (y * w + xx) as usize];
                 }
             }
         }

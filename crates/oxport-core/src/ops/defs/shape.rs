@@ -949,10 +949,9 @@ fn meta_pad(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         let n = sizes[d]
             .as_int()
             .ok_or_else(|| Error::Symbolic("pad on a symbolic dim".into()))?;
-        if lr[0] < 0 || lr[1] < 0 {
-            return Err(Error::value(
-                "oxport's pad does not support negative padding",
-            ));
+        // Negative padding crops (PyTorch narrows the input first); every mode takes it.
+        if n + lr[0] + lr[1] < 0 {
+            return Err(Error::value("narrow(): length must be non-negative."));
         }
         if mode == "reflect" && (lr[0] >= n || lr[1] >= n) {
             return Err(Error::value(format!(
