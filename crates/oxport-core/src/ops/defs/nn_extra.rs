@@ -1290,7 +1290,7 @@ fn meta_im2col(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             n - 1
         )));
     }
-    if !(nd == 3 || nd == 4) || sizes[nd - 3..].iter().any(|&v| v == 0) {
+    if !(nd == 3 || nd == 4) || sizes[nd - 3..].contains(&0) {
         return Err(Error::shape(format!(
             "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, but got: {}",
             fmt_shape(&x.sizes)
