@@ -3,7 +3,7 @@
 # config (encoders, decoder LLMs with a static and a dynamic sequence, seq2seq, vision, audio), and a few
 # small torchvision and timm models. Exports them with PyTorch (cached in ~/.cache/oxport/corpus-ci),
 # then checks that oxport prints each program as PyTorch does and runs it to PyTorch's outputs.
-# The whole corpus (214 programs) runs from the same scripts without --only; see tools/README.md.
+# The whole corpus (262 programs) runs from the same scripts without --only; see tools/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=$(bash setup_venv.sh)
