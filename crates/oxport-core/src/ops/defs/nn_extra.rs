@@ -1075,19 +1075,10 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
 
 // ---- col2im -------------------------------------------------------------------------------------------
 
-/// The five `int[2]` arguments of col2im, in PyTorch's order of checks.
-fn col2im_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 5]> {
-    let mut out = [[0i64; 2]; 5];
-    for (i, name) in [
-        "output_size",
-        "kernel_size",
-        "dilation",
-        "padding",
-        "stride",
-    ]
-    .iter()
-    .enumerate()
-    {
+/// `int[2]` arguments by name (col2im's and im2col's), in PyTorch's order of checks.
+fn int2_params<T, const N: usize>(a: &Args<T>, names: [&str; N]) -> Result<[[i64; 2]; N]> {
+    let mut out = [[0i64; 2]; N];
+    for (i, name) in names.iter().enumerate() {
         let v = a.ints(name)?;
         if v.len() != 2 {
             return Err(Error::value(format!(
@@ -1100,34 +1091,44 @@ fn col2im_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 5]> {
     Ok(out)
 }
 
+/// The five `int[2]` arguments of col2im.
+fn col2im_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 5]> {
+    int2_params(
+        a,
+        [
+            "output_size",
+            "kernel_size",
+            "dilation",
+            "padding",
+            "stride",
+        ],
+    )
+}
+
+/// One of PyTorch's fold/unfold argument checks: both values at least `min`.
+fn check_fold_arg(v: [i64; 2], what: &str, field: &str, min: i64) -> Result<()> {
+    if v[0] < min || v[1] < min {
+        let rule = if min > 0 {
+            "be greater than zero"
+        } else {
+            "be non-negative"
+        };
+        return Err(Error::value(format!(
+            "{what} should {rule}, but got {field}_height: {} {field}_width: {}",
+            v[0], v[1]
+        )));
+    }
+    Ok(())
+}
+
 /// `[N?, C*kh*kw, L]` checked as PyTorch's col2im_shape_check; returns the number of blocks `[bh, bw]`.
 fn meta_col2im(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = meta_self(a)?;
     let [os, k, d, p, s] = col2im_params(a)?;
-    if k[0] <= 0 || k[1] <= 0 {
-        return Err(Error::value(format!(
-            "kernel size should be greater than zero, but got kernel_height: {} kernel_width: {}",
-            k[0], k[1]
-        )));
-    }
-    if s[0] <= 0 || s[1] <= 0 {
-        return Err(Error::value(format!(
-            "stride should be greater than zero, but got stride_height: {} stride_width: {}",
-            s[0], s[1]
-        )));
-    }
-    if d[0] <= 0 || d[1] <= 0 {
-        return Err(Error::value(format!(
-            "dilation should be greater than zero, but got dilation_height: {} dilation_width: {}",
-            d[0], d[1]
-        )));
-    }
-    if p[0] < 0 || p[1] < 0 {
-        return Err(Error::value(format!(
-            "padding should be non-negative, but got pad_height: {} pad_width: {}",
-            p[0], p[1]
-        )));
-    }
+    check_fold_arg(k, "kernel size", "kernel", 1)?;
+    check_fold_arg(s, "stride", "stride", 1)?;
+    check_fold_arg(d, "dilation", "dilation", 1)?;
+    check_fold_arg(p, "padding", "pad", 0)?;
     let sizes = concrete(x, "col2im")?;
     let nd = sizes.len();
     if !((nd == 2 && sizes[0] != 0 && sizes[1] != 0) || (nd == 3 && sizes[1] != 0 && sizes[2] != 0))
@@ -1234,51 +1235,17 @@ fn col2im(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
 
 /// kernel_size, dilation, padding, stride of im2col.
 fn im2col_params<T>(a: &Args<T>) -> Result<[[i64; 2]; 4]> {
-    let mut out = [[0i64; 2]; 4];
-    for (i, name) in ["kernel_size", "dilation", "padding", "stride"]
-        .iter()
-        .enumerate()
-    {
-        let v = a.ints(name)?;
-        if v.len() != 2 {
-            return Err(Error::value(format!(
-                "It is expected {name} equals to 2, but got size {}",
-                v.len()
-            )));
-        }
-        out[i] = [v[0], v[1]];
-    }
-    Ok(out)
+    int2_params(a, ["kernel_size", "dilation", "padding", "stride"])
 }
 
 /// `[N?, C, H, W]` -> `[N?, C*kh*kw, L]`, checked as PyTorch's im2col_shape_check.
 fn meta_im2col(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     let x = meta_self(a)?;
     let [k, d, p, s] = im2col_params(a)?;
-    if k[0] <= 0 || k[1] <= 0 {
-        return Err(Error::value(format!(
-            "kernel size should be greater than zero, but got kernel_height: {} kernel_width: {}",
-            k[0], k[1]
-        )));
-    }
-    if d[0] <= 0 || d[1] <= 0 {
-        return Err(Error::value(format!(
-            "dilation should be greater than zero, but got dilation_height: {} dilation_width: {}",
-            d[0], d[1]
-        )));
-    }
-    if p[0] < 0 || p[1] < 0 {
-        return Err(Error::value(format!(
-            "padding should be non-negative, but got pad_height: {} pad_width: {}",
-            p[0], p[1]
-        )));
-    }
-    if s[0] <= 0 || s[1] <= 0 {
-        return Err(Error::value(format!(
-            "stride should be greater than zero, but got stride_height: {} stride_width: {}",
-            s[0], s[1]
-        )));
-    }
+    check_fold_arg(k, "kernel size", "kernel", 1)?;
+    check_fold_arg(d, "dilation", "dilation", 1)?;
+    check_fold_arg(p, "padding", "pad", 0)?;
+    check_fold_arg(s, "stride", "stride", 1)?;
     let sizes = concrete(x, "im2col")?;
     let nd = sizes.len();
     if nd < 3 {
