@@ -4,14 +4,26 @@ use crate::dtype::Scalar;
 use crate::ops::value::SymScalar;
 
 pub(super) fn register(r: &mut Builder) {
-    r.out_op("aten.full.default", meta_factory, factory);
-    r.out_op("aten.zeros.default", meta_factory, factory)
-        .decomposition(decompositions::zeros);
-    r.out_op("aten.ones.default", meta_factory, factory)
-        .decomposition(decompositions::ones);
-    r.out_op("aten.full_like.default", meta_like, factory);
-    r.out_op("aten.zeros_like.default", meta_like, factory);
-    r.out_op("aten.ones_like.default", meta_like, factory);
+    r.out_op("aten.full.default", meta_full, |a, o| {
+        fill(o, a.scalar("fill_value")?)
+    });
+    r.out_op("aten.zeros.default", meta_zeros_ones, |_, o| {
+        fill(o, Scalar::Int(0))
+    })
+    .decomposition(decompositions::zeros);
+    r.out_op("aten.ones.default", meta_zeros_ones, |_, o| {
+        fill(o, Scalar::Int(1))
+    })
+    .decomposition(decompositions::ones);
+    r.out_op("aten.full_like.default", meta_like, |a, o| {
+        fill(o, a.scalar("fill_value")?)
+    });
+    r.out_op("aten.zeros_like.default", meta_like, |_, o| {
+        fill(o, Scalar::Int(0))
+    });
+    r.out_op("aten.ones_like.default", meta_like, |_, o| {
+        fill(o, Scalar::Int(1))
+    });
     // No kernels of their own: the runtime runs their decompositions (`full`).
     r.decomposed(
         "aten.new_zeros.default",
@@ -25,22 +37,20 @@ pub(super) fn register(r: &mut Builder) {
     r.out_op("aten.arange.start_step", meta_arange, arange);
 }
 
-fn fill_value<T>(a: &Args<T>) -> Result<Scalar> {
-    Ok(match a.schema.name.as_str() {
-        "aten::full" | "aten::full_like" => a.scalar("fill_value")?,
-        "aten::ones" | "aten::ones_like" => Scalar::Int(1),
-        _ => Scalar::Int(0),
-    })
+/// `full(size, fill_value)`: the dtype defaults to the fill value's (`torch.full((2,), 1)` is int64).
+fn meta_full(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    let default = a.scalar("fill_value")?.natural_dtype();
+    meta_factory(a, default)
 }
 
-fn meta_factory(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// `zeros(size)` / `ones(size)`: float32 by default.
+fn meta_zeros_ones(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+    meta_factory(a, DType::F32)
+}
+
+fn meta_factory(a: &Args<TensorMeta>, default: DType) -> Result<Vec<Value<TensorMeta>>> {
     let sizes = a.symints("size")?.to_vec();
     check_sizes(&sizes)?;
-    let default = if a.schema.name == "aten::full" {
-        fill_value(a)?.natural_dtype()
-    } else {
-        DType::F32
-    };
     one(a.opt_dtype("dtype")?.unwrap_or(default), sizes)
 }
 
@@ -57,8 +67,8 @@ fn meta_like(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(a.opt_dtype("dtype")?.unwrap_or(t.dtype), t.sizes.clone())
 }
 
-fn factory(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
-    super::fill_pad::fill_into(&o[0], fill_value(a)?)
+fn fill(o: &mut [Tensor], value: Scalar) -> Result<()> {
+    super::fill_pad::fill_into(&o[0], value)
 }
 
 fn arange_params<T>(a: &Args<T>) -> Result<(Scalar, Scalar, Scalar)> {

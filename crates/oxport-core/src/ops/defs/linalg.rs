@@ -6,12 +6,16 @@ use crate::tensor::{strided::for_each_run, Element};
 use rayon::prelude::*;
 
 pub(super) fn register(r: &mut Builder) {
-    r.out_op("aten.mm.default", meta_mm, |a, o| {
-        batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0])
-    });
-    r.out_op("aten.bmm.default", meta_mm, |a, o| {
-        batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0])
-    });
+    r.out_op(
+        "aten.mm.default",
+        |a| meta_mm(a, false),
+        |a, o| batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0]),
+    );
+    r.out_op(
+        "aten.bmm.default",
+        |a| meta_mm(a, true),
+        |a, o| batched_matmul_into(a.tensor("self")?, a.tensor("mat2")?, &o[0]),
+    );
     r.out_op("aten.addmm.default", meta_addmm, addmm);
     r.out_op("aten.baddbmm.default", meta_baddbmm, baddbmm);
     r.out_op("aten.matmul.default", meta_matmul, |a, o| {
@@ -55,9 +59,9 @@ fn check_same_dtype(x: DType, y: DType) -> Result<()> {
     Ok(())
 }
 
-fn meta_mm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// `mm` (`batched = false`) and `bmm`.
+fn meta_mm(a: &Args<TensorMeta>, batched: bool) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = (meta_self(a)?, a.tensor("mat2")?);
-    let batched = a.schema.name == "aten::bmm";
     let want = if batched { 3 } else { 2 };
     if x.dim() != want {
         return Err(Error::shape(if batched {

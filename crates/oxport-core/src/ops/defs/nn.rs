@@ -8,21 +8,45 @@ use crate::tensor::kernels::pool;
 use crate::tensor::Element;
 
 pub(super) fn register(r: &mut Builder) {
-    r.out_op("aten.conv2d.default", meta_conv, conv_kernel)
-        .decomposition(decompositions::conv2d);
-    r.out_op("aten.conv3d.default", meta_conv, conv_kernel)
-        .decomposition(decompositions::conv3d);
-    r.out_op("aten.conv1d.default", meta_conv, conv_kernel)
-        .decomposition(decompositions::conv1d);
-    r.out_op("aten.convolution.default", meta_conv, conv_kernel);
-    r.out_op("aten.max_pool2d.default", meta_pool, |a, o| {
-        max_pool(a, o, false)
-    })
+    r.out_op(
+        "aten.conv2d.default",
+        |a| meta_conv(a, ConvOp::Conv(2)),
+        |a, o| conv_kernel(a, o, ConvOp::Conv(2)),
+    )
+    .decomposition(decompositions::conv2d);
+    r.out_op(
+        "aten.conv3d.default",
+        |a| meta_conv(a, ConvOp::Conv(3)),
+        |a, o| conv_kernel(a, o, ConvOp::Conv(3)),
+    )
+    .decomposition(decompositions::conv3d);
+    r.out_op(
+        "aten.conv1d.default",
+        |a| meta_conv(a, ConvOp::Conv(1)),
+        |a, o| conv_kernel(a, o, ConvOp::Conv(1)),
+    )
+    .decomposition(decompositions::conv1d);
+    r.out_op(
+        "aten.convolution.default",
+        |a| meta_conv(a, ConvOp::Convolution),
+        |a, o| conv_kernel(a, o, ConvOp::Convolution),
+    );
+    r.out_op(
+        "aten.max_pool2d.default",
+        |a| meta_pool(a, Pool2d::Max),
+        |a, o| max_pool(a, o, false),
+    )
     .decomposition(decompositions::max_pool2d);
-    r.out_op("aten.max_pool2d_with_indices.default", meta_pool, |a, o| {
-        max_pool(a, o, true)
-    });
-    r.out_op("aten.avg_pool2d.default", meta_pool, avg_pool);
+    r.out_op(
+        "aten.max_pool2d_with_indices.default",
+        |a| meta_pool(a, Pool2d::MaxWithIndices),
+        |a, o| max_pool(a, o, true),
+    );
+    r.out_op(
+        "aten.avg_pool2d.default",
+        |a| meta_pool(a, Pool2d::Avg),
+        avg_pool,
+    );
     r.out_op(
         "aten.adaptive_avg_pool2d.default",
         meta_adaptive,
@@ -34,35 +58,47 @@ pub(super) fn register(r: &mut Builder) {
         meta_adaptive,
         adaptive_avg_pool,
     );
-    r.out_op("aten.batch_norm.default", meta_batch_norm, batch_norm)
-        .decomposition(decompositions::batch_norm);
+    r.out_op(
+        "aten.batch_norm.default",
+        |a| meta_batch_norm(a, BatchNormOp::BatchNorm),
+        batch_norm,
+    )
+    .decomposition(decompositions::batch_norm);
     r.out_op(
         "aten._native_batch_norm_legit_no_training.default",
-        meta_batch_norm,
+        |a| meta_batch_norm(a, BatchNormOp::NoTraining),
         batch_norm,
     );
     for name in [
         "aten._native_batch_norm_legit.default",
         "aten._native_batch_norm_legit.no_stats",
     ] {
-        r.out_op(name, meta_batch_norm, batch_norm_legit);
+        r.out_op(
+            name,
+            |a| meta_batch_norm(a, BatchNormOp::Legit),
+            batch_norm_legit,
+        );
     }
-    r.op(
+    r.out_op(
         "aten._native_batch_norm_legit_functional.default",
         meta_batch_norm_functional,
         batch_norm_functional,
     );
-    r.out_op("aten.layer_norm.default", meta_layer_norm, layer_norm)
-        .decomposition(decompositions::layer_norm);
+    r.out_op(
+        "aten.layer_norm.default",
+        |a| meta_layer_norm(a, false),
+        layer_norm,
+    )
+    .decomposition(decompositions::layer_norm);
     r.out_op(
         "aten.native_layer_norm.default",
-        meta_layer_norm,
+        |a| meta_layer_norm(a, true),
         layer_norm,
     );
-    r.op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa)
+    r.out_op("aten.scaled_dot_product_attention.default", meta_sdpa, sdpa)
         .decomposition(decompositions::scaled_dot_product_attention);
     r.out_op("aten.embedding.default", meta_embedding, embedding);
-    r.op("aten.lstm.input", meta_lstm, lstm)
+    r.out_op("aten.lstm.input", meta_lstm, lstm)
         .decomposition(decompositions::lstm_input);
     // No kernels of their own: the runtime runs PyTorch's decompositions (cells unrolled per step).
     r.decomposed(
@@ -132,13 +168,20 @@ fn conv_args<T>(a: &Args<T>, spatial: usize) -> Result<ConvArgs> {
     Ok(c)
 }
 
-/// True for `convolution(.., transposed=True, ..)`.
-fn is_transposed<T>(a: &Args<T>) -> Result<bool> {
-    Ok(a.schema.name == "aten::convolution" && a.bool("transposed")?)
+/// Which convolution overload: `conv1d/2d/3d` (their spatial rank) or the general `convolution`.
+#[derive(Clone, Copy, PartialEq)]
+enum ConvOp {
+    Conv(usize),
+    Convolution,
 }
 
-fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
-    if is_transposed(a)? {
+/// True for `convolution(.., transposed=True, ..)`.
+fn is_transposed<T>(a: &Args<T>, op: ConvOp) -> Result<bool> {
+    Ok(op == ConvOp::Convolution && a.bool("transposed")?)
+}
+
+fn meta_conv(a: &Args<TensorMeta>, op: ConvOp) -> Result<Vec<Value<TensorMeta>>> {
+    if is_transposed(a, op)? {
         return super::conv_transpose::meta_conv_transpose(a);
     }
     let (x, w) = (a.tensor("input")?, a.tensor("weight")?);
@@ -149,11 +192,9 @@ fn meta_conv(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     let spatial = nd - 2;
-    let op_spatial = match a.schema.name.as_str() {
-        "aten::conv1d" => Some(1),
-        "aten::conv2d" => Some(2),
-        "aten::conv3d" => Some(3),
-        _ => None,
+    let op_spatial = match op {
+        ConvOp::Conv(k) => Some(k),
+        ConvOp::Convolution => None,
     };
     if op_spatial.is_some_and(|k| k != spatial) && x.dim() != nd {
         return Err(Error::shape(format!(
@@ -287,8 +328,8 @@ fn conv_typed_into<T: Element + FloatScalar>(
     }
 }
 
-fn conv_kernel(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
-    if is_transposed(a)? {
+fn conv_kernel(a: &Args<Tensor>, o: &mut [Tensor], op: ConvOp) -> Result<()> {
+    if is_transposed(a, op)? {
         return super::conv_transpose::conv_transpose(a, o);
     }
     let out = &o[0];
@@ -489,7 +530,15 @@ fn pool_args<T>(a: &Args<T>) -> Result<PoolArgs> {
     })
 }
 
-fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// The 2-d pooling overloads sharing [`meta_pool`].
+#[derive(Clone, Copy, PartialEq)]
+enum Pool2d {
+    Max,
+    MaxWithIndices,
+    Avg,
+}
+
+fn meta_pool(a: &Args<TensorMeta>, pool: Pool2d) -> Result<Vec<Value<TensorMeta>>> {
     let x = meta_self(a)?;
     if x.dim() != 3 && x.dim() != 4 {
         return Err(Error::shape(format!(
@@ -498,7 +547,7 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     if x.dtype == DType::Bool
-        || (a.schema.name == "aten::avg_pool2d" && x.dtype.is_integral() && x.dtype != DType::I64)
+        || (pool == Pool2d::Avg && x.dtype.is_integral() && x.dtype != DType::I64)
     {
         return Err(Error::DTypeNotSupported {
             op: a.schema.name.clone(),
@@ -539,7 +588,7 @@ fn meta_pool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         out[nd - 2 + i] = SymInt::from(o);
     }
     let m = TensorMeta::contiguous(x.dtype, out.clone());
-    if a.schema.name == "aten::max_pool2d_with_indices" {
+    if pool == Pool2d::MaxWithIndices {
         Ok(vec![
             Value::Tensor(m),
             Value::Tensor(TensorMeta::contiguous(DType::I64, out)),
@@ -715,7 +764,18 @@ fn opt_tensor_arg<'a, T>(a: &'a Args<T>, name: &str) -> Result<Option<&'a T>> {
     a.opt_tensor(name)
 }
 
-fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// The batch-norm overloads sharing [`meta_batch_norm`].
+#[derive(Clone, Copy, PartialEq)]
+enum BatchNormOp {
+    /// `batch_norm`: one output.
+    BatchNorm,
+    /// `_native_batch_norm_legit` (with or without stats): saves the batch statistics in training.
+    Legit,
+    /// `_native_batch_norm_legit_no_training` / `_functional`: empty saved statistics in eval.
+    NoTraining,
+}
+
+fn meta_batch_norm(a: &Args<TensorMeta>, op: BatchNormOp) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     require_float("batch_norm", x)?;
     if x.dim() < 2 {
@@ -740,20 +800,18 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         && (opt_tensor_arg(a, "running_mean")?.is_none()
             || opt_tensor_arg(a, "running_var")?.is_none())
     {
-        return Err(Error::value(
-            if a.schema.name == "aten::_native_batch_norm_legit" {
-                "running_mean must be defined in evaluation mode"
-            } else {
-                "running_mean and running_var must be defined in evaluation mode"
-            },
-        ));
+        return Err(Error::value(if op == BatchNormOp::Legit {
+            "running_mean must be defined in evaluation mode"
+        } else {
+            "running_mean and running_var must be defined in evaluation mode"
+        }));
     }
     let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
-    if a.schema.name == "aten::batch_norm" {
+    if op == BatchNormOp::BatchNorm {
         return Ok(vec![Value::Tensor(out)]);
     }
     // `_native_batch_norm_legit` saves the batch mean and inverse std in training, nothing in eval.
-    let saved = if training && a.schema.name == "aten::_native_batch_norm_legit" {
+    let saved = if training && op == BatchNormOp::Legit {
         vec![c.clone()]
     } else {
         vec![SymInt::Int(0)]
@@ -770,7 +828,7 @@ fn meta_batch_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 /// (`running_mean_out`, `running_var_out`) instead of written in place; in training it also returns
 /// the batch mean and inverse std.
 fn meta_batch_norm_functional(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
-    let outs = meta_batch_norm(a)?;
+    let outs = meta_batch_norm(a, BatchNormOp::NoTraining)?;
     let x = a.tensor("input")?;
     let stat = |n: &str| -> Result<TensorMeta> {
         let t = a.tensor(n)?;
@@ -790,25 +848,18 @@ fn meta_batch_norm_functional(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMe
     ])
 }
 
-fn batch_norm_functional(
-    a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
-) -> Result<Vec<Value<Tensor>>> {
-    // Run the in-place computation on fresh copies of the running statistics.
+fn batch_norm_functional(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    // Run the in-place computation on the outputs `running_mean_out` / `running_var_out`, which
+    // start as copies of the running statistics.
     let mut values = a.values.clone();
-    let mut copies = vec![];
-    for name in ["running_mean", "running_var"] {
+    for (k, name) in ["running_mean", "running_var"].into_iter().enumerate() {
         let i = a
             .schema
             .arg_index(name)
             .ok_or_else(|| Error::value(format!("no argument {name}")))?;
-        let copy = a
-            .tensor(name)?
-            .contiguous_untraced()
-            .cast_untraced(a.tensor(name)?.dtype());
-        let copy = Tensor::from_buffer_checked(copy.to_buffer(), copy.sizes())?;
-        values[i] = Value::Tensor(copy.clone());
-        copies.push(copy);
+        let out = &o[3 + k];
+        out.assign_untraced(a.tensor(name)?)?;
+        values[i] = Value::Tensor(out.clone());
     }
     let args = Args {
         schema: a.schema,
@@ -816,14 +867,9 @@ fn batch_norm_functional(
     };
     let (y, mean, var) = batch_norm_compute(&args)?;
     let (save_mean, save_rstd) = saved_stats(a, mean, var, a.tensor("input")?.dtype())?;
-    debug_assert_eq!(outs.len(), 5);
-    Ok(vec![
-        Value::Tensor(y),
-        Value::Tensor(save_mean),
-        Value::Tensor(save_rstd),
-        Value::Tensor(copies[0].clone()),
-        Value::Tensor(copies[1].clone()),
-    ])
+    o[0].assign_untraced(&y)?;
+    o[1].assign_untraced(&save_mean)?;
+    o[2].assign_untraced(&save_rstd)
 }
 
 /// What batch norm saves for backward: the batch mean and inverse std in training, empty tensors in eval.
@@ -951,7 +997,8 @@ fn batch_norm_compute_into(a: &Args<Tensor>, y: &Tensor) -> Result<(Vec<f64>, Ve
     Ok((mean, var))
 }
 
-fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// `layer_norm` and `native_layer_norm` (`native`: also the mean and rstd).
+fn meta_layer_norm(a: &Args<TensorMeta>, native: bool) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     require_float("layer_norm", x)?;
     let ns = a.symints("normalized_shape")?;
@@ -985,7 +1032,7 @@ fn meta_layer_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         }
     }
     let out = TensorMeta::contiguous(x.dtype, x.sizes.clone());
-    if a.schema.name == "aten::layer_norm" {
+    if !native {
         return Ok(vec![Value::Tensor(out)]);
     }
     let mut stat = x.sizes[..nd - ns.len()].to_vec();
@@ -1099,8 +1146,8 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
     expanded.restride(&merged, &crate::tensor::contiguous_strides(&merged), 0)
 }
 
-fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
+fn sdpa(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let dt = o[0].dtype();
     let compute = if dt == DType::F64 {
         DType::F64
     } else {
@@ -1196,11 +1243,8 @@ fn sdpa(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     }
     let attn = as_dtype(&Tensor::from_vec(sc, &score_sizes)?, compute);
     let r = batched_matmul(&attn, &v, compute)?;
-    let sizes = out_sizes(outs, 0)?;
-    out1(as_dtype(
-        &r.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?,
-        dt,
-    ))
+    let sizes = o[0].sizes().to_vec();
+    o[0].assign_untraced(&r.restride(&sizes, &crate::tensor::contiguous_strides(&sizes), 0)?)
 }
 
 // ---- embedding ---------------------------------------------------------------------------------------
@@ -1464,9 +1508,8 @@ fn lstm_direction(
     Ok((out, h, c))
 }
 
-fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn lstm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let x = a.tensor("input")?;
-    let dt = x.dtype();
     let train_dropout = if a.bool("train")? {
         a.float("dropout")?
     } else {
@@ -1530,7 +1573,7 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
         }
         cur = Tensor::from_vec(next, &[t_len, b, hsz * dirs])?;
     }
-    let out_sz = out_sizes(outs, 0)?;
+    let out_sz = o[0].sizes().to_vec();
     let output = if unbatched {
         cur.restride(&out_sz, &crate::tensor::contiguous_strides(&out_sz), 0)?
     } else if batch_first {
@@ -1539,9 +1582,7 @@ fn lstm(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor
     } else {
         cur
     };
-    Ok(vec![
-        Value::Tensor(as_dtype(&output, dt)),
-        Value::Tensor(as_dtype(&Tensor::from_vec(hn, &out_sizes(outs, 1)?)?, dt)),
-        Value::Tensor(as_dtype(&Tensor::from_vec(cn, &out_sizes(outs, 2)?)?, dt)),
-    ])
+    o[0].assign_untraced(&output)?;
+    o[1].write_contiguous(&hn)?;
+    o[2].write_contiguous(&cn)
 }

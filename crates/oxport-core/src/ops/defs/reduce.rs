@@ -7,60 +7,98 @@ use crate::tensor::kernels::reduce::{
 use num_traits::Float;
 
 pub(super) fn register(r: &mut Builder) {
-    r.out_op("aten.sum.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Sum)
-    })
+    r.out_op(
+        "aten.sum.default",
+        |a| meta_reduce(a, Red::Sum),
+        |a, o| reduce(a, &o[0], Red::Sum),
+    )
     .decomposition(decompositions::sum);
-    r.out_op("aten.sum.dim_IntList", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Sum)
+    r.out_op(
+        "aten.sum.dim_IntList",
+        |a| meta_reduce(a, Red::Sum),
+        |a, o| reduce(a, &o[0], Red::Sum),
+    );
+    r.out_op(
+        "aten.mean.default",
+        |a| meta_reduce(a, Red::Mean),
+        |a, o| reduce(a, &o[0], Red::Mean),
+    );
+    r.out_op(
+        "aten.mean.dim",
+        |a| meta_reduce(a, Red::Mean),
+        |a, o| reduce(a, &o[0], Red::Mean),
+    );
+    r.out_op(
+        "aten.amax.default",
+        |a| meta_reduce(a, Red::Max),
+        |a, o| reduce(a, &o[0], Red::Max),
+    );
+    r.out_op(
+        "aten.any.dim",
+        |a| meta_reduce(a, Red::Any),
+        |a, o| reduce(a, &o[0], Red::Any),
+    );
+    r.out_op(
+        "aten.any.dims",
+        |a| meta_reduce(a, Red::Any),
+        |a, o| reduce(a, &o[0], Red::Any),
+    );
+    r.out_op(
+        "aten.amin.default",
+        |a| meta_reduce(a, Red::Min),
+        |a, o| reduce(a, &o[0], Red::Min),
+    );
+    r.out_op(
+        "aten.prod.default",
+        |a| meta_reduce(a, Red::Prod),
+        |a, o| reduce(a, &o[0], Red::Prod),
+    );
+    r.out_op(
+        "aten.prod.dim_int",
+        |a| meta_reduce(a, Red::Prod),
+        |a, o| reduce(a, &o[0], Red::Prod),
+    );
+    r.out_op("aten.min.dim", meta_max_dim, |a, o| {
+        max_dim(a, o, argmin_of)
     });
-    r.out_op("aten.mean.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Mean)
+    r.out_op("aten.argmin.default", meta_argmax, |a, o| {
+        argmax(a, o, argmin_of)
     });
-    r.out_op("aten.mean.dim", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Mean)
-    });
-    r.out_op("aten.amax.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Max)
-    });
-    r.out_op("aten.any.dim", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Any)
-    });
-    r.out_op("aten.any.dims", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Any)
-    });
-    r.out_op("aten.amin.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Min)
-    });
-    r.out_op("aten.prod.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Prod)
-    });
-    r.out_op("aten.prod.dim_int", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Prod)
-    });
-    r.out_op("aten.min.dim", meta_max_dim, max_dim);
-    r.out_op("aten.argmin.default", meta_argmax, argmax);
     r.out_op("aten.var.correction", meta_var, var);
     r.out_op("aten.var.dim", meta_var, var);
     r.out_op("aten.cumsum.default", meta_cumsum, cumsum);
-    r.out_op("aten.any.default", meta_reduce, |a, o| {
-        reduce(a, &o[0], Red::Any)
+    r.out_op(
+        "aten.any.default",
+        |a| meta_reduce(a, Red::Any),
+        |a, o| reduce(a, &o[0], Red::Any),
+    );
+    r.out_op("aten.max.dim", meta_max_dim, |a, o| {
+        max_dim(a, o, argmax_of)
     });
-    r.out_op("aten.max.dim", meta_max_dim, max_dim);
-    r.out_op("aten.argmax.default", meta_argmax, argmax);
-    r.out_op("aten._softmax.default", meta_softmax, |a, o| {
-        softmax(a, &o[0], false)
+    r.out_op("aten.argmax.default", meta_argmax, |a, o| {
+        argmax(a, o, argmax_of)
     });
-    r.out_op("aten.softmax.int", meta_softmax, |a, o| {
-        softmax(a, &o[0], false)
-    })
+    r.out_op(
+        "aten._softmax.default",
+        |a| meta_softmax(a, false),
+        |a, o| softmax(a, &o[0], false),
+    );
+    r.out_op(
+        "aten.softmax.int",
+        |a| meta_softmax(a, false),
+        |a, o| softmax(a, &o[0], false),
+    )
     .decomposition(decompositions::softmax);
-    r.out_op("aten._log_softmax.default", meta_softmax, |a, o| {
-        softmax(a, &o[0], true)
-    });
-    r.out_op("aten.log_softmax.int", meta_softmax, |a, o| {
-        softmax(a, &o[0], true)
-    });
+    r.out_op(
+        "aten._log_softmax.default",
+        |a| meta_softmax(a, true),
+        |a, o| softmax(a, &o[0], true),
+    );
+    r.out_op(
+        "aten.log_softmax.int",
+        |a| meta_softmax(a, true),
+        |a, o| softmax(a, &o[0], true),
+    );
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -165,22 +203,21 @@ pub(super) fn meta_vector_norm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorM
     one(dt, reduced_sizes(&t.sizes, &dims, keepdim(a)?))
 }
 
-fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_reduce(a: &Args<TensorMeta>, red: Red) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     let dims = reduced_dims(a, t.dim())?;
-    let name = a.schema.name.as_str();
     let explicit = if a.schema.arg_index("dtype").is_some() {
         a.opt_dtype("dtype")?
     } else {
         None
     };
-    let dt = match name {
-        "aten::sum" | "aten::prod" => explicit.unwrap_or(if t.dtype.is_floating_point() {
+    let dt = match red {
+        Red::Sum | Red::Prod => explicit.unwrap_or(if t.dtype.is_floating_point() {
             t.dtype
         } else {
             DType::I64
         }),
-        "aten::mean" => {
+        Red::Mean => {
             let dt = explicit.unwrap_or(t.dtype);
             if !dt.is_floating_point() {
                 return Err(Error::DType(format!(
@@ -191,19 +228,19 @@ fn meta_reduce(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             }
             dt
         }
-        "aten::any" => {
+        Red::Any => {
             if t.dtype == DType::U8 {
                 DType::U8
             } else {
                 DType::Bool
             }
         }
-        _ => {
+        Red::Max | Red::Min => {
             for &d in &dims {
                 if t.sizes[d].as_int() == Some(0) {
                     return Err(Error::shape(format!(
                         "{}(): Expected reduction dim {d} to have non-zero size.",
-                        name.trim_start_matches("aten::")
+                        if red == Red::Max { "amax" } else { "amin" }
                     )));
                 }
             }
@@ -306,16 +343,8 @@ fn arg_extreme(s: &[f64], better: fn(f64, f64) -> bool) -> (usize, f64) {
     best
 }
 
-/// `argmax_of` for max/argmax, `argmin_of` for min/argmin.
-fn arg_of_op<T>(a: &Args<T>) -> fn(&[f64]) -> (usize, f64) {
-    if matches!(a.schema.name.as_str(), "aten::min" | "aten::argmin") {
-        argmin_of
-    } else {
-        argmax_of
-    }
-}
-
-fn max_dim(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+/// `max.dim` (`pick = argmax_of`) and `min.dim` (`argmin_of`).
+fn max_dim(a: &Args<Tensor>, o: &mut [Tensor], pick: fn(&[f64]) -> (usize, f64)) -> Result<()> {
     let t = a.tensor("self")?;
     let dims = if t.dim() == 0 {
         vec![]
@@ -323,7 +352,6 @@ fn max_dim(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         vec![wrap_dim(a.int("dim")?, t.dim())?]
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-    let pick = arg_of_op(a);
     let (values, indices) = (&o[0], &o[1]);
     indices.with_contiguous_mut::<i64, _>(|idx| {
         reduce_segments_into(&data, seg, idx, |s| pick(s).0 as i64)
@@ -362,7 +390,8 @@ fn meta_argmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(DType::I64, sizes)
 }
 
-fn argmax(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+/// `argmax` (`pick = argmax_of`) and `argmin` (`argmin_of`).
+fn argmax(a: &Args<Tensor>, o: &mut [Tensor], pick: fn(&[f64]) -> (usize, f64)) -> Result<()> {
     let t = a.tensor("self")?;
     let dims: Vec<usize> = match a.opt_int("dim")? {
         None => (0..t.dim()).collect(),
@@ -370,7 +399,6 @@ fn argmax(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         Some(d) => vec![wrap_dim(d, t.dim())?],
     };
     let (data, seg) = segments::<f64>(&as_dtype(t, DType::F64), &dims);
-    let pick = arg_of_op(a);
     reduce_segments_to(&data, seg, &o[0], |s| pick(s).0 as i64)
 }
 
@@ -455,7 +483,8 @@ fn running_sum<F: Float>(s: &mut [F]) {
     }
 }
 
-fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// `softmax` / `log_softmax` (`log`).
+fn meta_softmax(a: &Args<TensorMeta>, log: bool) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     wrap(a.int("dim")?, t)?;
     let mut dt = t.dtype;
@@ -465,7 +494,7 @@ fn meta_softmax(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         dt = a.opt_dtype("dtype")?.unwrap_or(t.dtype);
     }
     if !dt.is_floating_point() {
-        let kernel = if a.schema.name.contains("log_softmax") {
+        let kernel = if log {
             "log_softmax_lastdim_kernel_impl"
         } else {
             "softmax_lastdim_kernel_impl"
