@@ -213,32 +213,39 @@ pub trait Element: Copy + Send + Sync + Default + std::fmt::Debug + 'static {
     fn is_nonzero(self) -> bool;
 }
 
+/// The [`Element`] methods that move between a `Vec` / slice and its `Buffer` variant.
+macro_rules! buffer_access {
+    ($variant:ident) => {
+        fn slice(b: &Buffer) -> Option<&[Self]> {
+            match b {
+                Buffer::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+        fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
+            match b {
+                Buffer::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+        fn into_buffer(v: Vec<Self>) -> Buffer {
+            Buffer::$variant(v)
+        }
+        fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
+            match b {
+                Buffer::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+    };
+}
+
 macro_rules! impl_int_element {
     ($t:ty, $variant:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
             const IS_FLOAT: bool = false;
-            fn slice(b: &Buffer) -> Option<&[Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn into_buffer(v: Vec<Self>) -> Buffer {
-                Buffer::$variant(v)
-            }
-            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
+            buffer_access!($variant);
             fn to_f64(self) -> f64 {
                 self as f64
             }
@@ -269,27 +276,7 @@ macro_rules! impl_float_element {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
             const IS_FLOAT: bool = true;
-            fn slice(b: &Buffer) -> Option<&[Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn into_buffer(v: Vec<Self>) -> Buffer {
-                Buffer::$variant(v)
-            }
-            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
+            buffer_access!($variant);
             fn to_f64(self) -> f64 {
                 let f: fn($t) -> f64 = $to;
                 f(self)
@@ -319,27 +306,7 @@ impl_float_element!(bf16, BF16, |x| x.to_f64(), |v| bf16::from_f32(v as f32));
 impl Element for bool {
     const DTYPE: DType = DType::Bool;
     const IS_FLOAT: bool = false;
-    fn slice(b: &Buffer) -> Option<&[Self]> {
-        match b {
-            Buffer::Bool(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
-        match b {
-            Buffer::Bool(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn into_buffer(v: Vec<Self>) -> Buffer {
-        Buffer::Bool(v)
-    }
-    fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
-        match b {
-            Buffer::Bool(v) => Some(v),
-            _ => None,
-        }
-    }
+    buffer_access!(Bool);
     fn to_f64(self) -> f64 {
         self as i64 as f64
     }
@@ -373,27 +340,7 @@ macro_rules! impl_complex_element {
             fn from_complex(v: Complex64) -> Self {
                 <$t>::new(v.re as $f, v.im as $f)
             }
-            fn slice(b: &Buffer) -> Option<&[Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn into_buffer(v: Vec<Self>) -> Buffer {
-                Buffer::$variant(v)
-            }
-            fn from_buffer(b: Buffer) -> Option<Vec<Self>> {
-                match b {
-                    Buffer::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
+            buffer_access!($variant);
             fn to_f64(self) -> f64 {
                 self.re as f64
             }

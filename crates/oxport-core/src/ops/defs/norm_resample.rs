@@ -14,19 +14,20 @@ pub(super) fn register(r: &mut Builder) {
         o[0].assign_untraced(&outs.0)
     })
     .decomposition(decompositions::group_norm);
+    // The name is PyTorch's CPU kernel that refuses an unsupported dtype (its error message).
     r.out_op(
         "aten.upsample_nearest2d.vec",
-        meta_upsample,
+        |a| meta_upsample(a, "upsample_nearest2d_channels_last"),
         upsample_nearest,
     );
     r.out_op(
         "aten.upsample_bilinear2d.vec",
-        meta_upsample,
+        |a| meta_upsample(a, "upsample_bilinear2d_channels_last"),
         upsample_bilinear,
     );
     r.out_op(
         "aten.upsample_bicubic2d.vec",
-        meta_upsample,
+        |a| meta_upsample(a, "compute_indices_weights_cubic"),
         upsample_bicubic,
     );
 }
@@ -180,7 +181,7 @@ fn group_norm_into(
 
 // ---- upsampling --------------------------------------------------------------------------------------
 
-fn meta_upsample(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_upsample(a: &Args<TensorMeta>, cpu_kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
     let x = a.tensor("input")?;
     // upsample_compute_output_size: one size or scale per spatial dim, exactly one of the two given.
     let spatial = x.dim().saturating_sub(2);
@@ -231,13 +232,8 @@ fn meta_upsample(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     }
     // PyTorch's CPU kernels take floating types and uint8 (images) only.
     if !x.dtype.is_floating_point() && x.dtype != DType::U8 {
-        let kernel = match a.schema.name.as_str() {
-            "aten::upsample_nearest2d" => "upsample_nearest2d_channels_last",
-            "aten::upsample_bicubic2d" => "compute_indices_weights_cubic",
-            _ => "upsample_bilinear2d_channels_last",
-        };
         return Err(Error::DTypeNotSupported {
-            op: kernel.into(),
+            op: cpu_kernel.into(),
             dtype: x.dtype,
         });
     }
@@ -309,13 +305,11 @@ fn upsample_nearest(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     })
 }
 
-/// (lower index, upper index, weight of the upper one) per output pixel of a linear resampling.
-fn linear_taps(
-    n_in: usize,
-    n_out: usize,
-    align: bool,
-    scale: Option<f64>,
-) -> Vec<(usize, usize, f64)> {
+/// One output pixel's source indices and weights along one axis (`N` taps).
+type Taps<const N: usize> = ([usize; N], [f64; N]);
+
+/// The lower and upper source index and their weights per output pixel of a linear resampling.
+fn linear_taps(n_in: usize, n_out: usize, align: bool, scale: Option<f64>) -> Vec<Taps<2>> {
     let s = pixel_scale(n_in, n_out, align, scale);
     (0..n_out)
         .map(|d| {
@@ -326,12 +320,21 @@ fn linear_taps(
             };
             let lo = (real.floor() as usize).min(n_in - 1);
             let hi = (lo + 1).min(n_in - 1);
-            (lo, hi, real - lo as f64)
+            let w = real - lo as f64;
+            ([lo, hi], [1.0 - w, w])
         })
         .collect()
 }
 
-fn upsample_bilinear(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+/// A separable 2-d filter over each (N, C) plane: along rows with `cols` taps, then along columns with
+/// `rows` taps. With `uint8_separable`, integer images are rounded between the passes, as PyTorch's
+/// separable uint8 bilinear kernel does.
+fn resample_separable<const N: usize>(
+    a: &Args<Tensor>,
+    o: &mut [Tensor],
+    taps: fn(usize, usize, bool, Option<f64>) -> Vec<Taps<N>>,
+    uint8_separable: bool,
+) -> Result<()> {
     let x = a.tensor("input")?;
     let align = a.bool("align_corners")?;
     let (ih, iw) = (x.sizes_untraced()[2], x.sizes_untraced()[3]);
@@ -339,25 +342,27 @@ fn upsample_bilinear(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     if ih == 0 || iw == 0 {
         return Ok(());
     }
-    let rows = linear_taps(ih, oh, align, scale_factor(a, 0)?);
-    let cols = linear_taps(iw, ow, align, scale_factor(a, 1)?);
-    // uint8 images are resampled as PyTorch's separable uint8 kernel does: horizontally, rounded to
-    // integers, then vertically.
-    let round_between = !o[0].dtype().is_floating_point();
+    let rows = taps(ih, oh, align, scale_factor(a, 0)?);
+    let cols = taps(iw, ow, align, scale_factor(a, 1)?);
+    let round_between = uint8_separable && !o[0].dtype().is_floating_point();
     resample(x, &o[0], |p, q| {
         let mut rowbuf = vec![0f64; ih * ow];
         for yi in 0..ih {
-            for (xo, &(x0, x1, lx)) in cols.iter().enumerate() {
-                let v = p[yi * iw + x0] * (1.0 - lx) + p[yi * iw + x1] * lx;
+            for (xo, (xs, wx)) in cols.iter().enumerate() {
+                let v: f64 = (0..N).map(|k| p[yi * iw + xs[k]] * wx[k]).sum();
                 rowbuf[yi * ow + xo] = if round_between { v.round() } else { v };
             }
         }
-        for (yo, &(y0, y1, ly)) in rows.iter().enumerate() {
+        for (yo, (ys, wy)) in rows.iter().enumerate() {
             for xo in 0..ow {
-                q[yo * ow + xo] = rowbuf[y0 * ow + xo] * (1.0 - ly) + rowbuf[y1 * ow + xo] * ly;
+                q[yo * ow + xo] = (0..N).map(|k| rowbuf[ys[k] * ow + xo] * wy[k]).sum();
             }
         }
     })
+}
+
+fn upsample_bilinear(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    resample_separable(a, o, linear_taps, true)
 }
 
 /// PyTorch's cubic convolution weights (`get_cubic_upsample_coefficients`, A = -0.75) at offset `t`.
@@ -370,12 +375,7 @@ fn cubic_weights(t: f64) -> [f64; 4] {
 
 /// The four source indices (clamped to the input, as `upsample_get_value_bounded` reads) and their
 /// weights, per output index.
-fn cubic_taps(
-    n_in: usize,
-    n_out: usize,
-    align: bool,
-    scale: Option<f64>,
-) -> Vec<([usize; 4], [f64; 4])> {
+fn cubic_taps(n_in: usize, n_out: usize, align: bool, scale: Option<f64>) -> Vec<Taps<4>> {
     let step = pixel_scale(n_in, n_out, align, scale);
     (0..n_out)
         .map(|o| {
@@ -393,29 +393,7 @@ fn cubic_taps(
 }
 
 fn upsample_bicubic(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
-    let x = a.tensor("input")?;
-    let align = a.bool("align_corners")?;
-    let (ih, iw) = (x.sizes_untraced()[2], x.sizes_untraced()[3]);
-    let (oh, ow) = (o[0].sizes_untraced()[2], o[0].sizes_untraced()[3]);
-    if ih == 0 || iw == 0 {
-        return Ok(());
-    }
-    let rows = cubic_taps(ih, oh, align, scale_factor(a, 0)?);
-    let cols = cubic_taps(iw, ow, align, scale_factor(a, 1)?);
-    resample(x, &o[0], |p, q| {
-        // Separable: along rows first, then columns (the same sum of 16 products).
-        let mut rowbuf = vec![0f64; ih * ow];
-        for yi in 0..ih {
-            for (xo, (xs, wx)) in cols.iter().enumerate() {
-                rowbuf[yi * ow + xo] = (0..4).map(|k| p[yi * iw + xs[k]] * wx[k]).sum();
-            }
-        }
-        for (yo, (ys, wy)) in rows.iter().enumerate() {
-            for xo in 0..ow {
-                q[yo * ow + xo] = (0..4).map(|k| rowbuf[ys[k] * ow + xo] * wy[k]).sum();
-            }
-        }
-    })
+    resample_separable(a, o, cubic_taps, false)
 }
 
 #[cfg(test)]
@@ -426,7 +404,7 @@ mod tests {
     fn linear_taps_stay_inside_the_input() {
         for &(n_in, n_out) in &[(1, 5), (4, 9), (7, 3)] {
             for align in [false, true] {
-                for (lo, hi, w) in linear_taps(n_in, n_out, align, None) {
+                for ([lo, hi], [_, w]) in linear_taps(n_in, n_out, align, None) {
                     assert!(lo < n_in && hi < n_in && (0.0..=1.0).contains(&w));
                 }
             }
