@@ -1473,10 +1473,8 @@ pub(crate) fn sized_like(a: &Args<Tensor>, target: &'static OpDef) -> Result<Dec
 /// flattened input when `dim` is None).
 pub(crate) fn repeat_interleave(a: &Args<Tensor>) -> Result<Decomposed> {
     let x = a.tensor("self")?;
+    // The meta function (meta_repeat_interleave) has checked `repeats` and `dim`.
     let repeats = a.int("repeats")?;
-    if repeats < 0 {
-        return Err(Error::value("Repeats must be non-negative"));
-    }
     let dim = a.opt_int("dim")?;
     let input = match dim {
         Some(_) => x.clone(),
@@ -1609,38 +1607,11 @@ fn slice(x: &Tensor, dim: i64, start: i64, end: i64) -> Result<Tensor> {
 /// so the `slice` from 0 comes first in the graph, as in PyTorch's.
 pub(crate) fn diff(a: &Args<Tensor>) -> Result<Decomposed> {
     let x = a.tensor("self")?;
+    // The meta function (meta_diff) has checked the input's rank, `n`, `dim` and prepend/append.
     let n = a.int("n")?;
     let dim = a.int("dim")?;
-    if x.dim() == 0 {
-        return Err(Error::value(
-            "diff expects input to be at least one-dimensional",
-        ));
-    }
-    if n < 0 {
-        return Err(Error::value(format!(
-            "order must be non-negative but got {n}"
-        )));
-    }
     let d = crate::tensor::wrap_dim(dim, x.dim())?;
     let mut parts = vec![];
-    for name in ["prepend", "append"] {
-        if let Some(p) = a.opt_tensor(name)? {
-            if p.dim() != x.dim() {
-                return Err(Error::value(
-                    "diff expects prepend or append to be the same dimension as input",
-                ));
-            }
-            for i in 0..x.dim() {
-                if i != d && p.sizes_untraced()[i] != x.sizes_untraced()[i] {
-                    return Err(Error::value(format!(
-                        "diff expects the shape of tensor to prepend or append to match that of input except along the differencing dimension; input.size({i}) = {}, but got tensor.size({i}) = {}",
-                        x.sizes_untraced()[i],
-                        p.sizes_untraced()[i]
-                    )));
-                }
-            }
-        }
-    }
     let mut r = x.clone();
     if n > 0 {
         if let Some(p) = a.opt_tensor("prepend")? {

@@ -17,7 +17,9 @@ pub type KernelFn = fn(&Args<Tensor>, &[Value<TensorMeta>]) -> Result<Vec<Value<
 /// the memory, the kernel only computes.
 pub type OutKernelFn = fn(&Args<Tensor>, &mut [Tensor]) -> Result<()>;
 /// A decomposition: the op written with other ops, over the Tensor API (PyTorch's `torch/_decomp`).
-/// Run eagerly it is a kernel; run under the tracer it is `run_decompositions()`.
+/// Run eagerly it is a kernel; run under the tracer it is `run_decompositions()`. It is only called on
+/// arguments the op's meta function accepted ([`OpDef::run`], [`OpDef::decompose`]), so it does not
+/// repeat the meta's checks.
 pub type DecompFn = fn(&Args<Tensor>) -> Result<Decomposed>;
 
 /// What a decomposition returns: the op's outputs, and the new values of the inputs the op mutates
@@ -248,10 +250,14 @@ impl OpDef {
             ))),
         }
     }
-    /// Runs the op's decomposition (an error if it has none).
+    /// Runs the op's decomposition (an error if it has none), after its meta function has validated
+    /// the arguments: decompositions rely on the meta's checks rather than repeating them.
     pub fn decompose(&self, args: &Args<Tensor>) -> Result<Decomposed> {
         match self.decomposition {
-            Some(d) => d(args),
+            Some(d) => {
+                self.meta_of(args)?;
+                d(args)
+            }
             None => Err(Error::value(format!("{} has no decomposition", self.name))),
         }
     }
