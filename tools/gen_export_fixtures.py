@@ -332,6 +332,8 @@ def write_runs(name, ep):
         gen = torch.Generator().manual_seed(0)
         inputs = [torch.randn(*shape, generator=gen) for shape in shapes]
         outputs = ep.module()(*inputs)
+        if isinstance(outputs, torch.Tensor):  # a single output, not a tuple to iterate over
+            outputs = (outputs,)
         for kind, values in (("in", inputs), ("out", outputs)):
             for i, v in enumerate(values):
                 np.save(os.path.join(OUT, f"{name}.{tag}.{kind}_{i}.npy"), v.detach().numpy(), allow_pickle=False)
