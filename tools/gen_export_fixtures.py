@@ -274,7 +274,7 @@ class SymScalars(torch.nn.Module):
 class SymFloats(torch.nn.Module):
     """Symbolic floats computed from dynamic sizes (twin in crates/oxport-export/tests/sym_ints.rs):
     d ** -0.5, torch.sym_sqrt(d), t / 2, t * 0.5 + 1.0, sym_float(t * d), 2.0 - sym_float(t), 1.0 / sym_float(d),
-    -(t / d), t ** 2, sym_int(t / 2), 0.5 * sym_float(d) * 3."""
+    -(t / d), t ** 2, sym_int(t / 2), 0.5 * sym_float(d) * 3, d * t * 3 (sympy orders the product s27*s53)."""
 
     def forward(s, x):
         t, d = x.shape[1], x.shape[-1]
@@ -289,7 +289,8 @@ class SymFloats(torch.nn.Module):
         j = x * (t ** 2)
         k = x * torch.sym_int(t / 2)
         m = x * (0.5 * torch.sym_float(d) * 3)
-        return a, b, c, e, f, g, h, i, j, k, m
+        n = x * (d * t * 3)
+        return a, b, c, e, f, g, h, i, j, k, m, n
 
 
 class SymAttention(torch.nn.Module):

@@ -103,6 +103,14 @@ impl SymExpr {
     }
     /// Evaluates in floating point with every symbol at its hint (an int-valued expression is
     /// evaluated as an int, then converted).
+    ///
+    /// ```
+    /// use oxport_core::sym::SymExpr;
+    /// let s = SymExpr::Symbol { name: "s0".into(), hint: 5 };
+    /// let half = SymExpr::IntTrueDiv(Box::new(s), Box::new(SymExpr::Const(2)));
+    /// assert_eq!(half.float_hint(), 2.5);
+    /// assert!(half.is_float());
+    /// ```
     pub fn float_hint(&self) -> f64 {
         if !self.is_float() {
             return self.hint() as f64;
@@ -1065,6 +1073,13 @@ fn cmp_keys(a: &Key, b: &Key) -> std::cmp::Ordering {
 
 /// The factors of a product in the order sympy prints and `srepr`s them (`as_ordered_factors`): the number
 /// first, then by `sort_key` (symbols by name, `s27*s53`; functions after symbols).
+///
+/// ```
+/// use oxport_core::sym::{ordered_factors, SymExpr};
+/// let (t, d) = (SymExpr::Symbol { name: "s27".into(), hint: 5 }, SymExpr::Symbol { name: "s53".into(), hint: 8 });
+/// let fs = [d.clone(), SymExpr::Const(3), t.clone()];
+/// assert_eq!(ordered_factors(&fs), vec![&SymExpr::Const(3), &t, &d]);
+/// ```
 pub fn ordered_factors(factors: &[SymExpr]) -> Vec<&SymExpr> {
     let mut v: Vec<&SymExpr> = factors.iter().collect();
     v.sort_by(|a, b| cmp_keys(&sort_key(a), &sort_key(b)));
@@ -1074,6 +1089,14 @@ pub fn ordered_factors(factors: &[SymExpr]) -> Vec<&SymExpr> {
 /// The terms of a sum in the order sympy prints and `srepr`s them (`as_ordered_terms`): by monomial, in
 /// lexicographic order over the generators sorted by `sort_key`, highest first (so the constant is last),
 /// then by coefficient; `c - x` (a positive number and a negated term) keeps the number first.
+///
+/// ```
+/// use oxport_core::sym::{ordered_terms, SymExpr};
+/// let s = SymExpr::Symbol { name: "s0".into(), hint: 5 };
+/// let neg = SymExpr::Mul(vec![SymExpr::Const(-1), s.clone()]);
+/// assert_eq!(ordered_terms(&[SymExpr::Const(1), s.clone()]), vec![&s, &SymExpr::Const(1)]);
+/// assert_eq!(ordered_terms(&[neg.clone(), SymExpr::Const(2)]), vec![&SymExpr::Const(2), &neg]);
+/// ```
 pub fn ordered_terms(terms: &[SymExpr]) -> Vec<&SymExpr> {
     if let [a, b] = terms {
         for (n, m) in [(a, b), (b, a)] {

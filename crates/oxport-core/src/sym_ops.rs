@@ -159,6 +159,16 @@ pub fn sym_int(x: &SymFloat) -> SymInt {
 
 /// A number where a float is computed with: a [`SymFloat`], a Rust float or int, or a [`SymInt`] (made a
 /// float with [`sym_float`], which records `torch.sym_float` as Python's int-to-float promotion does).
+///
+/// ```
+/// use oxport_core::prelude::*;
+/// fn half(x: impl IntoSymFloat) -> SymFloat {
+///     x.into_sym_float() * 0.5
+/// }
+/// assert_eq!(half(3), SymFloat::Float(1.5));
+/// assert_eq!(half(SymInt::Int(5)), SymFloat::Float(2.5));
+/// assert_eq!(half(SymInt::symbol("s0", 4)).to_string(), "0.5*ToFloat(s0)");
+/// ```
 pub trait IntoSymFloat {
     /// The float.
     #[track_caller]

@@ -214,7 +214,8 @@ impl Forward for SymFloats {
         let j = x.mul(t.powi(2))?;
         let k = x.mul(sym_int(&t.true_div(2)))?;
         let m = x.mul(0.5 * sym_float(&d) * 3)?;
-        let outs = [a, b, c, e, f, g, h, i, j, k, m];
+        let n = x.mul(&d * &t * 3)?;
+        let outs = [a, b, c, e, f, g, h, i, j, k, m, n];
         Ok(PyValue::Tuple(outs.into_iter().map(Into::into).collect()))
     }
 }

@@ -431,7 +431,25 @@ pub fn srepr(e: &oxport_core::sym::SymExpr) -> String {
         E::Float(f) => format!("Float('{}', precision=53)", float_str(f.0, 17)),
         E::Symbol { name, .. } => format!("Symbol('{name}', positive=True, integer=True)"),
         E::Add(terms) => call("Add", &ordered_terms(terms)),
-        E::Mul(factors) => call("Mul", &ordered_factors(factors)),
+        E::Mul(factors) => {
+            // sympy's `args_cnc(split_1=True)`: a negative coefficient other than -1 is written as -1
+            // times its magnitude (`Mul(Integer(-1), Float('0.5', precision=53), x)`).
+            let fs = ordered_factors(factors);
+            let split = match fs.first() {
+                Some(E::Const(c)) if *c < -1 => Some(E::Const(-c)),
+                Some(E::Float(f)) if f.0 < 0.0 => Some(E::Float(oxport_core::sym::FloatConst(-f.0))),
+                _ => None,
+            };
+            match split {
+                Some(m) => {
+                    let minus_one = E::Const(-1);
+                    let mut v: Vec<&E> = vec![&minus_one, &m];
+                    v.extend(&fs[1..]);
+                    call("Mul", &v)
+                }
+                None => call("Mul", &fs),
+            }
+        }
         E::FloorDiv(a, b) => call("FloorDiv", &[a, b]),
         E::Mod(a, b) => call("PythonMod", &[a, b]),
         E::Max(a, b) => call("Max", &[a, b]),
