@@ -437,7 +437,9 @@ pub fn srepr(e: &oxport_core::sym::SymExpr) -> String {
             let fs = ordered_factors(factors);
             let split = match fs.first() {
                 Some(E::Const(c)) if *c < -1 => Some(E::Const(-c)),
-                Some(E::Float(f)) if f.0 < 0.0 => Some(E::Float(oxport_core::sym::FloatConst(-f.0))),
+                Some(E::Float(f)) if f.0 < 0.0 => {
+                    Some(E::Float(oxport_core::sym::FloatConst(-f.0)))
+                }
                 _ => None,
             };
             match split {
