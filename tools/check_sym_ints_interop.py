@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Symbolic-int exports, run by CI: crates/oxport-export/tests/sym_ints.rs (with OXPORT_SYM_INTS_PT2=DIR)
 wrote oxport's export of each Rust twin of tools/gen_export_fixtures.py's SymFactories / SymViews /
-SymScalars to DIR/<name>.pt2. Check with real PyTorch that torch.export.load opens it, prints PyTorch's
-own export of the twin (tests/fixtures/export/<name>.train.txt, `# File:` lines aside), and runs at each
+SymScalars / SymFloats / SymAttention to DIR/<name>.pt2. Check with real PyTorch that torch.export.load
+opens it, prints PyTorch's own export of the twin (tests/fixtures/export/<name>.train.txt, `# File:` lines aside), and runs at each
 recorded size (<name>.<sizes>.in_<i>.npy) to the outputs of PyTorch's program (.out_<i>.npy).
 
 Usage: check_sym_ints_interop.py DIR
@@ -37,6 +37,8 @@ def main():
             n_in = len([f for f in os.listdir(FIXTURES) if f.startswith(f"{name}.{tag}.in_")])
             with torch.no_grad():
                 outs = ep.module()(*[torch.from_numpy(load("in", i)) for i in range(n_in)])
+            if isinstance(outs, torch.Tensor):
+                outs = (outs,)
             for j, y in enumerate(outs):
                 w = load("out", j)
                 if y.numpy().dtype != w.dtype or y.shape != w.shape or not np.allclose(y.numpy(), w, rtol=1e-6, atol=1e-6):

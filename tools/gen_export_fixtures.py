@@ -270,6 +270,36 @@ class SymScalars(torch.nn.Module):
         return a, c, q, g
 
 
+
+class SymFloats(torch.nn.Module):
+    """Symbolic floats computed from dynamic sizes (twin in crates/oxport-export/tests/sym_ints.rs):
+    d ** -0.5, torch.sym_sqrt(d), t / 2, t * 0.5 + 1.0, sym_float(t * d), 2.0 - sym_float(t), 1.0 / sym_float(d),
+    -(t / d), t ** 2, sym_int(t / 2), 0.5 * sym_float(d) * 3, d * t * 3 (sympy orders the product s27*s53)."""
+
+    def forward(s, x):
+        t, d = x.shape[1], x.shape[-1]
+        a = x * (d ** -0.5)
+        b = x / torch.sym_sqrt(d)
+        c = x.view(2, -1) / (t / 2)
+        e = x * (t * 0.5 + 1.0)
+        f = x * torch.sym_float(t * d)
+        g = x * (2.0 - torch.sym_float(t))
+        h = x * (1.0 / torch.sym_float(d))
+        i = x * -(t / d)
+        j = x * (t ** 2)
+        k = x * torch.sym_int(t / 2)
+        m = x * (0.5 * torch.sym_float(d) * 3)
+        n = x * (d * t * 3)
+        return a, b, c, e, f, g, h, i, j, k, m, n
+
+
+class SymAttention(torch.nn.Module):
+    """Self-attention scaled by q.size(-1) ** -0.5 with a dynamic sequence and a dynamic head dim."""
+
+    def forward(s, x):
+        w = (x @ x.transpose(-2, -1)) * (x.size(-1) ** -0.5)
+        return w.softmax(-1) @ x
+
 # Models whose run_decompositions() print is recorded too.
 CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched", "custom_op"}
 
@@ -280,6 +310,8 @@ DYNAMIC = {
     "sym_factories": {"x": {0: torch.export.Dim("n", min=2, max=32)}},
     "sym_views": {"x": {0: torch.export.Dim("b", min=2, max=16), 1: torch.export.Dim("t", min=4, max=32)}},
     "sym_scalars": {"x": {1: torch.export.Dim("t", min=2, max=32), 2: torch.export.Dim("d", min=2, max=64)}},
+    "sym_floats": {"x": {1: torch.export.Dim("t", min=2, max=32), 2: torch.export.Dim("d", min=2, max=64)}},
+    "sym_attention": {"x": {1: torch.export.Dim("s", min=2, max=32), 2: torch.export.Dim("d", min=2, max=64)}},
 }
 
 # Dynamic models also run by PyTorch's exported program at their example size and at another one:
@@ -288,6 +320,8 @@ RUN_SIZES = {
     "sym_factories": {"n5": [(5, 6)], "n9": [(9, 6)]},
     "sym_views": {"b3t5": [(3, 5, 4)], "b6t11": [(6, 11, 4)]},
     "sym_scalars": {"t5d8": [(2, 5, 8)], "t7d3": [(2, 7, 3)]},
+    "sym_floats": {"t5d8": [(2, 5, 8)], "t6d3": [(2, 6, 3)]},
+    "sym_attention": {"s5d8": [(2, 5, 8)], "s9d4": [(2, 9, 4)]},
 }
 
 
@@ -299,6 +333,8 @@ def write_runs(name, ep):
         gen = torch.Generator().manual_seed(0)
         inputs = [torch.randn(*shape, generator=gen) for shape in shapes]
         outputs = ep.module()(*inputs)
+        if isinstance(outputs, torch.Tensor):  # a single output, not a tuple to iterate over
+            outputs = (outputs,)
         for kind, values in (("in", inputs), ("out", outputs)):
             for i, v in enumerate(values):
                 np.save(os.path.join(OUT, f"{name}.{tag}.{kind}_{i}.npy"), v.detach().numpy(), allow_pickle=False)
@@ -341,6 +377,8 @@ def twins():
     yield "sym_factories", SymFactories, (torch.randn(5, 6),)
     yield "sym_views", SymViews, (torch.randn(3, 5, 4),)
     yield "sym_scalars", SymScalars, (torch.randn(2, 5, 8),)
+    yield "sym_floats", SymFloats, (torch.randn(2, 5, 8),)
+    yield "sym_attention", SymAttention, (torch.randn(2, 5, 8),)
 
 
 def write_safetensors():

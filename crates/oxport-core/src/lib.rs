@@ -26,8 +26,8 @@ pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
 /// The complex number types of complex64 / complex128 tensors (`Complex32`, `Complex64`).
 pub use num_complex;
-pub use sym::SymInt;
-pub use sym_ops::{IntoOptSymInt, IntoSymInts};
+pub use sym::{SymFloat, SymInt};
+pub use sym_ops::{sym_float, sym_int, sym_sqrt, IntoOptSymInt, IntoSymFloat, IntoSymInts};
 pub use tensor::Tensor;
 
 /// The names most programs need.
@@ -35,7 +35,9 @@ pub mod prelude {
     pub use crate::dtype::{DType, Scalar};
     pub use crate::error::{Error, Result};
     pub use crate::ops::{ArangeArgs, Operand, SymScalar, TensorOptions};
-    pub use crate::sym::SymInt;
-    pub use crate::sym_ops::{IntoOptSymInt, IntoSymInts};
+    pub use crate::sym::{SymFloat, SymInt};
+    pub use crate::sym_ops::{
+        sym_float, sym_int, sym_sqrt, IntoOptSymInt, IntoSymFloat, IntoSymInts,
+    };
     pub use crate::tensor::{Generator, Tensor};
 }

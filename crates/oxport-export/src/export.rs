@@ -364,6 +364,7 @@ pub fn export_dynamic(
         tensor_values.insert(k, v.clone());
     }
     let (nodes, sym_int_values) = bind_symbols(&mut st, &user_metas);
+    let sym_float_values = std::mem::take(&mut st.sym.sym_float_values);
     let graph = ir::Graph {
         inputs,
         outputs,
@@ -373,7 +374,7 @@ pub fn export_dynamic(
         sym_bool_values: OrderedMap::new(),
         is_single_tensor_return: false,
         custom_obj_values: OrderedMap::new(),
-        sym_float_values: OrderedMap::new(),
+        sym_float_values,
     };
     let in_spec = format!(
         "[1, {}]",

@@ -10,8 +10,9 @@
 //! * A plain integer read of a dynamic dim (`x.sizes()`) would bake the example's size into the graph:
 //!   it is remembered and fails the export, naming the line.
 use crate::tracer::view_key;
+use oxport_core::ops::SymScalar;
 use oxport_core::sym::SymExpr;
-use oxport_core::{Error, Result, SymInt, Tensor};
+use oxport_core::{Error, Result, Scalar, SymFloat, SymInt, Tensor};
 use oxport_ir::schema as ir;
 use std::collections::HashMap;
 use std::panic::Location;
@@ -32,10 +33,14 @@ pub(crate) struct SymState {
     prov: HashMap<usize, Prov>,
     /// Keeps those objects alive, so their addresses stay theirs.
     keep: Vec<SymInt>,
+    /// The same for symbolic floats.
+    keep_floats: Vec<SymFloat>,
     /// Graph value of each expression already in the graph.
     pub values: HashMap<SymExpr, String>,
     /// `Sym(...)` types of the symbolic nodes.
     pub sym_int_values: oxport_ir::OrderedMap<ir::SymInt>,
+    /// `Sym(...)` types of the symbolic float nodes.
+    pub sym_float_values: oxport_ir::OrderedMap<ir::SymFloat>,
     /// The first plain read of a dynamic dim.
     pub specialized: Option<String>,
 }
@@ -50,6 +55,25 @@ fn key(s: &SymInt) -> Option<usize> {
         SymInt::Sym(e) => Some(Arc::as_ptr(e) as usize),
         SymInt::Int(_) => None,
     }
+}
+
+fn float_key(s: &SymFloat) -> Option<usize> {
+    match s {
+        SymFloat::Sym(e) => Some(Arc::as_ptr(e) as usize),
+        SymFloat::Float(_) => None,
+    }
+}
+
+/// FX's node name for a symbolic op's target (`torch._sym_sqrt` -> `_sym_sqrt`, `math.trunc` -> `trunc`),
+/// and the names of its parameters as `inspect.signature` gives them to the serializer.
+fn sym_target_names(target: &str) -> (&str, &'static [&'static str]) {
+    let short = target.rsplit('.').next().unwrap_or(target);
+    let params: &'static [&'static str] = match target {
+        "math.trunc" => &["x"],
+        "torch.sym_float" | "torch._sym_sqrt" | "_operator.neg" => &["a"],
+        _ => &["a", "b"],
+    };
+    (short, params)
 }
 
 impl crate::tracer::State {
@@ -254,6 +278,114 @@ impl crate::tracer::State {
         }
         self.push_sym_node(op, a, b, &name, result, at);
         self.remember(result, Prov::Value(name));
+        Ok(())
+    }
+
+    /// The graph argument for a symbolic float the user passes to an op or a symbolic op.
+    pub(crate) fn sym_float_arg(
+        &mut self,
+        f: &SymFloat,
+        at: &'static Location<'static>,
+    ) -> Result<ir::Argument> {
+        let SymFloat::Sym(e) = f else {
+            return Ok(ir::Argument::AsFloat(ir::PyFloat(f.hint())));
+        };
+        let name = match float_key(f).and_then(|k| self.sym.prov.get(&k)) {
+            Some(Prov::Value(n)) => n.clone(),
+            _ => match self.sym.values.get(&**e) {
+                Some(n) => n.clone(),
+                None => {
+                    return Err(Error::Symbolic(format!(
+                        "{}:{}: the symbolic float {e} is not a value of the graph",
+                        at.file(),
+                        at.line()
+                    )))
+                }
+            },
+        };
+        Ok(ir::Argument::AsSymFloat(ir::SymFloatArgument::AsName(name)))
+    }
+
+    fn sym_scalar_arg(
+        &mut self,
+        a: &SymScalar,
+        at: &'static Location<'static>,
+    ) -> Result<ir::Argument> {
+        Ok(match a {
+            SymScalar::Scalar(Scalar::Int(i)) => ir::Argument::AsInt(*i),
+            SymScalar::Scalar(Scalar::Float(f)) => ir::Argument::AsFloat(ir::PyFloat(*f)),
+            SymScalar::Scalar(Scalar::Bool(b)) => ir::Argument::AsBool(*b),
+            SymScalar::Int(i) => match self.sym_arg(i, at)? {
+                ir::SymIntArgument::AsInt(i) => ir::Argument::AsInt(i),
+                s => ir::Argument::AsSymInt(s),
+            },
+            SymScalar::Float(f) => self.sym_float_arg(f, at)?,
+        })
+    }
+
+    /// `result = target(args...)` computed by the user on symbolic numbers (`torch.sym_float`,
+    /// `_operator.truediv`, float arithmetic, `_operator.pow`, `torch._sym_sqrt`, `math.trunc`): recorded
+    /// as PyTorch records it, unless the graph already has the result's expression.
+    pub(crate) fn sym_call(
+        &mut self,
+        target: &'static str,
+        args: &[SymScalar],
+        result: &SymScalar,
+        at: &'static Location<'static>,
+    ) -> Result<()> {
+        let mut inputs = vec![];
+        let (short, params) = sym_target_names(target);
+        for (a, p) in args.iter().zip(params) {
+            inputs.push(ir::NamedArgument {
+                name: p.to_string(),
+                arg: self.sym_scalar_arg(a, at)?,
+                kind: Some(ir::ArgumentKind::Positional),
+            });
+        }
+        let name = self.ns.create_name(short);
+        let (e, k) = match result {
+            SymScalar::Int(i @ SymInt::Sym(e)) => (e.clone(), key(i)),
+            SymScalar::Float(f @ SymFloat::Sym(e)) => (e.clone(), float_key(f)),
+            _ => return Ok(()), // folded to a constant: nothing to record
+        };
+        let k = k.expect("a symbolic value");
+        let keep = |st: &mut Self| match result {
+            SymScalar::Int(i) => st.sym.keep.push(i.clone()),
+            SymScalar::Float(f) => st.sym.keep_floats.push(f.clone()),
+            SymScalar::Scalar(_) => {}
+        };
+        if let Some(existing) = self.sym.values.get(&*e).cloned() {
+            self.sym.prov.insert(k, Prov::Value(existing));
+            keep(self);
+            return Ok(());
+        }
+        let output = match result {
+            SymScalar::Int(i) => {
+                self.sym
+                    .sym_int_values
+                    .insert(name.clone(), ir::SymInt::from_core(i));
+                ir::Argument::AsSymInt(ir::SymIntArgument::AsName(name.clone()))
+            }
+            SymScalar::Float(f) => {
+                self.sym
+                    .sym_float_values
+                    .insert(name.clone(), ir::SymFloat::from_core(f));
+                ir::Argument::AsSymFloat(ir::SymFloatArgument::AsName(name.clone()))
+            }
+            SymScalar::Scalar(_) => unreachable!(),
+        };
+        let metadata = self.metadata(at);
+        self.nodes.push(ir::Node {
+            target: target.to_string(),
+            inputs,
+            outputs: vec![output],
+            metadata,
+            is_hop_single_tensor_return: None,
+            name: Some(name.clone()),
+        });
+        self.sym.values.insert((*e).clone(), name.clone());
+        self.sym.prov.insert(k, Prov::Value(name));
+        keep(self);
         Ok(())
     }
 }

@@ -300,6 +300,19 @@ impl DispatchHook for Hook {
             st.sym.specialized.get_or_insert(e.to_string());
         }
     }
+    fn sym_call(
+        &self,
+        target: &'static str,
+        args: &[oxport_core::ops::SymScalar],
+        result: &oxport_core::ops::SymScalar,
+        location: &'static Location<'static>,
+    ) {
+        let mut st = self.0.borrow_mut();
+        let location = FUNCTIONAL_SITE.with(|s| s.get()).unwrap_or(location);
+        if let Err(e) = st.sym_call(target, args, result, location) {
+            st.sym.specialized.get_or_insert(e.to_string());
+        }
+    }
 }
 
 /// PyTorch's node name for an overload: its packet name (`aten.add_.Tensor` -> `add_`).
@@ -350,6 +363,7 @@ fn argument(
         Value::Int(i) => ir::Argument::AsInt(i.hint()),
         Value::Ints(v) => ir::Argument::AsInts(v.iter().map(SymInt::hint).collect()),
         Value::Float(f) => ir::Argument::AsFloat(ir::PyFloat(*f)),
+        Value::SymFloat(f) => st.sym_float_arg(f, at)?,
         Value::Floats(v) => ir::Argument::AsFloats(v.iter().map(|f| ir::PyFloat(*f)).collect()),
         Value::Bool(b) => ir::Argument::AsBool(*b),
         Value::Bools(v) => ir::Argument::AsBools(v.clone()),
@@ -424,8 +438,13 @@ pub(crate) fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Te
         .filter(|a| !a.kwarg_only)
         .map(|a| a.name.as_str())
         .collect();
+    // A symbolic number is never dropped: binding compares its hint, but the graph needs the value.
+    let symbolic = |v: &Value<Tensor>| matches!(v, Value::SymFloat(_) | Value::Int(SymInt::Sym(_)));
     let mut n_pos = call.positional.len();
-    while n_pos > 0 && is_default(positional_params[n_pos - 1]) {
+    while n_pos > 0
+        && is_default(positional_params[n_pos - 1])
+        && !symbolic(&call.positional[n_pos - 1])
+    {
         n_pos -= 1;
     }
     let mut inputs = vec![];
@@ -437,7 +456,7 @@ pub(crate) fn record(st: &mut State, call: &HookCall<'_>) -> Result<Vec<Value<Te
         });
     }
     for (k, v) in call.kwargs {
-        if is_default(k) {
+        if is_default(k) && !symbolic(v) {
             continue;
         }
         inputs.push(ir::NamedArgument {

@@ -190,3 +190,77 @@ fn scalars_computed_from_sizes_are_graph_values_like_pytorch() {
     check_run(&ep, "sym_scalars", "t5d8");
     check_run(&ep, "sym_scalars", "t7d3");
 }
+
+/// Twin of `SymFloats`: symbolic floats computed from dynamic sizes, one per line as in the twin.
+#[derive(oxport_export::Module)]
+#[module(crate = "oxport_export", type_name = "gen_export_fixtures.SymFloats")]
+struct SymFloats;
+
+impl Forward for SymFloats {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        let (t, d) = (x.sym_size(1)?, x.sym_size(2)?);
+        let a = x.mul(d.powf(-0.5))?;
+        let b = x.div(sym_sqrt(&d))?;
+        let c = x.view(&[2, -1])?.div(t.true_div(2))?;
+        let e = x.mul(&t * 0.5 + 1.0)?;
+        let f = x.mul(sym_float(&(&t * &d)))?;
+        let g = x.mul(2.0 - sym_float(&t))?;
+        let h = x.mul(1.0 / sym_float(&d))?;
+        let i = x.mul(-t.true_div(&d))?;
+        let j = x.mul(t.powi(2))?;
+        let k = x.mul(sym_int(&t.true_div(2)))?;
+        let m = x.mul(0.5 * sym_float(&d) * 3)?;
+        let n = x.mul(&d * &t * 3)?;
+        let outs = [a, b, c, e, f, g, h, i, j, k, m, n];
+        Ok(PyValue::Tuple(outs.into_iter().map(Into::into).collect()))
+    }
+}
+
+#[test]
+fn symbolic_floats_are_recorded_like_pytorch() {
+    let ds = [
+        ("x".to_string(), 1, Dim::new("t", Some(2), Some(32))),
+        ("x".to_string(), 2, Dim::new("d", Some(2), Some(64))),
+    ];
+    let ep = export_dynamic(&SymFloats, vec![input(&[2, 5, 8])], vec![], &ds).unwrap();
+    check_print(&ep, "sym_floats");
+    check_run(&ep, "sym_floats", "t5d8");
+    check_run(&ep, "sym_floats", "t6d3");
+}
+
+/// Twin of `SymAttention`: attention scaled by `q.size(-1) ** -0.5` with dynamic sequence and head dims.
+#[derive(oxport_export::Module)]
+#[module(
+    crate = "oxport_export",
+    type_name = "gen_export_fixtures.SymAttention"
+)]
+struct SymAttention;
+
+impl Forward for SymAttention {
+    fn forward_arg_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    // One line, as in the twin: a node's stack trace is its line, and the print groups by it.
+    #[rustfmt::skip]
+    fn forward_py(&self, args: &[PyValue], _: &[(String, PyValue)]) -> Result<PyValue> {
+        let x = args[0].as_tensor().unwrap();
+        let w = x.matmul(&x.transpose(-2, -1)?)?.mul(x.sym_size(-1)?.powf(-0.5))?;
+        Ok(w.softmax(-1)?.matmul(x)?.into())
+    }
+}
+
+#[test]
+fn attention_scaled_by_a_dynamic_head_dim_is_recorded_like_pytorch() {
+    let ds = [
+        ("x".to_string(), 1, Dim::new("s", Some(2), Some(32))),
+        ("x".to_string(), 2, Dim::new("d", Some(2), Some(64))),
+    ];
+    let ep = export_dynamic(&SymAttention, vec![input(&[2, 5, 8])], vec![], &ds).unwrap();
+    check_print(&ep, "sym_attention");
+    check_run(&ep, "sym_attention", "s5d8");
+    check_run(&ep, "sym_attention", "s9d4");
+}

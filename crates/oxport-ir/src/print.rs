@@ -83,6 +83,7 @@ fn is_sym_op(target: &str) -> bool {
             | "torch.sym_max"
             | "torch.sym_min"
             | "torch.sym_sqrt"
+            | "torch._sym_sqrt"
             | "_operator.truediv"
             | "_operator.and_"
             | "_operator.or_"
@@ -897,12 +898,14 @@ fn print_readable(m: &FxModule, module_name: &str) -> String {
                             .iter()
                             .map(|(k, v)| format!("{k} = {}", repr(v, nodes))),
                     );
-                    body.push_str(&format!(
-                        "{}{ann} = {}({})",
-                        n.name,
-                        n.target,
-                        all.join(", ")
-                    ));
+                    // A function from outside torch is a global of the generated code named after its
+                    // qualified name (`math.trunc` -> `math_trunc`), as FX's `add_global` names it.
+                    let callee = if n.target.starts_with("torch") {
+                        n.target.clone()
+                    } else {
+                        n.target.replace('.', "_")
+                    };
+                    body.push_str(&format!("{}{ann} = {callee}({})", n.name, all.join(", ")));
                 }
             }
             Op::GetAttr => {

@@ -303,6 +303,27 @@ impl SymInt {
     }
 }
 
+impl SymFloat {
+    /// The schema form of a core symbolic float: a constant, or its `srepr` and hint.
+    ///
+    /// ```
+    /// use oxport_ir::schema::{SymFloat, SymExprHint};
+    /// let s = oxport_core::SymInt::symbol("s0", 4);
+    /// let SymFloat::AsExpr(e) = SymFloat::from_core(&oxport_core::SymFloat::from_int(&s)) else { panic!() };
+    /// assert_eq!(e.expr_str, "ToFloat(Symbol('s0', positive=True, integer=True))");
+    /// assert!(matches!(e.hint, Some(SymExprHint::AsFloat(f)) if f.0 == 4.0));
+    /// ```
+    pub fn from_core(s: &oxport_core::SymFloat) -> SymFloat {
+        match s {
+            oxport_core::SymFloat::Float(f) => SymFloat::AsFloat(PyFloat(*f)),
+            oxport_core::SymFloat::Sym(e) => SymFloat::AsExpr(SymExpr {
+                expr_str: crate::sympy::srepr(e),
+                hint: Some(SymExprHint::AsFloat(PyFloat(s.hint()))),
+            }),
+        }
+    }
+}
+
 impl TensorMeta {
     /// The schema form of a core tensor meta (a CPU, strided tensor).
     pub fn from_core(m: &oxport_core::ops::TensorMeta, requires_grad: bool) -> TensorMeta {

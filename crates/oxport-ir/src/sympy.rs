@@ -197,6 +197,12 @@ impl Expr {
                 "Not" => PREC_NOT,
                 h if relation_op(h).is_some() => PREC_REL,
                 "Max" | "Min" => PREC_ATOM,
+                // The `precedence` class attributes of torch.utils._sympy.functions.
+                "FloorDiv" | "ModularIndexing" | "Where" | "PythonMod" | "Mod" | "CleanDiv"
+                | "FloatTrueDiv" | "IntTrueDiv" => 35,
+                "PowByNatural" => PREC_MUL,
+                "FloatPow" => PREC_POW,
+                "Identity" => 10,
                 _ => PREC_FUNC,
             },
         }
@@ -225,8 +231,8 @@ impl Expr {
 fn fmt_mul(args: &[Expr], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut sign = "";
     let mut factors: Vec<Expr> = args.to_vec();
-    if let Some(Expr::Integer(c)) = factors.first() {
-        if *c < 0 {
+    match factors.first() {
+        Some(Expr::Integer(c)) if *c < 0 => {
             sign = "-";
             if *c == -1 {
                 factors.remove(0);
@@ -234,6 +240,12 @@ fn fmt_mul(args: &[Expr], f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 factors[0] = Expr::Integer(-c);
             }
         }
+        // A negative float coefficient prints as a sign too (sympy's `_keep_coeff(-c, e)`).
+        Some(Expr::Float(v)) if v.starts_with('-') => {
+            sign = "-";
+            factors[0] = Expr::Float(v[1..].to_string());
+        }
+        _ => {}
     }
     let mut num: Vec<Expr> = vec![];
     let mut den: Vec<Expr> = vec![];
@@ -282,7 +294,10 @@ impl fmt::Display for Expr {
             Expr::Symbol(s) => f.write_str(s),
             Expr::Integer(n) => write!(f, "{n}"),
             Expr::Rational(p, q) => write!(f, "{p}/{q}"),
-            Expr::Float(v) => f.write_str(v),
+            Expr::Float(v) => match v.parse::<f64>() {
+                Ok(x) => f.write_str(&float_str(x, 15)),
+                Err(_) => f.write_str(v),
+            },
             Expr::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
             Expr::Call(h, args) => match (h.as_str(), args.as_slice()) {
                 ("Add", terms) => {
@@ -408,24 +423,128 @@ impl Expr {
 /// (`Symbol('s77', positive=True, integer=True)`), with terms in the order sympy prints them: symbolic
 /// terms of a sum first, the constant factor of a product first.
 pub fn srepr(e: &oxport_core::sym::SymExpr) -> String {
-    use oxport_core::sym::SymExpr as E;
+    use oxport_core::sym::{ordered_factors, ordered_terms, SymExpr as E};
     let list = |v: &[&E]| v.iter().map(|x| srepr(x)).collect::<Vec<_>>().join(", ");
-    let is_const = |t: &&E| matches!(t, E::Const(_));
+    let call = |head: &str, args: &[&E]| format!("{head}({})", list(args));
     match e {
         E::Const(c) => format!("Integer({c})"),
+        E::Float(f) => format!("Float('{}', precision=53)", float_str(f.0, 17)),
         E::Symbol { name, .. } => format!("Symbol('{name}', positive=True, integer=True)"),
-        E::Add(terms) => {
-            let (consts, rest): (Vec<&E>, Vec<&E>) = terms.iter().partition(is_const);
-            format!("Add({})", list(&[rest, consts].concat()))
-        }
+        E::Add(terms) => call("Add", &ordered_terms(terms)),
         E::Mul(factors) => {
-            let (consts, rest): (Vec<&E>, Vec<&E>) = factors.iter().partition(is_const);
-            format!("Mul({})", list(&[consts, rest].concat()))
+            // sympy's `args_cnc(split_1=True)`: a negative coefficient other than -1 is written as -1
+            // times its magnitude (`Mul(Integer(-1), Float('0.5', precision=53), x)`).
+            let fs = ordered_factors(factors);
+            let split = match fs.first() {
+                Some(E::Const(c)) if *c < -1 => Some(E::Const(-c)),
+                Some(E::Float(f)) if f.0 < 0.0 => {
+                    Some(E::Float(oxport_core::sym::FloatConst(-f.0)))
+                }
+                _ => None,
+            };
+            match split {
+                Some(m) => {
+                    let minus_one = E::Const(-1);
+                    let mut v: Vec<&E> = vec![&minus_one, &m];
+                    v.extend(&fs[1..]);
+                    call("Mul", &v)
+                }
+                None => call("Mul", &fs),
+            }
         }
-        E::FloorDiv(a, b) => format!("FloorDiv({}, {})", srepr(a), srepr(b)),
-        E::Mod(a, b) => format!("PythonMod({}, {})", srepr(a), srepr(b)),
-        E::Max(a, b) => format!("Max({}, {})", srepr(a), srepr(b)),
-        E::Min(a, b) => format!("Min({}, {})", srepr(a), srepr(b)),
+        E::FloorDiv(a, b) => call("FloorDiv", &[a, b]),
+        E::Mod(a, b) => call("PythonMod", &[a, b]),
+        E::Max(a, b) => call("Max", &[a, b]),
+        E::Min(a, b) => call("Min", &[a, b]),
+        E::ToFloat(a) => call("ToFloat", &[a]),
+        E::IntTrueDiv(a, b) => call("IntTrueDiv", &[a, b]),
+        E::FloatTrueDiv(a, b) => call("FloatTrueDiv", &[a, b]),
+        E::Pow(a, b) => call("Pow", &[a, b]),
+        E::FloatPow(a, b) => call("FloatPow", &[a, b]),
+        E::Sqrt(a) => call("OpaqueUnaryFn_sqrt", &[a]),
+        E::TruncToInt(a) => call("TruncToInt", &[a]),
+    }
+}
+
+/// mpmath's `to_str(x, dps)` of a double, as sympy writes a `Float`: `dps` significant digits (17 in
+/// `srepr`, 15 when PyTorch prints), trailing zeros stripped, fixed-point notation for decimal exponents
+/// between `min(-dps/3, -5)` and `dps` (`0.0001`, `100.0`), scientific beyond (`1.0e-6`, `1.0e+20`).
+///
+/// ```
+/// use oxport_ir::sympy::float_str;
+/// assert_eq!(float_str(0.1, 17), "0.10000000000000001");
+/// assert_eq!(float_str(0.1, 15), "0.1");
+/// assert_eq!(float_str(1e-6, 15), "1.0e-6");
+/// assert_eq!(float_str(-0.5, 17), "-0.5");
+/// ```
+pub fn float_str(x: f64, dps: usize) -> String {
+    if x == 0.0 {
+        return "0.0".into();
+    }
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "+inf" } else { "-inf" }.into();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    // dps + 3 significant digits (mpmath's to_digits_exp), then rounded half up to dps.
+    let sci = format!("{:.*e}", dps + 2, x.abs());
+    let (mant, exp) = sci.split_once('e').expect("scientific notation");
+    let mut exponent: i64 = exp.parse().expect("an exponent");
+    let mut digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    if digits.len() > dps && digits[dps] >= b'5' {
+        digits.truncate(dps);
+        let mut i = dps;
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                digits.truncate(dps);
+                exponent += 1;
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    } else {
+        digits.truncate(dps);
+    }
+    let min_fixed = (-(dps as i64 / 3)).min(-5);
+    let max_fixed = dps as i64;
+    let split;
+    if min_fixed < exponent && exponent < max_fixed {
+        if exponent < 0 {
+            let mut z = vec![b'0'; (-exponent) as usize];
+            z.extend(digits);
+            digits = z;
+            split = 1;
+        } else {
+            split = exponent as usize + 1;
+            if split > dps {
+                digits.extend(std::iter::repeat_n(b'0', split - dps));
+            }
+        }
+        exponent = 0;
+    } else {
+        split = 1;
+    }
+    let digits = String::from_utf8(digits).expect("ascii digits");
+    let mut s = format!("{}.{}", &digits[..split], &digits[split..]);
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.push('0');
+    }
+    match exponent {
+        0 => format!("{sign}{s}"),
+        e if e > 0 => format!("{sign}{s}e+{e}"),
+        e => format!("{sign}{s}e{e}"),
     }
 }
 
@@ -474,9 +593,10 @@ mod tests {
             s("FloorDiv(Add(Symbol('s27', positive=True, integer=True), Integer(-1)), Integer(2))"),
             "((s27 - 1)//2)"
         );
+        // FloorDiv's precedence (35, below Add's) parenthesizes it in sums and products, as sympy's str.
         assert_eq!(
             s("Add(FloorDiv(Symbol('s0'), Integer(2)), Integer(1))"),
-            "(s0//2) + 1"
+            "((s0//2)) + 1"
         );
         assert_eq!(s("Max(Integer(1), Symbol('s0'))"), "Max(1, s0)");
         assert_eq!(s("Equality(Symbol('s0'), Integer(4))"), "Eq(s0, 4)");

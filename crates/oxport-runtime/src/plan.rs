@@ -41,6 +41,8 @@ struct OpStep {
     template: Vec<V<Slot>>,
     /// (argument, list position, slot): symbolic ints filled in at run time.
     int_patches: Vec<(usize, Option<usize>, Slot)>,
+    /// (argument, slot): symbolic floats filled in at run time.
+    float_patches: Vec<(usize, Slot)>,
     outs: Vec<OutBind>,
 }
 
@@ -66,6 +68,7 @@ enum SymOp {
     Not,
     ToInt,
     ToFloat,
+    Sqrt,
     Max,
     Min,
     Ite,
@@ -357,6 +360,7 @@ fn sym_op(target: &str) -> Option<SymOp> {
         "torch.sym_not" => SymOp::Not,
         "torch.sym_int" | "math.trunc" => SymOp::ToInt,
         "torch.sym_float" => SymOp::ToFloat,
+        "torch._sym_sqrt" | "torch.sym_sqrt" => SymOp::Sqrt,
         "torch.sym_max" => SymOp::Max,
         "torch.sym_min" => SymOp::Min,
         "torch.sym_ite" => SymOp::Ite,
@@ -600,8 +604,22 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
     let mut positional = vec![];
     let mut kwargs = vec![];
     let mut n_syms = 0;
+    // Symbolic floats from other nodes: (positional index or keyword, slot), bound as a placeholder float.
+    let mut float_srcs: Vec<(std::result::Result<usize, String>, Slot)> = vec![];
     for i in &node.inputs {
-        let v = op_value(b, &i.arg).map_err(err)?;
+        let v = match &i.arg {
+            Argument::AsSymFloat(SymFloatArgument::AsName(n)) => {
+                let slot = b.get(n).map_err(err)?;
+                let at = if i.kind == Some(ArgumentKind::Keyword) {
+                    Err(i.name.clone())
+                } else {
+                    Ok(positional.len())
+                };
+                float_srcs.push((at, slot));
+                V::Float(0.0)
+            }
+            arg => op_value(b, arg).map_err(err)?,
+        };
         n_syms += match &v {
             V::Int(s) if s.is_symbolic() => 1,
             V::Ints(v) => v.iter().filter(|s| s.is_symbolic()).count(),
@@ -639,6 +657,16 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
     }
     let args = Args::bind(&def.schema, positional, kwargs)
         .map_err(|e| unsupported(node, e.to_string()))?;
+    let mut float_patches = vec![];
+    for (at, slot) in float_srcs {
+        let ai = match at {
+            Ok(pi) => Some(pi),
+            Err(name) => def.schema.arg_index(&name),
+        };
+        if let Some(ai) = ai {
+            float_patches.push((ai, slot));
+        }
+    }
     let mut int_patches = vec![];
     for &(ai, slot) in &scalar_slots {
         if matches!(args.values.get(ai), Some(V::Scalar(_) | V::Float(_))) {
@@ -683,6 +711,7 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
         def,
         template: args.values,
         int_patches,
+        float_patches,
         outs,
     })))
 }
@@ -718,6 +747,7 @@ fn reads(kind: &Kind, out: &mut Vec<Slot>) {
                 }
             }
             out.extend(op.int_patches.iter().map(|p| p.2));
+            out.extend(op.float_patches.iter().map(|p| p.1));
         }
         Kind::Sym { args, .. } => args.iter().for_each(|a| src(a, out)),
         Kind::SymSize { t, .. } | Kind::Item { t, .. } => out.push(*t),
@@ -859,6 +889,7 @@ fn sym_eval(op: SymOp, a: &[Num]) -> Option<Value> {
             x => x.i()?,
         })),
         SymOp::ToFloat => Some(V::Float(a.first()?.f())),
+        SymOp::Sqrt => Some(V::Float(a.first()?.f().sqrt())),
         SymOp::Max => arith(|x, y| Some(x.max(y)), f64::max),
         SymOp::Min => arith(|x, y| Some(x.min(y)), f64::min),
         SymOp::Ite => {
@@ -964,6 +995,19 @@ impl GraphPlan {
                         (V::Ints(xs), Some(j)) => xs[j] = SymInt::Int(n),
                         (V::Scalar(x), None) => *x = oxport_core::Scalar::Int(n),
                         (V::Float(x), None) => *x = n as f64,
+                        _ => {}
+                    }
+                }
+                for &(ai, s) in &op.float_patches {
+                    let Some(f) = num(&slots[s]).map(Num::f) else {
+                        return Err(op_err(
+                            step,
+                            oxport_core::Error::Value("expected a float".into()),
+                        ));
+                    };
+                    match &mut values[ai] {
+                        V::Float(x) => *x = f,
+                        V::Scalar(x) => *x = oxport_core::Scalar::Float(f),
                         _ => {}
                     }
                 }

@@ -47,7 +47,19 @@ macro_rules! operand_from_number {
         }
     )*};
 }
-operand_from_number!(f64, f32, i64, i32, bool, Scalar, SymInt, &SymInt, SymScalar);
+operand_from_number!(
+    f64,
+    f32,
+    i64,
+    i32,
+    bool,
+    Scalar,
+    SymInt,
+    &SymInt,
+    SymScalar,
+    crate::SymFloat,
+    &crate::SymFloat
+);
 
 impl From<Operand> for Value<Tensor> {
     fn from(o: Operand) -> Self {

@@ -702,6 +702,17 @@ pub trait DispatchHook {
         _location: &'static std::panic::Location<'static>,
     ) {
     }
+    /// The caller computed `result = target(args...)` on symbolic numbers, where `target` is the node
+    /// target PyTorch records (`torch.sym_float`, `_operator.truediv`, `_operator.pow`, `_operator.mul`
+    /// on floats, `_operator.neg`, `torch._sym_sqrt`, `math.trunc`).
+    fn sym_call(
+        &self,
+        _target: &'static str,
+        _args: &[super::SymScalar],
+        _result: &super::SymScalar,
+        _location: &'static std::panic::Location<'static>,
+    ) {
+    }
 }
 
 /// The hook installed on this thread, if any.

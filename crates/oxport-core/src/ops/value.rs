@@ -2,7 +2,7 @@
 use super::schema::{BaseType, DefaultValue, FunctionSchema, SchemaArg};
 use crate::dtype::{DType, Scalar};
 use crate::error::{Error, Result};
-use crate::sym::SymInt;
+use crate::sym::{SymFloat, SymInt};
 use crate::tensor::Tensor;
 
 /// `torch.layout` values that appear in schemas.
@@ -112,6 +112,9 @@ pub enum Value<T> {
     Int(SymInt),
     Ints(Vec<SymInt>),
     Float(f64),
+    /// A symbolic float (under export only: binding turns it into its hint for meta functions and kernels,
+    /// the tracer records the graph value).
+    SymFloat(SymFloat),
     Floats(Vec<f64>),
     Bool(bool),
     Bools(Vec<bool>),
@@ -135,6 +138,7 @@ impl<T> Value<T> {
             Value::Int(_) => "int",
             Value::Ints(_) => "int[]",
             Value::Float(_) => "float",
+            Value::SymFloat(_) => "SymFloat",
             Value::Floats(_) => "float[]",
             Value::Bool(_) => "bool",
             Value::Bools(_) => "bool[]",
@@ -158,6 +162,7 @@ impl<T> Value<T> {
             Value::Int(v) => Value::Int(v.clone()),
             Value::Ints(v) => Value::Ints(v.clone()),
             Value::Float(v) => Value::Float(*v),
+            Value::SymFloat(v) => Value::SymFloat(v.clone()),
             Value::Floats(v) => Value::Floats(v.clone()),
             Value::Bool(v) => Value::Bool(*v),
             Value::Bools(v) => Value::Bools(v.clone()),
@@ -250,6 +255,8 @@ pub enum SymScalar {
     Scalar(Scalar),
     /// A symbolic int (under export, a value of the graph).
     Int(SymInt),
+    /// A symbolic float (under export, a value of the graph).
+    Float(SymFloat),
 }
 
 impl SymScalar {
@@ -258,7 +265,12 @@ impl SymScalar {
         match self {
             SymScalar::Scalar(s) => *s,
             SymScalar::Int(i) => Scalar::Int(i.hint()),
+            SymScalar::Float(f) => Scalar::Float(f.hint()),
         }
+    }
+    /// True if this number is symbolic.
+    pub fn is_symbolic(&self) -> bool {
+        matches!(self, SymScalar::Int(_) | SymScalar::Float(_))
     }
     /// The int this is, if it is one (concrete or symbolic).
     pub fn as_sym_int(&self) -> Option<SymInt> {
@@ -283,6 +295,19 @@ impl From<&SymInt> for SymScalar {
         v.clone().into()
     }
 }
+impl From<SymFloat> for SymScalar {
+    fn from(v: SymFloat) -> Self {
+        match v {
+            SymFloat::Float(f) => SymScalar::Scalar(Scalar::Float(f)),
+            s => SymScalar::Float(s),
+        }
+    }
+}
+impl From<&SymFloat> for SymScalar {
+    fn from(v: &SymFloat) -> Self {
+        v.clone().into()
+    }
+}
 macro_rules! sym_scalar_from_number {
     ($($t:ty),*) => {$(
         impl From<$t> for SymScalar {
@@ -299,6 +324,7 @@ impl<T> From<SymScalar> for Value<T> {
         match v {
             SymScalar::Scalar(s) => Value::Scalar(s),
             SymScalar::Int(i) => Value::Int(i),
+            SymScalar::Float(f) => Value::SymFloat(f),
         }
     }
 }
@@ -375,6 +401,7 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         // A Python number passed for a Tensor parameter is a wrapped number.
         (BaseType::Tensor, false, Value::Int(i)) => Value::Scalar(Scalar::Int(i.hint())),
         (BaseType::Tensor, false, Value::Float(f)) => Value::Scalar(Scalar::Float(f)),
+        (BaseType::Tensor, false, Value::SymFloat(f)) => Value::Scalar(Scalar::Float(f.hint())),
         (BaseType::Tensor, false, Value::Bool(b)) => Value::Scalar(Scalar::Bool(b)),
         (BaseType::Tensor, true, Value::Tensors(ts)) if ty.elem_optional => {
             Value::OptTensors(ts.into_iter().map(Some).collect())
@@ -393,6 +420,7 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
         }
         (BaseType::Float, false, Value::Float(f)) => Value::Float(f),
         (BaseType::Float, false, Value::Int(i)) => Value::Float(i.hint() as f64),
+        (BaseType::Float, false, Value::SymFloat(f)) => Value::Float(f.hint()),
         (BaseType::Float, false, Value::Scalar(s)) => Value::Float(s.to_f64()),
         (BaseType::Float, true, Value::Floats(f)) => Value::Floats(f),
         (BaseType::Bool, false, Value::Bool(b)) => Value::Bool(b),
@@ -406,6 +434,7 @@ fn coerce<T>(op: &str, arg: &SchemaArg, v: Value<T>) -> Result<Value<T>> {
             i => Value::Int(i),
         },
         (BaseType::Scalar, false, Value::Float(f)) => Value::Scalar(Scalar::Float(f)),
+        (BaseType::Scalar, false, Value::SymFloat(f)) => Value::Scalar(Scalar::Float(f.hint())),
         (BaseType::Scalar, false, Value::Bool(b)) => Value::Scalar(Scalar::Bool(b)),
         (BaseType::ScalarType, false, Value::ScalarType(d)) => Value::ScalarType(d),
         (BaseType::Layout, false, v @ Value::Layout(_)) => v,
@@ -615,6 +644,7 @@ impl<'s, T> Args<'s, T> {
         match self.get(name)? {
             Value::Scalar(s) => Ok(*s),
             Value::Int(i) => Ok(Scalar::Int(i.hint())),
+            Value::SymFloat(f) => Ok(Scalar::Float(f.hint())),
             _ => Err(self.type_err(name, "a number")),
         }
     }
@@ -623,6 +653,7 @@ impl<'s, T> Args<'s, T> {
         match self.get(name)? {
             Value::Scalar(s) => Ok(SymScalar::Scalar(*s)),
             Value::Int(i) => Ok(SymScalar::Int(i.clone())),
+            Value::SymFloat(f) => Ok(SymScalar::Float(f.clone())),
             _ => Err(self.type_err(name, "a number")),
         }
     }
