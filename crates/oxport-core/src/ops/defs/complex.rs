@@ -73,17 +73,21 @@ pub(super) fn meta_abs(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     super::math::meta_not_bool(a, "abs_cpu")
 }
 
-/// |z| of complex tensors (`hypot`, as `std::abs(c10::complex)`); `None` for real ones.
-pub(super) fn complex_abs(a: &Args<Tensor>) -> Result<Option<Vec<Value<Tensor>>>> {
+/// |z| of a complex tensor (`hypot`, as `std::abs(c10::complex)`), into its real dtype.
+pub(super) fn complex_abs(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    Ok(match t.dtype() {
-        DType::C64 => Some(out1(unary_map::<Complex32, f32>(t, |z| z.re.hypot(z.im)))?),
-        DType::C128 => Some(out1(unary_map::<Complex64, f64>(t, |z| z.re.hypot(z.im)))?),
-        _ => None,
-    })
+    let out = super::pointwise::first(o)?;
+    match t.dtype() {
+        DType::C64 => unary_map_into::<Complex32, f32>(t, out, |z| z.re.hypot(z.im)),
+        DType::C128 => unary_map_into::<Complex64, f64>(t, out, |z| z.re.hypot(z.im)),
+        d => Err(Error::DTypeNotSupported {
+            op: "complex abs".into(),
+            dtype: d,
+        }),
+    }
 }
 
-use crate::tensor::kernels::elementwise::{binary_map, unary_map};
+use crate::tensor::kernels::elementwise::{binary_map, unary_map, unary_map_into};
 
 // ---- views between complex and real dtypes ------------------------------------------------------------
 
