@@ -317,3 +317,85 @@ fn decompositions_of_ops_with_kernels_match_pytorch() {
         failures.join("\n")
     );
 }
+
+/// Every out kernel, given outputs laid out column-major (each output's dims in reverse stride order,
+/// as a memory planner may hand them out), writes PyTorch's values through those strides — or refuses
+/// the layout, saying it needs contiguous outputs; never a wrong answer.
+#[test]
+fn out_kernels_write_column_major_outputs() {
+    use oxport_core::ops::{registry, Args, Kernel};
+    let column_major = |sizes: &[usize]| {
+        let mut strides = vec![0; sizes.len()];
+        let mut acc = 1;
+        for (st, &s) in strides.iter_mut().zip(sizes) {
+            *st = acc;
+            acc *= s.max(1);
+        }
+        strides
+    };
+    let text = std::fs::read_to_string(fixtures().join("cases.json"))
+        .expect("run tools/gen_op_fixtures.py");
+    let manifest: J = serde_json::from_str(&text).unwrap();
+    let (mut failures, mut refused, mut checked) = (Vec::new(), Vec::new(), 0);
+    for case in manifest["cases"].as_array().unwrap() {
+        let (id, op) = (case["id"].as_str().unwrap(), case["op"].as_str().unwrap());
+        let def = registry().get(op.trim_start_matches("torch.ops.")).unwrap();
+        let Some(Kernel::Out(kernel)) = def.kernel else {
+            continue;
+        };
+        if case.get("error").is_some() {
+            continue;
+        }
+        let (pos, kw, rtol, atol) = case_args(case);
+        let args = Args::bind(&def.schema, pos, kw).unwrap();
+        let metas = def.meta_of(&args).unwrap();
+        let mut outs = vec![];
+        for m in &metas {
+            let ms = match m {
+                Value::Tensor(m) => vec![m.clone()],
+                Value::Tensors(ms) => ms.clone(),
+                _ => vec![],
+            };
+            for m in ms {
+                let sizes = m.concrete_sizes().unwrap();
+                outs.push(Tensor::zeros_strided(m.dtype, &sizes, &column_major(&sizes)).unwrap());
+            }
+        }
+        if outs.iter().all(Tensor::is_contiguous) {
+            continue; // the main test covers contiguous outputs
+        }
+        if let Err(e) = kernel(&args, &mut outs) {
+            if e.to_string().contains("output must be contiguous") {
+                refused.push(id.to_string());
+            } else {
+                failures.push(format!("{id}: error {e}"));
+            }
+            continue;
+        }
+        checked += 1;
+        let mut it = outs.into_iter();
+        for (k, (m, w)) in metas
+            .iter()
+            .zip(case["outputs"].as_array().unwrap())
+            .enumerate()
+        {
+            let got = match m {
+                Value::Tensors(ms) => Value::Tensors(it.by_ref().take(ms.len()).collect()),
+                _ => Value::Tensor(it.next().unwrap()),
+            };
+            if let Err(msg) = check_value(&got, w, rtol, atol) {
+                failures.push(format!("{id}: output {k}: {msg}"));
+            }
+        }
+    }
+    eprintln!(
+        "{checked} cases written into column-major outputs; {} need contiguous outputs",
+        refused.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases fail through column-major outputs:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

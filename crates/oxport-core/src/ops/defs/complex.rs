@@ -6,12 +6,17 @@
 //! `view_as_complex`, `real`, `imag`) are copies of the storage with PyTorch's view geometry (sizes,
 //! strides, offset): their values are PyTorch's, but an in-place write through one does not reach the
 //! tensor it was taken from.
+use super::pointwise::{f64_unary_into, first};
 use super::*;
+use crate::tensor::kernels::elementwise::{binary_map_into, unary_map_into};
 use crate::tensor::{Buffer, Element};
 use num_complex::{Complex, Complex32, Complex64};
 use rustfft::{FftNum, FftPlanner};
 
 pub(super) fn register(r: &mut Builder) {
+    // Allocating kernels: these five are views in PyTorch (`Tensor(a) self -> Tensor(a)`: `real` and
+    // `_conj` of a real tensor return it, and the others' outputs carry the view's strides and storage
+    // offset, which an allocated output does not have).
     r.op("aten.view_as_real.default", meta_view_as_real, view_as_real)
         .complex();
     r.op(
@@ -30,12 +35,18 @@ pub(super) fn register(r: &mut Builder) {
         .complex();
     r.out_op("aten.angle.default", meta_angle, angle).complex();
     r.op("aten._conj.default", meta_conj, conj).complex();
-    r.out_op("aten._fft_r2c.default", meta_fft_r2c, fft_r2c)
-        .complex();
-    r.out_op("aten._fft_c2r.default", meta_fft_c2r, fft_c2r)
-        .complex();
-    r.out_op("aten._fft_c2c.default", meta_fft_c2c, fft_c2c)
-        .complex();
+    r.out_op("aten._fft_r2c.default", meta_fft_r2c, |a, o| {
+        in_precision(a, o, r2c::<f32>, r2c::<f64>)
+    })
+    .complex();
+    r.out_op("aten._fft_c2r.default", meta_fft_c2r, |a, o| {
+        in_precision(a, o, c2r::<f32>, c2r::<f64>)
+    })
+    .complex();
+    r.out_op("aten._fft_c2c.default", meta_fft_c2c, |a, o| {
+        in_precision(a, o, c2c::<f32>, c2c::<f64>)
+    })
+    .complex();
     r.decomposed(
         "aten.fft_rfft.default",
         |a| meta_fft_composite(a, Composite::Rfft),
@@ -73,17 +84,19 @@ pub(super) fn meta_abs(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     super::math::meta_not_bool(a, "abs_cpu")
 }
 
-/// |z| of complex tensors (`hypot`, as `std::abs(c10::complex)`); `None` for real ones.
-pub(super) fn complex_abs(a: &Args<Tensor>) -> Result<Option<Vec<Value<Tensor>>>> {
+/// |z| of a complex tensor (`hypot`, as `std::abs(c10::complex)`), into its real dtype.
+pub(super) fn complex_abs(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    Ok(match t.dtype() {
-        DType::C64 => Some(out1(unary_map::<Complex32, f32>(t, |z| z.re.hypot(z.im)))?),
-        DType::C128 => Some(out1(unary_map::<Complex64, f64>(t, |z| z.re.hypot(z.im)))?),
-        _ => None,
-    })
+    let out = first(o)?;
+    match t.dtype() {
+        DType::C64 => unary_map_into::<Complex32, f32>(t, out, |z| z.re.hypot(z.im)),
+        DType::C128 => unary_map_into::<Complex64, f64>(t, out, |z| z.re.hypot(z.im)),
+        d => Err(Error::DTypeNotSupported {
+            op: "complex abs".into(),
+            dtype: d,
+        }),
+    }
 }
-
-use crate::tensor::kernels::elementwise::{binary_map, unary_map};
 
 // ---- views between complex and real dtypes ------------------------------------------------------------
 
@@ -309,22 +322,18 @@ fn meta_complex(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(dtype, broadcast_shapes(&[&re.sizes, &im.sizes])?)
 }
 
-fn complex_kernel(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
+fn complex_kernel(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let (re, im) = (a.tensor("real")?, a.tensor("imag")?);
-    let out = outs
-        .first()
-        .ok_or_else(|| Error::value("complex: no output"))?;
-    let sizes = out.sizes_untraced().to_vec();
-    let r = match re.dtype() {
-        DType::F32 => binary_map::<f32, f32, Complex32>(re, im, &sizes, Complex32::new),
-        _ => binary_map::<f64, f64, Complex64>(
+    let out = first(o)?;
+    match out.dtype() {
+        DType::C64 => binary_map_into::<f32, f32, Complex32>(re, im, out, Complex32::new),
+        _ => binary_map_into::<f64, f64, Complex64>(
             &as_dtype(re, DType::F64),
             &as_dtype(im, DType::F64),
-            &sizes,
+            out,
             Complex64::new,
         ),
-    };
-    out.assign_untraced(&r)
+    }
 }
 
 fn meta_angle(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -340,11 +349,9 @@ fn meta_angle(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 }
 
 /// `angle`: `atan2(im, re)` of complex numbers; of real ones, π for negatives, 0 otherwise, NaN kept.
-fn angle(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
+fn angle(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let t = a.tensor("self")?;
-    let out = outs
-        .first()
-        .ok_or_else(|| Error::value("angle: no output"))?;
+    let out = first(o)?;
     let real = |x: f64| {
         if x.is_nan() {
             x
@@ -354,13 +361,11 @@ fn angle(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
             0.0
         }
     };
-    let r = match t.dtype() {
-        DType::C64 => unary_map::<Complex32, f32>(t, |z| z.im.atan2(z.re)),
-        DType::C128 => unary_map::<Complex64, f64>(t, |z| z.im.atan2(z.re)),
-        DType::F64 => unary_map::<f64, f64>(t, real),
-        _ => unary_map::<f64, f64>(&as_dtype(t, DType::F64), real),
-    };
-    out.assign_untraced(&r)
+    match t.dtype() {
+        DType::C64 => unary_map_into::<Complex32, f32>(t, out, |z| z.im.atan2(z.re)),
+        DType::C128 => unary_map_into::<Complex64, f64>(t, out, |z| z.im.atan2(z.re)),
+        _ => f64_unary_into(&as_dtype(t, DType::F64), out, real),
+    }
 }
 
 // ---- FFT kernels ---------------------------------------------------------------------------------------
@@ -654,35 +659,18 @@ where
     write_signal(out, s, false)
 }
 
-fn first_out(outs: &mut [Tensor]) -> Result<&Tensor> {
-    outs.first()
-        .ok_or_else(|| Error::value("an FFT op has one output"))
-}
-
-fn fft_r2c(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
-    let out = first_out(outs)?;
-    if out.dtype() == DType::C128 {
-        r2c::<f64>(a, out)
+/// Runs an FFT kernel in the output's precision: `f64k` for complex128 / float64 outputs, else `f32k`.
+fn in_precision(
+    a: &Args<Tensor>,
+    o: &mut [Tensor],
+    f32k: fn(&Args<Tensor>, &Tensor) -> Result<()>,
+    f64k: fn(&Args<Tensor>, &Tensor) -> Result<()>,
+) -> Result<()> {
+    let out = first(o)?;
+    if out.dtype().to_real() == DType::F64 {
+        f64k(a, out)
     } else {
-        r2c::<f32>(a, out)
-    }
-}
-
-fn fft_c2r(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
-    let out = first_out(outs)?;
-    if out.dtype() == DType::F64 {
-        c2r::<f64>(a, out)
-    } else {
-        c2r::<f32>(a, out)
-    }
-}
-
-fn fft_c2c(a: &Args<Tensor>, outs: &mut [Tensor]) -> Result<()> {
-    let out = first_out(outs)?;
-    if out.dtype() == DType::C128 {
-        c2c::<f64>(a, out)
-    } else {
-        c2c::<f32>(a, out)
+        f32k(a, out)
     }
 }
 

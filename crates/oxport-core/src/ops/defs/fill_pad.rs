@@ -2,11 +2,13 @@
 //! `empty_strided`, `fill`, `copy`, `repeat`, the padding family (`constant_pad_nd`, reflection and
 //! replication pads, computed by `aten.pad`'s kernel), and the activations `leaky_relu`, `elu` and
 //! `clamp.Tensor`.
+use super::pointwise::{f64_unary_into, first};
 use super::*;
 use crate::dtype::Scalar;
 use crate::op_def;
-use crate::ops::registry::call_def;
-use crate::tensor::kernels::elementwise::{binary_map, ternary_map, unary_map};
+use crate::ops::registry::Kernel;
+use crate::tensor::kernels::elementwise::ternary_map_into;
+use crate::tensor::{cast_element, Element};
 
 pub(super) fn register(r: &mut Builder) {
     r.out_op("aten.scalar_tensor.default", meta_scalar_tensor, |a, o| {
@@ -26,34 +28,46 @@ pub(super) fn register(r: &mut Builder) {
         out.assign_untraced(&expanded)
     });
     r.out_op("aten.repeat.default", meta_repeat, repeat);
-    for name in [
-        "aten.constant_pad_nd.default",
-        "aten.reflection_pad1d.default",
-        "aten.reflection_pad2d.default",
-        "aten.reflection_pad3d.default",
-        "aten.replication_pad2d.default",
-        "aten.replication_pad3d.default",
-    ] {
-        r.op(name, meta_pad_family, pad_family);
+    // The padding family, each computed by `aten.pad` in its mode.
+    macro_rules! pad {
+        ($($name:literal, $mode:literal;)*) => {$(
+            r.out_op($name, |a| meta_pad_family(a, $mode), |a, o| pad_family(a, o, $mode));
+        )*};
+    }
+    pad! {
+        "aten.constant_pad_nd.default", "constant";
+        "aten.reflection_pad1d.default", "reflect";
+        "aten.reflection_pad2d.default", "reflect";
+        "aten.reflection_pad3d.default", "reflect";
+        "aten.replication_pad2d.default", "replicate";
+        "aten.replication_pad3d.default", "replicate";
     }
     r.complex_ops(&["aten.constant_pad_nd.default"]);
-    r.op("aten.leaky_relu.default", meta_float_activation, |a, o| {
-        let slope = a.scalar("negative_slope")?.to_f64();
-        float_unary(a, o, move |x| if x > 0.0 { x } else { x * slope })
-    });
-    r.op("aten.elu.default", meta_float_activation, |a, o| {
-        let alpha = a.scalar("alpha")?.to_f64();
-        let scale = a.scalar("scale")?.to_f64();
-        let input_scale = a.scalar("input_scale")?.to_f64();
-        float_unary(a, o, move |x| {
-            if x > 0.0 {
-                x * scale
-            } else {
-                (x * input_scale).exp_m1() * alpha * scale
-            }
-        })
-    });
-    r.op("aten.clamp.Tensor", meta_clamp_tensor, clamp_tensor);
+    r.out_op(
+        "aten.leaky_relu.default",
+        |a| meta_float_activation(a, "leaky_relu_cpu"),
+        |a, o| {
+            let slope = a.scalar("negative_slope")?.to_f64();
+            float_unary(a, o, move |x| if x > 0.0 { x } else { x * slope })
+        },
+    );
+    r.out_op(
+        "aten.elu.default",
+        |a| meta_float_activation(a, "elu_cpu"),
+        |a, o| {
+            let alpha = a.scalar("alpha")?.to_f64();
+            let scale = a.scalar("scale")?.to_f64();
+            let input_scale = a.scalar("input_scale")?.to_f64();
+            float_unary(a, o, move |x| {
+                if x > 0.0 {
+                    x * scale
+                } else {
+                    (x * input_scale).exp_m1() * alpha * scale
+                }
+            })
+        },
+    );
+    r.out_op("aten.clamp.Tensor", meta_clamp_tensor, clamp_tensor);
 }
 
 fn meta_scalar_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -198,16 +212,8 @@ fn repeat(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     out.assign_untraced(&shaped)
 }
 
-/// The `aten.pad` arguments of a padding-family call: (input, pad, mode, value).
-fn as_pad_args<T: Clone>(a: &Args<T>) -> Result<Vec<Value<T>>> {
-    let name = a.schema.name.as_str();
-    let mode = if name.starts_with("aten::reflection") {
-        "reflect"
-    } else if name.starts_with("aten::replication") {
-        "replicate"
-    } else {
-        "constant"
-    };
+/// The `aten.pad` arguments of a padding-family call in `mode`: (input, pad, mode, value).
+fn as_pad_args<T: Clone>(a: &Args<T>, mode: &str) -> Result<Vec<Value<T>>> {
     let pad = if mode == "constant" {
         a.get("pad")?.clone()
     } else {
@@ -226,23 +232,31 @@ fn as_pad_args<T: Clone>(a: &Args<T>) -> Result<Vec<Value<T>>> {
     ])
 }
 
-fn meta_pad_family(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_pad_family(a: &Args<TensorMeta>, mode: &str) -> Result<Vec<Value<TensorMeta>>> {
     let pad = op_def!("aten.pad.default")?;
-    let bound = Args::bind(&pad.schema, as_pad_args(a)?, vec![])?;
+    let bound = Args::bind(&pad.schema, as_pad_args(a, mode)?, vec![])?;
     (pad.meta)(&bound)
 }
 
-fn pad_family(a: &Args<Tensor>, _: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    call_def(op_def!("aten.pad.default")?, as_pad_args(a)?, vec![])
+/// Runs `aten.pad`'s kernel into the given output: directly when it is an out kernel, else by copying
+/// its result in.
+fn pad_family(a: &Args<Tensor>, o: &mut [Tensor], mode: &str) -> Result<()> {
+    let pad = op_def!("aten.pad.default")?;
+    let bound = Args::bind(&pad.schema, as_pad_args(a, mode)?, vec![])?;
+    if let Some(Kernel::Out(k)) = pad.kernel {
+        return k(&bound, o);
+    }
+    let r = pad.run(&bound)?;
+    match r.first() {
+        Some(Value::Tensor(t)) => first(o)?.assign_untraced(t),
+        _ => Err(Error::value("aten.pad returned no tensor")),
+    }
 }
 
-fn meta_float_activation(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// A float-only activation; `kernel` is the CPU kernel PyTorch names refusing other dtypes.
+fn meta_float_activation(a: &Args<TensorMeta>, kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if !t.dtype.is_floating_point() {
-        let kernel = match a.schema.name.as_str() {
-            "aten::leaky_relu" => "leaky_relu_cpu",
-            _ => "elu_cpu",
-        };
         return Err(Error::DTypeNotSupported {
             op: kernel.into(),
             dtype: t.dtype,
@@ -251,16 +265,13 @@ fn meta_float_activation(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>>
     one(t.dtype, t.sizes.clone())
 }
 
-/// A float activation computed in f64 and rounded once to the input's dtype.
+/// A float activation computed in f64 and cast once to the input's dtype.
 fn float_unary(
     a: &Args<Tensor>,
-    o: &[Value<TensorMeta>],
+    o: &mut [Tensor],
     f: impl Fn(f64) -> f64 + Sync + Send,
-) -> Result<Vec<Value<Tensor>>> {
-    let t = a.tensor("self")?;
-    let dt = out_dtype(o, 0)?;
-    let r = unary_map::<f64, f64>(&as_dtype(t, DType::F64), f);
-    out1(as_dtype(&r, dt))
+) -> Result<()> {
+    f64_unary_into(&as_dtype(a.tensor("self")?, DType::F64), first(o)?, f)
 }
 
 fn meta_clamp_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -283,44 +294,42 @@ fn meta_clamp_tensor(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     one(dt, broadcast_shapes(&shapes)?)
 }
 
-/// `clamp(self, min, max)` with tensor bounds: `min(max(x, lo), hi)`, NaN propagating from any operand.
-fn clamp_tensor(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(o, 0)?;
-    let sizes = out_sizes(o, 0)?;
+/// `clamp(self, min, max)` with tensor bounds: `min(max(x, lo), hi)` in f64, NaN propagating from any
+/// operand, cast to the output's dtype. A missing bound is -inf / +inf, which leaves every value (NaN
+/// included) as it is.
+fn clamp_tensor(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    fn to<O: Element>(x: &Tensor, lo: &Tensor, hi: &Tensor, out: &Tensor) -> Result<()> {
+        let nan_max = |p: f64, q: f64| {
+            if p.is_nan() || q.is_nan() {
+                f64::NAN
+            } else {
+                p.max(q)
+            }
+        };
+        let nan_min = |p: f64, q: f64| {
+            if p.is_nan() || q.is_nan() {
+                f64::NAN
+            } else {
+                p.min(q)
+            }
+        };
+        ternary_map_into::<f64, f64, f64, O>(x, lo, hi, out, move |p, l, h| {
+            cast_element::<f64, O>(nan_min(nan_max(p, l), h))
+        })
+    }
+    let out = first(o)?;
+    let (lo, hi) = (a.opt_tensor("min")?, a.opt_tensor("max")?);
+    if lo.is_none() && hi.is_none() {
+        return Err(Error::value(
+            "torch.clamp: At least one of 'min' or 'max' must not be None",
+        ));
+    }
+    let bound = |b: Option<&Tensor>, missing: f64| match b {
+        Some(t) => as_dtype(t, DType::F64),
+        None => Tensor::scalar(missing),
+    };
     let x = as_dtype(a.tensor("self")?, DType::F64);
-    let nan_max = |p: f64, q: f64| {
-        if p.is_nan() || q.is_nan() {
-            f64::NAN
-        } else {
-            p.max(q)
-        }
-    };
-    let nan_min = |p: f64, q: f64| {
-        if p.is_nan() || q.is_nan() {
-            f64::NAN
-        } else {
-            p.min(q)
-        }
-    };
-    let r = match (a.opt_tensor("min")?, a.opt_tensor("max")?) {
-        (Some(lo), Some(hi)) => ternary_map::<f64, f64, f64, f64>(
-            &x,
-            &as_dtype(lo, DType::F64),
-            &as_dtype(hi, DType::F64),
-            &sizes,
-            move |p, l, h| nan_min(nan_max(p, l), h),
-        ),
-        (Some(lo), None) => {
-            binary_map::<f64, f64, f64>(&x, &as_dtype(lo, DType::F64), &sizes, nan_max)
-        }
-        (None, Some(hi)) => {
-            binary_map::<f64, f64, f64>(&x, &as_dtype(hi, DType::F64), &sizes, nan_min)
-        }
-        (None, None) => {
-            return Err(Error::value(
-                "torch.clamp: At least one of 'min' or 'max' must not be None",
-            ))
-        }
-    };
-    out1(as_dtype(&r, dt))
+    let (lo, hi) = (bound(lo, f64::NEG_INFINITY), bound(hi, f64::INFINITY));
+    let d = out.dtype();
+    crate::dispatch_real_dtype!(d, O => to::<O>(&x, &lo, &hi, out), complex => Err(Error::DTypeNotSupported { op: "clamp".into(), dtype: d }))
 }

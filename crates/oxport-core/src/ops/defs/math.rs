@@ -4,11 +4,12 @@
 //!
 //! Each family is one macro line per overload; the kernels compute in f64 for floating dtypes (rounded
 //! once to the output dtype) and in i64 for integers, like PyTorch's scalar CPU paths.
-use super::pointwise::{meta_binary, meta_unary_float, unary_float};
+use super::pointwise::{f64_unary_into, first, meta_binary, meta_unary_float, unary_float_into};
 use super::*;
 use crate::dtype::Scalar;
-use crate::tensor::kernels::elementwise::{binary_map, unary_map};
-use crate::tensor::Element;
+use crate::ops::registry::alloc_outputs;
+use crate::tensor::kernels::elementwise::{binary_map_into, unary_map_into};
+use crate::tensor::{cast_element, Element};
 use num_traits::Float;
 
 pub(super) fn register(r: &mut Builder) {
@@ -17,7 +18,7 @@ pub(super) fn register(r: &mut Builder) {
             fn f<F: Float>($x: F) -> F {
                 $body
             }
-            r.op($name, meta_unary_float, |a, o| unary_float(a, o, f::<f32>, f::<f64>));
+            r.out_op($name, meta_unary_float, |a, o| unary_float_into(a, first(o)?, f::<f32>, f::<f64>));
         })*};
     }
     float_unary! {
@@ -36,8 +37,8 @@ pub(super) fn register(r: &mut Builder) {
         "aten.log10.default", x => x.log10();
         "aten.reciprocal.default", x => x.recip();
     }
-    r.op("aten.erf.default", meta_unary_float, |a, o| {
-        unary_float(a, o, libm::erff, libm::erf)
+    r.out_op("aten.erf.default", meta_unary_float, |a, o| {
+        unary_float_into(a, first(o)?, libm::erff, libm::erf)
     });
 
     // Rounding keeps the dtype; integers pass through unchanged (bool is refused, as in PyTorch).
@@ -46,7 +47,7 @@ pub(super) fn register(r: &mut Builder) {
             fn f($x: f64) -> f64 {
                 $body
             }
-            r.op($name, |a| meta_not_bool(a, $kernel), |a, o| {
+            r.out_op($name, |a| meta_not_bool(a, $kernel), |a, o| {
                 same_dtype_unary(a, o, f, |x| x, |x| x)
             });
         })*};
@@ -57,16 +58,15 @@ pub(super) fn register(r: &mut Builder) {
         "aten.trunc.default", "trunc_vml_cpu", x => x.trunc();
         "aten.round.default", "round_vml_cpu", x => round_half_even(x);
     }
-    r.op(
-        "aten.abs.default",
-        super::complex::meta_abs,
-        |a, o| match super::complex::complex_abs(a)? {
-            Some(r) => Ok(r),
-            None => same_dtype_unary(a, o, f64::abs, i64::wrapping_abs, |x| x),
-        },
-    )
+    r.out_op("aten.abs.default", super::complex::meta_abs, |a, o| {
+        if a.tensor("self")?.dtype().is_complex() {
+            super::complex::complex_abs(a, o)
+        } else {
+            same_dtype_unary(a, o, f64::abs, i64::wrapping_abs, |x| x)
+        }
+    })
     .complex();
-    r.op("aten.sign.default", meta_same_dtype, |a, o| {
+    r.out_op("aten.sign.default", meta_same_dtype, |a, o| {
         same_dtype_unary(
             a,
             o,
@@ -84,35 +84,35 @@ pub(super) fn register(r: &mut Builder) {
             |x| x,
         )
     });
-    r.op(
+    r.out_op(
         "aten.bitwise_not.default",
         |a| meta_integral(a, "bitwise_not_cpu"),
         |a, o| same_dtype_unary(a, o, |x| x, |x| !x, |x| !x),
     );
-    r.op("aten.isnan.default", meta_predicate, |a, _| {
-        predicate(a, f64::is_nan)
+    r.out_op("aten.isnan.default", meta_predicate, |a, o| {
+        predicate(a, o, f64::is_nan)
     });
-    r.op("aten.isinf.default", meta_predicate, |a, _| {
-        predicate(a, f64::is_infinite)
+    r.out_op("aten.isinf.default", meta_predicate, |a, o| {
+        predicate(a, o, f64::is_infinite)
     });
 
     // Binary ops over promoted operands.
-    r.op("aten.maximum.default", meta_binary, |a, o| {
+    r.out_op("aten.maximum.default", meta_binary, |a, o| {
         binary_by_class(a, o, nan_max, |x, y| Ok(x.max(y)), |x, y| x | y)
     });
-    r.op("aten.minimum.default", meta_binary, |a, o| {
+    r.out_op("aten.minimum.default", meta_binary, |a, o| {
         binary_by_class(a, o, nan_min, |x, y| Ok(x.min(y)), |x, y| x & y)
     });
-    r.op("aten.atan2.default", meta_binary_float, |a, o| {
+    r.out_op("aten.atan2.default", meta_binary_float, |a, o| {
         binary_by_class(a, o, f64::atan2, |_, _| Ok(0), |_, _| false)
     });
-    // The out= form: computed like atan2, written into `out` (which must already have the result's shape).
+    // The out= form: computed like atan2 (in the result dtype, then cast into `out`, which must already
+    // have the result's shape). An allocating kernel: its output is the `out` argument itself.
     r.op("aten.atan2.out", meta_binary_float, |a, o| {
-        let r = binary_by_class(a, o, f64::atan2, |_, _| Ok(0), |_, _| false)?;
+        let mut r = alloc_outputs(o)?;
+        binary_by_class(a, &mut r, f64::atan2, |_, _| Ok(0), |_, _| false)?;
+        let t = first(&r)?;
         let out = a.tensor("out")?;
-        let Some(Value::Tensor(t)) = r.first() else {
-            return Err(Error::value("atan2 returned no tensor"));
-        };
         if out.sizes_untraced() != t.sizes_untraced() {
             return Err(Error::shape(format!(
                 "atan2.out: out has shape {} but the result has shape {} (oxport does not resize out=)",
@@ -124,14 +124,14 @@ pub(super) fn register(r: &mut Builder) {
         out1(out.clone())
     });
     for name in ["aten.fmod.Tensor", "aten.fmod.Scalar"] {
-        r.op(
+        r.out_op(
             name,
             |a| meta_binary_not_bool(a, "fmod_cpu"),
             |a, o| binary_by_class(a, o, |x, y| x % y, int_fmod, |_, _| false),
         );
     }
     for name in ["aten.remainder.Tensor", "aten.remainder.Scalar"] {
-        r.op(
+        r.out_op(
             name,
             |a| meta_binary_not_bool(a, "remainder_cpu"),
             |a, o| binary_by_class(a, o, py_remainder, int_remainder, |_, _| false),
@@ -146,7 +146,7 @@ pub(super) fn register(r: &mut Builder) {
                 $body
             }
             for name in [$t, $s] {
-                r.op(name, |a| meta_binary_integral(a, $kernel), |a, o| {
+                r.out_op(name, |a| meta_binary_integral(a, $kernel), |a, o| {
                     binary_by_class(a, o, |x, _| x, fi, fb)
                 });
             }
@@ -162,7 +162,7 @@ pub(super) fn register(r: &mut Builder) {
             fn f($x: bool, $y: bool) -> bool {
                 $body
             }
-            r.op($name, meta_logical, |a, o| logical(a, o, f));
+            r.out_op($name, meta_logical, |a, o| logical(a, o, f));
         })*};
     }
     logical! {
@@ -170,9 +170,9 @@ pub(super) fn register(r: &mut Builder) {
         "aten.logical_or.default", x, y => x || y;
         "aten.logical_xor.default", x, y => x != y;
     }
-    r.op("aten.pow.Scalar", meta_pow_scalar_base, pow_scalar_base);
+    r.out_op("aten.pow.Scalar", meta_pow_scalar_base, pow_scalar_base);
     for name in ["aten.div.Tensor_mode", "aten.div.Scalar_mode"] {
-        r.op(name, meta_div_mode, div_mode);
+        r.out_op(name, meta_div_mode, div_mode);
     }
 }
 
@@ -339,117 +339,169 @@ fn meta_div_mode(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 // ---- kernels -----------------------------------------------------------------------------------------
 
-/// A unary op that keeps the dtype: floats through `ff` (in f64), integers through `fi`, bools `fb`.
+/// A unary op that keeps the dtype: floats through `ff` (in f64, rounded to f32 and then to f16/bf16),
+/// integers through `fi`, bools `fb`.
 fn same_dtype_unary(
     a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
+    o: &mut [Tensor],
     ff: fn(f64) -> f64,
     fi: fn(i64) -> i64,
     fb: fn(bool) -> bool,
-) -> Result<Vec<Value<Tensor>>> {
+) -> Result<()> {
+    fn half<T: Element>(t: &Tensor, out: &Tensor, ff: fn(f64) -> f64) -> Result<()> {
+        unary_map_into::<T, T>(t, out, move |x| {
+            cast_element::<f32, T>(ff(x.to_f64()) as f32)
+        })
+    }
     let t = a.tensor("self")?;
-    let dt = out_dtype(outs, 0)?;
-    let r = match dt {
-        DType::F64 => unary_map::<f64, f64>(t, ff),
-        DType::F32 => unary_map::<f32, f32>(t, move |x| ff(x as f64) as f32),
-        DType::F16 | DType::BF16 => {
-            let w = unary_map::<f32, f32>(&as_dtype(t, DType::F32), move |x| ff(x as f64) as f32);
-            as_dtype(&w, dt)
+    let out = first(o)?;
+    match out.dtype() {
+        DType::F64 => unary_map_into::<f64, f64>(t, out, ff),
+        DType::F32 => unary_map_into::<f32, f32>(t, out, move |x| ff(x as f64) as f32),
+        DType::F16 => half::<half::f16>(t, out, ff),
+        DType::BF16 => half::<half::bf16>(t, out, ff),
+        DType::Bool => unary_map_into::<bool, bool>(t, out, fb),
+        dt => {
+            crate::dispatch_dtype!(dt, T => unary_map_into::<T, T>(t, out, move |x| T::from_i64(fi(x.to_i64()))))
         }
-        DType::Bool => unary_map::<bool, bool>(t, fb),
-        _ => {
-            crate::dispatch_dtype!(dt, T => unary_map::<T, T>(t, move |x| T::from_i64(fi(x.to_i64()))))
-        }
-    };
-    out1(r)
+    }
 }
 
-fn predicate(a: &Args<Tensor>, f: fn(f64) -> bool) -> Result<Vec<Value<Tensor>>> {
+/// `isnan` / `isinf`: `f` of float values (widened exactly to f64); false for every other dtype.
+fn predicate(a: &Args<Tensor>, o: &mut [Tensor], f: fn(f64) -> bool) -> Result<()> {
+    fn float<T: Element>(t: &Tensor, out: &Tensor, f: fn(f64) -> bool) -> Result<()> {
+        unary_map_into::<T, bool>(t, out, move |x| f(x.to_f64()))
+    }
     let t = a.tensor("self")?;
-    let r = if t.dtype().is_floating_point() {
-        unary_map::<f64, bool>(&as_dtype(t, DType::F64), f)
-    } else {
-        crate::dispatch_dtype!(t.dtype(), T => unary_map::<T, bool>(t, |_| false))
-    };
-    out1(r)
+    let out = first(o)?;
+    match t.dtype() {
+        DType::F64 => float::<f64>(t, out, f),
+        DType::F32 => float::<f32>(t, out, f),
+        DType::F16 => float::<half::f16>(t, out, f),
+        DType::BF16 => float::<half::bf16>(t, out, f),
+        _ => super::fill_pad::fill_into(out, Scalar::Bool(false)),
+    }
+}
+
+/// `out[i] = f(x[i], y[i])` over f64 tensors, each result cast to `out`'s float dtype as `as_dtype`
+/// casts.
+fn f64_binary_into(x: &Tensor, y: &Tensor, out: &Tensor, f: fn(f64, f64) -> f64) -> Result<()> {
+    fn to<O: Element>(x: &Tensor, y: &Tensor, out: &Tensor, f: fn(f64, f64) -> f64) -> Result<()> {
+        binary_map_into::<f64, f64, O>(x, y, out, move |u, v| cast_element::<f64, O>(f(u, v)))
+    }
+    match out.dtype() {
+        DType::F64 => binary_map_into::<f64, f64, f64>(x, y, out, f),
+        DType::F32 => to::<f32>(x, y, out, f),
+        DType::F16 => to::<half::f16>(x, y, out, f),
+        DType::BF16 => to::<half::bf16>(x, y, out, f),
+        d => Err(Error::DType(format!(
+            "a float kernel got an output of dtype {}",
+            d.name()
+        ))),
+    }
+}
+
+/// `out[i] = f(x[i], y[i])` over i64 tensors (`f(x[i], 0)` without `y`), each result wrapped to
+/// `out`'s integer dtype; `f`'s first error (an integer division by zero) stops the op.
+fn i64_map_into(
+    x: &Tensor,
+    y: Option<&Tensor>,
+    out: &Tensor,
+    f: impl Fn(i64, i64) -> Result<i64> + Sync + Send,
+) -> Result<()> {
+    fn to<T: Element>(
+        x: &Tensor,
+        y: Option<&Tensor>,
+        out: &Tensor,
+        f: impl Fn(i64, i64) -> Result<i64> + Sync + Send,
+    ) -> Result<()> {
+        let err = std::sync::OnceLock::new();
+        let store = |r: Result<i64>| match r {
+            Ok(w) => T::from_i64(w),
+            Err(e) => {
+                let _ = err.set(e);
+                T::default()
+            }
+        };
+        match y {
+            Some(y) => binary_map_into::<i64, i64, T>(x, y, out, |u, v| store(f(u, v)))?,
+            None => unary_map_into::<i64, T>(x, out, |u| store(f(u, 0)))?,
+        }
+        match err.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+    match out.dtype() {
+        DType::I64 => to::<i64>(x, y, out, f),
+        DType::I32 => to::<i32>(x, y, out, f),
+        DType::I16 => to::<i16>(x, y, out, f),
+        DType::I8 => to::<i8>(x, y, out, f),
+        DType::U8 => to::<u8>(x, y, out, f),
+        d => Err(Error::DType(format!(
+            "an integer kernel got an output of dtype {}",
+            d.name()
+        ))),
+    }
 }
 
 /// A binary op on the output dtype: floats through `ff` (f64, rounded once), integers through `fi`
 /// (i64, wrapped to the dtype; an error such as an integer division by zero stops the op), bools `fb`.
 fn binary_by_class(
     a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
+    o: &mut [Tensor],
     ff: fn(f64, f64) -> f64,
     fi: fn(i64, i64) -> Result<i64>,
     fb: fn(bool, bool) -> bool,
-) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
     let (x, y) = (a.operand("self")?, a.operand("other")?);
     if dt.is_floating_point() {
         let (p, q) = (operand_as(&x, DType::F64), operand_as(&y, DType::F64));
-        let r = binary_map::<f64, f64, f64>(&p, &q, &sizes, ff);
-        return out1(as_dtype(&r, dt));
+        return f64_binary_into(&p, &q, out, ff);
     }
     if dt == DType::Bool {
         let (p, q) = (operand_as(&x, dt), operand_as(&y, dt));
-        return out1(binary_map::<bool, bool, bool>(&p, &q, &sizes, fb));
+        return binary_map_into::<bool, bool, bool>(&p, &q, out, fb);
     }
     let (p, q) = (operand_as(&x, DType::I64), operand_as(&y, DType::I64));
-    let mut err = std::sync::OnceLock::new();
-    let r = binary_map::<i64, i64, i64>(&p, &q, &sizes, |u, v| match fi(u, v) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = err.set(e);
-            0
-        }
-    });
-    if let Some(e) = err.take() {
-        return Err(e);
-    }
-    out1(as_dtype(&r, dt))
+    i64_map_into(&p, Some(&q), out, fi)
 }
 
-fn logical(
-    a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
-    f: fn(bool, bool) -> bool,
-) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
+fn logical(a: &Args<Tensor>, o: &mut [Tensor], f: fn(bool, bool) -> bool) -> Result<()> {
     let x = as_dtype(a.tensor("self")?, DType::Bool);
     let y = as_dtype(a.tensor("other")?, DType::Bool);
-    out1(binary_map::<bool, bool, bool>(&x, &y, &sizes, f))
+    binary_map_into::<bool, bool, bool>(&x, &y, first(o)?, f)
 }
 
-fn pow_scalar_base(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
+fn pow_scalar_base(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
     let base = a.scalar("self")?;
     let e = a.tensor("exponent")?;
     if dt.is_floating_point() {
         let b = base.to_f64();
-        let r = unary_map::<f64, f64>(&as_dtype(e, DType::F64), move |p| {
+        return f64_unary_into(&as_dtype(e, DType::F64), out, move |p| {
             if p == 0.0 {
                 1.0
             } else {
                 b.powf(p)
             }
         });
-        return out1(as_dtype(&r, dt));
     }
     if dt == DType::Bool {
         let b = base.to_f64() != 0.0;
-        return out1(unary_map::<bool, bool>(
-            &as_dtype(e, DType::Bool),
-            move |p| b || !p,
-        ));
+        return unary_map_into::<bool, bool>(&as_dtype(e, DType::Bool), out, move |p| b || !p);
     }
     let b = match base {
         Scalar::Int(i) => i,
         Scalar::Bool(v) => v as i64,
         Scalar::Float(f) => f as i64,
     };
-    let r = unary_map::<i64, i64>(&as_dtype(e, DType::I64), move |p| int_pow(b, p));
-    out1(as_dtype(&r, dt))
+    i64_map_into(&as_dtype(e, DType::I64), None, out, move |p, _| {
+        Ok(int_pow(b, p))
+    })
 }
 
 /// Integer power as PyTorch's CPU kernel computes it (negative exponents: 1 / b^-p truncated).
@@ -470,7 +522,7 @@ fn int_pow(base: i64, exp: i64) -> i64 {
     super::pointwise::ipow(base, exp)
 }
 
-fn div_mode(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn div_mode(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let mode = match a.get("rounding_mode")? {
         Value::Str(s) => s.clone(),
         _ => String::new(),
@@ -478,7 +530,7 @@ fn div_mode(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Te
     match mode.as_str() {
         "trunc" => binary_by_class(
             a,
-            outs,
+            o,
             |x, y| (x / y).trunc(),
             |x, y| {
                 if y == 0 {
@@ -489,8 +541,8 @@ fn div_mode(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Te
             },
             |x, _| x,
         ),
-        "floor" => binary_by_class(a, outs, py_floor_div, int_floor_div, |x, _| x),
-        _ => binary_by_class(a, outs, |x, y| x / y, |_, _| Ok(0), |_, _| false),
+        "floor" => binary_by_class(a, o, py_floor_div, int_floor_div, |x, _| x),
+        _ => binary_by_class(a, o, |x, y| x / y, |_, _| Ok(0), |_, _| false),
     }
 }
 

@@ -2,8 +2,11 @@
 //! `where`, `clamp`, `pow`, in-place variants and inference-mode dropout.
 use super::*;
 use crate::dtype::Scalar;
-use crate::tensor::kernels::elementwise::{binary_map, ternary_map, unary_map};
-use crate::tensor::{scalar_to, Element};
+use crate::ops::registry::alloc_outputs;
+use crate::tensor::kernels::elementwise::{
+    binary_map, binary_map_into, ternary_map_into, unary_map_into,
+};
+use crate::tensor::{cast_element, scalar_to, Element};
 use half::{bf16, f16};
 use num_traits::Float;
 
@@ -13,8 +16,8 @@ pub(super) fn register(r: &mut Builder) {
             fn f<F: Float>($x: F) -> F {
                 $body
             }
-            r.op($name, meta_unary_float, |a, o| {
-                unary_float(a, o, f::<f32>, f::<f64>)
+            r.out_op($name, meta_unary_float, |a, o| {
+                unary_float_into(a, first(o)?, f::<f32>, f::<f64>)
             });
         }};
     }
@@ -27,109 +30,104 @@ pub(super) fn register(r: &mut Builder) {
     float_unary!("aten.tanh.default", x => x.tanh());
     float_unary!("aten.sigmoid.default", x => (F::one() + (-x).exp()).recip());
 
+    // An activation and its in-place form; `$kernel` is the CPU kernel PyTorch names in its dtype error.
     macro_rules! activation {
-        ($name:literal, $name_:literal, $d:ident, $d_:ident, $x:ident => $body:expr) => {{
+        ($name:literal, $name_:literal, $kernel:literal, $d:ident, $d_:ident, $x:ident => $body:expr) => {{
             fn f<F: Float>($x: F) -> F {
                 $body
             }
-            r.op($name, meta_float_only, |a, o| {
-                unary_float(a, o, f::<f32>, f::<f64>)
-            })
-            .decomposition(decompositions::$d);
-            r.op($name_, meta_float_only, |a, o| {
-                let out = unary_float(a, o, f::<f32>, f::<f64>)?;
-                write_back(a.tensor("self")?, out)
-            })
+            fn k(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+                unary_float_into(a, first(o)?, f::<f32>, f::<f64>)
+            }
+            r.out_op($name, |a| meta_float_only(a, $kernel), k)
+                .decomposition(decompositions::$d);
+            r.op(
+                $name_,
+                |a| meta_float_only(a, $kernel),
+                |a, o| in_place(a, o, k),
+            )
             .decomposition(decompositions::$d_);
         }};
     }
-    activation!("aten.hardswish.default", "aten.hardswish_.default", hardswish, hardswish_, x => x * hard_gate(x));
-    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", hardsigmoid, hardsigmoid_, x => hard_gate(x));
+    activation!("aten.hardswish.default", "aten.hardswish_.default", "hardswish_cpu", hardswish, hardswish_, x => x * hard_gate(x));
+    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", "hardsigmoid_cpu", hardsigmoid, hardsigmoid_, x => hard_gate(x));
     // PyTorch's CPU silu is x / (1 + exp(-x)).
-    activation!("aten.silu.default", "aten.silu_.default", silu, silu_, x => x / (F::one() + (-x).exp()));
-    for (name, in_place) in [
-        ("aten.hardtanh.default", false),
-        ("aten.hardtanh_.default", true),
-    ] {
-        r.op(
-            name,
-            meta_float_only,
-            if in_place { hardtanh_inplace } else { hardtanh },
-        );
-    }
+    activation!("aten.silu.default", "aten.silu_.default", "silu_cpu", silu, silu_, x => x / (F::one() + (-x).exp()));
+    r.out_op(
+        "aten.hardtanh.default",
+        |a| meta_float_only(a, "hardtanh_cpu"),
+        hardtanh,
+    );
+    r.op(
+        "aten.hardtanh_.default",
+        |a| meta_float_only(a, "hardtanh_cpu"),
+        |a, o| in_place(a, o, hardtanh),
+    );
 
-    r.op("aten.gelu.default", meta_gelu, |a, o| {
-        if a.str("approximate")? == "tanh" {
-            unary_float(a, o, gelu_tanh::<f32>, gelu_tanh::<f64>)
-        } else {
-            // PyTorch's CPU kernel yields NaN for ±inf (inf * 0 inside its vectorised erf); mirror it.
-            unary_float(
-                a,
-                o,
-                |x| {
-                    if x.is_infinite() {
-                        f32::NAN
-                    } else {
-                        x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
-                    }
-                },
-                |x| {
-                    if x.is_infinite() {
-                        f64::NAN
-                    } else {
-                        x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
-                    }
-                },
-            )
-        }
-    });
-    r.op("aten.relu.default", meta_same_non_bool, relu);
+    r.out_op("aten.gelu.default", meta_gelu, gelu);
+    r.out_op("aten.relu.default", meta_same_non_bool, relu);
     r.op("aten.relu_.default", meta_same_non_bool, |a, o| {
-        write_back(a.tensor("self")?, relu(a, o)?)
+        in_place(a, o, relu)
     });
-    r.op("aten.neg.default", meta_neg, |a, o| {
-        arith_unary(a, o, |x: f64| -x, |x: i64| x.wrapping_neg())
+    r.out_op("aten.neg.default", meta_neg, |a, o| {
+        arith_unary(a, first(o)?, |x: f64| -x, |x: i64| x.wrapping_neg())
     });
-    r.op("aten.logical_not.default", |a| one(DType::Bool, meta_self(a)?.sizes.clone()), |a, _| {
-        let t = a.tensor("self")?;
-        out1(crate::dispatch_dtype!(t.dtype(), T => unary_map::<T, bool>(t, |x| !x.is_nonzero())))
-    });
+    r.out_op(
+        "aten.logical_not.default",
+        |a| one(DType::Bool, meta_self(a)?.sizes.clone()),
+        |a, o| {
+            let t = a.tensor("self")?;
+            crate::dispatch_dtype!(t.dtype(), T => unary_map_into::<T, bool>(t, first(o)?, |x| !x.is_nonzero()))
+        },
+    );
 
-    r.op("aten.add.Tensor", meta_binary_alpha, |a, o| {
-        binary_arith(a, o, ArithOp::Add)
-    });
-    r.op("aten.add.Scalar", meta_binary_alpha, |a, o| {
-        binary_arith(a, o, ArithOp::Add)
-    });
-    r.op("aten.sub.Tensor", meta_binary_alpha, |a, o| {
-        binary_arith(a, o, ArithOp::Sub)
-    });
-    r.op("aten.sub.Scalar", meta_binary_alpha, |a, o| {
-        binary_arith(a, o, ArithOp::Sub)
-    });
-    r.op("aten.mul.Tensor", meta_binary, |a, o| {
+    r.out_op(
+        "aten.add.Tensor",
+        |a| meta_binary_alpha(a, ArithOp::Add),
+        |a, o| binary_arith(a, o, ArithOp::Add),
+    );
+    r.out_op(
+        "aten.add.Scalar",
+        |a| meta_binary_alpha(a, ArithOp::Add),
+        |a, o| binary_arith(a, o, ArithOp::Add),
+    );
+    r.out_op(
+        "aten.sub.Tensor",
+        |a| meta_binary_alpha(a, ArithOp::Sub),
+        |a, o| binary_arith(a, o, ArithOp::Sub),
+    );
+    r.out_op(
+        "aten.sub.Scalar",
+        |a| meta_binary_alpha(a, ArithOp::Sub),
+        |a, o| binary_arith(a, o, ArithOp::Sub),
+    );
+    r.out_op("aten.mul.Tensor", meta_binary, |a, o| {
         binary_arith(a, o, ArithOp::Mul)
     });
-    r.op("aten.mul.Scalar", meta_binary, |a, o| {
+    r.out_op("aten.mul.Scalar", meta_binary, |a, o| {
         binary_arith(a, o, ArithOp::Mul)
     });
-    r.op("aten.div.Tensor", meta_div, |a, o| {
+    r.out_op("aten.div.Tensor", meta_div, |a, o| {
         binary_arith(a, o, ArithOp::Div)
     });
-    r.op("aten.div.Scalar", meta_div, |a, o| {
+    r.out_op("aten.div.Scalar", meta_div, |a, o| {
         binary_arith(a, o, ArithOp::Div)
     });
-    r.op("aten.add_.Tensor", meta_inplace_alpha, |a, o| {
-        inplace(a, o, ArithOp::Add)
-    });
-    r.op("aten.sub_.Tensor", meta_inplace_alpha, |a, o| {
-        inplace(a, o, ArithOp::Sub)
-    });
+    r.op(
+        "aten.add_.Tensor",
+        |a| meta_inplace_alpha(a, ArithOp::Add),
+        |a, o| binary_in_place(a, o, ArithOp::Add),
+    );
+    r.op(
+        "aten.sub_.Tensor",
+        |a| meta_inplace_alpha(a, ArithOp::Sub),
+        |a, o| binary_in_place(a, o, ArithOp::Sub),
+    );
     r.op("aten.mul_.Tensor", meta_inplace, |a, o| {
-        inplace(a, o, ArithOp::Mul)
+        binary_in_place(a, o, ArithOp::Mul)
     });
     r.op("aten.div_.Tensor", meta_inplace_div, |a, o| {
-        inplace(a, o, ArithOp::Div)
+        binary_in_place(a, o, ArithOp::Div)
     });
     r.complex_ops(&[
         "aten.add.Tensor",
@@ -143,10 +141,10 @@ pub(super) fn register(r: &mut Builder) {
             fn f<T: PartialOrd>($x: T, $y: T) -> bool {
                 $body
             }
-            r.op($t, meta_compare, |a, o| {
+            r.out_op($t, meta_compare, |a, o| {
                 compare(a, o, f::<f64>, f::<i64>, f::<bool>)
             });
-            r.op($s, meta_compare, |a, o| {
+            r.out_op($s, meta_compare, |a, o| {
                 compare(a, o, f::<f64>, f::<i64>, f::<bool>)
             });
         }};
@@ -158,19 +156,29 @@ pub(super) fn register(r: &mut Builder) {
     compare!("aten.le.Tensor", "aten.le.Scalar", x, y => x <= y);
     compare!("aten.ge.Tensor", "aten.ge.Scalar", x, y => x >= y);
 
-    r.op("aten.where.self", meta_where, where_self);
-    r.op("aten.masked_fill.Scalar", meta_masked_fill, masked_fill);
-    r.op("aten.masked_fill_.Scalar", meta_masked_fill, |a, o| {
-        let s = a.tensor("self")?;
-        write_back(s, masked_fill(a, o)?)
-    });
-    r.op("aten.clamp.default", meta_clamp, clamp);
-    r.op("aten.pow.Tensor_Scalar", meta_pow_scalar, pow);
-    r.op("aten.pow.Tensor_Tensor", meta_pow_tensor, pow);
-    r.op("aten.dropout.default", meta_dropout, dropout)
-        .decomposition(decompositions::dropout);
-    r.op("aten.dropout_.default", meta_dropout, dropout)
-        .decomposition(decompositions::dropout);
+    r.out_op("aten.where.self", meta_where, where_self);
+    r.out_op(
+        "aten.masked_fill.Scalar",
+        |a| meta_masked_fill(a, false),
+        masked_fill,
+    );
+    r.op(
+        "aten.masked_fill_.Scalar",
+        |a| meta_masked_fill(a, true),
+        |a, o| in_place(a, o, masked_fill),
+    );
+    r.out_op("aten.clamp.default", meta_clamp, clamp);
+    r.out_op("aten.pow.Tensor_Scalar", meta_pow_scalar, pow);
+    r.out_op("aten.pow.Tensor_Tensor", meta_pow_tensor, pow);
+    // Allocating: PyTorch returns the input itself (an alias, not a copy) for train=False or p=0.
+    r.op("aten.dropout.default", meta_dropout, |a, o| {
+        dropout(a, o, false)
+    })
+    .decomposition(decompositions::dropout);
+    r.op("aten.dropout_.default", meta_dropout, |a, o| {
+        dropout(a, o, true)
+    })
+    .decomposition(decompositions::dropout);
 }
 
 fn hard_gate<F: Float>(x: F) -> F {
@@ -199,19 +207,13 @@ pub(super) fn meta_unary_float(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorM
     one(dt, t.sizes.clone())
 }
 
-fn meta_float_only(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+/// A float-only activation; `kernel` is the CPU kernel PyTorch names refusing other dtypes
+/// (`hardswish_cpu`).
+fn meta_float_only(a: &Args<TensorMeta>, kernel: &str) -> Result<Vec<Value<TensorMeta>>> {
     let t = meta_self(a)?;
     if !t.dtype.is_floating_point() {
-        // The kernel name PyTorch reports, e.g. "hardswish_cpu".
-        let kernel = match a.schema.name.as_str() {
-            "aten::gelu" => "GeluKernelImpl".to_string(),
-            n => format!(
-                "{}_cpu",
-                n.trim_start_matches("aten::").trim_end_matches('_')
-            ),
-        };
         return Err(Error::DTypeNotSupported {
-            op: kernel,
+            op: kernel.into(),
             dtype: t.dtype,
         });
     }
@@ -224,7 +226,7 @@ fn meta_gelu(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
             "approximate argument must be either none or tanh.",
         ));
     }
-    meta_float_only(a)
+    meta_float_only(a, "GeluKernelImpl")
 }
 
 fn meta_same_non_bool(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -257,9 +259,9 @@ pub(super) fn meta_binary(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>
     one(result_type(&[&x, &y]), sizes)
 }
 
-fn check_alpha(a: &Args<TensorMeta>, dt: DType) -> Result<()> {
+fn check_alpha(a: &Args<TensorMeta>, dt: DType, op: ArithOp) -> Result<()> {
     let alpha = a.scalar("alpha")?;
-    if a.schema.name.starts_with("aten::sub") {
+    if matches!(op, ArithOp::Sub) {
         let is_bool = |o: Operand<&TensorMeta>| match o {
             Operand::Tensor(t) => t.dtype == DType::Bool,
             Operand::Scalar(s) => matches!(s, Scalar::Bool(_)),
@@ -280,12 +282,12 @@ fn check_alpha(a: &Args<TensorMeta>, dt: DType) -> Result<()> {
     Ok(())
 }
 
-fn meta_binary_alpha(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_binary_alpha(a: &Args<TensorMeta>, op: ArithOp) -> Result<Vec<Value<TensorMeta>>> {
     let out = meta_binary(a)?;
     let Value::Tensor(m) = &out[0] else {
         unreachable!("meta_binary returns a tensor")
     };
-    check_alpha(a, m.dtype)?;
+    check_alpha(a, m.dtype, op)?;
     Ok(out)
 }
 
@@ -328,10 +330,10 @@ fn meta_inplace(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     check_inplace(a, result_type(&[&x, &y]))
 }
 
-fn meta_inplace_alpha(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_inplace_alpha(a: &Args<TensorMeta>, op: ArithOp) -> Result<Vec<Value<TensorMeta>>> {
     let (x, y) = binary_operands(a)?;
     let dt = result_type(&[&x, &y]);
-    check_alpha(a, dt)?;
+    check_alpha(a, dt, op)?;
     check_inplace(a, dt)
 }
 
@@ -376,9 +378,8 @@ pub(super) fn meta_where(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>>
 }
 
 /// `self` where `mask` is false, `value` where it is true; the in-place form keeps `self`'s shape.
-fn meta_masked_fill(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
+fn meta_masked_fill(a: &Args<TensorMeta>, inplace: bool) -> Result<Vec<Value<TensorMeta>>> {
     let (s, mask) = (meta_self(a)?, a.tensor("mask")?);
-    let inplace = a.schema.name.ends_with('_');
     if mask.dtype != DType::Bool {
         return Err(Error::DType(format!(
             "masked_fill_ only supports boolean masks, but got mask with dtype {}",
@@ -406,17 +407,6 @@ fn meta_masked_fill(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
         )));
     }
     one(s.dtype, sizes)
-}
-
-fn masked_fill(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
-    let mask = a.tensor("mask")?;
-    let x = as_dtype(a.tensor("self")?, dt);
-    let v = Tensor::scalar_of(a.scalar("value")?, dt);
-    out1(
-        crate::dispatch_dtype!(dt, T => ternary_map::<bool, T, T, T>(mask, &v, &x, &sizes, |c, p, q| if c { p } else { q })),
-    )
 }
 
 fn meta_clamp(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
@@ -479,74 +469,129 @@ fn meta_dropout(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 
 // ---- kernels -----------------------------------------------------------------------------------------
 
-/// Applies a float function: f64 tensors in f64, everything else in f32, result cast to the output dtype.
-pub(super) fn unary_float(
+/// The first output of an out kernel (every op here has one).
+pub(super) fn first(o: &[Tensor]) -> Result<&Tensor> {
+    o.first()
+        .ok_or_else(|| Error::value("an out kernel was given no output"))
+}
+
+/// An in-place variant (`relu_`): out kernel `k` writes a fresh output shaped by the meta (the op's
+/// result dtype), which is then written through `self` (cast to its dtype; `self` may be any view).
+/// Such ops keep an allocating kernel: their output *is* `self`.
+fn in_place(
     a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
+    o: &[Value<TensorMeta>],
+    k: fn(&Args<Tensor>, &mut [Tensor]) -> Result<()>,
+) -> Result<Vec<Value<Tensor>>> {
+    let mut ts = alloc_outputs(o)?;
+    k(a, &mut ts)?;
+    let dst = a.tensor("self")?;
+    dst.assign_untraced(first(&ts)?)?;
+    out1(dst.clone())
+}
+
+/// Applies a float function: f64 tensors in f64, f16/bf16 through f32 (rounded once), everything else
+/// in f32 (the output is the input's float dtype, or f32 for integers and bool).
+pub(super) fn unary_float_into(
+    a: &Args<Tensor>,
+    out: &Tensor,
     f32f: impl Fn(f32) -> f32 + Sync + Send,
     f64f: impl Fn(f64) -> f64 + Sync + Send,
-) -> Result<Vec<Value<Tensor>>> {
+) -> Result<()> {
     let t = a.tensor("self").or_else(|_| a.tensor("input"))?;
-    let out_dt = out_dtype(outs, 0)?;
-    let r = if t.dtype() == DType::F64 {
-        unary_map::<f64, f64>(t, f64f)
-    } else {
-        match t.dtype() {
-            DType::F32 => unary_map::<f32, f32>(t, f32f),
-            DType::F16 => unary_map::<f16, f16>(t, |x| f16::from_f32(f32f(x.to_f32()))),
-            DType::BF16 => unary_map::<bf16, bf16>(t, |x| bf16::from_f32(f32f(x.to_f32()))),
-            _ => unary_map::<f32, f32>(&as_dtype(t, DType::F32), f32f),
-        }
-    };
-    out1(as_dtype(&r, out_dt))
+    match t.dtype() {
+        DType::F64 => unary_map_into::<f64, f64>(t, out, f64f),
+        DType::F32 => unary_map_into::<f32, f32>(t, out, f32f),
+        DType::F16 => unary_map_into::<f16, f16>(t, out, |x| f16::from_f32(f32f(x.to_f32()))),
+        DType::BF16 => unary_map_into::<bf16, bf16>(t, out, |x| bf16::from_f32(f32f(x.to_f32()))),
+        _ => unary_map_into::<f32, f32>(&as_dtype(t, DType::F32), out, f32f),
+    }
+}
+
+/// Applies a function computed in f64 to `x` (an f64 tensor), each result cast to `out`'s float dtype
+/// as `as_dtype` casts (f16/bf16 through f32).
+pub(super) fn f64_unary_into(
+    x: &Tensor,
+    out: &Tensor,
+    f: impl Fn(f64) -> f64 + Sync + Send,
+) -> Result<()> {
+    fn to<O: Element>(
+        x: &Tensor,
+        out: &Tensor,
+        f: impl Fn(f64) -> f64 + Sync + Send,
+    ) -> Result<()> {
+        unary_map_into::<f64, O>(x, out, |v| cast_element::<f64, O>(f(v)))
+    }
+    match out.dtype() {
+        DType::F64 => unary_map_into::<f64, f64>(x, out, f),
+        DType::F32 => to::<f32>(x, out, f),
+        DType::F16 => to::<f16>(x, out, f),
+        DType::BF16 => to::<bf16>(x, out, f),
+        d => Err(Error::DType(format!(
+            "a float kernel got an output of dtype {}",
+            d.name()
+        ))),
+    }
 }
 
 /// Applies an arithmetic function: floats via f64-or-f32, integers via i64 (wrapping), keeping the dtype.
 fn arith_unary(
     a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
+    out: &Tensor,
     ff: impl Fn(f64) -> f64 + Sync + Send + Copy,
     fi: impl Fn(i64) -> i64 + Sync + Send + Copy,
-) -> Result<Vec<Value<Tensor>>> {
+) -> Result<()> {
     let t = a.tensor("self")?;
-    let r = if t.dtype().is_floating_point() {
-        unary_float(a, outs, move |x| ff(x as f64) as f32, ff)?.remove(0)
+    if t.dtype().is_floating_point() {
+        unary_float_into(a, out, move |x| ff(x as f64) as f32, ff)
     } else {
-        crate::dispatch_dtype!(t.dtype(), T => Value::Tensor(unary_map::<T, T>(t, move |x| T::from_i64(fi(x.to_i64())))))
-    };
-    Ok(vec![r])
+        crate::dispatch_dtype!(t.dtype(), T => unary_map_into::<T, T>(t, out, move |x| T::from_i64(fi(x.to_i64()))))
+    }
 }
 
-fn relu(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn relu(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     // NaN propagates: `x > 0 ? x : 0` would drop it, PyTorch's clamp_min keeps it.
     arith_unary(
         a,
-        outs,
+        first(o)?,
         |x| if x.is_nan() { x } else { x.max(0.0) },
         |x| x.max(0),
     )
 }
 
-/// Writes an op's result into `dst` (an in-place variant) and returns `dst`.
 /// `hardtanh(x, min_val, max_val)`: clamp, NaN propagating.
-fn hardtanh(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+fn hardtanh(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let (lo, hi) = (a.scalar("min_val")?.to_f64(), a.scalar("max_val")?.to_f64());
     let clamp64 = move |x: f64| if x.is_nan() { x } else { x.max(lo).min(hi) };
     let (lo32, hi32) = (lo as f32, hi as f32);
     let clamp32 = move |x: f32| if x.is_nan() { x } else { x.max(lo32).min(hi32) };
-    unary_float(a, o, clamp32, clamp64)
+    unary_float_into(a, first(o)?, clamp32, clamp64)
 }
 
-fn hardtanh_inplace(a: &Args<Tensor>, o: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let out = hardtanh(a, o)?;
-    write_back(a.tensor("self")?, out)
-}
-
-fn write_back(dst: &Tensor, out: Vec<Value<Tensor>>) -> Result<Vec<Value<Tensor>>> {
-    if let Some(Value::Tensor(r)) = out.first() {
-        dst.assign_untraced(r)?;
+fn gelu(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    if a.str("approximate")? == "tanh" {
+        return unary_float_into(a, out, gelu_tanh::<f32>, gelu_tanh::<f64>);
     }
-    out1(dst.clone())
+    // PyTorch's CPU kernel yields NaN for ±inf (inf * 0 inside its vectorised erf); mirror it.
+    unary_float_into(
+        a,
+        out,
+        |x| {
+            if x.is_infinite() {
+                f32::NAN
+            } else {
+                x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
+        },
+        |x| {
+            if x.is_infinite() {
+                f64::NAN
+            } else {
+                x * 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
+            }
+        },
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -619,24 +664,24 @@ impl Arith for bool {
     }
 }
 
-fn arith_typed<T: Arith>(
+/// `out = x op alpha * y` computed in `T`, each result stored through `store` (f16/bf16 outputs round
+/// the f32 result once).
+fn arith_into<T: Arith, O: Element>(
     x: &Tensor,
     y: &Tensor,
-    sizes: &[usize],
+    out: &Tensor,
     op: ArithOp,
     alpha: Scalar,
-) -> Tensor {
+    store: impl Fn(T) -> O + Sync + Send,
+) -> Result<()> {
     let alpha: T = scalar_to(alpha);
-    binary_map::<T, T, T>(x, y, sizes, move |p, q| T::arith(op, p, q, alpha))
+    binary_map_into::<T, T, O>(x, y, out, move |p, q| store(T::arith(op, p, q, alpha)))
 }
 
-fn binary_arith(
-    a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
-    op: ArithOp,
-) -> Result<Vec<Value<Tensor>>> {
-    let out_dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+/// `add` / `sub` / `mul` / `div` (Tensor and Scalar overloads) into the output's dtype.
+fn binary_arith(a: &Args<Tensor>, o: &mut [Tensor], op: ArithOp) -> Result<()> {
+    let out = first(o)?;
+    let out_dt = out.dtype();
     let alpha = a
         .opt_scalar("alpha")
         .ok()
@@ -645,23 +690,26 @@ fn binary_arith(
     let compute = out_dt.compute_dtype();
     let x = operand_as(&a.operand("self")?, compute);
     let y = operand_as(&a.operand("other")?, compute);
-    let r = match compute {
-        DType::F32 => arith_typed::<f32>(&x, &y, &sizes, op, alpha),
-        DType::F64 => arith_typed::<f64>(&x, &y, &sizes, op, alpha),
-        DType::I64 => arith_typed::<i64>(&x, &y, &sizes, op, alpha),
-        DType::I32 => arith_typed::<i32>(&x, &y, &sizes, op, alpha),
-        DType::I16 => arith_typed::<i16>(&x, &y, &sizes, op, alpha),
-        DType::I8 => arith_typed::<i8>(&x, &y, &sizes, op, alpha),
-        DType::U8 => arith_typed::<u8>(&x, &y, &sizes, op, alpha),
-        DType::Bool => arith_typed::<bool>(&x, &y, &sizes, op, alpha),
-        DType::C64 => arith_typed::<num_complex::Complex32>(&x, &y, &sizes, op, alpha),
-        DType::C128 => arith_typed::<num_complex::Complex64>(&x, &y, &sizes, op, alpha),
-        DType::F16 | DType::BF16 => unreachable!("compute dtype is never half"),
-    };
-    out1(as_dtype(&r, out_dt))
+    let (x, y) = (&x, &y);
+    match out_dt {
+        DType::F32 => arith_into::<f32, _>(x, y, out, op, alpha, |v| v),
+        DType::F64 => arith_into::<f64, _>(x, y, out, op, alpha, |v| v),
+        DType::F16 => arith_into::<f32, _>(x, y, out, op, alpha, f16::from_f32),
+        DType::BF16 => arith_into::<f32, _>(x, y, out, op, alpha, bf16::from_f32),
+        DType::I64 => arith_into::<i64, _>(x, y, out, op, alpha, |v| v),
+        DType::I32 => arith_into::<i32, _>(x, y, out, op, alpha, |v| v),
+        DType::I16 => arith_into::<i16, _>(x, y, out, op, alpha, |v| v),
+        DType::I8 => arith_into::<i8, _>(x, y, out, op, alpha, |v| v),
+        DType::U8 => arith_into::<u8, _>(x, y, out, op, alpha, |v| v),
+        DType::Bool => arith_into::<bool, _>(x, y, out, op, alpha, |v| v),
+        DType::C64 => arith_into::<num_complex::Complex32, _>(x, y, out, op, alpha, |v| v),
+        DType::C128 => arith_into::<num_complex::Complex64, _>(x, y, out, op, alpha, |v| v),
+    }
 }
 
-fn inplace(
+/// `add_` / `sub_` / `mul_` / `div_`: computed in the promoted dtype (`add_(f32, f64)` in f64), then
+/// written through `self` in its dtype.
+fn binary_in_place(
     a: &Args<Tensor>,
     outs: &[Value<TensorMeta>],
     op: ArithOp,
@@ -673,91 +721,89 @@ fn inplace(
     if matches!(op, ArithOp::Div) && !dt.is_floating_point() {
         dt = DType::F32;
     }
-    let meta = [Value::Tensor(TensorMeta::contiguous(
+    let sizes = out_sizes(outs, 0)?;
+    let mut r = [Tensor::zeros_strided(
         dt,
-        match &outs[0] {
-            Value::Tensor(m) => m.sizes.clone(),
-            _ => vec![],
-        },
-    ))];
-    let r = binary_arith(a, &meta, op)?;
-    write_back(s, r)
+        &sizes,
+        &crate::tensor::contiguous_strides(&sizes),
+    )?];
+    binary_arith(a, &mut r, op)?;
+    s.assign_untraced(&r[0])?;
+    out1(s.clone())
 }
 
 fn compare(
     a: &Args<Tensor>,
-    outs: &[Value<TensorMeta>],
+    o: &mut [Tensor],
     ff: fn(f64, f64) -> bool,
     fi: fn(i64, i64) -> bool,
     fb: fn(bool, bool) -> bool,
-) -> Result<Vec<Value<Tensor>>> {
-    let sizes = out_sizes(outs, 0)?;
+) -> Result<()> {
+    let out = first(o)?;
     let (x, y) = (a.operand("self")?, a.operand("other")?);
     let common = result_type(&[&x, &y]);
-    let r = match common {
-        DType::Bool => binary_map::<bool, bool, bool>(
-            &operand_as(&x, common),
-            &operand_as(&y, common),
-            &sizes,
-            fb,
-        ),
+    let (p, q) = (operand_as(&x, common), operand_as(&y, common));
+    match common {
+        DType::Bool => binary_map_into::<bool, bool, bool>(&p, &q, out, fb),
         DType::F32 | DType::F16 | DType::BF16 => {
             // Compare in the common dtype's values; f16/bf16 widen exactly to f32.
-            let (p, q) = (operand_as(&x, common), operand_as(&y, common));
             let (p, q) = (as_dtype(&p, DType::F32), as_dtype(&q, DType::F32));
-            binary_map::<f32, f32, bool>(&p, &q, &sizes, move |u, v| ff(u as f64, v as f64))
+            binary_map_into::<f32, f32, bool>(&p, &q, out, move |u, v| ff(u as f64, v as f64))
         }
-        DType::F64 => binary_map::<f64, f64, bool>(
-            &operand_as(&x, common),
-            &operand_as(&y, common),
-            &sizes,
-            ff,
-        ),
+        DType::F64 => binary_map_into::<f64, f64, bool>(&p, &q, out, ff),
         _ => {
-            let (p, q) = (operand_as(&x, common), operand_as(&y, common));
-            crate::dispatch_dtype!(common, T => binary_map::<T, T, bool>(&p, &q, &sizes, move |u, v| fi(u.to_i64(), v.to_i64())))
+            crate::dispatch_dtype!(common, T => binary_map_into::<T, T, bool>(&p, &q, out, move |u, v| fi(u.to_i64(), v.to_i64())))
         }
-    };
-    out1(r)
+    }
 }
 
-fn where_self(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+fn where_self(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
     let cond = as_dtype(a.tensor("condition")?, DType::Bool);
     let x = operand_as(&a.operand("self")?, dt);
     let y = operand_as(&a.operand("other")?, dt);
-    out1(
-        crate::dispatch_dtype!(dt, T => ternary_map::<bool, T, T, T>(&cond, &x, &y, &sizes, |c, p, q| if c { p } else { q })),
-    )
+    crate::dispatch_dtype!(dt, T => ternary_map_into::<bool, T, T, T>(&cond, &x, &y, out, |c, p, q| if c { p } else { q }))
 }
 
-fn clamp(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
+fn masked_fill(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
+    let mask = a.tensor("mask")?;
+    let x = as_dtype(a.tensor("self")?, dt);
+    let v = Tensor::scalar_of(a.scalar("value")?, dt);
+    crate::dispatch_dtype!(dt, T => ternary_map_into::<bool, T, T, T>(mask, &v, &x, out, |c, p, q| if c { p } else { q }))
+}
+
+fn clamp(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
     let t = as_dtype(a.tensor("self")?, dt.compute_dtype());
     let (lo, hi) = (a.opt_scalar("min")?, a.opt_scalar("max")?);
-    let r = match dt.compute_dtype() {
-        DType::F32 => clamp_typed::<f32>(&t, lo, hi),
-        DType::F64 => clamp_typed::<f64>(&t, lo, hi),
+    match dt {
+        DType::F16 => clamp_typed::<f32, _>(&t, out, lo, hi, f16::from_f32),
+        DType::BF16 => clamp_typed::<f32, _>(&t, out, lo, hi, bf16::from_f32),
         d => {
-            crate::dispatch_real_dtype!(d, T => clamp_typed::<T>(&t, lo, hi), complex => return Err(Error::DTypeNotSupported { op: "clamp".into(), dtype: d }))
+            crate::dispatch_real_dtype!(d, T => clamp_typed::<T, T>(&t, out, lo, hi, |v| v), complex => Err(Error::DTypeNotSupported { op: "clamp".into(), dtype: d }))
         }
-    };
-    out1(as_dtype(&r, dt))
+    }
 }
 
-fn clamp_typed<T: crate::tensor::RealElement>(
+/// `clamp` of `t` (element type `T`, the compute type) with bounds in `T`, stored through `store`.
+fn clamp_typed<T: crate::tensor::RealElement, O: Element>(
     t: &Tensor,
+    out: &Tensor,
     lo: Option<Scalar>,
     hi: Option<Scalar>,
-) -> Tensor {
+    store: impl Fn(T) -> O + Sync + Send,
+) -> Result<()> {
     let lo: Option<T> = lo.map(scalar_to);
     let hi: Option<T> = hi.map(scalar_to);
-    unary_map::<T, T>(t, move |x| {
+    unary_map_into::<T, O>(t, out, move |x| {
         #[allow(clippy::eq_op)]
         let is_nan = x != x;
         if is_nan {
-            return x;
+            return store(x);
         }
         let mut v = x;
         if let Some(l) = lo {
@@ -770,7 +816,7 @@ fn clamp_typed<T: crate::tensor::RealElement>(
                 v = h;
             }
         }
-        v
+        store(v)
     })
 }
 
@@ -794,28 +840,38 @@ fn powf<F: Float>(b: F, p: F) -> F {
     }
 }
 
-fn pow(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
-    let dt = out_dtype(outs, 0)?;
-    let sizes = out_sizes(outs, 0)?;
+fn pow(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    let out = first(o)?;
+    let dt = out.dtype();
     let compute = dt.compute_dtype();
     let x = as_dtype(a.tensor("self")?, compute);
     let e = operand_as(&a.operand("exponent")?, compute);
-    let r = match compute {
-        DType::F32 => binary_map::<f32, f32, f32>(&x, &e, &sizes, powf),
-        DType::F64 => binary_map::<f64, f64, f64>(&x, &e, &sizes, powf),
-        DType::Bool => binary_map::<bool, bool, bool>(&x, &e, &sizes, |b, p| b || !p),
-        d => {
-            crate::dispatch_dtype!(d, T => binary_map::<T, T, T>(&x, &e, &sizes, |b, p| T::from_i64(ipow(b.to_i64(), p.to_i64()))))
+    match dt {
+        DType::F32 => binary_map_into::<f32, f32, f32>(&x, &e, out, powf),
+        DType::F64 => binary_map_into::<f64, f64, f64>(&x, &e, out, powf),
+        DType::F16 => {
+            binary_map_into::<f32, f32, f16>(&x, &e, out, |b, p| f16::from_f32(powf(b, p)))
         }
-    };
-    out1(as_dtype(&r, dt))
+        DType::BF16 => {
+            binary_map_into::<f32, f32, bf16>(&x, &e, out, |b, p| bf16::from_f32(powf(b, p)))
+        }
+        DType::Bool => binary_map_into::<bool, bool, bool>(&x, &e, out, |b, p| b || !p),
+        d => {
+            crate::dispatch_dtype!(d, T => binary_map_into::<T, T, T>(&x, &e, out, |b, p| T::from_i64(ipow(b.to_i64(), p.to_i64()))))
+        }
+    }
 }
 
-fn dropout(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Tensor>>> {
+/// `dropout` / `dropout_` (`in_place`). An allocating kernel: for train=False or p=0 PyTorch returns
+/// the input itself (an alias, not a copy).
+fn dropout(
+    a: &Args<Tensor>,
+    outs: &[Value<TensorMeta>],
+    in_place: bool,
+) -> Result<Vec<Value<Tensor>>> {
     let x = a.tensor("input").or_else(|_| a.tensor("self"))?;
     let p = a.float("p")?;
     if !a.bool("train")? || p == 0.0 {
-        // PyTorch returns the input itself for dropout(train=False).
         return out1(x.clone());
     }
     // Inverted dropout with this thread's default generator (see `tensor::manual_seed`).
@@ -828,8 +884,9 @@ fn dropout(a: &Args<Tensor>, outs: &[Value<TensorMeta>]) -> Result<Vec<Value<Ten
         binary_map::<f32, f64, f32>(&xf, &mask, x.sizes(), |u, m| u * m as f32)
     };
     let y = as_dtype(&y, dt);
-    if a.schema.name.ends_with('_') {
-        return write_back(x, vec![Value::Tensor(y)]);
+    if in_place {
+        x.assign_untraced(&y)?;
+        return out1(x.clone());
     }
     out1(y)
 }

@@ -1,6 +1,12 @@
 //! Pointwise loops: unary maps, broadcasting binary/ternary maps, parallel where it pays.
+//!
+//! The `*_map_into` functions write into an output the caller allocated (an out kernel's, from
+//! `alloc_outputs`), with any strides as long as no two of its elements share memory; the inputs
+//! broadcast to the output's sizes and may share its storage (they are then read from a copy taken
+//! first). [`unary_map`], [`binary_map`] and [`ternary_map`] allocate a contiguous output and call them.
+use crate::error::{Error, Result};
 use crate::tensor::strided::for_each_run;
-use crate::tensor::{contiguous_strides, Element, Tensor};
+use crate::tensor::{fmt_shape, Buffer, Element, Tensor};
 use rayon::prelude::*;
 
 /// Element counts above which pointwise loops go parallel.
@@ -32,40 +38,160 @@ pub fn broadcast_strides_of(sizes: &[usize], strides: &[usize], out_sizes: &[usi
         .collect()
 }
 
-/// `out[i] = f(a[i])` over a tensor of element type `A` (any strides); output contiguous with a's sizes.
-pub fn unary_map<A: Element, O: Element>(a: &Tensor, f: impl Fn(A) -> O + Sync + Send) -> Tensor {
-    let out: Vec<O> = a
-        .with_contiguous::<A, _>(|src| {
-            if src.len() >= PAR_THRESHOLD {
-                let mut out = vec![O::default(); src.len()];
-                out.par_chunks_mut(CHUNK)
+/// True when two elements of a view with these sizes and strides may share a memory location (a
+/// sufficient test for the opposite: sorted by stride, each dim's stride passes everything the dims
+/// of smaller strides reach). Writing such an output would keep only one of the values written there.
+fn may_overlap(sizes: &[usize], strides: &[usize]) -> bool {
+    if sizes.contains(&0) {
+        return false;
+    }
+    let mut dims: Vec<(usize, usize)> = sizes
+        .iter()
+        .zip(strides)
+        .filter(|(&s, _)| s > 1)
+        .map(|(&s, &st)| (st, s))
+        .collect();
+    dims.sort_unstable();
+    let mut reach = 0usize;
+    for (st, s) in dims {
+        if st <= reach {
+            return true;
+        }
+        reach = reach.saturating_add(st.saturating_mul(s - 1));
+    }
+    false
+}
+
+/// Checks that a map can write `out`: a real tensor of element type `O` whose elements are distinct.
+fn check_output<O: Element>(out: &Tensor) -> Result<()> {
+    out.check_real()?;
+    if out.dtype() != O::DTYPE {
+        return Err(Error::DType(format!(
+            "a pointwise kernel writing {} got an output of dtype {}",
+            O::DTYPE.name(),
+            out.dtype().name()
+        )));
+    }
+    if may_overlap(out.sizes(), out.strides()) {
+        return Err(Error::value(format!(
+            "unsupported operation: more than one element of the written-to tensor (sizes {}, strides {}) may refer to a single memory location",
+            fmt_shape(out.sizes()),
+            fmt_shape(out.strides())
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that input `t` is a real tensor of element type `A` that broadcasts to `out_sizes`.
+fn check_input<A: Element>(t: &Tensor, out_sizes: &[usize]) -> Result<()> {
+    t.check_real()?;
+    if t.dtype() != A::DTYPE {
+        return Err(Error::DType(format!(
+            "a pointwise kernel reading {} got an input of dtype {}",
+            A::DTYPE.name(),
+            t.dtype().name()
+        )));
+    }
+    let (s, nd) = (t.sizes(), out_sizes.len());
+    if s.len() > nd
+        || s.iter()
+            .zip(&out_sizes[nd - s.len()..])
+            .any(|(&i, &o)| i != o && i != 1)
+    {
+        return Err(Error::shape(format!(
+            "a pointwise kernel's input of shape {} does not broadcast to its output's shape {}",
+            fmt_shape(s),
+            fmt_shape(out_sizes)
+        )));
+    }
+    Ok(())
+}
+
+/// `t`, or a contiguous copy of it when it shares storage with `out`: the output's storage is locked
+/// for writing while the inputs are read, and an input overlapping the output must be read whole first.
+fn unaliased(t: &Tensor, out: &Tensor) -> Tensor {
+    if t.shares_storage(out) {
+        Tensor::from_buffer(t.to_buffer(), t.sizes())
+    } else {
+        t.clone()
+    }
+}
+
+/// `out[i] = f(a[i])`, `a` (element type `A`) broadcast to `out`'s sizes, written into `out` (element
+/// type `O`, any non-overlapping strides).
+pub fn unary_map_into<A: Element, O: Element>(
+    a: &Tensor,
+    out: &Tensor,
+    f: impl Fn(A) -> O + Sync + Send,
+) -> Result<()> {
+    check_output::<O>(out)?;
+    let out_sizes = out.sizes();
+    check_input::<A>(a, out_sizes)?;
+    let n = out.numel();
+    if n == 0 {
+        // Nothing to read: an empty view's offset may point past its storage (a slice at the end).
+        return Ok(());
+    }
+    let a = unaliased(a, out);
+    if out.is_contiguous() && a.sizes() == out_sizes {
+        // Same shape into a contiguous output: one slice to another (a strided input gathered first).
+        return a.with_contiguous::<A, _>(|src| {
+            let mut guard = out.storage().write();
+            let all = O::slice_mut(&mut guard).expect("output has element type O");
+            let dst = &mut all[out.storage_offset()..out.storage_offset() + n];
+            if n >= PAR_THRESHOLD {
+                dst.par_chunks_mut(CHUNK)
                     .zip(src.par_chunks(CHUNK))
                     .for_each(|(o, s)| {
                         for (o, &s) in o.iter_mut().zip(s) {
                             *o = f(s);
                         }
                     });
-                out
             } else {
-                src.iter().map(|&x| f(x)).collect()
+                for (o, &s) in dst.iter_mut().zip(src) {
+                    *o = f(s);
+                }
             }
-        })
-        .expect("caller passes a tensor of element type A");
-    Tensor::from_buffer(O::into_buffer(out), a.sizes())
+        });
+    }
+    let ga = a.storage().read();
+    let sa = A::slice(&ga).expect("a has element type A");
+    let mut guard = out.storage().write();
+    let dst = O::slice_mut(&mut guard).expect("output has element type O");
+    let stra = broadcast_strides(&a, out_sizes);
+    for_each_run(
+        out_sizes,
+        &[out.strides(), &stra],
+        &[out.storage_offset(), a.storage_offset()],
+        |offs, len, st| {
+            for i in 0..len {
+                dst[offs[0] + i * st[0]] = f(sa[offs[1] + i * st[1]]);
+            }
+        },
+    );
+    Ok(())
 }
 
-/// `out[i] = f(a[i], b[i])` with broadcasting to `out_sizes`; `a`, `b` have element types `A`, `B`.
-pub fn binary_map<A: Element, B: Element, O: Element>(
+/// `out[i] = f(a[i], b[i])`, `a` and `b` (element types `A`, `B`) broadcast to `out`'s sizes, written
+/// into `out` (element type `O`, any non-overlapping strides).
+pub fn binary_map_into<A: Element, B: Element, O: Element>(
     a: &Tensor,
     b: &Tensor,
-    out_sizes: &[usize],
+    out: &Tensor,
     f: impl Fn(A, B) -> O + Sync + Send,
-) -> Tensor {
-    let n: usize = out_sizes.iter().product();
-    let mut out = vec![O::default(); n];
+) -> Result<()> {
+    check_output::<O>(out)?;
+    let out_sizes = out.sizes();
+    check_input::<A>(a, out_sizes)?;
+    check_input::<B>(b, out_sizes)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let (a, b) = (unaliased(a, out), unaliased(b, out));
     let ga = a.storage().read();
     let gb_owned;
-    let gb = if b.shares_storage(a) {
+    let gb = if b.shares_storage(&a) {
         &ga
     } else {
         gb_owned = b.storage().read();
@@ -73,14 +199,16 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
     };
     let sa = A::slice(&ga).expect("a has element type A");
     let sb = B::slice(gb).expect("b has element type B");
-    let same_shape = a.sizes() == out_sizes && b.sizes() == out_sizes;
-    if n == 0 {
-        // Nothing to read: an empty view's offset may point past its storage (a slice at the end).
-    } else if same_shape && a.is_contiguous() && b.is_contiguous() {
+    let mut guard = out.storage().write();
+    let all = O::slice_mut(&mut guard).expect("output has element type O");
+    let o0 = out.storage_offset();
+    let dense = out.is_contiguous() && a.sizes() == out_sizes && a.is_contiguous();
+    if dense && b.sizes() == out_sizes && b.is_contiguous() {
+        let dst = &mut all[o0..o0 + n];
         let xa = &sa[a.storage_offset()..a.storage_offset() + n];
         let xb = &sb[b.storage_offset()..b.storage_offset() + n];
         if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(CHUNK)
+            dst.par_chunks_mut(CHUNK)
                 .zip(xa.par_chunks(CHUNK).zip(xb.par_chunks(CHUNK)))
                 .for_each(|(o, (x, y))| {
                     for i in 0..o.len() {
@@ -89,14 +217,15 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
                 });
         } else {
             for i in 0..n {
-                out[i] = f(xa[i], xb[i]);
+                dst[i] = f(xa[i], xb[i]);
             }
         }
-    } else if b.numel() == 1 && a.sizes() == out_sizes && a.is_contiguous() {
+    } else if dense && b.numel() == 1 {
+        let dst = &mut all[o0..o0 + n];
         let y = sb[b.storage_offset()];
         let xa = &sa[a.storage_offset()..a.storage_offset() + n];
         if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(CHUNK)
+            dst.par_chunks_mut(CHUNK)
                 .zip(xa.par_chunks(CHUNK))
                 .for_each(|(o, x)| {
                     for i in 0..o.len() {
@@ -105,62 +234,290 @@ pub fn binary_map<A: Element, B: Element, O: Element>(
                 });
         } else {
             for i in 0..n {
-                out[i] = f(xa[i], y);
+                dst[i] = f(xa[i], y);
             }
         }
     } else {
-        let os = contiguous_strides(out_sizes);
-        let stra = broadcast_strides(a, out_sizes);
-        let strb = broadcast_strides(b, out_sizes);
+        let stra = broadcast_strides(&a, out_sizes);
+        let strb = broadcast_strides(&b, out_sizes);
         for_each_run(
             out_sizes,
-            &[&os, &stra, &strb],
-            &[0, a.storage_offset(), b.storage_offset()],
+            &[out.strides(), &stra, &strb],
+            &[o0, a.storage_offset(), b.storage_offset()],
             |offs, len, st| {
-                let (o0, a0, b0) = (offs[0], offs[1], offs[2]);
-                let (sa_, sb_) = (st[1], st[2]);
-                let dst = &mut out[o0..o0 + len];
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = f(sa[a0 + i * sa_], sb[b0 + i * sb_]);
+                for i in 0..len {
+                    all[offs[0] + i * st[0]] = f(sa[offs[1] + i * st[1]], sb[offs[2] + i * st[2]]);
                 }
             },
         );
     }
-    Tensor::from_buffer(O::into_buffer(out), out_sizes)
+    Ok(())
 }
 
-/// `out[i] = f(a[i], b[i], c[i])` with broadcasting (used by `where`, `clamp` with tensor bounds, `addcmul`-likes).
+/// `out[i] = f(a[i], b[i], c[i])`, the inputs broadcast to `out`'s sizes, written into `out` (element
+/// type `O`, any non-overlapping strides). Used by `where`, `masked_fill`, `clamp` with tensor bounds.
+pub fn ternary_map_into<A: Element, B: Element, C: Element, O: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    out: &Tensor,
+    f: impl Fn(A, B, C) -> O + Sync + Send,
+) -> Result<()> {
+    check_output::<O>(out)?;
+    let out_sizes = out.sizes();
+    check_input::<A>(a, out_sizes)?;
+    check_input::<B>(b, out_sizes)?;
+    check_input::<C>(c, out_sizes)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let (a, b, c) = (unaliased(a, out), unaliased(b, out), unaliased(c, out));
+    // One read lock per storage: the inputs may share one.
+    let ga = a.storage().read();
+    let gb_owned;
+    let gb = if b.shares_storage(&a) {
+        &ga
+    } else {
+        gb_owned = b.storage().read();
+        &gb_owned
+    };
+    let gc_owned;
+    let gc = if c.shares_storage(&a) {
+        &ga
+    } else if c.shares_storage(&b) {
+        gb
+    } else {
+        gc_owned = c.storage().read();
+        &gc_owned
+    };
+    let sa = A::slice(&ga).expect("a has element type A");
+    let sb = B::slice(gb).expect("b has element type B");
+    let sc = C::slice(gc).expect("c has element type C");
+    let mut guard = out.storage().write();
+    let all = O::slice_mut(&mut guard).expect("output has element type O");
+    let o0 = out.storage_offset();
+    let dense = |t: &Tensor| t.sizes() == out_sizes && t.is_contiguous();
+    if out.is_contiguous() && dense(&a) && dense(&b) && dense(&c) {
+        let dst = &mut all[o0..o0 + n];
+        let xa = &sa[a.storage_offset()..a.storage_offset() + n];
+        let xb = &sb[b.storage_offset()..b.storage_offset() + n];
+        let xc = &sc[c.storage_offset()..c.storage_offset() + n];
+        if n >= PAR_THRESHOLD {
+            dst.par_chunks_mut(CHUNK)
+                .zip(
+                    xa.par_chunks(CHUNK)
+                        .zip(xb.par_chunks(CHUNK).zip(xc.par_chunks(CHUNK))),
+                )
+                .for_each(|(o, (x, (y, z)))| {
+                    for i in 0..o.len() {
+                        o[i] = f(x[i], y[i], z[i]);
+                    }
+                });
+        } else {
+            for i in 0..n {
+                dst[i] = f(xa[i], xb[i], xc[i]);
+            }
+        }
+        return Ok(());
+    }
+    let stra = broadcast_strides(&a, out_sizes);
+    let strb = broadcast_strides(&b, out_sizes);
+    let strc = broadcast_strides(&c, out_sizes);
+    for_each_run(
+        out_sizes,
+        &[out.strides(), &stra, &strb, &strc],
+        &[
+            o0,
+            a.storage_offset(),
+            b.storage_offset(),
+            c.storage_offset(),
+        ],
+        |offs, len, st| {
+            for i in 0..len {
+                all[offs[0] + i * st[0]] = f(
+                    sa[offs[1] + i * st[1]],
+                    sb[offs[2] + i * st[2]],
+                    sc[offs[3] + i * st[3]],
+                );
+            }
+        },
+    );
+    Ok(())
+}
+
+/// A zero-filled contiguous tensor of element type `O`.
+fn contiguous_output<O: Element>(sizes: &[usize]) -> Tensor {
+    Tensor::from_buffer(Buffer::zeros(O::DTYPE, sizes.iter().product()), sizes)
+}
+
+/// `out[i] = f(a[i])` over a tensor of element type `A` (any strides); output contiguous with a's sizes.
+/// [`unary_map_into`] a new tensor; panics if `a` is not of element type `A`.
+pub fn unary_map<A: Element, O: Element>(a: &Tensor, f: impl Fn(A) -> O + Sync + Send) -> Tensor {
+    let out = contiguous_output::<O>(a.sizes());
+    unary_map_into(a, &out, f).expect("caller passes a real tensor of element type A");
+    out
+}
+
+/// `out[i] = f(a[i], b[i])` with broadcasting to `out_sizes`; `a`, `b` have element types `A`, `B`.
+/// [`binary_map_into`] a new contiguous tensor; panics on other element types or shapes that do not
+/// broadcast to `out_sizes`.
+pub fn binary_map<A: Element, B: Element, O: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    out_sizes: &[usize],
+    f: impl Fn(A, B) -> O + Sync + Send,
+) -> Tensor {
+    let out = contiguous_output::<O>(out_sizes);
+    binary_map_into(a, b, &out, f).expect("caller passes tensors of element types A, B");
+    out
+}
+
+/// `out[i] = f(a[i], b[i], c[i])` with broadcasting to `out_sizes`: [`ternary_map_into`] a new
+/// contiguous tensor; panics on other element types or shapes that do not broadcast to `out_sizes`.
 pub fn ternary_map<A: Element, B: Element, C: Element, O: Element>(
     a: &Tensor,
     b: &Tensor,
     c: &Tensor,
     out_sizes: &[usize],
-    f: impl Fn(A, B, C) -> O,
+    f: impl Fn(A, B, C) -> O + Sync + Send,
 ) -> Tensor {
-    let n: usize = out_sizes.iter().product();
-    let mut out = vec![O::default(); n];
-    // Operands are gathered to contiguous order first (where() is not a hot path), then walked with
-    // broadcast strides over those copies.
-    let va = a.to_vec::<A>().expect("element type A");
-    let vb = b.to_vec::<B>().expect("element type B");
-    let vc = c.to_vec::<C>().expect("element type C");
-    let os = contiguous_strides(out_sizes);
-    let bs =
-        |t: &Tensor| broadcast_strides_of(t.sizes(), &contiguous_strides(t.sizes()), out_sizes);
-    let (stra, strb, strc) = (bs(a), bs(b), bs(c));
-    for_each_run(
-        out_sizes,
-        &[&os, &stra, &strb, &strc],
-        &[0, 0, 0, 0],
-        |offs, len, st| {
-            for i in 0..len {
-                out[offs[0] + i] = f(
-                    va[offs[1] + i * st[1]],
-                    vb[offs[2] + i * st[2]],
-                    vc[offs[3] + i * st[3]],
-                );
-            }
-        },
-    );
-    Tensor::from_buffer(O::into_buffer(out), out_sizes)
+    let out = contiguous_output::<O>(out_sizes);
+    ternary_map_into(a, b, c, &out, f).expect("caller passes tensors of element types A, B, C");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t32(v: Vec<f32>, sizes: &[usize]) -> Tensor {
+        Tensor::from_vec(v, sizes).unwrap()
+    }
+
+    /// A zero-filled [rows, cols] output laid out column-major (the transpose of a contiguous
+    /// [cols, rows]), as `alloc_outputs` makes for a meta with those strides.
+    fn column_major(dtype: crate::DType, rows: usize, cols: usize) -> Tensor {
+        Tensor::zeros_strided(dtype, &[rows, cols], &[1, rows]).unwrap()
+    }
+
+    #[test]
+    fn maps_write_into_a_transposed_output() {
+        let a = t32((0..6).map(|i| i as f32).collect(), &[2, 3]);
+        let out = column_major(crate::DType::F32, 2, 3);
+        assert!(!out.is_contiguous());
+        unary_map_into::<f32, f32>(&a, &out, |x| x * 10.0).unwrap();
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+        );
+        // The storage holds the values column by column.
+        let stored = out
+            .restride(&[6], &[1], 0)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(stored, vec![0.0, 30.0, 10.0, 40.0, 20.0, 50.0]);
+
+        // Broadcasting a row and a column into the transposed output.
+        let row = t32(vec![1.0, 2.0, 3.0], &[3]);
+        let col = t32(vec![10.0, 20.0], &[2, 1]);
+        let out = column_major(crate::DType::F32, 2, 3);
+        binary_map_into::<f32, f32, f32>(&col, &row, &out, |x, y| x + y).unwrap();
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![11.0, 12.0, 13.0, 21.0, 22.0, 23.0]
+        );
+
+        // A same-shape contiguous input with a scalar (the fast paths' shapes) into it.
+        let out = column_major(crate::DType::F32, 2, 3);
+        binary_map_into::<f32, f32, f32>(&a, &Tensor::scalar(1.0f32), &out, |x, y| x - y).unwrap();
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![-1.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+        );
+
+        let cond = Tensor::from_vec(vec![true, false, true, false, true, false], &[2, 3]).unwrap();
+        let out = column_major(crate::DType::F32, 2, 3);
+        ternary_map_into::<bool, f32, f32, f32>(
+            &cond,
+            &a,
+            &Tensor::scalar(-1.0f32),
+            &out,
+            |c, x, y| {
+                if c {
+                    x
+                } else {
+                    y
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![0.0, -1.0, 2.0, -1.0, 4.0, -1.0]
+        );
+    }
+
+    #[test]
+    fn maps_into_an_output_sharing_an_input_storage() {
+        // out = a.t() written from a: every element must be read before it is overwritten.
+        let a = t32((0..4).map(|i| i as f32).collect(), &[2, 2]);
+        let out = a.transpose_untraced(0, 1);
+        binary_map_into::<f32, f32, f32>(&a, &a, &out, |x, y| x + y).unwrap();
+        // out[i][j] = 2 * a_old[i][j], stored transposed: a now holds 2 * a_old transposed.
+        assert_eq!(a.to_vec::<f32>().unwrap(), vec![0.0, 4.0, 2.0, 6.0]);
+        let b = t32(vec![1.0, 2.0], &[2]);
+        unary_map_into::<f32, f32>(&b, &b, |x| -x).unwrap();
+        assert_eq!(b.to_vec::<f32>().unwrap(), vec![-1.0, -2.0]);
+    }
+
+    #[test]
+    fn maps_refuse_outputs_they_cannot_write() {
+        let a = t32(vec![1.0, 2.0], &[2]);
+        // Two elements at one location (an expanded view).
+        let base = t32(vec![0.0], &[1]);
+        let expanded = base.restride(&[2], &[0], 0).unwrap();
+        let e = unary_map_into::<f32, f32>(&a, &expanded, |x| x).unwrap_err();
+        assert!(e.to_string().contains("single memory location"), "{e}");
+        // Another element type than the kernel writes.
+        let wrong = Tensor::zeros_strided(crate::DType::F64, &[2], &[1]).unwrap();
+        assert!(unary_map_into::<f32, f32>(&a, &wrong, |x| x).is_err());
+        // An input that does not broadcast to the output.
+        let out = Tensor::zeros_strided(crate::DType::F32, &[3], &[1]).unwrap();
+        let e = binary_map_into::<f32, f32, f32>(&a, &a, &out, |x, y| x + y).unwrap_err();
+        assert!(e.to_string().contains("does not broadcast"), "{e}");
+    }
+
+    #[test]
+    fn maps_handle_empty_and_zero_dim_outputs() {
+        let empty = Tensor::zeros_strided(crate::DType::F32, &[0, 3], &[3, 1]).unwrap();
+        unary_map_into::<f32, f32>(&empty, &empty.clone(), |x| x).unwrap();
+        let s = Tensor::scalar(2.0f32);
+        let out = Tensor::zeros_strided(crate::DType::F64, &[], &[]).unwrap();
+        binary_map_into::<f32, f32, f64>(&s, &s, &out, |x, y| (x * y) as f64).unwrap();
+        assert_eq!(out.to_vec::<f64>().unwrap(), vec![4.0]);
+    }
+
+    #[test]
+    fn large_maps_match_the_sequential_loop() {
+        let n = PAR_THRESHOLD + 17;
+        let a = t32((0..n).map(|i| i as f32).collect(), &[n]);
+        let b = t32((0..n).map(|i| (i % 7) as f32).collect(), &[n]);
+        let y = binary_map::<f32, f32, f32>(&a, &b, &[n], |x, y| x * 2.0 + y);
+        let want: Vec<f32> = (0..n).map(|i| i as f32 * 2.0 + (i % 7) as f32).collect();
+        assert_eq!(y.to_vec::<f32>().unwrap(), want);
+        let cond = unary_map::<f32, bool>(&b, |x| x > 3.0);
+        let w = ternary_map::<bool, f32, f32, f32>(
+            &cond,
+            &a,
+            &b,
+            &[n],
+            |c, x, y| if c { x } else { y },
+        );
+        let want: Vec<f32> = (0..n)
+            .map(|i| if i % 7 > 3 { i as f32 } else { (i % 7) as f32 })
+            .collect();
+        assert_eq!(w.to_vec::<f32>().unwrap(), want);
+    }
 }
