@@ -273,7 +273,8 @@ class SymScalars(torch.nn.Module):
 class EinsumPairs(torch.nn.Module):
     """torch.einsum over two and three operands (twin in crates/oxport-export/tests/decompose_fixtures.rs):
     matmul, batched, attention, outer, broadcast ellipsis, size-1 batch dims, labels only one operand has,
-    labels repeated across operands, operands swapped by sumproduct_pair, reshapes that copy."""
+    labels repeated across operands, operands swapped by sumproduct_pair, reshapes that copy, and a
+    contraction path (as torch.einsum passes opt_einsum's)."""
 
     def forward(s, x, y, z, bt, bu, q, k, v, w, one, x2, t3):
         return (
@@ -295,6 +296,7 @@ class EinsumPairs(torch.nn.Module):
             torch.einsum("ij,jk", x, y),
             torch.einsum("Ab,bC->AC", x, y),
             torch.einsum("i,i->", v, v),
+            torch.ops.aten.einsum.default("ij,jk,kl->il", [x, y, z], path=[1, 2, 0, 1]),
         )
 
 

@@ -186,6 +186,24 @@ fn check_twin(model: &dyn Forward, name: &str, shapes: &[&[i64]]) {
     check_run(&core, name);
 }
 
+/// `torch.ops.aten.einsum.default(equation, operands, path=path)`: what `torch.einsum` calls with
+/// opt_einsum's contraction path.
+#[track_caller]
+fn einsum_along(equation: &str, operands: &[&Tensor], path: &[i64]) -> Result<Tensor> {
+    let out = oxport_core::ops::call(
+        "aten.einsum.default",
+        vec![
+            Value::Str(equation.into()),
+            Value::Tensors(operands.iter().map(|&x| x.clone()).collect()),
+        ],
+        vec![("path".into(), Value::from(path))],
+    )?;
+    match out.into_iter().next() {
+        Some(Value::Tensor(t)) => Ok(t),
+        other => panic!("einsum returned {other:?}"),
+    }
+}
+
 /// Twin of `EinsumPairs`: einsum over two and three operands.
 #[derive(oxport_export::Module)]
 #[module(crate = "oxport_export", type_name = "gen_export_fixtures.EinsumPairs")]
@@ -224,6 +242,7 @@ impl Forward for EinsumPairs {
             e("ij,jk", &[x, y])?,
             e("Ab,bC->AC", &[x, y])?,
             e("i,i->", &[v, v])?,
+            einsum_along("ij,jk,kl->il", &[x, y, z], &[1, 2, 0, 1])?,
         ];
         Ok(PyValue::Tuple(outs.into_iter().map(Into::into).collect()))
     }

@@ -1814,16 +1814,30 @@ pub(crate) fn weight_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     )?))
 }
 
-/// `einsum`, as PyTorch's C++ composite (`at::native::einsum` in ATen's `Linear.cpp`, no contraction
-/// path: `opt_einsum` is not installed) computes it: every operand aligned to one dim order (the output
-/// labels, then the summed ones) by diagonals (`diagonal` + `movedim`, a `permute`), `unsqueeze`s for its
-/// missing labels and a `permute`; then the operands contracted left to right, each pair first summing
-/// (keeping dims) what only one side still has and nothing later needs, then `sumproduct_pair`; the
-/// summed dims are finally dropped by a `view` (or, for one operand, summed out).
+/// `einsum`, as PyTorch's C++ composite (`at::native::einsum` in ATen's `Linear.cpp`) computes it: every
+/// operand aligned to one dim order (the output labels, then the summed ones) by diagonals (`diagonal` +
+/// `movedim`, a `permute`), `unsqueeze`s for its missing labels and a `permute`; then the operands
+/// contracted pairwise — left to right, as `torch.einsum` asks without `opt_einsum`, or along the given
+/// `path` — each pair first summing (keeping dims) what only one side still has and nothing later needs,
+/// then `sumproduct_pair`; the summed dims are finally dropped by a `view` (or, for one operand, summed).
 pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
     use super::einsum::Equation;
     let operands = a.tensors("tensors")?;
     let ranks: Vec<usize> = operands.iter().map(|x| x.dim()).collect();
+    let path = a.opt_ints("path")?;
+    if let Some(p) = &path {
+        let want = if operands.len() == 1 {
+            1
+        } else {
+            (operands.len() - 1) * 2
+        };
+        if p.len() != want {
+            return Err(Error::value(format!(
+                "einsum(): expected contraction path given in path parameter to have size {want} but got {}",
+                p.len()
+            )));
+        }
+    }
     let eq = Equation::parse(a.str("equation")?, &ranks)?;
     // PyTorch's size checks (repeated labels, broadcasting), with its messages.
     let sym: Vec<Vec<SymInt>> = operands
@@ -1840,7 +1854,7 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
     let (n, out_num_dim) = (order.len(), eq.output.len());
     // Per aligned dim, how many operands (still) have it with a size other than 1.
     let mut dim_counts = vec![0usize; n];
-    let mut ops: std::collections::VecDeque<Tensor> = std::collections::VecDeque::new();
+    let mut ops: Vec<Tensor> = vec![];
     for (x, labels) in operands.iter().zip(&eq.inputs) {
         let mut op = x.clone();
         let mut perm: Vec<Option<usize>> = vec![None; n];
@@ -1874,14 +1888,33 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
             dim += 1;
         }
         let perm: Vec<i64> = perm.iter().map(|p| p.unwrap_or(0) as i64).collect();
-        ops.push_back(one(permute(&op, &perm)?)?);
+        ops.push(one(permute(&op, &perm)?)?);
     }
     let size = |x: &Tensor, d: usize| x.sizes_untraced()[d];
+    // The pairs to contract: the path's (as opt_einsum writes it; each result goes last), or left to
+    // right (each result goes first).
+    let mut steps = path.iter().flatten().copied();
     while ops.len() > 1 {
-        let (mut a, mut b) = match (ops.pop_front(), ops.pop_front()) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(Error::value("einsum(): no operands to contract")),
+        let (i, j) = match &path {
+            None => (0, 1),
+            Some(_) => {
+                let (i, j) = (steps.next().unwrap_or(0), steps.next().unwrap_or(0));
+                let (i, j) = (i.min(j), i.max(j));
+                if i == j || i < 0 || j >= ops.len() as i64 {
+                    return Err(Error::value(format!(
+                        "einsum(): invalid contraction ({i}, {j}){}",
+                        if i == j {
+                            " cannot contract an operand with itself"
+                        } else {
+                            " operand index is out of bounds"
+                        }
+                    )));
+                }
+                (i as usize, j as usize)
+            }
         };
+        let mut b = ops.remove(j);
+        let mut a = ops.remove(i);
         let (mut sum_dims, mut a_sum, mut b_sum) = (vec![], vec![], vec![]);
         for d in out_num_dim..n {
             let (sa, sb) = (size(&a, d) != 1, size(&b, d) != 1);
@@ -1907,10 +1940,15 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
         if !b_sum.is_empty() {
             b = sum_keepdim(&b, &b_sum)?;
         }
-        ops.push_front(sumproduct_pair(a, b, &sum_dims)?);
+        let r = sumproduct_pair(a, b, &sum_dims)?;
+        if path.is_some() {
+            ops.push(r);
+        } else {
+            ops.insert(0, r);
+        }
     }
     let result = ops
-        .pop_front()
+        .pop()
         .ok_or_else(|| Error::value("einsum(): must provide at least one operand"))?;
     if n == out_num_dim {
         return Ok(Decomposed::from(result));
