@@ -1916,21 +1916,21 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
         let mut b = ops.remove(j);
         let mut a = ops.remove(i);
         let (mut sum_dims, mut a_sum, mut b_sum) = (vec![], vec![], vec![]);
-        for d in out_num_dim..n {
+        for (d, count) in dim_counts.iter_mut().enumerate().skip(out_num_dim) {
             let (sa, sb) = (size(&a, d) != 1, size(&b, d) != 1);
             if sa && sb {
-                dim_counts[d] = dim_counts[d].saturating_sub(1);
-                if dim_counts[d] == 1 {
+                *count = count.saturating_sub(1);
+                if *count == 1 {
                     sum_dims.push(d as i64);
-                    dim_counts[d] = 0;
+                    *count = 0;
                 }
-            } else if dim_counts[d] == 1 {
+            } else if *count == 1 {
                 if sa {
                     a_sum.push(d as i64);
-                    dim_counts[d] = 0;
+                    *count = 0;
                 } else if sb {
                     b_sum.push(d as i64);
-                    dim_counts[d] = 0;
+                    *count = 0;
                 }
             }
         }
