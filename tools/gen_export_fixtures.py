@@ -300,8 +300,69 @@ class SymAttention(torch.nn.Module):
         w = (x @ x.transpose(-2, -1)) * (x.size(-1) ** -0.5)
         return w.softmax(-1) @ x
 
+
+class EinsumPairs(torch.nn.Module):
+    """torch.einsum over two and three operands (twin in crates/oxport-export/tests/decompose_fixtures.rs):
+    matmul, batched, attention, outer, broadcast ellipsis, size-1 batch dims, labels only one operand has,
+    labels repeated across operands, operands swapped by sumproduct_pair, reshapes that copy, and a
+    contraction path (as torch.einsum passes opt_einsum's)."""
+
+    def forward(s, x, y, z, bt, bu, q, k, v, w, one, x2, t3):
+        return (
+            torch.einsum("ij,jk->ik", x, y),
+            torch.einsum("bij,bjk->bik", bt, bu),
+            torch.einsum("bhqd,bhkd->bhqk", q, k),
+            torch.einsum("i,j->ij", v, w),
+            torch.einsum("...ij,...jk->...ik", bt, z),
+            torch.einsum("ij,jk,kl->il", x, y, z),
+            torch.einsum("ij,ij->i", x, x),
+            torch.einsum("ij,ij->ij", x, x),
+            torch.einsum("bij,bjk->bik", one, bu),
+            torch.einsum("bij,bjk->ik", one, bu),
+            torch.einsum("ij,k->i", x, w),
+            torch.einsum("ij,ik->j", x, x2),
+            torch.einsum("ij,ik->kj", x, x2),
+            torch.einsum("ijk,kj->i", t3, y.permute(1, 0)),
+            torch.einsum("bn,anm,bm->ba", x, t3, x2),
+            torch.einsum("ij,jk", x, y),
+            torch.einsum("Ab,bC->AC", x, y),
+            torch.einsum("i,i->", v, v),
+            torch.ops.aten.einsum.default("ij,jk,kl->il", [x, y, z], path=[1, 2, 0, 1]),
+        )
+
+
+# Input shapes of EinsumPairs, in its forward's order.
+EINSUM_PAIRS_SHAPES = [(2, 3), (3, 4), (4, 5), (2, 3, 4), (2, 4, 5), (2, 3, 4, 5), (2, 3, 6, 5), (3,), (4,),
+                       (1, 3, 4), (2, 4), (2, 3, 4)]
+
+
+class EinsumSingle(torch.nn.Module):
+    """torch.einsum over one operand (twin in crates/oxport-export/tests/decompose_fixtures.rs): diagonals
+    (also inside a 3-d operand), traces, sums, transposes, implicit outputs, size-1 dims, ellipses."""
+
+    def forward(s, sq, x, c3, d3, u):
+        return (
+            torch.einsum("ii->i", sq),
+            torch.einsum("ii->", sq),
+            torch.einsum("ii", sq),
+            torch.einsum("ij->", x),
+            torch.einsum("ij->ji", x),
+            torch.einsum("ba", x),
+            torch.einsum("ij->j", x),
+            torch.einsum("iij->ji", c3),
+            torch.einsum("jii->ij", d3),
+            torch.einsum("iji->j", c3.permute(0, 2, 1)),
+            torch.einsum("ibj->jb", u),
+            torch.einsum("...j->j...", c3),
+            torch.einsum("i...->...", x),
+        )
+
+
+EINSUM_SINGLE_SHAPES = [(3, 3), (2, 3), (3, 3, 2), (2, 3, 3), (3, 1, 4)]
+
 # Models whose run_decompositions() print is recorded too.
-CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched", "custom_op"}
+CORE = {"resnet18", "mobilenet_v3_small", "layers", "seq1d", "cond", "lstm_stacked", "lstm_unbatched", "custom_op",
+        "einsum_pairs", "einsum_single"}
 
 _BATCH = torch.export.Dim("b", min=2, max=64)
 DYNAMIC = {
@@ -322,6 +383,8 @@ RUN_SIZES = {
     "sym_scalars": {"t5d8": [(2, 5, 8)], "t7d3": [(2, 7, 3)]},
     "sym_floats": {"t5d8": [(2, 5, 8)], "t6d3": [(2, 6, 3)]},
     "sym_attention": {"s5d8": [(2, 5, 8)], "s9d4": [(2, 9, 4)]},
+    "einsum_pairs": {"run": EINSUM_PAIRS_SHAPES},
+    "einsum_single": {"run": EINSUM_SINGLE_SHAPES},
 }
 
 
@@ -337,7 +400,8 @@ def write_runs(name, ep):
             outputs = (outputs,)
         for kind, values in (("in", inputs), ("out", outputs)):
             for i, v in enumerate(values):
-                np.save(os.path.join(OUT, f"{name}.{tag}.{kind}_{i}.npy"), v.detach().numpy(), allow_pickle=False)
+                np.save(os.path.join(OUT, f"{name}.{tag}.{kind}_{i}.npy"), v.detach().contiguous().numpy(),
+                        allow_pickle=False)
 
 
 def twins():
@@ -379,6 +443,8 @@ def twins():
     yield "sym_scalars", SymScalars, (torch.randn(2, 5, 8),)
     yield "sym_floats", SymFloats, (torch.randn(2, 5, 8),)
     yield "sym_attention", SymAttention, (torch.randn(2, 5, 8),)
+    yield "einsum_pairs", EinsumPairs, tuple(torch.randn(*s) for s in EINSUM_PAIRS_SHAPES)
+    yield "einsum_single", EinsumSingle, tuple(torch.randn(*s) for s in EINSUM_SINGLE_SHAPES)
 
 
 def write_safetensors():

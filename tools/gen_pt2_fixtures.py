@@ -302,6 +302,21 @@ class Bf16Block(nn.Module):
         return self.block(x.to(torch.bfloat16)).float()
 
 
+class Einsums(nn.Module):
+    """torch.einsum as models write it (attention scores, a bilinear form over three operands, a trace of
+    a weight): PyTorch's training IR keeps einsum, its core form is einsum's C++ composite (permutes,
+    unsqueezes, sums, bmm)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 4, 4))
+
+    def forward(self, q, k, x):
+        scores = torch.einsum("bhqd,bhkd->bhqk", q, k)
+        bil = torch.einsum("bi,oij,bj->bo", x, self.w, x)
+        return scores, bil + torch.einsum("ii", self.w[0])
+
+
 def own_cases():
     def mk(model, args, kwargs=None, dynamic_shapes=None, strict=False, mode="eval", tol=None):
         """tol: (rtol, atol) for the runtime's comparison of float outputs, when not float32's."""
@@ -355,6 +370,7 @@ def own_cases():
     yield "int64_and_bool_paths", lambda: mk(Int64AndBoolPaths(), (
         torch.randint(-big, big, (6,)), torch.randint(-big, big, (6,)), torch.rand(6) > 0.5))
     yield "spectral_filter", lambda: mk(SpectralFilter(), (torch.randn(3, 8),))
+    yield "einsums", lambda: mk(Einsums(), (torch.randn(2, 2, 3, 4), torch.randn(2, 2, 5, 4), torch.randn(2, 4)))
 
 
 def exportdb_names():

@@ -1222,6 +1222,18 @@ impl Tensor {
             vec![],
         )
     }
+    /// `torch.einsum(equation, *operands)`: `Tensor::einsum("bhqd,bhkd->bhqk", &[&q, &k])`.
+    #[track_caller]
+    pub fn einsum(equation: &str, operands: &[&Tensor]) -> Result<Tensor> {
+        op1(
+            "aten.einsum.default",
+            vec![
+                Value::Str(equation.to_string()),
+                Value::Tensors(operands.iter().map(|x| (*x).clone()).collect()),
+            ],
+            vec![],
+        )
+    }
     /// `torch.stack(tensors, dim)`.
     #[track_caller]
     pub fn stack(tensors: &[&Tensor], dim: i64) -> Result<Tensor> {

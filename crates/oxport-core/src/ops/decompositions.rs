@@ -1785,15 +1785,33 @@ pub(crate) fn weight_norm(a: &Args<Tensor>) -> Result<Decomposed> {
     )?))
 }
 
-/// `einsum` as sums of products: labels only one operand has are summed out first, then operands are
-/// contracted left to right with `bmm` (batch labels, free labels, contracted labels), and the result
-/// is permuted into the output order.
+/// `einsum`, as PyTorch's C++ composite (`at::native::einsum` in ATen's `Linear.cpp`) computes it: every
+/// operand aligned to one dim order (the output labels, then the summed ones) by diagonals (`diagonal` +
+/// `movedim`, a `permute`), `unsqueeze`s for its missing labels and a `permute`; then the operands
+/// contracted pairwise — left to right, as `torch.einsum` asks without `opt_einsum`, or along the given
+/// `path` — each pair first summing (keeping dims) what only one side still has and nothing later needs,
+/// then `sumproduct_pair`; the summed dims are finally dropped by a `view` (or, for one operand, summed).
 pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
-    use super::einsum::{Equation, Label};
-    let ops = a.tensors("tensors")?;
-    let ranks: Vec<usize> = ops.iter().map(|x| x.dim()).collect();
+    use super::einsum::Equation;
+    let operands = a.tensors("tensors")?;
+    let ranks: Vec<usize> = operands.iter().map(|x| x.dim()).collect();
+    let path = a.opt_ints("path")?;
+    if let Some(p) = &path {
+        let want = if operands.len() == 1 {
+            1
+        } else {
+            (operands.len() - 1) * 2
+        };
+        if p.len() != want {
+            return Err(Error::value(format!(
+                "einsum(): expected contraction path given in path parameter to have size {want} but got {}",
+                p.len()
+            )));
+        }
+    }
     let eq = Equation::parse(a.str("equation")?, &ranks)?;
-    let sym: Vec<Vec<SymInt>> = ops
+    // PyTorch's size checks (repeated labels, broadcasting), with its messages.
+    let sym: Vec<Vec<SymInt>> = operands
         .iter()
         .map(|x| {
             x.sizes_untraced()
@@ -1802,138 +1820,223 @@ pub(crate) fn einsum(a: &Args<Tensor>) -> Result<Decomposed> {
                 .collect()
         })
         .collect();
-    let sizes = eq.label_sizes(&sym)?;
-    let size_of = |l: Label| -> i64 {
-        sizes
-            .iter()
-            .find(|(x, _)| *x == l)
-            .and_then(|(_, n)| n.as_int())
-            .unwrap_or(1)
-    };
-    let sum_dims = |x: Tensor,
-                    labels: Vec<Label>,
-                    drop: &dyn Fn(Label) -> bool|
-     -> Result<(Tensor, Vec<Label>)> {
-        let dims: Vec<i64> = (0..labels.len() as i64)
-            .filter(|&i| drop(labels[i as usize]))
-            .collect();
-        if dims.is_empty() {
-            return Ok((x, labels));
+    eq.label_sizes(&sym)?;
+    let order = eq.aligned_labels();
+    let (n, out_num_dim) = (order.len(), eq.output.len());
+    // Per aligned dim, how many operands (still) have it with a size other than 1.
+    let mut dim_counts = vec![0usize; n];
+    let mut ops: Vec<Tensor> = vec![];
+    for (x, labels) in operands.iter().zip(&eq.inputs) {
+        let mut op = x.clone();
+        let mut perm: Vec<Option<usize>> = vec![None; n];
+        let mut dim = 0usize;
+        for l in labels {
+            let p = order.iter().position(|o| o == l).unwrap_or(0);
+            match perm[p] {
+                None => {
+                    if op.sizes_untraced()[dim] != 1 {
+                        dim_counts[p] += 1;
+                    }
+                    perm[p] = Some(dim);
+                    dim += 1;
+                }
+                Some(prev) => {
+                    // A repeated label: its diagonal, moved back to the first occurrence's place.
+                    op = one(call(
+                        op_def!("aten.diagonal.default")?,
+                        vec![t(&op), int(0), int(prev as i64), int(dim as i64)],
+                    )?)?;
+                    op = one(permute(&op, &movedim_last_to(op.dim(), prev))?)?;
+                }
+            }
         }
-        let r = one(call(
-            op_def!("aten.sum.dim_IntList")?,
-            vec![t(&x), ints(&dims), Value::Bool(false)],
-        )?)?;
-        let kept = labels.into_iter().filter(|&l| !drop(l)).collect();
-        Ok((r, kept))
-    };
-    // Diagonals first: a label repeated within one operand.
-    let mut terms: Vec<(Tensor, Vec<Label>)> = vec![];
-    for (x, labels) in ops.iter().zip(&eq.inputs) {
-        let (mut x, mut labels) = (x.clone(), labels.clone());
-        while let Some((i, j)) = (0..labels.len()).find_map(|i| {
-            (i + 1..labels.len())
-                .find(|&j| labels[j] == labels[i])
-                .map(|j| (i, j))
-        }) {
-            x = one(call(
-                op_def!("aten.diagonal.default")?,
-                vec![t(&x), int(0), int(i as i64), int(j as i64)],
+        for p in perm.iter_mut().filter(|p| p.is_none()) {
+            op = one(call(
+                op_def!("aten.unsqueeze.default")?,
+                vec![t(&op), int(dim as i64)],
             )?)?;
-            let l = labels[i];
-            labels.remove(j);
-            labels.remove(i);
-            labels.push(l);
+            *p = Some(dim);
+            dim += 1;
         }
-        terms.push((x, labels));
+        let perm: Vec<i64> = perm.iter().map(|p| p.unwrap_or(0) as i64).collect();
+        ops.push(one(permute(&op, &perm)?)?);
     }
-    let needed_after = |k: usize, terms: &[(Tensor, Vec<Label>)], l: Label| {
-        eq.output.contains(&l) || terms[k + 1..].iter().any(|(_, ls)| ls.contains(&l))
-    };
-    let (first_t, first_l) = terms[0].clone();
-    let (mut acc, mut acc_l) = sum_dims(first_t, first_l, &|l| !needed_after(0, &terms, l))?;
-    for k in 1..terms.len() {
-        let keep = |l: Label| needed_after(k, &terms, l);
-        let (b, b_l) = terms[k].clone();
-        // Labels only one side has and nothing later needs: summed out on that side.
-        let (b, b_l) = sum_dims(b, b_l.clone(), &|l| !keep(l) && !acc_l.contains(&l))?;
-        let (a2, a_l) = sum_dims(acc, acc_l.clone(), &|l| !keep(l) && !b_l.contains(&l))?;
-        let batch: Vec<Label> = a_l
-            .iter()
-            .copied()
-            .filter(|l| b_l.contains(l) && keep(*l))
-            .collect();
-        let summed: Vec<Label> = a_l
-            .iter()
-            .copied()
-            .filter(|l| b_l.contains(l) && !keep(*l))
-            .collect();
-        let a_free: Vec<Label> = a_l.iter().copied().filter(|l| !b_l.contains(l)).collect();
-        let b_free: Vec<Label> = b_l.iter().copied().filter(|l| !a_l.contains(l)).collect();
-        let arrange = |x: &Tensor, ls: &[Label], order: &[&[Label]]| -> Result<Tensor> {
-            let order: Vec<Label> = order.iter().flat_map(|o| o.iter().copied()).collect();
-            let perm: Vec<i64> = order
-                .iter()
-                .map(|l| ls.iter().position(|x| x == l).unwrap_or(0) as i64)
-                .collect();
-            let p = if perm.iter().enumerate().all(|(i, &p)| i as i64 == p) {
-                x.clone()
-            } else {
-                one(permute(x, &perm)?)?
-            };
-            let full: Vec<i64> = order.iter().map(|&l| size_of(l)).collect();
-            let sz: Vec<i64> = p.sizes_untraced().iter().map(|&s| s as i64).collect();
-            if sz != full {
-                one(expand(&p, &full)?)
-            } else {
-                Ok(p)
+    let size = |x: &Tensor, d: usize| x.sizes_untraced()[d];
+    // The pairs to contract: the path's (as opt_einsum writes it; each result goes last), or left to
+    // right (each result goes first).
+    let mut steps = path.iter().flatten().copied();
+    while ops.len() > 1 {
+        let (i, j) = match &path {
+            None => (0, 1),
+            Some(_) => {
+                let (i, j) = (steps.next().unwrap_or(0), steps.next().unwrap_or(0));
+                let (i, j) = (i.min(j), i.max(j));
+                if i == j || i < 0 || j >= ops.len() as i64 {
+                    return Err(Error::value(format!(
+                        "einsum(): invalid contraction ({i}, {j}){}",
+                        if i == j {
+                            " cannot contract an operand with itself"
+                        } else {
+                            " operand index is out of bounds"
+                        }
+                    )));
+                }
+                (i as usize, j as usize)
             }
         };
-        let prod = |ls: &[Label]| ls.iter().map(|&l| size_of(l)).product::<i64>();
-        let xa = arrange(&a2, &a_l, &[&batch, &a_free, &summed])?;
-        let xb = arrange(&b, &b_l, &[&batch, &summed, &b_free])?;
-        let (bt, m, kk, n) = (prod(&batch), prod(&a_free), prod(&summed), prod(&b_free));
-        let to3 = |x: &Tensor, s: [i64; 3]| -> Result<Tensor> {
-            if viewable(x, &s) {
-                one(view(x, &s)?)
-            } else {
-                one(view(&one(clone_contiguous(x)?)?, &s)?)
+        let mut b = ops.remove(j);
+        let mut a = ops.remove(i);
+        let (mut sum_dims, mut a_sum, mut b_sum) = (vec![], vec![], vec![]);
+        for (d, count) in dim_counts.iter_mut().enumerate().skip(out_num_dim) {
+            let (sa, sb) = (size(&a, d) != 1, size(&b, d) != 1);
+            if sa && sb {
+                *count = count.saturating_sub(1);
+                if *count == 1 {
+                    sum_dims.push(d as i64);
+                    *count = 0;
+                }
+            } else if *count == 1 {
+                if sa {
+                    a_sum.push(d as i64);
+                    *count = 0;
+                } else if sb {
+                    b_sum.push(d as i64);
+                    *count = 0;
+                }
             }
-        };
-        let r = binary(
-            op_def!("aten.bmm.default")?,
-            &to3(&xa, [bt, m, kk])?,
-            &to3(&xb, [bt, kk, n])?,
-        )?;
-        acc_l = batch
-            .iter()
-            .chain(&a_free)
-            .chain(&b_free)
-            .copied()
-            .collect();
-        let shape: Vec<i64> = acc_l.iter().map(|&l| size_of(l)).collect();
-        acc = one(view(&r, &shape)?)?;
+        }
+        if !a_sum.is_empty() {
+            a = sum_keepdim(&a, &a_sum)?;
+        }
+        if !b_sum.is_empty() {
+            b = sum_keepdim(&b, &b_sum)?;
+        }
+        let r = sumproduct_pair(a, b, &sum_dims)?;
+        if path.is_some() {
+            ops.push(r);
+        } else {
+            ops.insert(0, r);
+        }
     }
-    // Labels nothing needs (a single operand's summed labels were dropped above).
-    let (acc, acc_l) = sum_dims(acc, acc_l, &|l| !eq.output.contains(&l))?;
-    let perm: Vec<i64> = eq
-        .output
+    let result = ops
+        .pop()
+        .ok_or_else(|| Error::value("einsum(): must provide at least one operand"))?;
+    if n == out_num_dim {
+        return Ok(Decomposed::from(result));
+    }
+    if operands.len() > 1 {
+        // Every summed dim has size 1 by now.
+        let sizes: Vec<i64> = result.sizes_untraced()[..out_num_dim]
+            .iter()
+            .map(|&s| s as i64)
+            .collect();
+        return first(view(&result, &sizes)?);
+    }
+    let dims: Vec<i64> = (out_num_dim as i64..n as i64).collect();
+    first(call(
+        op_def!("aten.sum.dim_IntList")?,
+        vec![t(&result), ints(&dims), Value::Bool(false)],
+    )?)
+}
+
+/// The permutation `movedim(-1, to)` is on an `nd`-dim tensor.
+fn movedim_last_to(nd: usize, to: usize) -> Vec<i64> {
+    let last = nd as i64 - 1;
+    (0..to as i64)
+        .chain([last])
+        .chain(to as i64..last)
+        .collect()
+}
+
+/// `x.sum(dims, keepdim=True)`.
+fn sum_keepdim(x: &Tensor, dims: &[i64]) -> Result<Tensor> {
+    one(call(
+        op_def!("aten.sum.dim_IntList")?,
+        vec![t(x), ints(dims), Value::Bool(true)],
+    )?)
+}
+
+/// `reshape` as ATen's C++ composite does it: a `view` when the strides allow one
+/// (`computeStride`), else a contiguous `clone` viewed (`_unsafe_view`, a `view` in Core ATen).
+fn reshape_of(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
+    let new: Vec<usize> = shape.iter().map(|&s| s.max(0) as usize).collect();
+    if super::defs::view_strides(x.sizes_untraced(), x.strides(), &new).is_some() {
+        return one(view(x, shape)?);
+    }
+    one(view(&one(clone_contiguous(x)?)?, shape)?)
+}
+
+/// ATen's `sumproduct_pair(left, right, sum_dims, keepdim=True)` for einsum: `(left * right)` summed
+/// over `sum_dims` (kept as size 1) as one `bmm` between the permuted, flattened operands — or a plain
+/// `mul` when nothing is summed. Both operands have the same number of dims (aligned by einsum).
+fn sumproduct_pair(left: Tensor, right: Tensor, sum_dims: &[i64]) -> Result<Tensor> {
+    if sum_dims.is_empty() {
+        return binary(op_def!("aten.mul.Tensor")?, &left, &right);
+    }
+    let (mut left, mut right) = (left, right);
+    let dim = left.dim();
+    // Dims in the output: in both (lro), only left (lo), only right (ro); with their sizes.
+    let (mut lro, mut lo, mut ro) = (vec![], vec![], vec![]);
+    let (mut lro_size, mut lo_size, mut ro_size, mut sum_size) = (1i64, 1i64, 1i64, 1i64);
+    for i in 0..dim {
+        let (szl, szr) = (
+            left.sizes_untraced()[i] as i64,
+            right.sizes_untraced()[i] as i64,
+        );
+        let (sl, sr) = (szl != 1, szr != 1);
+        if sum_dims.contains(&(i as i64)) {
+            if sl && sr {
+                sum_size *= szl;
+            } else if sl {
+                left = sum_keepdim(&left, &[i as i64])?;
+            } else if sr {
+                right = sum_keepdim(&right, &[i as i64])?;
+            }
+        } else if sl && sr {
+            lro.push(i as i64);
+            lro_size *= szl;
+        } else if sl {
+            lo.push(i as i64);
+            lo_size *= szl;
+        } else {
+            ro.push(i as i64);
+            ro_size *= szr;
+        }
+    }
+    // When every right-only dim comes before every left-only one, the operands swap sides, so that
+    // bmm lays the result out in the output's order.
+    if matches!((lo.first(), ro.last()), (Some(f), Some(l)) if l < f) {
+        std::mem::swap(&mut left, &mut right);
+        std::mem::swap(&mut lo, &mut ro);
+        std::mem::swap(&mut lo_size, &mut ro_size);
+    }
+    let size_of = |x: &Tensor, d: i64| x.sizes_untraced()[d as usize] as i64;
+    let out_size: Vec<i64> = lro
         .iter()
-        .map(|l| acc_l.iter().position(|x| x == l).unwrap_or(0) as i64)
+        .map(|&d| size_of(&left, d))
+        .chain(lo.iter().map(|&d| size_of(&left, d)))
+        .chain(sum_dims.iter().map(|_| 1))
+        .chain(ro.iter().map(|&d| size_of(&right, d)))
         .collect();
-    let out = if perm.iter().enumerate().all(|(i, &p)| i as i64 == p) {
-        acc
-    } else {
-        one(permute(&acc, &perm)?)?
-    };
-    let want: Vec<i64> = eq.output.iter().map(|&l| size_of(l)).collect();
-    let have: Vec<i64> = out.sizes_untraced().iter().map(|&s| s as i64).collect();
-    let out = if have != want {
-        one(expand(&out, &want)?)?
-    } else {
-        out
-    };
-    Ok(Decomposed::from(out))
+    let cat = |parts: &[&[i64]]| -> Vec<i64> { parts.concat() };
+    let lperm = cat(&[&lro, &lo, sum_dims, &ro]);
+    let rperm = cat(&[&lro, sum_dims, &ro, &lo]);
+    // The output permutation puts each dim back where it came from.
+    let mut operm = vec![0i64; lperm.len()];
+    for (i, &d) in lperm.iter().enumerate() {
+        operm[d as usize] = i as i64;
+    }
+    let l = reshape_of(
+        &one(permute(&left, &lperm)?)?,
+        &[lro_size, lo_size, sum_size],
+    )?;
+    let r = reshape_of(
+        &one(permute(&right, &rperm)?)?,
+        &[lro_size, sum_size, ro_size],
+    )?;
+    let result = binary(op_def!("aten.bmm.default")?, &l, &r)?;
+    let result = one(view(&result, &out_size)?)?;
+    one(permute(&result, &operm)?)
 }
 
 // ---- complex views and the torch.fft composites -------------------------------------------------------

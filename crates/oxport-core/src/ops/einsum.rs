@@ -212,6 +212,25 @@ impl Equation {
     }
 }
 
+impl Equation {
+    /// PyTorch's common dim order for the aligned operands: the output labels as written, then the
+    /// labels summed out (ellipsis dims missing from the output first, then letters in `A`-`Z`, `a`-`z`
+    /// order).
+    pub(crate) fn aligned_labels(&self) -> Vec<Label> {
+        let mut summed: Vec<Label> = self
+            .inputs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|l| !self.output.contains(l))
+            .collect();
+        // Ellipsis dims before letters; each group in ascending order.
+        summed.sort_by_key(|&l| (l < ELLIPSIS, l));
+        summed.dedup();
+        self.output.iter().copied().chain(summed).collect()
+    }
+}
+
 fn label_name(l: Label) -> char {
     char::from_u32(l).unwrap_or('?')
 }
