@@ -7,9 +7,9 @@ Fairness: every runtime keeps its model loaded and warm between rounds (ONNX Run
 ExecuTorch in worker processes, tools/bench_worker.py; oxport as one `oxport bench` call per round, which
 loads the program, warms up and times its iterations itself), and the rounds are interleaved: round r
 runs each runtime in turn (the order rotating by one each round), so all of them see the same machine
-state. A runtime's figure is the median over rounds of its per-round median ms per call. Round 0 only warms
-up and calibrates: each runtime then gets enough iterations for about --round-seconds per round, unless
---iters fixes them. Outputs are checked against PyTorch's (max abs diff) so a wrong answer is never timed
+state. A runtime's figure is the median over rounds of its per-round median ms per call (marked * when its
+round medians differ by more than 25%). Round 0 only warms up (a worker for at least --warmup-seconds) and
+calibrates on its fastest call: each runtime then gets enough iterations for about --round-seconds per round, unless --iters fixes them. Outputs are checked against PyTorch's (max abs diff) so a wrong answer is never timed
 unnoticed; a runtime that fails to export, load or run a model is reported with the error's first line.
 Peak memory: each worker's VmHWM (its own process, so ONNX Runtime's figure has no torch in it) and the
 peak RSS of the `oxport bench` processes (wait4's ru_maxrss; the figure includes the process's start-up).
@@ -53,7 +53,7 @@ def first_line(e):
 def prepare(name, out, log):
     """Exports NAME's two programs, inputs, PyTorch's outputs, the state_dict and the ONNX graph into OUT.
 
-    Returns meta: {"inputs": [npy], "refs": [npy], "weights", "pt2": {form: path | None}, "onnx": path | None,
+    Returns meta: {"dir", "inputs": [npy], "refs": [npy], "pt2": {form: path | None}, "onnx": path | None,
     "errors": {what: first line}}. Reuses OUT's files made by the same torch."""
     import torch
     import torch.utils._pytree as pytree
@@ -63,13 +63,13 @@ def prepare(name, out, log):
     if os.path.exists(meta_path):
         meta = json.load(open(meta_path))
         if meta.get("torch_version") == torch.__version__ and meta.get("complete"):
+            meta["dir"] = out
             return meta
     meta = {"torch_version": torch.__version__, "errors": {}, "pt2": {}, "onnx": None}
     torch.set_num_threads(2)
     mod, args, kwargs = bench_models.build(name)
     sd = mod.state_dict()
-    meta["weights"] = os.path.join(out, "weights.pt")
-    torch.save({k: v.detach().clone() for k, v in sd.items()}, meta["weights"])
+    meta["dir"] = out
     flat = pytree.tree_leaves((args, kwargs))
     meta["inputs"] = []
     for i, x in enumerate(flat):
@@ -122,6 +122,33 @@ def prepare(name, out, log):
     del mod, ep
     gc.collect()
     return meta
+
+
+def et_source(meta):
+    """What the ExecuTorch program is made from: the training-IR program's file, or the eager module."""
+    p = meta["pt2"].get("train")
+    if not p:
+        return f"eager {meta['torch_version']}"
+    st = os.stat(p)
+    return f"{os.path.basename(p)} {st.st_size} {st.st_mtime_ns}"
+
+
+def et_weights(name, meta, path):
+    """Writes the state_dict for the ExecuTorch export (its venv has another torch, so it rebuilds the module
+    from bench_models and loads these): the training-IR program's, whose unlifted module keeps the FQNs."""
+    import torch
+    import bench_models
+    p = meta["pt2"].get("train")
+    sd = torch.export.load(p).module().state_dict() if p else bench_models.build(name)[0].state_dict()
+    torch.save({k: v.detach().clone().contiguous() for k, v in sd.items()}, path)
+
+
+def et_stale(pte, want):
+    stamp = pte + ".json"
+    if not os.path.exists(stamp) or not os.path.exists(pte) and "error" not in json.load(open(stamp)):
+        return True
+    have = json.load(open(stamp))
+    return {k: have.get(k) for k in want} != want
 
 
 def reuse_large_pt2(src, dst, sd):
@@ -197,6 +224,7 @@ class Worker:
 
 
 class WorkerRunner:
+    persistent = True  # one process for all rounds
     def __init__(self, column, worker, load_req, refs):
         self.column, self.worker, self.load_req, self.refs = column, worker, load_req, refs
 
@@ -204,7 +232,9 @@ class WorkerRunner:
         return self.worker.ask(cmd="load", timeout=3600, **self.load_req)
 
     def round(self, warmup, iters):
-        return float(np.median(self.worker.ask(cmd="round", warmup=warmup, iters=iters)["times"]))
+        """(median, min) ms per call."""
+        t = self.worker.ask(cmd="round", warmup=warmup, iters=iters)["times"]
+        return float(np.median(t)), float(np.min(t))
 
     def check(self):
         return self.worker.ask(cmd="check", refs=self.refs)["max_abs_diff"]
@@ -227,6 +257,7 @@ sys.exit(os.waitstatus_to_exitcode(status) % 256)
 
 class OxportRunner:
     """`oxport bench` as one process per round: it loads, warms up and times its iterations itself."""
+    persistent = False
 
     def __init__(self, column, oxport, pt2, inputs, refs, threads, timeout):
         self.column, self.oxport, self.pt2, self.inputs, self.refs = column, oxport, pt2, inputs, refs
@@ -264,10 +295,10 @@ class OxportRunner:
         out, peak = self._run([self.oxport, "bench", self.pt2, *self.in_args, "--threads", str(self.threads),
                                "--warmup", str(warmup), "--iters", str(iters)])
         self.peak = max(self.peak, peak)
-        m = re.search(r"median_ms=([0-9.]+)", out)
+        m, lo = re.search(r"median_ms=([0-9.]+)", out), re.search(r"min_ms=([0-9.]+)", out)
         if not m:
             raise Failed("no median_ms= in oxport bench's output")
-        return float(m.group(1))
+        return float(m.group(1)), float(lo.group(1)) if lo else float(m.group(1))
 
     def check(self):
         with tempfile.TemporaryDirectory() as d:
@@ -317,13 +348,21 @@ def bench_model(name, meta, a, logdir):
         res["ort"]["error"] = meta["errors"].get("onnx export") or meta["errors"].get("torch.export", "?")
     if a.no_executorch:
         res["executorch"]["error"] = "skipped (--no-executorch)"
-    elif not os.path.exists(a.et_python):
-        res["executorch"]["error"] = f"no {a.et_python} (run tools/setup_peers.sh)"
+    elif not a.et_versions:
+        res["executorch"]["error"] = f"no executorch at {a.et_python} (run tools/setup_peers.sh)"
     else:
-        w = Worker("executorch", a.et_python, "executorch", a.threads, log("executorch"), a.timeout)
-        runners.append(WorkerRunner("executorch", w, {
-            "model": name, "weights": meta["weights"], "inputs": meta["inputs"],
-            "pte": os.path.join(os.path.dirname(meta["weights"]), "model.pte")}, meta["refs"]))
+        pte, weights = os.path.join(meta["dir"], "model.pte"), os.path.join(meta["dir"], "weights.pt")
+        want = {"executorch": a.et_versions[0], "torch": a.et_versions[1], "source": et_source(meta)}
+        if et_stale(pte, want):  # the worker exports; the weights file lives only until it has
+            try:
+                et_weights(name, meta, weights)
+            except Exception as e:  # noqa: BLE001
+                res["executorch"]["error"] = "weights: " + first_line(e)
+        if not res["executorch"].get("error"):
+            w = Worker("executorch", a.et_python, "executorch", a.threads, log("executorch"), a.timeout)
+            runners.append(WorkerRunner("executorch", w, {
+                "model": name, "weights": weights, "inputs": meta["inputs"], "pte": pte,
+                "source": want["source"]}, meta["refs"]))
     res["ref"] = {"max_abs": max((float(np.nanmax(np.abs(np.load(p)))) for p in meta["refs"]
                                   if np.load(p).size), default=0.0)}
     live = []
@@ -335,21 +374,27 @@ def bench_model(name, meta, a, logdir):
         except Failed as e:
             res[r.column]["error"] = str(e)
             r.close()
+        if r.column == "executorch" and os.path.exists(r.load_req["weights"]):
+            os.remove(r.load_req["weights"])
     rounds = {r.column: [] for r in live}
-    iters = {r.column: a.iters or 1 for r in live}
+    iters = {r.column: a.iters or 3 for r in live}
     for rnd in range(a.rounds + 1):
         k = rnd % max(1, len(live))
         for r in live[k:] + live[:k]:
             if res[r.column].get("error"):
                 continue
             try:
-                ms = r.round(a.warmup, iters[r.column])
+                ms, fastest = r.round(a.warmup, iters[r.column])
+                t0 = time.time()
+                while rnd == 0 and r.persistent and time.time() - t0 < a.warmup_seconds:
+                    fastest = min(fastest, r.round(0, 3)[1])  # a warm process warms up for a while first
             except Failed as e:
                 res[r.column]["error"] = "run: " + str(e)
                 continue
-            if rnd == 0:  # warm-up and calibration round
+            if rnd == 0:  # warm-up and calibration round, on the fastest call (robust to a stall)
                 if not a.iters:
-                    iters[r.column] = int(min(a.max_iters, max(a.min_iters, round(a.round_seconds * 1e3 / ms))))
+                    iters[r.column] = int(min(a.max_iters, max(a.min_iters,
+                                                               round(a.round_seconds * 1e3 / fastest))))
             else:
                 rounds[r.column].append(ms)
     for r in live:
@@ -370,7 +415,10 @@ def bench_model(name, meta, a, logdir):
 def fmt_ms(c):
     if c.get("error"):
         return "FAIL"
-    return f"{c['ms']:.3f}" if "ms" in c else "-"
+    if "ms" not in c:
+        return "-"
+    r = c.get("rounds") or [c["ms"]]
+    return f"{c['ms']:.3f}" + ("*" if max(r) > 1.25 * min(r) else "")
 
 
 def ratio(x, y):
@@ -399,12 +447,11 @@ def tables(results):
             rows.append([name, form, fmt_ms(ox), fmt_ms(pt), fmt_ms(ort), fmt_ms(et), ratio(ox, ort),
                          ratio(ox, et), ratio(ox, pt), fmt_diff(ox), fmt_diff(pt), fmt_diff(ort), fmt_diff(et),
                          f"{res['ref']['max_abs']:.1e}" if "ref" in res else "-", fmt_mb(ox), fmt_mb(pt), fmt_mb(ort), fmt_mb(et)])
-        seen = set()
+        by_msg = {}
         for col in COLUMNS:
-            e = res[col].get("error")
-            if e and (col in ("ort", "executorch") or e not in seen):
-                errors.append((name, col, e))
-                seen.add(e)
+            if res[col].get("error"):
+                by_msg.setdefault(res[col]["error"], []).append(col)
+        errors += [(name, ", ".join(cols), e) for e, cols in by_msg.items()]
     return head, rows, errors
 
 
@@ -418,8 +465,8 @@ def print_table(head, rows, errors, out=sys.stdout):
 
 
 def markdown(head, rows, errors, a, env):
-    lines = [f"Median ms per call over {a.rounds} interleaved rounds, {a.threads} intra-op threads per runtime "
-             f"({env}). Ratios below 1: oxport faster. ORT runs `torch.onnx.export` of the training-IR program and "
+    lines = [f"Median ms per call over {a.rounds} interleaved rounds (* when a runtime's round medians "
+             f"differ by more than 25%), {a.threads} intra-op threads per runtime ({env}). Ratios below 1: oxport faster. ORT runs `torch.onnx.export` of the training-IR program and "
              "ExecuTorch its own torch.export of the same module and weights (XNNPACK), one graph per model, "
              "shown on both rows. diff: max abs difference of the "
              "flattened outputs from PyTorch's (`ep.module()` of the training IR), max|PT| the largest "
@@ -446,9 +493,13 @@ def main():
     ap.add_argument("--min-iters", type=int, default=3)
     ap.add_argument("--max-iters", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls at the start of each round")
+    ap.add_argument("--warmup-seconds", type=float, default=1.0,
+                    help="round 0 keeps calling each worker (PyTorch, ORT, ExecuTorch) for this long")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900, help="seconds for any one answer")
     ap.add_argument("--no-executorch", action="store_true")
+    ap.add_argument("--clean", action="store_true", help="delete each model's files once it is timed (the "
+                    "programs, ONNX and .pte hold four copies of the weights: ~2 GB for bert_base)")
     ap.add_argument("--markdown", help="also write the table as markdown to FILE")
     ap.add_argument("--json", help="also write every figure (per-round medians too) to FILE")
     ap.add_argument("--list", action="store_true", help="list the models and exit")
@@ -484,6 +535,7 @@ def main():
                   + "".join(f"; {k}: {v}" for k, v in metas[n].get("errors", {}).items())
                   + (f"; FAILED {metas[n]['failed']}" if "failed" in metas[n] else ""), flush=True)
     gc.collect()
+    a.et_versions = et_versions(a)
     results = {}
     for n in names:
         t0 = time.time()
@@ -493,9 +545,12 @@ def main():
             results[n] = bench_model(n, metas[n], a, logdir)
         print(f"[bench {n}] {time.time() - t0:.1f}s  " + "  ".join(
             f"{c}={fmt_ms(results[n][c])}" for c in COLUMNS), flush=True)
+        if a.clean and "dir" in metas[n]:
+            shutil.rmtree(metas[n]["dir"], ignore_errors=True)
     import onnxruntime
     env = (f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-           + et_version(a) + f", oxport {os.path.relpath(a.oxport)}")
+           + (f"executorch {a.et_versions[0]} (torch {a.et_versions[1]})" if a.et_versions else "no executorch")
+           + f", oxport {os.path.relpath(a.oxport)}")
     head, rows, errors = tables(results)
     print()
     print(env)
@@ -509,15 +564,17 @@ def main():
     return 0
 
 
-def et_version(a):
+def et_versions(a):
+    """(executorch, torch) of the ExecuTorch venv, or None."""
     if a.no_executorch or not os.path.exists(a.et_python):
-        return "no executorch"
+        return None
     try:
         out = subprocess.run([a.et_python, "-c", "import torch; from importlib.metadata import version; "
-                              "print(version('executorch'), torch.__version__)"], capture_output=True, text=True, timeout=120).stdout.split()
-        return f"executorch {out[0]} (torch {out[1]})"
+                              "print(version('executorch'), torch.__version__)"], capture_output=True, text=True,
+                             timeout=300).stdout.split()
+        return out[0], out[1]
     except Exception:  # noqa: BLE001
-        return "executorch ?"
+        return None
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ runtimes, and its peak RSS (VmHWM) is that runtime's alone (the ORT worker never
 Protocol: one JSON object per line on stdin, one JSON answer per line on stdout (library prints are sent to
 stderr). Every answer has "ok"; a failure has "error" (the exception's first line).
   {"cmd": "load", "inputs": [npy, ..], ...}   pytorch: "pt2"; ort: "onnx";
-                                              executorch: "model", "weights", "pte" (exported when missing
-                                              or stale, by a child process: export-executorch REQ THREADS)
+                                              executorch: "model", "weights", "pte", "source" (the
+                                              .pte is exported when missing or its stamp PTE.json differs,
+                                              by a child process: export-executorch REQ THREADS)
   {"cmd": "round", "warmup": W, "iters": N}   -> "times": N wall-clock times in ms, one per call
   {"cmd": "check", "refs": [npy, ..]}         -> "max_abs_diff" of one more call's flattened outputs
   {"cmd": "mem"}                              -> "vmhwm_mb", "vmrss_mb" from /proc/self/status
@@ -146,10 +147,10 @@ class ExecuTorch:
         from executorch.runtime import Runtime
         info = {"version": version("executorch"), "torch": self.torch.__version__}
         stamp = req["pte"] + ".json"
-        want = {"executorch": info["version"], "torch": self.torch.__version__,
-                "weights_mtime": os.path.getmtime(req["weights"])}
+        want = {"executorch": info["version"], "torch": self.torch.__version__, "source": req["source"]}
         have = json.load(open(stamp)) if os.path.exists(stamp) else None
-        if have is None or {k: have.get(k) for k in want} != want:
+        if have is None or {k: have.get(k) for k in want} != want or \
+                "error" not in have and not os.path.exists(req["pte"]):
             r = subprocess.run([sys.executable, os.path.abspath(__file__), "export-executorch", json.dumps(req),
                                 str(self.threads)], stdout=subprocess.PIPE, text=True)
             if r.returncode == 0 and r.stdout.strip():
