@@ -5,7 +5,7 @@ needs only torch plus, per model, torchvision, timm or transformers. `build(name
 returns (module in eval mode, args, kwargs); the workers then load the driver's saved state_dict, so every
 runtime runs the same weights whatever each torch's RNG does. The plain torch.nn models and the seed program
 are tools/collect_ops.py's (as tools/gen_large_pt2.py exports them), built the same way, so their programs
-are the same as gen_large_pt2's.
+are the same as gen_large_pt2's (but for vit_b_16, whose zero-initialized head is made random here).
 """
 import os
 import sys
@@ -37,6 +37,17 @@ def _timm(name, size):
         import timm
         return timm.create_model(name, pretrained=False), (torch.randn(1, 3, size, size),), {}
     return thunk
+
+
+def _vit(thunk):
+    """torchvision's ViT zero-initializes its classification head, so its output would be all zeros and the
+    output check vacuous: give the head random weights too."""
+    def build():
+        m, args, kwargs = thunk()
+        nn.init.normal_(m.heads.head.weight, std=0.02)
+        nn.init.normal_(m.heads.head.bias, std=0.02)
+        return m, args, kwargs
+    return build
 
 
 class LastHidden(nn.Module):
@@ -85,8 +96,8 @@ MODELS = {
     "efficientnet_b0": ("torchvision efficientnet_b0, 1x3x64x64", _tv("efficientnet_b0", 64)),
     "convnext_tiny": ("torchvision convnext_tiny, 1x3x64x64", _tv("convnext_tiny", 64)),
     "resnext50_32x4d": ("torchvision resnext50_32x4d, 1x3x64x64", _tv("resnext50_32x4d", 64)),
-    "vit_b_32": ("torchvision vit_b_32, 1x3x224x224", _tv("vit_b_32", 224)),
-    "vit_b_16": ("torchvision vit_b_16, 1x3x224x224 (gen_large_pt2)", _collect_ops("vit_b_16")),
+    "vit_b_32": ("torchvision vit_b_32, 1x3x224x224, random head", _vit(_tv("vit_b_32", 224))),
+    "vit_b_16": ("torchvision vit_b_16, 1x3x224x224, random head", _vit(_tv("vit_b_16", 224))),
     "deit_tiny": ("timm deit_tiny_patch16_224, 1x3x224x224", _timm("deit_tiny_patch16_224", 224)),
     "gpt_block": ("GPT block d64 4 heads, 2x16x64 (collect_ops)", _collect_ops("gpt_block")),
     "transformer_encoder": ("nn.TransformerEncoder 2 layers d64, 2x16x64 (collect_ops)",

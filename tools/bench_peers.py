@@ -452,6 +452,8 @@ def tables(results):
             if res[col].get("error"):
                 by_msg.setdefault(res[col]["error"], []).append(col)
         errors += [(name, ", ".join(cols), e) for e, cols in by_msg.items()]
+        if res.get("ref", {}).get("max_abs") == 0:
+            errors.append((name, "check", "PyTorch's outputs are all zero: the diffs say nothing"))
     return head, rows, errors
 
 
@@ -461,7 +463,7 @@ def print_table(head, rows, errors, out=sys.stdout):
     for r in rows:
         print("  ".join(str(x).ljust(w[i]) if i < 2 else str(x).rjust(w[i]) for i, x in enumerate(r)), file=out)
     for name, col, e in errors:
-        print(f"FAIL {name} / {col}: {e}", file=out)
+        print(f"{'NOTE' if col == 'check' else 'FAIL'} {name} / {col}: {e}", file=out)
 
 
 def markdown(head, rows, errors, a, env):
@@ -475,7 +477,7 @@ def markdown(head, rows, errors, a, env):
              "| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
     if errors:
-        lines += ["", "Failures:", ""] + [f"- {n} / {c}: `{e}`" for n, c, e in errors]
+        lines += ["", "Failures and notes:", ""] + [f"- {n} / {c}: `{e}`" for n, c, e in errors]
     return "\n".join(lines) + "\n"
 
 
@@ -521,46 +523,46 @@ def main():
     os.makedirs(logdir, exist_ok=True)
     import torch
     torch.set_num_threads(a.threads)
-    metas = {}
-    with open(os.path.join(logdir, "prepare.log"), "a") as log:
-        for n in names:  # every export first, so the timing phase has an idle driver
-            t0 = time.time()
-            try:
-                with contextlib.redirect_stdout(log):  # torch.onnx.export prints its progress
-                    metas[n] = prepare(n, os.path.join(a.dir, n), log)
-            except Exception as e:  # noqa: BLE001
-                traceback.print_exc(file=log)
-                metas[n] = {"failed": first_line(e)}
-            print(f"[prepare {n}] {time.time() - t0:.1f}s"
-                  + "".join(f"; {k}: {v}" for k, v in metas[n].get("errors", {}).items())
-                  + (f"; FAILED {metas[n]['failed']}" if "failed" in metas[n] else ""), flush=True)
-    gc.collect()
     a.et_versions = et_versions(a)
-    results = {}
-    for n in names:
-        t0 = time.time()
-        if "failed" in metas[n]:
-            results[n] = {c: {"error": "build: " + metas[n]["failed"]} for c in COLUMNS}
-        else:
-            results[n] = bench_model(n, metas[n], a, logdir)
-        print(f"[bench {n}] {time.time() - t0:.1f}s  " + "  ".join(
-            f"{c}={fmt_ms(results[n][c])}" for c in COLUMNS), flush=True)
-        if a.clean and "dir" in metas[n]:
-            shutil.rmtree(metas[n]["dir"], ignore_errors=True)
     import onnxruntime
     env = (f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
            + (f"executorch {a.et_versions[0]} (torch {a.et_versions[1]})" if a.et_versions else "no executorch")
            + f", oxport {os.path.relpath(a.oxport)}")
-    head, rows, errors = tables(results)
+    results = {}
+    for n in names:
+        # One model at a time: its export, then its timing (the driver idles meanwhile), then --clean.
+        t0 = time.time()
+        with open(os.path.join(logdir, "prepare.log"), "a") as log:
+            try:
+                # torch.onnx.export prints its progress, onnxscript's optimizer its folding failures
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    meta = prepare(n, os.path.join(a.dir, n), log)
+            except Exception as e:  # noqa: BLE001
+                traceback.print_exc(file=log)
+                meta = {"failed": first_line(e)}
+        gc.collect()
+        print(f"[prepare {n}] {time.time() - t0:.1f}s"
+              + "".join(f"; {k}: {v}" for k, v in meta.get("errors", {}).items())
+              + (f"; FAILED {meta['failed']}" if "failed" in meta else ""), flush=True)
+        t0 = time.time()
+        if "failed" in meta:
+            results[n] = {c: {"error": "build: " + meta["failed"]} for c in COLUMNS}
+        else:
+            results[n] = bench_model(n, meta, a, logdir)
+        print(f"[bench {n}] {time.time() - t0:.1f}s  " + "  ".join(
+            f"{c}={fmt_ms(results[n][c])}" for c in COLUMNS), flush=True)
+        if a.clean and "dir" in meta:
+            shutil.rmtree(meta["dir"], ignore_errors=True)
+        head, rows, errors = tables(results)
+        if a.markdown:  # written after every model, so an interrupted run keeps what it measured
+            with open(a.markdown, "w") as f:
+                f.write(markdown(head, rows, errors, a, env))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"env": env, "args": vars(a), "results": results}, f, indent=1)
     print()
     print(env)
-    print_table(head, rows, errors)
-    if a.markdown:
-        with open(a.markdown, "w") as f:
-            f.write(markdown(head, rows, errors, a, env))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"env": env, "args": vars(a), "results": results}, f, indent=1)
+    print_table(*tables(results))
     return 0
 
 
