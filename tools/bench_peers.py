@@ -182,10 +182,10 @@ class Failed(Exception):
 class Worker:
     """A bench_worker.py process for one runtime and one model."""
 
-    def __init__(self, label, python, runtime, threads, log_path, timeout):
+    def __init__(self, label, python, runtime, threads, log_path, timeout, extra_env=None):
         self.label, self.timeout = label, timeout
         self.log = open(log_path, "a")
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1", **(extra_env or {}))
         self.p = subprocess.Popen([python, os.path.join(HERE, "bench_worker.py"), runtime, str(threads)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
 
@@ -338,7 +338,8 @@ def bench_model(name, meta, a, logdir):
     log = lambda col: os.path.join(logdir, f"{name}.{col.replace(' ', '_')}.log")  # noqa: E731
     for form in FORMS:
         if meta["pt2"].get(form):
-            w = Worker(f"pytorch {form}", sys.executable, "pytorch", a.threads, log(f"pytorch {form}"), a.timeout)
+            w = Worker(f"pytorch {form}", sys.executable, "pytorch", a.threads, log(f"pytorch {form}"), a.timeout,
+                       {} if a.omp_wait_policy == "unset" else {"OMP_WAIT_POLICY": a.omp_wait_policy})
             runners.append(WorkerRunner(f"pytorch {form}", w, {"pt2": meta["pt2"][form],
                                                                "inputs": meta["inputs"]}, meta["refs"]))
     if meta.get("onnx"):
@@ -499,6 +500,10 @@ def main():
                     help="round 0 keeps calling each worker (PyTorch, ORT, ExecuTorch) for this long")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900, help="seconds for any one answer")
+    ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "unset"),
+                    help="OMP_WAIT_POLICY of the PyTorch workers (default PASSIVE: with libgomp's default "
+                    "spinning, a 2-thread PyTorch on a loaded 2-core machine spends a scheduler slice in "
+                    "every parallel region: vit_b_32 took 1.8 s a call instead of 0.13 s)")
     ap.add_argument("--no-executorch", action="store_true")
     ap.add_argument("--clean", action="store_true", help="delete each model's files once it is timed (the "
                     "programs, ONNX and .pte hold four copies of the weights: ~2 GB for bert_base)")
@@ -527,7 +532,7 @@ def main():
     import onnxruntime
     env = (f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
            + (f"executorch {a.et_versions[0]} (torch {a.et_versions[1]})" if a.et_versions else "no executorch")
-           + f", oxport {os.path.relpath(a.oxport)}")
+           + f", oxport {os.path.relpath(a.oxport)}, PyTorch OMP_WAIT_POLICY={a.omp_wait_policy}")
     results = {}
     for n in names:
         # One model at a time: its export, then its timing (the driver idles meanwhile), then --clean.
