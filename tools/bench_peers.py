@@ -9,18 +9,21 @@ loads the program, warms up and times its iterations itself), and the rounds are
 runs each runtime in turn (the order rotating by one each round), so all of them see the same machine
 state. A runtime's figure is the median over rounds of its per-round median ms per call (marked * when its
 round medians differ by more than 25%). Round 0 only warms up (a worker for at least --warmup-seconds) and
-calibrates on its fastest call: each runtime then gets enough iterations for about --round-seconds per round, unless --iters fixes them. Outputs are checked against PyTorch's (max abs diff) so a wrong answer is never timed
-unnoticed; a runtime that fails to export, load or run a model is reported with the error's first line.
+calibrates on its fastest call: each runtime then gets enough iterations for about --round-seconds per
+round, unless --iters fixes them. PyTorch runs under both libgomp's default wait policy and
+OMP_WAIT_POLICY=PASSIVE, and the faster counts (tools/README.md says why). Outputs are checked against
+PyTorch's (max abs diff) so a wrong answer is never timed unnoticed; a runtime that fails to export, load or
+run a model is reported with the error's first line, and the run goes on.
 Peak memory: each worker's VmHWM (its own process, so ONNX Runtime's figure has no torch in it) and the
-peak RSS of the `oxport bench` processes (wait4's ru_maxrss; the figure includes the process's start-up).
+peak RSS of the `oxport bench` processes (ru_maxrss from wait4 in a small launcher).
 
 Programs and the peers' files go to ~/.cache/oxport/bench/NAME/ (never committed; reused while the torch
-version and the weights are the same; the .pt2 of gen_large_pt2.py's models are taken from
-~/.cache/oxport/large_pt2 when they hold the same weights).
+version is the same; the .pt2 of gen_large_pt2.py's models are taken from ~/.cache/oxport/large_pt2 when
+they hold the same weights; --clean deletes them after each model).
 
 Setup: bash tools/setup_peers.sh   (the oracle venv gets onnxruntime; ExecuTorch gets its own venv)
 Run:   ~/.cache/oxport/venv/bin/python tools/bench_peers.py --oxport target/release/oxport
-           [--only gpt_block,lstm] [--rounds 5] [--iters N] [--markdown FILE] [--json FILE] [--list]
+           [--only gpt_block,lstm] [--rounds 5] [--iters N] [--markdown FILE] [--json FILE] [--clean] [--list]
 """
 import argparse
 import contextlib
@@ -51,7 +54,7 @@ def first_line(e):
 
 # ---------------------------------------------------------------- preparation (the oracle venv's torch)
 def prepare(name, out, log):
-    """Exports NAME's two programs, inputs, PyTorch's outputs, the state_dict and the ONNX graph into OUT.
+    """Exports NAME's two programs, inputs, PyTorch's outputs and the ONNX graph into OUT.
 
     Returns meta: {"dir", "inputs": [npy], "refs": [npy], "pt2": {form: path | None}, "onnx": path | None,
     "errors": {what: first line}}. Reuses OUT's files made by the same torch."""
@@ -309,9 +312,11 @@ class OxportRunner:
                 if not os.path.exists(p):
                     break
                 outs.append(np.load(p))
-            sys.path.insert(0, HERE)
             from bench_worker import max_abs_diff
-            return max_abs_diff(outs, [np.load(r) for r in self.refs])
+            try:
+                return max_abs_diff(outs, [np.load(r) for r in self.refs])
+            except ValueError as e:
+                raise Failed("outputs: " + str(e))
 
     def peak_mb(self):
         return round(self.peak, 1)
@@ -424,13 +429,20 @@ def bench_model(name, meta, a, logdir):
 
 
 # ---------------------------------------------------------------- tables
-def fmt_ms(c):
+def wrong(c, ref_max):
+    """The outputs differ from PyTorch's by more than f32 noise (1e-4 + 1e-3 * max abs of PyTorch's)."""
+    d = c.get("diff")
+    return d is not None and not d <= 1e-4 + 1e-3 * ref_max
+
+
+def _fmt_ms(c, ref_max=None):
     if c.get("error"):
         return "FAIL"
     if "ms" not in c:
         return "-"
     r = c.get("rounds") or [c["ms"]]
-    return f"{c['ms']:.3f}" + ("*" if max(r) > 1.25 * min(r) else "")
+    return (f"{c['ms']:.3f}" + ("*" if max(r) > 1.25 * min(r) else "")
+            + ("!" if ref_max is not None and wrong(c, ref_max) else ""))
 
 
 def ratio(x, y):
@@ -456,6 +468,8 @@ def tables(results):
     for name, res in results.items():
         for form in FORMS:
             ox, pt, ort, et = res[f"oxport {form}"], res[f"pytorch {form}"], res["ort"], res["executorch"]
+            ref_max = res.get("ref", {}).get("max_abs", 0.0)
+            fmt_ms = lambda c: _fmt_ms(c, ref_max)  # noqa: E731
             pt_ms = fmt_ms(pt) + ("P" if pt.get("omp_wait_policy") == "PASSIVE" and "tried" in pt
                                    and len(pt["tried"]) > 1 and "ms" in pt else "")
             rows.append([name, form, fmt_ms(ox), pt_ms, fmt_ms(ort), fmt_ms(et), ratio(ox, ort),
@@ -466,6 +480,11 @@ def tables(results):
             if res[col].get("error"):
                 by_msg.setdefault(res[col]["error"], []).append(col)
         errors += [(name, ", ".join(cols), e) for e, cols in by_msg.items()]
+        ref_max = res.get("ref", {}).get("max_abs", 0.0)
+        for col in COLUMNS:
+            if wrong(res[col], ref_max) and not res[col].get("error"):
+                errors.append((name, col, f"WRONG: outputs differ from PyTorch's by {res[col]['diff']:.3g} "
+                                          f"(max abs {ref_max:.3g}); its time is marked !"))
         if res.get("ref", {}).get("max_abs") == 0:
             errors.append((name, "check", "PyTorch's outputs are all zero: the diffs say nothing"))
     return head, rows, errors
@@ -477,7 +496,7 @@ def print_table(head, rows, errors, out=sys.stdout):
     for r in rows:
         print("  ".join(str(x).ljust(w[i]) if i < 2 else str(x).rjust(w[i]) for i, x in enumerate(r)), file=out)
     for name, col, e in errors:
-        print(f"{'NOTE' if col == 'check' else 'FAIL'} {name} / {col}: {e}", file=out)
+        print(f"{'NOTE' if col == 'check' or e.startswith('WRONG') else 'FAIL'} {name} / {col}: {e}", file=out)
 
 
 def markdown(head, rows, errors, a, env):
@@ -572,7 +591,7 @@ def main():
         else:
             results[n] = bench_model(n, meta, a, logdir)
         print(f"[bench {n}] {time.time() - t0:.1f}s  " + "  ".join(
-            f"{c}={fmt_ms(results[n][c])}" for c in COLUMNS), flush=True)
+            f"{c}={_fmt_ms(results[n][c])}" for c in COLUMNS), flush=True)
         if a.clean and "dir" in meta:
             shutil.rmtree(meta["dir"], ignore_errors=True)
         head, rows, errors = tables(results)
