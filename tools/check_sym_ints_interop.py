@@ -27,6 +27,8 @@ def main():
     root = sys.argv[1]
     failures, checked = [], 0
     for name, sizes in gen_export_fixtures.RUN_SIZES.items():
+        if not name.startswith("sym_"):  # RUN_SIZES also holds other twins' runs (the einsums)
+            continue
         ep = torch.export.load(os.path.join(root, f"{name}.pt2"))
         want = open(os.path.join(FIXTURES, f"{name}.train.txt")).read()
         if strip(str(ep)) != strip(want):
