@@ -43,6 +43,9 @@ enum Command {
         /// Where to write the outputs.
         #[arg(long)]
         output_dir: std::path::PathBuf,
+        /// Plan without the compile stage's passes (the plain path).
+        #[arg(long)]
+        no_fuse: bool,
     },
     /// Time a `.pt2`: runs it `--iters` times after `--warmup` runs, prints the time per op kind and,
     /// last, `median_ms=<float>`. Without `--input`s, random inputs of the exported example shapes.
@@ -61,6 +64,13 @@ enum Command {
         /// Timed runs.
         #[arg(long, default_value_t = 20)]
         iters: usize,
+        /// Plan without the compile stage's passes (no static shapes, fusion or memory plan): the
+        /// plain path the optimized one is checked against.
+        #[arg(long)]
+        no_fuse: bool,
+        /// Time whole calls only (no per-op timers, no per-op table).
+        #[arg(long)]
+        no_profile: bool,
     },
     /// List the ATen overloads in the op registry (`--core` for the Core ATen subset).
     Ops {
@@ -148,10 +158,11 @@ fn run(
     file: &std::path::Path,
     inputs: &[std::path::PathBuf],
     output_dir: &std::path::Path,
+    no_fuse: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use oxport::runtime::Value;
     let ep = oxport::pt2::load(file)?;
-    let m = oxport::runtime::Module::new(&ep)?;
+    let m = oxport::runtime::Module::with_options(&ep, plan_options(no_fuse))?;
     let values = read_inputs(&m, inputs)?;
     let outs = m.call_flat(values)?;
     std::fs::create_dir_all(output_dir)?;
@@ -240,20 +251,40 @@ fn example_inputs(
     Ok(values)
 }
 
+fn plan_options(no_fuse: bool) -> oxport::runtime::PlanOptions {
+    if no_fuse {
+        oxport::runtime::PlanOptions::unoptimized()
+    } else {
+        oxport::runtime::PlanOptions::default()
+    }
+}
+
+struct BenchOptions {
+    warmup: usize,
+    iters: usize,
+    no_fuse: bool,
+    no_profile: bool,
+}
+
 fn bench(
     file: &std::path::Path,
     inputs: &[std::path::PathBuf],
     threads: Option<usize>,
-    warmup: usize,
-    iters: usize,
+    o: BenchOptions,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let BenchOptions {
+        warmup,
+        iters,
+        no_fuse,
+        no_profile,
+    } = o;
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()?;
     }
     let ep = oxport::pt2::load(file)?;
-    let m = oxport::runtime::Module::new(&ep)?;
+    let m = oxport::runtime::Module::with_options(&ep, plan_options(no_fuse))?;
     let values = if inputs.is_empty() {
         example_inputs(&m)?
     } else {
@@ -266,7 +297,7 @@ fn bench(
     let mut times = vec![];
     for _ in 0..iters.max(1) {
         let t0 = std::time::Instant::now();
-        m.call_flat_profiled(values.clone(), Some(&mut profile))?;
+        m.call_flat_profiled(values.clone(), (!no_profile).then_some(&mut profile))?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
@@ -285,10 +316,25 @@ fn bench(
         times.len(),
         rayon::current_num_threads()
     );
+    let mem = m.memory_stats();
+    let mb = |b: usize| b as f64 / (1 << 20) as f64;
     println!(
-        "{:<56} {:>9} {:>9} {:>7}",
-        "op", "calls/run", "ms/run", "share"
+        "memory: arena {:.1} MB (least possible {:.1} MB), weights {:.1} MB{}",
+        mb(mem.arena_bytes),
+        mb(mem.peak_live_bytes),
+        mb(mem.weight_bytes),
+        if no_fuse {
+            " (unoptimized: no arena)"
+        } else {
+            ""
+        }
     );
+    if !no_profile {
+        println!(
+            "{:<56} {:>9} {:>9} {:>7}",
+            "op", "calls/run", "ms/run", "share"
+        );
+    }
     let mut rows: Vec<_> = profile.by_target.iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
     for (target, (d, calls)) in rows {
@@ -319,14 +365,27 @@ fn main() -> ExitCode {
             file,
             inputs,
             output_dir,
-        } => run(&file, &inputs, &output_dir),
+            no_fuse,
+        } => run(&file, &inputs, &output_dir, no_fuse),
         Command::Bench {
             file,
             inputs,
             threads,
             warmup,
             iters,
-        } => bench(&file, &inputs, threads, warmup, iters),
+            no_fuse,
+            no_profile,
+        } => bench(
+            &file,
+            &inputs,
+            threads,
+            BenchOptions {
+                warmup,
+                iters,
+                no_fuse,
+                no_profile,
+            },
+        ),
         Command::Ops {
             core,
             implementations,

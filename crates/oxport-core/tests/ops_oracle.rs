@@ -321,18 +321,14 @@ fn decompositions_of_ops_with_kernels_match_pytorch() {
 /// Every out kernel, given outputs laid out column-major (each output's dims in reverse stride order,
 /// as a memory planner may hand them out), writes PyTorch's values through those strides — or refuses
 /// the layout, saying it needs contiguous outputs; never a wrong answer.
-#[test]
-fn out_kernels_write_column_major_outputs() {
+/// Runs every out kernel's PyTorch cases into outputs made by `make_out` (sizes, dtype) — skipping the
+/// case when `skip` says the outputs are the ones the main test covers — and returns the failures, the
+/// cases refused for needing contiguous outputs, and the number checked.
+fn run_out_kernel_cases(
+    make_out: &dyn Fn(&[usize], DType) -> Tensor,
+    skip: &dyn Fn(&[Tensor]) -> bool,
+) -> (Vec<String>, Vec<String>, usize) {
     use oxport_core::ops::{registry, Args, Kernel};
-    let column_major = |sizes: &[usize]| {
-        let mut strides = vec![0; sizes.len()];
-        let mut acc = 1;
-        for (st, &s) in strides.iter_mut().zip(sizes) {
-            *st = acc;
-            acc *= s.max(1);
-        }
-        strides
-    };
     let text = std::fs::read_to_string(fixtures().join("cases.json"))
         .expect("run tools/gen_op_fixtures.py");
     let manifest: J = serde_json::from_str(&text).unwrap();
@@ -357,12 +353,11 @@ fn out_kernels_write_column_major_outputs() {
                 _ => vec![],
             };
             for m in ms {
-                let sizes = m.concrete_sizes().unwrap();
-                outs.push(Tensor::zeros_strided(m.dtype, &sizes, &column_major(&sizes)).unwrap());
+                outs.push(make_out(&m.concrete_sizes().unwrap(), m.dtype));
             }
         }
-        if outs.iter().all(Tensor::is_contiguous) {
-            continue; // the main test covers contiguous outputs
+        if skip(&outs) {
+            continue;
         }
         if let Err(e) = kernel(&args, &mut outs) {
             if e.to_string().contains("output must be contiguous") {
@@ -388,6 +383,25 @@ fn out_kernels_write_column_major_outputs() {
             }
         }
     }
+    (failures, refused, checked)
+}
+
+#[test]
+fn out_kernels_write_column_major_outputs() {
+    let column_major = |sizes: &[usize]| {
+        let mut strides = vec![0; sizes.len()];
+        let mut acc = 1;
+        for (st, &s) in strides.iter_mut().zip(sizes) {
+            *st = acc;
+            acc *= s.max(1);
+        }
+        strides
+    };
+    let (failures, refused, checked) = run_out_kernel_cases(
+        &|sizes, dtype| Tensor::zeros_strided(dtype, sizes, &column_major(sizes)).unwrap(),
+        // the main test covers contiguous outputs
+        &|outs| outs.iter().all(Tensor::is_contiguous),
+    );
     eprintln!(
         "{checked} cases written into column-major outputs; {} need contiguous outputs",
         refused.len()
@@ -395,6 +409,42 @@ fn out_kernels_write_column_major_outputs() {
     assert!(
         failures.is_empty(),
         "{} of {checked} cases fail through column-major outputs:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every out kernel writes every element of its outputs: run into outputs filled with garbage (NaN,
+/// 77, true — as a memory planner hands out reused buffers, never zeroed), each case gives PyTorch's
+/// values.
+#[test]
+fn out_kernels_overwrite_reused_outputs() {
+    use oxport_core::Scalar;
+    let garbage = |sizes: &[usize], dtype: DType| {
+        let s = if dtype.is_complex() {
+            return Tensor::zeros_strided(
+                dtype,
+                sizes,
+                &oxport_core::tensor::contiguous_strides(sizes),
+            )
+            .unwrap();
+        } else if dtype.is_floating_point() {
+            Scalar::Float(f64::NAN)
+        } else if dtype == DType::Bool {
+            Scalar::Bool(true)
+        } else {
+            Scalar::Int(77)
+        };
+        Tensor::filled(sizes, s, dtype)
+    };
+    let (failures, refused, checked) = run_out_kernel_cases(&garbage, &|_| false);
+    assert!(
+        refused.is_empty(),
+        "contiguous outputs refused: {refused:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases leave some of a reused output unwritten:\n{}",
         failures.len(),
         failures.join("\n")
     );

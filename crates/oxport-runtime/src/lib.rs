@@ -20,12 +20,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod compile;
 mod error;
 mod guards;
 mod plan;
 pub mod pytree;
 mod verify;
 
+pub use compile::{MemoryStats, PlanOptions};
 pub use error::{Error, Result};
 pub use oxport_core::ops::Value as CoreValue;
 pub use plan::{argument_value, Module, Profile};

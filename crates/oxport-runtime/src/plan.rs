@@ -4,11 +4,15 @@
 //! the op's schema at plan time (defaults filled, coercions done; at run time only tensors and symbolic
 //! ints are filled in — no name lookups), a symbolic-int operation, a runtime check, or a higher-order
 //! op with nested plans. After each step the slots whose last use it was are freed.
+use crate::compile::memory::{Arena, ArenaPool, BufId, MemoryPlan};
+use crate::compile::{MemoryStats, PlanOptions};
 use crate::error::{Error, Result};
 use crate::guards::Guard;
 use crate::pytree::{PyValue, TreeSpec};
 use crate::Value;
+use oxport_core::ops::value::TensorMeta as CoreMeta;
 use oxport_core::ops::value::{Layout as CoreLayout, MemoryFormat as CoreMemoryFormat};
+use oxport_core::ops::Kernel;
 use oxport_core::ops::{registry, Args, OpDef};
 use oxport_core::sym::{floor_div, py_mod};
 use oxport_core::{DType, Scalar, SymInt, Tensor};
@@ -17,37 +21,50 @@ use oxport_ir::schema::*;
 use oxport_ir::{sympy, ExportedProgram};
 use std::collections::HashMap;
 
-type Slot = usize;
+pub(crate) type Slot = usize;
 type V<T> = oxport_core::ops::Value<T>;
 
 /// Where a step reads a non-tensor operand.
 #[derive(Debug, Clone)]
-enum Src {
+pub(crate) enum Src {
     Slot(Slot),
     Const(Value),
 }
 
 #[derive(Debug)]
-enum OutBind {
+pub(crate) enum OutBind {
     Skip,
     Slot(Slot),
     List(Vec<Slot>),
 }
 
 #[derive(Debug)]
-struct OpStep {
-    def: &'static OpDef,
+pub(crate) struct OpStep {
+    pub def: &'static OpDef,
     /// Arguments bound to the schema; tensors are slot numbers.
-    template: Vec<V<Slot>>,
+    pub template: Vec<V<Slot>>,
     /// (argument, list position, slot): symbolic ints filled in at run time.
-    int_patches: Vec<(usize, Option<usize>, Slot)>,
+    pub int_patches: Vec<(usize, Option<usize>, Slot)>,
     /// (argument, slot): symbolic floats filled in at run time.
-    float_patches: Vec<(usize, Slot)>,
-    outs: Vec<OutBind>,
+    pub float_patches: Vec<(usize, Slot)>,
+    pub outs: Vec<OutBind>,
+    /// The outputs' metadata, when known at plan time ([`crate::compile::shapes`]).
+    pub static_outs: Option<StaticOuts>,
+}
+
+/// A step's outputs known at plan time.
+#[derive(Debug)]
+pub(crate) struct StaticOuts {
+    /// What the op's meta function returns.
+    pub metas: Vec<V<CoreMeta>>,
+    /// (sizes, strides) of each output tensor, flattened.
+    pub geoms: Vec<(Vec<usize>, Vec<usize>)>,
+    /// For an out kernel, the arena buffer of each output tensor (`None`: freshly allocated).
+    pub bufs: Vec<Option<BufId>>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum SymOp {
+pub(crate) enum SymOp {
     Add,
     Sub,
     Mul,
@@ -75,8 +92,10 @@ enum SymOp {
 }
 
 #[derive(Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Op(Box<OpStep>),
+    /// Convolution with folded BatchNorm, residual add and activation ([`crate::compile::fuse`]).
+    FusedConv(Box<crate::compile::fuse::FusedConv>),
     Sym {
         op: SymOp,
         args: Vec<Src>,
@@ -123,7 +142,7 @@ enum Kind {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum SizeQuery {
+pub(crate) enum SizeQuery {
     Size,
     Stride,
     Numel,
@@ -131,22 +150,25 @@ enum SizeQuery {
 }
 
 #[derive(Debug)]
-struct Step {
-    node: String,
-    target: String,
-    kind: Kind,
-    free: Vec<Slot>,
+pub(crate) struct Step {
+    pub node: String,
+    pub target: String,
+    pub kind: Kind,
+    pub free: Vec<Slot>,
 }
 
 /// The plan of one graph (the program's, or a nested cond/map body).
 #[derive(Debug)]
-struct GraphPlan {
-    n_slots: usize,
-    inputs: Vec<Slot>,
-    steps: Vec<Step>,
-    outputs: Vec<Src>,
+pub(crate) struct GraphPlan {
+    pub n_slots: usize,
+    pub inputs: Vec<Slot>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<Src>,
     /// Stands in for a missing tensor while an error is reported (made once, not per call).
     empty: Tensor,
+    /// The buffers of planned outputs ([`crate::compile::memory`]).
+    pub memory: MemoryPlan,
+    arenas: ArenaPool,
 }
 
 struct Builder {
@@ -427,6 +449,8 @@ fn graph_plan(g: &Graph) -> Result<GraphPlan> {
         steps,
         outputs,
         empty: Tensor::fake(DType::F32, &[0], &[1], 0),
+        memory: MemoryPlan::default(),
+        arenas: ArenaPool::default(),
     };
     plan_frees(&mut plan);
     Ok(plan)
@@ -713,6 +737,7 @@ fn plan_node(b: &mut Builder, node: &Node) -> Result<Kind> {
         int_patches,
         float_patches,
         outs,
+        static_outs: None,
     })))
 }
 
@@ -729,8 +754,31 @@ fn tensor_outs(b: &mut Builder, node: &Node) -> Result<Vec<Slot>> {
         .collect()
 }
 
+/// Slots a step writes.
+pub(crate) fn writes(kind: &Kind, out: &mut Vec<Slot>) {
+    match kind {
+        Kind::Op(op) => {
+            for b in &op.outs {
+                match b {
+                    OutBind::Skip => {}
+                    OutBind::Slot(s) => out.push(*s),
+                    OutBind::List(ss) => out.extend(ss),
+                }
+            }
+        }
+        Kind::Sym { out: o, .. } | Kind::SymSize { out: o, .. } | Kind::Item { out: o, .. } => {
+            out.push(*o)
+        }
+        Kind::Assert { .. } | Kind::Constrain { .. } | Kind::Noop => {}
+        Kind::Cond { outs, .. } | Kind::Call { outs, .. } | Kind::Map { outs, .. } => {
+            out.extend(outs)
+        }
+        Kind::FusedConv(f) => out.push(f.out),
+    }
+}
+
 /// Slots each step reads.
-fn reads(kind: &Kind, out: &mut Vec<Slot>) {
+pub(crate) fn reads(kind: &Kind, out: &mut Vec<Slot>) {
     let src = |s: &Src, out: &mut Vec<Slot>| {
         if let Src::Slot(x) = s {
             out.push(*x)
@@ -763,7 +811,19 @@ fn reads(kind: &Kind, out: &mut Vec<Slot>) {
             out.extend(args);
         }
         Kind::Call { operands, .. } => out.extend(operands),
+        Kind::FusedConv(f) => {
+            out.push(f.input);
+            out.extend(f.residual);
+        }
     }
+}
+
+/// Recomputes every step's `free` list (after a pass removed or replaced steps).
+pub(crate) fn recompute_frees(plan: &mut GraphPlan) {
+    for step in &mut plan.steps {
+        step.free.clear();
+    }
+    plan_frees(plan);
 }
 
 fn plan_frees(plan: &mut GraphPlan) {
@@ -907,6 +967,19 @@ fn sym_eval(op: SymOp, a: &[Num]) -> Option<Value> {
     }
 }
 
+/// The dtype of the `k`-th tensor among `metas`.
+pub(crate) fn flat_dtype(metas: &[V<CoreMeta>], k: usize) -> DType {
+    metas
+        .iter()
+        .flat_map(|m| match m {
+            V::Tensor(t) => vec![t.dtype],
+            V::Tensors(ts) => ts.iter().map(|t| t.dtype).collect(),
+            _ => vec![],
+        })
+        .nth(k)
+        .unwrap_or(DType::F32)
+}
+
 fn op_err(step: &Step, source: oxport_core::Error) -> Error {
     Error::Op {
         node: step.node.clone(),
@@ -933,6 +1006,18 @@ impl GraphPlan {
     fn run_profiled(
         &self,
         inputs: Vec<Value>,
+        profile: Option<&mut Profile>,
+    ) -> Result<Vec<Value>> {
+        let mut arena = self.arenas.take();
+        let r = self.run_in(&mut arena, inputs, profile);
+        self.arenas.give_back(arena);
+        r
+    }
+
+    fn run_in(
+        &self,
+        arena: &mut Arena,
+        inputs: Vec<Value>,
         mut profile: Option<&mut Profile>,
     ) -> Result<Vec<Value>> {
         let mut slots: Vec<Value> = vec![V::None; self.n_slots];
@@ -941,10 +1026,10 @@ impl GraphPlan {
         }
         for step in &self.steps {
             match profile.as_deref_mut() {
-                None => self.run_step(step, &mut slots)?,
+                None => self.run_step(step, &mut slots, arena)?,
                 Some(p) => {
                     let t0 = std::time::Instant::now();
-                    self.run_step(step, &mut slots)?;
+                    self.run_step(step, &mut slots, arena)?;
                     p.add(&step.target, t0.elapsed());
                 }
             }
@@ -959,7 +1044,33 @@ impl GraphPlan {
             .collect())
     }
 
-    fn run_step(&self, step: &Step, slots: &mut [Value]) -> Result<()> {
+    /// Runs an op whose outputs' metadata is known: no meta function; an out kernel writes into
+    /// planned (or fresh) outputs.
+    fn run_static(
+        &self,
+        def: &'static OpDef,
+        args: &Args<Tensor>,
+        st: &StaticOuts,
+        arena: &mut Arena,
+    ) -> oxport_core::Result<Vec<Value>> {
+        match def.kernel {
+            Some(Kernel::Out(k)) => {
+                let mut ts = Vec::with_capacity(st.geoms.len());
+                for (i, (sizes, strides)) in st.geoms.iter().enumerate() {
+                    ts.push(match st.bufs[i] {
+                        Some(b) => arena.output(&self.memory, b, sizes, strides)?,
+                        None => Tensor::zeros_strided(flat_dtype(&st.metas, i), sizes, strides)?,
+                    });
+                }
+                k(args, &mut ts)?;
+                Ok(oxport_core::ops::registry::regroup_outputs(&st.metas, ts))
+            }
+            Some(Kernel::Alloc(k)) => k(args, &st.metas),
+            None => def.run(args),
+        }
+    }
+
+    fn run_step(&self, step: &Step, slots: &mut [Value], arena: &mut Arena) -> Result<()> {
         match &step.kind {
             Kind::Op(op) => {
                 let mut missing = None;
@@ -1015,7 +1126,11 @@ impl GraphPlan {
                     schema: &op.def.schema,
                     values,
                 };
-                let outs = op.def.run(&args).map_err(|e| op_err(step, e))?;
+                let outs = match &op.static_outs {
+                    Some(st) => self.run_static(op.def, &args, st, arena),
+                    None => op.def.run(&args),
+                }
+                .map_err(|e| op_err(step, e))?;
                 for (bind, v) in op.outs.iter().zip(outs) {
                     match (bind, v) {
                         (OutBind::Skip, _) => {}
@@ -1036,6 +1151,29 @@ impl GraphPlan {
                         }
                     }
                 }
+            }
+            Kind::FusedConv(f) => {
+                let x = tensor_of(slots, f.input, step)?;
+                let residual = match f.residual {
+                    Some(s) => Some(tensor_of(slots, s, step)?),
+                    None => None,
+                };
+                let out = match f.buf {
+                    Some(b) => arena.output(
+                        &self.memory,
+                        b,
+                        &f.out_shape,
+                        &oxport_core::tensor::contiguous_strides(&f.out_shape),
+                    ),
+                    None => Tensor::zeros_strided(
+                        DType::F32,
+                        &f.out_shape,
+                        &oxport_core::tensor::contiguous_strides(&f.out_shape),
+                    ),
+                }
+                .map_err(|e| op_err(step, e))?;
+                crate::compile::fuse::run(f, x, residual, &out).map_err(|e| op_err(step, e))?;
+                slots[f.out] = V::Tensor(out);
             }
             Kind::Sym { op, args, out } => {
                 let nums: Option<Vec<Num>> = args.iter().map(|a| num(get(slots, a))).collect();
@@ -1297,8 +1435,14 @@ impl Module {
     /// Plans `ep` once: resolves every node's kernel (an op the registry lacks is an error naming the
     /// node, here, before any call) and binds parameters, buffers and constants.
     pub fn new(ep: &ExportedProgram) -> Result<Module> {
+        Module::with_options(ep, PlanOptions::default())
+    }
+
+    /// [`Module::new`] with the compile stage's passes chosen by `options`
+    /// ([`PlanOptions::unoptimized`]: the plain path, for comparison).
+    pub fn with_options(ep: &ExportedProgram, options: PlanOptions) -> Result<Module> {
         let g = ep.graph();
-        let plan = graph_plan(g)?;
+        let mut plan = graph_plan(g)?;
         crate::verify::check_metas(g)?;
         let sig = ep.graph_signature();
         let mut feeds = vec![];
@@ -1402,6 +1546,23 @@ impl Module {
             .iter()
             .map(|g| Guard::parse(g))
             .collect::<Result<Vec<_>>>()?;
+        if options.optimize {
+            let input_metas: Vec<Option<CoreMeta>> = g
+                .inputs
+                .iter()
+                .map(|a| match a {
+                    Argument::AsTensor(t) => g
+                        .tensor_values
+                        .get(&t.name)
+                        .and_then(crate::verify::static_meta),
+                    _ => None,
+                })
+                .collect();
+            let metas = crate::compile::shapes::infer(&mut plan, &input_metas);
+            let consts = constants(&plan, &feeds, &buffer_mutations);
+            crate::compile::fuse::fuse_convs(&mut plan, &metas, &consts);
+            crate::compile::memory::plan(&mut plan);
+        }
         Ok(Module {
             plan,
             feeds,
@@ -1471,6 +1632,24 @@ impl Module {
             g.check(&lookup)?;
         }
         Ok(())
+    }
+
+    /// The memory the plan of the top-level graph uses: its arena of intermediate values, the least
+    /// any plan could use, and the weights held.
+    pub fn memory_stats(&self) -> MemoryStats {
+        let weight_bytes = self
+            .feeds
+            .iter()
+            .map(|f| match f {
+                Feed::State(t) => t.numel() * t.dtype().itemsize(),
+                _ => 0,
+            })
+            .sum();
+        MemoryStats {
+            arena_bytes: self.plan.memory.arena_bytes(),
+            peak_live_bytes: self.plan.memory.peak_live_bytes,
+            weight_bytes,
+        }
     }
 
     /// The program's buffers (`ep.module().named_buffers()`): fully qualified name and the tensor the
@@ -1651,6 +1830,41 @@ impl Module {
         }
         Ok(self.user_outputs.iter().map(|&i| outs[i].clone()).collect())
     }
+}
+
+/// The graph inputs whose tensors no call changes: parameters, constants and buffers no output
+/// mutates and no in-place op (or higher-order op) is given.
+fn constants(
+    plan: &GraphPlan,
+    feeds: &[Feed],
+    buffer_mutations: &[(usize, Tensor)],
+) -> HashMap<Slot, Tensor> {
+    let mut written = std::collections::HashSet::new();
+    for step in &plan.steps {
+        match &step.kind {
+            Kind::Op(op) if op.def.is_in_place() => {
+                if let Some(V::Tensor(s)) = op.template.first() {
+                    written.insert(*s);
+                }
+            }
+            Kind::Op(_) | Kind::FusedConv(_) => {}
+            other => {
+                let mut r = vec![];
+                reads(other, &mut r);
+                written.extend(r);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for (&slot, feed) in plan.inputs.iter().zip(feeds) {
+        if let Feed::State(t) = feed {
+            let mutated = buffer_mutations.iter().any(|(_, b)| b.shares_storage(t));
+            if !mutated && !written.contains(&slot) {
+                out.insert(slot, t.clone());
+            }
+        }
+    }
+    out
 }
 
 fn value_to_py(v: Value) -> Result<PyValue> {

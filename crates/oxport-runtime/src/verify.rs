@@ -16,7 +16,7 @@ use oxport_ir::schema::{Argument, ArgumentKind, Graph, Node, SymInt as IrSymInt,
 
 type V = oxport_core::ops::Value<CoreMeta>;
 
-fn static_meta(m: &TensorMeta) -> Option<CoreMeta> {
+pub(crate) fn static_meta(m: &TensorMeta) -> Option<CoreMeta> {
     let ints = |v: &[IrSymInt]| -> Option<Vec<SymInt>> {
         v.iter()
             .map(|s| match s {

@@ -1067,7 +1067,9 @@ fn embedding_bag(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         write_i64(&o[1], o2b)?;
     }
     if mode == 0 {
-        return Ok(()); // bag_size and max_indices stay zero
+        // bag_size and max_indices are zeros (outputs are not zeroed for us: a planner reuses buffers)
+        write_i64(&o[2], vec![0; o[2].numel()])?;
+        return write_i64(&o[3], vec![0; o[3].numel()]);
     }
     write_i64(&o[2], bag_size.clone())?;
     write_i64(&o[3], if mode == 2 { max_idx } else { bag_size })
@@ -1425,7 +1427,7 @@ fn cdist(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let (r1, r2) = (os[nd - 2], os[nd - 1]);
     let c = x1.sizes_untraced()[x1.dim() - 1];
     if o[0].numel() == 0 || c == 0 {
-        return Ok(()); // zeros
+        return write_f64(&o[0], vec![0.0; o[0].numel()]); // zeros
     }
     // Broadcast the batch dims by restriding (stride 0 where a size is 1 or missing).
     let expand = |t: &Tensor, rows: usize| -> Result<Vec<f64>> {
@@ -1519,7 +1521,7 @@ fn meta_pdist(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
 fn pdist(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let x = a.tensor("self")?;
     if o[0].numel() == 0 || x.sizes_untraced()[1] == 0 {
-        return Ok(()); // empty, or zeros
+        return write_f64(&o[0], vec![0.0; o[0].numel()]); // empty, or zeros
     }
     let p = a.float("p")?;
     let (n, m) = (x.sizes_untraced()[0], x.sizes_untraced()[1]);

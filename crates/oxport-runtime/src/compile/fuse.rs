@@ -1,0 +1,528 @@
+//! Convolution fusion: `conv → batch_norm (eval) → add(residual) → activation` chains become one step.
+//!
+//! BatchNorm in inference mode is folded into the convolution's weights and bias at plan time
+//! (`w' = w·γ/√(var+ε)`, `b' = (b − mean)·γ/√(var+ε) + β`, in f64); the residual add and the
+//! activation run in the convolution's epilogue while its output tile is in cache
+//! ([`conv2d_fused`]). A chain link is taken only when the value it consumes has no other reader (so
+//! an in-place op's target is not read again), the parameters are constants of the program (a
+//! parameter, or a buffer nothing mutates), and shapes are static f32 NCHW.
+use crate::plan::{GraphPlan, Kind, OutBind, Slot, Src, Step};
+use oxport_core::ops::value::TensorMeta;
+use oxport_core::ops::Args;
+use oxport_core::tensor::kernels::conv::Conv2dParams;
+use oxport_core::{DType, Tensor};
+use std::collections::HashMap;
+
+/// An activation in a convolution's epilogue.
+// TODO(issue 11): becomes oxport_core's kernels::activation::Activation with the fused conv kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Activation {
+    Identity,
+    Relu,
+    Clamp { min: f32, max: f32 },
+    HardSwish,
+    HardSigmoid,
+    Silu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    GeluTanh,
+}
+
+impl Activation {
+    fn apply_f32(&self, x: &mut [f32]) {
+        let hard_gate = |v: f32| ((v + 3.0).clamp(0.0, 6.0)) / 6.0;
+        let f: fn(f32, f32, f32) -> f32 = match self {
+            Activation::Identity => return,
+            Activation::Relu => |v, _, _| if v.is_nan() { v } else { v.max(0.0) },
+            Activation::Clamp { .. } => |v, lo, hi| if v.is_nan() { v } else { v.max(lo).min(hi) },
+            Activation::HardSwish => |v, _, _| {
+                if v.is_nan() {
+                    v
+                } else {
+                    v * (((v + 3.0).clamp(0.0, 6.0)) / 6.0)
+                }
+            },
+            Activation::HardSigmoid => |v, _, _| {
+                if v.is_nan() {
+                    v
+                } else {
+                    ((v + 3.0).clamp(0.0, 6.0)) / 6.0
+                }
+            },
+            Activation::Silu => |v, _, _| v / (1.0 + (-v).exp()),
+            Activation::Sigmoid => |v, _, _| 1.0 / (1.0 + (-v).exp()),
+            Activation::Tanh => |v, _, _| v.tanh(),
+            Activation::Gelu => |v, _, _| {
+                if v.is_infinite() {
+                    f32::NAN
+                } else {
+                    v * 0.5 * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
+                }
+            },
+            Activation::GeluTanh => |v, _, _| {
+                let k = 0.797_884_6_f32;
+                0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
+            },
+        };
+        let _ = hard_gate;
+        let (lo, hi) = match self {
+            Activation::Clamp { min, max } => (*min, *max),
+            _ => (0.0, 0.0),
+        };
+        for v in x {
+            *v = f(*v, lo, hi);
+        }
+    }
+}
+
+/// A convolution with its folded BatchNorm, residual add and activation.
+#[derive(Debug)]
+pub(crate) struct FusedConv {
+    pub input: Slot,
+    pub in_shape: [usize; 4],
+    /// Contiguous f32 `[O, C/groups, kH, kW]`, BatchNorm folded in.
+    pub weight: Tensor,
+    pub w_shape: [usize; 4],
+    /// f32 `[O]`.
+    pub bias: Option<Vec<f32>>,
+    pub params: Conv2dParams,
+    /// Added to the convolution's output before the activation (same shape).
+    pub residual: Option<Slot>,
+    pub activation: Activation,
+    pub out: Slot,
+    /// Output sizes (contiguous).
+    pub out_shape: Vec<usize>,
+    /// The nodes the step stands for, for errors and profiles.
+    pub nodes: Vec<String>,
+    /// The output's arena buffer ([`super::memory`]).
+    pub buf: Option<super::memory::BufId>,
+}
+
+/// Everything the pass reads of the plan at once.
+struct Uses {
+    /// Number of reads of each slot (graph outputs count as reads).
+    count: Vec<usize>,
+    /// The step each slot is defined by.
+    def: Vec<Option<usize>>,
+    /// The last step reading each slot.
+    last: Vec<Option<usize>>,
+}
+
+fn uses(plan: &GraphPlan) -> Uses {
+    let mut u = Uses {
+        count: vec![0; plan.n_slots],
+        def: vec![None; plan.n_slots],
+        last: vec![None; plan.n_slots],
+    };
+    for (i, step) in plan.steps.iter().enumerate() {
+        let mut r = vec![];
+        crate::plan::reads(&step.kind, &mut r);
+        for s in r {
+            u.count[s] += 1;
+            u.last[s] = Some(i);
+        }
+        let mut w = vec![];
+        crate::plan::writes(&step.kind, &mut w);
+        for s in w {
+            u.def[s] = Some(i);
+        }
+    }
+    for o in &plan.outputs {
+        if let Src::Slot(s) = o {
+            u.count[*s] += 1;
+            u.last[*s] = Some(usize::MAX);
+        }
+    }
+    u
+}
+
+/// The op step at `i`, its arguments as slots, and its single tensor output.
+fn op_at(plan: &GraphPlan, i: usize) -> Option<(&'static str, Args<'_, Slot>, Vec<&OutBind>)> {
+    let Kind::Op(op) = &plan.steps[i].kind else {
+        return None;
+    };
+    if !op.int_patches.is_empty() || !op.float_patches.is_empty() {
+        return None;
+    }
+    Some((
+        op.def.name,
+        Args {
+            schema: &op.def.schema,
+            values: op.template.clone(),
+        },
+        op.outs.iter().collect(),
+    ))
+}
+
+fn out_slot(outs: &[&OutBind], k: usize) -> Option<Slot> {
+    match outs.get(k) {
+        Some(OutBind::Slot(s)) => Some(*s),
+        _ => None,
+    }
+}
+
+/// The step reading `s`, when it is the only reader.
+fn only_reader(plan: &GraphPlan, u: &Uses, s: Slot) -> Option<usize> {
+    if u.count[s] != 1 {
+        return None;
+    }
+    u.last[s].filter(|&i| i < plan.steps.len())
+}
+
+fn f32_4d(m: Option<&TensorMeta>) -> Option<[usize; 4]> {
+    let m = m?;
+    if m.dtype != DType::F32 || m.sizes.len() != 4 {
+        return None;
+    }
+    let v: Vec<usize> = m.concrete_sizes().ok()?.into_iter().collect::<Vec<_>>();
+    Some([v[0], v[1], v[2], v[3]])
+}
+
+fn pair(a: &Args<Slot>, name: &str) -> Option<[usize; 2]> {
+    let v = a.ints(name).ok()?;
+    let u = |x: i64| usize::try_from(x).ok();
+    match v.as_slice() {
+        [x] => Some([u(*x)?, u(*x)?]),
+        [x, y] => Some([u(*x)?, u(*y)?]),
+        _ => None,
+    }
+}
+
+/// The activation a unary step applies to its first argument.
+fn activation(name: &str, a: &Args<Slot>) -> Option<Activation> {
+    let base = name.trim_start_matches("aten.");
+    Some(match base {
+        "relu.default" | "relu_.default" => Activation::Relu,
+        "hardswish.default" | "hardswish_.default" => Activation::HardSwish,
+        "hardsigmoid.default" | "hardsigmoid_.default" => Activation::HardSigmoid,
+        "silu.default" | "silu_.default" => Activation::Silu,
+        "sigmoid.default" => Activation::Sigmoid,
+        "tanh.default" => Activation::Tanh,
+        "hardtanh.default" | "hardtanh_.default" => Activation::Clamp {
+            min: a.scalar("min_val").ok()?.to_f64() as f32,
+            max: a.scalar("max_val").ok()?.to_f64() as f32,
+        },
+        "gelu.default" => match a.str("approximate").ok()? {
+            "none" => Activation::Gelu,
+            "tanh" => Activation::GeluTanh,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Runs the pass: `metas` are the slots' static metadata, `consts` the constant tensors by slot.
+/// Returns the number of convolutions fused.
+pub(crate) fn fuse_convs(
+    plan: &mut GraphPlan,
+    metas: &[Option<TensorMeta>],
+    consts: &HashMap<Slot, Tensor>,
+) -> usize {
+    let u = uses(plan);
+    // The fused step takes the place of the chain's last step: by then every value it reads (the
+    // residual may be computed after the convolution) is defined.
+    let mut replaced: HashMap<usize, FusedConv> = HashMap::new();
+    let mut removed: Vec<bool> = vec![false; plan.steps.len()];
+    for i in 0..plan.steps.len() {
+        if removed[i] {
+            continue;
+        }
+        if let Some((f, chain)) = match_chain(plan, &u, metas, consts, &removed, i) {
+            for &j in &chain {
+                removed[j] = true;
+            }
+            replaced.insert(*chain.last().expect("a chain has its convolution"), f);
+        }
+    }
+    let n = replaced.len();
+    if n == 0 {
+        return 0;
+    }
+    let old = std::mem::take(&mut plan.steps);
+    for (i, step) in old.into_iter().enumerate() {
+        if let Some(f) = replaced.remove(&i) {
+            plan.steps.push(Step {
+                node: f.nodes.join("+"),
+                target: "oxport.fused.conv2d".into(),
+                kind: Kind::FusedConv(Box::new(f)),
+                free: vec![],
+            });
+        } else if !removed[i] {
+            plan.steps.push(step);
+        }
+    }
+    crate::plan::recompute_frees(plan);
+    n
+}
+
+/// The chain starting at the convolution step `i`: the fused step and the steps it replaces.
+fn match_chain(
+    plan: &GraphPlan,
+    u: &Uses,
+    metas: &[Option<TensorMeta>],
+    consts: &HashMap<Slot, Tensor>,
+    claimed: &[bool],
+    i: usize,
+) -> Option<(FusedConv, Vec<usize>)> {
+    // A step another chain took is not available (`add_(a, b)` of two convolutions' outputs).
+    let only_reader =
+        |plan: &GraphPlan, u: &Uses, s: Slot| only_reader(plan, u, s).filter(|&j| !claimed[j]);
+    let (name, a, outs) = op_at(plan, i)?;
+    let transposed = match name {
+        "aten.conv2d.default" => false,
+        "aten.convolution.default" => a.bool("transposed").ok()?,
+        _ => return None,
+    };
+    if transposed {
+        return None;
+    }
+    let x = *a.opt_tensor("input").ok()??;
+    let w = *a.opt_tensor("weight").ok()??;
+    let in_shape = f32_4d(metas[x].as_ref())?;
+    let w_shape = f32_4d(metas[w].as_ref())?;
+    let weight = consts.get(&w)?;
+    let bias = match a.opt_tensor("bias").ok()? {
+        Some(b) => Some(consts.get(b)?.to_vec::<f32>().ok()?),
+        None => None,
+    };
+    let params = Conv2dParams {
+        stride: pair(&a, "stride")?,
+        padding: pair(&a, "padding")?,
+        dilation: pair(&a, "dilation")?,
+        groups: usize::try_from(a.int("groups").ok()?).ok()?,
+    };
+    let mut cur = out_slot(&outs, 0)?;
+    let out_shape = metas[cur].as_ref()?.concrete_sizes().ok()?;
+    let mut w32: Vec<f32> = weight.to_vec::<f32>().ok()?;
+    if w32.len() != w_shape.iter().product::<usize>()
+        || b32_len_bad(&bias, w_shape[0])
+        || in_shape[1] != w_shape[1] * params.groups
+        || params.groups == 0
+        || w_shape[0] % params.groups != 0
+    {
+        return None;
+    }
+    let mut b32 = bias;
+    let mut nodes = vec![plan.steps[i].node.clone()];
+    let mut chain = vec![i];
+    let mut residual = None;
+    let mut act = Activation::Identity;
+    // The fused step runs at the chain's last step: a link is taken only when no step between the
+    // chain's steps writes in place (it could change the convolution's input or the residual).
+    let quiet_until = |chain: &[usize], j: usize| {
+        let from = *chain.last().expect("non-empty");
+        (from + 1..j).all(|k| match &plan.steps[k].kind {
+            Kind::Op(op) => !op.def.is_in_place(),
+            _ => false,
+        })
+    };
+    // BatchNorm (inference): fold.
+    if let Some(j) = only_reader(plan, u, cur) {
+        let bn = batch_norm_at(plan, u, consts, j, cur).filter(|_| quiet_until(&chain, j));
+        if let Some((gamma, beta, mean, var, eps, out)) = bn {
+            let o = w_shape[0];
+            let len_ok = |v: &Option<Vec<f64>>| v.as_ref().is_none_or(|v| v.len() == o);
+            if !(len_ok(&gamma) && len_ok(&beta) && mean.len() == o && var.len() == o) {
+                return None;
+            }
+            let per = w32.len() / o.max(1);
+            let mut nb = vec![0f32; o];
+            for c in 0..o {
+                let scale = gamma.as_ref().map_or(1.0, |g| g[c]) / (var[c] + eps).sqrt();
+                for x in &mut w32[c * per..(c + 1) * per] {
+                    *x = (*x as f64 * scale) as f32;
+                }
+                let b = b32.as_ref().map_or(0.0, |b| b[c] as f64);
+                nb[c] = ((b - mean[c]) * scale + beta.as_ref().map_or(0.0, |b| b[c])) as f32;
+            }
+            b32 = Some(nb);
+            nodes.push(plan.steps[j].node.clone());
+            chain.push(j);
+            cur = out;
+        }
+    }
+    // Residual add.
+    if let Some(j) = only_reader(plan, u, cur).filter(|&j| quiet_until(&chain, j)) {
+        if let Some((name, a, outs)) = op_at(plan, j) {
+            let alpha_one = a
+                .scalar("alpha")
+                .map(|s| s.to_f64() == 1.0)
+                .unwrap_or(false);
+            let in_place = name == "aten.add_.Tensor";
+            if (name == "aten.add.Tensor" || in_place) && alpha_one {
+                let (s, o) = (*a.opt_tensor("self").ok()??, *a.opt_tensor("other").ok()??);
+                let other = if s == cur { o } else { s };
+                // `add_(other, cur)` writes `other`: only when nothing reads it afterwards.
+                let writes_other = in_place && s != cur;
+                let same = metas[other].as_ref().is_some_and(|m| {
+                    m.dtype == DType::F32 && m.concrete_sizes().ok().as_deref() == Some(&out_shape)
+                });
+                if same && other != cur && (!writes_other || u.last[other] == Some(j)) {
+                    if let Some(out) = out_slot(&outs, 0) {
+                        residual = Some(other);
+                        nodes.push(plan.steps[j].node.clone());
+                        chain.push(j);
+                        cur = out;
+                    }
+                }
+            }
+        }
+    }
+    // Activation.
+    if let Some(j) = only_reader(plan, u, cur).filter(|&j| quiet_until(&chain, j)) {
+        if let Some((name, a, outs)) = op_at(plan, j) {
+            if a.opt_tensor("self").ok().flatten() == Some(&cur) {
+                if let (Some(f), Some(out)) = (activation(name, &a), out_slot(&outs, 0)) {
+                    act = f;
+                    nodes.push(plan.steps[j].node.clone());
+                    chain.push(j);
+                    cur = out;
+                }
+            }
+        }
+    }
+    let weight = Tensor::from_vec(w32, &w_shape).ok()?;
+    Some((
+        FusedConv {
+            input: x,
+            in_shape,
+            weight,
+            w_shape,
+            bias: b32,
+            params,
+            residual,
+            activation: act,
+            out: cur,
+            out_shape,
+            nodes,
+            buf: None,
+        },
+        chain,
+    ))
+}
+
+/// `(γ, β, mean, var, ε, output slot)` of an inference-mode batch norm at step `j` reading `x`.
+#[allow(clippy::type_complexity)]
+fn batch_norm_at(
+    plan: &GraphPlan,
+    u: &Uses,
+    consts: &HashMap<Slot, Tensor>,
+    j: usize,
+    x: Slot,
+) -> Option<(
+    Option<Vec<f64>>,
+    Option<Vec<f64>>,
+    Vec<f64>,
+    Vec<f64>,
+    f64,
+    Slot,
+)> {
+    let (name, a, outs) = op_at(plan, j)?;
+    match name {
+        "aten.batch_norm.default" => {
+            if a.bool("training").ok()? {
+                return None;
+            }
+        }
+        "aten._native_batch_norm_legit_no_training.default" => {
+            // The saved mean and invstd must be unused.
+            for out in outs.iter().skip(1) {
+                if let OutBind::Slot(s) = out {
+                    if u.count[*s] > 0 {
+                        return None;
+                    }
+                }
+            }
+        }
+        _ => return None,
+    }
+    if a.opt_tensor("input").ok()?? != &x {
+        return None;
+    }
+    let vec64 = |name: &str| -> Option<Option<Vec<f64>>> {
+        match a.opt_tensor(name).ok()? {
+            Some(s) => Some(Some(
+                consts
+                    .get(s)?
+                    .to_vec::<f32>()
+                    .ok()?
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect(),
+            )),
+            None => Some(None),
+        }
+    };
+    let gamma = vec64("weight")?;
+    let beta = vec64("bias")?;
+    let mean = vec64("running_mean")??;
+    let var = vec64("running_var")??;
+    let eps = a.float("eps").ok()?;
+    Some((gamma, beta, mean, var, eps, out_slot(&outs, 0)?))
+}
+
+fn b32_len_bad(b: &Option<Vec<f32>>, o: usize) -> bool {
+    b.as_ref().is_some_and(|b| b.len() != o)
+}
+
+/// Runs a fused convolution into `out` (contiguous f32 of `f.out_shape`).
+pub(crate) fn run(
+    f: &FusedConv,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    out: &Tensor,
+) -> oxport_core::Result<()> {
+    use oxport_core::tensor::kernels::conv::conv2d;
+    if x.sizes() != &f.in_shape[..] || x.dtype() != DType::F32 {
+        return Err(oxport_core::Error::Value(format!(
+            "internal: fused convolution planned for an f32 input of sizes {:?}, got {} {:?}",
+            f.in_shape,
+            x.dtype().name(),
+            x.sizes()
+        )));
+    }
+    let contiguous = |t: &Tensor| {
+        if t.is_contiguous() {
+            t.clone()
+        } else {
+            t.contiguous_untraced()
+        }
+    };
+    let x = contiguous(x);
+    let r = residual.map(contiguous);
+    if let Some(r) = &r {
+        if r.sizes() != f.out_shape.as_slice() || r.dtype() != DType::F32 {
+            return Err(oxport_core::Error::Value(
+                "internal: fused convolution's residual does not match its output".into(),
+            ));
+        }
+    }
+    x.with_contiguous::<f32, _>(|xd| {
+        f.weight.with_contiguous::<f32, _>(|wd| {
+            let conv = |rd: Option<&[f32]>| {
+                out.with_contiguous_mut::<f32, _>(|od| {
+                    conv2d(
+                        xd,
+                        f.in_shape,
+                        wd,
+                        f.w_shape,
+                        f.bias.as_deref(),
+                        &f.params,
+                        od,
+                    );
+                    if let Some(rd) = rd {
+                        for (o, r) in od.iter_mut().zip(rd) {
+                            *o += r;
+                        }
+                    }
+                    f.activation.apply_f32(od);
+                })
+            };
+            match &r {
+                Some(r) => r.with_contiguous::<f32, _>(|rd| conv(Some(rd)))?,
+                None => conv(None),
+            }
+        })?
+    })?
+}
