@@ -15,4 +15,4 @@ OUT="${OXPORT_CORPUS_CI:-$HOME/.cache/oxport/corpus-ci}"
 SUBSET="nn_,hf_,tv_mobilenet_v3_small,tv_resnet18,tv_squeezenet1_1,tv_shufflenet_v2_x0_5,timm_convnext_atto,timm_mobilevit_xxs,timm_levit_128s,timm_xcit_nano"
 "$PY" gen_model_corpus.py --out "$OUT" --only "$SUBSET"
 cargo build --release --quiet -p oxport-cli
-"$PY" check_model_corpus.py ../target/release/oxport "$OUT" --only "$SUBSET" --strict
+"$PY" check_model_corpus.py ../target/release/oxport "$OUT" --only "$SUBSET" --strict --compare-plain

@@ -94,8 +94,8 @@ pub(crate) enum SymOp {
 #[derive(Debug)]
 pub(crate) enum Kind {
     Op(Box<OpStep>),
-    /// Convolution with folded BatchNorm, residual add and activation ([`crate::compile::fuse`]).
-    FusedConv(Box<crate::compile::fuse::FusedConv>),
+    /// A kernel the compile stage prepared (fused, folded, packed): [`crate::compile::Prepared`].
+    Prepared(Box<crate::compile::Prepared>),
     Sym {
         op: SymOp,
         args: Vec<Src>,
@@ -168,6 +168,8 @@ pub(crate) struct GraphPlan {
     empty: Tensor,
     /// The buffers of planned outputs ([`crate::compile::memory`]).
     pub memory: MemoryPlan,
+    /// Values computed at plan time ([`crate::compile::fold`]), put in their slots at each call.
+    pub consts: Vec<(Slot, Value)>,
     arenas: ArenaPool,
 }
 
@@ -450,6 +452,7 @@ fn graph_plan(g: &Graph) -> Result<GraphPlan> {
         outputs,
         empty: Tensor::fake(DType::F32, &[0], &[1], 0),
         memory: MemoryPlan::default(),
+        consts: vec![],
         arenas: ArenaPool::default(),
     };
     plan_frees(&mut plan);
@@ -773,7 +776,7 @@ pub(crate) fn writes(kind: &Kind, out: &mut Vec<Slot>) {
         Kind::Cond { outs, .. } | Kind::Call { outs, .. } | Kind::Map { outs, .. } => {
             out.extend(outs)
         }
-        Kind::FusedConv(f) => out.push(f.out),
+        Kind::Prepared(p) => out.push(p.out),
     }
 }
 
@@ -811,10 +814,7 @@ pub(crate) fn reads(kind: &Kind, out: &mut Vec<Slot>) {
             out.extend(args);
         }
         Kind::Call { operands, .. } => out.extend(operands),
-        Kind::FusedConv(f) => {
-            out.push(f.input);
-            out.extend(f.residual);
-        }
+        Kind::Prepared(p) => out.extend(&p.inputs),
     }
 }
 
@@ -1024,6 +1024,9 @@ impl GraphPlan {
         for (&s, v) in self.inputs.iter().zip(inputs) {
             slots[s] = v;
         }
+        for (s, v) in &self.consts {
+            slots[*s] = v.clone();
+        }
         for step in &self.steps {
             match profile.as_deref_mut() {
                 None => self.run_step(step, &mut slots, arena)?,
@@ -1065,8 +1068,8 @@ impl GraphPlan {
                 k(args, &mut ts)?;
                 Ok(oxport_core::ops::registry::regroup_outputs(&st.metas, ts))
             }
-            Some(Kernel::Alloc(k)) => k(args, &st.metas),
-            None => def.run(args),
+            // Only out kernels get static outputs (compile::shapes).
+            _ => def.run(args),
         }
     }
 
@@ -1152,28 +1155,20 @@ impl GraphPlan {
                     }
                 }
             }
-            Kind::FusedConv(f) => {
-                let x = tensor_of(slots, f.input, step)?;
-                let residual = match f.residual {
-                    Some(s) => Some(tensor_of(slots, s, step)?),
-                    None => None,
-                };
-                let out = match f.buf {
-                    Some(b) => arena.output(
-                        &self.memory,
-                        b,
-                        &f.out_shape,
-                        &oxport_core::tensor::contiguous_strides(&f.out_shape),
-                    ),
-                    None => Tensor::zeros_strided(
-                        DType::F32,
-                        &f.out_shape,
-                        &oxport_core::tensor::contiguous_strides(&f.out_shape),
-                    ),
+            Kind::Prepared(p) => {
+                let inputs = p
+                    .inputs
+                    .iter()
+                    .map(|&s| tensor_of(slots, s, step))
+                    .collect::<Result<Vec<&Tensor>>>()?;
+                let strides = oxport_core::tensor::contiguous_strides(&p.out_shape);
+                let out = match p.buf {
+                    Some(b) => arena.output(&self.memory, b, &p.out_shape, &strides),
+                    None => Tensor::zeros_strided(p.dtype, &p.out_shape, &strides),
                 }
                 .map_err(|e| op_err(step, e))?;
-                crate::compile::fuse::run(f, x, residual, &out).map_err(|e| op_err(step, e))?;
-                slots[f.out] = V::Tensor(out);
+                p.kernel.run(&inputs, &out).map_err(|e| op_err(step, e))?;
+                slots[p.out] = V::Tensor(out);
             }
             Kind::Sym { op, args, out } => {
                 let nums: Option<Vec<Num>> = args.iter().map(|a| num(get(slots, a))).collect();
@@ -1546,7 +1541,7 @@ impl Module {
             .iter()
             .map(|g| Guard::parse(g))
             .collect::<Result<Vec<_>>>()?;
-        if options.optimize {
+        if options.static_shapes {
             let input_metas: Vec<Option<CoreMeta>> = g
                 .inputs
                 .iter()
@@ -1559,9 +1554,17 @@ impl Module {
                 })
                 .collect();
             let metas = crate::compile::shapes::infer(&mut plan, &input_metas);
-            let consts = constants(&plan, &feeds, &buffer_mutations);
-            crate::compile::fuse::fuse_convs(&mut plan, &metas, &consts);
-            crate::compile::memory::plan(&mut plan);
+            let mut consts = constants(&plan, &feeds, &buffer_mutations);
+            if options.fold {
+                crate::compile::fold::fold_constants(&mut plan, &mut consts);
+            }
+            if options.fuse {
+                crate::compile::fuse::fuse_convs(&mut plan, &metas, &consts);
+                crate::compile::linear::pack_linears(&mut plan, &metas, &consts);
+            }
+            if options.memory_plan {
+                crate::compile::memory::plan(&mut plan);
+            }
         }
         Ok(Module {
             plan,
@@ -1847,7 +1850,7 @@ fn constants(
                     written.insert(*s);
                 }
             }
-            Kind::Op(_) | Kind::FusedConv(_) => {}
+            Kind::Op(_) | Kind::Prepared(_) => {}
             other => {
                 let mut r = vec![];
                 reads(other, &mut r);

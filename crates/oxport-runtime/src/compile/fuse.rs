@@ -6,7 +6,9 @@
 //! ([`conv2d_fused`]). A chain link is taken only when the value it consumes has no other reader (so
 //! an in-place op's target is not read again), the parameters are constants of the program (a
 //! parameter, or a buffer nothing mutates), and shapes are static f32 NCHW.
-use crate::plan::{GraphPlan, Kind, OutBind, Slot, Src, Step};
+use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
+use super::{Prepared, PreparedKernel};
+use crate::plan::{GraphPlan, Kind, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::conv::Conv2dParams;
@@ -30,7 +32,7 @@ pub(crate) enum Activation {
 }
 
 impl Activation {
-    fn apply_f32(&self, x: &mut [f32]) {
+    pub(crate) fn apply_f32(&self, x: &mut [f32]) {
         let hard_gate = |v: f32| ((v + 3.0).clamp(0.0, 6.0)) / 6.0;
         let f: fn(f32, f32, f32) -> f32 = match self {
             Activation::Identity => return,
@@ -76,10 +78,10 @@ impl Activation {
     }
 }
 
-/// A convolution with its folded BatchNorm, residual add and activation.
+/// A convolution with its folded BatchNorm, residual add and activation; reads the input and, with
+/// a residual, the residual.
 #[derive(Debug)]
 pub(crate) struct FusedConv {
-    pub input: Slot,
     pub in_shape: [usize; 4],
     /// Contiguous f32 `[O, C/groups, kH, kW]`, BatchNorm folded in.
     pub weight: Tensor,
@@ -87,87 +89,9 @@ pub(crate) struct FusedConv {
     /// f32 `[O]`.
     pub bias: Option<Vec<f32>>,
     pub params: Conv2dParams,
-    /// Added to the convolution's output before the activation (same shape).
-    pub residual: Option<Slot>,
     pub activation: Activation,
-    pub out: Slot,
     /// Output sizes (contiguous).
     pub out_shape: Vec<usize>,
-    /// The nodes the step stands for, for errors and profiles.
-    pub nodes: Vec<String>,
-    /// The output's arena buffer ([`super::memory`]).
-    pub buf: Option<super::memory::BufId>,
-}
-
-/// Everything the pass reads of the plan at once.
-struct Uses {
-    /// Number of reads of each slot (graph outputs count as reads).
-    count: Vec<usize>,
-    /// The step each slot is defined by.
-    def: Vec<Option<usize>>,
-    /// The last step reading each slot.
-    last: Vec<Option<usize>>,
-}
-
-fn uses(plan: &GraphPlan) -> Uses {
-    let mut u = Uses {
-        count: vec![0; plan.n_slots],
-        def: vec![None; plan.n_slots],
-        last: vec![None; plan.n_slots],
-    };
-    for (i, step) in plan.steps.iter().enumerate() {
-        let mut r = vec![];
-        crate::plan::reads(&step.kind, &mut r);
-        for s in r {
-            u.count[s] += 1;
-            u.last[s] = Some(i);
-        }
-        let mut w = vec![];
-        crate::plan::writes(&step.kind, &mut w);
-        for s in w {
-            u.def[s] = Some(i);
-        }
-    }
-    for o in &plan.outputs {
-        if let Src::Slot(s) = o {
-            u.count[*s] += 1;
-            u.last[*s] = Some(usize::MAX);
-        }
-    }
-    u
-}
-
-/// The op step at `i`, its arguments as slots, and its single tensor output.
-fn op_at(plan: &GraphPlan, i: usize) -> Option<(&'static str, Args<'_, Slot>, Vec<&OutBind>)> {
-    let Kind::Op(op) = &plan.steps[i].kind else {
-        return None;
-    };
-    if !op.int_patches.is_empty() || !op.float_patches.is_empty() {
-        return None;
-    }
-    Some((
-        op.def.name,
-        Args {
-            schema: &op.def.schema,
-            values: op.template.clone(),
-        },
-        op.outs.iter().collect(),
-    ))
-}
-
-fn out_slot(outs: &[&OutBind], k: usize) -> Option<Slot> {
-    match outs.get(k) {
-        Some(OutBind::Slot(s)) => Some(*s),
-        _ => None,
-    }
-}
-
-/// The step reading `s`, when it is the only reader.
-fn only_reader(plan: &GraphPlan, u: &Uses, s: Slot) -> Option<usize> {
-    if u.count[s] != 1 {
-        return None;
-    }
-    u.last[s].filter(|&i| i < plan.steps.len())
 }
 
 fn f32_4d(m: Option<&TensorMeta>) -> Option<[usize; 4]> {
@@ -190,7 +114,7 @@ fn pair(a: &Args<Slot>, name: &str) -> Option<[usize; 2]> {
 }
 
 /// The activation a unary step applies to its first argument.
-fn activation(name: &str, a: &Args<Slot>) -> Option<Activation> {
+pub(crate) fn activation(name: &str, a: &Args<Slot>) -> Option<Activation> {
     let base = name.trim_start_matches("aten.");
     Some(match base {
         "relu.default" | "relu_.default" => Activation::Relu,
@@ -219,10 +143,10 @@ pub(crate) fn fuse_convs(
     metas: &[Option<TensorMeta>],
     consts: &HashMap<Slot, Tensor>,
 ) -> usize {
-    let u = uses(plan);
+    let u = Uses::of(plan);
     // The fused step takes the place of the chain's last step: by then every value it reads (the
     // residual may be computed after the convolution) is defined.
-    let mut replaced: HashMap<usize, FusedConv> = HashMap::new();
+    let mut replaced: HashMap<usize, (Prepared, Vec<String>)> = HashMap::new();
     let mut removed: Vec<bool> = vec![false; plan.steps.len()];
     for i in 0..plan.steps.len() {
         if removed[i] {
@@ -236,25 +160,16 @@ pub(crate) fn fuse_convs(
         }
     }
     let n = replaced.len();
-    if n == 0 {
-        return 0;
-    }
-    let old = std::mem::take(&mut plan.steps);
-    for (i, step) in old.into_iter().enumerate() {
-        if let Some(f) = replaced.remove(&i) {
-            plan.steps.push(Step {
-                node: f.nodes.join("+"),
-                target: "oxport.fused.conv2d".into(),
-                kind: Kind::FusedConv(Box::new(f)),
-                free: vec![],
-            });
-        } else if !removed[i] {
-            plan.steps.push(step);
-        }
-    }
-    crate::plan::recompute_frees(plan);
+    let patch = replaced
+        .into_iter()
+        .map(|(i, (p, nodes))| (i, (p, nodes, "oxport.fused.conv2d")))
+        .collect();
+    apply(plan, patch, &removed);
     n
 }
+
+/// A fused step and the nodes it stands for.
+type Chain = (Prepared, Vec<String>);
 
 /// The chain starting at the convolution step `i`: the fused step and the steps it replaces.
 fn match_chain(
@@ -264,7 +179,7 @@ fn match_chain(
     consts: &HashMap<Slot, Tensor>,
     claimed: &[bool],
     i: usize,
-) -> Option<(FusedConv, Vec<usize>)> {
+) -> Option<(Chain, Vec<usize>)> {
     // A step another chain took is not available (`add_(a, b)` of two convolutions' outputs).
     let only_reader =
         |plan: &GraphPlan, u: &Uses, s: Slot| only_reader(plan, u, s).filter(|&j| !claimed[j]);
@@ -383,23 +298,24 @@ fn match_chain(
         }
     }
     let weight = Tensor::from_vec(w32, &w_shape).ok()?;
-    Some((
-        FusedConv {
-            input: x,
-            in_shape,
-            weight,
-            w_shape,
-            bias: b32,
-            params,
-            residual,
-            activation: act,
-            out: cur,
-            out_shape,
-            nodes,
-            buf: None,
-        },
-        chain,
-    ))
+    let conv = FusedConv {
+        in_shape,
+        weight,
+        w_shape,
+        bias: b32,
+        params,
+        activation: act,
+        out_shape: out_shape.clone(),
+    };
+    let step = Prepared {
+        inputs: std::iter::once(x).chain(residual).collect(),
+        out: cur,
+        out_shape,
+        dtype: DType::F32,
+        kernel: Box::new(conv),
+        buf: None,
+    };
+    Some(((step, nodes), chain))
 }
 
 /// `(γ, β, mean, var, ε, output slot)` of an inference-mode batch norm at step `j` reading `x`.
@@ -466,8 +382,14 @@ fn b32_len_bad(b: &Option<Vec<f32>>, o: usize) -> bool {
     b.as_ref().is_some_and(|b| b.len() != o)
 }
 
+impl PreparedKernel for FusedConv {
+    fn run(&self, inputs: &[&Tensor], out: &Tensor) -> oxport_core::Result<()> {
+        run(self, inputs[0], inputs.get(1).copied(), out)
+    }
+}
+
 /// Runs a fused convolution into `out` (contiguous f32 of `f.out_shape`).
-pub(crate) fn run(
+fn run(
     f: &FusedConv,
     x: &Tensor,
     residual: Option<&Tensor>,

@@ -180,7 +180,7 @@ pub(crate) fn plan(plan: &mut crate::plan::GraphPlan) {
                     }
                 }
             }
-            Kind::FusedConv(f) => planned.push((i, 0, Some(f.out))),
+            Kind::Prepared(p) => planned.push((i, 0, Some(p.out))),
             _ => {
                 // Anything else may return (views of) its inputs.
                 for &w in &written {
@@ -231,10 +231,10 @@ pub(crate) fn plan(plan: &mut crate::plan::GraphPlan) {
                     crate::plan::flat_dtype(&st.metas, k),
                 )
             }
-            Kind::FusedConv(f) => (
-                f.out_shape.clone(),
-                oxport_core::tensor::contiguous_strides(&f.out_shape),
-                DType::F32,
+            Kind::Prepared(p) => (
+                p.out_shape.clone(),
+                oxport_core::tensor::contiguous_strides(&p.out_shape),
+                p.dtype,
             ),
             _ => continue,
         };
@@ -263,7 +263,7 @@ pub(crate) fn plan(plan: &mut crate::plan::GraphPlan) {
                     st.bufs[k] = Some(id);
                 }
             }
-            Kind::FusedConv(f) => f.buf = Some(id),
+            Kind::Prepared(p) => p.buf = Some(id),
             _ => {}
         }
     }

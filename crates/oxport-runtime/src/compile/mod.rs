@@ -5,35 +5,93 @@
 //!
 //! 1. [`shapes`]: output metadata of every step with static shapes, computed once — calls run no
 //!    meta function for them.
-//! 2. [`fuse`]: convolution chains (BatchNorm folded, residual add and activation in the epilogue)
+//! 2. [`fold`]: steps computing only from constants (a weight's `permute`, an f16 weight's cast)
+//!    run once at plan time.
+//! 3. [`fuse`]: convolution chains (BatchNorm folded, residual add and activation in the epilogue)
 //!    become one step with prepared f32 weights.
-//! 3. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
+//! 4. [`linear`]: `linear`/`addmm`/`mm` with constant weights packed once (row-major `K × N`),
+//!    bias and a following activation in the same step.
+//! 5. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
 //!    lifetimes, reused across values and calls (an arena per concurrent call).
 //!
-//! [`PlanOptions`] turns the optimizing passes off, for comparison with the plain path.
+//! [`PlanOptions`] turns passes off, for comparison with the plain path (`oxport bench --no-fuse`).
+pub(crate) mod fold;
 pub(crate) mod fuse;
+pub(crate) mod linear;
 pub(crate) mod memory;
+pub(crate) mod rewrite;
 pub(crate) mod shapes;
 
-/// How [`crate::Module`] plans a program.
+/// A step the compile stage made: a prepared kernel reading `inputs` and writing one contiguous
+/// output of `dtype` and `out_shape` (from the arena when planned).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub inputs: Vec<crate::plan::Slot>,
+    pub out: crate::plan::Slot,
+    pub out_shape: Vec<usize>,
+    pub dtype: oxport_core::DType,
+    pub kernel: Box<dyn PreparedKernel>,
+    /// The output's arena buffer ([`memory`]).
+    pub buf: Option<memory::BufId>,
+}
+
+/// A kernel prepared at plan time (weights packed, parameters bound).
+pub(crate) trait PreparedKernel: std::fmt::Debug + Send + Sync {
+    /// Computes the output from the step's inputs (in [`Prepared::inputs`] order).
+    fn run(
+        &self,
+        inputs: &[&oxport_core::Tensor],
+        out: &oxport_core::Tensor,
+    ) -> oxport_core::Result<()>;
+}
+
+/// How [`crate::Module`] plans a program: which of the compile stage's passes run.
+///
+/// ```
+/// use oxport_runtime::{Module, PlanOptions};
+/// # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pt2");
+/// let ep = oxport_ir::pt2::load(dir.join("small_cnn_bn_eval.train.pt2"))?;
+/// let fast = Module::with_options(&ep, PlanOptions::default())?;
+/// let plain = Module::with_options(&ep, PlanOptions::unoptimized())?;
+/// assert!(fast.memory_stats().arena_bytes > 0);
+/// assert_eq!(plain.memory_stats().arena_bytes, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Run the optimizing passes (static shapes, memory planning, folding, fusion). Off, every call
-    /// runs each node's meta function and kernel on freshly allocated outputs: the reference path
-    /// fused results are checked against.
-    pub optimize: bool,
+    /// Output metadata computed at plan time for static shapes ([`shapes`]); the other passes need it.
+    pub static_shapes: bool,
+    /// Constant folding ([`fold`]).
+    pub fold: bool,
+    /// Convolution chains and matrix products with constant weights as prepared kernels ([`fuse`],
+    /// [`linear`]).
+    pub fuse: bool,
+    /// Outputs in a planned, reused arena ([`memory`]).
+    pub memory_plan: bool,
 }
 
 impl Default for PlanOptions {
+    /// Every pass.
     fn default() -> Self {
-        PlanOptions { optimize: true }
+        PlanOptions {
+            static_shapes: true,
+            fold: true,
+            fuse: true,
+            memory_plan: true,
+        }
     }
 }
 
 impl PlanOptions {
-    /// The plain path: no pass runs.
+    /// The plain path, no pass at all: every call runs each node's meta function and kernel on
+    /// freshly allocated outputs — what the optimized plan is checked against.
     pub fn unoptimized() -> Self {
-        PlanOptions { optimize: false }
+        PlanOptions {
+            static_shapes: false,
+            fold: false,
+            fuse: false,
+            memory_plan: false,
+        }
     }
 }
 

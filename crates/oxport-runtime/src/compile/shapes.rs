@@ -1,7 +1,8 @@
 //! Static shapes: every op node whose inputs have static sizes gets its outputs' metadata at plan time
 //! (the op's meta function run once on the declared input metadata), so calls run no meta function.
 //!
-//! Metadata flows from the graph's inputs (their declared `tensor_values`) through the steps; a step
+//! Only out kernels use it (they write into outputs of any layout); other steps keep their per-call
+//! meta function, whose strides follow the actual inputs. Metadata flows from the graph's inputs (their declared `tensor_values`) through the steps; a step
 //! fed a symbolic int or float, or with an input of unknown metadata (a symbolic size, the output of a
 //! higher-order op), keeps computing its metadata per call, as does everything downstream of it. The
 //! call's input checks guarantee the inputs have the declared dtypes and sizes; their strides may
@@ -68,12 +69,16 @@ pub(crate) fn infer(
                 _ => {}
             }
         }
-        let out_kernel = matches!(op.def.kernel, Some(Kernel::Out(_)));
-        op.static_outs = Some(StaticOuts {
-            metas: outs,
-            bufs: vec![None; if out_kernel { flat.len() } else { 0 }],
-            geoms: flat,
-        });
+        // Only out kernels run on the plan-time metadata: a view's kernel (and a decomposition)
+        // builds its outputs from the metadata it is given, which must then be the input's actual
+        // strides — the declared ones may differ (a decomposition returns another layout).
+        if matches!(op.def.kernel, Some(Kernel::Out(_))) {
+            op.static_outs = Some(StaticOuts {
+                metas: outs,
+                bufs: vec![None; flat.len()],
+                geoms: flat,
+            });
+        }
     }
     metas
 }

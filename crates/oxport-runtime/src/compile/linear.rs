@@ -1,0 +1,213 @@
+//! Matrix products with constant weights: `linear(x, W, b)`, `addmm(b, x, B)` and `mm(x, B)` with a
+//! constant `W`/`B` (after constant folding, the core IR's `permute(W)` is one) become one prepared
+//! step: the weight packed once as a row-major `K × N` matrix (the layout gemm reads fastest; a
+//! transposed view costs up to 2× per call), the bias written into the output rows before the
+//! product accumulates onto them, and a following activation applied in the same step.
+use super::fuse::{activation, Activation};
+use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
+use super::{Prepared, PreparedKernel};
+use crate::plan::{GraphPlan, Slot};
+use oxport_core::ops::value::TensorMeta;
+use oxport_core::ops::Args;
+use oxport_core::tensor::kernels::matmul::gemm_strided;
+use oxport_core::{DType, Tensor};
+use std::collections::HashMap;
+
+/// `out[M, N] = act(x[M, K] · w[K, N] + bias[N])`, `M` from the input's leading dims.
+#[derive(Debug)]
+struct PackedLinear {
+    k: usize,
+    n: usize,
+    /// Row-major `K × N`.
+    w: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    activation: Activation,
+}
+
+impl PreparedKernel for PackedLinear {
+    fn run(&self, inputs: &[&Tensor], out: &Tensor) -> oxport_core::Result<()> {
+        let x = inputs[0];
+        if x.dtype() != DType::F32
+            || x.numel() % self.k.max(1) != 0
+            || out.numel() != x.numel() / self.k.max(1) * self.n
+        {
+            return Err(oxport_core::Error::Value(format!(
+                "internal: a packed linear for K = {} got an input of sizes {:?}",
+                self.k,
+                x.sizes()
+            )));
+        }
+        let x = if x.is_contiguous() {
+            x.clone()
+        } else {
+            x.contiguous_untraced()
+        };
+        let m = x.numel() / self.k.max(1);
+        x.with_contiguous::<f32, _>(|xd| {
+            out.with_contiguous_mut::<f32, _>(|od| {
+                if let Some(b) = &self.bias {
+                    for row in od.chunks_exact_mut(self.n) {
+                        row.copy_from_slice(b);
+                    }
+                }
+                let (k, n) = (self.k, self.n);
+                gemm_strided(
+                    m,
+                    k,
+                    n,
+                    xd,
+                    k as isize,
+                    1,
+                    &self.w,
+                    n as isize,
+                    1,
+                    od,
+                    self.bias.is_some(),
+                    true,
+                );
+                self.activation.apply_f32(od);
+            })
+        })?
+    }
+}
+
+fn f32_static(m: Option<&TensorMeta>) -> Option<Vec<usize>> {
+    let m = m?;
+    if m.dtype != DType::F32 {
+        return None;
+    }
+    m.concrete_sizes().ok()
+}
+
+/// Packs the products it can. Returns the number of steps prepared.
+pub(crate) fn pack_linears(
+    plan: &mut GraphPlan,
+    metas: &[Option<TensorMeta>],
+    consts: &HashMap<Slot, Tensor>,
+) -> usize {
+    let u = Uses::of(plan);
+    let mut removed = vec![false; plan.steps.len()];
+    let mut patch = HashMap::new();
+    for i in 0..plan.steps.len() {
+        if removed[i] {
+            continue;
+        }
+        let Some((name, a, outs)) = op_at(plan, i) else {
+            continue;
+        };
+        let Some(prepared) = match_product(name, &a, metas, consts) else {
+            continue;
+        };
+        let (x, mut lin) = prepared;
+        let Some(mut out) = out_slot(&outs, 0) else {
+            continue;
+        };
+        let Some(out_shape) = f32_static(metas[out].as_ref()) else {
+            continue;
+        };
+        let mut nodes = vec![plan.steps[i].node.clone()];
+        let mut last = i;
+        if let Some(j) = only_reader(plan, &u, out).filter(|&j| j == i + 1 && !removed[j]) {
+            if let Some((name, a, outs)) = op_at(plan, j) {
+                let act = activation(name, &a);
+                let reads_out = a.opt_tensor("self").ok().flatten() == Some(&out);
+                if let (Some(act), true, Some(o)) = (act, reads_out, out_slot(&outs, 0)) {
+                    lin.activation = act;
+                    nodes.push(plan.steps[j].node.clone());
+                    removed[j] = true;
+                    out = o;
+                    last = j;
+                }
+            }
+        }
+        removed[i] = true;
+        let step = Prepared {
+            inputs: vec![x],
+            out,
+            out_shape,
+            dtype: DType::F32,
+            kernel: Box::new(lin),
+            buf: None,
+        };
+        patch.insert(last, (step, nodes, "oxport.linear"));
+    }
+    let n = patch.len();
+    apply(plan, patch, &removed);
+    n
+}
+
+/// The input slot and the packed product of a `linear`/`addmm`/`mm` step with a constant weight.
+fn match_product(
+    name: &str,
+    a: &Args<Slot>,
+    metas: &[Option<TensorMeta>],
+    consts: &HashMap<Slot, Tensor>,
+) -> Option<(Slot, PackedLinear)> {
+    let tensor = |n: &str| a.opt_tensor(n).ok().flatten().copied();
+    let (x, w, bias, transposed) = match name {
+        "aten.linear.default" => (tensor("input")?, tensor("weight")?, tensor("bias"), true),
+        "aten.addmm.default" => {
+            let one = |n: &str| a.scalar(n).map(|s| s.to_f64() == 1.0).unwrap_or(false);
+            if !one("beta") || !one("alpha") {
+                return None;
+            }
+            (
+                tensor("mat1")?,
+                tensor("mat2")?,
+                Some(tensor("self")?),
+                false,
+            )
+        }
+        "aten.mm.default" | "aten.bmm.default" => (tensor("self")?, tensor("mat2")?, None, false),
+        _ => return None,
+    };
+    let xs = f32_static(metas[x].as_ref())?;
+    let mut wt = consts.get(&w)?.clone();
+    if name == "aten.bmm.default" {
+        // A weight expanded over the batch (stride 0: the core IR's `linear` of a 3-d input) is one
+        // product over all the batch's rows.
+        if wt.dim() != 3 || wt.strides()[0] != 0 || xs.len() != 3 {
+            return None;
+        }
+        wt = wt.select(0, 0).ok()?;
+    }
+    if wt.dtype() != DType::F32 || wt.dim() != 2 {
+        return None;
+    }
+    // `linear`'s weight is [N, K]; `mm`'s mat2 is [K, N].
+    let (k, n) = if transposed {
+        (wt.sizes()[1], wt.sizes()[0])
+    } else {
+        (wt.sizes()[0], wt.sizes()[1])
+    };
+    let rank_ok = transposed || xs.len() == if name == "aten.bmm.default" { 3 } else { 2 };
+    if xs.last() != Some(&k) || !rank_ok || k == 0 || n == 0 {
+        return None;
+    }
+    let kn = if transposed {
+        wt.transpose_untraced(0, 1)
+    } else {
+        wt.clone()
+    };
+    let w = kn.contiguous_untraced().to_vec::<f32>().ok()?;
+    let bias = match bias {
+        Some(b) => {
+            let bt = consts.get(&b)?;
+            if bt.dtype() != DType::F32 || bt.sizes() != [n] {
+                return None;
+            }
+            Some(bt.to_vec::<f32>().ok()?)
+        }
+        None => None,
+    };
+    Some((
+        x,
+        PackedLinear {
+            k,
+            n,
+            w,
+            bias,
+            activation: Activation::Identity,
+        },
+    ))
+}
