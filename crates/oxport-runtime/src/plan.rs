@@ -1561,6 +1561,7 @@ impl Module {
             if options.fuse {
                 crate::compile::fuse::fuse_convs(&mut plan, &metas, &consts);
                 crate::compile::linear::pack_linears(&mut plan, &metas, &consts);
+                crate::compile::pointwise::fuse_pointwise(&mut plan, &metas);
             }
             if options.memory_plan {
                 crate::compile::memory::plan(&mut plan);

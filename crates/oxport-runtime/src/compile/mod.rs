@@ -11,7 +11,8 @@
 //!    become one step with prepared f32 weights.
 //! 4. [`linear`]: `linear`/`addmm`/`mm` with constant weights packed once (row-major `K × N`),
 //!    bias and a following activation in the same step.
-//! 5. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
+//! 5. [`pointwise`]: chains of f32 pointwise ops as one blocked loop.
+//! 6. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
 //!    lifetimes, reused across values and calls (an arena per concurrent call).
 //!
 //! [`PlanOptions`] turns passes off, for comparison with the plain path (`oxport bench --no-fuse`).
@@ -19,6 +20,7 @@ pub(crate) mod fold;
 pub(crate) mod fuse;
 pub(crate) mod linear;
 pub(crate) mod memory;
+pub(crate) mod pointwise;
 pub(crate) mod rewrite;
 pub(crate) mod shapes;
 
