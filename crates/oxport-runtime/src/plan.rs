@@ -1553,6 +1553,9 @@ impl Module {
                     _ => None,
                 })
                 .collect();
+            if options.fuse {
+                crate::compile::substitute::substitute_ops(&mut plan);
+            }
             let metas = crate::compile::shapes::infer(&mut plan, &input_metas);
             let mut consts = constants(&plan, &feeds, &buffer_mutations);
             if options.fold {

@@ -3,6 +3,7 @@
 //! `Module::new` lowers the program into the typed plan of [`crate::plan`] (op ids as `&'static
 //! OpDef`, values as slots; no strings on the call path), then runs these passes over it:
 //!
+//! 0. [`substitute`]: cheaper ops where outputs go unread (`max_pool2d_with_indices` → `max_pool2d`).
 //! 1. [`shapes`]: output metadata of every step with static shapes, computed once — calls run no
 //!    meta function for them.
 //! 2. [`fold`]: steps computing only from constants (a weight's `permute`, an f16 weight's cast)
@@ -23,6 +24,7 @@ pub(crate) mod memory;
 pub(crate) mod pointwise;
 pub(crate) mod rewrite;
 pub(crate) mod shapes;
+pub(crate) mod substitute;
 
 /// A step the compile stage made: a prepared kernel reading `inputs` and writing one contiguous
 /// output of `dtype` and `out_shape` (from the arena when planned).
