@@ -1146,7 +1146,152 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
     expanded.restride(&merged, &crate::tensor::contiguous_strides(&merged), 0)
 }
 
+/// The f32 path of `scaled_dot_product_attention` without dropout: q, k, v with the same batch dims,
+/// no head repetition. Per (batch, head) item: scores = q·kᵀ (gemm), scaled, masked (causal and/or a
+/// float or bool mask broadcast to the scores), a softmax per row in f32 (fully masked rows give 0, as
+/// PyTorch's CPU kernel), then · v (gemm) straight into the output. `Ok(false)`: not this case.
+fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
+    use crate::tensor::kernels::matmul::gemm_strided;
+    use rayon::prelude::*;
+    let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+    let f32s = [q, k, v].iter().all(|t| t.dtype() == DType::F32) && out.dtype() == DType::F32;
+    if !f32s
+        || a.float("dropout_p")? != 0.0
+        || q.dim() < 2
+        || q.dim() != k.dim()
+        || q.dim() != v.dim()
+    {
+        return Ok(false);
+    }
+    let nd = q.dim();
+    let batch = &q.sizes()[..nd - 2];
+    if k.sizes()[..nd - 2] != *batch || v.sizes()[..nd - 2] != *batch {
+        return Ok(false);
+    }
+    let (l, e) = (q.sizes()[nd - 2], q.sizes()[nd - 1]);
+    let (s, ev) = (k.sizes()[nd - 2], v.sizes()[nd - 1]);
+    if k.sizes()[nd - 1] != e || v.sizes()[nd - 2] != s || out.sizes() != [batch, &[l, ev]].concat()
+    {
+        return Ok(false);
+    }
+    let items: usize = batch.iter().product();
+    if items == 0 || l == 0 || ev == 0 {
+        out.with_contiguous_mut::<f32, _>(|o| o.fill(0.0))?;
+        return Ok(true);
+    }
+    let scale = a.opt_float("scale")?.unwrap_or(1.0 / (e as f64).sqrt()) as f32;
+    let causal = a.bool("is_causal")?;
+    let mut score_sizes = batch.to_vec();
+    score_sizes.extend([l, s]);
+    // The mask as an additive f32 bias over the scores (broadcast, not materialized).
+    let mask = match a.opt_tensor("attn_mask")? {
+        Some(m) if m.dim() <= score_sizes.len() => {
+            let bias = if m.dtype() == DType::Bool {
+                let bits = m.to_vec::<bool>()?;
+                let vals: Vec<f32> = bits
+                    .into_iter()
+                    .map(|b| if b { 0.0 } else { f32::NEG_INFINITY })
+                    .collect();
+                Tensor::from_vec(vals, m.sizes())?
+            } else {
+                as_dtype(m, DType::F32).contiguous_untraced()
+            };
+            let st = crate::tensor::kernels::elementwise::broadcast_strides(&bias, &score_sizes);
+            Some((bias.to_vec::<f32>()?, st))
+        }
+        Some(_) => return Ok(false),
+        None => None,
+    };
+    let (q, k, v) = (
+        q.contiguous_untraced(),
+        k.contiguous_untraced(),
+        v.contiguous_untraced(),
+    );
+    q.with_contiguous::<f32, _>(|qd| {
+        k.with_contiguous::<f32, _>(|kd| {
+            v.with_contiguous::<f32, _>(|vd| {
+                out.with_contiguous_mut::<f32, _>(|od| {
+                    let run = |(item, ob): (usize, &mut [f32]), scores: &mut Vec<f32>| {
+                        scores.resize(l * s, 0.0);
+                        let (qi, ki, vi) = (
+                            &qd[item * l * e..][..l * e],
+                            &kd[item * s * e..][..s * e],
+                            &vd[item * s * ev..][..s * ev],
+                        );
+                        // scores = q · kᵀ: k read with row stride 1, column stride e.
+                        gemm_strided(
+                            l, e, s, qi, e as isize, 1, ki, 1, e as isize, scores, false, false,
+                        );
+                        // The mask's offset for this item (batch index unraveled over the batch dims).
+                        let moff = mask.as_ref().map(|(_, st)| {
+                            let (mut rem, mut off) = (item, 0usize);
+                            for d in (0..batch.len()).rev() {
+                                off += (rem % batch[d]) * st[d];
+                                rem /= batch[d];
+                            }
+                            off
+                        });
+                        for (i, row) in scores.chunks_exact_mut(s.max(1)).enumerate() {
+                            row.iter_mut().for_each(|x| *x *= scale);
+                            if let (Some((m, st)), Some(off)) = (&mask, moff) {
+                                let (sl, ss) = (st[batch.len()], st[batch.len() + 1]);
+                                for (j, x) in row.iter_mut().enumerate() {
+                                    *x += m[off + i * sl + j * ss];
+                                }
+                            }
+                            if causal {
+                                row.iter_mut()
+                                    .skip(i + 1)
+                                    .for_each(|x| *x = f32::NEG_INFINITY);
+                            }
+                            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            if mx == f32::NEG_INFINITY {
+                                row.fill(0.0);
+                                continue;
+                            }
+                            let mut sum = 0f32;
+                            for x in row.iter_mut() {
+                                *x = (*x - mx).exp();
+                                sum += *x;
+                            }
+                            let inv = 1.0 / sum;
+                            row.iter_mut().for_each(|x| *x *= inv);
+                        }
+                        gemm_strided(
+                            l,
+                            s,
+                            ev,
+                            scores,
+                            s as isize,
+                            1,
+                            vi,
+                            ev as isize,
+                            1,
+                            ob,
+                            false,
+                            false,
+                        );
+                    };
+                    let chunks = od.chunks_mut(l * ev).enumerate();
+                    if items > 1 && items * l * s * (e + ev) > 1 << 16 {
+                        od.par_chunks_mut(l * ev)
+                            .enumerate()
+                            .for_each_init(Vec::new, |sc, it| run(it, sc));
+                    } else {
+                        let mut sc = Vec::new();
+                        chunks.for_each(|it| run(it, &mut sc));
+                    }
+                })
+            })
+        })
+    })????;
+    Ok(true)
+}
+
 fn sdpa(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
+    if !a.bool("enable_gqa")? && sdpa_f32(a, &o[0])? {
+        return Ok(());
+    }
     let dt = o[0].dtype();
     let compute = if dt == DType::F64 {
         DType::F64
