@@ -296,7 +296,7 @@ class OxportRunner:
 
     def round(self, warmup, iters):
         out, peak = self._run([self.oxport, "bench", self.pt2, *self.in_args, "--threads", str(self.threads),
-                               "--warmup", str(warmup), "--iters", str(iters)])
+                               "--warmup", str(warmup), "--iters", str(iters), "--no-profile"])
         self.peak = max(self.peak, peak)
         m, lo = re.search(r"median_ms=([0-9.]+)", out), re.search(r"min_ms=([0-9.]+)", out)
         if not m:
