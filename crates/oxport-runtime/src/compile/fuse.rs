@@ -33,47 +33,33 @@ pub(crate) enum Activation {
 
 impl Activation {
     pub(crate) fn apply_f32(&self, x: &mut [f32]) {
-        let hard_gate = |v: f32| ((v + 3.0).clamp(0.0, 6.0)) / 6.0;
-        let f: fn(f32, f32, f32) -> f32 = match self {
-            Activation::Identity => return,
-            Activation::Relu => |v, _, _| if v.is_nan() { v } else { v.max(0.0) },
-            Activation::Clamp { .. } => |v, lo, hi| if v.is_nan() { v } else { v.max(lo).min(hi) },
-            Activation::HardSwish => |v, _, _| {
-                if v.is_nan() {
-                    v
-                } else {
-                    v * (((v + 3.0).clamp(0.0, 6.0)) / 6.0)
-                }
-            },
-            Activation::HardSigmoid => |v, _, _| {
-                if v.is_nan() {
-                    v
-                } else {
-                    ((v + 3.0).clamp(0.0, 6.0)) / 6.0
-                }
-            },
-            Activation::Silu => |v, _, _| v / (1.0 + (-v).exp()),
-            Activation::Sigmoid => |v, _, _| 1.0 / (1.0 + (-v).exp()),
-            Activation::Tanh => |v, _, _| v.tanh(),
-            Activation::Gelu => |v, _, _| {
+        // One loop per variant (a function pointer per element would keep the loops from inlining).
+        fn each(x: &mut [f32], f: impl Fn(f32) -> f32) {
+            x.iter_mut().for_each(|v| *v = f(*v));
+        }
+        let gate = |v: f32| (v + 3.0).clamp(0.0, 6.0) / 6.0;
+        match *self {
+            Activation::Identity => {}
+            Activation::Relu => each(x, |v| if v.is_nan() { v } else { v.max(0.0) }),
+            Activation::Clamp { min, max } => {
+                each(x, |v| if v.is_nan() { v } else { v.max(min).min(max) })
+            }
+            Activation::HardSwish => each(x, |v| if v.is_nan() { v } else { v * gate(v) }),
+            Activation::HardSigmoid => each(x, |v| if v.is_nan() { v } else { gate(v) }),
+            Activation::Silu => each(x, |v| v / (1.0 + (-v).exp())),
+            Activation::Sigmoid => each(x, |v| 1.0 / (1.0 + (-v).exp())),
+            Activation::Tanh => each(x, f32::tanh),
+            Activation::Gelu => each(x, |v| {
                 if v.is_infinite() {
                     f32::NAN
                 } else {
                     v * 0.5 * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
                 }
-            },
-            Activation::GeluTanh => |v, _, _| {
+            }),
+            Activation::GeluTanh => each(x, |v| {
                 let k = 0.797_884_6_f32;
                 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
-            },
-        };
-        let _ = hard_gate;
-        let (lo, hi) = match self {
-            Activation::Clamp { min, max } => (*min, *max),
-            _ => (0.0, 0.0),
-        };
-        for v in x {
-            *v = f(*v, lo, hi);
+            }),
         }
     }
 }

@@ -267,7 +267,16 @@ fn link(name: &str, a: &Args<Slot>, acc: Option<Slot>) -> Option<(Option<Slot>, 
         }
     };
     let unary = |op: Op| Some((tensor("self"), op, None));
-    match base {
+    // An in-place op joins a chain only writing the chain's own value (never the first step).
+    let in_place = base.split('.').next().is_some_and(|n| n.ends_with('_'));
+    if in_place && (acc.is_none() || tensor("self") != acc) {
+        return None;
+    }
+    let base = match base.split_once("_.") {
+        Some((n, overload)) if in_place => format!("{n}.{overload}"),
+        _ => base.to_string(),
+    };
+    match base.as_str() {
         "add.Tensor" | "add.Scalar" if alpha_one() => bin(BinOp::Add),
         "sub.Tensor" | "sub.Scalar" if alpha_one() => bin(BinOp::Sub),
         "mul.Tensor" | "mul.Scalar" => bin(BinOp::Mul),
@@ -292,7 +301,7 @@ fn link(name: &str, a: &Args<Slot>, acc: Option<Slot>) -> Option<(Option<Slot>, 
             min: scalar("min")?,
             max: f32::INFINITY,
         })),
-        _ => activation(name, a).and_then(|f| unary(Op::Act(f))),
+        _ => activation(&format!("aten.{base}"), a).and_then(|f| unary(Op::Act(f))),
     }
 }
 
