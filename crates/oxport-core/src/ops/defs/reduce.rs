@@ -542,6 +542,10 @@ fn softmax(a: &Args<Tensor>, out: &Tensor, log: bool) -> Result<()> {
     if dt == DType::F64 {
         along_dim_into::<f64>(&as_dtype(t, DType::F64), d, out, |s| softmax_seg(s, log))
     } else {
-        along_dim_into::<f32>(&as_dtype(t, DType::F32), d, out, |s| softmax_seg(s, log))
+        // The vectorised row kernel; the ISA read here, as rayon's workers do not see a forced one.
+        let isa = crate::tensor::kernels::simd::active();
+        along_dim_into::<f32>(&as_dtype(t, DType::F32), d, out, move |s| {
+            crate::tensor::kernels::vmath::softmax_inplace(isa, s, log)
+        })
     }
 }
