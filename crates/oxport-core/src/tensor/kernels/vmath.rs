@@ -264,13 +264,14 @@ impl Unary {
         apply::<false>(self, x)
     }
 
-    /// Element counts from which a tensor-wide map of `self` pays for going parallel (measured with
-    /// `benches/kernels.rs`: the cheap clamps are memory-bound, the transcendental ones compute-bound).
+    /// Element counts from which a tensor-wide map of `self` goes parallel: where the sequential
+    /// kernel takes some 20 µs (`benches/kernels.rs`, `vmath_par`: on AVX-512 about 0.2 ns an element
+    /// for exp, 1 ns for erf-GELU; the clamps are memory-bound), well above rayon's fork-join cost.
     pub fn par_threshold(self) -> usize {
         match self {
             Unary::Relu | Unary::Hardsigmoid | Unary::Hardswish | Unary::Hardtanh { .. } => 1 << 18,
-            Unary::Exp | Unary::Sigmoid | Unary::Silu | Unary::Tanh => 1 << 15,
-            Unary::Erf | Unary::Gelu | Unary::GeluTanh => 1 << 14,
+            Unary::Exp | Unary::Sigmoid | Unary::Silu | Unary::Tanh => 1 << 17,
+            Unary::Erf | Unary::Gelu | Unary::GeluTanh => 1 << 15,
         }
     }
 }
@@ -307,58 +308,58 @@ fn apply<const FMA: bool>(op: Unary, x: f32) -> f32 {
     }
 }
 
-/// A loop applying an element function: slice to slice, or in place.
-trait Each {
-    fn each(self, f: impl Fn(f32) -> f32);
+/// Where a unary kernel reads and writes.
+enum Io<'a> {
+    SliceToSlice(&'a [f32], &'a mut [f32]),
+    InPlace(&'a mut [f32]),
 }
 
-struct SliceToSlice<'a>(&'a [f32], &'a mut [f32]);
-impl Each for SliceToSlice<'_> {
-    #[inline(always)]
-    fn each(self, f: impl Fn(f32) -> f32) {
-        for (d, &s) in self.1.iter_mut().zip(self.0) {
-            *d = f(s);
-        }
-    }
-}
-
-struct InPlace<'a>(&'a mut [f32]);
-impl Each for InPlace<'_> {
-    #[inline(always)]
-    fn each(self, f: impl Fn(f32) -> f32) {
-        for v in self.0.iter_mut() {
-            *v = f(*v);
-        }
-    }
-}
-
-/// One tight loop per function (the `match` outside it).
+/// One tight loop per function (the `match` outside it). The element expressions are written into
+/// the loops (a macro, not a closure or fn item passed down, whose call shims LLVM may keep out of
+/// line and so out of the vectorised loop).
 #[inline(always)]
-fn unary_body<const FMA: bool>(op: Unary, l: impl Each) {
+fn unary_body<const FMA: bool>(op: Unary, io: Io) {
+    macro_rules! each {
+        (|$x:ident| $e:expr) => {
+            match io {
+                Io::SliceToSlice(src, dst) => {
+                    for (d, &$x) in dst.iter_mut().zip(src) {
+                        *d = $e;
+                    }
+                }
+                Io::InPlace(v) => {
+                    for d in v.iter_mut() {
+                        let $x = *d;
+                        *d = $e;
+                    }
+                }
+            }
+        };
+    }
     match op {
-        Unary::Exp => l.each(exp_k::<FMA>),
-        Unary::Tanh => l.each(tanh_k::<FMA>),
-        Unary::Sigmoid => l.each(sigmoid_k::<FMA>),
-        Unary::Silu => l.each(silu_k::<FMA>),
-        Unary::Erf => l.each(erf_k::<FMA>),
-        Unary::Gelu => l.each(gelu_k::<FMA>),
-        Unary::GeluTanh => l.each(gelu_tanh_k::<FMA>),
-        Unary::Relu => l.each(|x| apply::<FMA>(Unary::Relu, x)),
-        Unary::Hardsigmoid => l.each(|x| apply::<FMA>(Unary::Hardsigmoid, x)),
-        Unary::Hardswish => l.each(|x| apply::<FMA>(Unary::Hardswish, x)),
-        Unary::Hardtanh { lo, hi } => l.each(|x| apply::<FMA>(Unary::Hardtanh { lo, hi }, x)),
+        Unary::Exp => each!(|x| exp_k::<FMA>(x)),
+        Unary::Tanh => each!(|x| tanh_k::<FMA>(x)),
+        Unary::Sigmoid => each!(|x| sigmoid_k::<FMA>(x)),
+        Unary::Silu => each!(|x| silu_k::<FMA>(x)),
+        Unary::Erf => each!(|x| erf_k::<FMA>(x)),
+        Unary::Gelu => each!(|x| gelu_k::<FMA>(x)),
+        Unary::GeluTanh => each!(|x| gelu_tanh_k::<FMA>(x)),
+        Unary::Relu => each!(|x| apply::<FMA>(Unary::Relu, x)),
+        Unary::Hardsigmoid => each!(|x| apply::<FMA>(Unary::Hardsigmoid, x)),
+        Unary::Hardswish => each!(|x| apply::<FMA>(Unary::Hardswish, x)),
+        Unary::Hardtanh { lo, hi } => each!(|x| apply::<FMA>(Unary::Hardtanh { lo, hi }, x)),
     }
 }
 
 /// `dst[i] = op(src[i])` with the code for `isa` (see [`simd::active`]). Panics if the lengths differ.
 pub fn unary_slice(isa: Isa, op: Unary, src: &[f32], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len(), "unary_slice: lengths differ");
-    dispatch!(isa, FMA => unary_body::<FMA>(op, SliceToSlice(src, dst)))
+    dispatch!(isa, FMA => unary_body::<FMA>(op, Io::SliceToSlice(src, dst)))
 }
 
 /// `x[i] = op(x[i])` with the code for `isa`.
 pub fn unary_inplace(isa: Isa, op: Unary, x: &mut [f32]) {
-    dispatch!(isa, FMA => unary_body::<FMA>(op, InPlace(x)))
+    dispatch!(isa, FMA => unary_body::<FMA>(op, Io::InPlace(x)))
 }
 
 /// `dst[i] = e^src[i]` ([`simd::active`]'s code).
@@ -427,12 +428,19 @@ fn max_lanes(s: &[f32]) -> f32 {
     for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
         *a = mx(*a, v);
     }
-    for c in chunks.map(lanes) {
+    for c in chunks {
+        let c = lanes(c);
         for (a, &v) in acc.iter_mut().zip(c) {
             *a = mx(*a, v);
         }
     }
-    acc.into_iter().fold(f32::NEG_INFINITY, mx)
+    // (Loops, not iterator adaptors, here and below: an adaptor's `fold` may stay out of line,
+    // compiled without the caller's target features.)
+    let mut m = f32::NEG_INFINITY;
+    for v in acc {
+        m = mx(m, v);
+    }
+    m
 }
 
 /// `Σ f(s[i])` in `LANES` f32 partial sums (added pairwise at the end).
@@ -443,7 +451,8 @@ fn sum_lanes(s: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
         *a += f(v);
     }
-    for c in chunks.map(lanes) {
+    for c in chunks {
+        let c = lanes(c);
         for (a, &v) in acc.iter_mut().zip(c) {
             *a += f(v);
         }
@@ -462,7 +471,11 @@ fn sum_lanes(s: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// long rows keep f32's rounding error of a short sum.
 #[inline(always)]
 fn sum_blocked(s: &[f32], f: impl Fn(f32) -> f32 + Copy) -> f64 {
-    s.chunks(256).map(|c| sum_lanes(c, f) as f64).sum()
+    let mut total = 0f64;
+    for c in s.chunks(256) {
+        total += sum_lanes(c, f) as f64;
+    }
+    total
 }
 
 /// `Σ s[i]` in `LANES` f64 partial sums: exact for a constant row (so its layer norm is exactly 0).
@@ -473,12 +486,17 @@ fn sum_f64(s: &[f32]) -> f64 {
     for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
         *a += v as f64;
     }
-    for c in chunks.map(lanes) {
+    for c in chunks {
+        let c = lanes(c);
         for (a, &v) in acc.iter_mut().zip(c) {
             *a += v as f64;
         }
     }
-    acc.into_iter().sum()
+    let mut total = 0f64;
+    for v in acc {
+        total += v;
+    }
+    total
 }
 
 #[inline(always)]
@@ -518,6 +536,75 @@ fn softmax_body<const FMA: bool>(s: &mut [f32], log: bool) {
 /// a row of `-inf` is NaN (as PyTorch).
 pub fn softmax_inplace(isa: Isa, s: &mut [f32], log: bool) {
     dispatch!(isa, FMA => softmax_body::<FMA>(s, log))
+}
+
+#[inline(always)]
+fn softmax_block_body<const FMA: bool>(
+    x: &[f32],
+    y: &mut [f32],
+    inner: usize,
+    log: bool,
+    m: &mut [f32],
+    sum: &mut [f32],
+) {
+    #[inline(always)]
+    fn mx(a: f32, b: f32) -> f32 {
+        if b > a {
+            b
+        } else {
+            a
+        }
+    }
+    m.fill(f32::NEG_INFINITY);
+    sum.fill(0.0);
+    for r in x.chunks_exact(inner) {
+        for (m, &v) in m.iter_mut().zip(r) {
+            *m = mx(*m, v);
+        }
+    }
+    if log {
+        for (r, o) in x.chunks_exact(inner).zip(y.chunks_exact_mut(inner)) {
+            for (((o, &v), &m), s) in o.iter_mut().zip(r).zip(&*m).zip(sum.iter_mut()) {
+                *o = v - m;
+                *s += exp_k::<FMA>(*o);
+            }
+        }
+        for s in sum.iter_mut() {
+            *s = s.ln();
+        }
+        for o in y.chunks_exact_mut(inner) {
+            for (o, &ls) in o.iter_mut().zip(&*sum) {
+                *o -= ls;
+            }
+        }
+    } else {
+        for (r, o) in x.chunks_exact(inner).zip(y.chunks_exact_mut(inner)) {
+            for (((o, &v), &m), s) in o.iter_mut().zip(r).zip(&*m).zip(sum.iter_mut()) {
+                *o = exp_k::<FMA>(v - m);
+                *s += *o;
+            }
+        }
+        for s in sum.iter_mut() {
+            *s = 1.0 / *s;
+        }
+        for o in y.chunks_exact_mut(inner) {
+            for (o, &inv) in o.iter_mut().zip(&*sum) {
+                *o *= inv;
+            }
+        }
+    }
+}
+
+/// Softmax (`log`: log-softmax) along the leading dim of a contiguous `[d, inner]` block `x` into
+/// `y`, vectorised across `inner` (a softmax over a dim other than the last needs no transpose).
+/// Same results as [`softmax_inplace`] on the gathered columns up to the order of the f32 sums.
+pub fn softmax_block(isa: Isa, x: &[f32], y: &mut [f32], inner: usize, log: bool) {
+    assert!(
+        inner > 0 && x.len() == y.len() && x.len() % inner == 0,
+        "softmax_block: bad lengths"
+    );
+    let (mut m, mut sum) = (vec![0f32; inner], vec![0f32; inner]);
+    dispatch!(isa, FMA => softmax_block_body::<FMA>(x, y, inner, log, &mut m, &mut sum))
 }
 
 #[inline(always)]
@@ -835,6 +922,41 @@ mod tests {
             let mut s = vec![f32::NEG_INFINITY, 0.0];
             softmax_inplace(isa, &mut s, true);
             assert_eq!(s, vec![f32::NEG_INFINITY, 0.0]);
+        }
+    }
+
+    #[test]
+    fn softmax_blocks_match_the_row_kernel() {
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            for (d, inner) in [(1usize, 5usize), (7, 1), (7, 33), (100, 16)] {
+                let x: Vec<f32> = (0..d * inner)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.3)
+                    .collect();
+                for log in [false, true] {
+                    let mut y = vec![0f32; x.len()];
+                    softmax_block(isa, &x, &mut y, inner, log);
+                    for j in 0..inner {
+                        let col: Vec<f32> = (0..d).map(|r| x[r * inner + j]).collect();
+                        for (r, w) in softmax_ref(&col, log).into_iter().enumerate() {
+                            let g = y[r * inner + j] as f64;
+                            assert!(
+                                (g - w).abs() <= 1e-6 * w.abs() + 1e-6,
+                                "{isa:?} {d}x{inner}"
+                            );
+                        }
+                    }
+                }
+            }
+            let mut y = vec![0f32; 4];
+            softmax_block(
+                isa,
+                &[1.0, f32::NEG_INFINITY, f32::NAN, 0.0],
+                &mut y,
+                2,
+                false,
+            );
+            assert!(y[0].is_nan() && y[2].is_nan());
+            assert_eq!((y[1], y[3]), (0.0, 1.0));
         }
     }
 
