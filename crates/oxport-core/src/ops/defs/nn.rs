@@ -1050,6 +1050,10 @@ fn layer_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let ns = a.ints("normalized_shape")?;
     let eps = a.float("eps")?;
     let seg: usize = ns.iter().map(|&v| v as usize).product();
+    let (w, b) = (a.opt_tensor("weight")?, a.opt_tensor("bias")?);
+    if layer_norm_f32(x, seg, eps, w, b, o)? {
+        return Ok(());
+    }
     let data = as_dtype(x, DType::F64).to_vec::<f64>()?;
     let w = a
         .opt_tensor("weight")?
@@ -1090,6 +1094,53 @@ fn layer_norm(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
         rstd.write_contiguous(&rstds)?;
     }
     Ok(())
+}
+
+/// [`layer_norm`]'s f32 path: an f32 input, weight and bias into f32 outputs, each row normalised by
+/// the vectorised [`vmath::layer_norm_row`](crate::tensor::kernels::vmath::layer_norm_row) (two
+/// passes, f32 arithmetic as PyTorch's CPU kernel), rows in parallel when large. Returns false,
+/// writing nothing, for other dtypes.
+fn layer_norm_f32(
+    x: &Tensor,
+    seg: usize,
+    eps: f64,
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    o: &[Tensor],
+) -> Result<bool> {
+    use crate::tensor::kernels::{elementwise::PAR_THRESHOLD, simd, vmath};
+    use rayon::prelude::*;
+    let is_f32 = |t: &Tensor| t.dtype() == DType::F32;
+    let all_f32 = is_f32(x) && o.iter().all(is_f32) && w.is_none_or(is_f32) && b.is_none_or(is_f32);
+    // (An output sharing the input's storage would be locked for writing while it is read.)
+    if seg == 0 || !all_f32 || o.iter().any(|t| t.shares_storage(x)) {
+        return Ok(false);
+    }
+    let w = w.map(|t| t.to_vec::<f32>()).transpose()?;
+    let b = b.map(|t| t.to_vec::<f32>()).transpose()?;
+    let (w, b) = (w.as_deref(), b.as_deref());
+    let mut stats = vec![(0f32, 0f32); x.numel() / seg];
+    let isa = simd::active();
+    x.with_contiguous::<f32, _>(|src| {
+        o[0].with_contiguous_mut::<f32, _>(|dst| {
+            let row = |s: &[f32], d: &mut [f32]| vmath::layer_norm_row(isa, s, w, b, eps as f32, d);
+            if src.len() >= PAR_THRESHOLD && stats.len() > 1 {
+                src.par_chunks(seg)
+                    .zip(dst.par_chunks_mut(seg))
+                    .zip(stats.par_iter_mut())
+                    .for_each(|((s, d), st)| *st = row(s, d));
+            } else {
+                for ((s, d), st) in src.chunks(seg).zip(dst.chunks_mut(seg)).zip(&mut stats) {
+                    *st = row(s, d);
+                }
+            }
+        })
+    })??;
+    if let [_, mean, rstd] = o {
+        mean.write_contiguous(&stats.iter().map(|s| s.0).collect::<Vec<f32>>())?;
+        rstd.write_contiguous(&stats.iter().map(|s| s.1).collect::<Vec<f32>>())?;
+    }
+    Ok(true)
 }
 
 // ---- attention ---------------------------------------------------------------------------------------

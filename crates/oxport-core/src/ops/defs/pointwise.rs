@@ -4,8 +4,10 @@ use super::*;
 use crate::dtype::Scalar;
 use crate::ops::registry::alloc_outputs;
 use crate::tensor::kernels::elementwise::{
-    binary_map, binary_map_into, ternary_map_into, unary_map_into,
+    binary_map, binary_map_into, ternary_map_into, unary_map_into, unary_slices_into,
 };
+use crate::tensor::kernels::simd;
+use crate::tensor::kernels::vmath::{self, Unary};
 use crate::tensor::{cast_element, scalar_to, Element};
 use half::{bf16, f16};
 use num_traits::Float;
@@ -23,21 +25,32 @@ pub(super) fn register(r: &mut Builder) {
     }
     float_unary!("aten.sin.default", x => x.sin());
     float_unary!("aten.cos.default", x => x.cos());
-    float_unary!("aten.exp.default", x => x.exp());
+    // A float function with a vectorised f32 kernel.
+    macro_rules! vec_unary {
+        ($name:literal, $op:expr, $x:ident => $body:expr) => {{
+            fn f<F: Float>($x: F) -> F {
+                $body
+            }
+            r.out_op($name, meta_unary_float, |a, o| {
+                unary_vec_into(a, first(o)?, $op, f::<f32>, f::<f64>)
+            });
+        }};
+    }
+    vec_unary!("aten.exp.default", Unary::Exp, x => x.exp());
     float_unary!("aten.log.default", x => x.ln());
     float_unary!("aten.sqrt.default", x => x.sqrt());
     float_unary!("aten.rsqrt.default", x => x.sqrt().recip());
-    float_unary!("aten.tanh.default", x => x.tanh());
-    float_unary!("aten.sigmoid.default", x => (F::one() + (-x).exp()).recip());
+    vec_unary!("aten.tanh.default", Unary::Tanh, x => x.tanh());
+    vec_unary!("aten.sigmoid.default", Unary::Sigmoid, x => (F::one() + (-x).exp()).recip());
 
     // An activation and its in-place form; `$kernel` is the CPU kernel PyTorch names in its dtype error.
     macro_rules! activation {
-        ($name:literal, $name_:literal, $kernel:literal, $d:ident, $d_:ident, $x:ident => $body:expr) => {{
+        ($name:literal, $name_:literal, $kernel:literal, $d:ident, $d_:ident, $op:expr, $x:ident => $body:expr) => {{
             fn f<F: Float>($x: F) -> F {
                 $body
             }
             fn k(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
-                unary_float_into(a, first(o)?, f::<f32>, f::<f64>)
+                unary_vec_into(a, first(o)?, $op, f::<f32>, f::<f64>)
             }
             r.out_op($name, |a| meta_float_only(a, $kernel), k)
                 .decomposition(decompositions::$d);
@@ -49,10 +62,11 @@ pub(super) fn register(r: &mut Builder) {
             .decomposition(decompositions::$d_);
         }};
     }
-    activation!("aten.hardswish.default", "aten.hardswish_.default", "hardswish_cpu", hardswish, hardswish_, x => x * hard_gate(x));
-    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", "hardsigmoid_cpu", hardsigmoid, hardsigmoid_, x => hard_gate(x));
+    // PyTorch's CPU hardswish is x * clamp(x + 3, 0, 6) / 6, in that order.
+    activation!("aten.hardswish.default", "aten.hardswish_.default", "hardswish_cpu", hardswish, hardswish_, Unary::Hardswish, x => x * hard_clamp(x) / c(6.0));
+    activation!("aten.hardsigmoid.default", "aten.hardsigmoid_.default", "hardsigmoid_cpu", hardsigmoid, hardsigmoid_, Unary::Hardsigmoid, x => hard_clamp(x) / c(6.0));
     // PyTorch's CPU silu is x / (1 + exp(-x)).
-    activation!("aten.silu.default", "aten.silu_.default", "silu_cpu", silu, silu_, x => x / (F::one() + (-x).exp()));
+    activation!("aten.silu.default", "aten.silu_.default", "silu_cpu", silu, silu_, Unary::Silu, x => x / (F::one() + (-x).exp()));
     r.out_op(
         "aten.hardtanh.default",
         |a| meta_float_only(a, "hardtanh_cpu"),
@@ -181,11 +195,12 @@ pub(super) fn register(r: &mut Builder) {
     .decomposition(decompositions::dropout);
 }
 
-fn hard_gate<F: Float>(x: F) -> F {
+/// `clamp(x + 3, 0, 6)`.
+fn hard_clamp<F: Float>(x: F) -> F {
     if x.is_nan() {
         return x; // Float::max/min would drop the NaN; PyTorch propagates it.
     }
-    ((x + c(3.0)).max(F::zero()).min(c(6.0))) / c(6.0)
+    (x + c(3.0)).max(F::zero()).min(c(6.0))
 }
 
 fn gelu_tanh<F: Float>(x: F) -> F {
@@ -508,6 +523,31 @@ pub(super) fn unary_float_into(
     }
 }
 
+/// [`unary_float_into`], with `op`'s vectorised kernel ([`vmath`]) for an f32 input written to a
+/// contiguous output of its sizes (parallel above [`Unary::par_threshold`]); other layouts and dtypes
+/// take the element functions.
+fn unary_vec_into(
+    a: &Args<Tensor>,
+    out: &Tensor,
+    op: Unary,
+    f32f: impl Fn(f32) -> f32 + Sync + Send,
+    f64f: impl Fn(f64) -> f64 + Sync + Send,
+) -> Result<()> {
+    let t = a.tensor("self").or_else(|_| a.tensor("input"))?;
+    if t.dtype() == DType::F32 && out.dtype() == DType::F32 {
+        // Read once here: rayon's workers do not see a thread's forced ISA.
+        let isa = simd::active();
+        return unary_slices_into::<f32, f32>(
+            t,
+            out,
+            op.par_threshold(),
+            move |s, d| vmath::unary_slice(isa, op, s, d),
+            f32f,
+        );
+    }
+    unary_float_into(a, out, f32f, f64f)
+}
+
 /// Applies a function computed in f64 to `x` (an f64 tensor), each result cast to `out`'s float dtype
 /// as `as_dtype` casts (f16/bf16 through f32).
 pub(super) fn f64_unary_into(
@@ -551,12 +591,11 @@ fn arith_unary(
 
 fn relu(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     // NaN propagates: `x > 0 ? x : 0` would drop it, PyTorch's clamp_min keeps it.
-    arith_unary(
-        a,
-        first(o)?,
-        |x| if x.is_nan() { x } else { x.max(0.0) },
-        |x| x.max(0),
-    )
+    let ff = |x: f64| if x.is_nan() { x } else { x.max(0.0) };
+    if a.tensor("self")?.dtype() == DType::F32 {
+        return unary_vec_into(a, first(o)?, Unary::Relu, move |x| ff(x as f64) as f32, ff);
+    }
+    arith_unary(a, first(o)?, ff, |x| x.max(0))
 }
 
 /// `hardtanh(x, min_val, max_val)`: clamp, NaN propagating.
@@ -565,18 +604,20 @@ fn hardtanh(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let clamp64 = move |x: f64| if x.is_nan() { x } else { x.max(lo).min(hi) };
     let (lo32, hi32) = (lo as f32, hi as f32);
     let clamp32 = move |x: f32| if x.is_nan() { x } else { x.max(lo32).min(hi32) };
-    unary_float_into(a, first(o)?, clamp32, clamp64)
+    let op = Unary::Hardtanh { lo: lo32, hi: hi32 };
+    unary_vec_into(a, first(o)?, op, clamp32, clamp64)
 }
 
 fn gelu(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
     let out = first(o)?;
     if a.str("approximate")? == "tanh" {
-        return unary_float_into(a, out, gelu_tanh::<f32>, gelu_tanh::<f64>);
+        return unary_vec_into(a, out, Unary::GeluTanh, gelu_tanh::<f32>, gelu_tanh::<f64>);
     }
     // PyTorch's CPU kernel yields NaN for ±inf (inf * 0 inside its vectorised erf); mirror it.
-    unary_float_into(
+    unary_vec_into(
         a,
         out,
+        Unary::Gelu,
         |x| {
             if x.is_infinite() {
                 f32::NAN

@@ -531,6 +531,38 @@ fn softmax_seg<F: Float>(s: &mut [F], log: bool) {
     }
 }
 
+/// Softmax of f32 `t` along `dim`, not its last, into a contiguous f32 `out`: each `[size(dim),
+/// inner]` block by [`vmath::softmax_block`](crate::tensor::kernels::vmath::softmax_block), blocks in
+/// parallel when large. Returns false, writing nothing, for other outputs.
+fn softmax_f32_blocks(
+    t: &Tensor,
+    dim: usize,
+    out: &Tensor,
+    log: bool,
+    isa: crate::tensor::kernels::simd::Isa,
+) -> Result<bool> {
+    use crate::tensor::kernels::{elementwise::PAR_THRESHOLD, vmath};
+    use rayon::prelude::*;
+    let inner: usize = t.sizes()[dim + 1..].iter().product();
+    let block = inner * t.sizes()[dim];
+    if out.dtype() != DType::F32 || !out.is_contiguous() || out.shares_storage(t) || block == 0 {
+        return Ok(false);
+    }
+    t.with_contiguous::<f32, _>(|src| {
+        out.with_contiguous_mut::<f32, _>(|dst| {
+            let f = |(s, o): (&[f32], &mut [f32])| vmath::softmax_block(isa, s, o, inner, log);
+            if src.len() >= PAR_THRESHOLD && src.len() > block {
+                src.par_chunks(block)
+                    .zip(dst.par_chunks_mut(block))
+                    .for_each(f);
+            } else {
+                src.chunks(block).zip(dst.chunks_mut(block)).for_each(f);
+            }
+        })
+    })??;
+    Ok(true)
+}
+
 fn softmax(a: &Args<Tensor>, out: &Tensor, log: bool) -> Result<()> {
     let dt = out.dtype();
     let t = a.tensor("self")?;
@@ -542,6 +574,14 @@ fn softmax(a: &Args<Tensor>, out: &Tensor, log: bool) -> Result<()> {
     if dt == DType::F64 {
         along_dim_into::<f64>(&as_dtype(t, DType::F64), d, out, |s| softmax_seg(s, log))
     } else {
-        along_dim_into::<f32>(&as_dtype(t, DType::F32), d, out, |s| softmax_seg(s, log))
+        // The vectorised kernels; the ISA read here, as rayon's workers do not see a forced one.
+        let isa = crate::tensor::kernels::simd::active();
+        let t = as_dtype(t, DType::F32);
+        if d + 1 < t.dim() && softmax_f32_blocks(&t, d, out, log, isa)? {
+            return Ok(());
+        }
+        along_dim_into::<f32>(&t, d, out, move |s| {
+            crate::tensor::kernels::vmath::softmax_inplace(isa, s, log)
+        })
     }
 }

@@ -172,6 +172,41 @@ pub fn unary_map_into<A: Element, O: Element>(
     Ok(())
 }
 
+/// [`unary_map_into`] with a slice kernel for its common case, `out` contiguous with `a`'s sizes:
+/// `fs(src, dst)` then maps whole contiguous runs (`src.len() == dst.len()`; a strided `a` gathered
+/// first), in chunks of [`VEC_CHUNK`] on rayon above `par_threshold` elements. Any other layout (a
+/// broadcast input, a strided output) falls back to [`unary_map_into`] with the element function `f`.
+pub fn unary_slices_into<A: Element, O: Element>(
+    a: &Tensor,
+    out: &Tensor,
+    par_threshold: usize,
+    fs: impl Fn(&[A], &mut [O]) + Sync + Send,
+    f: impl Fn(A) -> O + Sync + Send,
+) -> Result<()> {
+    check_output::<O>(out)?;
+    check_input::<A>(a, out.sizes())?;
+    let n = out.numel();
+    if n == 0 || !out.is_contiguous() || a.sizes() != out.sizes() {
+        return unary_map_into(a, out, f);
+    }
+    let a = unaliased(a, out);
+    a.with_contiguous::<A, _>(|src| {
+        let mut guard = out.storage().write();
+        let all = O::slice_mut(&mut guard).expect("output has element type O");
+        let dst = &mut all[out.storage_offset()..out.storage_offset() + n];
+        if n >= par_threshold {
+            dst.par_chunks_mut(VEC_CHUNK)
+                .zip(src.par_chunks(VEC_CHUNK))
+                .for_each(|(o, s)| fs(s, o));
+        } else {
+            fs(src, dst);
+        }
+    })
+}
+
+/// The chunk [`unary_slices_into`] hands each rayon task.
+pub const VEC_CHUNK: usize = 1 << 14;
+
 /// `out[i] = f(a[i], b[i])`, `a` and `b` (element types `A`, `B`) broadcast to `out`'s sizes, written
 /// into `out` (element type `O`, any non-overlapping strides).
 pub fn binary_map_into<A: Element, B: Element, O: Element>(
@@ -497,6 +532,59 @@ mod tests {
         let out = Tensor::zeros_strided(crate::DType::F64, &[], &[]).unwrap();
         binary_map_into::<f32, f32, f64>(&s, &s, &out, |x, y| (x * y) as f64).unwrap();
         assert_eq!(out.to_vec::<f64>().unwrap(), vec![4.0]);
+    }
+
+    #[test]
+    fn slice_maps_take_the_slice_kernel_only_for_contiguous_outputs() {
+        // The slice kernel adds 1, the element fallback 2: which one ran shows in the output.
+        let run = |a: &Tensor, out: &Tensor, par: usize| {
+            unary_slices_into::<f32, f32>(
+                a,
+                out,
+                par,
+                |s, d| {
+                    assert_eq!(s.len(), d.len());
+                    d.iter_mut().zip(s).for_each(|(d, s)| *d = s + 1.0);
+                },
+                |x| x + 2.0,
+            )
+            .unwrap();
+            out.to_vec::<f32>().unwrap()
+        };
+        let a = t32((0..6).map(|i| i as f32).collect(), &[2, 3]);
+        let out = Tensor::zeros_strided(crate::DType::F32, &[2, 3], &[3, 1]).unwrap();
+        assert_eq!(
+            run(&a, &out, PAR_THRESHOLD),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        // A transposed (strided) input is gathered first: still the slice kernel.
+        let at = t32((0..6).map(|i| i as f32).collect(), &[3, 2]).transpose_untraced(0, 1);
+        assert_eq!(
+            run(&at, &out, PAR_THRESHOLD),
+            vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]
+        );
+        // A strided output or a broadcast input: the element function.
+        let out_t = column_major(crate::DType::F32, 2, 3);
+        assert_eq!(
+            run(&a, &out_t, PAR_THRESHOLD),
+            vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        );
+        let row = t32(vec![1.0, 2.0, 3.0], &[3]);
+        assert_eq!(
+            run(&row, &out, PAR_THRESHOLD),
+            vec![3.0, 4.0, 5.0, 3.0, 4.0, 5.0]
+        );
+        // In place (the input is the output) and in parallel chunks.
+        let n = 3 * VEC_CHUNK + 5;
+        let big = t32((0..n).map(|i| i as f32).collect(), &[n]);
+        let want: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+        assert_eq!(run(&big, &big.clone(), 1), want);
+        let fresh = Tensor::zeros_strided(crate::DType::F32, &[n], &[1]).unwrap();
+        let src = t32((0..n).map(|i| i as f32).collect(), &[n]);
+        assert_eq!(run(&src, &fresh, 1), want);
+        // Wrong dtypes are refused as by unary_map_into.
+        let wrong = Tensor::zeros_strided(crate::DType::F64, &[2, 3], &[3, 1]).unwrap();
+        assert!(unary_slices_into::<f32, f32>(&a, &wrong, 1, |_, _| (), |x| x).is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Raw CPU kernels on typed data: pointwise loops, reductions, matmul (gemm), convolution, pooling.
-//! They know nothing about schemas or dispatch; `crate::ops` calls them.
+//! `vmath` holds vectorised f32 math, compiled per instruction set and picked at run time by `simd`.
+//! They know nothing about schemas or op dispatch; `crate::ops` calls them.
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod simd;
+pub mod vmath;
