@@ -300,7 +300,8 @@ fn meta_conv(a: &Args<TensorMeta>, op: ConvOp) -> Result<Vec<Value<TensorMeta>>>
 }
 
 /// 2-d convolution into `out` (row-major), computing in `T`: straight into its buffer when it has
-/// dtype `T`, else into a `T` scratch cast into it.
+/// dtype `T`, else into a `T` scratch cast into it. Contiguous inputs, weights and bias are read in
+/// place (`with_contiguous` copies only strided ones).
 fn conv_typed_into<T: Element + FloatScalar>(
     x: &Tensor,
     w: &Tensor,
@@ -310,13 +311,16 @@ fn conv_typed_into<T: Element + FloatScalar>(
     p: &Conv2dParams,
     out: &Tensor,
 ) -> Result<()> {
-    let x = x.contiguous_untraced();
-    let w = w.contiguous_untraced();
-    let bias = b.map(|b| b.to_vec::<T>()).transpose()?;
     let run = |o: &mut [T]| -> Result<()> {
         x.with_contiguous::<T, _>(|xd| {
-            w.with_contiguous::<T, _>(|wd| conv2d(xd, xs, wd, ws, bias.as_deref(), p, o))
-        })??;
+            w.with_contiguous::<T, _>(|wd| match b {
+                Some(b) => b.with_contiguous::<T, _>(|bd| conv2d(xd, xs, wd, ws, Some(bd), p, o)),
+                None => {
+                    conv2d(xd, xs, wd, ws, None, p, o);
+                    Ok(())
+                }
+            })
+        })???;
         Ok(())
     };
     if out.dtype() == T::DTYPE {

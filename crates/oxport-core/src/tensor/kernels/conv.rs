@@ -4,7 +4,7 @@
 //! Strategy:
 //! * **Depthwise-like** (`C / groups == 1`, `groups > 1`, which includes the
 //!   classic depthwise case `groups == C == O`): direct loops over each output
-//!   plane, parallel over `N × O` planes.
+//!   plane (see *Depthwise fast path* below), parallel over `N × O` planes.
 //! * **Everything else** is a GEMM per `(batch, group)` item:
 //!   `out[og × P] = W[og × K] · col[K × P]` with `K = C/groups · kH · kW` and
 //!   `P = oH · oW`. `col` is the im2col matrix, except for point-wise
@@ -12,8 +12,8 @@
 //!   that matrix and is read in place.
 //! * The `P` columns are split into tiles whose im2col block fits in L2
 //!   (≈ 512 KiB); every `(item, tile)` unit does im2col + a single-threaded
-//!   GEMM into a scratch tile that is then copied (with the bias) into the
-//!   output. Units run in parallel on the rayon pool when the convolution is
+//!   GEMM into a scratch tile that is then copied through the epilogue (bias,
+//!   residual, activation) into the output. Units run in parallel on the rayon pool when the convolution is
 //!   big enough; with few items the tiles are made finer so that every thread
 //!   gets work. Cache-resident tiles make this markedly faster than one big
 //!   im2col + multi-threaded GEMM.
@@ -23,10 +23,140 @@
 //!   touch the thread pool.
 //!
 //! 1-D convolutions are expected to be expressed as 2-D with `H == 1`.
+//!
+//! # Fused epilogue
+//!
+//! [`conv2d_fused`] computes `activation(conv(input, weight) + bias[o] + residual)` (a folded
+//! BatchNorm is a conv with a bias). The epilogue is applied while the output is hot in cache:
+//! when a GEMM tile is copied out of its scratch buffer, right after an item's in-place GEMM, and
+//! after each output row of a depthwise plane — never as a second pass over the whole output.
+//!
+//! # Depthwise fast path
+//!
+//! Depthwise planes with a 3×3 or 5×5 kernel, stride 1 or 2 and dilation 1 run a direct kernel
+//! whose interior columns (every tap inside the input) are plain vectorisable loops without
+//! bounds checks: one pass per kernel row over the output row, all `kW` taps at once; stride 2
+//! deinterleaves the input row (even / odd columns) first so that every tap reads contiguous
+//! memory. Border columns are computed separately with checks.
 
 use rayon::prelude::*;
 
+use super::activation::Activation;
 use super::matmul::{gemm_strided, Scalar, PARALLEL_THRESHOLD};
+use super::simd::{self, Isa};
+
+/// `fn $name<T: Scalar>(isa: Isa, args…)` running `$inner(args…)` compiled for `isa` (see
+/// [`simd::dispatch`](super::simd)): AVX-512's 16 or AVX2's 8 f32 lanes where the baseline x86-64
+/// build has SSE2's 4. `$inner` and what it calls in its hot loops must be `#[inline(always)]` so
+/// that they are compiled into each copy. Tests run every available ISA.
+macro_rules! isa_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident<$T:ident>($($a:ident: $t:ty),* $(,)?) => $inner:ident) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<$T: Scalar>(isa: $crate::tensor::kernels::simd::Isa, $($a: $t),*) {
+            $crate::tensor::kernels::simd::dispatch!(isa, _FMA => $inner($($a),*))
+        }
+    };
+}
+pub(super) use isa_dispatch;
+
+/// What a fused convolution does to its output before storing it:
+/// `out = activation(conv + bias[o] + residual)`.
+#[derive(Debug)]
+pub struct Epilogue<'a, T> {
+    /// Per-output-channel bias (`O` values; a folded BatchNorm's shift).
+    pub bias: Option<&'a [T]>,
+    /// A tensor added to the output, contiguous with the output's NCHW shape (the skip
+    /// connection of a residual block).
+    pub residual: Option<&'a [T]>,
+    /// Applied last, after the bias and the residual.
+    pub activation: Activation,
+}
+
+impl<T> Clone for Epilogue<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Epilogue<'_, T> {}
+
+impl<T> Default for Epilogue<'_, T> {
+    /// No bias, no residual, identity activation (a plain convolution).
+    fn default() -> Self {
+        Epilogue {
+            bias: None,
+            residual: None,
+            activation: Activation::Identity,
+        }
+    }
+}
+
+impl<'a, T> Epilogue<'a, T> {
+    /// Just a bias (what [`conv2d`] does).
+    pub fn with_bias(bias: Option<&'a [T]>) -> Self {
+        Epilogue {
+            bias,
+            ..Epilogue::default()
+        }
+    }
+
+    /// True when only the bias (if any) is applied: no residual, identity activation.
+    fn bias_only(&self) -> bool {
+        self.residual.is_none() && self.activation.is_identity()
+    }
+}
+
+impl<T: Scalar> Epilogue<'_, T> {
+    /// Finishes one output row segment `dst` of global output channel `oc`, whose first element
+    /// is at flat output index `at`: `dst = src + bias[oc] + residual[at..]`, then the
+    /// activation. With `src == None`, `dst` already holds the convolution, including the bias
+    /// when `bias_done`.
+    #[inline]
+    fn finish(&self, oc: usize, at: usize, src: Option<&[T]>, bias_done: bool, dst: &mut [T]) {
+        let bv = if bias_done {
+            None
+        } else {
+            self.bias.map(|b| b[oc])
+        };
+        let res = self.residual.map(|r| &r[at..at + dst.len()]);
+        match (src, bv, res) {
+            (Some(s), Some(b), Some(r)) => {
+                for ((d, &s), &r) in dst.iter_mut().zip(s).zip(r) {
+                    *d = s + b + r;
+                }
+            }
+            (Some(s), Some(b), None) => {
+                for (d, &s) in dst.iter_mut().zip(s) {
+                    *d = s + b;
+                }
+            }
+            (Some(s), None, Some(r)) => {
+                for ((d, &s), &r) in dst.iter_mut().zip(s).zip(r) {
+                    *d = s + r;
+                }
+            }
+            (Some(s), None, None) => dst.copy_from_slice(&s[..dst.len()]),
+            (None, Some(b), Some(r)) => {
+                for (d, &r) in dst.iter_mut().zip(r) {
+                    *d = *d + b + r;
+                }
+            }
+            (None, Some(b), None) => {
+                for d in dst.iter_mut() {
+                    *d += b;
+                }
+            }
+            (None, None, Some(r)) => {
+                for (d, &r) in dst.iter_mut().zip(r) {
+                    *d += r;
+                }
+            }
+            (None, None, None) => {}
+        }
+        self.activation.apply(dst);
+    }
+}
 
 /// Hyper-parameters of a 2-D convolution, `[height, width]` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,12 +334,23 @@ const MIN_TILE: usize = 64;
 /// Narrowest column tile used to create parallelism.
 const MIN_PARALLEL_TILE: usize = 32;
 
+/// Where one `(batch, group)` item sits in the output: its first global output channel and the
+/// flat index of its first output element (for the bias and the residual of the epilogue).
+#[derive(Clone, Copy, Debug)]
+struct ItemPos {
+    oc0: usize,
+    at: usize,
+}
+
 /// One whole `(batch, group)` item of the GEMM path, written in place.
-/// `inp`: `cg × H × W`; `wgt`: `og × K`; `bias`: `og`; `out`: `og × P`.
+/// `inp`: `cg × H × W`; `wgt`: `og × K`; `out`: `og × P`. The epilogue is applied to the item's
+/// output rows right after its GEMM.
+#[allow(clippy::too_many_arguments)]
 fn conv_group_gemm<T: Scalar>(
     inp: &[T],
     wgt: &[T],
-    bias: Option<&[T]>,
+    epi: &Epilogue<'_, T>,
+    pos: ItemPos,
     g: &Geom,
     out: &mut [T],
     col: &mut Vec<T>,
@@ -217,14 +358,16 @@ fn conv_group_gemm<T: Scalar>(
 ) {
     let k = g.k();
     let p = g.p();
-    let accumulate = match bias {
-        Some(b) => {
-            for (row, &bv) in out.chunks_exact_mut(p).zip(b) {
+    // With only a bias, the GEMM accumulates onto it; otherwise the bias is added by the
+    // epilogue pass together with the residual and the activation.
+    let accumulate = match epi.bias {
+        Some(b) if epi.bias_only() => {
+            for (row, &bv) in out.chunks_exact_mut(p).zip(&b[pos.oc0..pos.oc0 + g.og]) {
                 row.fill(bv);
             }
             true
         }
-        None => false,
+        _ => false,
     };
     if g.is_pointwise() {
         // P == H * W here; the group's input block is the K × P matrix.
@@ -242,7 +385,21 @@ fn conv_group_gemm<T: Scalar>(
             g.og, k, p, wgt, k as isize, 1, col, p as isize, 1, out, accumulate, parallel,
         );
     }
+    if !epi.bias_only() {
+        let finish = |(o, row): (usize, &mut [T])| {
+            epi.finish(pos.oc0 + o, pos.at + o * p, None, accumulate, row)
+        };
+        if parallel && out.len() >= EPILOGUE_PARALLEL_MIN {
+            out.par_chunks_mut(p).enumerate().for_each(finish);
+        } else {
+            out.chunks_mut(p).enumerate().for_each(finish);
+        }
+    }
 }
+
+/// Outputs of at least this many elements finish their epilogue in parallel when the GEMM ran in
+/// parallel.
+const EPILOGUE_PARALLEL_MIN: usize = 1 << 14;
 
 /// Scratch buffers of one worker for [`conv_tile`].
 #[derive(Default)]
@@ -254,12 +411,13 @@ struct TileScratch<T> {
 /// Columns `q0..q1` of one `(batch, group)` item: `rows[o]` is the
 /// `q0..q1` segment of output row `o` of the item. Computes the tile into a
 /// contiguous scratch buffer with a single-threaded GEMM, then copies it out
-/// (adding the bias).
+/// through the epilogue (bias, residual, activation) while it is in cache.
 #[allow(clippy::too_many_arguments)]
 fn conv_tile<T: Scalar>(
     inp: &[T],
     wgt: &[T],
-    bias: Option<&[T]>,
+    epi: &Epilogue<'_, T>,
+    pos: ItemPos,
     g: &Geom,
     q0: usize,
     q1: usize,
@@ -312,24 +470,27 @@ fn conv_tile<T: Scalar>(
             false,
         );
     }
+    let p = g.p();
     for (o, (dst, src)) in rows.iter_mut().zip(tile.chunks_exact(width)).enumerate() {
-        match bias {
-            Some(b) => {
-                let bv = b[o];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s + bv;
-                }
-            }
-            None => dst.copy_from_slice(src),
-        }
+        epi.finish(pos.oc0 + o, pos.at + o * p + q0, Some(src), false, dst);
     }
 }
 
 /// One output plane of a convolution whose groups have a single input
-/// channel (depthwise). `inp`: `H × W`; `wk`: `kH × kW`; `out`: `oH × oW`.
-fn depthwise_plane<T: Scalar>(inp: &[T], wk: &[T], bias: T, g: &Geom, out: &mut [T]) {
-    out.fill(bias);
+/// channel (depthwise), any geometry. `inp`: `H × W`; `wk`: `kH × kW`;
+/// `out`: `oH × oW`; `finish(y, row)` is called on each output row once it is
+/// complete (it holds the convolution plus `bias`).
+#[inline(always)]
+fn depthwise_plane<T: Scalar>(
+    inp: &[T],
+    wk: &[T],
+    bias: T,
+    g: &Geom,
+    out: &mut [T],
+    finish: impl Fn(usize, &mut [T]),
+) {
     for (y, orow) in out.chunks_exact_mut(g.ow).enumerate() {
+        orow.fill(bias);
         for ky in 0..g.kh {
             let iy = (y * g.sh + ky * g.dh) as isize - g.ph as isize;
             if iy < 0 || iy as usize >= g.h {
@@ -358,8 +519,197 @@ fn depthwise_plane<T: Scalar>(inp: &[T], wk: &[T], bias: T, g: &Geom, out: &mut 
                 }
             }
         }
+        finish(y, orow);
     }
 }
+
+/// Output columns per chunk of the stride-2 row kernel (its deinterleaved input lives in stack
+/// buffers of about this size).
+const ROW_CHUNK: usize = 64;
+
+/// Folds the `R × K` taps of `R` kernel rows into interior output columns:
+/// `o[x] = f(… f(f(o[x], 0, rows[0][x·S]), 1, rows[0][x·S + 1]) …, R·K − 1, rows[R − 1][x·S + K − 1])`,
+/// taps in row-major order (tap `t = r·K + kx`), for `S` = 1 or 2 and `K <= 7`. Every tap must
+/// be in bounds: `rows[r].len() >= S · (o.len() − 1) + K`. The accumulator stays in a register
+/// across all taps. Stride 2 deinterleaves the inputs (even / odd columns) chunk by chunk into
+/// stack buffers, so that every tap reads contiguous memory and the loop over `x` vectorises.
+/// Shared with the pooling kernels.
+#[inline(always)]
+pub(super) fn row_taps<T: Scalar, const R: usize, const K: usize, const S: usize>(
+    o: &mut [T],
+    rows: [&[T]; R],
+    f: impl Fn(T, usize, T) -> T,
+) {
+    debug_assert!((1..=7).contains(&K) && (S == 1 || S == 2));
+    if o.is_empty() {
+        return;
+    }
+    if S == 1 {
+        let n = o.len();
+        let src: [[&[T]; K]; R] =
+            std::array::from_fn(|r| std::array::from_fn(|kx| &rows[r][kx..kx + n]));
+        for (x, ov) in o.iter_mut().enumerate() {
+            let mut a = *ov;
+            for (r, srow) in src.iter().enumerate() {
+                for (kx, s) in srow.iter().enumerate() {
+                    a = f(a, r * K + kx, s[x]);
+                }
+            }
+            *ov = a;
+        }
+        return;
+    }
+    let mut even = [[T::ZERO; ROW_CHUNK + 4]; R];
+    let mut odd = [[T::ZERO; ROW_CHUNK + 4]; R];
+    for (c, oc) in o.chunks_mut(ROW_CHUNK).enumerate() {
+        let n = oc.len();
+        let base = 2 * c * ROW_CHUNK;
+        for r in 0..R {
+            let seg = &rows[r][base..base + 2 * (n - 1) + K];
+            // Even columns 0..ceil(len / 2), odd columns 0..len / 2.
+            let pairs = seg.len() / 2;
+            for ((e, od), pr) in even[r][..pairs]
+                .iter_mut()
+                .zip(odd[r][..pairs].iter_mut())
+                .zip(seg.chunks_exact(2))
+            {
+                *e = pr[0];
+                *od = pr[1];
+            }
+            if seg.len() % 2 == 1 {
+                even[r][pairs] = seg[seg.len() - 1];
+            }
+        }
+        // Tap kx of output x reads seg[2x + kx]: even[x + kx/2] or odd[x + kx/2].
+        let src: [[&[T]; K]; R] = std::array::from_fn(|r| {
+            std::array::from_fn(|kx| {
+                let j = kx / 2;
+                if kx % 2 == 0 {
+                    &even[r][j..j + n]
+                } else {
+                    &odd[r][j..j + n]
+                }
+            })
+        });
+        for (x, ov) in oc.iter_mut().enumerate() {
+            let mut a = *ov;
+            for (r, srow) in src.iter().enumerate() {
+                for (kx, s) in srow.iter().enumerate() {
+                    a = f(a, r * K + kx, s[x]);
+                }
+            }
+            *ov = a;
+        }
+    }
+}
+
+/// Interior output columns `xa..xb` of a row sweep with kernel width `k`, stride `s`,
+/// dilation 1 and left padding `p` over `w` input columns into `ow` outputs: those whose taps
+/// `x·s − p .. x·s − p + k` all lie in `0..w`. `(0, 0)` when there are none.
+pub(super) fn interior_cols(w: usize, ow: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    let xa = p.div_ceil(s).min(ow);
+    let xb = if w + p >= k {
+        ((w + p - k) / s + 1).min(ow)
+    } else {
+        0
+    };
+    if xa < xb {
+        (xa, xb)
+    } else {
+        (0, 0)
+    }
+}
+
+/// [`depthwise_plane`] for `kW == K`, horizontal stride `S` (1 or 2) and horizontal dilation 1:
+/// the interior columns run [`row_taps`], the border columns a bounds-checked loop.
+#[inline(always)]
+fn depthwise_plane_k<T: Scalar, const K: usize, const S: usize>(
+    inp: &[T],
+    wk: &[T],
+    bias: T,
+    g: &Geom,
+    out: &mut [T],
+    finish: impl Fn(usize, &mut [T]),
+) {
+    debug_assert!(g.kw == K && g.sw == S && g.dw == 1);
+    let (xa, xb) = interior_cols(g.w, g.ow, K, S, g.pw);
+    let start = (xa * S).saturating_sub(g.pw);
+    for (y, orow) in out.chunks_exact_mut(g.ow).enumerate() {
+        orow.fill(bias);
+        // Rows whose K kernel rows all lie inside the input: one pass over the interior.
+        let all_rows = g.kh == K && y * g.sh >= g.ph && y * g.sh + (K - 1) * g.dh - g.ph < g.h;
+        if all_rows && xa < xb {
+            let iy0 = y * g.sh - g.ph;
+            let rows: [&[T]; K] =
+                std::array::from_fn(|ky| &inp[(iy0 + ky * g.dh) * g.w + start..][..g.w - start]);
+            let wt: &[T] = &wk[..K * K];
+            row_taps::<T, K, K, S>(&mut orow[xa..xb], rows, |a, t, v| a + wt[t] * v);
+        }
+        for ky in 0..g.kh {
+            let iy = (y * g.sh + ky * g.dh) as isize - g.ph as isize;
+            if iy < 0 || iy as usize >= g.h {
+                continue;
+            }
+            let irow = &inp[iy as usize * g.w..(iy as usize + 1) * g.w];
+            let wr: &[T; K] = wk[ky * K..(ky + 1) * K].try_into().expect("K taps");
+            if xa < xb && !all_rows {
+                row_taps::<T, 1, K, S>(&mut orow[xa..xb], [&irow[start..]], |a, kx, v| {
+                    a + wr[kx] * v
+                });
+            }
+            let border = if xa < xb {
+                (0..xa).chain(xb..g.ow)
+            } else {
+                (0..0).chain(0..g.ow)
+            };
+            for x in border {
+                let mut a = orow[x];
+                for (kx, &wv) in wr.iter().enumerate() {
+                    let ix = (x * S + kx) as isize - g.pw as isize;
+                    if ix >= 0 && (ix as usize) < g.w {
+                        a += wv * irow[ix as usize];
+                    }
+                }
+                orow[x] = a;
+            }
+        }
+        finish(y, orow);
+    }
+}
+
+/// One depthwise output plane: the specialised kernels for 3×3 / 5×5-wide kernels with
+/// horizontal stride 1 or 2 (dilation 1), [`depthwise_plane`] otherwise.
+#[inline(always)]
+fn depthwise_dispatch<T: Scalar>(
+    inp: &[T],
+    wk: &[T],
+    bias: T,
+    g: &Geom,
+    out: &mut [T],
+    finish: impl Fn(usize, &mut [T]),
+) {
+    match (g.kw, g.sw, g.dw) {
+        (3, 1, 1) => depthwise_plane_k::<T, 3, 1>(inp, wk, bias, g, out, finish),
+        (3, 2, 1) => depthwise_plane_k::<T, 3, 2>(inp, wk, bias, g, out, finish),
+        (5, 1, 1) => depthwise_plane_k::<T, 5, 1>(inp, wk, bias, g, out, finish),
+        (5, 2, 1) => depthwise_plane_k::<T, 5, 2>(inp, wk, bias, g, out, finish),
+        (7, 1, 1) => depthwise_plane_k::<T, 7, 1>(inp, wk, bias, g, out, finish),
+        (7, 2, 1) => depthwise_plane_k::<T, 7, 2>(inp, wk, bias, g, out, finish),
+        _ => depthwise_plane(inp, wk, bias, g, out, finish),
+    }
+}
+
+isa_dispatch!(
+    /// [`depthwise_dispatch`], built for the given ISA.
+    fn depthwise_run<T>(
+        inp: &[T],
+        wk: &[T],
+        bias: T,
+        g: &Geom,
+        out: &mut [T],
+        finish: &dyn Fn(usize, &mut [T]),
+    ) => depthwise_dispatch
+);
 
 fn checked_numel(dims: &[usize], what: &str) -> usize {
     dims.iter()
@@ -367,7 +717,11 @@ fn checked_numel(dims: &[usize], what: &str) -> usize {
         .unwrap_or_else(|| panic!("conv2d: {what} element count overflows usize"))
 }
 
-/// Generic 2-D convolution; see [`conv2d`].
+/// 2-D convolution (`aten.convolution`, not transposed) of a contiguous NCHW `input` with an
+/// `[O, C / groups, kH, kW]` `weight`, plus a bias: `conv2d_fused` with just a bias.
+///
+/// # Panics
+/// On inconsistent shapes, lengths or parameters (see [`conv2d_fused`]).
 pub fn conv2d<T: Scalar>(
     input: &[T],
     in_shape: [usize; 4],
@@ -377,6 +731,61 @@ pub fn conv2d<T: Scalar>(
     p: &Conv2dParams,
     out: &mut [T],
 ) {
+    conv2d_fused(
+        input,
+        in_shape,
+        weight,
+        w_shape,
+        p,
+        &Epilogue::with_bias(bias),
+        out,
+    )
+}
+
+/// Fused 2-D convolution: `out = activation(conv(input, weight) + bias[o] + residual)`, with
+/// `residual` contiguous with the output's NCHW shape. `input` is contiguous NCHW
+/// (`in_shape`), `weight` is `[O, C / groups, kH, kW]` (`w_shape`), `out` is the contiguous
+/// `[N, O, oH, oW]` output (see [`conv2d_out_hw`]). The epilogue is applied while each output
+/// block is in cache, never as a separate pass over the output.
+///
+/// # Panics
+/// If the channel counts do not divide into `groups`, the weight's input channels do not match,
+/// a slice length does not match its shape (bias: `O`, residual: the output's), or the
+/// parameters are invalid / the dilated kernel does not fit in the padded input.
+pub fn conv2d_fused<T: Scalar>(
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+    epilogue: &Epilogue<'_, T>,
+    out: &mut [T],
+) {
+    conv2d_fused_with(
+        input,
+        in_shape,
+        weight,
+        w_shape,
+        p,
+        epilogue,
+        out,
+        simd::active(),
+    )
+}
+
+/// [`conv2d_fused`]; `isa`: the instruction set of the depthwise kernels.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_fused_with<T: Scalar>(
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+    epilogue: &Epilogue<'_, T>,
+    out: &mut [T],
+    isa: Isa,
+) {
+    let bias = epilogue.bias;
     let [n, c, h, w] = in_shape;
     let [o, cg, kh, kw] = w_shape;
     let groups = p.groups;
@@ -418,6 +827,16 @@ pub fn conv2d<T: Scalar>(
         checked_numel(&[n, o, oh, ow], "output"),
         "conv2d: output length does not match shape [{n}, {o}, {oh}, {ow}]"
     );
+    if let Some(r) = epilogue.residual {
+        assert_eq!(
+            r.len(),
+            out.len(),
+            "conv2d: residual has {} elements, expected the output's {}",
+            r.len(),
+            out.len()
+        );
+    }
+    let epi = epilogue;
     if out.is_empty() {
         return;
     }
@@ -453,7 +872,12 @@ pub fn conv2d<T: Scalar>(
             let inp = &input[(b_i * c + ci) * hw..(b_i * c + ci + 1) * hw];
             let wk = &weight[oc * khw..(oc + 1) * khw];
             let bv = bias.map_or(T::ZERO, |b| b[oc]);
-            depthwise_plane(inp, wk, bv, &g, out_plane);
+            let finish = |y: usize, row: &mut [T]| {
+                if !epi.bias_only() {
+                    epi.finish(oc, idx * plane + y * ow, None, true, row)
+                }
+            };
+            depthwise_run(isa, inp, wk, bv, &g, out_plane, &finish);
         };
         if big {
             out.par_chunks_mut(plane)
@@ -470,14 +894,17 @@ pub fn conv2d<T: Scalar>(
     let k = g.k();
     let block = g.og * plane;
     let items = n * groups;
-    // Slices of one (batch, group) item: input channels, weights, bias.
+    // Slices of one (batch, group) item: input channels, weights; and its output position.
     let item_args = |idx: usize| {
         let (b_i, gi) = (idx / groups, idx % groups);
         let in_off = (b_i * c + gi * cg) * hw;
         (
             &input[in_off..in_off + cg * hw],
             &weight[gi * g.og * k..(gi + 1) * g.og * k],
-            bias.map(|b| &b[gi * g.og..(gi + 1) * g.og]),
+            ItemPos {
+                oc0: gi * g.og,
+                at: idx * block,
+            },
         )
     };
 
@@ -500,8 +927,8 @@ pub fn conv2d<T: Scalar>(
         // are enough of them, otherwise one after the other with the GEMM
         // (and im2col) itself running in parallel if the work is big.
         let run = |col: &mut Vec<T>, (idx, ob): (usize, &mut [T]), parallel: bool| {
-            let (inp, wgt, b) = item_args(idx);
-            conv_group_gemm(inp, wgt, b, &g, ob, col, parallel);
+            let (inp, wgt, pos) = item_args(idx);
+            conv_group_gemm(inp, wgt, epi, pos, &g, ob, col, parallel);
         };
         if big && items >= threads {
             out.par_chunks_mut(block)
@@ -528,10 +955,10 @@ pub fn conv2d<T: Scalar>(
         }
     }
     let run = |scratch: &mut TileScratch<T>, (idx, t, mut rows): (usize, usize, Vec<&mut [T]>)| {
-        let (inp, wgt, b) = item_args(idx);
+        let (inp, wgt, pos) = item_args(idx);
         let q0 = t * tile;
         let q1 = (q0 + tile).min(plane);
-        conv_tile(inp, wgt, b, &g, q0, q1, &mut rows, scratch);
+        conv_tile(inp, wgt, epi, pos, &g, q0, q1, &mut rows, scratch);
     };
     if big && units >= threads {
         work.into_par_iter()
@@ -806,6 +1233,191 @@ mod tests {
                 params([1, 1], [1, 1], [1, 1], 32),
             ),
         ]
+    }
+
+    /// Depthwise geometries for the specialised row kernels and their borders.
+    fn depthwise_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+        let dw = |is: [usize; 4], k: [usize; 2], s, p, d| {
+            let c = is[1];
+            (is, [c, 1, k[0], k[1]], params(s, p, d, c))
+        };
+        vec![
+            dw([1, 3, 13, 11], [3, 3], [2, 2], [1, 1], [1, 1]),
+            dw([2, 2, 12, 12], [3, 3], [2, 2], [1, 1], [1, 1]),
+            dw([1, 3, 9, 10], [5, 5], [2, 2], [2, 2], [1, 1]),
+            dw([1, 2, 11, 13], [5, 5], [1, 1], [2, 2], [1, 1]),
+            dw([1, 2, 10, 9], [7, 7], [1, 1], [3, 3], [1, 1]),
+            dw([1, 2, 15, 16], [7, 7], [2, 2], [3, 3], [1, 1]),
+            dw([1, 2, 6, 7], [3, 3], [1, 1], [0, 0], [1, 1]),
+            dw([1, 2, 8, 9], [5, 5], [1, 1], [1, 1], [1, 1]),
+            dw([1, 2, 8, 9], [3, 3], [2, 2], [0, 0], [1, 1]),
+            dw([1, 2, 8, 9], [5, 5], [2, 1], [0, 2], [1, 1]),
+            // kernel as wide as / wider than the input: no interior columns
+            dw([1, 3, 2, 2], [3, 3], [2, 2], [1, 1], [1, 1]),
+            dw([1, 2, 3, 3], [5, 5], [1, 1], [2, 2], [1, 1]),
+            dw([1, 2, 5, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
+            dw([1, 2, 4, 4], [5, 5], [2, 2], [2, 2], [1, 1]),
+            // vertical stride / dilation only (horizontal still takes the fast path)
+            dw([1, 2, 12, 9], [3, 3], [3, 1], [2, 1], [2, 1]),
+            dw([1, 2, 12, 9], [3, 5], [2, 1], [1, 2], [1, 1]),
+            // horizontal dilation: generic path
+            dw([1, 2, 12, 13], [3, 3], [1, 2], [2, 2], [1, 2]),
+            // rows wider than the stride-2 chunk (several chunks and a remainder)
+            dw([1, 2, 3, 301], [3, 3], [2, 2], [1, 1], [1, 1]),
+            dw([1, 2, 3, 300], [5, 5], [2, 2], [2, 2], [1, 1]),
+            dw([1, 2, 2, 200], [3, 3], [1, 1], [1, 1], [1, 1]),
+            // MobileNet-like, parallel
+            dw([1, 16, 56, 56], [3, 3], [2, 2], [1, 1], [1, 1]),
+            dw([2, 24, 14, 14], [5, 5], [1, 1], [2, 2], [1, 1]),
+            // channel multiplier 2 on the fast path
+            (
+                [1, 3, 9, 9],
+                [6, 1, 3, 3],
+                params([2, 2], [1, 1], [1, 1], 3),
+            ),
+        ]
+    }
+
+    const ACTIVATIONS: [Activation; 11] = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::RELU6,
+        Activation::Clamp {
+            min: -0.5,
+            max: 0.25,
+        },
+        Activation::HardSwish,
+        Activation::HardSigmoid,
+        Activation::Silu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::GeluTanh,
+    ];
+
+    #[test]
+    fn depthwise_matches_naive() {
+        let mut rng = Lcg::new(7);
+        for (is, ws, p) in depthwise_cases() {
+            let input = rng.vec_f64(is.iter().product());
+            let weight = rng.vec_f64(ws.iter().product());
+            let bias = rng.vec_f64(ws[0]);
+            let want = naive(&input, is, &weight, ws, Some(&bias), &p);
+            let ctx = format!("in={is:?} w={ws:?} {p:?}");
+            let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+            for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+                let ctx = format!("{ctx} {isa:?}");
+                let mut out = vec![f64::NAN; want.len()];
+                let epi = Epilogue::with_bias(Some(&bias[..]));
+                conv2d_fused_with::<f64>(&input, is, &weight, ws, &p, &epi, &mut out, isa);
+                assert_close_f64(&out, &want, &ctx);
+                let mut out32 = vec![f32::NAN; want.len()];
+                let bias32 = f(&bias);
+                let epi32 = Epilogue::with_bias(Some(&bias32[..]));
+                conv2d_fused_with::<f32>(
+                    &f(&input),
+                    is,
+                    &f(&weight),
+                    ws,
+                    &p,
+                    &epi32,
+                    &mut out32,
+                    isa,
+                );
+                assert_close_f32(&out32, &want, &ctx);
+            }
+        }
+    }
+
+    /// Every path (depthwise fast / generic, GEMM in place, tiled, point-wise) with each
+    /// activation, with and without bias and residual, against the naive convolution followed by
+    /// the residual add and the activation.
+    #[test]
+    fn conv2d_fused_matches_naive() {
+        let mut rng = Lcg::new(11);
+        let mut all = cases();
+        all.extend(depthwise_cases());
+        for (i, (is, ws, p)) in all.into_iter().enumerate() {
+            let input = rng.vec_f64(is.iter().product());
+            let weight = rng.vec_f64(ws.iter().product());
+            let bias = rng.vec_f64(ws[0]);
+            let [oh, ow] = conv2d_out_hw([is[2], is[3]], [ws[2], ws[3]], &p).unwrap();
+            let out_len = is[0] * ws[0] * oh * ow;
+            let residual = rng.vec_f64(out_len);
+            let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+            let (input32, weight32, bias32, residual32) =
+                (f(&input), f(&weight), f(&bias), f(&residual));
+            for (j, act) in ACTIVATIONS.into_iter().enumerate() {
+                // All four bias / residual combinations for a few activations, else both.
+                let combos: &[(bool, bool)] = if (i + j) % 4 == 0 {
+                    &[(false, false), (true, false), (false, true), (true, true)]
+                } else {
+                    &[(true, true)]
+                };
+                for &(with_bias, with_res) in combos {
+                    let ctx =
+                        format!("in={is:?} w={ws:?} {p:?} {act:?} bias={with_bias} res={with_res}");
+                    let mut want = naive(&input, is, &weight, ws, with_bias.then_some(&bias), &p);
+                    if with_res {
+                        for (w, r) in want.iter_mut().zip(&residual) {
+                            *w += r;
+                        }
+                    }
+                    act.apply_f64(&mut want);
+
+                    let epi = Epilogue {
+                        bias: with_bias.then_some(&bias[..]),
+                        residual: with_res.then_some(&residual[..]),
+                        activation: act,
+                    };
+                    let mut out = vec![f64::NAN; out_len];
+                    conv2d_fused::<f64>(&input, is, &weight, ws, &p, &epi, &mut out);
+                    assert_close_f64(&out, &want, &ctx);
+
+                    let epi32 = Epilogue {
+                        bias: with_bias.then_some(&bias32[..]),
+                        residual: with_res.then_some(&residual32[..]),
+                        activation: act,
+                    };
+                    let mut out32 = vec![f32::NAN; out_len];
+                    conv2d_fused::<f32>(&input32, is, &weight32, ws, &p, &epi32, &mut out32);
+                    assert_close_f32(&out32, &want, &ctx);
+                    // The portable build of the depthwise kernels.
+                    let mut out32 = vec![f32::NAN; out_len];
+                    conv2d_fused_with::<f32>(
+                        &input32,
+                        is,
+                        &weight32,
+                        ws,
+                        &p,
+                        &epi32,
+                        &mut out32,
+                        Isa::Portable,
+                    );
+                    assert_close_f32(&out32, &want, &ctx);
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "residual has")]
+    fn bad_residual_panics() {
+        let mut out = vec![0.0f32; 4];
+        let res = [0.0f32; 3];
+        let epi = Epilogue {
+            residual: Some(&res[..]),
+            ..Epilogue::default()
+        };
+        conv2d_fused::<f32>(
+            &[0.0; 4],
+            [1, 1, 2, 2],
+            &[1.0],
+            [1, 1, 1, 1],
+            &Conv2dParams::default(),
+            &epi,
+            &mut out,
+        );
     }
 
     #[test]

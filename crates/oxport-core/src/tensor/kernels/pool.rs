@@ -3,10 +3,18 @@
 //!
 //! All kernels work plane by plane (`N × C` planes of `H × W`) and run the
 //! planes in parallel on the rayon pool when the total work is large enough.
+//!
+//! Window widths 2, 3 and 5 with horizontal stride 1 or 2 and dilation 1 (resnet's 3×3 / 2 max
+//! pool, 2×2 average pools, SPP's 5×5 / 1) run a specialised row kernel: the interior output
+//! columns fold all taps of a kernel row in one vectorisable pass without bounds checks, the
+//! border columns are handled separately. Global average pooling (`adaptive_avg_pool2d` to
+//! 1×1) sums each plane with independent partial sums.
 
 use rayon::prelude::*;
 
+use super::conv::{interior_cols, isa_dispatch, row_taps};
 use super::matmul::{Scalar, PARALLEL_THRESHOLD};
+use super::simd::{self, Isa};
 
 /// Work (output elements × window size) above which planes run in parallel.
 const POOL_PARALLEL_MIN: usize = PARALLEL_THRESHOLD / 4;
@@ -164,6 +172,11 @@ struct Sweep {
     ph: usize,
     dh: usize,
     sw: usize,
+    kw: usize,
+    dw: usize,
+    pw: usize,
+    /// Output columns whose taps all lie inside the input (dilation 1), see [`interior_cols`].
+    interior: (usize, usize),
     /// For each kernel column `kx`: output columns `lo..hi` whose tap lies
     /// inside the input, and the input column offset (`ix = x·sw + off`).
     xtaps: Vec<(usize, usize, isize)>,
@@ -196,15 +209,114 @@ impl Sweep {
             ph: p[0],
             dh: d[0],
             sw: s[1],
+            kw: k[1],
+            dw: d[1],
+            pw: p[1],
+            interior: interior_cols(w, ow, k[1], s[1], p[1]),
             xtaps,
         }
     }
 
     /// Input row of tap `ky` for output row `y`, if inside the input.
-    #[inline]
+    #[inline(always)]
     fn input_row(&self, y: usize, ky: usize) -> Option<usize> {
         let iy = (y * self.sh + ky * self.dh) as isize - self.ph as isize;
         (iy >= 0 && (iy as usize) < self.h).then_some(iy as usize)
+    }
+
+    /// Folds the window taps of output row `y` into `orow`, in PyTorch's order (kernel rows,
+    /// then columns): `orow[x] = f(orow[x], kx, input tap)` for every tap inside the input.
+    #[inline(always)]
+    fn row<T: Scalar, F: Fn(T, usize, T) -> T + Copy>(
+        &self,
+        inp: &[T],
+        y: usize,
+        orow: &mut [T],
+        f: F,
+    ) {
+        match (self.kw, self.sw, self.dw) {
+            (2, 1, 1) => self.row_k::<T, F, 2, 1>(inp, y, orow, f),
+            (2, 2, 1) => self.row_k::<T, F, 2, 2>(inp, y, orow, f),
+            (3, 1, 1) => self.row_k::<T, F, 3, 1>(inp, y, orow, f),
+            (3, 2, 1) => self.row_k::<T, F, 3, 2>(inp, y, orow, f),
+            (5, 1, 1) => self.row_k::<T, F, 5, 1>(inp, y, orow, f),
+            (5, 2, 1) => self.row_k::<T, F, 5, 2>(inp, y, orow, f),
+            _ => {
+                let step = self.sw;
+                for ky in 0..self.kh {
+                    let Some(iy) = self.input_row(y, ky) else {
+                        continue;
+                    };
+                    let irow = &inp[iy * self.w..(iy + 1) * self.w];
+                    for (kx, &(lo, hi, off)) in self.xtaps.iter().enumerate() {
+                        if lo >= hi {
+                            continue;
+                        }
+                        let start = ((lo * step) as isize + off) as usize;
+                        let dst = &mut orow[lo..hi];
+                        if step == 1 {
+                            for (o, &v) in dst.iter_mut().zip(&irow[start..start + (hi - lo)]) {
+                                *o = f(*o, kx, v);
+                            }
+                        } else {
+                            for (o, &v) in dst.iter_mut().zip(irow[start..].iter().step_by(step)) {
+                                *o = f(*o, kx, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Sweep::row`] for kernel width `K`, stride `S`, dilation 1: interior columns through
+    /// [`row_taps`] (all `K × K` taps in one pass when the kernel is square and every kernel row
+    /// lies inside the input), border columns with bounds checks.
+    #[inline(always)]
+    fn row_k<T: Scalar, F: Fn(T, usize, T) -> T + Copy, const K: usize, const S: usize>(
+        &self,
+        inp: &[T],
+        y: usize,
+        orow: &mut [T],
+        f: F,
+    ) {
+        let (xa, xb) = self.interior;
+        let start = (xa * S).saturating_sub(self.pw);
+        let w = self.w;
+        let all_rows = self.kh == K
+            && y * self.sh >= self.ph
+            && y * self.sh + (K - 1) * self.dh - self.ph < self.h;
+        if all_rows && xa < xb {
+            let iy0 = y * self.sh - self.ph;
+            let rows: [&[T]; K] =
+                std::array::from_fn(|ky| &inp[(iy0 + ky * self.dh) * w + start..][..w - start]);
+            // Tap t = ky·K + kx; the kernel column is t % K.
+            row_taps::<T, K, K, S>(&mut orow[xa..xb], rows, |a, t, v| f(a, t % K, v));
+        }
+        let border = if xa < xb {
+            (0..xa).chain(xb..self.ow)
+        } else {
+            (0..0).chain(0..self.ow)
+        };
+        for ky in 0..self.kh {
+            let Some(iy) = self.input_row(y, ky) else {
+                continue;
+            };
+            let irow = &inp[iy * w..(iy + 1) * w];
+            if xa < xb && !all_rows {
+                row_taps::<T, 1, K, S>(&mut orow[xa..xb], [&irow[start..]], f);
+            }
+            for x in border.clone() {
+                let mut a = orow[x];
+                for kx in 0..K {
+                    let ix = (x * S + kx) as isize - self.pw as isize;
+                    if ix >= 0 && (ix as usize) < w {
+                        a = f(a, kx, irow[ix as usize]);
+                    }
+                }
+                orow[x] = a;
+            }
+        }
     }
 }
 
@@ -226,6 +338,32 @@ fn first_taps(out_len: usize, s: usize, p: usize, d: usize) -> Vec<i64> {
         .collect()
 }
 
+/// PyTorch's max-pool update: a later tap wins when larger or NaN (so NaN propagates and ties keep
+/// the first element).
+#[inline(always)]
+fn max_sel<T: Scalar>(a: T, _kx: usize, v: T) -> T {
+    if v > a || v.is_nan() {
+        v
+    } else {
+        a
+    }
+}
+
+/// Max pooling of one plane, values only: the taps folded row by row in PyTorch's order.
+#[inline(always)]
+fn max_values_plane<T: Scalar>(inp: &[T], sw: &Sweep, out: &mut [T]) {
+    for (y, orow) in out.chunks_exact_mut(sw.ow).enumerate() {
+        orow.fill(T::NEG_INFINITY);
+        sw.row(inp, y, orow, max_sel);
+    }
+}
+
+isa_dispatch!(
+    /// [`max_values_plane`], built for the given ISA.
+    fn max_values_run<T>(inp: &[T], sw: &Sweep, out: &mut [T]) => max_values_plane
+);
+
+/// Max pooling of one plane with the argmax `ind` (also used without, for reference).
 fn max_pool_plane<T: Scalar>(
     inp: &[T],
     sw: &Sweep,
@@ -283,7 +421,8 @@ fn max_pool_plane<T: Scalar>(
     }
 }
 
-/// Generic max pooling; see [`max_pool2d`].
+/// Max pooling (`aten.max_pool2d_with_indices` semantics) of a contiguous NCHW input into
+/// `out`, and the flat argmax per plane into `indices` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool2d<T: Scalar>(
     input: &[T],
@@ -295,6 +434,34 @@ pub fn max_pool2d<T: Scalar>(
     ceil_mode: bool,
     out: &mut [T],
     indices: Option<&mut [i64]>,
+) {
+    max_pool2d_with(
+        input,
+        in_shape,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        out,
+        indices,
+        simd::active(),
+    )
+}
+
+/// [`max_pool2d`]; `isa`: the instruction set of the row kernels.
+#[allow(clippy::too_many_arguments)]
+fn max_pool2d_with<T: Scalar>(
+    input: &[T],
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+    out: &mut [T],
+    indices: Option<&mut [i64]>,
+    isa: Isa,
 ) {
     let [oh, ow] = check_pool_args(
         "max_pool2d",
@@ -326,7 +493,7 @@ pub fn max_pool2d<T: Scalar>(
     let par = out.len().saturating_mul(kernel[0] * kernel[1]) > POOL_PARALLEL_MIN;
     match indices {
         None => for_each_plane(input, hw, out, ohw, par, |i, o| {
-            max_pool_plane(i, &sweep, first, o, None)
+            max_values_run(isa, i, &sweep, o)
         }),
         Some(ind) => {
             let f = |((o, id), i): ((&mut [T], &mut [i64]), &[T])| {
@@ -363,58 +530,55 @@ fn avg_extents(out_len: usize, in_len: usize, k: usize, s: usize, p: usize) -> V
         .collect()
 }
 
-fn avg_pool_plane<T: Scalar>(
-    inp: &[T],
-    sw: &Sweep,
+/// The divisor of every output position of an average pool (the same for all planes), and the
+/// positions whose window holds no real input element (their output is 0).
+fn avg_divisors<T: Scalar>(
     ey: &[(i64, i64)],
     ex: &[(i64, i64)],
     count_include_pad: bool,
     divisor_override: Option<i64>,
-    out: &mut [T],
-) {
-    let (w, ow, step) = (sw.w, sw.ow, sw.sw);
-    for (y, orow) in out.chunks_exact_mut(ow).enumerate() {
-        orow.fill(T::ZERO);
-        for ky in 0..sw.kh {
-            let Some(iy) = sw.input_row(y, ky) else {
-                continue;
-            };
-            let irow = &inp[iy * w..(iy + 1) * w];
-            for &(lo, hi, off) in &sw.xtaps {
-                if lo >= hi {
-                    continue;
-                }
-                let start = ((lo * step) as isize + off) as usize;
-                let dst = &mut orow[lo..hi];
-                if step == 1 {
-                    for (o, &v) in dst.iter_mut().zip(&irow[start..start + (hi - lo)]) {
-                        *o += v;
-                    }
-                } else {
-                    for (o, &v) in dst.iter_mut().zip(irow[start..].iter().step_by(step)) {
-                        *o += v;
-                    }
-                }
-            }
-        }
-        let (yp, yr) = ey[y];
-        for (o, &(xp, xr)) in orow.iter_mut().zip(ex) {
+) -> (Vec<T>, Vec<usize>) {
+    let mut divs = Vec::with_capacity(ey.len() * ex.len());
+    let mut empty = Vec::new();
+    for &(yp, yr) in ey {
+        for &(xp, xr) in ex {
             if yr == 0 || xr == 0 {
-                // Window without any real input element.
-                *o = T::ZERO;
-                continue;
+                empty.push(divs.len());
             }
             let divisor = match divisor_override {
                 Some(d) => d,
                 None if count_include_pad => yp * xp,
                 None => yr * xr,
             };
-            *o = *o / T::from_i64(divisor);
+            divs.push(T::from_i64(divisor));
         }
+    }
+    (divs, empty)
+}
+
+#[inline(always)]
+fn avg_pool_plane<T: Scalar>(inp: &[T], sw: &Sweep, divs: &[T], empty: &[usize], out: &mut [T]) {
+    let ow = sw.ow;
+    for (y, orow) in out.chunks_exact_mut(ow).enumerate() {
+        orow.fill(T::ZERO);
+        sw.row(inp, y, orow, |a, _, v| a + v);
+        for (o, &d) in orow.iter_mut().zip(&divs[y * ow..(y + 1) * ow]) {
+            *o = *o / d;
+        }
+    }
+    // Windows without any real input element.
+    for &i in empty {
+        out[i] = T::ZERO;
     }
 }
 
-/// Generic average pooling; see [`avg_pool2d`].
+isa_dispatch!(
+    /// [`avg_pool_plane`], built for the given ISA.
+    fn avg_pool_run<T>(inp: &[T], sw: &Sweep, divs: &[T], empty: &[usize], out: &mut [T])
+        => avg_pool_plane
+);
+
+/// Average pooling (`aten.avg_pool2d` semantics) of a contiguous NCHW input into `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn avg_pool2d<T: Scalar>(
     input: &[T],
@@ -426,6 +590,34 @@ pub fn avg_pool2d<T: Scalar>(
     count_include_pad: bool,
     divisor_override: Option<i64>,
     out: &mut [T],
+) {
+    avg_pool2d_with(
+        input,
+        in_shape,
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        out,
+        simd::active(),
+    )
+}
+
+/// [`avg_pool2d`]; `isa`: the instruction set of the row kernels.
+#[allow(clippy::too_many_arguments)]
+fn avg_pool2d_with<T: Scalar>(
+    input: &[T],
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+    out: &mut [T],
+    isa: Isa,
 ) {
     let [oh, ow] = check_pool_args(
         "avg_pool2d",
@@ -449,9 +641,10 @@ pub fn avg_pool2d<T: Scalar>(
     let sweep = Sweep::new(h, w, ow, kernel, stride, padding, [1, 1]);
     let ey = avg_extents(oh, h, kernel[0], stride[0], padding[0]);
     let ex = avg_extents(ow, w, kernel[1], stride[1], padding[1]);
+    let (divs, empty) = avg_divisors::<T>(&ey, &ex, count_include_pad, divisor_override);
     let par = out.len().saturating_mul(kernel[0] * kernel[1]) > POOL_PARALLEL_MIN;
     for_each_plane(input, h * w, out, oh * ow, par, |i, o| {
-        avg_pool_plane(i, &sweep, &ey, &ex, count_include_pad, divisor_override, o)
+        avg_pool_run(isa, i, &sweep, &divs, &empty, o)
     });
 }
 
@@ -465,6 +658,30 @@ fn adaptive_start(i: usize, out: usize, input: usize) -> usize {
 /// `ceil((i + 1) * in / out)`.
 fn adaptive_end(i: usize, out: usize, input: usize) -> usize {
     1 + ((i + 1) * input - 1) / out
+}
+
+/// Sum of `x` with 16 independent partial sums (vectorisable), combined pairwise.
+fn plane_sum<T: Scalar>(x: &[T]) -> T {
+    const L: usize = 16;
+    let mut acc = [T::ZERO; L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += v;
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a += v;
+    }
+    let mut n = L;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            acc[i] += acc[i + n];
+        }
+    }
+    acc[0]
 }
 
 /// Generic adaptive average pooling; see [`adaptive_avg_pool2d`].
@@ -501,6 +718,15 @@ pub fn adaptive_avg_pool2d<T: Scalar>(
         .collect();
     let max_win = h.div_ceil(oh).saturating_add(1) * w.div_ceil(ow).saturating_add(1);
     let par = out.len().saturating_mul(max_win) > POOL_PARALLEL_MIN;
+    if oh == 1 && ow == 1 {
+        // Global average pooling: one sum per plane, with independent partial sums so that the
+        // loop vectorises. PyTorch divides twice: `sum / h / w`.
+        let (fh, fw) = (T::from_i64(h as i64), T::from_i64(w as i64));
+        for_each_plane(input, h * w, out, 1, par, |inp, o| {
+            o[0] = plane_sum(inp) / fh / fw;
+        });
+        return;
+    }
     for_each_plane(input, h * w, out, oh * ow, par, |inp, o| {
         for (y, &(y0, y1)) in ys.iter().enumerate() {
             let kh = T::from_i64((y1 - y0) as i64);
@@ -731,6 +957,18 @@ mod tests {
             ([1, 2, 1, 9], [1, 3], [1, 2], [0, 1], [1, 1], true), // 1-D style
             ([1, 1, 4, 4], [2, 2], [3, 3], [1, 1], [1, 1], true),
             ([2, 64, 32, 32], [3, 3], [2, 2], [1, 1], [1, 1], false), // parallel
+            // specialised row kernels: widths 2, 3, 5, strides 1, 2, odd sizes, long rows
+            ([1, 2, 9, 300], [3, 3], [2, 2], [1, 1], [1, 1], false),
+            ([1, 2, 9, 301], [3, 3], [2, 2], [1, 1], [1, 1], true),
+            ([1, 2, 7, 135], [2, 2], [2, 2], [0, 0], [1, 1], true),
+            ([1, 2, 7, 11], [2, 2], [1, 1], [1, 1], [1, 1], false),
+            ([1, 2, 8, 13], [5, 5], [1, 1], [2, 2], [1, 1], false),
+            ([1, 2, 13, 14], [5, 5], [2, 2], [2, 2], [1, 1], true),
+            ([1, 2, 9, 9], [3, 3], [1, 1], [0, 0], [2, 1], false), // vertical dilation only
+            ([1, 2, 3, 3], [3, 3], [2, 2], [1, 1], [1, 1], true),  // no interior columns
+            ([1, 2, 2, 2], [5, 5], [1, 1], [2, 2], [1, 1], false),
+            ([1, 2, 6, 9], [3, 4], [2, 2], [1, 2], [1, 1], false), // width 4: generic
+            ([1, 64, 112, 112], [3, 3], [2, 2], [1, 1], [1, 1], false), // resnet
         ]
     }
 
@@ -759,6 +997,24 @@ mod tests {
             let mut out32 = vec![0.0f32; want.len()];
             max_pool2d::<f32>(&input32, is, k, s, p, d, ceil, &mut out32, None);
             assert_close_f32(&out32, &want, &ctx);
+            // values only, baseline build of the row kernels
+            let mut out32 = vec![0.0f32; want.len()];
+            max_pool2d_with::<f32>(
+                &input32,
+                is,
+                k,
+                s,
+                p,
+                d,
+                ceil,
+                &mut out32,
+                None,
+                Isa::Portable,
+            );
+            assert_close_f32(&out32, &want, &ctx);
+            let mut out = vec![0.0; want.len()];
+            max_pool2d::<f64>(&input, is, k, s, p, d, ceil, &mut out, None);
+            assert_close_f64(&out, &want, &ctx);
             let mut ind32 = vec![-7; want.len()];
             max_pool2d::<f32>(&input32, is, k, s, p, d, ceil, &mut out32, Some(&mut ind32));
             assert_eq!(ind32, want_ind, "{ctx}");
@@ -835,6 +1091,12 @@ mod tests {
             ([1, 1, 1, 1], [1, 1], [2, 2], [0, 0], true),
             ([1, 2, 1, 9], [1, 3], [1, 2], [0, 1], true),
             ([2, 64, 32, 32], [3, 3], [1, 1], [1, 1], false), // parallel
+            ([1, 2, 7, 135], [2, 2], [2, 2], [0, 0], true),
+            ([1, 2, 9, 300], [3, 3], [2, 2], [1, 1], false),
+            ([1, 2, 8, 13], [5, 5], [1, 1], [2, 2], true),
+            ([1, 2, 13, 14], [5, 5], [2, 2], [2, 2], true),
+            ([1, 2, 3, 3], [3, 3], [2, 2], [1, 1], true),
+            ([1, 2, 6, 9], [3, 4], [2, 2], [1, 2], false),
         ]
     }
 
@@ -854,6 +1116,20 @@ mod tests {
                     assert_close_f64(&out, &want, &ctx);
                     let mut out32 = vec![f32::NAN; want.len()];
                     avg_pool2d::<f32>(&input32, is, k, s, p, ceil, cip, dov, &mut out32);
+                    assert_close_f32(&out32, &want, &ctx);
+                    let mut out32 = vec![f32::NAN; want.len()];
+                    avg_pool2d_with::<f32>(
+                        &input32,
+                        is,
+                        k,
+                        s,
+                        p,
+                        ceil,
+                        cip,
+                        dov,
+                        &mut out32,
+                        Isa::Portable,
+                    );
                     assert_close_f32(&out32, &want, &ctx);
                 }
             }
@@ -904,6 +1180,11 @@ mod tests {
             ([1, 2, 13, 1], [5, 1]),
             ([2, 64, 28, 28], [7, 7]), // parallel
             ([0, 3, 4, 4], [2, 2]),
+            // global average pooling (partial sums, remainders)
+            ([2, 3, 7, 7], [1, 1]),
+            ([1, 2, 1, 37], [1, 1]),
+            ([1, 2, 5, 5], [1, 1]),
+            ([1, 600, 14, 14], [1, 1]), // parallel
             ([1, 3, 4, 4], [0, 2]),
         ];
         for &(is, o) in cases {
@@ -918,6 +1199,53 @@ mod tests {
             adaptive_avg_pool2d::<f32>(&input32, is, o, &mut out32);
             assert_close_f32(&out32, &want, &ctx);
         }
+    }
+
+    #[test]
+    fn max_pool_values_only_keeps_first_of_ties() {
+        // Without indices the row kernels run; ties keep the first element in PyTorch's window
+        // order (rows, then columns), visible in the sign of zero.
+        let input = [0.0f32, -0.0, -0.0, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0];
+        let mut out = [1.0f32; 1];
+        max_pool2d::<f32>(
+            &input,
+            [1, 1, 3, 3],
+            [3, 3],
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            false,
+            &mut out,
+            None,
+        );
+        assert_eq!(out[0].to_bits(), 0.0f32.to_bits());
+        // (0, 1) comes before (1, 0) in row-major order.
+        let input = [-1.0f32, -0.0, -1.0, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0];
+        max_pool2d::<f32>(
+            &input,
+            [1, 1, 3, 3],
+            [3, 3],
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            false,
+            &mut out,
+            None,
+        );
+        assert_eq!(out[0].to_bits(), (-0.0f32).to_bits());
+        let input = [1.0f32, f32::NAN, 5.0, 2.0];
+        max_pool2d::<f32>(
+            &input,
+            [1, 1, 2, 2],
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+            &mut out,
+            None,
+        );
+        assert!(out[0].is_nan());
     }
 
     #[test]
