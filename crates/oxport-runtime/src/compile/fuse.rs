@@ -15,54 +15,10 @@ use oxport_core::tensor::kernels::conv::Conv2dParams;
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
 
-/// An activation in a convolution's epilogue.
-// TODO(issue 11): becomes oxport_core's kernels::activation::Activation with the fused conv kernel.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Activation {
-    Identity,
-    Relu,
-    Clamp { min: f32, max: f32 },
-    HardSwish,
-    HardSigmoid,
-    Silu,
-    Sigmoid,
-    Tanh,
-    Gelu,
-    GeluTanh,
-}
-
-impl Activation {
-    pub(crate) fn apply_f32(&self, x: &mut [f32]) {
-        // One loop per variant (a function pointer per element would keep the loops from inlining).
-        fn each(x: &mut [f32], f: impl Fn(f32) -> f32) {
-            x.iter_mut().for_each(|v| *v = f(*v));
-        }
-        let gate = |v: f32| (v + 3.0).clamp(0.0, 6.0) / 6.0;
-        match *self {
-            Activation::Identity => {}
-            Activation::Relu => each(x, |v| if v.is_nan() { v } else { v.max(0.0) }),
-            Activation::Clamp { min, max } => {
-                each(x, |v| if v.is_nan() { v } else { v.max(min).min(max) })
-            }
-            Activation::HardSwish => each(x, |v| if v.is_nan() { v } else { v * gate(v) }),
-            Activation::HardSigmoid => each(x, |v| if v.is_nan() { v } else { gate(v) }),
-            Activation::Silu => each(x, |v| v / (1.0 + (-v).exp())),
-            Activation::Sigmoid => each(x, |v| 1.0 / (1.0 + (-v).exp())),
-            Activation::Tanh => each(x, f32::tanh),
-            Activation::Gelu => each(x, |v| {
-                if v.is_infinite() {
-                    f32::NAN
-                } else {
-                    v * 0.5 * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
-                }
-            }),
-            Activation::GeluTanh => each(x, |v| {
-                let k = 0.797_884_6_f32;
-                0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
-            }),
-        }
-    }
-}
+/// An activation in a kernel's epilogue: the core kernels' own ([`vmath`]'s vectorised f32 code).
+///
+/// [`vmath`]: oxport_core::tensor::kernels::vmath
+pub(crate) use oxport_core::tensor::kernels::activation::Activation;
 
 /// A convolution with its folded BatchNorm, residual add and activation; reads the input and, with
 /// a residual, the residual.
@@ -381,7 +337,7 @@ fn run(
     residual: Option<&Tensor>,
     out: &Tensor,
 ) -> oxport_core::Result<()> {
-    use oxport_core::tensor::kernels::conv::conv2d;
+    use oxport_core::tensor::kernels::conv::{conv2d_fused, Epilogue};
     if x.sizes() != &f.in_shape[..] || x.dtype() != DType::F32 {
         return Err(oxport_core::Error::Value(format!(
             "internal: fused convolution planned for an f32 input of sizes {:?}, got {} {:?}",
@@ -410,21 +366,12 @@ fn run(
         f.weight.with_contiguous::<f32, _>(|wd| {
             let conv = |rd: Option<&[f32]>| {
                 out.with_contiguous_mut::<f32, _>(|od| {
-                    conv2d(
-                        xd,
-                        f.in_shape,
-                        wd,
-                        f.w_shape,
-                        f.bias.as_deref(),
-                        &f.params,
-                        od,
-                    );
-                    if let Some(rd) = rd {
-                        for (o, r) in od.iter_mut().zip(rd) {
-                            *o += r;
-                        }
-                    }
-                    f.activation.apply_f32(od);
+                    let epilogue = Epilogue {
+                        bias: f.bias.as_deref(),
+                        residual: rd,
+                        activation: f.activation,
+                    };
+                    conv2d_fused(xd, f.in_shape, wd, f.w_shape, &f.params, &epilogue, od);
                 })
             };
             match &r {
