@@ -853,13 +853,13 @@ fn get<'a>(slots: &'a [Value], s: &'a Src) -> &'a Value {
 }
 
 #[derive(Clone, Copy)]
-enum Num {
+pub(crate) enum Num {
     I(i64),
     F(f64),
     B(bool),
 }
 
-fn num(v: &Value) -> Option<Num> {
+pub(crate) fn num(v: &Value) -> Option<Num> {
     Some(match v {
         V::Int(s) => Num::I(s.as_int()?),
         V::Float(f) => Num::F(*f),
@@ -872,14 +872,14 @@ fn num(v: &Value) -> Option<Num> {
 }
 
 impl Num {
-    fn f(self) -> f64 {
+    pub(crate) fn f(self) -> f64 {
         match self {
             Num::I(i) => i as f64,
             Num::F(f) => f,
             Num::B(b) => b as i64 as f64,
         }
     }
-    fn i(self) -> Option<i64> {
+    pub(crate) fn i(self) -> Option<i64> {
         match self {
             Num::I(i) => Some(i),
             Num::B(b) => Some(b as i64),
@@ -895,11 +895,31 @@ impl Num {
     }
 }
 
-fn int(v: i64) -> Value {
+/// Puts the symbolic int `n` an op argument was waiting for (at list position `j`) into it.
+pub(crate) fn patch_int<T>(v: &mut V<T>, j: Option<usize>, n: i64) {
+    match (v, j) {
+        (V::Int(x), None) => *x = SymInt::Int(n),
+        (V::Ints(xs), Some(j)) => xs[j] = SymInt::Int(n),
+        (V::Scalar(x), None) => *x = oxport_core::Scalar::Int(n),
+        (V::Float(x), None) => *x = n as f64,
+        _ => {}
+    }
+}
+
+/// Puts the symbolic float `f` an op argument was waiting for into it.
+pub(crate) fn patch_float<T>(v: &mut V<T>, f: f64) {
+    match v {
+        V::Float(x) => *x = f,
+        V::Scalar(x) => *x = oxport_core::Scalar::Float(f),
+        _ => {}
+    }
+}
+
+pub(crate) fn int(v: i64) -> Value {
     V::Int(SymInt::Int(v))
 }
 
-fn sym_eval(op: SymOp, a: &[Num]) -> Option<Value> {
+pub(crate) fn sym_eval(op: SymOp, a: &[Num]) -> Option<Value> {
     let both_int = a.iter().all(|x| x.i().is_some());
     let arith = |fi: fn(i64, i64) -> Option<i64>, ff: fn(f64, f64) -> f64| -> Option<Value> {
         let (x, y) = (a.first()?, a.get(1)?);
@@ -1104,13 +1124,7 @@ impl GraphPlan {
                             oxport_core::Error::Value("expected an int".into()),
                         ));
                     };
-                    match (&mut values[ai], j) {
-                        (V::Int(x), None) => *x = SymInt::Int(n),
-                        (V::Ints(xs), Some(j)) => xs[j] = SymInt::Int(n),
-                        (V::Scalar(x), None) => *x = oxport_core::Scalar::Int(n),
-                        (V::Float(x), None) => *x = n as f64,
-                        _ => {}
-                    }
+                    patch_int(&mut values[ai], j, n);
                 }
                 for &(ai, s) in &op.float_patches {
                     let Some(f) = num(&slots[s]).map(Num::f) else {
@@ -1119,11 +1133,7 @@ impl GraphPlan {
                             oxport_core::Error::Value("expected a float".into()),
                         ));
                     };
-                    match &mut values[ai] {
-                        V::Float(x) => *x = f,
-                        V::Scalar(x) => *x = oxport_core::Scalar::Float(f),
-                        _ => {}
-                    }
+                    patch_float(&mut values[ai], f);
                 }
                 let args = Args {
                     schema: &op.def.schema,
@@ -1410,6 +1420,8 @@ impl InputCheck {
 #[derive(Debug)]
 pub struct Module {
     plan: GraphPlan,
+    /// For programs with symbolic sizes: plans specialized to the shapes of actual calls.
+    specializer: Option<Specializer>,
     feeds: Vec<Feed>,
     /// The program's buffers by fully qualified name, in input order (shared with `feeds`).
     buffers: Vec<(String, Tensor)>,
@@ -1541,37 +1553,48 @@ impl Module {
             .iter()
             .map(|g| Guard::parse(g))
             .collect::<Result<Vec<_>>>()?;
-        if options.static_shapes {
-            let input_metas: Vec<Option<CoreMeta>> = g
-                .inputs
+        let input_metas: Vec<Option<CoreMeta>> = g
+            .inputs
+            .iter()
+            .map(|a| match a {
+                Argument::AsTensor(t) => g
+                    .tensor_values
+                    .get(&t.name)
+                    .and_then(crate::verify::static_meta),
+                _ => None,
+            })
+            .collect();
+        // Symbolic sizes (or int inputs) leave much of the plan to each call: such programs also get
+        // plans specialized to the shapes they are called with.
+        let dynamic = options.static_shapes
+            && g.inputs
                 .iter()
-                .map(|a| match a {
-                    Argument::AsTensor(t) => g
-                        .tensor_values
-                        .get(&t.name)
-                        .and_then(crate::verify::static_meta),
-                    _ => None,
-                })
-                .collect();
-            if options.fuse {
-                crate::compile::substitute::substitute_ops(&mut plan);
-            }
-            let metas = crate::compile::shapes::infer(&mut plan, &input_metas);
-            let mut consts = constants(&plan, &feeds, &buffer_mutations);
-            if options.fold {
-                crate::compile::fold::fold_constants(&mut plan, &mut consts);
-            }
-            if options.fuse {
-                crate::compile::fuse::fuse_convs(&mut plan, &metas, &consts);
-                crate::compile::linear::pack_linears(&mut plan, &metas, &consts);
-                crate::compile::pointwise::fuse_pointwise(&mut plan, &metas);
-            }
-            if options.memory_plan {
-                crate::compile::memory::plan(&mut plan);
-            }
-        }
+                .zip(&feeds)
+                .zip(&input_metas)
+                .any(|((a, f), m)| {
+                    matches!(f, Feed::User(_))
+                        && (m.is_none() || matches!(a, Argument::AsSymInt(_)))
+                        && matches!(a, Argument::AsTensor(_) | Argument::AsSymInt(_))
+                });
+        let prepared = crate::compile::ConstCache::default();
+        compile(
+            &mut plan,
+            &feeds,
+            &buffer_mutations,
+            options,
+            &input_metas,
+            &vec![None; input_metas.len()],
+            &prepared,
+        );
+        let specializer = dynamic.then(|| Specializer {
+            graph: g.clone(),
+            options,
+            prepared,
+            plans: Default::default(),
+        });
         Ok(Module {
             plan,
+            specializer,
             feeds,
             buffers,
             checks,
@@ -1642,7 +1665,8 @@ impl Module {
     }
 
     /// The memory the plan of the top-level graph uses: its arena of intermediate values, the least
-    /// any plan could use, and the weights held.
+    /// any plan could use, and the weights held. For a program with symbolic sizes, the plan of the
+    /// latest shapes it was called with.
     pub fn memory_stats(&self) -> MemoryStats {
         let weight_bytes = self
             .feeds
@@ -1652,9 +1676,17 @@ impl Module {
                 _ => 0,
             })
             .sum();
+        let latest = self.specializer.as_ref().and_then(|sp| {
+            let plans = sp.plans.lock().unwrap_or_else(|e| e.into_inner());
+            plans.last().map(|(_, p)| p.clone())
+        });
+        let memory = match &latest {
+            Some(p) => &p.memory,
+            None => &self.plan.memory,
+        };
         MemoryStats {
-            arena_bytes: self.plan.memory.arena_bytes(),
-            peak_live_bytes: self.plan.memory.peak_live_bytes,
+            arena_bytes: memory.arena_bytes(),
+            peak_live_bytes: memory.peak_live_bytes,
             weight_bytes,
         }
     }
@@ -1812,7 +1844,10 @@ impl Module {
                 Feed::Const(v) => v.clone(),
             })
             .collect();
-        let outs = self.plan.run_profiled(graph_inputs, profile)?;
+        let outs = match self.specialized(&graph_inputs) {
+            Some(plan) => plan.run_profiled(graph_inputs, profile)?,
+            None => self.plan.run_profiled(graph_inputs, profile)?,
+        };
         let assign = |dst: &Tensor, v: &Value, what: &str| -> Result<()> {
             match v {
                 V::Tensor(src)
@@ -1836,6 +1871,122 @@ impl Module {
             }
         }
         Ok(self.user_outputs.iter().map(|&i| outs[i].clone()).collect())
+    }
+}
+
+/// The compile stage's passes over `plan` (see [`crate::compile`]), for the graph inputs' metadata
+/// and int values where known.
+fn compile(
+    plan: &mut GraphPlan,
+    feeds: &[Feed],
+    buffer_mutations: &[(usize, Tensor)],
+    options: PlanOptions,
+    input_metas: &[Option<CoreMeta>],
+    input_values: &[Option<Value>],
+    prepared: &crate::compile::ConstCache,
+) {
+    if !options.static_shapes {
+        return;
+    }
+    if options.fuse {
+        crate::compile::substitute::substitute_ops(plan);
+    }
+    let metas = crate::compile::shapes::infer(plan, input_metas, input_values);
+    let mut consts = constants(plan, feeds, buffer_mutations);
+    if options.fold {
+        crate::compile::fold::fold_constants(plan, &mut consts, prepared);
+    }
+    if options.fuse {
+        crate::compile::fuse::fuse_convs(plan, &metas, &consts, prepared);
+        crate::compile::linear::pack_linears(plan, &metas, &consts, prepared);
+        crate::compile::pointwise::fuse_pointwise(plan, &metas);
+    }
+    if options.memory_plan {
+        crate::compile::memory::plan(plan);
+    }
+}
+
+/// How many shape-specialized plans a module keeps (the least recently used is dropped first).
+const MAX_SPECIALIZED_PLANS: usize = 8;
+
+/// The plans of a program with symbolic sizes, specialized to the shapes of its calls: with every
+/// size known, the compile stage does for them what it does for a static program. Weights prepared
+/// for one plan (packed, folded) are shared by all ([`crate::compile::ConstCache`]).
+#[derive(Debug)]
+struct Specializer {
+    graph: Graph,
+    options: PlanOptions,
+    prepared: crate::compile::ConstCache,
+    /// Most recently used last.
+    plans: std::sync::Mutex<Vec<(Vec<ShapeKey>, std::sync::Arc<GraphPlan>)>>,
+}
+
+/// What a specialized plan assumes of one graph input.
+#[derive(Debug, Clone, PartialEq)]
+enum ShapeKey {
+    Tensor(DType, Vec<usize>, Vec<usize>),
+    Int(i64),
+    Other,
+}
+
+impl Module {
+    /// The plan specialized to the shapes of `graph_inputs` (made on first sight, then cached), for
+    /// a program with symbolic sizes; `None` for a static one (its plan is already specialized).
+    fn specialized(&self, graph_inputs: &[Value]) -> Option<std::sync::Arc<GraphPlan>> {
+        let sp = self.specializer.as_ref()?;
+        let key: Vec<ShapeKey> = self
+            .feeds
+            .iter()
+            .zip(graph_inputs)
+            .map(|(f, v)| match (f, v) {
+                (Feed::User(_), V::Tensor(t)) => {
+                    ShapeKey::Tensor(t.dtype(), t.sizes().to_vec(), t.strides().to_vec())
+                }
+                (Feed::User(_), V::Int(i)) => i.as_int().map_or(ShapeKey::Other, ShapeKey::Int),
+                _ => ShapeKey::Other,
+            })
+            .collect();
+        {
+            let mut plans = sp.plans.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = plans.iter().position(|(k, _)| *k == key) {
+                let entry = plans.remove(i);
+                let plan = entry.1.clone();
+                plans.push(entry);
+                return Some(plan);
+            }
+        }
+        let metas: Vec<Option<CoreMeta>> = graph_inputs
+            .iter()
+            .map(|v| match v {
+                V::Tensor(t) => Some(CoreMeta::of(t)),
+                _ => None,
+            })
+            .collect();
+        let values: Vec<Option<Value>> = key
+            .iter()
+            .map(|k| match k {
+                ShapeKey::Int(i) => Some(int(*i)),
+                _ => None,
+            })
+            .collect();
+        // The generic plan stays the fallback: an input it cannot plan is reported by its call.
+        let mut plan = graph_plan(&sp.graph).ok()?;
+        compile(
+            &mut plan,
+            &self.feeds,
+            &self.buffer_mutations,
+            sp.options,
+            &metas,
+            &values,
+            &sp.prepared,
+        );
+        let plan = std::sync::Arc::new(plan);
+        let mut plans = sp.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans.push((key, plan.clone()));
+        if plans.len() > MAX_SPECIALIZED_PLANS {
+            plans.remove(0);
+        }
+        Some(plan)
     }
 }
 

@@ -257,3 +257,55 @@ fn symbolic_ints_reach_scalar_and_list_arguments_at_every_size() {
         }
     }
 }
+
+/// A program with a symbolic batch gets a plan specialized to each batch it is called with (its
+/// linears packed, its outputs in a planned arena, its `sym_size` arithmetic done at plan time):
+/// every batch in range, in any order and more of them than the module keeps plans for, gives the
+/// plain plan's outputs, the symbolic int output included.
+#[test]
+fn dynamic_programs_run_on_plans_specialized_to_each_shape() {
+    for form in ["train", "core"] {
+        let ep = oxport_ir::pt2::load(dir().join(format!("dynamic_batch.{form}.pt2"))).unwrap();
+        let fast = Module::new(&ep).unwrap();
+        let plain = Module::with_options(&ep, PlanOptions::unoptimized()).unwrap();
+        assert_eq!(
+            fast.memory_stats().arena_bytes,
+            0,
+            "nothing is planned before a call"
+        );
+        let mut g = oxport_core::tensor::Generator::new(3);
+        for b in [3usize, 5, 3, 17, 4, 6, 7, 8, 9, 10, 11, 12, 3, 1024] {
+            let x = Tensor::randn(&[b, 8], &mut g).unwrap();
+            let y = Tensor::randn(&[b, 4], &mut g).unwrap();
+            let inputs = vec![Value::Tensor(x), Value::Tensor(y)];
+            let got = fast.call_flat(inputs.clone()).unwrap();
+            let want = plain.call_flat(inputs).unwrap();
+            assert!(
+                fast.memory_stats().arena_bytes > 0,
+                "{form} batch {b}: no planned arena"
+            );
+            assert_eq!(got.len(), 4);
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                match (g, w) {
+                    (Value::Tensor(g), Value::Tensor(w)) => {
+                        assert_eq!(g.sizes(), w.sizes(), "{form} batch {b} output {j}");
+                        assert_eq!(compare(&Value::Tensor(g.clone()), w, (1e-5, 1e-6)), None)
+                    }
+                    (Value::Int(g), Value::Int(w)) => {
+                        assert_eq!(
+                            (g.as_int(), w.as_int()),
+                            (Some(b as i64 + 1), Some(b as i64 + 1))
+                        )
+                    }
+                    other => panic!("{form} batch {b} output {j}: {other:?}"),
+                }
+            }
+        }
+        // Out of range is refused as before.
+        let x = Tensor::zeros(&[2, 8], DType::F32).unwrap();
+        let y = Tensor::zeros(&[2, 4], DType::F32).unwrap();
+        assert!(fast
+            .call_flat(vec![Value::Tensor(x), Value::Tensor(y)])
+            .is_err());
+    }
+}

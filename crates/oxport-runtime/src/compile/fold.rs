@@ -6,6 +6,7 @@
 //! Outputs that leave the graph are not folded (the caller could write them), nor outputs that would
 //! materialize much more memory than their inputs hold (a broadcast constant stays a lazy op).
 use super::rewrite::{apply, Uses};
+use super::ConstCache;
 use crate::plan::{GraphPlan, Kind, OutBind, Slot};
 use oxport_core::ops::{Args, Value};
 use oxport_core::Tensor;
@@ -48,7 +49,11 @@ const FOLDABLE: &[&str] = &[
 ];
 
 /// Folds what it can; `consts` gains the folded values. Returns the number of steps folded.
-pub(crate) fn fold_constants(plan: &mut GraphPlan, consts: &mut HashMap<Slot, Tensor>) -> usize {
+pub(crate) fn fold_constants(
+    plan: &mut GraphPlan,
+    consts: &mut HashMap<Slot, Tensor>,
+    prepared: &ConstCache,
+) -> usize {
     let u = Uses::of(plan);
     let mut removed = vec![false; plan.steps.len()];
     let mut folded = vec![];
@@ -91,32 +96,34 @@ pub(crate) fn fold_constants(plan: &mut GraphPlan, consts: &mut HashMap<Slot, Te
         if outs_leave {
             continue;
         }
-        let args = Args {
-            schema: &op.def.schema,
-            values,
-        };
-        let Ok(outs) = op.def.run(&args) else {
-            continue; // the call reports the error, naming the node
-        };
-        let input_elems: usize = inputs.iter().map(Tensor::numel).sum();
-        let cheap = |t: &Tensor| {
-            inputs.iter().any(|x| x.shares_storage(t)) || t.numel() <= 2 * input_elems + 4096
-        };
-        let mut produced = vec![];
-        for (b, v) in op.outs.iter().zip(outs) {
-            match (b, v) {
-                (OutBind::Slot(s), Value::Tensor(t)) if cheap(&t) => produced.push((*s, t)),
-                (OutBind::Skip, _) => {}
-                _ => {
-                    produced.clear();
-                    break;
+        // Made once for all the program's plans (the arguments are part of the key: a plan
+        // specialized to other shapes may give the op other sizes).
+        let key = format!("{}|{:?}", step.node, op.template);
+        let produced = prepared.get_or_insert(&key, "fold", || {
+            let args = Args {
+                schema: &op.def.schema,
+                values,
+            };
+            // An error is left to the call, which reports it naming the node.
+            let outs = op.def.run(&args).ok()?;
+            let input_elems: usize = inputs.iter().map(Tensor::numel).sum();
+            let cheap = |t: &Tensor| {
+                inputs.iter().any(|x| x.shares_storage(t)) || t.numel() <= 2 * input_elems + 4096
+            };
+            let mut produced = vec![];
+            for (b, v) in op.outs.iter().zip(outs) {
+                match (b, v) {
+                    (OutBind::Slot(s), Value::Tensor(t)) if cheap(&t) => produced.push((*s, t)),
+                    (OutBind::Skip, _) => {}
+                    _ => return None,
                 }
             }
-        }
-        if produced.is_empty() {
+            (!produced.is_empty()).then_some(produced)
+        });
+        let Some(produced) = produced else {
             continue;
-        }
-        for (s, t) in produced {
+        };
+        for (s, t) in produced.iter().cloned() {
             consts.insert(s, t.clone());
             folded.push((s, t));
         }

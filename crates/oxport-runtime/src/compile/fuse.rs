@@ -7,7 +7,7 @@
 //! an in-place op's target is not read again), the parameters are constants of the program (a
 //! parameter, or a buffer nothing mutates), and shapes are static f32 NCHW.
 use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
-use super::{Prepared, PreparedKernel};
+use super::{ConstCache, Prepared, PreparedKernel};
 use crate::plan::{GraphPlan, Kind, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
@@ -84,6 +84,7 @@ pub(crate) fn fuse_convs(
     plan: &mut GraphPlan,
     metas: &[Option<TensorMeta>],
     consts: &HashMap<Slot, Tensor>,
+    prepared: &ConstCache,
 ) -> usize {
     let u = Uses::of(plan);
     // The fused step takes the place of the chain's last step: by then every value it reads (the
@@ -94,7 +95,7 @@ pub(crate) fn fuse_convs(
         if removed[i] {
             continue;
         }
-        if let Some((f, chain)) = match_chain(plan, &u, metas, consts, &removed, i) {
+        if let Some((f, chain)) = match_chain(plan, &u, metas, consts, prepared, &removed, i) {
             for &j in &chain {
                 removed[j] = true;
             }
@@ -119,6 +120,7 @@ fn match_chain(
     u: &Uses,
     metas: &[Option<TensorMeta>],
     consts: &HashMap<Slot, Tensor>,
+    prepared: &ConstCache,
     claimed: &[bool],
     i: usize,
 ) -> Option<(Chain, Vec<usize>)> {
@@ -151,8 +153,8 @@ fn match_chain(
     };
     let mut cur = out_slot(&outs, 0)?;
     let out_shape = metas[cur].as_ref()?.concrete_sizes().ok()?;
-    let mut w32: Vec<f32> = weight.to_vec::<f32>().ok()?;
-    if w32.len() != w_shape.iter().product::<usize>()
+    if weight.dtype() != DType::F32
+        || weight.numel() != w_shape.iter().product::<usize>()
         || b32_len_bad(&bias, w_shape[0])
         || in_shape[1] != w_shape[1] * params.groups
         || params.groups == 0
@@ -160,7 +162,7 @@ fn match_chain(
     {
         return None;
     }
-    let mut b32 = bias;
+    let mut folded_bn = None;
     let mut nodes = vec![plan.steps[i].node.clone()];
     let mut chain = vec![i];
     let mut residual = None;
@@ -183,17 +185,7 @@ fn match_chain(
             if !(len_ok(&gamma) && len_ok(&beta) && mean.len() == o && var.len() == o) {
                 return None;
             }
-            let per = w32.len() / o.max(1);
-            let mut nb = vec![0f32; o];
-            for c in 0..o {
-                let scale = gamma.as_ref().map_or(1.0, |g| g[c]) / (var[c] + eps).sqrt();
-                for x in &mut w32[c * per..(c + 1) * per] {
-                    *x = (*x as f64 * scale) as f32;
-                }
-                let b = b32.as_ref().map_or(0.0, |b| b[c] as f64);
-                nb[c] = ((b - mean[c]) * scale + beta.as_ref().map_or(0.0, |b| b[c])) as f32;
-            }
-            b32 = Some(nb);
+            folded_bn = Some((gamma, beta, mean, var, eps));
             nodes.push(plan.steps[j].node.clone());
             chain.push(j);
             cur = out;
@@ -239,7 +231,28 @@ fn match_chain(
             }
         }
     }
-    let weight = Tensor::from_vec(w32, &w_shape).ok()?;
+    // The weights with the BatchNorm folded in, made once for all the program's plans.
+    let key = nodes[..1 + usize::from(folded_bn.is_some())].join("+");
+    let prepared_weights = prepared.get_or_insert(&key, "conv", || {
+        let mut w32: Vec<f32> = weight.to_vec::<f32>().ok()?;
+        let mut b32 = bias;
+        if let Some((gamma, beta, mean, var, eps)) = folded_bn {
+            let o = w_shape[0];
+            let per = w32.len() / o.max(1);
+            let mut nb = vec![0f32; o];
+            for c in 0..o {
+                let scale = gamma.as_ref().map_or(1.0, |g| g[c]) / (var[c] + eps).sqrt();
+                for x in &mut w32[c * per..(c + 1) * per] {
+                    *x = (*x as f64 * scale) as f32;
+                }
+                let b = b32.as_ref().map_or(0.0, |b| b[c] as f64);
+                nb[c] = ((b - mean[c]) * scale + beta.as_ref().map_or(0.0, |b| b[c])) as f32;
+            }
+            b32 = Some(nb);
+        }
+        Some((Tensor::from_vec(w32, &w_shape).ok()?, b32))
+    })?;
+    let (weight, b32) = (*prepared_weights).clone();
     let conv = FusedConv {
         in_shape,
         weight,

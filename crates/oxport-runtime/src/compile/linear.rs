@@ -5,7 +5,7 @@
 //! product accumulates onto them, and a following activation applied in the same step.
 use super::fuse::{activation, Activation};
 use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
-use super::{Prepared, PreparedKernel};
+use super::{ConstCache, Prepared, PreparedKernel};
 use crate::plan::{GraphPlan, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
@@ -18,8 +18,8 @@ use std::collections::HashMap;
 struct PackedLinear {
     k: usize,
     n: usize,
-    /// Row-major `K × N`.
-    w: Vec<f32>,
+    /// Row-major `K × N` (shared by the program's plans).
+    w: std::sync::Arc<Vec<f32>>,
     bias: Option<Vec<f32>>,
     activation: Activation,
 }
@@ -84,6 +84,7 @@ pub(crate) fn pack_linears(
     plan: &mut GraphPlan,
     metas: &[Option<TensorMeta>],
     consts: &HashMap<Slot, Tensor>,
+    prepared: &ConstCache,
 ) -> usize {
     let u = Uses::of(plan);
     let mut removed = vec![false; plan.steps.len()];
@@ -95,7 +96,8 @@ pub(crate) fn pack_linears(
         let Some((name, a, outs)) = op_at(plan, i) else {
             continue;
         };
-        let Some(prepared) = match_product(name, &a, metas, consts) else {
+        let Some(prepared) = match_product(name, &a, metas, consts, prepared, &plan.steps[i].node)
+        else {
             continue;
         };
         let (x, mut lin) = prepared;
@@ -142,6 +144,8 @@ fn match_product(
     a: &Args<Slot>,
     metas: &[Option<TensorMeta>],
     consts: &HashMap<Slot, Tensor>,
+    prepared: &ConstCache,
+    node: &str,
 ) -> Option<(Slot, PackedLinear)> {
     let tensor = |n: &str| a.opt_tensor(n).ok().flatten().copied();
     let (x, w, bias, transposed) = match name {
@@ -184,12 +188,14 @@ fn match_product(
     if xs.last() != Some(&k) || !rank_ok || k == 0 || n == 0 {
         return None;
     }
-    let kn = if transposed {
-        wt.transpose_untraced(0, 1)
-    } else {
-        wt.clone()
-    };
-    let w = kn.contiguous_untraced().to_vec::<f32>().ok()?;
+    let w = prepared.get_or_insert(node, "linear", || {
+        let kn = if transposed {
+            wt.transpose_untraced(0, 1)
+        } else {
+            wt.clone()
+        };
+        kn.contiguous_untraced().to_vec::<f32>().ok()
+    })?;
     let bias = match bias {
         Some(b) => {
             let bt = consts.get(&b)?;

@@ -16,7 +16,17 @@
 //! 6. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
 //!    lifetimes, reused across values and calls (an arena per concurrent call).
 //!
+//! A program with symbolic sizes is planned twice over: once generically (its symbolic steps left to
+//! each call), and again for each shape signature it is called with (cached, at most eight): with
+//! the sizes known, [`shapes`] turns the `sym_size`/`_operator` arithmetic into constants and the
+//! other passes apply as to a static program. The weights the passes prepare are shared by all of a
+//! program's plans ([`ConstCache`]).
+//!
 //! [`PlanOptions`] turns passes off, for comparison with the plain path (`oxport bench --no-fuse`).
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 pub(crate) mod fold;
 pub(crate) mod fuse;
 pub(crate) mod linear;
@@ -25,6 +35,41 @@ pub(crate) mod pointwise;
 pub(crate) mod rewrite;
 pub(crate) mod shapes;
 pub(crate) mod substitute;
+
+/// What the passes make from a program's constants (packed weights, folded BatchNorms, folded
+/// values), kept by the nodes it stands for, so that all the plans of one program (the plans
+/// specialized to each call's shapes) share one copy and make it once.
+#[derive(Default)]
+pub(crate) struct ConstCache(Mutex<HashMap<(String, &'static str), SharedConst>>);
+
+type SharedConst = Arc<dyn Any + Send + Sync>;
+
+impl std::fmt::Debug for ConstCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |m| m.len());
+        write!(f, "ConstCache({n} entries)")
+    }
+}
+
+impl ConstCache {
+    /// The value kept for (`key`, `what`), made by `make` when there is none yet (`None`: nothing
+    /// is kept, and the pass leaves the step alone).
+    pub(crate) fn get_or_insert<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        what: &'static str,
+        make: impl FnOnce() -> Option<T>,
+    ) -> Option<Arc<T>> {
+        let k = (key.to_string(), what);
+        if let Some(v) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+            return v.clone().downcast::<T>().ok();
+        }
+        // Made outside the lock: two plans made at once may both make it; the first one is kept.
+        let v: SharedConst = Arc::new(make()?);
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(k).or_insert(v).clone().downcast::<T>().ok()
+    }
+}
 
 /// A step the compile stage made: a prepared kernel reading `inputs` and writing one contiguous
 /// output of `dtype` and `out_shape` (from the arena when planned).
