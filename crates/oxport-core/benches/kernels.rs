@@ -184,9 +184,44 @@ fn vmath_par(c: &mut Criterion) {
     }
 }
 
+/// Linear layers on transformer shapes (tokens × in × out), 2 threads: the `gemm` crate on the
+/// row-major `K × N` weight against [`sgemm::sgemm_packed_b`] on the weight packed once.
+fn linear_packed(c: &mut Criterion) {
+    use oxport_core::tensor::kernels::matmul::gemm_strided;
+    use oxport_core::tensor::kernels::{sgemm, simd};
+    let isa = simd::active();
+    for (m, k, n) in [
+        (50, 768, 2304),
+        (50, 768, 3072),
+        (50, 3072, 768),
+        (128, 768, 768),
+        (128, 768, 3072),
+        (32, 256, 1024),
+        (197, 192, 576),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect();
+        let packed = sgemm::PackedB::new(&b, n, k, n);
+        let mut out = vec![0f32; m * n];
+        let mut group = c.benchmark_group(format!("linear_{m}x{k}x{n}"));
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function("gemm_crate", |bench| {
+            bench.iter(|| {
+                gemm_strided(
+                    m, k, n, &a, k as isize, 1, &b, n as isize, 1, &mut out, false, true,
+                )
+            })
+        });
+        group.bench_function("packed", |bench| {
+            bench.iter(|| sgemm::sgemm_packed_b(isa, m, &a, k, &packed, &mut out, false, true))
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = matmul, conv, vmath, vmath_par
+    targets = matmul, conv, vmath, vmath_par, linear_packed
 }
 criterion_main!(benches);

@@ -579,7 +579,7 @@ impl MultiheadAttention {
         num_heads: usize,
         g: &mut Generator,
     ) -> Result<MultiheadAttention> {
-        if num_heads == 0 || embed_dim % num_heads != 0 {
+        if num_heads == 0 || !embed_dim.is_multiple_of(num_heads) {
             return Err(Error::Value(format!(
                 "embed_dim must be divisible by num_heads (embed_dim {embed_dim}, num_heads {num_heads})"
             )));

@@ -56,7 +56,7 @@ impl Buffer {
     /// non-zero = true). `bytes.len()` must be a multiple of the element size.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> crate::Result<Buffer> {
         let size = dtype.itemsize();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(crate::Error::Io(format!(
                 "{} bytes is not a whole number of {} elements ({size} bytes each)",
                 bytes.len(),

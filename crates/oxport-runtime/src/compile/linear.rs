@@ -28,7 +28,7 @@ impl PreparedKernel for PackedLinear {
     fn run(&self, inputs: &[&Tensor], out: &Tensor) -> oxport_core::Result<()> {
         let x = inputs[0];
         if x.dtype() != DType::F32
-            || x.numel() % self.k.max(1) != 0
+            || !x.numel().is_multiple_of(self.k.max(1))
             || out.numel() != x.numel() / self.k.max(1) * self.n
         {
             return Err(oxport_core::Error::Value(format!(

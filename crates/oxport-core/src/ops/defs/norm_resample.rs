@@ -143,7 +143,7 @@ fn group_norm_into(
     let dt = x.dtype();
     let g = groups as usize;
     let total = n.checked_mul(c).and_then(|v| v.checked_mul(hxw));
-    if g == 0 || c % g != 0 || total != Some(x.numel()) {
+    if g == 0 || !c.is_multiple_of(g) || total != Some(x.numel()) {
         return Err(Error::shape(format!(
             "native_group_norm: N={n}, C={c}, HxW={hxw} and group={groups} do not describe an input of shape {}",
             fmt_shape(x.sizes_untraced())

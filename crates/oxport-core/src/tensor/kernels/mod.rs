@@ -8,5 +8,6 @@ pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod sgemm;
 pub mod simd;
 pub mod vmath;

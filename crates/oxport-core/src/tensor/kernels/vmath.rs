@@ -600,7 +600,7 @@ fn softmax_block_body<const FMA: bool>(
 /// Same results as [`softmax_inplace`] on the gathered columns up to the order of the f32 sums.
 pub fn softmax_block(isa: Isa, x: &[f32], y: &mut [f32], inner: usize, log: bool) {
     assert!(
-        inner > 0 && x.len() == y.len() && x.len() % inner == 0,
+        inner > 0 && x.len() == y.len() && x.len().is_multiple_of(inner),
         "softmax_block: bad lengths"
     );
     let (mut m, mut sum) = (vec![0f32; inner], vec![0f32; inner]);
