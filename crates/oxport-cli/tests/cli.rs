@@ -118,5 +118,17 @@ fn bench_ends_with_the_median() {
         .parse()
         .unwrap();
     assert!(ms > 0.0);
-    assert!(text.contains("aten.convolution.default"), "{text}");
+    // The compile stage fuses the convolution with its BatchNorm; `--no-fuse` times the plain plan.
+    assert!(text.contains("oxport.fused.conv2d"), "{text}");
+    let plain = oxport(&[
+        "bench",
+        s(&fixture("small_cnn_bn_eval.core.pt2")),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--no-fuse",
+    ]);
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(plain.contains("aten.convolution.default"), "{plain}");
 }
