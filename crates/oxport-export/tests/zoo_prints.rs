@@ -636,7 +636,7 @@ fn attention_with_masks_and_cross_attention_exports_as_torch_nn_does() {
     for (w, g) in want.iter().zip(&got) {
         let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
         assert_eq!(w.sizes(), g.sizes());
-        assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+        assert_close_f32(&w.to_vec::<f32>().unwrap(), &g.to_vec::<f32>().unwrap());
     }
 }
 
@@ -742,7 +742,7 @@ fn encoder_with_pre_norm_gelu_layers_final_norm_and_masks_exports_as_torch_nn_do
     };
     for (w, g) in want.iter().zip(&got) {
         let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
-        assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+        assert_close_f32(&w.to_vec::<f32>().unwrap(), &g.to_vec::<f32>().unwrap());
     }
 }
 
@@ -883,7 +883,7 @@ fn cond_on_tensor_data_exports_as_torch_cond_and_runs_both_ways() {
         };
         for (w, g) in w.iter().zip(&g) {
             let (w, g) = (w.as_tensor().unwrap(), g.as_tensor().unwrap());
-            assert_eq!(w.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+            assert_close_f32(&w.to_vec::<f32>().unwrap(), &g.to_vec::<f32>().unwrap());
         }
     }
 }
@@ -902,4 +902,16 @@ fn a_bare_multihead_attention_exports_as_torch_nn_does() {
         &export(&attn, args, vec![]).unwrap(),
         "mha_module.train.txt",
     );
+}
+
+/// Equal within f32 tolerance (|a-b| <= 1e-5 + 1e-4|b|): the runtime's compile stage (packed
+/// products, fused kernels) may round differently from the eager kernels in the last bits.
+fn assert_close_f32(want: &[f32], got: &[f32]) {
+    assert_eq!(want.len(), got.len());
+    for (i, (&w, &g)) in want.iter().zip(got).enumerate() {
+        assert!(
+            (w - g).abs() <= 1e-5 + 1e-4 * w.abs() || (w.is_nan() && g.is_nan()),
+            "element {i}: {g} vs {w}"
+        );
+    }
 }
