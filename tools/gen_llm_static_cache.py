@@ -26,6 +26,7 @@ Check: cargo run --release -p oxport --example generate -- tests/fixtures/llm/ll
 import argparse
 import io
 import json
+import math
 import os
 import sys
 
@@ -87,7 +88,9 @@ def decode(module, prompt, steps):
             out.append(nxt)
             logits = module(input_ids=torch.tensor([[nxt]]), cache_position=torch.tensor([pos]))
             pos += 1
-    return out, margin
+    # Rounded down to 1e-3: the gap is a difference of logits whose last bits vary between CPU models
+    # (checked by tools/check_oracle.sh on whatever machine runs it).
+    return out, math.floor(margin * 1000) / 1000
 
 
 def main():
