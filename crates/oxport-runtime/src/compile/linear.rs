@@ -2,7 +2,11 @@
 //! constant `W`/`B` (after constant folding, the core IR's `permute(W)` is one) become one prepared
 //! step: the weight packed once as a row-major `K × N` matrix (the layout gemm reads fastest; a
 //! transposed view costs up to 2× per call), the bias written into the output rows before the
-//! product accumulates onto them, and a following activation applied in the same step.
+//! product accumulates onto them, and a following activation applied in the same step. With AVX-512
+//! and few rows (a transformer's tokens: `M <=` [`PACKED_MAX_ROWS`]) the weight is packed instead in
+//! [`sgemm::PackedB`]'s panels, which the `gemm` crate cannot read but which save it re-packing the
+//! whole weight on every call (`cargo bench -p oxport-core --bench kernels -- linear_`: 1.2–2.7×
+//! at 32–50 rows, even at 128, behind at 197).
 use super::fuse::{activation, Activation};
 use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
 use super::{ConstCache, Prepared, PreparedKernel};
@@ -10,16 +14,29 @@ use crate::plan::{GraphPlan, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::matmul::gemm_strided;
+use oxport_core::tensor::kernels::{sgemm, simd};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
+
+/// Products with at most this many rows use a weight packed for [`sgemm::sgemm_packed_b`] (when
+/// the CPU has AVX-512); larger ones the `gemm` crate, which is as fast or faster there.
+pub(crate) const PACKED_MAX_ROWS: usize = 64;
+
+#[derive(Debug)]
+enum Weight {
+    /// Row-major `K × N`, for the `gemm` crate.
+    RowMajor(std::sync::Arc<Vec<f32>>),
+    /// Packed once in the micro-kernel's panels.
+    Packed(std::sync::Arc<sgemm::PackedB>),
+}
 
 /// `out[M, N] = act(x[M, K] · w[K, N] + bias[N])`, `M` from the input's leading dims.
 #[derive(Debug)]
 struct PackedLinear {
     k: usize,
     n: usize,
-    /// Row-major `K × N` (shared by the program's plans).
-    w: std::sync::Arc<Vec<f32>>,
+    /// The weight, shared by the program's plans.
+    w: Weight,
     bias: Option<Vec<f32>>,
     activation: Activation,
 }
@@ -51,20 +68,26 @@ impl PreparedKernel for PackedLinear {
                     }
                 }
                 let (k, n) = (self.k, self.n);
-                gemm_strided(
-                    m,
-                    k,
-                    n,
-                    xd,
-                    k as isize,
-                    1,
-                    &self.w,
-                    n as isize,
-                    1,
-                    od,
-                    self.bias.is_some(),
-                    true,
-                );
+                match &self.w {
+                    Weight::Packed(w) => {
+                        let isa = simd::active();
+                        sgemm::sgemm_packed_b(isa, m, xd, k, w, od, self.bias.is_some(), true)
+                    }
+                    Weight::RowMajor(w) => gemm_strided(
+                        m,
+                        k,
+                        n,
+                        xd,
+                        k as isize,
+                        1,
+                        w,
+                        n as isize,
+                        1,
+                        od,
+                        self.bias.is_some(),
+                        true,
+                    ),
+                }
                 self.activation.apply_f32(od);
             })
         })?
@@ -188,14 +211,22 @@ fn match_product(
     if xs.last() != Some(&k) || !rank_ok || k == 0 || n == 0 {
         return None;
     }
-    let w = prepared.get_or_insert(node, "linear", || {
+    let kn = || {
         let kn = if transposed {
             wt.transpose_untraced(0, 1)
         } else {
             wt.clone()
         };
         kn.contiguous_untraced().to_vec::<f32>().ok()
-    })?;
+    };
+    let rows: usize = xs[..xs.len() - 1].iter().product();
+    let w = if rows <= PACKED_MAX_ROWS && simd::active() == simd::Isa::Avx512 {
+        Weight::Packed(prepared.get_or_insert(node, "linear_packed", || {
+            Some(sgemm::PackedB::new(&kn()?, n, k, n))
+        })?)
+    } else {
+        Weight::RowMajor(prepared.get_or_insert(node, "linear", kn)?)
+    };
     let bias = match bias {
         Some(b) => {
             let bt = consts.get(&b)?;
@@ -216,4 +247,53 @@ fn match_product(
             activation: Activation::Identity,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn packed_and_row_major_weights_give_the_reference_product_with_bias_and_activation() {
+        let (k, n) = (70, 100);
+        let val = |i: usize| ((i * 7919 % 997) as f32 - 498.0) / 400.0;
+        let w: Vec<f32> = (0..k * n).map(val).collect();
+        let bias: Vec<f32> = (0..n).map(|j| val(j + 11)).collect();
+        for m in [1, 5, 50, 100] {
+            let x: Vec<f32> = (0..m * k).map(|i| val(i + 5)).collect();
+            let want: Vec<f64> = (0..m * n)
+                .map(|idx| {
+                    let (i, j) = (idx / n, idx % n);
+                    let dot: f64 = (0..k)
+                        .map(|p| x[i * k + p] as f64 * w[p * n + j] as f64)
+                        .sum();
+                    (dot + bias[j] as f64).max(0.0)
+                })
+                .collect();
+            let xt = Tensor::from_vec(x, &[m, k]).unwrap();
+            for weight in [
+                Weight::RowMajor(Arc::new(w.clone())),
+                Weight::Packed(Arc::new(sgemm::PackedB::new(&w, n, k, n))),
+            ] {
+                let desc = format!("{weight:?}").chars().take(9).collect::<String>();
+                let lin = PackedLinear {
+                    k,
+                    n,
+                    w: weight,
+                    bias: Some(bias.clone()),
+                    activation: Activation::Relu,
+                };
+                let out = Tensor::zeros_strided(DType::F32, &[m, n], &[n, 1]).unwrap();
+                lin.run(&[&xt], &out).unwrap();
+                let got = out.to_vec::<f32>().unwrap();
+                for (idx, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g as f64 - e).abs() <= 1e-4 * e.abs().max(1.0),
+                        "{desc} m={m} at {idx}: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
 }

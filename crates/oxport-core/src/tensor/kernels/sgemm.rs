@@ -9,9 +9,11 @@
 //! packed per call into `MR`-row panels (`[k block][panel][k][MR]`). Edge panels are zero-padded;
 //! only the valid part of C is written. The micro-kernel keeps an `MR × NR` = 8 × 48 block of C in
 //! 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
-//! multiply-adds); without AVX-512 a portable loop over the same panels runs (plans pack weights
-//! only where [`simd::active`] is AVX-512, so that path is for tests and forced ISAs). Calls with
-//! enough work split the column panels between two rayon tasks.
+//! multiply-adds), accumulated in place in C; a last partial panel of A runs a kernel for its own
+//! row count. Without AVX-512 a portable loop over the same panels runs (plans pack weights only
+//! where [`simd::active`] is AVX-512, so that path is for tests and forced ISAs). Calls with
+//! enough work split between rayon tasks: by rows of A when B fits in L2 (each task packs its own
+//! rows), else by column panels (each task streams its part of B).
 //!
 //! `benches/kernels.rs` (`linear_packed`) compares it with the `gemm` crate on transformer shapes.
 use super::simd::Isa;
@@ -106,70 +108,84 @@ pub fn sgemm_packed_b(
         a.len() >= (m - 1) * lda + k && lda >= k,
         "sgemm_packed_b: A too short for {m} x {k}"
     );
-    // A, packed for every K block: [k block][panel][kc][MR].
-    let mp = m.div_ceil(MR);
-    let mut ap = vec![0f32; k * mp * MR];
-    for pc in (0..k).step_by(KC) {
-        let kc = KC.min(k - pc);
-        let block = &mut ap[pc * mp * MR..(pc + kc) * mp * MR];
-        for (ip, panel) in block.chunks_exact_mut(kc * MR).enumerate() {
-            for i in 0..MR.min(m - ip * MR) {
-                let src = &a[(ip * MR + i) * lda + pc..][..kc];
-                for (kk, &v) in src.iter().enumerate() {
-                    panel[kk * MR + i] = v;
+    let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    let avx512 = isa.usable() == Isa::Avx512;
+    // One task: the blocks of C in row panels `ips` × column panels `jps`, packing its own rows
+    // of A for every K block ([k block][panel][kc][MR]).
+    let block = |ips: std::ops::Range<usize>, jps: std::ops::Range<usize>, c: &ColumnsOf<'_>| {
+        let tp = ips.len();
+        let mut ap = vec![0f32; k * tp * MR];
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let blk = &mut ap[pc * tp * MR..(pc + kc) * tp * MR];
+            for (panel, ip) in blk.chunks_exact_mut(kc * MR).zip(ips.clone()) {
+                for i in 0..MR.min(m - ip * MR) {
+                    let src = &a[(ip * MR + i) * lda + pc..][..kc];
+                    for (kk, &v) in src.iter().enumerate() {
+                        panel[kk * MR + i] = v;
+                    }
                 }
             }
         }
-    }
-    let np = n.div_ceil(NR);
-    let avx512 = isa.usable() == Isa::Avx512;
-    let panels = |jps: std::ops::Range<usize>, c: &mut ColumnsOf<'_>| {
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let overwrite = pc == 0 && !accumulate;
             for jp in jps.clone() {
                 let bp = b.panel(pc, kc, jp);
                 let (j0, nr) = (jp * NR, NR.min(n - jp * NR));
-                for ip in 0..mp {
-                    let a_panel = &ap[pc * mp * MR + ip * kc * MR..][..kc * MR];
-                    let acc = micro(avx512, a_panel, bp);
+                for (t, ip) in ips.clone().enumerate() {
+                    let a_panel = &ap[pc * tp * MR + t * kc * MR..][..kc * MR];
                     let (i0, mr) = (ip * MR, MR.min(m - ip * MR));
-                    for (i, acc_row) in acc.iter().enumerate().take(mr) {
-                        c.write(i0 + i, j0, &acc_row[..nr], overwrite);
-                    }
+                    c.tile(i0, j0, mr, nr, |tile, ldc| {
+                        micro(avx512, mr, a_panel, bp, tile, ldc, !overwrite)
+                    });
                 }
             }
         }
     };
     let work = m * n * k;
-    if parallel && np >= 2 && work >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
-        let tasks = rayon::current_num_threads().min(np);
-        let per = np.div_ceil(tasks);
-        let cols = ColumnsOf::new(c, n);
-        (0..tasks).into_par_iter().for_each(|t| {
-            let jps = t * per..((t + 1) * per).min(np);
-            // Each task writes only the columns of its own panels.
-            let mut mine = cols.share();
-            panels(jps, &mut mine);
-        });
-    } else {
-        panels(0..np, &mut ColumnsOf::new(c, n));
+    let cols = ColumnsOf::new(c, n);
+    let threads = rayon::current_num_threads();
+    if !parallel || work < PARALLEL_MIN_MACS || threads < 2 || (mp < 2 && np < 2) {
+        block(0..mp, 0..np, &cols);
+        return;
     }
+    // Rows split when B is small enough to be read from cache by every task (each then packs only
+    // its own rows of A); otherwise columns (each task streams only its part of B).
+    let by_rows = (b.data.len() * 4 <= ROW_SPLIT_MAX_B_BYTES && mp >= 2 * threads) || np < 2;
+    let (parts, tasks) = if by_rows {
+        (mp, threads.min(mp))
+    } else {
+        (np, threads.min(np))
+    };
+    let per = parts.div_ceil(tasks);
+    (0..tasks).into_par_iter().for_each(|t| {
+        let mine = t * per..((t + 1) * per).min(parts);
+        // Each task writes only its own blocks of C.
+        if by_rows {
+            block(mine, 0..np, &cols);
+        } else {
+            block(0..mp, mine, &cols);
+        }
+    });
 }
+
+/// B packed up to this size is shared by tasks that split the rows of A (it stays in L2).
+const ROW_SPLIT_MAX_B_BYTES: usize = 1 << 20;
 
 /// Products of at least this many multiply-adds split their columns between rayon tasks.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-/// Writes into the rows of a row-major C by column range, from several tasks at once.
+/// A row-major C, written by disjoint blocks from several tasks at once.
 struct ColumnsOf<'a> {
     ptr: *mut f32,
-    len: usize,
+    rows: usize,
     n: usize,
     _c: std::marker::PhantomData<&'a mut [f32]>,
 }
 
 // SAFETY: a `ColumnsOf` is shared between the tasks of one `sgemm_packed_b` call, which write
-// disjoint column ranges (each task its own panels), so no element is written by two threads, and
+// disjoint blocks (each task its own row or column panels), so no element is written by two threads, and
 // the borrow of C outlives the tasks (`for_each` returns when they are done).
 unsafe impl Send for ColumnsOf<'_> {}
 // SAFETY: as for `Send`: shared access only ever writes disjoint elements.
@@ -179,96 +195,145 @@ impl<'a> ColumnsOf<'a> {
     fn new(c: &'a mut [f32], n: usize) -> Self {
         ColumnsOf {
             ptr: c.as_mut_ptr(),
-            len: c.len(),
+            rows: c.len() / n.max(1),
             n,
             _c: std::marker::PhantomData,
         }
     }
 
-    fn share(&self) -> ColumnsOf<'a> {
-        ColumnsOf {
-            ptr: self.ptr,
-            len: self.len,
-            n: self.n,
-            _c: std::marker::PhantomData,
-        }
-    }
-
-    /// `C[i][j0..j0 + src.len()] = src` (or `+=`).
+    /// Runs `f(tile, ldc)` on the `mr × nr` block of C at row `i0`, column `j0`: in place (row
+    /// stride `n`) when the block is `NR` wide (`f` touches only its first `mr` rows), else through an `MR × NR` buffer whose valid part
+    /// is copied back (`f` then sees the block's current values there, for accumulation).
     #[inline(always)]
-    fn write(&mut self, i: usize, j0: usize, src: &[f32], overwrite: bool) {
-        let at = i * self.n + j0;
+    fn tile(&self, i0: usize, j0: usize, mr: usize, nr: usize, f: impl FnOnce(*mut f32, usize)) {
         assert!(
-            j0 + src.len() <= self.n && at + src.len() <= self.len,
+            i0 + mr <= self.rows && j0 + nr <= self.n && mr <= MR && nr <= NR,
             "ColumnsOf: out of C"
         );
-        // SAFETY: in bounds (asserted above); the caller's task owns columns j0..j0 + len of
-        // every row (see the `Send`/`Sync` impls), so no other thread touches these elements.
-        let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), src.len()) };
-        if overwrite {
-            dst.copy_from_slice(src);
-        } else {
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d += s;
-            }
+        // SAFETY: rows i0..i0 + mr and columns j0..j0 + nr are inside C (asserted above); the
+        // calling task owns this block (see the `Send`/`Sync` impls).
+        let at = unsafe { self.ptr.add(i0 * self.n + j0) };
+        if nr == NR {
+            f(at, self.n);
+            return;
+        }
+        let mut buf = [0f32; MR * NR];
+        for i in 0..mr {
+            // SAFETY: as above; row i of the block is nr valid elements.
+            let row = unsafe { std::slice::from_raw_parts(at.add(i * self.n), nr) };
+            buf[i * NR..i * NR + nr].copy_from_slice(row);
+        }
+        f(buf.as_mut_ptr(), NR);
+        for i in 0..mr {
+            // SAFETY: as above.
+            let row = unsafe { std::slice::from_raw_parts_mut(at.add(i * self.n), nr) };
+            row.copy_from_slice(&buf[i * NR..i * NR + nr]);
         }
     }
 }
 
-/// `Σ_k a[k][i] · b[k][j]` over one packed A panel (`kc × MR`) and one packed B panel (`kc × NR`).
+/// `C[rows × NR] (+)= Σ_k a[k][i] · b[k][j]` over one packed A panel (`kc × MR`, of which the
+/// first `rows` lanes are used) and one packed B panel (`kc × NR`); `c` is the block's first
+/// element, `ldc` its row stride. A partial last panel of A runs a kernel for its own row count
+/// (no work on padding rows: a 50-row input is 6 full panels and a 2-row one).
 #[inline(always)]
-fn micro(avx512: bool, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+fn micro(
+    avx512: bool,
+    rows: usize,
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let kc = a.len() / MR;
     assert!(
-        a.len() == kc * MR && b.len() == kc * NR,
+        a.len() == kc * MR && b.len() == kc * NR && ldc >= NR && (1..=MR).contains(&rows),
         "micro: panel lengths"
     );
-    let mut acc = [[0f32; NR]; MR];
     #[cfg(target_arch = "x86_64")]
     if avx512 {
+        let (a, b) = (a.as_ptr(), b.as_ptr());
         // SAFETY: `avx512` is true only when `Isa::usable` returned Avx512, i.e. the CPU has
-        // avx512f; the panels hold `kc` steps of MR and NR values (asserted above).
-        unsafe { micro_avx512(kc, a.as_ptr(), b.as_ptr(), &mut acc) };
-        return acc;
+        // avx512f; the panels hold `kc` steps of MR and NR values (asserted above); `c` is an
+        // `MR × NR` block with row stride `ldc` that the caller owns (`ColumnsOf::tile`), and
+        // each kernel touches only its first `R <= MR` rows.
+        unsafe {
+            match rows {
+                8 => micro_avx512::<8>(kc, a, b, c, ldc, accumulate),
+                7 => micro_avx512::<7>(kc, a, b, c, ldc, accumulate),
+                6 => micro_avx512::<6>(kc, a, b, c, ldc, accumulate),
+                5 => micro_avx512::<5>(kc, a, b, c, ldc, accumulate),
+                4 => micro_avx512::<4>(kc, a, b, c, ldc, accumulate),
+                3 => micro_avx512::<3>(kc, a, b, c, ldc, accumulate),
+                2 => micro_avx512::<2>(kc, a, b, c, ldc, accumulate),
+                _ => micro_avx512::<1>(kc, a, b, c, ldc, accumulate),
+            }
+        }
+        return;
     }
     let _ = avx512;
+    let mut acc = [[0f32; NR]; MR];
     for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (row, &av) in acc.iter_mut().zip(ak) {
+        for (row, &av) in acc.iter_mut().zip(&ak[..rows]) {
             for (x, &bv) in row.iter_mut().zip(bk) {
                 *x += av * bv;
             }
         }
     }
-    acc
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        // SAFETY: `c` is an `MR × NR` block with row stride `ldc` owned by the caller.
+        let dst = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), NR) };
+        for (d, &s) in dst.iter_mut().zip(row) {
+            *d = if accumulate { *d + s } else { s };
+        }
+    }
 }
 
-/// The AVX-512 micro-kernel: the `MR × NR` block of C in 24 zmm registers; per step of K, three
-/// vector loads of B and `MR` broadcasts of A, `3 · MR` fused multiply-adds.
+/// The AVX-512 micro-kernel for `R` rows: the `R × NR` block of C in `3 · R` zmm registers,
+/// loaded from C when accumulating; per step of K, three vector loads of B and `R` broadcasts of
+/// A, `3 · R` fused multiply-adds; stored back once.
 ///
 /// # Safety
-/// The CPU must have avx512f; `a` must be valid for `kc · MR` reads, `b` for `kc · NR`.
+/// The CPU must have avx512f; `R <= MR`; `a` must be valid for `kc · MR` reads, `b` for `kc · NR`,
+/// `c` for reads and writes of `R` rows of `NR` elements `ldc` apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_avx512(kc: usize, a: *const f32, b: *const f32, out: &mut [[f32; NR]; MR]) {
+unsafe fn micro_avx512<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     use std::arch::x86_64::*;
     const V: usize = NR / 16;
-    let mut c = [[_mm512_setzero_ps(); V]; MR];
+    // SAFETY (all pointer offsets below): rows i < R of C at i · ldc, vectors 16 · v < NR; steps
+    // kk < kc of A (MR values each, the first R read) and B (NR values each).
+    let mut acc: [[__m512; V]; R] = std::array::from_fn(|i| {
+        std::array::from_fn(|v| {
+            if accumulate {
+                _mm512_loadu_ps(c.add(i * ldc + 16 * v))
+            } else {
+                _mm512_setzero_ps()
+            }
+        })
+    });
     for kk in 0..kc {
-        // SAFETY: kk < kc, so every offset read is below kc · NR (b) or kc · MR (a).
         let bp = b.add(kk * NR);
         let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
         let ap = a.add(kk * MR);
-        for (i, row) in c.iter_mut().enumerate() {
+        for (i, row) in acc.iter_mut().enumerate() {
             let av = _mm512_set1_ps(*ap.add(i));
-            for (acc, &bvv) in row.iter_mut().zip(&bv) {
-                *acc = _mm512_fmadd_ps(av, bvv, *acc);
+            for (x, &bvv) in row.iter_mut().zip(&bv) {
+                *x = _mm512_fmadd_ps(av, bvv, *x);
             }
         }
     }
-    for (dst, row) in out.iter_mut().zip(&c) {
+    for (i, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
-            // SAFETY: 16 · v + 16 <= NR, inside the row.
-            _mm512_storeu_ps(dst.as_mut_ptr().add(16 * v), x);
+            _mm512_storeu_ps(c.add(i * ldc + 16 * v), x);
         }
     }
 }
@@ -306,6 +371,15 @@ mod tests {
                 (17, 260, 100),
                 (3, 0, 4),
                 (64, 64, 1000),
+                // Every row count of a last, partial A panel; whole and partial B panels.
+                (2, 40, 96),
+                (11, 33, 50),
+                (12, 7, 144),
+                (13, 130, 48),
+                (14, 20, 200),
+                (15, 3, 47),
+                // B over the row-split limit: tasks split the columns.
+                (20, 600, 600),
             ] {
                 let a: Vec<f32> = (0..m * k).map(val).collect();
                 let b: Vec<f32> = (0..k * n).map(|i| val(i + 3)).collect();
