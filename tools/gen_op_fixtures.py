@@ -829,6 +829,9 @@ def sdpa_cases():
     K(op, "noncontig_transposed_heads")(rn(1, 4, 2, 8).transpose(1, 2), rn(1, 4, 2, 8).transpose(1, 2),
                                         rn(1, 4, 2, 8).transpose(1, 2))
     K(op, "f64")(rn(1, 1, 3, 4, dtype=f64), rn(1, 1, 3, 4, dtype=f64), rn(1, 1, 3, 4, dtype=f64))
+    # Big enough for the f32 kernel's parallel split into blocks of query rows.
+    K(op, "row_blocks_causal")(rn(1, 3, 70, 16), rn(1, 3, 70, 16), rn(1, 3, 70, 16), is_causal=True)
+    K(op, "row_blocks_float_mask")(rn(1, 3, 70, 16), rn(1, 3, 50, 16), rn(1, 3, 50, 8), rn(1, 70, 50))
     K(op, "causal_with_mask", err=True)(rn(1, 1, 3, 4), rn(1, 1, 3, 4), rn(1, 1, 3, 4),
                                         torch.ones(3, 3, dtype=b8), 0.0, True)
 

@@ -198,6 +198,9 @@ fn linear_packed(c: &mut Criterion) {
         (128, 768, 3072),
         (32, 256, 1024),
         (197, 192, 576),
+        (128, 3072, 768),
+        (197, 768, 3072),
+        (512, 512, 512),
     ] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect();
@@ -222,6 +225,39 @@ fn linear_packed(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = matmul, conv, vmath, vmath_par, linear_packed
+    targets = matmul, conv, vmath, vmath_par, linear_packed, linear_cold
 }
 criterion_main!(benches);
+
+fn linear_cold(c: &mut Criterion) {
+    use oxport_core::tensor::kernels::matmul::gemm_strided;
+    use oxport_core::tensor::kernels::{sgemm, simd};
+    let isa = simd::active();
+    for (m, k, n) in [(197, 192, 576), (197, 768, 192), (50, 768, 3072)] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
+        let bs: Vec<Vec<f32>> = (0..40)
+            .map(|_| (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect())
+            .collect();
+        let packed: Vec<_> = bs.iter().map(|b| sgemm::PackedB::new(b, n, k, n)).collect();
+        let mut out = vec![0f32; m * n];
+        let mut group = c.benchmark_group(format!("linear_cold_{m}x{k}x{n}"));
+        group.throughput(Throughput::Elements((2 * m * k * n * 40) as u64));
+        group.bench_function("gemm_crate", |bench| {
+            bench.iter(|| {
+                for b in &bs {
+                    gemm_strided(
+                        m, k, n, &a, k as isize, 1, b, n as isize, 1, &mut out, false, true,
+                    )
+                }
+            })
+        });
+        group.bench_function("packed", |bench| {
+            bench.iter(|| {
+                for p in &packed {
+                    sgemm::sgemm_packed_b(isa, m, &a, k, p, &mut out, false, true)
+                }
+            })
+        });
+        group.finish();
+    }
+}

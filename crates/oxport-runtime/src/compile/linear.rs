@@ -3,10 +3,10 @@
 //! step: the weight packed once as a row-major `K × N` matrix (the layout gemm reads fastest; a
 //! transposed view costs up to 2× per call), the bias written into the output rows before the
 //! product accumulates onto them, and a following activation applied in the same step. With AVX-512
-//! and few rows (a transformer's tokens: `M <=` [`PACKED_MAX_ROWS`]) the weight is packed instead in
-//! [`sgemm::PackedB`]'s panels, which the `gemm` crate cannot read but which save it re-packing the
-//! whole weight on every call (`cargo bench -p oxport-core --bench kernels -- linear_`: 1.2–2.7×
-//! at 32–50 rows, even at 128, behind at 197).
+//! and a left-hand side that fits in L2 (a transformer's tokens: `M · K <=` [`PACKED_MAX_LHS`]) the
+//! weight is packed instead in [`sgemm::PackedB`]'s panels, which the `gemm` crate cannot read but
+//! which save it re-packing the whole weight on every call (`cargo bench -p oxport-core --bench
+//! kernels -- linear_`, 2 threads: 1.2–2.4× at 32–50 rows, even to 1.4× at 128–197).
 use super::fuse::{activation, Activation};
 use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
 use super::{ConstCache, Prepared, PreparedKernel};
@@ -18,9 +18,11 @@ use oxport_core::tensor::kernels::{sgemm, simd};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
 
-/// Products with at most this many rows use a weight packed for [`sgemm::sgemm_packed_b`] (when
-/// the CPU has AVX-512); larger ones the `gemm` crate, which is as fast or faster there.
-pub(crate) const PACKED_MAX_ROWS: usize = 64;
+/// Products whose left-hand side has at most this many elements (1 MiB: it stays in L2 while the
+/// packed weight streams past it) use a weight packed for [`sgemm::sgemm_packed_b`] (when the CPU
+/// has AVX-512); larger ones the `gemm` crate, which is faster there (128×3072×768: 200 vs 158
+/// GFLOP/s; 197×768×3072: 182 vs 204).
+pub(crate) const PACKED_MAX_LHS: usize = 1 << 18;
 
 #[derive(Debug)]
 enum Weight {
@@ -220,7 +222,7 @@ fn match_product(
         kn.contiguous_untraced().to_vec::<f32>().ok()
     };
     let rows: usize = xs[..xs.len() - 1].iter().product();
-    let w = if rows <= PACKED_MAX_ROWS && simd::active() == simd::Isa::Avx512 {
+    let w = if rows * k <= PACKED_MAX_LHS && simd::active() == simd::Isa::Avx512 {
         Weight::Packed(prepared.get_or_insert(node, "linear_packed", || {
             Some(sgemm::PackedB::new(&kn()?, n, k, n))
         })?)

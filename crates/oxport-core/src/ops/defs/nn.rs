@@ -1207,7 +1207,9 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
 /// PyTorch's CPU kernel), then · v (gemm) straight into the output. `Ok(false)`: not this case.
 fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
     use crate::tensor::kernels::matmul::gemm_strided;
+    use crate::tensor::kernels::{simd, vmath};
     use rayon::prelude::*;
+    let isa = simd::active();
     let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
     let f32s = [q, k, v].iter().all(|t| t.dtype() == DType::F32) && out.dtype() == DType::F32;
     if !f32s
@@ -1266,16 +1268,18 @@ fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
         k.with_contiguous::<f32, _>(|kd| {
             v.with_contiguous::<f32, _>(|vd| {
                 out.with_contiguous_mut::<f32, _>(|od| {
-                    let run = |(item, ob): (usize, &mut [f32]), scores: &mut Vec<f32>| {
-                        scores.resize(l * s, 0.0);
+                    // One task: query rows r0.. of one (batch, head) item, writing `ob`.
+                    let run = |item: usize, r0: usize, ob: &mut [f32], scores: &mut Vec<f32>| {
+                        let lr = ob.len() / ev;
+                        scores.resize(lr * s, 0.0);
                         let (qi, ki, vi) = (
-                            &qd[item * l * e..][..l * e],
+                            &qd[(item * l + r0) * e..][..lr * e],
                             &kd[item * s * e..][..s * e],
                             &vd[item * s * ev..][..s * ev],
                         );
                         // scores = q · kᵀ: k read with row stride 1, column stride e.
                         gemm_strided(
-                            l, e, s, qi, e as isize, 1, ki, 1, e as isize, scores, false, false,
+                            lr, e, s, qi, e as isize, 1, ki, 1, e as isize, scores, false, false,
                         );
                         // The mask's offset for this item (batch index unraveled over the batch dims).
                         let moff = mask.as_ref().map(|(_, st)| {
@@ -1286,7 +1290,8 @@ fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
                             }
                             off
                         });
-                        for (i, row) in scores.chunks_exact_mut(s.max(1)).enumerate() {
+                        for (ri, row) in scores.chunks_exact_mut(s.max(1)).enumerate() {
+                            let i = r0 + ri;
                             row.iter_mut().for_each(|x| *x *= scale);
                             if let (Some((m, st)), Some(off)) = (&mask, moff) {
                                 let (sl, ss) = (st[batch.len()], st[batch.len() + 1]);
@@ -1294,26 +1299,20 @@ fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
                                     *x += m[off + i * sl + j * ss];
                                 }
                             }
-                            if causal {
-                                row.iter_mut()
-                                    .skip(i + 1)
-                                    .for_each(|x| *x = f32::NEG_INFINITY);
-                            }
+                            // Causal: the keys after i get weight 0, so the softmax runs on
+                            // the first i + 1 only.
+                            let live = if causal { (i + 1).min(s) } else { s };
+                            let (row, dead) = row.split_at_mut(live);
+                            dead.fill(0.0);
                             let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                             if mx == f32::NEG_INFINITY {
                                 row.fill(0.0);
                                 continue;
                             }
-                            let mut sum = 0f32;
-                            for x in row.iter_mut() {
-                                *x = (*x - mx).exp();
-                                sum += *x;
-                            }
-                            let inv = 1.0 / sum;
-                            row.iter_mut().for_each(|x| *x *= inv);
+                            vmath::softmax_inplace(isa, row, false);
                         }
                         gemm_strided(
-                            l,
+                            lr,
                             s,
                             ev,
                             scores,
@@ -1327,14 +1326,26 @@ fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
                             false,
                         );
                     };
-                    let chunks = od.chunks_mut(l * ev).enumerate();
-                    if items > 1 && items * l * s * (e + ev) > 1 << 16 {
+                    let threads = rayon::current_num_threads();
+                    if threads > 1 && items * l * s * (e + ev) > 1 << 16 {
+                        // Tasks of query-row blocks, so that few items (heads) still fill the
+                        // threads: about four tasks per thread, at least 16 rows each.
+                        let per_item = (4 * threads).div_ceil(items).clamp(1, l.div_ceil(16));
+                        let rb = l.div_ceil(per_item);
                         od.par_chunks_mut(l * ev)
                             .enumerate()
-                            .for_each_init(Vec::new, |sc, it| run(it, sc));
+                            .for_each(|(item, oi)| {
+                                oi.par_chunks_mut(rb * ev)
+                                    .enumerate()
+                                    .for_each_init(Vec::new, |sc, (b, ob)| {
+                                        run(item, b * rb, ob, sc)
+                                    })
+                            });
                     } else {
                         let mut sc = Vec::new();
-                        chunks.for_each(|it| run(it, &mut sc));
+                        for (item, ob) in od.chunks_mut(l * ev).enumerate() {
+                            run(item, 0, ob, &mut sc);
+                        }
                     }
                 })
             })

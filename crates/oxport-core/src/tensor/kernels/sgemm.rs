@@ -4,9 +4,10 @@
 //! memory twice. Here the weight is laid out once in the micro-kernel's order and each call packs
 //! only the small left-hand side.
 //!
-//! Blocking (BLIS's): K in blocks of [`KC`]; B as `NR`-column panels per K block
-//! (`[k block][panel][k][NR]`, one panel = 24 KiB, in L1 while the A panels stream past it); A
-//! packed per call into `MR`-row panels (`[k block][panel][k][MR]`). Edge panels are zero-padded;
+//! Blocking: B as `NR`-column panels, each all of K (`[panel][k][NR]`), walked panel by panel in K
+//! blocks of [`KC`] (one block = 24 KiB, in L1 while the A panels stream past it), so a weight is
+//! read once, front to back; A packed per call into `MR`-row panels (`[k block][panel][k][MR]`,
+//! in L2 for the few rows this is for). Edge panels are zero-padded;
 //! only the valid part of C is written. The micro-kernel keeps an `MR × NR` = 8 × 48 block of C in
 //! 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
 //! multiply-adds), accumulated in place in C; a last partial panel of A runs a kernel for its own
@@ -46,14 +47,13 @@ impl PackedB {
         );
         let np = n.div_ceil(NR);
         let mut data = vec![0f32; k * np * NR];
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let block = &mut data[pc * np * NR..(pc + kc) * np * NR];
-            for kk in 0..kc {
-                let src = &b[(pc + kk) * ldb..][..n];
-                for (jp, chunk) in src.chunks(NR).enumerate() {
-                    block[(jp * kc + kk) * NR..][..chunk.len()].copy_from_slice(chunk);
-                }
+        for (p, row) in b
+            .chunks(ldb.max(1))
+            .take(if n == 0 { 0 } else { k })
+            .enumerate()
+        {
+            for (jp, chunk) in row[..n].chunks(NR).enumerate() {
+                data[(jp * k + p) * NR..][..chunk.len()].copy_from_slice(chunk);
             }
         }
         PackedB { k, n, data }
@@ -71,8 +71,7 @@ impl PackedB {
 
     /// Panel `jp` of the K block starting at `pc` (`kc` deep).
     fn panel(&self, pc: usize, kc: usize, jp: usize) -> &[f32] {
-        let np = self.n.div_ceil(NR);
-        &self.data[pc * np * NR + jp * kc * NR..][..kc * NR]
+        &self.data[(jp * self.k + pc) * NR..][..kc * NR]
     }
 }
 
@@ -127,10 +126,12 @@ pub fn sgemm_packed_b(
                 }
             }
         }
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let overwrite = pc == 0 && !accumulate;
-            for jp in jps.clone() {
+        // Column panel by column panel, all of K: B is read once, front to back (one stream from
+        // memory for a weight too big for the caches); the packed A rows stay in L2.
+        for jp in jps.clone() {
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let overwrite = pc == 0 && !accumulate;
                 let bp = b.panel(pc, kc, jp);
                 let (j0, nr) = (jp * NR, NR.min(n - jp * NR));
                 for (t, ip) in ips.clone().enumerate() {
