@@ -3,10 +3,10 @@
 //! step: the weight packed once as a row-major `K × N` matrix (the layout gemm reads fastest; a
 //! transposed view costs up to 2× per call), the bias written into the output rows before the
 //! product accumulates onto them, and a following activation applied in the same step. With AVX-512
-//! and a left-hand side that fits in L2 (a transformer's tokens: `M · K <=` [`PACKED_MAX_LHS`]) the
-//! weight is packed instead in [`sgemm::PackedB`]'s panels, which the `gemm` crate cannot read but
+//! and few rows (a transformer's tokens: [`PACKED_MAX_ROWS`], [`PACKED_MAX_LHS`]) the weight is
+//! packed instead in [`sgemm::PackedB`]'s panels, which the `gemm` crate cannot read but
 //! which save it re-packing the whole weight on every call (`cargo bench -p oxport-core --bench
-//! kernels -- linear_`, 2 threads: 1.2–2.4× at 32–50 rows, even to 1.4× at 128–197).
+//! kernels -- linear_`, 2 threads: 1.3–2.9× at 32–50 rows, 1.4× at 197×192).
 use super::fuse::{activation, Activation};
 use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
 use super::{ConstCache, Prepared, PreparedKernel};
@@ -18,11 +18,14 @@ use oxport_core::tensor::kernels::{sgemm, simd};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
 
-/// Products whose left-hand side has at most this many elements (1 MiB: it stays in L2 while the
-/// packed weight streams past it) use a weight packed for [`sgemm::sgemm_packed_b`] (when the CPU
-/// has AVX-512); larger ones the `gemm` crate, which is faster there (128×3072×768: 200 vs 158
-/// GFLOP/s; 197×768×3072: 182 vs 204).
-pub(crate) const PACKED_MAX_LHS: usize = 1 << 18;
+/// Products with at most [`PACKED_MAX_ROWS`] rows, or a left-hand side of at most
+/// [`PACKED_MAX_LHS`] elements, use a weight packed for [`sgemm::sgemm_packed_b`] (when the CPU has
+/// AVX-512); larger ones the `gemm` crate, which is as fast or faster there (2 threads, GFLOP/s,
+/// gemm crate vs packed: 128×3072×768 191 vs 162, 197×768×3072 212 vs 183, 512³ 244 vs 173; but
+/// 50×3072×768 124 vs 162, 197×192×576 181 vs 257).
+pub(crate) const PACKED_MAX_ROWS: usize = 64;
+/// See [`PACKED_MAX_ROWS`].
+pub(crate) const PACKED_MAX_LHS: usize = 1 << 16;
 
 #[derive(Debug)]
 enum Weight {
@@ -222,7 +225,8 @@ fn match_product(
         kn.contiguous_untraced().to_vec::<f32>().ok()
     };
     let rows: usize = xs[..xs.len() - 1].iter().product();
-    let w = if rows * k <= PACKED_MAX_LHS && simd::active() == simd::Isa::Avx512 {
+    let few_rows = rows <= PACKED_MAX_ROWS || rows * k <= PACKED_MAX_LHS;
+    let w = if few_rows && simd::active() == simd::Isa::Avx512 {
         Weight::Packed(prepared.get_or_insert(node, "linear_packed", || {
             Some(sgemm::PackedB::new(&kn()?, n, k, n))
         })?)

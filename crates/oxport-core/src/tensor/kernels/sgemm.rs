@@ -1,20 +1,19 @@
 //! f32 matrix products against a constant right-hand side packed once ([`PackedB`]): the weights of
 //! a linear layer. The `gemm` crate packs both operands on every call; with few rows (a transformer's
 //! tokens) packing the weight costs as much as the product, and streams the whole weight through
-//! memory twice. Here the weight is laid out once in the micro-kernel's order and each call packs
-//! only the small left-hand side.
+//! memory twice. Here the weight is laid out once in the micro-kernel's order and each call reads
+//! the small left-hand side in place.
 //!
 //! Blocking: B as `NR`-column panels, each all of K (`[panel][k][NR]`), walked panel by panel in K
 //! blocks of [`KC`] (one block = 24 KiB, in L1 while the A panels stream past it), so a weight is
-//! read once, front to back; A packed per call into `MR`-row panels (`[k block][panel][k][MR]`,
-//! in L2 for the few rows this is for). Edge panels are zero-padded;
-//! only the valid part of C is written. The micro-kernel keeps an `MR × NR` = 8 × 48 block of C in
+//! read once, front to back; A is read where it is, `MR` rows at a time (in L2 for the few rows
+//! this is for). Edge panels of B are zero-padded; only the valid part of C is written. The micro-kernel keeps an `MR × NR` = 8 × 48 block of C in
 //! 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
 //! multiply-adds), accumulated in place in C; a last partial panel of A runs a kernel for its own
 //! row count. Without AVX-512 a portable loop over the same panels runs (plans pack weights only
 //! where [`simd::active`] is AVX-512, so that path is for tests and forced ISAs). Calls with
-//! enough work split between rayon tasks: by rows of A when B fits in L2 (each task packs its own
-//! rows), else by column panels (each task streams its part of B).
+//! enough work split between rayon tasks: by rows of A when B fits in L2 (every task reads all of
+//! it), else by column panels (each task streams its part of B).
 //!
 //! `benches/kernels.rs` (`linear_packed`) compares it with the `gemm` crate on transformer shapes.
 use super::simd::Isa;
@@ -109,36 +108,22 @@ pub fn sgemm_packed_b(
     );
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
     let avx512 = isa.usable() == Isa::Avx512;
-    // One task: the blocks of C in row panels `ips` × column panels `jps`, packing its own rows
-    // of A for every K block ([k block][panel][kc][MR]).
+    // One task: the blocks of C in row panels `ips` × column panels `jps`. Column panel by column
+    // panel, all of K: B is read once, front to back (one stream from memory for a weight too big
+    // for the caches); the micro-kernel reads A's rows where they are (in L1/L2 for the few rows
+    // this is for: packing them cost more than it saved, up to 1.6× at 192×192×192).
     let block = |ips: std::ops::Range<usize>, jps: std::ops::Range<usize>, c: &ColumnsOf<'_>| {
-        let tp = ips.len();
-        let mut ap = vec![0f32; k * tp * MR];
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let blk = &mut ap[pc * tp * MR..(pc + kc) * tp * MR];
-            for (panel, ip) in blk.chunks_exact_mut(kc * MR).zip(ips.clone()) {
-                for i in 0..MR.min(m - ip * MR) {
-                    let src = &a[(ip * MR + i) * lda + pc..][..kc];
-                    for (kk, &v) in src.iter().enumerate() {
-                        panel[kk * MR + i] = v;
-                    }
-                }
-            }
-        }
-        // Column panel by column panel, all of K: B is read once, front to back (one stream from
-        // memory for a weight too big for the caches); the packed A rows stay in L2.
         for jp in jps.clone() {
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let overwrite = pc == 0 && !accumulate;
                 let bp = b.panel(pc, kc, jp);
                 let (j0, nr) = (jp * NR, NR.min(n - jp * NR));
-                for (t, ip) in ips.clone().enumerate() {
-                    let a_panel = &ap[pc * tp * MR + t * kc * MR..][..kc * MR];
+                for ip in ips.clone() {
                     let (i0, mr) = (ip * MR, MR.min(m - ip * MR));
+                    let a_rows = &a[i0 * lda + pc..(i0 + mr - 1) * lda + pc + kc];
                     c.tile(i0, j0, mr, nr, |tile, ldc| {
-                        micro(avx512, mr, a_panel, bp, tile, ldc, !overwrite)
+                        micro(avx512, mr, kc, a_rows, lda, bp, tile, ldc, !overwrite)
                     });
                 }
             }
@@ -151,8 +136,8 @@ pub fn sgemm_packed_b(
         block(0..mp, 0..np, &cols);
         return;
     }
-    // Rows split when B is small enough to be read from cache by every task (each then packs only
-    // its own rows of A); otherwise columns (each task streams only its part of B).
+    // Rows split when B is small enough to be read from cache by every task; otherwise columns
+    // (each task streams only its part of B).
     let by_rows = (b.data.len() * 4 <= ROW_SPLIT_MAX_B_BYTES && mp >= 2 * threads) || np < 2;
     let (parts, tasks) = if by_rows {
         (mp, threads.min(mp))
@@ -233,50 +218,56 @@ impl<'a> ColumnsOf<'a> {
     }
 }
 
-/// `C[rows × NR] (+)= Σ_k a[k][i] · b[k][j]` over one packed A panel (`kc × MR`, of which the
-/// first `rows` lanes are used) and one packed B panel (`kc × NR`); `c` is the block's first
-/// element, `ldc` its row stride. A partial last panel of A runs a kernel for its own row count
-/// (no work on padding rows: a 50-row input is 6 full panels and a 2-row one).
+/// `C[rows × NR] (+)= Σ_k a[i][k] · b[k][j]` over `kc` columns of `rows` rows of A (`a`: from the
+/// first row's first column to the last row's last, row stride `lda`) and one packed B panel
+/// (`kc × NR`); `c` is the block's first element, `ldc` its row stride. A partial last panel of A
+/// runs a kernel for its own row count (no work on padding rows).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn micro(
     avx512: bool,
     rows: usize,
+    kc: usize,
     a: &[f32],
+    lda: usize,
     b: &[f32],
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    let kc = a.len() / MR;
     assert!(
-        a.len() == kc * MR && b.len() == kc * NR && ldc >= NR && (1..=MR).contains(&rows),
+        (1..=MR).contains(&rows)
+            && a.len() == (rows - 1) * lda + kc
+            && b.len() == kc * NR
+            && ldc >= NR,
         "micro: panel lengths"
     );
     #[cfg(target_arch = "x86_64")]
     if avx512 {
         let (a, b) = (a.as_ptr(), b.as_ptr());
         // SAFETY: `avx512` is true only when `Isa::usable` returned Avx512, i.e. the CPU has
-        // avx512f; the panels hold `kc` steps of MR and NR values (asserted above); `c` is an
-        // `MR × NR` block with row stride `ldc` that the caller owns (`ColumnsOf::tile`), and
-        // each kernel touches only its first `R <= MR` rows.
+        // avx512f; A holds `rows` rows of `kc` values `lda` apart and B `kc` steps of NR values
+        // (asserted above); `c` is an `MR × NR` block with row stride `ldc` that the caller owns
+        // (`ColumnsOf::tile`), and each kernel touches only its first `R = rows` rows.
         unsafe {
             match rows {
-                8 => micro_avx512::<8>(kc, a, b, c, ldc, accumulate),
-                7 => micro_avx512::<7>(kc, a, b, c, ldc, accumulate),
-                6 => micro_avx512::<6>(kc, a, b, c, ldc, accumulate),
-                5 => micro_avx512::<5>(kc, a, b, c, ldc, accumulate),
-                4 => micro_avx512::<4>(kc, a, b, c, ldc, accumulate),
-                3 => micro_avx512::<3>(kc, a, b, c, ldc, accumulate),
-                2 => micro_avx512::<2>(kc, a, b, c, ldc, accumulate),
-                _ => micro_avx512::<1>(kc, a, b, c, ldc, accumulate),
+                8 => micro_avx512::<8>(kc, a, lda, b, c, ldc, accumulate),
+                7 => micro_avx512::<7>(kc, a, lda, b, c, ldc, accumulate),
+                6 => micro_avx512::<6>(kc, a, lda, b, c, ldc, accumulate),
+                5 => micro_avx512::<5>(kc, a, lda, b, c, ldc, accumulate),
+                4 => micro_avx512::<4>(kc, a, lda, b, c, ldc, accumulate),
+                3 => micro_avx512::<3>(kc, a, lda, b, c, ldc, accumulate),
+                2 => micro_avx512::<2>(kc, a, lda, b, c, ldc, accumulate),
+                _ => micro_avx512::<1>(kc, a, lda, b, c, ldc, accumulate),
             }
         }
         return;
     }
     let _ = avx512;
     let mut acc = [[0f32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (row, &av) in acc.iter_mut().zip(&ak[..rows]) {
+    for (kk, bk) in b.chunks_exact(NR).enumerate() {
+        for (i, row) in acc.iter_mut().enumerate().take(rows) {
+            let av = a[i * lda + kk];
             for (x, &bv) in row.iter_mut().zip(bk) {
                 *x += av * bv;
             }
@@ -292,17 +283,19 @@ fn micro(
 }
 
 /// The AVX-512 micro-kernel for `R` rows: the `R × NR` block of C in `3 · R` zmm registers,
-/// loaded from C when accumulating; per step of K, three vector loads of B and `R` broadcasts of
-/// A, `3 · R` fused multiply-adds; stored back once.
+/// loaded from C when accumulating; per step of K, three vector loads of B and `R` broadcasts from
+/// A's rows, `3 · R` fused multiply-adds; stored back once.
 ///
 /// # Safety
-/// The CPU must have avx512f; `R <= MR`; `a` must be valid for `kc · MR` reads, `b` for `kc · NR`,
-/// `c` for reads and writes of `R` rows of `NR` elements `ldc` apart.
+/// The CPU must have avx512f; `R <= MR`; `a` must be valid for reads of `R` rows of `kc` elements
+/// `lda` apart, `b` for `kc · NR`, `c` for reads and writes of `R` rows of `NR` elements `ldc`
+/// apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn micro_avx512<const R: usize>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -311,7 +304,7 @@ unsafe fn micro_avx512<const R: usize>(
     use std::arch::x86_64::*;
     const V: usize = NR / 16;
     // SAFETY (all pointer offsets below): rows i < R of C at i · ldc, vectors 16 · v < NR; steps
-    // kk < kc of A (MR values each, the first R read) and B (NR values each).
+    // kk < kc of A's rows (i · lda + kk) and of B (NR values each).
     let mut acc: [[__m512; V]; R] = std::array::from_fn(|i| {
         std::array::from_fn(|v| {
             if accumulate {
@@ -321,12 +314,12 @@ unsafe fn micro_avx512<const R: usize>(
             }
         })
     });
+    let rows: [*const f32; R] = std::array::from_fn(|i| a.add(i * lda));
     for kk in 0..kc {
         let bp = b.add(kk * NR);
         let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
-        let ap = a.add(kk * MR);
-        for (i, row) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*ap.add(i));
+        for (row, &ar) in acc.iter_mut().zip(&rows) {
+            let av = _mm512_set1_ps(*ar.add(kk));
             for (x, &bvv) in row.iter_mut().zip(&bv) {
                 *x = _mm512_fmadd_ps(av, bvv, *x);
             }
@@ -383,6 +376,12 @@ mod tests {
                 (20, 600, 600),
             ] {
                 let a: Vec<f32> = (0..m * k).map(val).collect();
+                // A also with a row stride wider than k.
+                let lda = k + 3;
+                let mut a_wide = vec![7f32; m * lda];
+                for i in 0..m {
+                    a_wide[i * lda..i * lda + k].copy_from_slice(&a[i * k..(i + 1) * k]);
+                }
                 let b: Vec<f32> = (0..k * n).map(|i| val(i + 3)).collect();
                 // B with a row stride wider than n.
                 let ldb = n + 2;
@@ -392,16 +391,22 @@ mod tests {
                 }
                 let packed = PackedB::new(&bs, ldb, k, n);
                 let want = naive(m, k, n, &a, &b);
-                for (accumulate, parallel) in [(false, false), (true, false), (false, true)] {
+                for (accumulate, parallel, wide) in [
+                    (false, false, false),
+                    (true, false, false),
+                    (false, true, false),
+                    (true, true, true),
+                ] {
                     let mut c = vec![1.5f32; m * n];
+                    let (a, lda) = if wide { (&a_wide, lda) } else { (&a, k) };
                     pool.install(|| {
-                        sgemm_packed_b(isa, m, &a, k, &packed, &mut c, accumulate, parallel)
+                        sgemm_packed_b(isa, m, a, lda, &packed, &mut c, accumulate, parallel)
                     });
                     for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + 1.5 } else { w };
                         assert!(
                             (got as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
-                            "{isa:?} {m}x{k}x{n} acc={accumulate} par={parallel} at {idx}: {got} vs {w}"
+                            "{isa:?} {m}x{k}x{n} acc={accumulate} par={parallel} lda={lda} at {idx}: {got} vs {w}"
                         );
                     }
                 }
