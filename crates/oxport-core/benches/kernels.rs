@@ -187,9 +187,6 @@ fn vmath_par(c: &mut Criterion) {
 /// Linear layers on transformer shapes (tokens × in × out), 2 threads: the `gemm` crate on the
 /// row-major `K × N` weight against [`sgemm::sgemm_packed_b`] on the weight packed once.
 fn linear_packed(c: &mut Criterion) {
-    use oxport_core::tensor::kernels::matmul::gemm_strided;
-    use oxport_core::tensor::kernels::{sgemm, simd};
-    let isa = simd::active();
     for (m, k, n) in [
         (50, 768, 2304),
         (50, 768, 3072),
@@ -202,24 +199,47 @@ fn linear_packed(c: &mut Criterion) {
         (197, 768, 3072),
         (512, 512, 512),
     ] {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect();
-        let packed = sgemm::PackedB::new(&b, n, k, n);
-        let mut out = vec![0f32; m * n];
-        let mut group = c.benchmark_group(format!("linear_{m}x{k}x{n}"));
-        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        group.bench_function("gemm_crate", |bench| {
-            bench.iter(|| {
-                gemm_strided(
-                    m, k, n, &a, k as isize, 1, &b, n as isize, 1, &mut out, false, true,
-                )
-            })
-        });
-        group.bench_function("packed", |bench| {
-            bench.iter(|| sgemm::sgemm_packed_b(isa, m, &a, k, &packed, &mut out, false, true))
-        });
-        group.finish();
+        linear_group(c, &format!("linear_{m}x{k}x{n}"), (m, k, n), 1);
     }
+}
+
+/// As [`linear_packed`], over 40 different weights in turn (a model's layers: the weights come
+/// from memory, not from the caches).
+fn linear_cold(c: &mut Criterion) {
+    for (m, k, n) in [(197, 192, 576), (197, 768, 192), (50, 768, 3072)] {
+        linear_group(c, &format!("linear_cold_{m}x{k}x{n}"), (m, k, n), 40);
+    }
+}
+
+fn linear_group(c: &mut Criterion, name: &str, (m, k, n): (usize, usize, usize), weights: usize) {
+    use oxport_core::tensor::kernels::matmul::gemm_strided;
+    use oxport_core::tensor::kernels::{sgemm, simd};
+    let isa = simd::active();
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
+    let bs: Vec<Vec<f32>> = (0..weights)
+        .map(|_| (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect())
+        .collect();
+    let packed: Vec<_> = bs.iter().map(|b| sgemm::PackedB::new(b, n, k, n)).collect();
+    let mut out = vec![0f32; m * n];
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements((2 * m * k * n * weights) as u64));
+    group.bench_function("gemm_crate", |bench| {
+        bench.iter(|| {
+            for b in &bs {
+                gemm_strided(
+                    m, k, n, &a, k as isize, 1, b, n as isize, 1, &mut out, false, true,
+                )
+            }
+        })
+    });
+    group.bench_function("packed", |bench| {
+        bench.iter(|| {
+            for p in &packed {
+                sgemm::sgemm_packed_b(isa, m, &a, k, p, &mut out, false, true)
+            }
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {
@@ -228,36 +248,3 @@ criterion_group! {
     targets = matmul, conv, vmath, vmath_par, linear_packed, linear_cold
 }
 criterion_main!(benches);
-
-fn linear_cold(c: &mut Criterion) {
-    use oxport_core::tensor::kernels::matmul::gemm_strided;
-    use oxport_core::tensor::kernels::{sgemm, simd};
-    let isa = simd::active();
-    for (m, k, n) in [(197, 192, 576), (197, 768, 192), (50, 768, 3072)] {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
-        let bs: Vec<Vec<f32>> = (0..40)
-            .map(|_| (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect())
-            .collect();
-        let packed: Vec<_> = bs.iter().map(|b| sgemm::PackedB::new(b, n, k, n)).collect();
-        let mut out = vec![0f32; m * n];
-        let mut group = c.benchmark_group(format!("linear_cold_{m}x{k}x{n}"));
-        group.throughput(Throughput::Elements((2 * m * k * n * 40) as u64));
-        group.bench_function("gemm_crate", |bench| {
-            bench.iter(|| {
-                for b in &bs {
-                    gemm_strided(
-                        m, k, n, &a, k as isize, 1, b, n as isize, 1, &mut out, false, true,
-                    )
-                }
-            })
-        });
-        group.bench_function("packed", |bench| {
-            bench.iter(|| {
-                for p in &packed {
-                    sgemm::sgemm_packed_b(isa, m, &a, k, p, &mut out, false, true)
-                }
-            })
-        });
-        group.finish();
-    }
-}

@@ -7,8 +7,8 @@
 //! Blocking: B as `NR`-column panels, each all of K (`[panel][k][NR]`), walked panel by panel in K
 //! blocks of [`KC`] (one block = 24 KiB, in L1 while the A panels stream past it), so a weight is
 //! read once, front to back; A is read where it is, `MR` rows at a time (in L2 for the few rows
-//! this is for). Edge panels of B are zero-padded; only the valid part of C is written. The micro-kernel keeps an `MR × NR` = 8 × 48 block of C in
-//! 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
+//! this is for). Edge panels of B are zero-padded; only the valid part of C is written. The
+//! micro-kernel keeps an `MR × NR` = 8 × 48 block of C in 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
 //! multiply-adds), accumulated in place in C; a last partial panel of A runs a kernel for its own
 //! row count. Without AVX-512 a portable loop over the same panels runs (plans pack weights only
 //! where [`simd::active`] is AVX-512, so that path is for tests and forced ISAs). Calls with
@@ -46,11 +46,8 @@ impl PackedB {
         );
         let np = n.div_ceil(NR);
         let mut data = vec![0f32; k * np * NR];
-        for (p, row) in b
-            .chunks(ldb.max(1))
-            .take(if n == 0 { 0 } else { k })
-            .enumerate()
-        {
+        // `max(1)`: an empty B may come with a row stride of 0.
+        for (p, row) in b.chunks(ldb.max(1)).take(k).enumerate() {
             for (jp, chunk) in row[..n].chunks(NR).enumerate() {
                 data[(jp * k + p) * NR..][..chunk.len()].copy_from_slice(chunk);
             }
@@ -75,8 +72,8 @@ impl PackedB {
 }
 
 /// `C = A·B` (`accumulate`: `C += A·B`) for a row-major `m × k` `A` (row stride `lda`), a packed
-/// `B` and a contiguous row-major `m × n` `C`, with the code for `isa`; in two tasks on the rayon
-/// pool when `parallel` and the product is big enough.
+/// `B` and a contiguous row-major `m × n` `C`, with the code for `isa`; split between the rayon
+/// pool's threads when `parallel` and the product is big enough.
 ///
 /// # Panics
 /// If `a` or `c` is too short.
@@ -112,7 +109,7 @@ pub fn sgemm_packed_b(
     // panel, all of K: B is read once, front to back (one stream from memory for a weight too big
     // for the caches); the micro-kernel reads A's rows where they are (in L1/L2 for the few rows
     // this is for: packing them cost more than it saved, up to 1.6× at 192×192×192).
-    let block = |ips: std::ops::Range<usize>, jps: std::ops::Range<usize>, c: &ColumnsOf<'_>| {
+    let block = |ips: std::ops::Range<usize>, jps: std::ops::Range<usize>, c: &SharedC<'_>| {
         for jp in jps.clone() {
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
@@ -130,10 +127,10 @@ pub fn sgemm_packed_b(
         }
     };
     let work = m * n * k;
-    let cols = ColumnsOf::new(c, n);
+    let shared = SharedC::new(c, n);
     let threads = rayon::current_num_threads();
     if !parallel || work < PARALLEL_MIN_MACS || threads < 2 || (mp < 2 && np < 2) {
-        block(0..mp, 0..np, &cols);
+        block(0..mp, 0..np, &shared);
         return;
     }
     // Rows split when B is small enough to be read from cache by every task; otherwise columns
@@ -149,9 +146,9 @@ pub fn sgemm_packed_b(
         let mine = t * per..((t + 1) * per).min(parts);
         // Each task writes only its own blocks of C.
         if by_rows {
-            block(mine, 0..np, &cols);
+            block(mine, 0..np, &shared);
         } else {
-            block(0..mp, mine, &cols);
+            block(0..mp, mine, &shared);
         }
     });
 }
@@ -159,27 +156,27 @@ pub fn sgemm_packed_b(
 /// B packed up to this size is shared by tasks that split the rows of A (it stays in L2).
 const ROW_SPLIT_MAX_B_BYTES: usize = 1 << 20;
 
-/// Products of at least this many multiply-adds split their columns between rayon tasks.
+/// Products of at least this many multiply-adds are split between rayon tasks.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// A row-major C, written by disjoint blocks from several tasks at once.
-struct ColumnsOf<'a> {
+struct SharedC<'a> {
     ptr: *mut f32,
     rows: usize,
     n: usize,
     _c: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: a `ColumnsOf` is shared between the tasks of one `sgemm_packed_b` call, which write
-// disjoint blocks (each task its own row or column panels), so no element is written by two threads, and
-// the borrow of C outlives the tasks (`for_each` returns when they are done).
-unsafe impl Send for ColumnsOf<'_> {}
+// SAFETY: a `SharedC` is shared between the tasks of one `sgemm_packed_b` call, which write
+// disjoint blocks (each task its own row or column panels), so no element is written by two
+// threads, and the borrow of C outlives the tasks (`for_each` returns when they are done).
+unsafe impl Send for SharedC<'_> {}
 // SAFETY: as for `Send`: shared access only ever writes disjoint elements.
-unsafe impl Sync for ColumnsOf<'_> {}
+unsafe impl Sync for SharedC<'_> {}
 
-impl<'a> ColumnsOf<'a> {
+impl<'a> SharedC<'a> {
     fn new(c: &'a mut [f32], n: usize) -> Self {
-        ColumnsOf {
+        SharedC {
             ptr: c.as_mut_ptr(),
             rows: c.len() / n.max(1),
             n,
@@ -188,13 +185,14 @@ impl<'a> ColumnsOf<'a> {
     }
 
     /// Runs `f(tile, ldc)` on the `mr × nr` block of C at row `i0`, column `j0`: in place (row
-    /// stride `n`) when the block is `NR` wide (`f` touches only its first `mr` rows), else through an `MR × NR` buffer whose valid part
-    /// is copied back (`f` then sees the block's current values there, for accumulation).
+    /// stride `n`) when the block is `NR` wide (`f` touches only its first `mr` rows), else
+    /// through an `MR × NR` buffer whose valid part is copied back (`f` then sees the block's
+    /// current values there, for accumulation).
     #[inline(always)]
     fn tile(&self, i0: usize, j0: usize, mr: usize, nr: usize, f: impl FnOnce(*mut f32, usize)) {
         assert!(
             i0 + mr <= self.rows && j0 + nr <= self.n && mr <= MR && nr <= NR,
-            "ColumnsOf: out of C"
+            "SharedC: out of C"
         );
         // SAFETY: rows i0..i0 + mr and columns j0..j0 + nr are inside C (asserted above); the
         // calling task owns this block (see the `Send`/`Sync` impls).
@@ -248,7 +246,7 @@ fn micro(
         // SAFETY: `avx512` is true only when `Isa::usable` returned Avx512, i.e. the CPU has
         // avx512f; A holds `rows` rows of `kc` values `lda` apart and B `kc` steps of NR values
         // (asserted above); `c` is an `MR × NR` block with row stride `ldc` that the caller owns
-        // (`ColumnsOf::tile`), and each kernel touches only its first `R = rows` rows.
+        // (`SharedC::tile`), and each kernel touches only its first `R = rows` rows.
         unsafe {
             match rows {
                 8 => micro_avx512::<8>(kc, a, lda, b, c, ldc, accumulate),
