@@ -71,6 +71,9 @@ enum Command {
         /// Time whole calls only (no per-op timers, no per-op table).
         #[arg(long)]
         no_profile: bool,
+        /// Also list the N slowest nodes (a fused step: its nodes joined by `+`).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        nodes: usize,
     },
     /// List the ATen overloads in the op registry (`--core` for the Core ATen subset).
     Ops {
@@ -264,6 +267,7 @@ struct BenchOptions {
     iters: usize,
     no_fuse: bool,
     no_profile: bool,
+    nodes: usize,
 }
 
 fn bench(
@@ -277,6 +281,7 @@ fn bench(
         iters,
         no_fuse,
         no_profile,
+        nodes,
     } = o;
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new()
@@ -293,7 +298,11 @@ fn bench(
     for _ in 0..warmup {
         m.call_flat(values.clone())?;
     }
-    let mut profile = oxport::runtime::Profile::default();
+    let mut profile = if nodes > 0 {
+        oxport::runtime::Profile::per_node()
+    } else {
+        oxport::runtime::Profile::default()
+    };
     let mut times = vec![];
     for _ in 0..iters.max(1) {
         let t0 = std::time::Instant::now();
@@ -347,6 +356,24 @@ fn bench(
             100.0 * ms / total.max(1e-12)
         );
     }
+    if let (false, Some(by_node)) = (no_profile, &profile.by_node) {
+        println!(
+            "\n{:<40} {:<40} {:>9} {:>7}",
+            "node", "op", "ms/run", "share"
+        );
+        let mut rows: Vec<_> = by_node.iter().collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .1));
+        for (node, (target, d, _)) in rows.into_iter().take(nodes) {
+            let ms = d.as_secs_f64() * 1e3 / n;
+            println!(
+                "{:<40} {:<40} {:>9.3} {:>6.1}%",
+                node,
+                target.strip_prefix("torch.ops.").unwrap_or(target),
+                ms,
+                100.0 * ms / total.max(1e-12)
+            );
+        }
+    }
     println!(
         "min_ms={:.4} max_ms={:.4}",
         times[0],
@@ -375,6 +402,7 @@ fn main() -> ExitCode {
             iters,
             no_fuse,
             no_profile,
+            nodes,
         } => bench(
             &file,
             &inputs,
@@ -384,6 +412,7 @@ fn main() -> ExitCode {
                 iters,
                 no_fuse,
                 no_profile,
+                nodes,
             },
         ),
         Command::Ops {

@@ -1053,7 +1053,7 @@ impl GraphPlan {
                 Some(p) => {
                     let t0 = std::time::Instant::now();
                     self.run_step(step, &mut slots, arena)?;
-                    p.add(&step.target, t0.elapsed());
+                    p.add(step, t0.elapsed());
                 }
             }
             for &s in &step.free {
@@ -1300,23 +1300,45 @@ impl GraphPlan {
     }
 }
 
-/// Time spent per op (target), accumulated over calls.
+/// Time spent per op (target), and per node when [`Profile::per_node`], accumulated over calls.
+///
+/// ```
+/// let mut profile = oxport_runtime::Profile::per_node();
+/// assert!(profile.by_node.is_some() && profile.by_target.is_empty());
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Profile {
     /// target -> (total time, number of calls)
     pub by_target: std::collections::BTreeMap<String, (std::time::Duration, usize)>,
+    /// node (a fused step: its nodes joined by `+`) -> (target, total time, number of calls).
+    pub by_node: Option<std::collections::HashMap<String, (String, std::time::Duration, usize)>>,
 }
 
 impl Profile {
-    fn add(&mut self, target: &str, d: std::time::Duration) {
-        match self.by_target.get_mut(target) {
+    /// A profile that also times each node.
+    pub fn per_node() -> Profile {
+        Profile {
+            by_target: Default::default(),
+            by_node: Some(Default::default()),
+        }
+    }
+
+    fn add(&mut self, step: &Step, d: std::time::Duration) {
+        match self.by_target.get_mut(&step.target) {
             Some(e) => {
                 e.0 += d;
                 e.1 += 1;
             }
             None => {
-                self.by_target.insert(target.to_string(), (d, 1));
+                self.by_target.insert(step.target.clone(), (d, 1));
             }
+        }
+        if let Some(nodes) = &mut self.by_node {
+            let e = nodes
+                .entry(step.node.clone())
+                .or_insert_with(|| (step.target.clone(), Default::default(), 0));
+            e.1 += d;
+            e.2 += 1;
         }
     }
 }

@@ -70,6 +70,9 @@ pub trait Scalar:
     /// Lossy conversion used for pooling divisors (`C++`'s implicit
     /// `int64_t -> float` conversion).
     fn from_i64(v: i64) -> Self;
+    /// `self · a + b` with one rounding (slow without the FMA instruction: kernels use it only in
+    /// code built for an ISA that has it).
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
 impl Scalar for f32 {
@@ -84,6 +87,10 @@ impl Scalar for f32 {
     fn from_i64(v: i64) -> Self {
         v as f32
     }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
 }
 
 impl Scalar for f64 {
@@ -97,6 +104,10 @@ impl Scalar for f64 {
     #[inline(always)]
     fn from_i64(v: i64) -> Self {
         v as f64
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
     }
 }
 

@@ -157,7 +157,7 @@ macro_rules! dispatch {
                 const $fma: bool = true;
                 // SAFETY: `Isa::usable` returns Avx512 only when `best()`'s `is_x86_feature_detected!`
                 // probe found avx512f, avx512vl, avx512dq, avx2 and fma on this CPU.
-                unsafe { $crate::tensor::kernels::simd::run_avx512(|| $body) }
+                unsafe { $crate::tensor::kernels::simd::run_avx512(#[inline(always)] || $body) }
             }
             #[cfg(target_arch = "x86_64")]
             $crate::tensor::kernels::simd::Isa::Avx2 => {
@@ -165,7 +165,7 @@ macro_rules! dispatch {
                 const $fma: bool = true;
                 // SAFETY: `Isa::usable` returns Avx2 or better only when `best()`'s
                 // `is_x86_feature_detected!` probe found avx2 and fma on this CPU.
-                unsafe { $crate::tensor::kernels::simd::run_avx2(|| $body) }
+                unsafe { $crate::tensor::kernels::simd::run_avx2(#[inline(always)] || $body) }
             }
             _ => {
                 #[allow(dead_code)]
