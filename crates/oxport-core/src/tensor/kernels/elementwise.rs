@@ -275,18 +275,83 @@ pub fn binary_map_into<A: Element, B: Element, O: Element>(
     } else {
         let stra = broadcast_strides(&a, out_sizes);
         let strb = broadcast_strides(&b, out_sizes);
-        for_each_run(
-            out_sizes,
-            &[out.strides(), &stra, &strb],
-            &[o0, a.storage_offset(), b.storage_offset()],
-            |offs, len, st| {
-                for i in 0..len {
-                    all[offs[0] + i * st[0]] = f(sa[offs[1] + i * st[1]], sb[offs[2] + i * st[2]]);
+        let strides = [out.strides(), &stra[..], &strb[..]];
+        let offsets = [o0, a.storage_offset(), b.storage_offset()];
+        if out.is_contiguous() && n >= PAR_THRESHOLD {
+            // The runs of a contiguous output tile it in order, all of one length: one task per
+            // group of runs (a per-channel scale over large planes, a bias over many rows).
+            let mut runs = Vec::new();
+            let mut run_len = 0;
+            for_each_run(out_sizes, &strides, &offsets, |offs, len, st| {
+                run_len = len;
+                runs.push([offs[1], st[1], offs[2], st[2]]);
+            });
+            let dst = &mut all[o0..o0 + n];
+            let per = (CHUNK / run_len.max(1)).max(1);
+            dst.par_chunks_mut(run_len * per)
+                .zip(runs.par_chunks(per))
+                .for_each(|(d, rs)| {
+                    for (d, r) in d.chunks_exact_mut(run_len).zip(rs) {
+                        binary_run(d, sa, r[0], r[1], sb, r[2], r[3], &f);
+                    }
+                });
+        } else {
+            for_each_run(out_sizes, &strides, &offsets, |offs, len, st| {
+                if st[0] == 1 {
+                    let d = &mut all[offs[0]..offs[0] + len];
+                    binary_run(d, sa, offs[1], st[1], sb, offs[2], st[2], &f);
+                } else {
+                    for i in 0..len {
+                        all[offs[0] + i * st[0]] =
+                            f(sa[offs[1] + i * st[1]], sb[offs[2] + i * st[2]]);
+                    }
                 }
-            },
-        );
+            });
+        }
     }
     Ok(())
+}
+
+/// One run of a broadcasting binary map into a contiguous `dst`: `a` from offset `ao` with stride
+/// `ast`, `b` likewise; the usual strides (both contiguous, one of them broadcast) as plain slice
+/// loops the compiler vectorises.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn binary_run<A: Element, B: Element, O: Element>(
+    dst: &mut [O],
+    sa: &[A],
+    ao: usize,
+    ast: usize,
+    sb: &[B],
+    bo: usize,
+    bst: usize,
+    f: &impl Fn(A, B) -> O,
+) {
+    let len = dst.len();
+    match (ast, bst) {
+        (1, 1) => {
+            for ((d, &x), &y) in dst.iter_mut().zip(&sa[ao..ao + len]).zip(&sb[bo..bo + len]) {
+                *d = f(x, y);
+            }
+        }
+        (1, 0) => {
+            let y = sb[bo];
+            for (d, &x) in dst.iter_mut().zip(&sa[ao..ao + len]) {
+                *d = f(x, y);
+            }
+        }
+        (0, 1) => {
+            let x = sa[ao];
+            for (d, &y) in dst.iter_mut().zip(&sb[bo..bo + len]) {
+                *d = f(x, y);
+            }
+        }
+        _ => {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = f(sa[ao + i * ast], sb[bo + i * bst]);
+            }
+        }
+    }
 }
 
 /// `out[i] = f(a[i], b[i], c[i])`, the inputs broadcast to `out`'s sizes, written into `out` (element
@@ -585,6 +650,49 @@ mod tests {
         // Wrong dtypes are refused as by unary_map_into.
         let wrong = Tensor::zeros_strided(crate::DType::F64, &[2, 3], &[3, 1]).unwrap();
         assert!(unary_slices_into::<f32, f32>(&a, &wrong, 1, |_, _| (), |x| x).is_err());
+    }
+
+    /// Broadcasting binary maps (per-channel scale, row bias, scalar-like column, an input with a
+    /// stride) below and above the parallel threshold, both operand orders, against indexing.
+    #[test]
+    fn broadcast_runs_match_indexing() {
+        let full = |sizes: &[usize]| {
+            let n: usize = sizes.iter().product();
+            t32((0..n).map(|i| (i % 97) as f32 * 0.5 - 7.0).collect(), sizes)
+        };
+        for sizes in [[2, 3, 5, 7], [2, 3, 70, 80]] {
+            let x = full(&sizes);
+            let [n0, c, h, w] = sizes;
+            let chan = t32((0..c).map(|i| i as f32 + 1.5).collect(), &[1, c, 1, 1]);
+            let row = t32((0..w).map(|i| 0.25 * i as f32).collect(), &[w]);
+            let col = t32((0..h).map(|i| i as f32 - 3.0).collect(), &[h, 1]);
+            // x transposed in its last two dims: a strided input of the same shape.
+            let xt = full(&[n0, c, w, h]).transpose(2, 3).unwrap();
+            let xv = x.to_vec::<f32>().unwrap();
+            let xtv = xt.to_vec::<f32>().unwrap();
+            let at = |i: usize| {
+                let (wi, hi, ci) = (i % w, (i / w) % h, (i / (w * h)) % c);
+                (ci, hi, wi)
+            };
+            let n = xv.len();
+            let cases: Vec<(&Tensor, &Tensor, Box<dyn Fn(usize) -> f32>)> = vec![
+                (&x, &chan, Box::new(|i| xv[i] * (at(i).0 as f32 + 1.5))),
+                (&chan, &x, Box::new(|i| (at(i).0 as f32 + 1.5) * xv[i])),
+                (&x, &row, Box::new(|i| xv[i] * (0.25 * at(i).2 as f32))),
+                (&col, &x, Box::new(|i| (at(i).1 as f32 - 3.0) * xv[i])),
+                (&xt, &chan, Box::new(|i| xtv[i] * (at(i).0 as f32 + 1.5))),
+            ];
+            for (k, (a, b, want)) in cases.into_iter().enumerate() {
+                let out =
+                    Tensor::zeros_strided(crate::DType::F32, &sizes, &[c * h * w, h * w, w, 1])
+                        .unwrap();
+                binary_map_into::<f32, f32, f32>(a, b, &out, |p, q| p * q).unwrap();
+                let got = out.to_vec::<f32>().unwrap();
+                for (i, g) in got.iter().enumerate().take(n) {
+                    assert_eq!(*g, want(i), "case {k} at {sizes:?}, element {i}");
+                }
+            }
+        }
     }
 
     #[test]
