@@ -675,7 +675,8 @@ mod tests {
                 (ci, hi, wi)
             };
             let n = xv.len();
-            let cases: Vec<(&Tensor, &Tensor, Box<dyn Fn(usize) -> f32>)> = vec![
+            type Want<'a> = Box<dyn Fn(usize) -> f32 + 'a>;
+            let cases: Vec<(&Tensor, &Tensor, Want)> = vec![
                 (&x, &chan, Box::new(|i| xv[i] * (at(i).0 as f32 + 1.5))),
                 (&chan, &x, Box::new(|i| (at(i).0 as f32 + 1.5) * xv[i])),
                 (&x, &row, Box::new(|i| xv[i] * (0.25 * at(i).2 as f32))),
