@@ -12,6 +12,7 @@ use crate::plan::{GraphPlan, Kind, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::conv::Conv2dParams;
+use oxport_core::tensor::kernels::{sgemm, simd};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
 
@@ -34,7 +35,16 @@ pub(crate) struct FusedConv {
     pub activation: Activation,
     /// Output sizes (contiguous).
     pub out_shape: Vec<usize>,
+    /// For a 1×1 convolution over few pixels ([`PACKED_MAX_PIXELS`]): the weight transposed to
+    /// `C × O` and packed for [`sgemm::sgemm_packed_b`], which runs it as the linear layer it is
+    /// (`out[p, :] = x[p, :]·Wᵀ`). The `gemm` crate would pack all of `W` on every call for a
+    /// product of a few columns (efficientnet_b0 at 64 px: 192→1152 on 2×2 pixels, 1.7 GFLOP/s).
+    pub packed: Option<std::sync::Arc<sgemm::PackedB>>,
 }
+
+/// 1×1 convolutions with at most this many output pixels per image run as a packed linear layer
+/// (the threshold of [`super::linear::PACKED_MAX_ROWS`]).
+pub(crate) const PACKED_MAX_PIXELS: usize = super::linear::PACKED_MAX_ROWS;
 
 fn f32_4d(m: Option<&TensorMeta>) -> Option<[usize; 4]> {
     let m = m?;
@@ -253,6 +263,21 @@ fn match_chain(
         Some((Tensor::from_vec(w32, &w_shape).ok()?, b32))
     })?;
     let (weight, b32) = (*prepared_weights).clone();
+    let pointwise = w_shape[2] == 1
+        && w_shape[3] == 1
+        && params.groups == 1
+        && params.stride == [1, 1]
+        && params.padding == [0, 0];
+    let pixels = in_shape[2] * in_shape[3];
+    let packed = if pointwise && pixels <= PACKED_MAX_PIXELS && simd::active() == simd::Isa::Avx512
+    {
+        let (o, c) = (w_shape[0], w_shape[1]);
+        prepared.get_or_insert(&key, "conv_pointwise_packed", || {
+            Some(pack_pointwise(&weight.to_vec::<f32>().ok()?, o, c))
+        })
+    } else {
+        None
+    };
     let conv = FusedConv {
         in_shape,
         weight,
@@ -261,6 +286,7 @@ fn match_chain(
         params,
         activation: act,
         out_shape: out_shape.clone(),
+        packed,
     };
     let step = Prepared {
         inputs: std::iter::once(x).chain(residual).collect(),
@@ -343,6 +369,52 @@ impl PreparedKernel for FusedConv {
     }
 }
 
+/// A 1×1 convolution's `O × C` weight as the packed `C × O` right-hand side of [`run_packed`].
+fn pack_pointwise(w: &[f32], o: usize, c: usize) -> sgemm::PackedB {
+    let mut wt = vec![0f32; c * o];
+    for (oi, row) in w.chunks_exact(c).enumerate() {
+        for (ci, &v) in row.iter().enumerate() {
+            wt[ci * o + oi] = v;
+        }
+    }
+    sgemm::PackedB::new(&wt, o, c, o)
+}
+
+/// A 1×1 convolution as a linear layer, image by image: `x` (`C × P`) transposed to `P × C`, times
+/// the packed `Wᵀ` onto rows holding the bias, transposed back into `out` (`O × P`) with the
+/// residual and the activation.
+fn run_packed(f: &FusedConv, w: &sgemm::PackedB, xd: &[f32], rd: Option<&[f32]>, od: &mut [f32]) {
+    let [n, c, h, wd] = f.in_shape;
+    let (p, o) = (h * wd, w.n());
+    let mut xt = vec![0f32; p * c];
+    let mut ct = vec![0f32; p * o];
+    for i in 0..n {
+        let x = &xd[i * c * p..(i + 1) * c * p];
+        for (ci, row) in x.chunks_exact(p).enumerate() {
+            for (pi, &v) in row.iter().enumerate() {
+                xt[pi * c + ci] = v;
+            }
+        }
+        match &f.bias {
+            Some(b) => ct.chunks_exact_mut(o).for_each(|r| r.copy_from_slice(b)),
+            None => ct.fill(0.0),
+        }
+        sgemm::sgemm_packed_b(simd::active(), p, &xt, c, w, &mut ct, true, true);
+        let out = &mut od[i * o * p..(i + 1) * o * p];
+        for (oi, orow) in out.chunks_exact_mut(p).enumerate() {
+            for (pi, v) in orow.iter_mut().enumerate() {
+                *v = ct[pi * o + oi];
+            }
+        }
+        if let Some(r) = rd {
+            for (v, &rv) in out.iter_mut().zip(&r[i * o * p..(i + 1) * o * p]) {
+                *v += rv;
+            }
+        }
+        f.activation.apply_f32(out);
+    }
+}
+
 /// Runs a fused convolution into `out` (contiguous f32 of `f.out_shape`).
 fn run(
     f: &FusedConv,
@@ -375,6 +447,14 @@ fn run(
             ));
         }
     }
+    if let Some(w) = &f.packed {
+        return x.with_contiguous::<f32, _>(|xd| match &r {
+            Some(r) => r.with_contiguous::<f32, _>(|rd| {
+                out.with_contiguous_mut::<f32, _>(|od| run_packed(f, w, xd, Some(rd), od))
+            })?,
+            None => out.with_contiguous_mut::<f32, _>(|od| run_packed(f, w, xd, None, od)),
+        })?;
+    }
     x.with_contiguous::<f32, _>(|xd| {
         f.weight.with_contiguous::<f32, _>(|wd| {
             let conv = |rd: Option<&[f32]>| {
@@ -393,4 +473,59 @@ fn run(
             }
         })?
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed 1×1 path gives the general convolution's results, with bias, residual and an
+    /// activation, for several images and pixel counts (one partial row panel, several).
+    #[test]
+    fn packed_pointwise_conv_matches_the_general_kernel() {
+        let val = |i: usize| ((i * 7919 % 997) as f32 - 498.0) / 400.0;
+        let (c, o) = (37, 70);
+        let w: Vec<f32> = (0..o * c).map(val).collect();
+        let bias: Vec<f32> = (0..o).map(|j| val(j + 3)).collect();
+        let params = Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        for (n, h, wd) in [(1, 1, 1), (2, 3, 5), (1, 7, 7), (3, 2, 2)] {
+            let in_shape = [n, c, h, wd];
+            let out_shape = vec![n, o, h, wd];
+            let x: Vec<f32> = (0..n * c * h * wd).map(|i| val(i + 17)).collect();
+            let res: Vec<f32> = (0..n * o * h * wd).map(|i| val(i + 29)).collect();
+            let x = Tensor::from_vec(x, &in_shape).unwrap();
+            let res = Tensor::from_vec(res, &out_shape).unwrap();
+            let conv = |packed| FusedConv {
+                in_shape,
+                weight: Tensor::from_vec(w.clone(), &[o, c, 1, 1]).unwrap(),
+                w_shape: [o, c, 1, 1],
+                bias: Some(bias.clone()),
+                params,
+                activation: Activation::HardSwish,
+                out_shape: out_shape.clone(),
+                packed,
+            };
+            let outs: Vec<Vec<f32>> = [None, Some(std::sync::Arc::new(pack_pointwise(&w, o, c)))]
+                .into_iter()
+                .map(|packed| {
+                    let out =
+                        Tensor::zeros_strided(DType::F32, &out_shape, &[o * h * wd, h * wd, wd, 1])
+                            .unwrap();
+                    conv(packed).run(&[&x, &res], &out).unwrap();
+                    out.to_vec::<f32>().unwrap()
+                })
+                .collect();
+            for (i, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "{in_shape:?} at {i}: general {a} vs packed {b}"
+                );
+            }
+        }
+    }
 }
