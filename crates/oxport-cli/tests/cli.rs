@@ -131,4 +131,28 @@ fn bench_ends_with_the_median() {
     ]);
     let plain = String::from_utf8(plain.stdout).unwrap();
     assert!(plain.contains("aten.convolution.default"), "{plain}");
+    // `--nodes 2`: a table of the two slowest nodes after the per-op one, a fused step named by
+    // its nodes.
+    let nodes = oxport(&[
+        "bench",
+        s(&fixture("small_cnn_bn_eval.core.pt2")),
+        "--iters",
+        "3",
+        "--nodes",
+        "2",
+    ]);
+    let nodes = String::from_utf8(nodes.stdout).unwrap();
+    let table: Vec<&str> = nodes
+        .lines()
+        .skip_while(|l| !l.starts_with("node "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("min_ms="))
+        .collect();
+    assert_eq!(table.len(), 2, "{nodes}");
+    assert!(
+        table
+            .iter()
+            .any(|l| l.contains('+') && l.contains("oxport.fused.conv2d")),
+        "{nodes}"
+    );
 }
