@@ -1334,11 +1334,16 @@ impl Profile {
             }
         }
         if let Some(nodes) = &mut self.by_node {
-            let e = nodes
-                .entry(step.node.clone())
-                .or_insert_with(|| (step.target.clone(), Default::default(), 0));
-            e.1 += d;
-            e.2 += 1;
+            // Names are copied only on a node's first call, not on every timed step.
+            match nodes.get_mut(&step.node) {
+                Some(e) => {
+                    e.1 += d;
+                    e.2 += 1;
+                }
+                None => {
+                    nodes.insert(step.node.clone(), (step.target.clone(), d, 1));
+                }
+            }
         }
     }
 }

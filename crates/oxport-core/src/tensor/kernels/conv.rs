@@ -638,7 +638,6 @@ fn depthwise_plane<T: Scalar, const FMA: bool>(
     let khe = (g.kh - 1) * g.dh + 1;
     scratch.resize(layout.scratch_len(g), T::ZERO);
     let (phases, lanes) = scratch.split_at_mut(layout.phases_len(g));
-    let phase_len = layout.phase_len;
     for y0 in (0..g.oh).step_by(layout.band_rows) {
         let rows = layout.band_rows.min(g.oh - y0);
         phases.fill(T::ZERO);
@@ -651,13 +650,21 @@ fn depthwise_plane<T: Scalar, const FMA: bool>(
             match sw {
                 1 => phases[row0 + g.pw..][..g.w].copy_from_slice(irow),
                 2 => {
-                    // Input columns 2t and 2t + 1 go to column t + pw / 2 of phase pw % 2 and
-                    // t + (pw + 1) / 2 of the other: deinterleaved in pairs (vectorises).
-                    let (ph0, ph1) = phases[row0..].split_at_mut(phase_len);
-                    let (even, odd) = if g.pw.is_multiple_of(2) {
-                        (&mut ph0[g.pw / 2..], &mut ph1[g.pw.div_ceil(2)..])
+                    // Input columns 2t and 2t + 1 go to column t of the phase rows `col_at` gives
+                    // for first columns 0 and 1: deinterleaved in pairs (vectorises).
+                    let [(first, at_a), (_, at_b)] = layout.col_at[..] else {
+                        unreachable!("two column phases for stride 2")
+                    };
+                    let (at_even, at_odd) = if first == 0 {
+                        (at_a, at_b)
                     } else {
-                        (&mut ph1[g.pw / 2..], &mut ph0[g.pw.div_ceil(2)..])
+                        (at_b, at_a)
+                    };
+                    let (lo, hi) = phases[row0..].split_at_mut(at_even.max(at_odd));
+                    let (even, odd) = if at_even < at_odd {
+                        (&mut lo[at_even..], hi)
+                    } else {
+                        (hi, &mut lo[at_odd..])
                     };
                     let pairs = irow.chunks_exact(2);
                     if let [v] = pairs.remainder() {

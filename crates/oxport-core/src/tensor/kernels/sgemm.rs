@@ -8,12 +8,13 @@
 //! blocks of [`KC`] (one block = 24 KiB, in L1 while the A panels stream past it), so a weight is
 //! read once, front to back; A is read where it is, `MR` rows at a time (in L2 for the few rows
 //! this is for). Edge panels of B are zero-padded; only the valid part of C is written. The
-//! micro-kernel keeps an `MR × NR` = 8 × 48 block of C in 24 AVX-512 registers (per step of K: three vector loads of B, eight broadcasts of A, 24 fused
-//! multiply-adds), accumulated in place in C; a last partial panel of A runs a kernel for its own
-//! row count. Without AVX-512 a portable loop over the same panels runs (plans pack weights only
-//! where [`simd::active`] is AVX-512, so that path is for tests and forced ISAs). Calls with
-//! enough work split between rayon tasks: by rows of A when B fits in L2 (every task reads all of
-//! it), else by column panels (each task streams its part of B).
+//! micro-kernel keeps an `MR × NR` = 8 × 48 block of C in 24 AVX-512 registers (per step of K:
+//! three vector loads of B, eight broadcasts of A, 24 fused multiply-adds), accumulated in place
+//! in C; a last partial panel of A runs a kernel for its own row count. Without AVX-512 a
+//! portable loop over the same panels runs (plans pack weights only where [`simd::active`] is
+//! AVX-512, so that path is for tests and forced ISAs). Calls with enough work split between
+//! rayon tasks: by rows of A when B fits in L2 (every task reads all of it), else by column
+//! panels (each task streams its part of B).
 //!
 //! `benches/kernels.rs` (`linear_packed`) compares it with the `gemm` crate on transformer shapes.
 use super::simd::Isa;
