@@ -10,11 +10,15 @@ saved again into OURS_DIR (same file names), check with real PyTorch that:
     for the fixture's inputs (random inputs of the recorded shapes when none are committed).
 
 Run: tools/check_pt2_interop.sh (builds the Rust side, then runs this).
-Usage: check_pt2_interop.py OURS_DIR [FIXTURES_DIR]  (FIXTURES_DIR defaults to tests/fixtures/pt2)
+Usage: check_pt2_interop.py OURS_DIR [FIXTURES_DIR] [--resave RESAVE_BIN]
+(FIXTURES_DIR defaults to tests/fixtures/pt2). With --resave, each program is re-saved by RESAVE_BIN (the
+oxport-ir `resave` example) just before it is checked and deleted just after, so only one copy is on disk
+at a time (the large programs are ~1.5 GB in all).
 """
 import glob
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -22,8 +26,14 @@ import torch
 import torch.utils._pytree as pytree
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "pt2")
-if len(sys.argv) > 2:  # another set of PyTorch-written programs, e.g. tools/gen_large_pt2.py's
-    FIXTURES = sys.argv[2]
+ARGS = sys.argv[1:]
+RESAVE = None
+if "--resave" in ARGS:
+    i = ARGS.index("--resave")
+    RESAVE = ARGS[i + 1]
+    del ARGS[i:i + 2]
+if len(ARGS) > 1:  # another set of PyTorch-written programs, e.g. tools/gen_large_pt2.py's
+    FIXTURES = ARGS[1]
 
 
 def storage_groups(tensors):
@@ -95,46 +105,57 @@ def same_values(a, b):
 
 
 def main():
-    ours_dir = sys.argv[1]
+    ours_dir = ARGS[0]
     manifest = json.load(open(os.path.join(FIXTURES, "manifest.json")))
     failures = []
     checked = 0
     for case in manifest["cases"]:
         fname = case["pt2"]
         ours_path = os.path.join(ours_dir, fname)
-        if not os.path.exists(ours_path):
-            failures.append(f"{fname}: oxport did not write it")
-            continue
+        if RESAVE is not None:
+            r = subprocess.run([RESAVE, ours_dir, os.path.join(FIXTURES, fname)], capture_output=True, text=True)
+            if r.returncode != 0:
+                failures.append(f"{fname}: oxport could not re-save it: {r.stderr.strip()}")
+                continue
         try:
-            original = torch.export.load(os.path.join(FIXTURES, fname))
-            ours = torch.export.load(ours_path)
-        except Exception as e:  # noqa: BLE001
-            failures.append(f"{fname}: torch.export.load failed: {type(e).__name__}: {e}")
-            continue
-        problems = []
-        expected_text = open(os.path.join(FIXTURES, fname[:-4] + ".txt")).read()
-        if str(ours) != expected_text:
-            problems.append("prints differently")
-        problems += same_tensors("state_dict", original.state_dict, ours.state_dict)
-        problems += same_tensors("constants", {k: v for k, v in original.constants.items()},
-                                 {k: v for k, v in ours.constants.items()})
-        flat = inputs_for(case)
-        try:
-            out_a, in_a = run(original, flat)
-            out_b, in_b = run(ours, flat)
-            if not same_values(out_a, out_b):
-                problems.append("outputs differ")
-            if not same_values(in_a, in_b):
-                problems.append("input mutations differ")
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"running failed: {type(e).__name__}: {e}")
-        if problems:
-            failures.append(f"{fname}: " + "; ".join(problems))
-        checked += 1
+            failures += check_case(case, fname, ours_path)
+            checked += 1
+        finally:
+            if RESAVE is not None and os.path.exists(ours_path):
+                os.remove(ours_path)
     print(f"PyTorch {torch.__version__} loaded, printed and ran {checked} programs saved by oxport")
     if failures:
         print("\n".join(failures), file=sys.stderr)
         sys.exit(1)
+
+
+def check_case(case, fname, ours_path):
+    """Problems found with oxport's copy of one program (an empty list when there are none)."""
+    if not os.path.exists(ours_path):
+        return [f"{fname}: oxport did not write it"]
+    try:
+        original = torch.export.load(os.path.join(FIXTURES, fname))
+        ours = torch.export.load(ours_path)
+    except Exception as e:  # noqa: BLE001
+        return [f"{fname}: torch.export.load failed: {type(e).__name__}: {e}"]
+    problems = []
+    expected_text = open(os.path.join(FIXTURES, fname[:-4] + ".txt")).read()
+    if str(ours) != expected_text:
+        problems.append("prints differently")
+    problems += same_tensors("state_dict", original.state_dict, ours.state_dict)
+    problems += same_tensors("constants", {k: v for k, v in original.constants.items()},
+                             {k: v for k, v in ours.constants.items()})
+    flat = inputs_for(case)
+    try:
+        out_a, in_a = run(original, flat)
+        out_b, in_b = run(ours, flat)
+        if not same_values(out_a, out_b):
+            problems.append("outputs differ")
+        if not same_values(in_a, in_b):
+            problems.append("input mutations differ")
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"running failed: {type(e).__name__}: {e}")
+    return [f"{fname}: " + "; ".join(problems)] if problems else []
 
 
 if __name__ == "__main__":
