@@ -25,6 +25,7 @@ mod error;
 mod guards;
 mod plan;
 pub mod pytree;
+mod threads;
 mod verify;
 
 pub use compile::{MemoryStats, PlanOptions};

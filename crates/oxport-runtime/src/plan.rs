@@ -171,6 +171,10 @@ pub(crate) struct GraphPlan {
     /// Values computed at plan time ([`crate::compile::fold`]), put in their slots at each call.
     pub consts: Vec<(Slot, Value)>,
     arenas: ArenaPool,
+    /// Whether a call may have work big enough to split between threads (`false` when every
+    /// value is known to be small): only then does it run in the pool with its workers kept awake
+    /// ([`crate::threads`]), which costs ~10 µs per call.
+    pub parallel_work: bool,
 }
 
 struct Builder {
@@ -454,6 +458,7 @@ fn graph_plan(g: &Graph) -> Result<GraphPlan> {
         memory: MemoryPlan::default(),
         consts: vec![],
         arenas: ArenaPool::default(),
+        parallel_work: true,
     };
     plan_frees(&mut plan);
     Ok(plan)
@@ -1446,7 +1451,7 @@ impl InputCheck {
 /// ```
 #[derive(Debug)]
 pub struct Module {
-    plan: GraphPlan,
+    pub(crate) plan: GraphPlan,
     /// For programs with symbolic sizes: plans specialized to the shapes of actual calls.
     specializer: Option<Specializer>,
     feeds: Vec<Feed>,
@@ -1871,9 +1876,12 @@ impl Module {
                 Feed::Const(v) => v.clone(),
             })
             .collect();
-        let outs = match self.specialized(&graph_inputs) {
-            Some(plan) => plan.run_profiled(graph_inputs, profile)?,
-            None => self.plan.run_profiled(graph_inputs, profile)?,
+        let specialized = self.specialized(&graph_inputs);
+        let plan = specialized.as_deref().unwrap_or(&self.plan);
+        let outs = if plan.parallel_work {
+            crate::threads::with_warm_pool(|| plan.run_profiled(graph_inputs, profile))?
+        } else {
+            plan.run_profiled(graph_inputs, profile)?
         };
         let assign = |dst: &Tensor, v: &Value, what: &str| -> Result<()> {
             match v {
@@ -1919,12 +1927,14 @@ fn compile(
         crate::compile::substitute::substitute_ops(plan);
     }
     let metas = crate::compile::shapes::infer(plan, input_metas, input_values);
+    plan.parallel_work = crate::threads::may_split(plan, &metas);
     let mut consts = constants(plan, feeds, buffer_mutations);
     if options.fold {
         crate::compile::fold::fold_constants(plan, &mut consts, prepared);
     }
     if options.fuse {
         crate::compile::fuse::fuse_convs(plan, &metas, &consts, prepared);
+        crate::compile::attention::fuse_attention(plan, &metas);
         crate::compile::linear::pack_linears(plan, &metas, &consts, prepared);
         crate::compile::pointwise::fuse_pointwise(plan, &metas);
     }

@@ -67,31 +67,44 @@ impl PreparedKernel for PackedLinear {
         let m = x.numel() / self.k.max(1);
         x.with_contiguous::<f32, _>(|xd| {
             out.with_contiguous_mut::<f32, _>(|od| {
-                if let Some(b) = &self.bias {
-                    for row in od.chunks_exact_mut(self.n) {
-                        row.copy_from_slice(b);
-                    }
-                }
                 let (k, n) = (self.k, self.n);
                 match &self.w {
                     Weight::Packed(w) => {
+                        // Bias and activation by the task that computed each part, in cache.
+                        let epilogue = |row: &mut [f32], j0: usize| {
+                            if let Some(b) = &self.bias {
+                                for (x, b) in row.iter_mut().zip(&b[j0..]) {
+                                    *x += b;
+                                }
+                            }
+                            self.activation.apply_f32(row);
+                        };
                         let isa = simd::active();
-                        sgemm::sgemm_packed_b(isa, m, xd, k, w, od, self.bias.is_some(), true)
+                        let then: sgemm::Epilogue = &epilogue;
+                        sgemm::sgemm_packed_b_then(isa, m, xd, k, w, od, false, true, Some(then));
+                        return;
                     }
-                    Weight::RowMajor(w) => gemm_strided(
-                        m,
-                        k,
-                        n,
-                        xd,
-                        k as isize,
-                        1,
-                        w,
-                        n as isize,
-                        1,
-                        od,
-                        self.bias.is_some(),
-                        true,
-                    ),
+                    Weight::RowMajor(w) => {
+                        if let Some(b) = &self.bias {
+                            for row in od.chunks_exact_mut(self.n) {
+                                row.copy_from_slice(b);
+                            }
+                        }
+                        gemm_strided(
+                            m,
+                            k,
+                            n,
+                            xd,
+                            k as isize,
+                            1,
+                            w,
+                            n as isize,
+                            1,
+                            od,
+                            self.bias.is_some(),
+                            true,
+                        )
+                    }
                 }
                 self.activation.apply_f32(od);
             })

@@ -27,6 +27,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) mod attention;
 pub(crate) mod fold;
 pub(crate) mod fuse;
 pub(crate) mod linear;

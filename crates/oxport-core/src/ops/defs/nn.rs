@@ -1202,156 +1202,21 @@ fn repeat_heads(t: &Tensor, rep: usize) -> Result<Tensor> {
 }
 
 /// The f32 path of `scaled_dot_product_attention` without dropout: q, k, v with the same batch dims,
-/// no head repetition. Per (batch, head) item: scores = q·kᵀ (gemm), scaled, masked (causal and/or a
-/// float or bool mask broadcast to the scores), a softmax per row in f32 (fully masked rows give 0, as
-/// PyTorch's CPU kernel), then · v (gemm) straight into the output. `Ok(false)`: not this case.
+/// no head repetition ([`attention_f32`]). `Ok(false)`: not this case.
+///
+/// [`attention_f32`]: crate::tensor::kernels::attention::attention_f32
 fn sdpa_f32(a: &Args<Tensor>, out: &Tensor) -> Result<bool> {
-    use crate::tensor::kernels::matmul::gemm_strided;
-    use crate::tensor::kernels::{simd, vmath};
-    use rayon::prelude::*;
-    let isa = simd::active();
+    use crate::tensor::kernels::attention::{attention_f32, AttentionParams};
     let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
-    let f32s = [q, k, v].iter().all(|t| t.dtype() == DType::F32) && out.dtype() == DType::F32;
-    if !f32s
-        || a.float("dropout_p")? != 0.0
-        || q.dim() < 2
-        || q.dim() != k.dim()
-        || q.dim() != v.dim()
-    {
+    if a.float("dropout_p")? != 0.0 || q.dim() < 2 {
         return Ok(false);
     }
-    let nd = q.dim();
-    let batch = &q.sizes()[..nd - 2];
-    if k.sizes()[..nd - 2] != *batch || v.sizes()[..nd - 2] != *batch {
-        return Ok(false);
-    }
-    let (l, e) = (q.sizes()[nd - 2], q.sizes()[nd - 1]);
-    let (s, ev) = (k.sizes()[nd - 2], v.sizes()[nd - 1]);
-    if k.sizes()[nd - 1] != e || v.sizes()[nd - 2] != s || out.sizes() != [batch, &[l, ev]].concat()
-    {
-        return Ok(false);
-    }
-    let items: usize = batch.iter().product();
-    if items == 0 || l == 0 || ev == 0 {
-        out.with_contiguous_mut::<f32, _>(|o| o.fill(0.0))?;
-        return Ok(true);
-    }
-    let scale = a.opt_float("scale")?.unwrap_or(1.0 / (e as f64).sqrt()) as f32;
-    let causal = a.bool("is_causal")?;
-    let mut score_sizes = batch.to_vec();
-    score_sizes.extend([l, s]);
-    // The mask as an additive f32 bias over the scores (broadcast, not materialized).
-    let mask = match a.opt_tensor("attn_mask")? {
-        Some(m) if m.dim() <= score_sizes.len() => {
-            let bias = if m.dtype() == DType::Bool {
-                let bits = m.to_vec::<bool>()?;
-                let vals: Vec<f32> = bits
-                    .into_iter()
-                    .map(|b| if b { 0.0 } else { f32::NEG_INFINITY })
-                    .collect();
-                Tensor::from_vec(vals, m.sizes())?
-            } else {
-                as_dtype(m, DType::F32).contiguous_untraced()
-            };
-            let st = crate::tensor::kernels::elementwise::broadcast_strides(&bias, &score_sizes);
-            Some((bias.to_vec::<f32>()?, st))
-        }
-        Some(_) => return Ok(false),
-        None => None,
+    let e = q.sizes()[q.dim() - 1];
+    let p = AttentionParams {
+        scale: a.opt_float("scale")?.unwrap_or(1.0 / (e as f64).sqrt()) as f32,
+        causal: a.bool("is_causal")?,
     };
-    let (q, k, v) = (
-        q.contiguous_untraced(),
-        k.contiguous_untraced(),
-        v.contiguous_untraced(),
-    );
-    q.with_contiguous::<f32, _>(|qd| {
-        k.with_contiguous::<f32, _>(|kd| {
-            v.with_contiguous::<f32, _>(|vd| {
-                out.with_contiguous_mut::<f32, _>(|od| {
-                    // One task: query rows r0.. of one (batch, head) item, writing `ob`.
-                    let run = |item: usize, r0: usize, ob: &mut [f32], scores: &mut Vec<f32>| {
-                        let lr = ob.len() / ev;
-                        scores.resize(lr * s, 0.0);
-                        let (qi, ki, vi) = (
-                            &qd[(item * l + r0) * e..][..lr * e],
-                            &kd[item * s * e..][..s * e],
-                            &vd[item * s * ev..][..s * ev],
-                        );
-                        // scores = q · kᵀ: k read with row stride 1, column stride e.
-                        gemm_strided(
-                            lr, e, s, qi, e as isize, 1, ki, 1, e as isize, scores, false, false,
-                        );
-                        // The mask's offset for this item (batch index unraveled over the batch dims).
-                        let moff = mask.as_ref().map(|(_, st)| {
-                            let (mut rem, mut off) = (item, 0usize);
-                            for d in (0..batch.len()).rev() {
-                                off += (rem % batch[d]) * st[d];
-                                rem /= batch[d];
-                            }
-                            off
-                        });
-                        for (ri, row) in scores.chunks_exact_mut(s.max(1)).enumerate() {
-                            let i = r0 + ri;
-                            row.iter_mut().for_each(|x| *x *= scale);
-                            if let (Some((m, st)), Some(off)) = (&mask, moff) {
-                                let (sl, ss) = (st[batch.len()], st[batch.len() + 1]);
-                                for (j, x) in row.iter_mut().enumerate() {
-                                    *x += m[off + i * sl + j * ss];
-                                }
-                            }
-                            // Causal: the keys after i get weight 0, so the softmax runs on
-                            // the first i + 1 only.
-                            let live = if causal { (i + 1).min(s) } else { s };
-                            let (row, dead) = row.split_at_mut(live);
-                            dead.fill(0.0);
-                            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                            if mx == f32::NEG_INFINITY {
-                                row.fill(0.0);
-                                continue;
-                            }
-                            vmath::softmax_inplace(isa, row, false);
-                        }
-                        gemm_strided(
-                            lr,
-                            s,
-                            ev,
-                            scores,
-                            s as isize,
-                            1,
-                            vi,
-                            ev as isize,
-                            1,
-                            ob,
-                            false,
-                            false,
-                        );
-                    };
-                    let threads = rayon::current_num_threads();
-                    if threads > 1 && items * l * s * (e + ev) > 1 << 16 {
-                        // Tasks of query-row blocks, so that few items (heads) still fill the
-                        // threads: about four tasks per thread, at least 16 rows each.
-                        let per_item = (4 * threads).div_ceil(items).clamp(1, l.div_ceil(16));
-                        let rb = l.div_ceil(per_item);
-                        od.par_chunks_mut(l * ev)
-                            .enumerate()
-                            .for_each(|(item, oi)| {
-                                oi.par_chunks_mut(rb * ev)
-                                    .enumerate()
-                                    .for_each_init(Vec::new, |sc, (b, ob)| {
-                                        run(item, b * rb, ob, sc)
-                                    })
-                            });
-                    } else {
-                        let mut sc = Vec::new();
-                        for (item, ob) in od.chunks_mut(l * ev).enumerate() {
-                            run(item, 0, ob, &mut sc);
-                        }
-                    }
-                })
-            })
-        })
-    })????;
-    Ok(true)
+    attention_f32(q, k, v, a.opt_tensor("attn_mask")?, p, out)
 }
 
 fn sdpa(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {

@@ -3,6 +3,7 @@
 //! `vmath` holds vectorised f32 math, compiled per instruction set and picked at run time by `simd`.
 //! They know nothing about schemas or op dispatch; `crate::ops` calls them.
 pub mod activation;
+pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;

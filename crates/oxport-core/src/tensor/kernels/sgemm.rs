@@ -89,6 +89,27 @@ pub fn sgemm_packed_b(
     accumulate: bool,
     parallel: bool,
 ) {
+    sgemm_packed_b_then(isa, m, a, lda, b, c, accumulate, parallel, None)
+}
+
+/// What [`sgemm_packed_b_then`] runs on each finished part of C: `f(row, j0)` on a run of one
+/// row's elements starting at column `j0` (a bias added, an activation applied), by the task that
+/// computed it, while it is still in cache.
+pub type Epilogue<'a> = &'a (dyn Fn(&mut [f32], usize) + Sync);
+
+/// [`sgemm_packed_b`], then `epilogue` over every element of C once its product is complete.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_b_then(
+    isa: Isa,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    c: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+    epilogue: Option<Epilogue<'_>>,
+) {
     let (k, n) = (b.k, b.n);
     assert_eq!(c.len(), m * n, "sgemm_packed_b: C is not {m} x {n}");
     if m == 0 || n == 0 {
@@ -97,6 +118,9 @@ pub fn sgemm_packed_b(
     if k == 0 {
         if !accumulate {
             c.fill(0.0);
+        }
+        if let Some(f) = epilogue {
+            c.chunks_exact_mut(n).for_each(|row| f(row, 0));
         }
         return;
     }
@@ -130,8 +154,18 @@ pub fn sgemm_packed_b(
     let work = m * n * k;
     let shared = SharedC::new(c, n);
     let threads = rayon::current_num_threads();
+    // The epilogue over the rows of panels `ips`, columns of panels `jps`, once they are final.
+    let finish = |ips: std::ops::Range<usize>, jps: std::ops::Range<usize>, c: &SharedC<'_>| {
+        if let Some(f) = epilogue {
+            let (j0, j1) = (jps.start * NR, (jps.end * NR).min(n));
+            c.rows_mut(ips.start * MR, (ips.end * MR).min(m), j0, j1, |row| {
+                f(row, j0)
+            });
+        }
+    };
     if !parallel || work < PARALLEL_MIN_MACS || threads < 2 || (mp < 2 && np < 2) {
         block(0..mp, 0..np, &shared);
+        finish(0..mp, 0..np, &shared);
         return;
     }
     // Rows split when B is small enough to be read from cache by every task; otherwise columns
@@ -147,9 +181,11 @@ pub fn sgemm_packed_b(
         let mine = t * per..((t + 1) * per).min(parts);
         // Each task writes only its own blocks of C.
         if by_rows {
-            block(mine, 0..np, &shared);
+            block(mine.clone(), 0..np, &shared);
+            finish(mine, 0..np, &shared);
         } else {
-            block(0..mp, mine, &shared);
+            block(0..mp, mine.clone(), &shared);
+            finish(0..mp, mine, &shared);
         }
     });
 }
@@ -182,6 +218,21 @@ impl<'a> SharedC<'a> {
             rows: c.len() / n.max(1),
             n,
             _c: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs `f` on columns `j0..j1` of each of rows `i0..i1` of C.
+    fn rows_mut(&self, i0: usize, i1: usize, j0: usize, j1: usize, f: impl Fn(&mut [f32])) {
+        assert!(
+            i0 <= i1 && i1 <= self.rows && j0 <= j1 && j1 <= self.n,
+            "SharedC: out of C"
+        );
+        for i in i0..i1 {
+            // SAFETY: row i, columns j0..j1 are inside C (asserted above); the calling task owns
+            // them (see the `Send`/`Sync` impls).
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.n + j0), j1 - j0) };
+            f(row);
         }
     }
 
@@ -390,19 +441,30 @@ mod tests {
                 }
                 let packed = PackedB::new(&bs, ldb, k, n);
                 let want = naive(m, k, n, &a, &b);
-                for (accumulate, parallel, wide) in [
-                    (false, false, false),
-                    (true, false, false),
-                    (false, true, false),
-                    (true, true, true),
+                // The epilogue runs once on every element, told its column.
+                let twice_plus_column = |row: &mut [f32], j0: usize| {
+                    for (t, x) in row.iter_mut().enumerate() {
+                        *x = *x * 2.0 + (j0 + t) as f32;
+                    }
+                };
+                for (accumulate, parallel, wide, then) in [
+                    (false, false, false, false),
+                    (true, false, false, true),
+                    (false, true, false, true),
+                    (true, true, true, false),
+                    (true, true, false, true),
                 ] {
                     let mut c = vec![1.5f32; m * n];
                     let (a, lda) = if wide { (&a_wide, lda) } else { (&a, k) };
+                    let epilogue: Option<Epilogue> = then.then_some(&twice_plus_column);
                     pool.install(|| {
-                        sgemm_packed_b(isa, m, a, lda, &packed, &mut c, accumulate, parallel)
+                        sgemm_packed_b_then(
+                            isa, m, a, lda, &packed, &mut c, accumulate, parallel, epilogue,
+                        )
                     });
                     for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + 1.5 } else { w };
+                        let w = if then { w * 2.0 + (idx % n) as f64 } else { w };
                         assert!(
                             (got as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
                             "{isa:?} {m}x{k}x{n} acc={accumulate} par={parallel} lda={lda} at {idx}: {got} vs {w}"
