@@ -12,7 +12,9 @@ use super::{Prepared, PreparedKernel};
 use crate::plan::{GraphPlan, Kind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
-use oxport_core::tensor::kernels::elementwise::broadcast_strides;
+use oxport_core::tensor::kernels::elementwise::{broadcast_strides, Run};
+use oxport_core::tensor::kernels::simd;
+use oxport_core::tensor::kernels::vmath::{self, BinaryOp};
 use oxport_core::{DType, Tensor};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -122,7 +124,7 @@ impl PreparedKernel for PointwiseChain {
         out.with_contiguous_mut::<f32, _>(|od| {
             let run = |(b, dst): (usize, &mut [f32])| {
                 let start = b * BLOCK;
-                let mut scratch = vec![0f32; dst.len()];
+                let mut scratch = Vec::new();
                 let load = |o: Operand, buf: &mut [f32]| match o {
                     Operand::Scalar(s) => buf.fill(s),
                     Operand::Input(i) => gather(&data[i], &self.out_shape, start, buf),
@@ -131,18 +133,16 @@ impl PreparedKernel for PointwiseChain {
                 for op in &self.ops {
                     match *op {
                         Op::Binary { op, rhs, swapped } => {
-                            let rhs_vals: &[f32] = match rhs {
-                                Operand::Scalar(s) => {
-                                    binary_scalar(op, dst, s, swapped);
-                                    continue;
-                                }
+                            let rhs_vals = match rhs {
+                                Operand::Scalar(s) => Run::Scalar(s),
                                 Operand::Input(i) if data[i].dense => {
                                     let at = data[i].offset + start;
-                                    &data[i].data[at..at + dst.len()]
+                                    Run::Slice(&data[i].data[at..at + dst.len()])
                                 }
                                 Operand::Input(_) => {
+                                    scratch.resize(dst.len(), 0.0);
                                     load(rhs, &mut scratch);
-                                    &scratch
+                                    Run::Slice(&scratch)
                                 }
                             };
                             binary(op, dst, rhs_vals, swapped);
@@ -165,58 +165,52 @@ impl PreparedKernel for PointwiseChain {
     }
 }
 
-fn binary(op: BinOp, acc: &mut [f32], rhs: &[f32], swapped: bool) {
-    let it = acc.iter_mut().zip(rhs);
-    match (op, swapped) {
-        (BinOp::Add, _) => it.for_each(|(a, &b)| *a += b),
-        (BinOp::Mul, _) => it.for_each(|(a, &b)| *a *= b),
-        (BinOp::Sub, false) => it.for_each(|(a, &b)| *a -= b),
-        (BinOp::Sub, true) => it.for_each(|(a, &b)| *a = b - *a),
-        (BinOp::Div, false) => it.for_each(|(a, &b)| *a /= b),
-        (BinOp::Div, true) => it.for_each(|(a, &b)| *a = b / *a),
-    }
+/// `acc = acc ∘ rhs` (or `rhs ∘ acc`) on the vectorised run kernel.
+fn binary(op: BinOp, acc: &mut [f32], rhs: Run<f32>, swapped: bool) {
+    let op = match op {
+        BinOp::Add => BinaryOp::Add,
+        BinOp::Sub => BinaryOp::Sub,
+        BinOp::Mul => BinaryOp::Mul,
+        BinOp::Div => BinaryOp::Div,
+    };
+    vmath::binary_f32_inplace(simd::active(), op, acc, rhs, swapped);
 }
 
-fn binary_scalar(op: BinOp, acc: &mut [f32], s: f32, swapped: bool) {
-    let it = acc.iter_mut();
-    match (op, swapped) {
-        (BinOp::Add, _) => it.for_each(|a| *a += s),
-        (BinOp::Mul, _) => it.for_each(|a| *a *= s),
-        (BinOp::Sub, false) => it.for_each(|a| *a -= s),
-        (BinOp::Sub, true) => it.for_each(|a| *a = s - *a),
-        (BinOp::Div, false) => it.for_each(|a| *a /= s),
-        (BinOp::Div, true) => it.for_each(|a| *a = s / *a),
-    }
-}
-
-/// Elements `start..start + dst.len()` (row-major over `shape`) of a broadcast input.
+/// Elements `start..start + dst.len()` (row-major over `shape`) of a broadcast input, copied a row
+/// (a run along the last dim) at a time.
 fn gather(input: &Input, shape: &[usize], start: usize, dst: &mut [f32]) {
     if input.dense {
         let at = input.offset + start;
         dst.copy_from_slice(&input.data[at..at + dst.len()]);
         return;
     }
-    // Unravel `start`, then count up like an odometer.
     let nd = shape.len();
-    let mut idx = vec![0usize; nd];
-    let mut rem = start;
-    for d in (0..nd).rev() {
-        idx[d] = rem % shape[d].max(1);
-        rem /= shape[d].max(1);
+    if nd == 0 {
+        dst.fill(input.data[input.offset]);
+        return;
     }
-    let strides = &input.strides;
-    let mut off = input.offset + idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>();
-    for v in dst.iter_mut() {
-        *v = input.data[off];
-        for d in (0..nd).rev() {
-            idx[d] += 1;
-            off += strides[d];
-            if idx[d] < shape[d] {
-                break;
-            }
-            off -= strides[d] * idx[d];
-            idx[d] = 0;
+    let (row, last_st) = (shape[nd - 1].max(1), input.strides[nd - 1]);
+    let mut i = start;
+    let mut done = 0;
+    while done < dst.len() {
+        // The offset of element i: unravel it over the leading dims.
+        let (mut rem, mut off) = (i / row, input.offset + (i % row) * last_st);
+        for d in (0..nd - 1).rev() {
+            off += (rem % shape[d].max(1)) * input.strides[d];
+            rem /= shape[d].max(1);
         }
+        let len = (row - i % row).min(dst.len() - done);
+        let seg = &mut dst[done..done + len];
+        match last_st {
+            0 => seg.fill(input.data[off]),
+            1 => seg.copy_from_slice(&input.data[off..off + len]),
+            st => seg
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, v)| *v = input.data[off + j * st]),
+        }
+        done += len;
+        i += len;
     }
 }
 

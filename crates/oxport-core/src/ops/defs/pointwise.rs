@@ -733,6 +733,16 @@ fn binary_arith(a: &Args<Tensor>, o: &mut [Tensor], op: ArithOp) -> Result<()> {
     let y = operand_as(&a.operand("other")?, compute);
     let (x, y) = (&x, &y);
     match out_dt {
+        DType::F32 if alpha.to_f64() == 1.0 => {
+            use crate::tensor::kernels::vmath::BinaryOp;
+            let op = match op {
+                ArithOp::Add => BinaryOp::Add,
+                ArithOp::Sub => BinaryOp::Sub,
+                ArithOp::Mul => BinaryOp::Mul,
+                ArithOp::Div => BinaryOp::Div,
+            };
+            crate::tensor::kernels::elementwise::binary_f32_into(op, x, y, out)
+        }
         DType::F32 => arith_into::<f32, _>(x, y, out, op, alpha, |v| v),
         DType::F64 => arith_into::<f64, _>(x, y, out, op, alpha, |v| v),
         DType::F16 => arith_into::<f32, _>(x, y, out, op, alpha, f16::from_f32),

@@ -207,6 +207,39 @@ pub fn unary_slices_into<A: Element, O: Element>(
 /// The chunk [`unary_slices_into`] hands each rayon task.
 pub const VEC_CHUNK: usize = 1 << 14;
 
+/// One operand of a run of a binary map: `len` consecutive elements, one value repeated, or elements
+/// `stride` apart from the start of the slice.
+#[derive(Clone, Copy, Debug)]
+pub enum Run<'a, T> {
+    /// Consecutive elements (at least the run's length).
+    Slice(&'a [T]),
+    /// One value for every element (a broadcast dim, a wrapped number).
+    Scalar(T),
+    /// Element `i` at `data[i * stride]`.
+    Strided(&'a [T], usize),
+}
+
+impl<'a, T: Copy> Run<'a, T> {
+    /// The operand's `i`-th element.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> T {
+        match *self {
+            Run::Slice(d) => d[i],
+            Run::Scalar(v) => v,
+            Run::Strided(d, st) => d[i * st],
+        }
+    }
+
+    /// The run of `len` elements from offset `o` of `data` with stride `st`.
+    fn of(data: &'a [T], o: usize, st: usize, len: usize) -> Self {
+        match st {
+            0 => Run::Scalar(data[o]),
+            1 => Run::Slice(&data[o..o + len]),
+            _ => Run::Strided(&data[o..], st),
+        }
+    }
+}
+
 /// `out[i] = f(a[i], b[i])`, `a` and `b` (element types `A`, `B`) broadcast to `out`'s sizes, written
 /// into `out` (element type `O`, any non-overlapping strides).
 pub fn binary_map_into<A: Element, B: Element, O: Element>(
@@ -214,6 +247,19 @@ pub fn binary_map_into<A: Element, B: Element, O: Element>(
     b: &Tensor,
     out: &Tensor,
     f: impl Fn(A, B) -> O + Sync + Send,
+) -> Result<()> {
+    binary_runs_into(a, b, out, |d: &mut [O], x: Run<A>, y: Run<B>| {
+        binary_run(d, x, y, &f)
+    })
+}
+
+/// [`binary_map_into`] by runs: `run(dst, a, b)` computes one run of consecutive output elements
+/// from the operands' runs (a vectorised kernel: [`super::vmath::binary_f32`]).
+pub fn binary_runs_into<A: Element, B: Element, O: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    run: impl Fn(&mut [O], Run<A>, Run<B>) + Sync + Send,
 ) -> Result<()> {
     check_output::<O>(out)?;
     let out_sizes = out.sizes();
@@ -238,39 +284,27 @@ pub fn binary_map_into<A: Element, B: Element, O: Element>(
     let all = O::slice_mut(&mut guard).expect("output has element type O");
     let o0 = out.storage_offset();
     let dense = out.is_contiguous() && a.sizes() == out_sizes && a.is_contiguous();
-    if dense && b.sizes() == out_sizes && b.is_contiguous() {
+    if dense && ((b.sizes() == out_sizes && b.is_contiguous()) || b.numel() == 1) {
         let dst = &mut all[o0..o0 + n];
         let xa = &sa[a.storage_offset()..a.storage_offset() + n];
-        let xb = &sb[b.storage_offset()..b.storage_offset() + n];
+        let yb = if b.numel() == 1 {
+            Run::Scalar(sb[b.storage_offset()])
+        } else {
+            Run::Slice(&sb[b.storage_offset()..b.storage_offset() + n])
+        };
+        let part = |o: &mut [O], at: usize| {
+            let y = match yb {
+                Run::Slice(y) => Run::Slice(&y[at..at + o.len()]),
+                y => y,
+            };
+            run(o, Run::Slice(&xa[at..at + o.len()]), y)
+        };
         if n >= PAR_THRESHOLD {
             dst.par_chunks_mut(CHUNK)
-                .zip(xa.par_chunks(CHUNK).zip(xb.par_chunks(CHUNK)))
-                .for_each(|(o, (x, y))| {
-                    for i in 0..o.len() {
-                        o[i] = f(x[i], y[i]);
-                    }
-                });
+                .enumerate()
+                .for_each(|(i, o)| part(o, i * CHUNK));
         } else {
-            for i in 0..n {
-                dst[i] = f(xa[i], xb[i]);
-            }
-        }
-    } else if dense && b.numel() == 1 {
-        let dst = &mut all[o0..o0 + n];
-        let y = sb[b.storage_offset()];
-        let xa = &sa[a.storage_offset()..a.storage_offset() + n];
-        if n >= PAR_THRESHOLD {
-            dst.par_chunks_mut(CHUNK)
-                .zip(xa.par_chunks(CHUNK))
-                .for_each(|(o, x)| {
-                    for i in 0..o.len() {
-                        o[i] = f(x[i], y);
-                    }
-                });
-        } else {
-            for i in 0..n {
-                dst[i] = f(xa[i], y);
-            }
+            part(dst, 0);
         }
     } else {
         let stra = broadcast_strides(&a, out_sizes);
@@ -292,18 +326,30 @@ pub fn binary_map_into<A: Element, B: Element, O: Element>(
                 .zip(runs.par_chunks(per))
                 .for_each(|(d, rs)| {
                     for (d, r) in d.chunks_exact_mut(run_len).zip(rs) {
-                        binary_run(d, sa, r[0], r[1], sb, r[2], r[3], &f);
+                        let len = d.len();
+                        run(
+                            d,
+                            Run::of(sa, r[0], r[1], len),
+                            Run::of(sb, r[2], r[3], len),
+                        );
                     }
                 });
         } else {
+            let mut scratch: Vec<O> = vec![];
             for_each_run(out_sizes, &strides, &offsets, |offs, len, st| {
+                let (x, y) = (
+                    Run::of(sa, offs[1], st[1], len),
+                    Run::of(sb, offs[2], st[2], len),
+                );
                 if st[0] == 1 {
-                    let d = &mut all[offs[0]..offs[0] + len];
-                    binary_run(d, sa, offs[1], st[1], sb, offs[2], st[2], &f);
+                    run(&mut all[offs[0]..offs[0] + len], x, y);
                 } else {
-                    for i in 0..len {
-                        all[offs[0] + i * st[0]] =
-                            f(sa[offs[1] + i * st[1]], sb[offs[2] + i * st[2]]);
+                    // A strided output run: computed contiguously, then scattered.
+                    scratch.clear();
+                    scratch.resize(len, O::default());
+                    run(&mut scratch, x, y);
+                    for (i, &v) in scratch.iter().enumerate() {
+                        all[offs[0] + i * st[0]] = v;
                     }
                 }
             });
@@ -312,43 +358,49 @@ pub fn binary_map_into<A: Element, B: Element, O: Element>(
     Ok(())
 }
 
-/// One run of a broadcasting binary map into a contiguous `dst`: `a` from offset `ao` with stride
-/// `ast`, `b` likewise; the usual strides (both contiguous, one of them broadcast) as plain slice
-/// loops the compiler vectorises.
+/// f32 `out = a ∘ b` (broadcast, any strides) on the vectorised run kernels of
+/// [`super::vmath::binary_f32`].
+pub fn binary_f32_into(
+    op: super::vmath::BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let isa = super::simd::active();
+    binary_runs_into(a, b, out, move |d: &mut [f32], x: Run<f32>, y: Run<f32>| {
+        super::vmath::binary_f32(isa, op, d, x, y)
+    })
+}
+
+/// One run of a broadcasting binary map into a contiguous `dst`; the usual operand forms (both
+/// consecutive, one of them repeated) as plain slice loops the compiler vectorises.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn binary_run<A: Element, B: Element, O: Element>(
     dst: &mut [O],
-    sa: &[A],
-    ao: usize,
-    ast: usize,
-    sb: &[B],
-    bo: usize,
-    bst: usize,
+    a: Run<A>,
+    b: Run<B>,
     f: &impl Fn(A, B) -> O,
 ) {
     let len = dst.len();
-    match (ast, bst) {
-        (1, 1) => {
-            for ((d, &x), &y) in dst.iter_mut().zip(&sa[ao..ao + len]).zip(&sb[bo..bo + len]) {
+    match (a, b) {
+        (Run::Slice(x), Run::Slice(y)) => {
+            for ((d, &x), &y) in dst.iter_mut().zip(&x[..len]).zip(&y[..len]) {
                 *d = f(x, y);
             }
         }
-        (1, 0) => {
-            let y = sb[bo];
-            for (d, &x) in dst.iter_mut().zip(&sa[ao..ao + len]) {
+        (Run::Slice(x), Run::Scalar(y)) => {
+            for (d, &x) in dst.iter_mut().zip(&x[..len]) {
                 *d = f(x, y);
             }
         }
-        (0, 1) => {
-            let x = sa[ao];
-            for (d, &y) in dst.iter_mut().zip(&sb[bo..bo + len]) {
+        (Run::Scalar(x), Run::Slice(y)) => {
+            for (d, &y) in dst.iter_mut().zip(&y[..len]) {
                 *d = f(x, y);
             }
         }
         _ => {
             for (i, d) in dst.iter_mut().enumerate() {
-                *d = f(sa[ao + i * ast], sb[bo + i * bst]);
+                *d = f(a.get(i), b.get(i));
             }
         }
     }
@@ -490,6 +542,91 @@ pub fn ternary_map<A: Element, B: Element, C: Element, O: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vectorised f32 path gives the scalar closure's results (IEEE, bit for bit) on every
+    /// operand form: same shape, a scalar either side, row and column broadcasts, a transposed
+    /// input, a strided output, and sizes over the parallel threshold; on every ISA.
+    #[test]
+    fn binary_f32_matches_the_scalar_map_on_every_form() {
+        use super::super::simd::{with_isa, Isa};
+        use super::super::vmath::BinaryOp;
+        let vals = |n: usize, s: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i + s) * 7919 % 997) as f32 - 498.0) / 37.0)
+                .collect()
+        };
+        let big = PAR_THRESHOLD + 77;
+        let cases: Vec<(Tensor, Tensor, Vec<usize>)> = vec![
+            (
+                t32(vals(35, 1), &[5, 7]),
+                t32(vals(35, 2), &[5, 7]),
+                vec![5, 7],
+            ),
+            (t32(vals(35, 1), &[5, 7]), t32(vec![0.75], &[]), vec![5, 7]),
+            (t32(vec![-3.5], &[]), t32(vals(35, 2), &[5, 7]), vec![5, 7]),
+            (t32(vals(35, 1), &[5, 7]), t32(vals(7, 2), &[7]), vec![5, 7]),
+            (
+                t32(vals(35, 1), &[5, 7]),
+                t32(vals(5, 2), &[5, 1]),
+                vec![5, 7],
+            ),
+            (
+                t32(vals(35, 1), &[7, 5]).transpose_untraced(0, 1),
+                t32(vals(35, 2), &[5, 7]),
+                vec![5, 7],
+            ),
+            (
+                t32(vals(big, 1), &[big]),
+                t32(vals(big, 3), &[big]),
+                vec![big],
+            ),
+            (
+                t32(vals(2 * big, 1), &[2, big]),
+                t32(vals(2, 3), &[2, 1]),
+                vec![2, big],
+            ),
+        ];
+        let isas = [Isa::Avx512, Isa::Avx2, Isa::Portable];
+        for (ci, (a, b, sizes)) in cases.iter().enumerate() {
+            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+                let f = move |x: f32, y: f32| match op {
+                    BinaryOp::Add => x + y,
+                    BinaryOp::Sub => x - y,
+                    BinaryOp::Mul => x * y,
+                    BinaryOp::Div => x / y,
+                };
+                let want = Tensor::zeros_strided(
+                    crate::DType::F32,
+                    sizes,
+                    &crate::tensor::contiguous_strides(sizes),
+                )
+                .unwrap();
+                binary_map_into::<f32, f32, f32>(a, b, &want, f).unwrap();
+                let want = want.to_vec::<f32>().unwrap();
+                for isa in isas {
+                    // Contiguous, and (2-d) column-major outputs.
+                    let mut outs = vec![Tensor::zeros_strided(
+                        crate::DType::F32,
+                        sizes,
+                        &crate::tensor::contiguous_strides(sizes),
+                    )
+                    .unwrap()];
+                    if sizes.len() == 2 {
+                        outs.push(column_major(crate::DType::F32, sizes[0], sizes[1]));
+                    }
+                    for out in outs {
+                        with_isa(isa, || binary_f32_into(op, a, b, &out)).unwrap();
+                        let got = out.to_vec::<f32>().unwrap();
+                        let same = got
+                            .iter()
+                            .zip(&want)
+                            .all(|(g, w)| g.to_bits() == w.to_bits());
+                        assert!(same, "case {ci} {op:?} {isa:?} strides {:?}", out.strides());
+                    }
+                }
+            }
+        }
+    }
 
     fn t32(v: Vec<f32>, sizes: &[usize]) -> Tensor {
         Tensor::from_vec(v, sizes).unwrap()

@@ -7,6 +7,7 @@
 //! every exponent and both signs (see the tests): `exp`, `tanh` and `erf` within 1 ulp of the
 //! correctly rounded result (and of libm), `sigmoid` and `silu` within 2; NaN, ±inf, overflow,
 //! underflow to subnormals and zero, and the sign of zero behave as libm's.
+use super::elementwise::Run;
 use super::simd::{self, dispatch, Isa};
 
 #[inline(always)]
@@ -360,6 +361,117 @@ pub fn unary_slice(isa: Isa, op: Unary, src: &[f32], dst: &mut [f32]) {
 /// `x[i] = op(x[i])` with the code for `isa`.
 pub fn unary_inplace(isa: Isa, op: Unary, x: &mut [f32]) {
     dispatch!(isa, FMA => unary_body::<FMA>(op, Io::InPlace(x)))
+}
+
+/// The f32 arithmetic of [`binary_f32`]: IEEE operations, as PyTorch's (no fused multiply-add).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+}
+
+/// `dst[i] = a[i] ∘ b[i]` over one run ([`Run`]: consecutive, repeated or strided elements), with the
+/// code for `isa`.
+///
+/// ```
+/// use oxport_core::tensor::kernels::elementwise::Run;
+/// use oxport_core::tensor::kernels::{simd, vmath};
+/// let mut d = [0.0f32; 3];
+/// vmath::binary_f32(simd::active(), vmath::BinaryOp::Sub, &mut d, Run::Scalar(1.0), Run::Slice(&[1.0, 2.0, 3.0]));
+/// assert_eq!(d, [0.0, -1.0, -2.0]);
+/// ```
+///
+/// [`Run`]: super::elementwise::Run
+pub fn binary_f32(isa: Isa, op: BinaryOp, dst: &mut [f32], a: Run<f32>, b: Run<f32>) {
+    dispatch!(isa, FMA => binary_body(op, dst, a, b))
+}
+
+/// One loop per (op, operand forms), the `match`es outside it.
+#[inline(always)]
+fn binary_body(op: BinaryOp, dst: &mut [f32], a: Run<f32>, b: Run<f32>) {
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr) => {{
+            let len = dst.len();
+            match (a, b) {
+                (Run::Slice(xs), Run::Slice(ys)) => {
+                    for ((d, &$x), &$y) in dst.iter_mut().zip(&xs[..len]).zip(&ys[..len]) {
+                        *d = $e;
+                    }
+                }
+                (Run::Slice(xs), Run::Scalar($y)) => {
+                    for (d, &$x) in dst.iter_mut().zip(&xs[..len]) {
+                        *d = $e;
+                    }
+                }
+                (Run::Scalar($x), Run::Slice(ys)) => {
+                    for (d, &$y) in dst.iter_mut().zip(&ys[..len]) {
+                        *d = $e;
+                    }
+                }
+                _ => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        let ($x, $y) = (a.get(i), b.get(i));
+                        *d = $e;
+                    }
+                }
+            }
+        }};
+    }
+    match op {
+        BinaryOp::Add => each!(|x, y| x + y),
+        BinaryOp::Sub => each!(|x, y| x - y),
+        BinaryOp::Mul => each!(|x, y| x * y),
+        BinaryOp::Div => each!(|x, y| x / y),
+    }
+}
+
+/// `acc[i] = acc[i] ∘ b[i]`, or `b[i] ∘ acc[i]` when `swapped`, with the code for `isa` (a chain of
+/// pointwise ops on an accumulator).
+pub fn binary_f32_inplace(isa: Isa, op: BinaryOp, acc: &mut [f32], b: Run<f32>, swapped: bool) {
+    dispatch!(isa, FMA => binary_inplace_body(op, acc, b, swapped))
+}
+
+#[inline(always)]
+fn binary_inplace_body(op: BinaryOp, acc: &mut [f32], b: Run<f32>, swapped: bool) {
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr) => {{
+            let len = acc.len();
+            match b {
+                Run::Slice(ys) => {
+                    for (d, &$y) in acc.iter_mut().zip(&ys[..len]) {
+                        let $x = *d;
+                        *d = $e;
+                    }
+                }
+                Run::Scalar($y) => {
+                    for d in acc.iter_mut() {
+                        let $x = *d;
+                        *d = $e;
+                    }
+                }
+                Run::Strided(..) => {
+                    for (i, d) in acc.iter_mut().enumerate() {
+                        let ($x, $y) = (*d, b.get(i));
+                        *d = $e;
+                    }
+                }
+            }
+        }};
+    }
+    match (op, swapped) {
+        (BinaryOp::Add, _) => each!(|x, y| x + y),
+        (BinaryOp::Mul, _) => each!(|x, y| x * y),
+        (BinaryOp::Sub, false) => each!(|x, y| x - y),
+        (BinaryOp::Sub, true) => each!(|x, y| y - x),
+        (BinaryOp::Div, false) => each!(|x, y| x / y),
+        (BinaryOp::Div, true) => each!(|x, y| y / x),
+    }
 }
 
 /// `dst[i] = e^src[i]` ([`simd::active`]'s code).
