@@ -96,6 +96,8 @@ pub(crate) enum Kind {
     Op(Box<OpStep>),
     /// A kernel the compile stage prepared (fused, folded, packed): [`crate::compile::Prepared`].
     Prepared(Box<crate::compile::Prepared>),
+    /// A view op restriding its input directly ([`crate::compile::views`]).
+    View(Box<crate::compile::views::ViewStep>),
     Sym {
         op: SymOp,
         args: Vec<Src>,
@@ -782,6 +784,7 @@ pub(crate) fn writes(kind: &Kind, out: &mut Vec<Slot>) {
             out.extend(outs)
         }
         Kind::Prepared(p) => out.push(p.out),
+        Kind::View(v) => out.push(v.out),
     }
 }
 
@@ -820,6 +823,7 @@ pub(crate) fn reads(kind: &Kind, out: &mut Vec<Slot>) {
         }
         Kind::Call { operands, .. } => out.extend(operands),
         Kind::Prepared(p) => out.extend(&p.inputs),
+        Kind::View(v) => out.push(v.input),
     }
 }
 
@@ -1098,76 +1102,92 @@ impl GraphPlan {
         }
     }
 
-    fn run_step(&self, step: &Step, slots: &mut [Value], arena: &mut Arena) -> Result<()> {
-        match &step.kind {
-            Kind::Op(op) => {
-                let mut missing = None;
-                let empty = &self.empty;
-                let mut values: Vec<Value> = op
-                    .template
-                    .iter()
-                    .map(|v| {
-                        v.map_tensors(&mut |&s: &Slot| match &slots[s] {
-                            V::Tensor(t) => t.clone(),
-                            _ => {
-                                missing = Some(s);
-                                empty.clone()
-                            }
-                        })
-                    })
-                    .collect();
-                if let Some(s) = missing {
+    fn run_op(
+        &self,
+        step: &Step,
+        op: &OpStep,
+        slots: &mut [Value],
+        arena: &mut Arena,
+    ) -> Result<()> {
+        let mut missing = None;
+        let empty = &self.empty;
+        let mut values: Vec<Value> = op
+            .template
+            .iter()
+            .map(|v| {
+                v.map_tensors(&mut |&s: &Slot| match &slots[s] {
+                    V::Tensor(t) => t.clone(),
+                    _ => {
+                        missing = Some(s);
+                        empty.clone()
+                    }
+                })
+            })
+            .collect();
+        if let Some(s) = missing {
+            return Err(op_err(
+                step,
+                oxport_core::Error::Value(format!("internal: slot {s} holds no tensor")),
+            ));
+        }
+        for &(ai, j, s) in &op.int_patches {
+            let Some(n) = num(&slots[s]).and_then(Num::i) else {
+                return Err(op_err(
+                    step,
+                    oxport_core::Error::Value("expected an int".into()),
+                ));
+            };
+            patch_int(&mut values[ai], j, n);
+        }
+        for &(ai, s) in &op.float_patches {
+            let Some(f) = num(&slots[s]).map(Num::f) else {
+                return Err(op_err(
+                    step,
+                    oxport_core::Error::Value("expected a float".into()),
+                ));
+            };
+            patch_float(&mut values[ai], f);
+        }
+        let args = Args {
+            schema: &op.def.schema,
+            values,
+        };
+        let outs = match &op.static_outs {
+            Some(st) => self.run_static(op.def, &args, st, arena),
+            None => op.def.run(&args),
+        }
+        .map_err(|e| op_err(step, e))?;
+        for (bind, v) in op.outs.iter().zip(outs) {
+            match (bind, v) {
+                (OutBind::Skip, _) => {}
+                (OutBind::Slot(s), v) => slots[*s] = v,
+                (OutBind::List(ss), V::Tensors(ts)) => {
+                    for (s, t) in ss.iter().zip(ts) {
+                        slots[*s] = V::Tensor(t);
+                    }
+                }
+                (OutBind::List(_), other) => {
                     return Err(op_err(
                         step,
-                        oxport_core::Error::Value(format!("internal: slot {s} holds no tensor")),
-                    ));
+                        oxport_core::Error::Value(format!(
+                            "expected a tensor list, got {}",
+                            other.kind()
+                        )),
+                    ))
                 }
-                for &(ai, j, s) in &op.int_patches {
-                    let Some(n) = num(&slots[s]).and_then(Num::i) else {
-                        return Err(op_err(
-                            step,
-                            oxport_core::Error::Value("expected an int".into()),
-                        ));
-                    };
-                    patch_int(&mut values[ai], j, n);
-                }
-                for &(ai, s) in &op.float_patches {
-                    let Some(f) = num(&slots[s]).map(Num::f) else {
-                        return Err(op_err(
-                            step,
-                            oxport_core::Error::Value("expected a float".into()),
-                        ));
-                    };
-                    patch_float(&mut values[ai], f);
-                }
-                let args = Args {
-                    schema: &op.def.schema,
-                    values,
-                };
-                let outs = match &op.static_outs {
-                    Some(st) => self.run_static(op.def, &args, st, arena),
-                    None => op.def.run(&args),
-                }
-                .map_err(|e| op_err(step, e))?;
-                for (bind, v) in op.outs.iter().zip(outs) {
-                    match (bind, v) {
-                        (OutBind::Skip, _) => {}
-                        (OutBind::Slot(s), v) => slots[*s] = v,
-                        (OutBind::List(ss), V::Tensors(ts)) => {
-                            for (s, t) in ss.iter().zip(ts) {
-                                slots[*s] = V::Tensor(t);
-                            }
-                        }
-                        (OutBind::List(_), other) => {
-                            return Err(op_err(
-                                step,
-                                oxport_core::Error::Value(format!(
-                                    "expected a tensor list, got {}",
-                                    other.kind()
-                                )),
-                            ))
-                        }
-                    }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_step(&self, step: &Step, slots: &mut [Value], arena: &mut Arena) -> Result<()> {
+        match &step.kind {
+            Kind::Op(op) => self.run_op(step, op, slots, arena)?,
+            Kind::View(v) => {
+                let t = tensor_of(slots, v.input, step)?;
+                match v.apply(t) {
+                    Some(r) => slots[v.out] = V::Tensor(r.map_err(|e| op_err(step, e))?),
+                    None => self.run_op(step, &v.op, slots, arena)?,
                 }
             }
             Kind::Prepared(p) => {
@@ -1938,6 +1958,7 @@ fn compile(
         crate::compile::linear::pack_linears(plan, &metas, &consts, prepared);
         crate::compile::pointwise::fuse_pointwise(plan, &metas);
     }
+    crate::compile::views::direct_views(plan, &metas);
     if options.memory_plan {
         crate::compile::memory::plan(plan);
     }
@@ -2042,7 +2063,7 @@ fn constants(
                     written.insert(*s);
                 }
             }
-            Kind::Op(_) | Kind::Prepared(_) => {}
+            Kind::Op(_) | Kind::Prepared(_) | Kind::View(_) => {}
             other => {
                 let mut r = vec![];
                 reads(other, &mut r);

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod value;
 
 pub use api::{ArangeArgs, Operand, TensorOptions};
+pub use defs::view_strides;
 pub use registry::{
     alloc_outputs, call, call_def, register_custom_op, registry, with_dispatch_hook, CustomOp,
     DecompFn, Decomposed, DispatchHook, HookCall, Kernel, KernelFn, MetaFn, OpDef, OpId,

@@ -150,18 +150,65 @@ pub(crate) fn pack_linears(
         };
         let mut nodes = vec![plan.steps[i].node.clone()];
         let mut last = i;
-        if let Some(j) = only_reader(plan, &u, out).filter(|&j| j == i + 1 && !removed[j]) {
-            if let Some((name, a, outs)) = op_at(plan, j) {
-                let act = activation(name, &a);
-                let reads_out = a.opt_tensor("self").ok().flatten() == Some(&out);
-                if let (Some(act), true, Some(o)) = (act, reads_out, out_slot(&outs, 0)) {
-                    lin.activation = act;
-                    nodes.push(plan.steps[j].node.clone());
-                    removed[j] = true;
-                    out = o;
-                    last = j;
-                }
+        let mut out_shape = out_shape;
+        // The steps right after the product that its epilogue can do: the core IR's `view`s back to
+        // the input's batch dims, a constant bias `add` (`bmm` of a 3-d input), an activation.
+        while let Some(j) = only_reader(plan, &u, out).filter(|&j| j == last + 1 && !removed[j]) {
+            let Some((name, a, outs)) = op_at(plan, j) else {
+                break;
+            };
+            let Some(o) = out_slot(&outs, 0) else {
+                break;
+            };
+            let Some(o_shape) = f32_static(metas[o].as_ref()) else {
+                break;
+            };
+            let reads_out = |n: &str| a.opt_tensor(n).ok().flatten() == Some(&out);
+            let is_view = matches!(
+                name,
+                "aten.view.default" | "aten._unsafe_view.default" | "aten.reshape.default"
+            );
+            let bias = (name == "aten.add.Tensor" && o_shape == out_shape)
+                .then(|| {
+                    let alpha_one = a.scalar("alpha").is_ok_and(|s| s.to_f64() == 1.0);
+                    let other = match (reads_out("self"), reads_out("other")) {
+                        (true, false) => a.opt_tensor("other").ok().flatten(),
+                        (false, true) => a.opt_tensor("self").ok().flatten(),
+                        _ => None,
+                    }?;
+                    let b = consts.get(other)?;
+                    let row = b.dtype() == DType::F32
+                        && b.dim() >= 1
+                        && b.sizes()[..b.dim() - 1].iter().all(|&d| d == 1)
+                        && b.sizes().last() == Some(&lin.n)
+                        && out_shape.last() == Some(&lin.n)
+                        && b.dim() <= out_shape.len();
+                    (alpha_one
+                        && row
+                        && lin.bias.is_none()
+                        && lin.activation == Activation::Identity)
+                        .then(|| b.contiguous_untraced().to_vec::<f32>().ok())
+                        .flatten()
+                })
+                .flatten();
+            let act = activation(name, &a).filter(|_| reads_out("self"));
+            if is_view
+                && reads_out("self")
+                && o_shape.iter().product::<usize>() == out_shape.iter().product::<usize>()
+            {
+                // A view of the contiguous product is the same buffer.
+            } else if let Some(b) = bias {
+                lin.bias = Some(b);
+            } else if let (Some(act), Activation::Identity) = (act, lin.activation) {
+                lin.activation = act;
+            } else {
+                break;
             }
+            nodes.push(plan.steps[j].node.clone());
+            removed[j] = true;
+            out = o;
+            out_shape = o_shape;
+            last = j;
         }
         removed[i] = true;
         let step = Prepared {
@@ -314,5 +361,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// In the core IR a product is followed by `view`s back to the batch dims, then the bias `add`
+    /// (a 3-d input's `bmm`) or the activation: the epilogue takes them (the numerics are checked
+    /// against PyTorch by `tests/fixtures_run.rs`).
+    #[test]
+    fn core_ir_views_bias_and_activation_join_the_product() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let ep = oxport_ir::pt2::load(root.join("pt2/transformer_block.core.pt2")).unwrap();
+        let m = crate::Module::new(&ep).unwrap();
+        let linears: Vec<&str> = m
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.target == "oxport.linear")
+            .map(|s| s.node.as_str())
+            .collect();
+        let want = [
+            "bmm+view_2+add+view_3",
+            "addmm+view_17",
+            "addmm_1+view_19+gelu+view_20",
+            "addmm_2+view_21",
+        ];
+        assert_eq!(linears, want);
     }
 }

@@ -36,6 +36,7 @@ pub(crate) mod pointwise;
 pub(crate) mod rewrite;
 pub(crate) mod shapes;
 pub(crate) mod substitute;
+pub(crate) mod views;
 
 /// What the passes make from a program's constants (packed weights, folded BatchNorms, folded
 /// values), kept by the nodes it stands for, so that all the plans of one program (the plans

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::sym::SymInt;
 use crate::tensor::{fmt_shape, wrap_dim, Tensor};
 pub(crate) use complex::{norm_from_string, Composite};
-pub(crate) use shape::view_strides;
+pub use shape::view_strides;
 
 mod complex;
 mod composite;

@@ -195,11 +195,13 @@ fn infer_size(shape: &[SymInt], numel: &SymInt) -> Result<Vec<SymInt>> {
 }
 
 /// PyTorch's `computeStride`: strides for viewing (sizes, strides) as `new`, if possible without a copy.
-pub(crate) fn view_strides(
-    sizes: &[usize],
-    strides: &[usize],
-    new: &[usize],
-) -> Option<Vec<usize>> {
+///
+/// ```
+/// use oxport_core::ops::view_strides;
+/// assert_eq!(view_strides(&[2, 3], &[3, 1], &[6]), Some(vec![1]));
+/// assert_eq!(view_strides(&[2, 3], &[1, 2], &[6]), None); // a transposed tensor needs a copy
+/// ```
+pub fn view_strides(sizes: &[usize], strides: &[usize], new: &[usize]) -> Option<Vec<usize>> {
     if sizes.is_empty() {
         // A 0-d tensor views as any shape of one element.
         return Some(vec![1; new.len()]);
