@@ -27,18 +27,10 @@ enum Operand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     /// `acc = acc ∘ operand` (or `operand ∘ acc` when `swapped`).
     Binary {
-        op: BinOp,
+        op: BinaryOp,
         rhs: Operand,
         swapped: bool,
     },
@@ -121,6 +113,8 @@ impl PreparedKernel for PointwiseChain {
                 strides: broadcast_strides(t, &self.out_shape),
             });
         }
+        // Read once here: rayon's workers do not see a thread's forced ISA.
+        let isa = simd::active();
         out.with_contiguous_mut::<f32, _>(|od| {
             let run = |(b, dst): (usize, &mut [f32])| {
                 let start = b * BLOCK;
@@ -145,7 +139,7 @@ impl PreparedKernel for PointwiseChain {
                                     Run::Slice(&scratch)
                                 }
                             };
-                            binary(op, dst, rhs_vals, swapped);
+                            vmath::binary_f32_inplace(isa, op, dst, rhs_vals, swapped);
                         }
                         Op::Act(a) => a.apply_f32(dst),
                         Op::Neg => dst.iter_mut().for_each(|v| *v = -*v),
@@ -163,17 +157,6 @@ impl PreparedKernel for PointwiseChain {
             }
         })
     }
-}
-
-/// `acc = acc ∘ rhs` (or `rhs ∘ acc`) on the vectorised run kernel.
-fn binary(op: BinOp, acc: &mut [f32], rhs: Run<f32>, swapped: bool) {
-    let op = match op {
-        BinOp::Add => BinaryOp::Add,
-        BinOp::Sub => BinaryOp::Sub,
-        BinOp::Mul => BinaryOp::Mul,
-        BinOp::Div => BinaryOp::Div,
-    };
-    vmath::binary_f32_inplace(simd::active(), op, acc, rhs, swapped);
 }
 
 /// Elements `start..start + dst.len()` (row-major over `shape`) of a broadcast input, copied a row
@@ -228,7 +211,7 @@ fn link(name: &str, a: &Args<Slot>, acc: Option<Slot>) -> Option<(Option<Slot>, 
     let tensor = |n: &str| a.opt_tensor(n).ok().flatten().copied();
     let scalar = |n: &str| a.scalar(n).ok().map(|s| s.to_f64() as f32);
     let alpha_one = || a.scalar("alpha").map(|s| s.to_f64() == 1.0).unwrap_or(true);
-    let bin = |op: BinOp| -> Option<(Option<Slot>, Op, Option<Slot>)> {
+    let bin = |op: BinaryOp| -> Option<(Option<Slot>, Op, Option<Slot>)> {
         let s = tensor("self")?;
         match (tensor("other"), scalar("other")) {
             (Some(o), _) => {
@@ -271,10 +254,10 @@ fn link(name: &str, a: &Args<Slot>, acc: Option<Slot>) -> Option<(Option<Slot>, 
         _ => base.to_string(),
     };
     match base.as_str() {
-        "add.Tensor" | "add.Scalar" if alpha_one() => bin(BinOp::Add),
-        "sub.Tensor" | "sub.Scalar" if alpha_one() => bin(BinOp::Sub),
-        "mul.Tensor" | "mul.Scalar" => bin(BinOp::Mul),
-        "div.Tensor" | "div.Scalar" => bin(BinOp::Div),
+        "add.Tensor" | "add.Scalar" if alpha_one() => bin(BinaryOp::Add),
+        "sub.Tensor" | "sub.Scalar" if alpha_one() => bin(BinaryOp::Sub),
+        "mul.Tensor" | "mul.Scalar" => bin(BinaryOp::Mul),
+        "div.Tensor" | "div.Scalar" => bin(BinaryOp::Div),
         "neg.default" => unary(Op::Neg),
         "exp.default" => unary(Op::Exp),
         "sqrt.default" => unary(Op::Sqrt),
@@ -440,13 +423,13 @@ mod tests {
             first: Operand::Input(0),
             ops: vec![
                 Op::Binary {
-                    op: BinOp::Sub,
+                    op: BinaryOp::Sub,
                     rhs: Operand::Input(1),
                     swapped: true,
                 },
                 Op::Act(Activation::Relu),
                 Op::Binary {
-                    op: BinOp::Div,
+                    op: BinaryOp::Div,
                     rhs: Operand::Scalar(2.0),
                     swapped: true,
                 },

@@ -75,20 +75,22 @@ pub fn attention_f32(
     }
     let mut score_sizes = batch.to_vec();
     score_sizes.extend([l, s]);
-    // The mask as an additive f32 bias over the scores, broadcast by its strides (not materialized).
+    // The mask as an additive f32 bias over the scores: its own elements in row-major order, read
+    // through broadcast strides (not materialized at the scores' size).
     let mask = match mask {
         Some(m) if m.dim() <= score_sizes.len() => {
-            let bias = if m.dtype() == DType::Bool {
-                let bits = m.to_vec::<bool>()?;
-                let vals = bits
+            let bias: Vec<f32> = match m.dtype() {
+                DType::Bool => m
+                    .to_vec::<bool>()?
                     .into_iter()
-                    .map(|b| if b { 0.0 } else { f32::NEG_INFINITY });
-                Tensor::from_vec(vals.collect(), m.sizes())?
-            } else {
-                m.cast_untraced(DType::F32).contiguous_untraced()
+                    .map(|b| if b { 0.0 } else { f32::NEG_INFINITY })
+                    .collect(),
+                DType::F32 => m.to_vec::<f32>()?,
+                _ => m.cast_untraced(DType::F32).to_vec::<f32>()?,
             };
-            let st = super::elementwise::broadcast_strides(&bias, &score_sizes);
-            Some((bias.to_vec::<f32>()?, st))
+            let dense = crate::tensor::contiguous_strides(m.sizes());
+            let st = super::elementwise::broadcast_strides_of(m.sizes(), &dense, &score_sizes);
+            Some((bias, st))
         }
         Some(_) => return Ok(false),
         None => None,
