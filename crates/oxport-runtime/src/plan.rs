@@ -1947,6 +1947,9 @@ fn compile(
         crate::compile::substitute::substitute_ops(plan);
     }
     let metas = crate::compile::shapes::infer(plan, input_metas, input_values);
+    if options.fuse {
+        crate::compile::alias::elide_aliases(plan, &metas);
+    }
     plan.parallel_work = crate::threads::may_split(plan, &metas);
     let mut consts = constants(plan, feeds, buffer_mutations);
     if options.fold {
@@ -1955,6 +1958,8 @@ fn compile(
     if options.fuse {
         crate::compile::fuse::fuse_convs(plan, &metas, &consts, prepared);
         crate::compile::attention::fuse_attention(plan, &metas);
+        crate::compile::rms_norm::fuse_rms_norms(plan, &metas);
+        crate::compile::rotary::fuse_rotary(plan, &metas);
         crate::compile::linear::pack_linears(plan, &metas, &consts, prepared);
         crate::compile::pointwise::fuse_pointwise(plan, &metas);
     }

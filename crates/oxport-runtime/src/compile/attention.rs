@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! mul.Scalar(q, c1)  permute(k, [.., -1, -2])  mul.Scalar(kᵀ, c2)
-//! expand + view → bmm → view              (scores, batch ++ [L, S])
+//! expand [+ clone] + view → bmm → view    (scores, batch ++ [L, S])
 //! [add.Tensor(scores, mask)]
 //! _softmax(·, -1) ; eq(·, -inf) → logical_not → any(-1, keepdim) → logical_not ; full_like(0) ; where
 //! expand + view → bmm with view(expand(v)) → view      (out, batch ++ [L, Ev])
@@ -16,11 +16,10 @@
 //! with v. It is taken only when every value inside the chain has no reader outside it, shapes are
 //! static f32, and no step in between writes in place. Without the safe-softmax guard (`where`),
 //! only unmasked attention is taken (a fully masked row would be NaN there, 0 in the kernel).
-use super::rewrite::{apply, op_at, out_slot, Uses};
+use super::rewrite::{apply, op_at, quiet_between, Matcher, Uses};
 use super::{Prepared, PreparedKernel};
-use crate::plan::{GraphPlan, Kind, Slot};
+use crate::plan::{GraphPlan, Slot};
 use oxport_core::ops::value::TensorMeta;
-use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::attention::{attention_f32, AttentionParams};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
@@ -62,14 +61,7 @@ pub(crate) fn fuse_attention(plan: &mut GraphPlan, metas: &[Option<TensorMeta>])
         }
         let last = *m.steps.iter().max().expect("a chain has steps");
         let first = *m.steps.iter().min().expect("a chain has steps");
-        let in_place_between = (first..last).any(|j| {
-            !m.steps.contains(&j)
-                && match &plan.steps[j].kind {
-                    Kind::Op(op) => op.def.is_in_place(),
-                    Kind::Prepared(_) | Kind::Sym { .. } | Kind::SymSize { .. } => false,
-                    _ => true,
-                }
-        });
+        let in_place_between = !quiet_between(plan, first, last, &m.steps);
         if in_place_between {
             continue;
         }
@@ -114,52 +106,10 @@ struct Match {
     steps: Vec<usize>,
 }
 
-struct Matcher<'p> {
-    plan: &'p GraphPlan,
-    u: &'p Uses,
-    metas: &'p [Option<TensorMeta>],
-    steps: Vec<usize>,
-}
-
-impl<'p> Matcher<'p> {
-    fn new(plan: &'p GraphPlan, u: &'p Uses, metas: &'p [Option<TensorMeta>]) -> Self {
-        Matcher {
-            plan,
-            u,
-            metas,
-            steps: vec![],
-        }
-    }
-
-    /// Static f32 sizes of `s`.
-    fn sizes(&self, s: Slot) -> Option<Vec<usize>> {
-        let m = self.metas.get(s)?.as_ref()?;
-        (m.dtype == DType::F32).then_some(())?;
-        m.concrete_sizes().ok()
-    }
-
-    /// The op step defining `s` (its name and arguments), when `s` is its only tensor output.
-    fn def(&self, s: Slot) -> Option<(usize, &'static str, Args<'p, Slot>)> {
-        let i = self.u.def[s]?;
-        let (name, a, outs) = op_at(self.plan, i)?;
-        (outs.len() == 1 && out_slot(&outs, 0) == Some(s)).then_some((i, name, a))
-    }
-
-    /// The single step reading `s`.
-    fn only_reader(&self, s: Slot) -> Option<usize> {
-        super::rewrite::only_reader(self.plan, self.u, s)
-    }
-
-    /// The single output of step `i`.
-    fn out_of(&self, i: usize) -> Option<Slot> {
-        let (_, _, outs) = op_at(self.plan, i)?;
-        (outs.len() == 1).then_some(())?;
-        out_slot(&outs, 0)
-    }
-
+impl Matcher<'_> {
     /// Walks back from a batched-matmul operand `s` (`[B, M, N]`) through the identity `expand`s and
-    /// the `view`s that fold the batch dims, to a value of sizes `batch ++ [M, N]`. Each value
-    /// passed has `s`'s chain as its only reader.
+    /// `clone`s and the `view`s that fold the batch dims, to a value of sizes `batch ++ [M, N]`. Each
+    /// value passed has `s`'s chain as its only reader.
     fn unbatched(&mut self, mut s: Slot, batch: &[usize]) -> Option<Slot> {
         let want_tail = {
             let sz = self.sizes(s)?;
@@ -172,7 +122,8 @@ impl<'p> Matcher<'p> {
                 let x = *a.tensor("self").ok()?;
                 let xs = self.sizes(x)?;
                 let through = match name {
-                    "aten.expand.default" => xs == sz,
+                    // The kernel reads its operands strided: a copy made contiguous is not needed.
+                    "aten.expand.default" | "aten.clone.default" => xs == sz,
                     "aten.view.default" => {
                         !done
                             && xs.len() >= 2
@@ -478,5 +429,7 @@ mod tests {
     fn core_ir_attention_is_fused_unmasked_and_masked() {
         assert_eq!(fused_attentions("pt2/transformer_block.core.pt2"), (1, 1));
         assert_eq!(fused_attentions("llm/llama_static_cache.core.pt2"), (2, 2));
+        // A boolean causal mask (folded to constant scores bias), q and k copied contiguous first.
+        assert_eq!(fused_attentions("pt2/rope_causal_block.core.pt2"), (1, 1));
     }
 }

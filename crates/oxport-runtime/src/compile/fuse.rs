@@ -6,9 +6,9 @@
 //! ([`conv2d_fused`]). A chain link is taken only when the value it consumes has no other reader (so
 //! an in-place op's target is not read again), the parameters are constants of the program (a
 //! parameter, or a buffer nothing mutates), and shapes are static f32 NCHW.
-use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
+use super::rewrite::{apply, only_reader, op_at, out_slot, quiet_between, Uses};
 use super::{ConstCache, Prepared, PreparedKernel};
-use crate::plan::{GraphPlan, Kind, OutBind, Slot};
+use crate::plan::{GraphPlan, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::conv::Conv2dParams;
@@ -181,10 +181,7 @@ fn match_chain(
     // chain's steps writes in place (it could change the convolution's input or the residual).
     let quiet_until = |chain: &[usize], j: usize| {
         let from = *chain.last().expect("non-empty");
-        (from + 1..j).all(|k| match &plan.steps[k].kind {
-            Kind::Op(op) => !op.def.is_in_place(),
-            _ => false,
-        })
+        quiet_between(plan, from, j, &[])
     };
     // BatchNorm (inference): fold.
     if let Some(j) = only_reader(plan, u, cur) {

@@ -6,14 +6,19 @@
 //! 0. [`substitute`]: cheaper ops where outputs go unread (`max_pool2d_with_indices` → `max_pool2d`).
 //! 1. [`shapes`]: output metadata of every step with static shapes, computed once — calls run no
 //!    meta function for them.
+//!    [`alias`]: identity aliases (`alias`, `to` the same dtype) dropped, their readers reading the
+//!    input.
 //! 2. [`fold`]: steps computing only from constants (a weight's `permute`, an f16 weight's cast)
 //!    run once at plan time.
 //! 3. [`fuse`]: convolution chains (BatchNorm folded, residual add and activation in the epilogue)
 //!    become one step with prepared f32 weights.
-//! 4. [`linear`]: `linear`/`addmm`/`mm` with constant weights packed once (row-major `K × N`),
+//! 4. [`attention`], [`rms_norm`], [`rotary`]: decomposed attention, RMS norms and rotary
+//!    position embeddings as one step each.
+//! 5. [`linear`]: `linear`/`addmm`/`mm` with constant weights packed once (row-major `K × N`),
 //!    bias and a following activation in the same step.
-//! 5. [`pointwise`]: chains of f32 pointwise ops as one blocked loop.
-//! 6. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
+//! 6. [`pointwise`]: chains of f32 pointwise ops as one blocked loop.
+//! 7. [`views`]: view ops with static geometry restride their input directly (no op call).
+//! 8. [`memory`]: the outputs of out kernels with static shapes get buffers planned from value
 //!    lifetimes, reused across values and calls (an arena per concurrent call).
 //!
 //! A program with symbolic sizes is planned twice over: once generically (its symbolic steps left to
@@ -27,6 +32,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) mod alias;
 pub(crate) mod attention;
 pub(crate) mod fold;
 pub(crate) mod fuse;
@@ -34,6 +40,8 @@ pub(crate) mod linear;
 pub(crate) mod memory;
 pub(crate) mod pointwise;
 pub(crate) mod rewrite;
+pub(crate) mod rms_norm;
+pub(crate) mod rotary;
 pub(crate) mod shapes;
 pub(crate) mod substitute;
 pub(crate) mod views;

@@ -7,9 +7,9 @@
 //! each step combines it with a scalar or an input (broadcast to the output's shape). Formulas are the
 //! pointwise kernels' own, in f32, so the results are those of the unfused ops.
 use super::fuse::{activation, Activation};
-use super::rewrite::{apply, only_reader, op_at, out_slot, Uses};
+use super::rewrite::{apply, only_reader, op_at, out_slot, quiet_between, Uses};
 use super::{Prepared, PreparedKernel};
-use crate::plan::{GraphPlan, Kind, Slot};
+use crate::plan::{GraphPlan, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::elementwise::{broadcast_strides, Run};
@@ -55,64 +55,93 @@ const PAR_MIN: usize = 1 << 15;
 
 /// An input as the chain reads it: its storage's elements, its offset, whether it is laid out as the
 /// output (contiguous, same sizes), and its strides broadcast to the output.
-struct Input<'a> {
-    data: &'a [f32],
-    offset: usize,
-    dense: bool,
-    strides: Vec<usize>,
+pub(crate) struct Input<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub dense: bool,
+    pub strides: Vec<usize>,
+}
+
+impl Input<'_> {
+    /// Where element `i` (row-major over `shape`, the broadcast shape) is in `data`.
+    pub fn offset_of(&self, shape: &[usize], i: usize) -> usize {
+        let (mut rem, mut off) = (i, self.offset);
+        for d in (0..shape.len()).rev() {
+            off += (rem % shape[d].max(1)) * self.strides[d];
+            rem /= shape[d].max(1);
+        }
+        off
+    }
+}
+
+/// Runs `f` on f32 views of `inputs`, each broadcast to `shape`, holding one read lock per storage
+/// (two inputs may view the same one). `what` names the kernel in errors.
+pub(crate) fn with_broadcast_inputs<R>(
+    what: &str,
+    inputs: &[&Tensor],
+    shape: &[usize],
+    f: impl FnOnce(&[Input<'_>]) -> R,
+) -> oxport_core::Result<R> {
+    use oxport_core::tensor::Element;
+    let bad = |why: String| {
+        Err(oxport_core::Error::Value(format!(
+            "internal: {what}: {why}"
+        )))
+    };
+    let mut locks: Vec<(&std::sync::Arc<oxport_core::tensor::Storage>, _)> = vec![];
+    let mut which = vec![];
+    for t in inputs {
+        let broadcasts = t.dim() <= shape.len()
+            && t.sizes()
+                .iter()
+                .rev()
+                .zip(shape.iter().rev())
+                .all(|(&a, &b)| a == b || a == 1);
+        if t.dtype() != DType::F32 || t.is_fake() || !broadcasts {
+            return bad(format!(
+                "planned for f32 inputs broadcasting to {shape:?}, got {} {:?}",
+                t.dtype().name(),
+                t.sizes()
+            ));
+        }
+        let st = t.storage();
+        let k = match locks
+            .iter()
+            .position(|(s, _)| std::sync::Arc::ptr_eq(s, st))
+        {
+            Some(k) => k,
+            None => {
+                locks.push((st, st.read()));
+                locks.len() - 1
+            }
+        };
+        which.push(k);
+    }
+    let mut data = vec![];
+    for (t, &k) in inputs.iter().zip(&which) {
+        let Some(all) = f32::slice(&locks[k].1) else {
+            return bad("an input's storage is not f32".into());
+        };
+        data.push(Input {
+            data: all,
+            offset: t.storage_offset(),
+            dense: t.is_contiguous() && t.sizes() == shape,
+            strides: broadcast_strides(t, shape),
+        });
+    }
+    Ok(f(&data))
 }
 
 impl PreparedKernel for PointwiseChain {
     fn run(&self, inputs: &[&Tensor], out: &Tensor) -> oxport_core::Result<()> {
-        use oxport_core::tensor::Element;
-        let bad = |why: String| {
-            Err(oxport_core::Error::Value(format!(
-                "internal: pointwise chain: {why}"
-            )))
-        };
-        // One read lock per storage (two inputs may view the same one).
-        let mut locks: Vec<(&std::sync::Arc<oxport_core::tensor::Storage>, _)> = vec![];
-        let mut which = vec![];
-        for t in inputs {
-            let broadcasts = t.dim() <= self.out_shape.len()
-                && t.sizes()
-                    .iter()
-                    .rev()
-                    .zip(self.out_shape.iter().rev())
-                    .all(|(&a, &b)| a == b || a == 1);
-            if t.dtype() != DType::F32 || t.is_fake() || !broadcasts {
-                return bad(format!(
-                    "planned for f32 inputs broadcasting to {:?}, got {} {:?}",
-                    self.out_shape,
-                    t.dtype().name(),
-                    t.sizes()
-                ));
-            }
-            let st = t.storage();
-            let k = match locks
-                .iter()
-                .position(|(s, _)| std::sync::Arc::ptr_eq(s, st))
-            {
-                Some(k) => k,
-                None => {
-                    locks.push((st, st.read()));
-                    locks.len() - 1
-                }
-            };
-            which.push(k);
-        }
-        let mut data = vec![];
-        for (t, &k) in inputs.iter().zip(&which) {
-            let Some(all) = f32::slice(&locks[k].1) else {
-                return bad("an input's storage is not f32".into());
-            };
-            data.push(Input {
-                data: all,
-                offset: t.storage_offset(),
-                dense: t.is_contiguous() && t.sizes() == self.out_shape.as_slice(),
-                strides: broadcast_strides(t, &self.out_shape),
-            });
-        }
+        with_broadcast_inputs("pointwise chain", inputs, &self.out_shape, |data| {
+            self.run_on(data, out)
+        })?
+    }
+}
+
+impl PointwiseChain {
+    fn run_on(&self, data: &[Input<'_>], out: &Tensor) -> oxport_core::Result<()> {
         // Read once here: rayon's workers do not see a thread's forced ISA.
         let isa = simd::active();
         out.with_contiguous_mut::<f32, _>(|od| {
@@ -176,12 +205,7 @@ fn gather(input: &Input, shape: &[usize], start: usize, dst: &mut [f32]) {
     let mut i = start;
     let mut done = 0;
     while done < dst.len() {
-        // The offset of element i: unravel it over the leading dims.
-        let (mut rem, mut off) = (i / row, input.offset + (i % row) * last_st);
-        for d in (0..nd - 1).rev() {
-            off += (rem % shape[d].max(1)) * input.strides[d];
-            rem /= shape[d].max(1);
-        }
+        let off = input.offset_of(shape, i);
         let len = (row - i % row).min(dst.len() - done);
         let seg = &mut dst[done..done + len];
         match last_st {
@@ -350,10 +374,7 @@ fn match_chain(
     while let Some(j) = only_reader(plan, u, cur).filter(|&j| !claimed[j]) {
         // The fused step runs at the chain's last step: nothing in between may write in place.
         let from = *steps.last().expect("non-empty");
-        let quiet = (from + 1..j).all(|k| match &plan.steps[k].kind {
-            Kind::Op(op) => !op.def.is_in_place(),
-            _ => false,
-        });
+        let quiet = quiet_between(plan, from, j, &[]);
         let Some((name, a, outs)) = op_at(plan, j).filter(|_| quiet) else {
             break;
         };

@@ -1359,6 +1359,10 @@ fn embedding(a: &Args<Tensor>, o: &mut [Tensor]) -> Result<()> {
             }
             for (row, &id) in o.chunks_mut(d).zip(&ids) {
                 let base = off + id as usize * rs;
+                if cs == 1 {
+                    row.clone_from_slice(&src[base..base + d]);
+                    continue;
+                }
                 for (j, x) in row.iter_mut().enumerate() {
                     *x = src[base + j * cs];
                 }

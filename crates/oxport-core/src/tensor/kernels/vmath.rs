@@ -775,6 +775,45 @@ pub fn layer_norm_row(
     dispatch!(isa, FMA => layer_norm_body(x, w, b, eps, y))
 }
 
+#[inline(always)]
+fn rms_norm_body(x: &[f32], w: Option<&[f32]>, eps: f32, y: &mut [f32]) -> f32 {
+    // As the decomposed op computes it: the f32 mean of squares, `+ eps` and `rsqrt` in f32, then
+    // `x * rstd` (times `w`).
+    let ms = (sum_blocked(x, |v| v * v) / x.len() as f64) as f32;
+    let rstd = 1.0 / (ms + eps).sqrt();
+    match w {
+        Some(w) => {
+            for ((d, &v), &g) in y.iter_mut().zip(x).zip(w) {
+                *d = (v * rstd) * g;
+            }
+        }
+        None => {
+            for (d, &v) in y.iter_mut().zip(x) {
+                *d = v * rstd;
+            }
+        }
+    }
+    rstd
+}
+
+/// RMS norm of one row `x` into `y` (`x * rstd * w`, `rstd = 1 / sqrt(mean(x²) + eps)`), returning
+/// `rstd`. `w`, when given, has `x`'s length.
+///
+/// ```
+/// use oxport_core::tensor::kernels::{simd, vmath};
+/// let (x, mut y) = ([3f32, 4.0], [0f32; 2]);
+/// let rstd = vmath::rms_norm_row(simd::active(), &x, Some(&[1.0, 2.0]), 0.0, &mut y);
+/// assert!((rstd - 1.0 / 12.5f32.sqrt()).abs() < 1e-6);
+/// assert!((y[1] - 8.0 / 12.5f32.sqrt()).abs() < 1e-5);
+/// ```
+pub fn rms_norm_row(isa: Isa, x: &[f32], w: Option<&[f32]>, eps: f32, y: &mut [f32]) -> f32 {
+    assert!(
+        y.len() == x.len() && w.is_none_or(|w| w.len() == x.len()),
+        "rms_norm_row: lengths differ"
+    );
+    dispatch!(isa, FMA => rms_norm_body(x, w, eps, y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1069,6 +1108,34 @@ mod tests {
             );
             assert!(y[0].is_nan() && y[2].is_nan());
             assert_eq!((y[1], y[3]), (0.0, 1.0));
+        }
+    }
+
+    #[test]
+    fn rms_norm_rows_match_f64() {
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            for n in [1usize, 5, 16, 256, 10_000] {
+                let x: Vec<f32> = (0..n).map(|i| ((i * 13 % 31) as f32) * 0.1 - 1.5).collect();
+                let w: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32 * 0.1).collect();
+                let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let r = 1.0 / (xd.iter().map(|v| v * v).sum::<f64>() / n as f64 + 1e-6).sqrt();
+                for wo in [None, Some(&w[..])] {
+                    let mut y = vec![0f32; n];
+                    let gr = rms_norm_row(isa, &x, wo, 1e-6, &mut y);
+                    assert!(
+                        (gr as f64 - r).abs() <= 1e-5 * r,
+                        "{isa:?} n={n}: {gr} vs {r}"
+                    );
+                    for i in 0..n {
+                        let want = xd[i] * r * wo.map_or(1.0, |w| w[i] as f64);
+                        assert!(
+                            (y[i] as f64 - want).abs() <= 1e-5 * want.abs() + 1e-6,
+                            "{isa:?} n={n} i={i}: {} vs {want}",
+                            y[i]
+                        );
+                    }
+                }
+            }
         }
     }
 
