@@ -355,6 +355,32 @@ class RopeCausalBlock(nn.Module):
         return x + s.o(a.transpose(1, 2).reshape(b, t, d))
 
 
+class MobileBlock(nn.Module):
+    """MobileNetV3 / EfficientNet pieces: conv + BatchNorm + hardswish, a depthwise conv, a
+    squeeze-excitation gate (mean, 1x1 convs, hardsigmoid), conv + SiLU and a global mean (the core IR
+    spells the activations as add/clamp/mul/div and sigmoid/mul)."""
+    def __init__(s):
+        super().__init__()
+        s.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8),
+                               nn.Hardswish())
+        s.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8),
+                             nn.ReLU())
+        s.fc1 = nn.Conv2d(8, 4, 1)
+        s.fc2 = nn.Conv2d(4, 8, 1)
+        s.gate = nn.Hardsigmoid()
+        s.pw = nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU())
+        for m in s.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+
+    def forward(s, x):
+        x = s.dw(s.stem(x))
+        g = s.gate(s.fc2(torch.relu(s.fc1(x.mean((2, 3), keepdim=True)))))
+        x = s.pw(x * g)
+        return x.mean((2, 3)), x
+
+
 def own_cases():
     def mk(model, args, kwargs=None, dynamic_shapes=None, strict=False, mode="eval", tol=None):
         """tol: (rtol, atol) for the runtime's comparison of float outputs, when not float32's."""
@@ -409,6 +435,7 @@ def own_cases():
         torch.randint(-big, big, (6,)), torch.randint(-big, big, (6,)), torch.rand(6) > 0.5))
     yield "spectral_filter", lambda: mk(SpectralFilter(), (torch.randn(3, 8),))
     yield "rope_causal_block", lambda: mk(RopeCausalBlock(), (torch.randn(2, 8, 16),))
+    yield "mobile_block", lambda: mk(MobileBlock(), (torch.randn(1, 3, 16, 16) * 2,))
     yield "einsums", lambda: mk(Einsums(), (torch.randn(2, 2, 3, 4), torch.randn(2, 2, 5, 4), torch.randn(2, 4)))
 
 

@@ -784,7 +784,7 @@ pub(crate) fn writes(kind: &Kind, out: &mut Vec<Slot>) {
             out.extend(outs)
         }
         Kind::Prepared(p) => out.push(p.out),
-        Kind::View(v) => out.push(v.out),
+        Kind::View(v) => out.extend(v.outs.iter().map(|o| o.slot)),
     }
 }
 
@@ -1185,9 +1185,13 @@ impl GraphPlan {
             Kind::Op(op) => self.run_op(step, op, slots, arena)?,
             Kind::View(v) => {
                 let t = tensor_of(slots, v.input, step)?;
-                match v.apply(t) {
-                    Some(r) => slots[v.out] = V::Tensor(r.map_err(|e| op_err(step, e))?),
-                    None => self.run_op(step, &v.op, slots, arena)?,
+                if v.applies(t) {
+                    let t = t.clone();
+                    for o in &v.outs {
+                        slots[o.slot] = V::Tensor(v.view(&t, o).map_err(|e| op_err(step, e))?);
+                    }
+                } else {
+                    self.run_op(step, &v.op, slots, arena)?
                 }
             }
             Kind::Prepared(p) => {
@@ -1949,6 +1953,7 @@ fn compile(
     let metas = crate::compile::shapes::infer(plan, input_metas, input_values);
     if options.fuse {
         crate::compile::alias::elide_aliases(plan, &metas);
+        crate::compile::activations::recognize_activations(plan, &metas);
     }
     plan.parallel_work = crate::threads::may_split(plan, &metas);
     let mut consts = constants(plan, feeds, buffer_mutations);

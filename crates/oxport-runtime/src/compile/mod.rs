@@ -8,6 +8,8 @@
 //!    meta function for them.
 //!    [`alias`]: identity aliases (`alias`, `to` the same dtype) dropped, their readers reading the
 //!    input.
+//!    [`activations`]: the core IR's decomposed `hardswish`, `hardsigmoid` and `silu` as one step
+//!    each (which the fusions below take as they take the training IR's).
 //! 2. [`fold`]: steps computing only from constants (a weight's `permute`, an f16 weight's cast)
 //!    run once at plan time.
 //! 3. [`fuse`]: convolution chains (BatchNorm folded, residual add and activation in the epilogue)
@@ -32,6 +34,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) mod activations;
 pub(crate) mod alias;
 pub(crate) mod attention;
 pub(crate) mod fold;

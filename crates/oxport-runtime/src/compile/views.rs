@@ -6,7 +6,8 @@
 //! storage offset moves by the same amount. So a call checks the input's sizes and strides (a graph
 //! input may come with other strides) and restrides; otherwise it runs the op as before. What it
 //! saves is the op call (arguments bound, meta function on symbolic sizes): ~1 µs of a GPT block's
-//! thirty views each.
+//! thirty views each. The ops splitting a tensor into several views (`split`, `split_with_sizes`,
+//! `unbind`, `chunk`: an LSTM's gates, each step's slice of the input) restride it once per output.
 use crate::plan::{GraphPlan, Kind, OpStep, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 
@@ -28,33 +29,48 @@ const GEOMETRY: &[&str] = &[
     "aten.squeeze.dims",
     "aten.unsqueeze.default",
     "aten.alias.default",
+    "aten.split.Tensor",
+    "aten.split_with_sizes.default",
+    "aten.unbind.int",
+    "aten.chunk.default",
 ];
 
 /// A view op with its plan-time geometry; the op itself runs when the input's differs.
 #[derive(Debug)]
 pub(crate) struct ViewStep {
     pub input: Slot,
-    pub out: Slot,
     pub in_sizes: Vec<usize>,
     pub in_strides: Vec<usize>,
-    pub out_sizes: Vec<usize>,
-    pub out_strides: Vec<usize>,
-    /// The output's storage offset minus the input's.
-    pub offset_delta: isize,
+    /// One per output (several for `split` and its kin).
+    pub outs: Vec<ViewOut>,
     pub op: Box<OpStep>,
 }
 
+/// One output of a [`ViewStep`]: its slot and plan-time geometry.
+#[derive(Debug)]
+pub(crate) struct ViewOut {
+    pub slot: Slot,
+    pub sizes: Vec<usize>,
+    pub strides: Vec<usize>,
+    /// The output's storage offset minus the input's.
+    pub offset_delta: isize,
+}
+
 impl ViewStep {
-    /// The view of `t`, when `t` has the planned geometry.
-    pub(crate) fn apply(
+    /// Whether `t` has the planned geometry (then [`Self::view`] gives the outputs).
+    pub(crate) fn applies(&self, t: &oxport_core::Tensor) -> bool {
+        t.sizes() == self.in_sizes && t.strides() == self.in_strides
+    }
+
+    /// Output `o` as a view of `t`, which has the planned geometry.
+    pub(crate) fn view(
         &self,
         t: &oxport_core::Tensor,
-    ) -> Option<oxport_core::Result<oxport_core::Tensor>> {
-        if t.sizes() != self.in_sizes || t.strides() != self.in_strides {
-            return None;
-        }
-        let offset = usize::try_from(t.storage_offset() as isize + self.offset_delta).ok()?;
-        Some(t.restride(&self.out_sizes, &self.out_strides, offset))
+        o: &ViewOut,
+    ) -> oxport_core::Result<oxport_core::Tensor> {
+        let offset = usize::try_from(t.storage_offset() as isize + o.offset_delta)
+            .map_err(|_| oxport_core::Error::Value("internal: a view before its storage".into()))?;
+        t.restride(&o.sizes, &o.strides, offset)
     }
 }
 
@@ -84,26 +100,38 @@ pub(crate) fn direct_views(plan: &mut GraphPlan, metas: &[Option<TensorMeta>]) -
             Some(oxport_core::ops::Value::Tensor(s)) => *s,
             _ => continue,
         };
-        let out = match op.outs.as_slice() {
-            [OutBind::Slot(s)] => *s,
+        let out_slots: Vec<Slot> = match op.outs.as_slice() {
+            [OutBind::Slot(s)] => vec![*s],
+            [OutBind::List(ss)] => ss.clone(),
             _ => continue,
         };
-        let (Some((in_sizes, in_strides, in_off)), Some((out_sizes, out_strides, out_off))) = (
-            geometry(metas[input].as_ref()),
-            geometry(metas[out].as_ref()),
-        ) else {
+        let Some((in_sizes, in_strides, in_off)) = geometry(metas[input].as_ref()) else {
             continue;
         };
-        if metas[input].as_ref().map(|m| m.dtype) != metas[out].as_ref().map(|m| m.dtype) {
+        let dtype = |s: Slot| metas[s].as_ref().map(|m| m.dtype);
+        let outs: Option<Vec<ViewOut>> = out_slots
+            .iter()
+            .map(|&slot| {
+                let (sizes, strides, off) = geometry(metas[slot].as_ref())?;
+                (dtype(slot) == dtype(input)).then_some(ViewOut {
+                    slot,
+                    sizes,
+                    strides,
+                    offset_delta: off as isize - in_off as isize,
+                })
+            })
+            .collect();
+        let Some(outs) = outs else {
             continue;
-        }
+        };
         // `reshape` copies when no view has the new sizes: only its view case is a view.
         let copies = matches!(
             op.def.name,
             "aten.reshape.default" | "aten._unsafe_view.default" | "aten.flatten.using_ints"
-        ) && oxport_core::ops::view_strides(&in_sizes, &in_strides, &out_sizes)
-            .as_deref()
-            != Some(&out_strides[..]);
+        ) && outs.iter().any(|o| {
+            oxport_core::ops::view_strides(&in_sizes, &in_strides, &o.sizes).as_deref()
+                != Some(&o.strides[..])
+        });
         if copies {
             continue;
         }
@@ -112,12 +140,9 @@ pub(crate) fn direct_views(plan: &mut GraphPlan, metas: &[Option<TensorMeta>]) -
         };
         step.kind = Kind::View(Box::new(ViewStep {
             input,
-            out,
             in_sizes,
             in_strides,
-            out_sizes,
-            out_strides,
-            offset_delta: out_off as isize - in_off as isize,
+            outs,
             op,
         }));
         n += 1;
@@ -163,6 +188,36 @@ mod tests {
                 panic!("tensor outputs expected");
             };
             for (a, b) in g.to_vec_f64().iter().zip(w.to_vec_f64()) {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+    }
+
+    /// `unbind` (a LLaMA block's q, k, v out of one projection) is one view step with three
+    /// outputs; the outputs equal the plain plan's, for the input as planned and with other strides.
+    #[test]
+    fn an_unbind_restrides_once_per_output() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pt2");
+        let ep = oxport_ir::pt2::load(root.join("rope_causal_block.train.pt2")).unwrap();
+        let fast = Module::new(&ep).unwrap();
+        let multi = fast.plan.steps.iter().filter(
+            |s| matches!(&s.kind, Kind::View(v) if v.outs.len() == 3 && s.node == "unbind"),
+        );
+        assert_eq!(multi.count(), 1);
+        let plain = Module::with_options(&ep, PlanOptions::unoptimized()).unwrap();
+        let x = Tensor::read_npy(root.join("rope_causal_block.train.in_0.npy")).unwrap();
+        let strided = x
+            .transpose_untraced(0, 1)
+            .contiguous_untraced()
+            .transpose_untraced(0, 1);
+        for input in [x, strided] {
+            let run =
+                |m: &Module| match &m.call_flat(vec![Value::Tensor(input.clone())]).unwrap()[0] {
+                    Value::Tensor(t) => t.to_vec_f64(),
+                    _ => panic!("a tensor output expected"),
+                };
+            for (a, b) in run(&fast).iter().zip(run(&plain)) {
                 assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
             }
         }

@@ -1533,8 +1533,100 @@ fn meta_lstm(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {
     ])
 }
 
+/// `Σ a[i] · b[i]` over four lanes (vectorized).
+fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let rest: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + rest
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// [`lstm_direction`] of an f32 LSTM, in f32 as PyTorch computes it: the weights packed once per
+/// call for the AVX-512 / AVX2 GEMM, the gates through the vectorized sigmoid and tanh.
+fn lstm_direction_f32(
+    x: &Tensor,
+    h0: Vec<f64>,
+    c0: Vec<f64>,
+    w: &[Tensor],
+    reverse: bool,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    use crate::tensor::kernels::sgemm::{sgemm_packed_b, PackedB};
+    use crate::tensor::kernels::{simd, vmath};
+    let (t_len, b, n_in) = (x.sizes()[0], x.sizes()[1], x.sizes()[2]);
+    let hsz = h0.len() / b.max(1);
+    let g4 = 4 * hsz;
+    // W [4H, K] as the K × 4H matrix the GEMM multiplies by.
+    let packed = |w: &Tensor, k: usize| -> Result<PackedB> {
+        let w = w.to_vec::<f32>()?;
+        let mut t = vec![0f32; k * g4];
+        for (r, row) in w.chunks_exact(k.max(1)).enumerate().take(g4) {
+            for (j, &v) in row.iter().enumerate() {
+                t[j * g4 + r] = v;
+            }
+        }
+        Ok(PackedB::new(&t, g4, k, g4))
+    };
+    let (w_ih, w_hh) = (packed(&w[0], n_in)?, packed(&w[1], hsz)?);
+    let bias: Vec<f32> = if w.len() == 4 {
+        let (bi, bh) = (w[2].to_vec::<f32>()?, w[3].to_vec::<f32>()?);
+        bi.iter().zip(&bh).map(|(p, q)| p + q).collect()
+    } else {
+        vec![0.0; g4]
+    };
+    let isa = simd::active();
+    let xs: Vec<f32> = x.to_vec_f64().iter().map(|&v| v as f32).collect();
+    let mut gx = vec![0f32; t_len * b * g4];
+    sgemm_packed_b(isa, t_len * b, &xs, n_in, &w_ih, &mut gx, false, false);
+    let mut h: Vec<f32> = h0.iter().map(|&v| v as f32).collect();
+    let mut c: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
+    let (mut gates, mut tc) = (vec![0f32; b * g4], vec![0f32; hsz]);
+    let mut out = vec![0f64; t_len * b * hsz];
+    for step in 0..t_len {
+        let t = if reverse { t_len - 1 - step } else { step };
+        sgemm_packed_b(isa, b, &h, hsz, &w_hh, &mut gates, false, false);
+        for bi in 0..b {
+            let row = &mut gates[bi * g4..(bi + 1) * g4];
+            let gxr = &gx[(t * b + bi) * g4..(t * b + bi + 1) * g4];
+            for ((g, &x), &bv) in row.iter_mut().zip(gxr).zip(&bias) {
+                *g += x + bv;
+            }
+            // Gates i, f, g, o (PyTorch's order).
+            let (ifg, o) = row.split_at_mut(3 * hsz);
+            let (i_f, g) = ifg.split_at_mut(2 * hsz);
+            vmath::unary_inplace(isa, vmath::Unary::Sigmoid, i_f);
+            vmath::unary_inplace(isa, vmath::Unary::Tanh, g);
+            vmath::unary_inplace(isa, vmath::Unary::Sigmoid, o);
+            let (i, f) = i_f.split_at(hsz);
+            let cr = &mut c[bi * hsz..(bi + 1) * hsz];
+            for (((cv, &iv), &fv), &gv) in cr.iter_mut().zip(i).zip(f).zip(&*g) {
+                *cv = fv * *cv + iv * gv;
+            }
+            tc.copy_from_slice(cr);
+            vmath::unary_inplace(isa, vmath::Unary::Tanh, &mut tc);
+            let hr = &mut h[bi * hsz..(bi + 1) * hsz];
+            for ((hv, &ov), &tv) in hr.iter_mut().zip(&*o).zip(&tc) {
+                *hv = ov * tv;
+            }
+            let dst = &mut out[(t * b + bi) * hsz..(t * b + bi + 1) * hsz];
+            dst.iter_mut().zip(&*hr).for_each(|(d, &v)| *d = v as f64);
+        }
+    }
+    let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
+    Ok((out, widen(h), widen(c)))
 }
 
 /// One direction of one layer: x is [T, B, In] (time-major, f64), returns ([T, B, H], h_T, c_T).
@@ -1545,6 +1637,9 @@ fn lstm_direction(
     w: &[Tensor],
     reverse: bool,
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    if w.iter().all(|w| w.dtype() == DType::F32) {
+        return lstm_direction_f32(x, h0, c0, w, reverse);
+    }
     let (t_len, b, _) = (x.sizes()[0], x.sizes()[1], x.sizes()[2]);
     let hsz = h0.len() / b.max(1);
     let w_ih = as_dtype(&w[0], DType::F64);
@@ -1558,17 +1653,34 @@ fn lstm_direction(
     } else {
         vec![0.0; 4 * hsz]
     };
-    // Input projections for all steps at once: [T*B, In] @ W_ih^T.
-    let xin = x.restride(&[t_len * b, x.sizes()[2]], &[x.sizes()[2], 1], 0)?;
-    let wt = w_ih.transpose_untraced(0, 1);
-    let gx = batched_matmul(&xin, &wt, DType::F64)?.to_vec::<f64>()?;
-    let whh_t = w_hh.transpose_untraced(0, 1);
+    // Input projections for all steps at once: [T*B, In] @ W_ih^T; then per step h @ W_hh^T. Both
+    // as row dot products (the weights are row-major [4H, In] and [4H, H]): at an LSTM's sizes
+    // a matmul call and a tensor per step cost more than the arithmetic.
+    let n_in = x.sizes()[2];
+    let (xs, w_ih, w_hh) = (
+        x.to_vec::<f64>()?,
+        w_ih.to_vec::<f64>()?,
+        w_hh.to_vec::<f64>()?,
+    );
+    let rows_times = |a: &[f64], w: &[f64], k: usize, out: &mut [f64]| {
+        if k == 0 {
+            out.fill(0.0);
+            return;
+        }
+        for (arow, orow) in a.chunks_exact(k).zip(out.chunks_exact_mut(4 * hsz)) {
+            for (o, wrow) in orow.iter_mut().zip(w.chunks_exact(k)) {
+                *o = dot_f64(arow, wrow);
+            }
+        }
+    };
+    let mut gx = vec![0f64; t_len * b * 4 * hsz];
+    rows_times(&xs, &w_ih, n_in, &mut gx);
     let (mut h, mut c) = (h0, c0);
+    let mut gh = vec![0f64; b * 4 * hsz];
     let mut out = vec![0f64; t_len * b * hsz];
     for step in 0..t_len {
         let t = if reverse { t_len - 1 - step } else { step };
-        let hm = Tensor::from_vec(h.clone(), &[b, hsz])?;
-        let gh = batched_matmul(&hm, &whh_t, DType::F64)?.to_vec::<f64>()?;
+        rows_times(&h, &w_hh, hsz, &mut gh);
         for bi in 0..b {
             for j in 0..hsz {
                 let g = |k: usize| {

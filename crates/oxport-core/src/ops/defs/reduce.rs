@@ -254,6 +254,9 @@ fn reduce(a: &Args<Tensor>, out: &Tensor, red: Red) -> Result<()> {
     let t = a.tensor("self")?;
     let dt = out.dtype();
     let dims = reduced_dims(a, t.dim())?;
+    if let Some(done) = sum_trailing_f32(t, out, &dims, red) {
+        return done;
+    }
     if red == Red::Any {
         let (data, seg) = segments::<bool>(&as_dtype(t, DType::Bool), &dims);
         reduce_segments_to(&data, seg, out, |s| s.iter().any(|&x| x))
@@ -301,6 +304,45 @@ fn reduce(a: &Args<Tensor>, out: &Tensor, red: Red) -> Result<()> {
             }),
         }
     }
+}
+
+/// Sum or mean of a contiguous f32 tensor over its trailing dims (global average pooling, a norm's
+/// statistics): each output is one contiguous run of the input, read in place (no permuted f64 copy)
+/// and summed in f64 as the general path does. `None`: another case.
+fn sum_trailing_f32(t: &Tensor, out: &Tensor, dims: &[usize], red: Red) -> Option<Result<()>> {
+    let nd = t.dim();
+    let trailing = !dims.is_empty() && dims.iter().copied().eq(nd - dims.len()..nd);
+    let seg: usize = dims.iter().map(|&d| t.sizes()[d]).product();
+    let f32s = t.dtype() == DType::F32 && out.dtype() == DType::F32;
+    if !matches!(red, Red::Sum | Red::Mean)
+        || !f32s
+        || !trailing
+        || seg == 0
+        || !t.is_contiguous()
+        || t.shares_storage(out)
+    {
+        return None;
+    }
+    let n = if red == Red::Mean { seg as f64 } else { 1.0 };
+    let run = t.with_contiguous::<f32, _>(|x| {
+        out.with_contiguous_mut::<f32, _>(|o| {
+            reduce_segments_into(x, seg, o, |s| (sum_f64(s) / n) as f32)
+        })
+    });
+    Some(run.and_then(|r| r))
+}
+
+/// The sum of `s` in f64, over eight lanes (vectorized).
+fn sum_f64(s: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = s.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
 }
 
 fn meta_max_dim(a: &Args<TensorMeta>) -> Result<Vec<Value<TensorMeta>>> {

@@ -116,6 +116,32 @@ impl<T: Scalar> Epilogue<'_, T> {
     /// when `bias_done`.
     #[inline]
     fn finish(&self, oc: usize, at: usize, src: Option<&[T]>, bias_done: bool, dst: &mut [T]) {
+        self.add_terms(oc, at, src, bias_done, dst);
+        self.activation.apply(dst);
+    }
+
+    /// [`Self::finish`] of consecutive rows of `row_len` elements at flat indices `at, at +
+    /// row_len, ..`, of channels `(k0 + r) % channels` for row `r` (rows of several batch items
+    /// wrap around), with the activation applied once over all of them: rows of a few elements
+    /// cost no call each.
+    fn finish_rows(
+        &self,
+        k0: usize,
+        at: usize,
+        bias_done: bool,
+        dst: &mut [T],
+        row_len: usize,
+        channels: usize,
+    ) {
+        for (r, row) in dst.chunks_mut(row_len.max(1)).enumerate() {
+            self.add_terms((k0 + r) % channels, at + r * row_len, None, bias_done, row);
+        }
+        self.activation.apply(dst);
+    }
+
+    /// The bias and residual terms of [`Self::finish`].
+    #[inline]
+    fn add_terms(&self, oc: usize, at: usize, src: Option<&[T]>, bias_done: bool, dst: &mut [T]) {
         let bv = if bias_done {
             None
         } else {
@@ -156,7 +182,6 @@ impl<T: Scalar> Epilogue<'_, T> {
             }
             (None, None, None) => {}
         }
-        self.activation.apply(dst);
     }
 }
 
@@ -388,13 +413,23 @@ fn conv_group_gemm<T: Scalar>(
         );
     }
     if !epi.bias_only() {
-        let finish = |(o, row): (usize, &mut [T])| {
-            epi.finish(pos.oc0 + o, pos.at + o * p, None, accumulate, row)
+        // Whole channel rows, at least EPILOGUE_CHUNK elements per call when the rows are short.
+        let rows = (EPILOGUE_CHUNK / p.max(1)).max(1);
+        let finish = |(c, block): (usize, &mut [T])| {
+            let o = c * rows;
+            epi.finish_rows(
+                pos.oc0 + o,
+                pos.at + o * p,
+                accumulate,
+                block,
+                p,
+                usize::MAX,
+            )
         };
         if parallel && out.len() >= EPILOGUE_PARALLEL_MIN {
-            out.par_chunks_mut(p).enumerate().for_each(finish);
+            out.par_chunks_mut(rows * p).enumerate().for_each(finish);
         } else {
-            out.chunks_mut(p).enumerate().for_each(finish);
+            out.chunks_mut(rows * p).enumerate().for_each(finish);
         }
     }
 }
@@ -402,6 +437,10 @@ fn conv_group_gemm<T: Scalar>(
 /// Outputs of at least this many elements finish their epilogue in parallel when the GEMM ran in
 /// parallel.
 const EPILOGUE_PARALLEL_MIN: usize = 1 << 14;
+
+/// Epilogues run over runs of at least this many elements where rows are shorter (whole rows; in
+/// L1 still): a call per row of 2 or 4 elements costs more than its arithmetic.
+const EPILOGUE_CHUNK: usize = 1024;
 
 /// Scratch buffers of one worker for [`conv_tile`].
 #[derive(Default)]
@@ -498,6 +537,55 @@ struct DepthwiseLayout {
     row_at: Vec<usize>,
     /// Per column phase `b`: the first input column it holds and where that goes in a phase row.
     col_at: Vec<(usize, usize)>,
+}
+
+/// Depthwise planes with at most this many (output element, tap) pairs run [`TinyDepthwise`]: the
+/// lane kernel's per-plane setup (phase planes, 16-lane vectors) costs more than a 2×2 plane's few
+/// dozen products (EfficientNet's last stages).
+const TINY_DEPTHWISE_TAPS: usize = 256;
+
+/// A depthwise convolution of small planes as a table, made once for all channels: per output
+/// element, its in-bounds taps (input index, weight index) in `kh × kw` order.
+#[derive(Debug)]
+struct TinyDepthwise {
+    /// Output element `o`'s taps are `taps[starts[o]..starts[o + 1]]`.
+    starts: Vec<usize>,
+    taps: Vec<(usize, usize)>,
+}
+
+impl TinyDepthwise {
+    fn new(g: &Geom) -> TinyDepthwise {
+        let (mut starts, mut taps) = (vec![0], vec![]);
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let iy = (oy * g.sh + ky * g.dh)
+                            .checked_sub(g.ph)
+                            .filter(|&y| y < g.h);
+                        let ix = (ox * g.sw + kx * g.dw)
+                            .checked_sub(g.pw)
+                            .filter(|&x| x < g.w);
+                        if let (Some(iy), Some(ix)) = (iy, ix) {
+                            taps.push((iy * g.w + ix, ky * g.kw + kx));
+                        }
+                    }
+                }
+                starts.push(taps.len());
+            }
+        }
+        TinyDepthwise { starts, taps }
+    }
+
+    /// One channel: `out[o] = bias + Σ inp[i] · wk[k]` over output element `o`'s taps (plain
+    /// multiply and add: `mul_add` without the FMA target feature is a library call).
+    fn run<T: Scalar>(&self, inp: &[T], wk: &[T], bias: T, out: &mut [T]) {
+        for (o, v) in out.iter_mut().enumerate() {
+            *v = self.taps[self.starts[o]..self.starts[o + 1]]
+                .iter()
+                .fold(bias, |acc, &(i, k)| acc + wk[k] * inp[i]);
+        }
+    }
 }
 
 /// Output lanes (band rows × `wq`) per band: its phase planes and lanes stay in L1.
@@ -979,27 +1067,43 @@ fn conv2d_fused_with<T: Scalar>(
         // reads input channel `oc / og`.
         let khw = kh * kw;
         let layout = DepthwiseLayout::new(&g);
-        let run = |idx: usize, out_plane: &mut [T], scratch: &mut Vec<T>| {
-            let (b_i, oc) = (idx / o, idx % o);
-            let ci = oc / g.og;
-            let inp = &input[(b_i * c + ci) * hw..(b_i * c + ci + 1) * hw];
-            let wk = &weight[oc * khw..(oc + 1) * khw];
-            let bv = bias.map_or(T::ZERO, |b| b[oc]);
-            let finish = |y: usize, row: &mut [T]| {
-                if !epi.bias_only() {
-                    epi.finish(oc, idx * plane + y * ow, None, true, row)
+        // Large planes finish row by row while each row is in cache; small ones a run of planes
+        // at a time (a net's last stages have 2×2 planes: a call per row would cost more than it).
+        let by_row = plane > EPILOGUE_CHUNK;
+        let planes = if by_row { 1 } else { EPILOGUE_CHUNK / plane };
+        let tiny = (plane * khw <= TINY_DEPTHWISE_TAPS).then(|| TinyDepthwise::new(&g));
+        let run = |chunk: usize, out_planes: &mut [T], scratch: &mut Vec<T>| {
+            let first = chunk * planes;
+            for (k, out_plane) in out_planes.chunks_mut(plane).enumerate() {
+                let idx = first + k;
+                let (b_i, oc) = (idx / o, idx % o);
+                let ci = oc / g.og;
+                let inp = &input[(b_i * c + ci) * hw..(b_i * c + ci + 1) * hw];
+                let wk = &weight[oc * khw..(oc + 1) * khw];
+                let bv = bias.map_or(T::ZERO, |b| b[oc]);
+                if let Some(t) = &tiny {
+                    t.run(inp, wk, bv, out_plane);
+                    continue;
                 }
-            };
-            depthwise_run(isa, inp, wk, bv, &g, &layout, out_plane, &finish, scratch);
+                let finish = |y: usize, row: &mut [T]| {
+                    if by_row && !epi.bias_only() {
+                        epi.finish(oc, idx * plane + y * ow, None, true, row)
+                    }
+                };
+                depthwise_run(isa, inp, wk, bv, &g, &layout, out_plane, &finish, scratch);
+            }
+            if !by_row && !epi.bias_only() {
+                epi.finish_rows(first, first * plane, true, out_planes, plane, o);
+            }
         };
         if big {
-            out.par_chunks_mut(plane)
+            out.par_chunks_mut(plane * planes)
                 .enumerate()
-                .for_each_init(Vec::new, |scratch, (idx, op)| run(idx, op, scratch));
+                .for_each_init(Vec::new, |scratch, (i, op)| run(i, op, scratch));
         } else {
             let mut scratch = Vec::new();
-            for (idx, op) in out.chunks_mut(plane).enumerate() {
-                run(idx, op, &mut scratch);
+            for (i, op) in out.chunks_mut(plane * planes).enumerate() {
+                run(i, op, &mut scratch);
             }
         }
         return;
@@ -1151,6 +1255,12 @@ mod tests {
 
     fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
         vec![
+            // 1x1 on 2x2 planes (EfficientNet's last stages): epilogue rows of 4, batched
+            (
+                [2, 24, 2, 2],
+                [300, 24, 1, 1],
+                params([1, 1], [0, 0], [1, 1], 1),
+            ),
             // basic 3x3, pad 1
             (
                 [1, 3, 8, 8],
@@ -1390,6 +1500,9 @@ mod tests {
             dw([1, 2, 17, 19], [3, 3], [3, 3], [1, 1], [1, 1]),
             dw([1, 2, 20, 21], [3, 3], [2, 2], [2, 2], [2, 2]),
             dw([1, 2, 20, 21], [3, 5], [2, 3], [1, 3], [3, 2]),
+            // tiny planes (TinyDepthwise), runs of planes crossing a batch item's end
+            dw([2, 300, 2, 2], [5, 5], [1, 1], [2, 2], [1, 1]),
+            dw([1, 40, 4, 4], [3, 3], [2, 2], [1, 1], [1, 1]),
             // channel multiplier 2
             (
                 [1, 3, 9, 9],
