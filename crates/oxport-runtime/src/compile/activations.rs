@@ -6,10 +6,11 @@
 //!
 //! The activation kernels compute the same formulas in the same order (`x * clamp(x + 3, 0, 6) / 6`,
 //! PyTorch's own), so results are those of the decomposed steps up to the last bit of `silu`.
-use super::rewrite::{quiet_between, Matcher, Uses};
+use super::rewrite::{apply, quiet_between, Matcher, Uses};
 use crate::plan::{GraphPlan, Kind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::{registry, Args};
+use std::collections::HashMap;
 
 /// One recognized activation: the op it is, its input, and the steps it replaces (in plan order;
 /// the last one becomes the activation's step).
@@ -184,15 +185,7 @@ pub(crate) fn recognize_activations(plan: &mut GraphPlan, metas: &[Option<Tensor
         step.target = format!("torch.ops.{}", f.op);
         step.node = nodes.join("+");
     }
-    if n > 0 {
-        let old = std::mem::take(&mut plan.steps);
-        plan.steps = old
-            .into_iter()
-            .zip(&removed)
-            .filter_map(|(s, &r)| (!r).then_some(s))
-            .collect();
-        crate::plan::recompute_frees(plan);
-    }
+    apply(plan, HashMap::new(), &removed);
     n
 }
 

@@ -57,9 +57,13 @@ pub(crate) struct ViewOut {
 }
 
 impl ViewStep {
-    /// Whether `t` has the planned geometry (then [`Self::view`] gives the outputs).
+    /// Whether `t` has the planned geometry, every output starting within its storage (then
+    /// [`Self::view`] gives the outputs; otherwise the op runs).
     pub(crate) fn applies(&self, t: &oxport_core::Tensor) -> bool {
-        t.sizes() == self.in_sizes && t.strides() == self.in_strides
+        let offset = t.storage_offset() as isize;
+        t.sizes() == self.in_sizes
+            && t.strides() == self.in_strides
+            && self.outs.iter().all(|o| offset + o.offset_delta >= 0)
     }
 
     /// Output `o` as a view of `t`, which has the planned geometry.
