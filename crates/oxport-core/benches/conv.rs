@@ -6,7 +6,8 @@ use oxport_core::tensor::kernels::activation::Activation;
 use oxport_core::tensor::kernels::conv::{
     conv2d, conv2d_fused, conv2d_out_hw, Conv2dParams, Epilogue,
 };
-use oxport_core::tensor::kernels::pool;
+use oxport_core::tensor::kernels::conv_packed::{conv2d_fused_packed, PackedConvWeight};
+use oxport_core::tensor::kernels::{pool, simd};
 
 /// Deterministic values in [-1, 1).
 fn data(n: usize, seed: u64) -> Vec<f32> {
@@ -66,6 +67,15 @@ const CASES: &[Case] = &[
         2,
         0,
         1,
+    ),
+    // resnext50_32x4d's grouped 3×3 (64 px input: 16×16 plane)
+    (
+        "resnext_g32_256x16_3x3",
+        [1, 256, 16, 16],
+        [256, 8, 3, 3],
+        1,
+        1,
+        32,
     ),
     // 1x1 (pointwise) on small planes
     ("pw_96x7_to576", [1, 96, 7, 7], [576, 96, 1, 1], 1, 0, 1),
@@ -169,6 +179,15 @@ fn convs(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("bias", name), |bench| {
             bench.iter(|| conv2d(&x, is, &w, ws, Some(&b), &p, &mut out))
         });
+        if ws[1] > 1 || groups == 1 {
+            // The weight packed once, as a plan does (AVX-512 only; elsewhere the same as above).
+            let packed = PackedConvWeight::new(&w, ws, groups);
+            let epi = Epilogue::with_bias(Some(&b));
+            let isa = simd::active();
+            group.bench_function(BenchmarkId::new("packed", name), |bench| {
+                bench.iter(|| conv2d_fused_packed(isa, &x, is, &w, &packed, &p, &epi, &mut out))
+            });
+        }
     }
     group.finish();
 }

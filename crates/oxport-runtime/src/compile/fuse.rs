@@ -12,6 +12,7 @@ use crate::plan::{GraphPlan, OutBind, Slot};
 use oxport_core::ops::value::TensorMeta;
 use oxport_core::ops::Args;
 use oxport_core::tensor::kernels::conv::Conv2dParams;
+use oxport_core::tensor::kernels::conv_packed::{conv2d_fused_packed, PackedConvWeight};
 use oxport_core::tensor::kernels::{sgemm, simd};
 use oxport_core::{DType, Tensor};
 use std::collections::HashMap;
@@ -40,7 +41,14 @@ pub(crate) struct FusedConv {
     /// (`out[p, :] = x[p, :]·Wᵀ`). The `gemm` crate would pack all of `W` on every call for a
     /// product of a few columns (efficientnet_b0 at 64 px: 192→1152 on 2×2 pixels, 1.7 GFLOP/s).
     pub packed: Option<std::sync::Arc<sgemm::PackedB>>,
+    /// The weight packed for [`conv2d_fused_packed`] (AVX-512 CPUs; kernels larger than 1×1, not
+    /// depthwise: those have their own kernels).
+    pub packed_conv: Option<std::sync::Arc<PackedConvWeight>>,
 }
+
+/// Convolutions with fewer output pixels per image run the `gemm` crate's kernel: the packed
+/// kernel's panels are at least 16 pixels wide.
+const PACKED_CONV_MIN_PIXELS: usize = 16;
 
 /// 1×1 convolutions with at most this many output pixels per image run as a packed linear layer
 /// (the threshold of [`super::linear::PACKED_MAX_ROWS`]).
@@ -275,6 +283,26 @@ fn match_chain(
     } else {
         None
     };
+    let depthwise = w_shape[1] == 1 && params.groups > 1;
+    let out_pixels: usize = out_shape.iter().skip(2).product();
+    // 1×1 convolutions stay on the `gemm` crate (faster there: `cargo bench -p oxport-core --bench
+    // conv -- pw_`); the packed kernel wins on larger kernels (3×3: 1.1–1.8×).
+    let packed_conv = if packed.is_none()
+        && !depthwise
+        && w_shape[2] * w_shape[3] > 1
+        && out_pixels >= PACKED_CONV_MIN_PIXELS
+        && simd::active() == simd::Isa::Avx512
+    {
+        prepared.get_or_insert(&key, "conv_packed", || {
+            Some(PackedConvWeight::new(
+                &weight.to_vec::<f32>().ok()?,
+                w_shape,
+                params.groups,
+            ))
+        })
+    } else {
+        None
+    };
     let conv = FusedConv {
         in_shape,
         weight,
@@ -284,6 +312,7 @@ fn match_chain(
         activation: act,
         out_shape: out_shape.clone(),
         packed,
+        packed_conv,
     };
     let step = Prepared {
         inputs: std::iter::once(x).chain(residual).collect(),
@@ -461,7 +490,21 @@ fn run(
                         residual: rd,
                         activation: f.activation,
                     };
-                    conv2d_fused(xd, f.in_shape, wd, f.w_shape, &f.params, &epilogue, od);
+                    match &f.packed_conv {
+                        Some(pw) => conv2d_fused_packed(
+                            simd::active(),
+                            xd,
+                            f.in_shape,
+                            wd,
+                            pw,
+                            &f.params,
+                            &epilogue,
+                            od,
+                        ),
+                        None => {
+                            conv2d_fused(xd, f.in_shape, wd, f.w_shape, &f.params, &epilogue, od)
+                        }
+                    }
                 })
             };
             match &r {
@@ -506,6 +549,7 @@ mod tests {
                 activation: Activation::HardSwish,
                 out_shape: out_shape.clone(),
                 packed,
+                packed_conv: None,
             };
             let outs: Vec<Vec<f32>> = [None, Some(std::sync::Arc::new(pack_pointwise(&w, o, c)))]
                 .into_iter()

@@ -104,7 +104,7 @@ impl<'a, T> Epilogue<'a, T> {
     }
 
     /// True when only the bias (if any) is applied: no residual, identity activation.
-    fn bias_only(&self) -> bool {
+    pub(super) fn bias_only(&self) -> bool {
         self.residual.is_none() && self.activation.is_identity()
     }
 }
@@ -115,7 +115,14 @@ impl<T: Scalar> Epilogue<'_, T> {
     /// activation. With `src == None`, `dst` already holds the convolution, including the bias
     /// when `bias_done`.
     #[inline]
-    fn finish(&self, oc: usize, at: usize, src: Option<&[T]>, bias_done: bool, dst: &mut [T]) {
+    pub(super) fn finish(
+        &self,
+        oc: usize,
+        at: usize,
+        src: Option<&[T]>,
+        bias_done: bool,
+        dst: &mut [T],
+    ) {
         self.add_terms(oc, at, src, bias_done, dst);
         self.activation.apply(dst);
     }
@@ -240,37 +247,37 @@ pub fn conv2d_out_hw(
 
 /// Per-group geometry shared by the inner kernels.
 #[derive(Clone, Copy, Debug)]
-struct Geom {
+pub(super) struct Geom {
     /// Input channels per group.
-    cg: usize,
+    pub(super) cg: usize,
     /// Output channels per group.
-    og: usize,
-    h: usize,
-    w: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    sh: usize,
-    sw: usize,
-    ph: usize,
-    pw: usize,
-    dh: usize,
-    dw: usize,
+    pub(super) og: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) sh: usize,
+    pub(super) sw: usize,
+    pub(super) ph: usize,
+    pub(super) pw: usize,
+    pub(super) dh: usize,
+    pub(super) dw: usize,
 }
 
 impl Geom {
     /// Rows of the im2col matrix (= GEMM `k`).
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.cg * self.kh * self.kw
     }
     /// Columns of the im2col matrix (= GEMM `n`).
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.oh * self.ow
     }
     /// 1×1, stride 1, no padding: the input plane block already is the
     /// im2col matrix.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
     }
 }
@@ -278,7 +285,12 @@ impl Geom {
 /// Indices `j` in `0..out_len` for which `j * stride + off` lies in
 /// `0..in_len`, as a half-open range `(lo, hi)` (empty ranges have `lo == hi`).
 #[inline]
-fn valid_range(out_len: usize, in_len: usize, stride: usize, off: isize) -> (usize, usize) {
+pub(super) fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    off: isize,
+) -> (usize, usize) {
     let lo = if off >= 0 {
         0
     } else {
@@ -293,50 +305,59 @@ fn valid_range(out_len: usize, in_len: usize, stride: usize, off: isize) -> (usi
     (lo.min(hi), hi)
 }
 
-/// Fill `col` (`K × (q1 − q0)`, row-major) with columns `q0..q1` of one
-/// group's im2col matrix, built from its input channels (`cg × H × W`).
-/// Row `r = (ci, ky, kx)`, column `q = y · oW + x`.
-fn im2col<T: Scalar>(inp: &[T], g: &Geom, q0: usize, q1: usize, col: &mut [T], parallel: bool) {
-    let width = q1 - q0;
+/// Fills `seg` with columns `qa..qa + seg.len()` of row `r = (ci, ky, kx)` of one group's im2col
+/// matrix, built from its input channels (`cg × H × W`); column `q = y · oW + x`.
+#[inline]
+fn im2col_segment<T: Scalar>(inp: &[T], g: &Geom, r: usize, qa: usize, seg: &mut [T]) {
     let hw = g.h * g.w;
     let khw = g.kh * g.kw;
-    let fill_row = |r: usize, row: &mut [T]| {
-        let ci = r / khw;
-        let ky = (r / g.kw) % g.kh;
-        let kx = r % g.kw;
-        let plane = &inp[ci * hw..(ci + 1) * hw];
-        let offx = (kx * g.dw) as isize - g.pw as isize;
-        let (lo, hi) = valid_range(g.ow, g.w, g.sw, offx);
-        let mut q = q0;
-        while q < q1 {
-            // One (partial) output row: x in xa..xb of output row y.
-            let (y, xa) = (q / g.ow, q % g.ow);
-            let xb = g.ow.min(xa + (q1 - q));
-            let seg = &mut row[q - q0..q - q0 + (xb - xa)];
-            q += xb - xa;
-            let iy = (y * g.sh + ky * g.dh) as isize - g.ph as isize;
-            if iy < 0 || iy as usize >= g.h {
-                seg.fill(T::ZERO);
-                continue;
-            }
-            let irow = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-            let a = lo.clamp(xa, xb);
-            let b = hi.clamp(a, xb);
-            seg[..a - xa].fill(T::ZERO);
-            seg[b - xa..].fill(T::ZERO);
-            if a < b {
-                let dst = &mut seg[a - xa..b - xa];
-                let start = ((a * g.sw) as isize + offx) as usize;
-                if g.sw == 1 {
-                    dst.copy_from_slice(&irow[start..start + (b - a)]);
-                } else {
-                    for (o, &i) in dst.iter_mut().zip(irow[start..].iter().step_by(g.sw)) {
-                        *o = i;
-                    }
+    let ci = r / khw;
+    let plane = &inp[ci * hw..(ci + 1) * hw];
+    if g.is_pointwise() {
+        seg.copy_from_slice(&plane[qa..qa + seg.len()]);
+        return;
+    }
+    let ky = (r / g.kw) % g.kh;
+    let kx = r % g.kw;
+    let offx = (kx * g.dw) as isize - g.pw as isize;
+    let (lo, hi) = valid_range(g.ow, g.w, g.sw, offx);
+    let q1 = qa + seg.len();
+    let mut q = qa;
+    while q < q1 {
+        // One (partial) output row: x in xa..xb of output row y.
+        let (y, xa) = (q / g.ow, q % g.ow);
+        let xb = g.ow.min(xa + (q1 - q));
+        let seg = &mut seg[q - qa..q - qa + (xb - xa)];
+        q += xb - xa;
+        let iy = (y * g.sh + ky * g.dh) as isize - g.ph as isize;
+        if iy < 0 || iy as usize >= g.h {
+            seg.fill(T::ZERO);
+            continue;
+        }
+        let irow = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+        let a = lo.clamp(xa, xb);
+        let b = hi.clamp(a, xb);
+        seg[..a - xa].fill(T::ZERO);
+        seg[b - xa..].fill(T::ZERO);
+        if a < b {
+            let dst = &mut seg[a - xa..b - xa];
+            let start = ((a * g.sw) as isize + offx) as usize;
+            if g.sw == 1 {
+                dst.copy_from_slice(&irow[start..start + (b - a)]);
+            } else {
+                for (o, &i) in dst.iter_mut().zip(irow[start..].iter().step_by(g.sw)) {
+                    *o = i;
                 }
             }
         }
-    };
+    }
+}
+
+/// Fill `col` (`K × (q1 − q0)`, row-major) with columns `q0..q1` of one
+/// group's im2col matrix (see [`im2col_segment`]).
+fn im2col<T: Scalar>(inp: &[T], g: &Geom, q0: usize, q1: usize, col: &mut [T], parallel: bool) {
+    let width = q1 - q0;
+    let fill_row = |r: usize, row: &mut [T]| im2col_segment(inp, g, r, q0, row);
     if parallel {
         col.par_chunks_mut(width)
             .enumerate()
@@ -973,18 +994,18 @@ pub fn conv2d_fused<T: Scalar>(
     )
 }
 
-/// [`conv2d_fused`]; `isa`: the instruction set of the depthwise kernels.
+/// Checks a convolution's shapes, lengths and parameters (see [`conv2d_fused`]'s panics) and
+/// returns its per-group geometry.
 #[allow(clippy::too_many_arguments)]
-fn conv2d_fused_with<T: Scalar>(
-    input: &[T],
+pub(super) fn geometry<T>(
+    input_len: usize,
     in_shape: [usize; 4],
-    weight: &[T],
+    weight_len: usize,
     w_shape: [usize; 4],
     p: &Conv2dParams,
     epilogue: &Epilogue<'_, T>,
-    out: &mut [T],
-    isa: Isa,
-) {
+    out_len: usize,
+) -> Geom {
     let bias = epilogue.bias;
     let [n, c, h, w] = in_shape;
     let [o, cg, kh, kw] = w_shape;
@@ -1000,12 +1021,12 @@ fn conv2d_fused_with<T: Scalar>(
         "conv2d: weight expects {cg} input channels per group, input has {c} channels in {groups} groups"
     );
     assert_eq!(
-        input.len(),
+        input_len,
         checked_numel(&in_shape, "input"),
         "conv2d: input length does not match shape {in_shape:?}"
     );
     assert_eq!(
-        weight.len(),
+        weight_len,
         checked_numel(&w_shape, "weight"),
         "conv2d: weight length does not match shape {w_shape:?}"
     );
@@ -1023,25 +1044,21 @@ fn conv2d_fused_with<T: Scalar>(
         )
     });
     assert_eq!(
-        out.len(),
+        out_len,
         checked_numel(&[n, o, oh, ow], "output"),
         "conv2d: output length does not match shape [{n}, {o}, {oh}, {ow}]"
     );
     if let Some(r) = epilogue.residual {
         assert_eq!(
             r.len(),
-            out.len(),
+            out_len,
             "conv2d: residual has {} elements, expected the output's {}",
             r.len(),
-            out.len()
+            out_len
         );
     }
-    let epi = epilogue;
-    if out.is_empty() {
-        return;
-    }
 
-    let g = Geom {
+    Geom {
         cg,
         og: o / groups,
         h,
@@ -1056,7 +1073,37 @@ fn conv2d_fused_with<T: Scalar>(
         pw: p.padding[1],
         dh: p.dilation[0],
         dw: p.dilation[1],
-    };
+    }
+}
+
+/// [`conv2d_fused`]; `isa`: the instruction set of the depthwise kernels.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_fused_with<T: Scalar>(
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+    epilogue: &Epilogue<'_, T>,
+    out: &mut [T],
+    isa: Isa,
+) {
+    let g = geometry(
+        input.len(),
+        in_shape,
+        weight.len(),
+        w_shape,
+        p,
+        epilogue,
+        out.len(),
+    );
+    let epi = epilogue;
+    if out.is_empty() {
+        return;
+    }
+    let bias = epilogue.bias;
+    let ([n, c, h, w], [o, _, kh, kw], groups) = (in_shape, w_shape, p.groups);
+    let (cg, ow) = (g.cg, g.ow);
     let hw = h * w;
     let plane = g.p();
     let macs = out.len().saturating_mul(g.k());

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+pub mod conv_packed;
 pub mod elementwise;
 pub mod matmul;
 pub mod pool;

@@ -301,14 +301,94 @@ fn micro(
         // (`SharedC::tile`), and each kernel touches only its first `R = rows` rows.
         unsafe {
             match rows {
-                8 => micro_avx512::<8>(kc, a, lda, b, c, ldc, accumulate),
-                7 => micro_avx512::<7>(kc, a, lda, b, c, ldc, accumulate),
-                6 => micro_avx512::<6>(kc, a, lda, b, c, ldc, accumulate),
-                5 => micro_avx512::<5>(kc, a, lda, b, c, ldc, accumulate),
-                4 => micro_avx512::<4>(kc, a, lda, b, c, ldc, accumulate),
-                3 => micro_avx512::<3>(kc, a, lda, b, c, ldc, accumulate),
-                2 => micro_avx512::<2>(kc, a, lda, b, c, ldc, accumulate),
-                _ => micro_avx512::<1>(kc, a, lda, b, c, ldc, accumulate),
+                8 => micro_avx512::<8, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                7 => micro_avx512::<7, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                6 => micro_avx512::<6, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                5 => micro_avx512::<5, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                4 => micro_avx512::<4, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                3 => micro_avx512::<3, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                2 => micro_avx512::<2, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
+                _ => micro_avx512::<1, 3, false, false>(
+                    kc,
+                    a,
+                    lda,
+                    b,
+                    std::ptr::null(),
+                    c,
+                    ldc,
+                    NR,
+                    accumulate,
+                ),
             }
         }
         return;
@@ -332,52 +412,101 @@ fn micro(
     }
 }
 
-/// The AVX-512 micro-kernel for `R` rows: the `R × NR` block of C in `3 · R` zmm registers,
-/// loaded from C when accumulating; per step of K, three vector loads of B and `R` broadcasts from
-/// A's rows, `3 · R` fused multiply-adds; stored back once.
+/// The AVX-512 micro-kernel for `R` rows and `V` 16-lane vectors of columns: the `R × 16V` block
+/// of C in `R · V` zmm registers, loaded from C when accumulating; per step of K, `V` vector loads
+/// of B (a panel of `16V` values per step) and `R` broadcasts from A, `R · V` fused multiply-adds;
+/// stored back once. Only the first `cols` columns of C are read and written (the last vector
+/// masked), so a narrow last panel writes straight into C. A is read as `R` rows `lda` apart
+/// (`PACKED_A == false`) or, packed, as `MR` values per step of K (`PACKED_A == true`, `lda`
+/// unused). B is a panel of `16V` values per step of K, or, with `B_OFFSETS` (packed A only), read
+/// at `b + b_offsets[kk]` for step `kk` (a convolution's taps read where they are in its input).
 ///
 /// # Safety
-/// The CPU must have avx512f; `R <= MR`; `a` must be valid for reads of `R` rows of `kc` elements
-/// `lda` apart, `b` for `kc · NR`, `c` for reads and writes of `R` rows of `NR` elements `ldc`
-/// apart.
+/// The CPU must have avx512f; `R <= MR`, `1 <= V`, `16 (V − 1) < cols <= 16 V`; `a` must be valid
+/// for reads of the `R × kc` values it is read as, `b` for `kc · 16V` (with `B_OFFSETS`: `b_offsets`
+/// for `kc` reads and `b` for `16V` values at each offset), `c` for reads and writes of
+/// `R` rows of `cols` elements `ldc` apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_avx512<const R: usize>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn micro_avx512<
+    const R: usize,
+    const V: usize,
+    const PACKED_A: bool,
+    const B_OFFSETS: bool,
+>(
     kc: usize,
     a: *const f32,
     lda: usize,
     b: *const f32,
+    b_offsets: *const usize,
     c: *mut f32,
     ldc: usize,
+    cols: usize,
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    const V: usize = NR / 16;
-    // SAFETY (all pointer offsets below): rows i < R of C at i · ldc, vectors 16 · v < NR; steps
-    // kk < kc of A's rows (i · lda + kk) and of B (NR values each).
-    let mut acc: [[__m512; V]; R] = std::array::from_fn(|i| {
-        std::array::from_fn(|v| {
-            if accumulate {
-                _mm512_loadu_ps(c.add(i * ldc + 16 * v))
-            } else {
-                _mm512_setzero_ps()
+    let w = 16 * V;
+    // Lanes of the last vector that are columns of C.
+    let tail = cols - 16 * (V - 1);
+    let last: __mmask16 = if tail >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << tail) - 1
+    };
+    // SAFETY (all pointer offsets below): rows i < R of C at i · ldc, vectors 16 · v < cols (the
+    // last one masked to its `tail` lanes); steps kk < kc of A (i · lda + kk, or kk · MR + i
+    // packed) and of B (16V values each).
+    let mut acc: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
+    if accumulate {
+        for (i, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                let p = c.add(i * ldc + 16 * v);
+                *x = if v + 1 == V {
+                    _mm512_maskz_loadu_ps(last, p)
+                } else {
+                    _mm512_loadu_ps(p)
+                };
             }
-        })
-    });
-    let rows: [*const f32; R] = std::array::from_fn(|i| a.add(i * lda));
-    for kk in 0..kc {
-        let bp = b.add(kk * NR);
-        let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
-        for (row, &ar) in acc.iter_mut().zip(&rows) {
-            let av = _mm512_set1_ps(*ar.add(kk));
-            for (x, &bvv) in row.iter_mut().zip(&bv) {
-                *x = _mm512_fmadd_ps(av, bvv, *x);
+        }
+    }
+    if PACKED_A {
+        for kk in 0..kc {
+            let bp = if B_OFFSETS {
+                b.add(*b_offsets.add(kk))
+            } else {
+                b.add(kk * w)
+            };
+            let ap = a.add(kk * MR);
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(i));
+                for (x, &bvv) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, bvv, *x);
+                }
+            }
+        }
+    } else {
+        let rows: [*const f32; R] = std::array::from_fn(|i| a.add(i * lda));
+        for kk in 0..kc {
+            let bp = b.add(kk * w);
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
+            for (row, &ar) in acc.iter_mut().zip(&rows) {
+                let av = _mm512_set1_ps(*ar.add(kk));
+                for (x, &bvv) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, bvv, *x);
+                }
             }
         }
     }
     for (i, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
-            _mm512_storeu_ps(c.add(i * ldc + 16 * v), x);
+            let p = c.add(i * ldc + 16 * v);
+            if v + 1 == V {
+                _mm512_mask_storeu_ps(p, last, x);
+            } else {
+                _mm512_storeu_ps(p, x);
+            }
         }
     }
 }
